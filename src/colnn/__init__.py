@@ -1,0 +1,32 @@
+"""colnn: im2col-based CNN layers for NumPy, bit-exact against PyTorch.
+
+The public API: ``im2col``/``col2im`` (the book's layout), ``unfold``/``fold``
+(PyTorch's), ``max_pool2d``/``avg_pool2d``/``conv2d`` (as in
+``torch.nn.functional``) and layer objects with ``forward``/``backward``.
+"""
+
+from .conv import conv2d
+from .im2col import col2im, fold, im2col, unfold
+from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
+from .pooling import available_strategies, avg_pool2d, max_pool2d
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "im2col",
+    "col2im",
+    "unfold",
+    "fold",
+    "max_pool2d",
+    "avg_pool2d",
+    "conv2d",
+    "available_strategies",
+    "Layer",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Pooling",
+    "Convolution",
+    "Relu",
+    "Affine",
+    "SoftmaxWithLoss",
+]

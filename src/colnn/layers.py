@@ -1,0 +1,385 @@
+"""Layer objects in the book's style: ``forward(x)`` keeps what ``backward(dout)`` needs.
+
+Every layer has ``forward`` (also ``__call__``), ``backward`` (returns the
+gradient w.r.t. the input) and the dicts ``params`` and ``grads`` (empty for
+layers without parameters). After ``backward``, parameter gradients are also
+the book's attributes ``dW`` and ``db``. A failed call leaves the layer as it
+was, and no layer modifies the arrays it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .conv import check_conv_args, conv2d_backward, conv2d_forward, conv_window
+from .pooling import (
+    _check_divisor,
+    _pool_window,
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
+from .shapes import IntPair, as_pair, check_array, check_float_array, check_grad_shape, to_batched
+
+__all__ = [
+    "Layer",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Pooling",
+    "Convolution",
+    "Relu",
+    "Affine",
+    "SoftmaxWithLoss",
+]
+
+
+class Layer:
+    """Base class: the forward/backward protocol and parameter bookkeeping."""
+
+    def forward(self, x: Any) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def backward(self, dout: Any) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __call__(self, x: Any) -> np.ndarray:
+        return self.forward(x)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Learnable parameters by name; optimizers update these arrays in place."""
+        return {}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Gradients of the loss w.r.t. :attr:`params`, set by :meth:`backward`."""
+        return {}
+
+    def _saved(self) -> Any:
+        saved = getattr(self, "_cache", None)
+        if saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return saved
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """What a windowed layer's forward keeps for backward."""
+
+    input_shape: tuple[int, ...]  # batched (N, C, H, W)
+    output_shape: tuple[int, ...]  # batched (N, C', out_h, out_w)
+    dtype: np.dtype
+    unbatched: bool
+    window: Any
+    state: Any  # the op's own: window offsets, divisor, or col
+
+
+class _WindowLayer(Layer):
+    """Shared forward/backward plumbing of pooling and convolution layers.
+
+    Subclasses implement ``_check(x)``, ``_forward(x4) -> (out4, window, state)``
+    and ``_backward(grad4, saved) -> grad_input4`` on batched arrays.
+    """
+
+    _cache: _Saved | None = None
+
+    def forward(self, x: Any) -> np.ndarray:
+        x4, unbatched = to_batched(self._check(x))
+        out4, window, state = self._forward(x4)
+        self._cache = _Saved(x4.shape, out4.shape, out4.dtype, unbatched, window, state)
+        return out4[0] if unbatched else out4
+
+    def backward(self, dout: Any) -> np.ndarray:
+        saved = self._saved()
+        out_shape = saved.output_shape[1:] if saved.unbatched else saved.output_shape
+        grad = check_grad_shape(dout, out_shape, saved.dtype)
+        grad_input = self._backward(grad[np.newaxis] if saved.unbatched else grad, saved)
+        return grad_input[0] if saved.unbatched else grad_input
+
+
+class MaxPool2d(_WindowLayer):
+    """Max pooling layer, as ``torch.nn.MaxPool2d``; see :func:`colnn.max_pool2d`.
+
+    ``forward``: ``(N, C, H, W)`` or ``(C, H, W)`` -> ``(N, C, out_h, out_w)``;
+    ``backward``: ``dout`` of the output's shape -> ``dx`` of the input's shape.
+    """
+
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: IntPair = 0,
+        dilation: IntPair = 1,
+        ceil_mode: bool = False,
+        *,
+        strategy: str | None = None,
+    ) -> None:
+        self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
+        self.padding = as_pair(padding, "padding", minimum=0)
+        self.dilation = as_pair(dilation, "dilation", minimum=1)
+        self.ceil_mode = bool(ceil_mode)
+        self.strategy = strategy
+
+    def __repr__(self) -> str:
+        return (
+            f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode})"
+        )
+
+    def _check(self, x: Any) -> np.ndarray:
+        return check_array(x, "x")
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+        window = _pool_window(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        out, window_offset = max_pool2d_forward(x, window, self.strategy)
+        return out, window, window_offset
+
+    def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
+        return max_pool2d_backward(grad, saved.state, saved.input_shape, saved.window, self.strategy)
+
+    @property
+    def indices(self) -> np.ndarray:
+        """int64 flat indices (into ``H*W``) of the maxima chosen by the last forward."""
+        saved = self._saved()
+        flat = saved.window.flat_indices(saved.state)
+        return flat[0] if saved.unbatched else flat
+
+
+class AvgPool2d(_WindowLayer):
+    """Average pooling layer, as ``torch.nn.AvgPool2d``; see :func:`colnn.avg_pool2d`."""
+
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: IntPair = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+        *,
+        strategy: str | None = None,
+    ) -> None:
+        self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
+        self.padding = as_pair(padding, "padding", minimum=0)
+        self.ceil_mode = bool(ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+        self.divisor_override = _check_divisor(divisor_override)
+        self.strategy = strategy
+
+    def __repr__(self) -> str:
+        return (
+            f"AvgPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"ceil_mode={self.ceil_mode}, count_include_pad={self.count_include_pad}, "
+            f"divisor_override={self.divisor_override})"
+        )
+
+    def _check(self, x: Any) -> np.ndarray:
+        return check_float_array(x, "x")
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+        window = _pool_window(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode)
+        divisor = window.avg_divisor(self.count_include_pad, self.divisor_override)
+        return avg_pool2d_forward(x, window, divisor, self.strategy), window, divisor
+
+    def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
+        return avg_pool2d_backward(grad, saved.input_shape, saved.window, saved.state, self.strategy)
+
+
+class Pooling(MaxPool2d):
+    """Drop-in replacement for the book's max-pooling layer ``Pooling(pool_h, pool_w, stride=1, pad=0)``.
+
+    Same constructor and results where the book is right; unlike the book, padded
+    cells are ``-inf`` (never chosen) and ``pad`` enters the output size.
+    """
+
+    def __init__(self, pool_h: int, pool_w: int, stride: IntPair = 1, pad: IntPair = 0) -> None:
+        super().__init__((pool_h, pool_w), stride, pad)
+        self.pool_h, self.pool_w = self.kernel_size
+        self.pad = self.padding
+
+
+class Convolution(_WindowLayer):
+    """Convolution layer, a drop-in replacement for the book's ``Convolution(W, b, stride, pad)``.
+
+    ``W`` ``(FN, C/groups, FH, FW)`` and ``b`` ``(FN,)`` are copied, so training
+    never modifies the caller's arrays. ``forward``: ``(N, C, H, W)`` ->
+    ``(N, FN, out_h, out_w)``; ``backward(dout)`` returns ``dx`` and sets
+    ``dW``, ``db``.
+    """
+
+    def __init__(
+        self,
+        W: Any,
+        b: Any,
+        stride: IntPair = 1,
+        pad: IntPair | str = 0,
+        *,
+        dilation: IntPair = 1,
+        groups: int = 1,
+    ) -> None:
+        weight, bias, groups = check_conv_args(W, b, groups)
+        if bias is None:
+            raise TypeError("b must be an array of shape (FN,), got None")
+        self.W = np.array(weight, copy=True)
+        self.b = np.array(bias, dtype=weight.dtype, copy=True)
+        self.stride = as_pair(stride, "stride", minimum=1)
+        self.pad = pad if isinstance(pad, str) else as_pair(pad, "pad", minimum=0)
+        self.dilation = as_pair(dilation, "dilation", minimum=1)
+        self.groups = groups
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Convolution(W={self.W.shape}, stride={self.stride}, pad={self.pad}, "
+            f"dilation={self.dilation}, groups={self.groups})"
+        )
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {} if self.dW is None else {"W": self.dW, "b": self.db}
+
+    def _check(self, x: Any) -> np.ndarray:
+        return check_float_array(x, "x")
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+        check_conv_args(self.W, self.b, self.groups, in_channels=x.shape[-3])
+        window = conv_window(x.shape[2:], self.W.shape[2:], self.stride, self.pad, self.dilation)
+        dtype = np.result_type(x, self.W)
+        out, col = conv2d_forward(
+            x.astype(dtype, copy=False), self.W.astype(dtype, copy=False),
+            self.b.astype(dtype, copy=False), window, self.groups,
+        )
+        return out, window, col
+
+    def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
+        grad_input, grad_weight, grad_bias = conv2d_backward(
+            grad, saved.input_shape, saved.state, self.W.astype(saved.dtype, copy=False),
+            saved.window, self.groups,
+        )
+        self.dW = grad_weight.astype(self.W.dtype, copy=False)
+        self.db = grad_bias.astype(self.b.dtype, copy=False)
+        return grad_input
+
+
+class Relu(Layer):
+    """``max(x, 0)`` elementwise; any shape, dtype preserved."""
+
+    def __init__(self) -> None:
+        self.mask: np.ndarray | None = None
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        mask = x <= 0
+        self.mask = mask
+        return np.where(mask, np.zeros((), dtype=x.dtype), x)
+
+    def backward(self, dout: Any) -> np.ndarray:
+        if self.mask is None:
+            raise RuntimeError("Relu.backward called before forward")
+        dout = np.asarray(dout)
+        if dout.shape != self.mask.shape:
+            raise ValueError(f"dout must have the forward output's shape {self.mask.shape}, got {dout.shape}")
+        return np.where(self.mask, np.zeros((), dtype=dout.dtype), dout)
+
+
+class Affine(Layer):
+    """Fully connected layer ``x @ W + b``.
+
+    ``forward``: ``(N, ...)`` (flattened to ``(N, D)``) -> ``(N, M)`` with ``W``
+    ``(D, M)`` and ``b`` ``(M,)``; ``backward`` restores the input's shape and sets
+    ``dW``, ``db``. ``W`` and ``b`` are copied.
+    """
+
+    def __init__(self, W: Any, b: Any) -> None:
+        weight = check_float_array(W, "W", ndims=(2,))
+        bias = check_float_array(b, "b", ndims=(1,))
+        if bias.shape != (weight.shape[1],):
+            raise ValueError(f"b must have shape ({weight.shape[1]},), got {bias.shape}")
+        self.W = np.array(weight, copy=True)
+        self.b = np.array(bias, dtype=weight.dtype, copy=True)
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
+        self._cache: tuple[np.ndarray, tuple[int, ...]] | None = None
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {} if self.dW is None else {"W": self.dW, "b": self.db}
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = check_float_array(x, "x", ndims=tuple(range(1, 9)))
+        x2 = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1)
+        if x2.shape[1] != self.W.shape[0]:
+            raise ValueError(
+                f"x has {x2.shape[1]} features per sample but W expects {self.W.shape[0]} (x shape {x.shape})"
+            )
+        out = x2 @ self.W + self.b
+        self._cache = (x2, x.shape)
+        return out
+
+    def backward(self, dout: Any) -> np.ndarray:
+        x2, input_shape = self._saved()
+        dout = np.asarray(dout)
+        if dout.shape != (x2.shape[0], self.W.shape[1]):
+            raise ValueError(
+                f"dout must have the forward output's shape {(x2.shape[0], self.W.shape[1])}, got {dout.shape}"
+            )
+        self.dW = (x2.T @ dout).astype(self.W.dtype, copy=False)
+        self.db = dout.sum(axis=0).astype(self.b.dtype, copy=False)
+        return (dout @ self.W.T).reshape(input_shape)
+
+
+class SoftmaxWithLoss(Layer):
+    """Softmax followed by mean cross-entropy loss.
+
+    ``forward(x, t)``: scores ``(N, K)`` and labels, either integers ``(N,)`` or
+    one-hot ``(N, K)`` -> scalar loss. ``backward(dout=1)`` -> ``(N, K)``
+    gradient ``dout * (softmax(x) - onehot(t)) / N``. Uses log-sum-exp, so large
+    scores neither overflow nor give ``log(0)``.
+    """
+
+    def __init__(self) -> None:
+        self.y: np.ndarray | None = None  # softmax probabilities of the last forward
+        self.t: np.ndarray | None = None  # labels of the last forward, as integers
+        self.loss: float | None = None
+
+    def forward(self, x: Any, t: Any) -> float:  # type: ignore[override]
+        x = check_float_array(x, "x", ndims=(2,))
+        labels = np.asarray(t)
+        if labels.ndim == 2:
+            if labels.shape != x.shape:
+                raise ValueError(f"one-hot t must have x's shape {x.shape}, got {labels.shape}")
+            labels = labels.argmax(axis=1)
+        if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
+            raise ValueError(f"t must be integer labels of shape ({x.shape[0]},) or one-hot, got {np.asarray(t).shape} {labels.dtype}")
+        if labels.size and (labels.min() < 0 or labels.max() >= x.shape[1]):
+            raise ValueError(f"t must hold labels in [0, {x.shape[1]}), got range [{labels.min()}, {labels.max()}]")
+        shifted = x - x.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss = float(-log_probs[np.arange(x.shape[0]), labels].mean())
+        self.y, self.t, self.loss = np.exp(log_probs), labels, loss
+        return loss
+
+    def __call__(self, x: Any, t: Any) -> float:  # type: ignore[override]
+        return self.forward(x, t)
+
+    def backward(self, dout: Any = 1.0) -> np.ndarray:
+        if self.y is None:
+            raise RuntimeError("SoftmaxWithLoss.backward called before forward")
+        grad = self.y.copy()
+        grad[np.arange(grad.shape[0]), self.t] -= 1
+        return grad * (np.asarray(dout, dtype=grad.dtype) / grad.shape[0])

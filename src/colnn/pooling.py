@@ -1,0 +1,302 @@
+"""Max and average pooling, forward and backward, with PyTorch's semantics.
+
+The public functions (:func:`max_pool2d`, :func:`avg_pool2d`) validate their
+arguments and work out the window geometry once (:mod:`colnn.shapes`); the
+reduction itself is delegated to a *strategy*, so that a faster kernel can
+replace the tutorial's im2col path without touching the semantics here.
+
+A strategy's max-pooling forward returns, besides the output, the offset of
+the chosen cell inside its window (``ky*kernel_w + kx``); flat PyTorch-style
+indices are built from those offsets only when they are asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from .im2col import col2im_window, im2col_window
+from .shapes import IntPair, Window, check_array, check_float_array, lowest_value, to_batched
+
+__all__ = [
+    "max_pool2d",
+    "avg_pool2d",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "PoolStrategy",
+    "Im2colStrategy",
+    "register_strategy",
+    "get_strategy",
+    "available_strategies",
+]
+
+
+class PoolStrategy(Protocol):
+    """How pooling windows are reduced. All arrays are batched ``(N, C, ., .)``."""
+
+    def max_forward(self, x: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Return the maxima ``(N, C, out_h, out_w)`` and the offset of each inside its window.
+
+        PyTorch's CPU rule: a cell replaces the running maximum when it is greater
+        or NaN, scanning the window row-major; padded cells never count.
+        """
+
+    def max_backward(
+        self, grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...], window: Window
+    ) -> np.ndarray:
+        """Route each output gradient to its chosen cell; overlaps sum. Returns ``input_shape``."""
+
+    def avg_forward(self, x: np.ndarray, window: Window, divisor: np.ndarray) -> np.ndarray:
+        """Window sums (padding counts as 0) divided by ``divisor`` ``(out_h, out_w)``."""
+
+    def avg_backward(
+        self, grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray
+    ) -> np.ndarray:
+        """Spread ``grad_output / divisor`` over each window's cells; overlaps sum."""
+
+
+def _accumulator(dtype: np.dtype) -> np.dtype:
+    """Sums of float16 are taken in float32, as PyTorch's CPU kernels do."""
+    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+
+
+def _torch_argmax(rows: np.ndarray) -> np.ndarray:
+    """Index of PyTorch's maximum in each row of ``rows`` ``(R, K)``: first maximum, or last NaN."""
+    offset = np.argmax(rows, axis=1)
+    if rows.dtype.kind == "f":
+        is_nan = np.isnan(rows)
+        has_nan = is_nan.any(axis=1)
+        if has_nan.any():
+            last_nan = rows.shape[1] - 1 - np.argmax(is_nan[:, ::-1], axis=1)
+            offset = np.where(has_nan, last_nan, offset)
+    return offset
+
+
+class Im2colStrategy:
+    """The tutorial's path: unroll windows with ``im2col``, then one reduction per row.
+
+    Rows of the reshaped matrix are ordered ``(n, out_y, out_x, c)``, exactly as in
+    the tutorial, and put back into ``(N, C, out_h, out_w)`` at the end.
+    """
+
+    name = "im2col"
+
+    @staticmethod
+    def _rows(x: np.ndarray, window: Window, pad_value: Any) -> np.ndarray:
+        return im2col_window(x, window, pad_value).reshape(-1, window.kernel_area)
+
+    @staticmethod
+    def _to_nchw(values: np.ndarray, n: int, c: int, window: Window) -> np.ndarray:
+        return np.ascontiguousarray(values.reshape(n, window.out_h, window.out_w, c).transpose(0, 3, 1, 2))
+
+    @staticmethod
+    def _to_rows(values: np.ndarray) -> np.ndarray:
+        """``(N, C, out_h, out_w)`` -> ``(N*out_h*out_w*C,)`` in the row order of :meth:`_rows`."""
+        return values.transpose(0, 2, 3, 1).reshape(-1)
+
+    def max_forward(self, x: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        n, c = x.shape[:2]
+        lowest = lowest_value(x.dtype)
+        rows = self._rows(x, window, lowest)
+        offset = _torch_argmax(rows)
+        maxima = rows[np.arange(rows.shape[0]), offset]
+        out = self._to_nchw(maxima, n, c, window)
+        offset = self._to_nchw(offset, n, c, window)
+        # A window whose in-bounds cells all hold the lowest value: argmax may have
+        # picked a padded cell; PyTorch reports the first in-bounds one.
+        offset = np.where(out == lowest, window.first_inside(), offset)
+        return out, offset
+
+    def max_backward(
+        self, grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...], window: Window
+    ) -> np.ndarray:
+        grad_rows = np.zeros((grad_output.size, window.kernel_area), dtype=grad_output.dtype)
+        grad_rows[np.arange(grad_output.size), self._to_rows(window_offset)] = self._to_rows(grad_output)
+        return col2im_window(grad_rows.reshape(-1, input_shape[1] * window.kernel_area), input_shape, window)
+
+    def avg_forward(self, x: np.ndarray, window: Window, divisor: np.ndarray) -> np.ndarray:
+        n, c = x.shape[:2]
+        acc = _accumulator(x.dtype)
+        sums = self._to_nchw(self._rows(x, window, 0).sum(axis=1, dtype=acc), n, c, window)
+        return (sums / divisor.astype(acc)).astype(x.dtype)
+
+    def avg_backward(
+        self, grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray
+    ) -> np.ndarray:
+        acc = _accumulator(grad_output.dtype)
+        share = (grad_output.astype(acc) / divisor.astype(acc)).astype(grad_output.dtype)
+        grad_rows = np.repeat(self._to_rows(share)[:, None], window.kernel_area, axis=1)
+        return col2im_window(grad_rows.reshape(-1, input_shape[1] * window.kernel_area), input_shape, window)
+
+
+_STRATEGIES: dict[str, PoolStrategy] = {"im2col": Im2colStrategy()}
+_DEFAULT_STRATEGY = "im2col"
+
+
+def register_strategy(name: str, strategy: PoolStrategy, *, default: bool = False) -> None:
+    """Make ``strategy`` selectable as ``strategy=name`` (and the default if asked)."""
+    global _DEFAULT_STRATEGY
+    _STRATEGIES[name] = strategy
+    if default:
+        _DEFAULT_STRATEGY = name
+
+
+def available_strategies() -> tuple[str, ...]:
+    """Names accepted by the ``strategy`` argument, the default first."""
+    return (_DEFAULT_STRATEGY, *sorted(set(_STRATEGIES) - {_DEFAULT_STRATEGY}))
+
+
+def get_strategy(name: str | None = None) -> PoolStrategy:
+    """The strategy called ``name`` (None: the default)."""
+    key = _DEFAULT_STRATEGY if name is None else name
+    if key not in _STRATEGIES:
+        raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {name!r}")
+    return _STRATEGIES[key]
+
+
+def _pool_window(
+    x: np.ndarray, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, dilation: IntPair, ceil_mode: bool
+) -> Window:
+    return Window.build(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode=bool(ceil_mode), pooling=True)
+
+
+def _check_divisor(divisor_override: Any) -> int | None:
+    if divisor_override is None:
+        return None
+    if isinstance(divisor_override, bool) or not isinstance(divisor_override, (int, np.integer)):
+        raise TypeError(f"divisor_override must be an int or None, got {divisor_override!r}")
+    if divisor_override == 0:
+        raise ValueError(f"divisor_override must be non-zero, got {divisor_override!r}")
+    return int(divisor_override)
+
+
+# --- max pooling -----------------------------------------------------------
+
+
+def max_pool2d_forward(
+    x: np.ndarray, window: Window, strategy: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling of a validated batched array: ``(out, window_offset)``, both ``(N, C, out_h, out_w)``."""
+    return get_strategy(strategy).max_forward(x, window)
+
+
+def max_pool2d_backward(
+    grad_output: np.ndarray,
+    window_offset: np.ndarray,
+    input_shape: tuple[int, ...],
+    window: Window,
+    strategy: str | None = None,
+) -> np.ndarray:
+    """Gradient of max pooling w.r.t. its input, ``input_shape``; tied maxima: all to the first."""
+    return get_strategy(strategy).max_backward(grad_output, window_offset, input_shape, window)
+
+
+def max_pool2d(
+    input: Any,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+    *,
+    strategy: str | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    Parameters
+    ----------
+    input : array ``(N, C, H, W)`` or unbatched ``(C, H, W)``, integer or floating
+    kernel_size, stride, padding, dilation : int or ``(h, w)`` pair;
+        ``stride=None`` means ``kernel_size``; ``padding <= kernel_size // 2``
+    ceil_mode : use the ceiling in the output size
+        ``(H + 2*padding - dilation*(kernel_size-1) - 1) / stride + 1``
+    return_indices : also return int64 flat indices into each ``H*W`` plane
+    strategy : name of the reduction strategy (see :func:`available_strategies`)
+
+    Returns
+    -------
+    out : array ``(N, C, out_h, out_w)`` (or ``(C, out_h, out_w)``), input's dtype
+    indices : int64 array of the same shape, if ``return_indices``
+
+    Padded cells never win. NaN propagates (index of the last NaN in the window);
+    among tied maxima the first wins.
+
+    Examples
+    --------
+    >>> x = np.array([[[1., 2.], [4., 3.]]])
+    >>> max_pool2d(x, 2, return_indices=True)
+    (array([[[4.]]]), array([[[2]]]))
+    """
+    x, unbatched = to_batched(check_array(input, "input"))
+    window = _pool_window(x, kernel_size, stride, padding, dilation, ceil_mode)
+    out, window_offset = max_pool2d_forward(x, window, strategy)
+    if unbatched:
+        out = out[0]
+    if not return_indices:
+        return out
+    indices = window.flat_indices(window_offset)
+    return out, (indices[0] if unbatched else indices)
+
+
+# --- average pooling -------------------------------------------------------
+
+
+def avg_pool2d_forward(
+    x: np.ndarray, window: Window, divisor: np.ndarray, strategy: str | None = None
+) -> np.ndarray:
+    """Average pooling of a validated batched floating array, ``(N, C, out_h, out_w)``."""
+    return get_strategy(strategy).avg_forward(x, window, divisor)
+
+
+def avg_pool2d_backward(
+    grad_output: np.ndarray,
+    input_shape: tuple[int, ...],
+    window: Window,
+    divisor: np.ndarray,
+    strategy: str | None = None,
+) -> np.ndarray:
+    """Gradient of average pooling w.r.t. its input, ``input_shape``."""
+    return get_strategy(strategy).avg_backward(grad_output, input_shape, window, divisor)
+
+
+def avg_pool2d(
+    input: Any,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    *,
+    strategy: str | None = None,
+) -> np.ndarray:
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
+
+    Parameters
+    ----------
+    input : floating array ``(N, C, H, W)`` or unbatched ``(C, H, W)``
+    kernel_size, stride, padding : int or ``(h, w)`` pair; ``stride=None`` means
+        ``kernel_size``; ``padding <= kernel_size // 2``
+    ceil_mode : use the ceiling in the output size; a window that then runs past
+        the padded border is clipped to it for the divisor
+    count_include_pad : count padded cells in the divisor
+    divisor_override : divide every window's sum by this instead
+
+    Returns
+    -------
+    array ``(N, C, out_h, out_w)`` (or ``(C, out_h, out_w)``) of the input's dtype
+
+    Examples
+    --------
+    >>> avg_pool2d(np.array([[[1., 2.], [4., 3.]]]), 2)
+    array([[[2.5]]])
+    """
+    x, unbatched = to_batched(check_float_array(input, "input"))
+    window = _pool_window(x, kernel_size, stride, padding, 1, ceil_mode)
+    divisor = window.avg_divisor(bool(count_include_pad), _check_divisor(divisor_override))
+    out = avg_pool2d_forward(x, window, divisor, strategy)
+    return out[0] if unbatched else out
