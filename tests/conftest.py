@@ -1,0 +1,17 @@
+"""Shared fixtures: PyTorch as the oracle (skipped cleanly when it is absent)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """The torch module, or a skip if it is not installed (CI installs torch==2.13.0)."""
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)

@@ -1,0 +1,135 @@
+"""Convolution against PyTorch (outputs and all three gradients) and a naive loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import colnn
+from reference import naive_conv2d, numerical_gradient
+
+HYPOTHESIS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+TOL = {np.float32: 2e-4, np.float64: 1e-10}
+
+
+@st.composite
+def conv_case(draw):
+    """Input, weight, bias and arguments with a non-empty output."""
+    groups = draw(st.integers(1, 3))
+    in_channels = groups * draw(st.integers(1, 2))
+    out_channels = groups * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    min_h = max(1, dilation[0] * (kernel[0] - 1) + 1 - 2 * padding[0])
+    min_w = max(1, dilation[1] * (kernel[1] - 1) + 1 - 2 * padding[1])
+    shape = (draw(st.integers(1, 2)), in_channels, draw(st.integers(min_h, min_h + 4)),
+             draw(st.integers(min_w, min_w + 4)))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(shape).astype(dtype)
+    weight = rng.standard_normal((out_channels, in_channels // groups, *kernel)).astype(dtype)
+    bias = rng.standard_normal(out_channels).astype(dtype)
+    return x, weight, bias, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
+
+@HYPOTHESIS
+@given(case=conv_case())
+def test_conv2d_and_its_gradients_match_torch(torch, case):
+    x, weight, bias, args = case
+    tol = TOL[x.dtype.type]
+    x_t, w_t, b_t = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, weight, bias))
+    out_t = torch.nn.functional.conv2d(x_t, w_t, b_t, **args)
+    out = colnn.conv2d(x, weight, bias, **args)
+    assert out.dtype == x.dtype
+    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=tol, atol=tol)
+
+    dout = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype)
+    out_t.backward(torch.from_numpy(dout))
+    layer = colnn.Convolution(weight, bias, args["stride"], args["padding"],
+                              dilation=args["dilation"], groups=args["groups"])
+    np.testing.assert_allclose(layer.forward(x), out, rtol=tol, atol=tol)
+    dx = layer.backward(dout)
+    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.dW, w_t.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.db, b_t.grad.numpy(), rtol=tol, atol=tol)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=conv_case())
+def test_conv2d_matches_naive_loop(case):
+    x, weight, bias, args = case
+    x, weight, bias = (a.astype(np.float64) for a in (x, weight, bias))
+    expected = naive_conv2d(x, weight, bias, args["stride"], args["padding"], args["dilation"], args["groups"])
+    np.testing.assert_allclose(colnn.conv2d(x, weight, bias, **args), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding=.same.:UserWarning")
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_string_padding_matches_torch(torch, padding):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 6))
+    weight = rng.standard_normal((4, 3, 4, 3))  # even kernel: "same" pads one more at the bottom
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight), padding=padding,
+                                          dilation=(1, 2) if padding == "same" else 1).numpy()
+    out = colnn.conv2d(x, weight, padding=padding, dilation=(1, 2) if padding == "same" else 1)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_convolution_gradient_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 2, 5, 5))
+    weight = rng.standard_normal((4, 1, 3, 3))
+    bias = rng.standard_normal(4)
+    layer = colnn.Convolution(weight, bias, stride=2, pad=1, groups=2)
+    weights = rng.standard_normal(layer.forward(x).shape)
+    dx = layer.backward(weights)
+
+    def loss_of(x_=x, w_=weight, b_=bias) -> float:
+        return float((colnn.conv2d(x_, w_, b_, stride=2, padding=1, groups=2) * weights).sum())
+
+    np.testing.assert_allclose(dx, numerical_gradient(lambda v: loss_of(x_=v), x), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(layer.dW, numerical_gradient(lambda v: loss_of(w_=v), weight), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(layer.db, numerical_gradient(lambda v: loss_of(b_=v), bias), rtol=1e-6, atol=1e-8)
+
+
+def test_float32_stays_float32_and_unbatched_works():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5, 5)).astype(np.float32)
+    weight = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    out = colnn.conv2d(x, weight)
+    assert out.dtype == np.float32 and out.shape == (2, 3, 3)
+    np.testing.assert_allclose(out, colnn.conv2d(x[None], weight)[0])
+
+
+def test_convolution_copies_its_parameters():
+    weight = np.ones((1, 1, 2, 2))
+    bias = np.zeros(1)
+    layer = colnn.Convolution(weight, bias)
+    layer.W -= 1.0  # an optimizer's in-place update
+    assert (weight == 1).all()
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: colnn.conv2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 2, 2, 2))), ValueError, "input channels"),
+        (lambda: colnn.conv2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 1, 2, 2)), groups=2), ValueError, "groups"),
+        (lambda: colnn.conv2d(np.zeros((1, 4, 4, 4)), np.zeros((3, 2, 2, 2)), groups=2), ValueError, "out_channels"),
+        (lambda: colnn.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3))), ValueError, "empty"),
+        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(3)), ValueError, "bias"),
+        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), padding="full"), ValueError, "padding"),
+        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), stride=2, padding="same"),
+         ValueError, "stride"),
+        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4), dtype=int), np.zeros((1, 1, 3, 3))), TypeError, "input"),
+        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 3, 3))), ValueError, "weight"),
+        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), groups=0), ValueError, "groups"),
+        (lambda: colnn.Convolution(np.zeros((1, 1, 3, 3)), None), TypeError, "b"),
+    ],
+)
+def test_bad_input_raises_naming_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -1,0 +1,148 @@
+"""im2col/col2im against the tutorial and the book's code; unfold/fold against PyTorch; adjointness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import colnn
+from reference import (
+    TUTORIAL_OUT,
+    TUTORIAL_STEP1,
+    TUTORIAL_STEP1_ROWS,
+    TUTORIAL_STEP2,
+    TUTORIAL_X,
+    book_im2col,
+)
+
+HYPOTHESIS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@st.composite
+def unfold_case(draw):
+    """A batch and window arguments whose output is non-empty (any padding is allowed)."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    min_h = max(1, dilation[0] * (kernel[0] - 1) + 1 - 2 * padding[0])
+    min_w = max(1, dilation[1] * (kernel[1] - 1) + 1 - 2 * padding[1])
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(min_h, min_h + 5)),
+             draw(st.integers(min_w, min_w + 5)))
+    x = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal(shape)
+    return x, {"kernel_size": kernel, "dilation": dilation, "padding": padding, "stride": stride}
+
+
+# --- the tutorial's worked example -----------------------------------------
+
+
+def test_tutorial_worked_example_step_by_step():
+    step1 = colnn.im2col(TUTORIAL_X, 2, 2, 2, 0)
+    np.testing.assert_array_equal(step1, TUTORIAL_STEP1)
+    rows = step1.reshape(-1, 4)
+    np.testing.assert_array_equal(rows, TUTORIAL_STEP1_ROWS)
+    maxima = rows.max(axis=1)
+    np.testing.assert_array_equal(maxima, TUTORIAL_STEP2)
+    np.testing.assert_array_equal(maxima.reshape(1, 2, 2, -1).transpose(0, 3, 1, 2), TUTORIAL_OUT)
+    np.testing.assert_array_equal(colnn.Pooling(2, 2, 2).forward(TUTORIAL_X), TUTORIAL_OUT)
+
+
+def test_im2col_keeps_dtype_unlike_the_tutorial():
+    for dtype in (np.int64, np.float16, np.float32):
+        assert colnn.im2col(TUTORIAL_X.astype(dtype), 2, 2, 2, 0).dtype == dtype
+
+
+@HYPOTHESIS
+@given(case=unfold_case())
+def test_im2col_matches_the_books_code(case):
+    x, args = case
+    stride, padding = args["stride"][0], args["padding"][0]
+    kernel = args["kernel_size"]
+    if (x.shape[3] + 2 * padding - kernel[1]) // stride + 1 < 1 or (x.shape[2] + 2 * padding - kernel[0]) // stride + 1 < 1:
+        return
+    expected = book_im2col(x, kernel[0], kernel[1], stride, padding)
+    np.testing.assert_array_equal(colnn.im2col(x, kernel[0], kernel[1], stride, padding), expected)
+
+
+def test_im2col_pad_value_fills_padding():
+    col = colnn.im2col(np.ones((1, 1, 1, 1)), 3, 3, 1, 1, pad_value=-np.inf)
+    assert np.isneginf(col).sum() == 8 and (col == 1).sum() == 1
+
+
+# --- adjointness -------------------------------------------------------------
+
+
+@HYPOTHESIS
+@given(case=unfold_case())
+def test_col2im_is_the_adjoint_of_im2col(case):
+    x, args = case
+    kh, kw = args["kernel_size"]
+    col = colnn.im2col(x, kh, kw, args["stride"], args["padding"], dilation=args["dilation"])
+    y = np.random.default_rng(1).standard_normal(col.shape)
+    back = colnn.col2im(y, x.shape, kh, kw, args["stride"], args["padding"], dilation=args["dilation"])
+    assert back.shape == x.shape
+    np.testing.assert_allclose(np.vdot(col, y), np.vdot(x, back), rtol=1e-10)
+
+
+# --- PyTorch's unfold/fold ---------------------------------------------------
+
+
+@HYPOTHESIS
+@given(case=unfold_case(), unbatched=st.booleans())
+def test_unfold_and_fold_match_torch(torch, case, unbatched):
+    x, args = case
+    x = x[0] if unbatched else x
+    blocks = colnn.unfold(x, **args)
+    expected = torch.nn.functional.unfold(torch.from_numpy(x), **args).numpy()
+    np.testing.assert_array_equal(blocks, expected)
+
+    y = np.random.default_rng(2).standard_normal(blocks.shape)
+    folded = colnn.fold(y, x.shape[-2:], **args)
+    expected_fold = torch.nn.functional.fold(torch.from_numpy(y), x.shape[-2:], **args).numpy()
+    np.testing.assert_allclose(folded, expected_fold, rtol=1e-12, atol=1e-12)
+
+
+def test_unfold_is_im2col_transposed():
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 6))
+    col = colnn.im2col(x, 3, 2, 1, 1)
+    blocks = colnn.unfold(x, (3, 2), padding=1)
+    np.testing.assert_array_equal(blocks, col.reshape(2, -1, col.shape[1]).transpose(0, 2, 1))
+
+
+def test_outputs_do_not_alias_the_input():
+    x = np.random.default_rng(0).standard_normal((1, 2, 3, 3))
+    blocks = colnn.unfold(x, 1)
+    blocks[...] = 0  # must be writable and independent
+    assert np.abs(x).sum() > 0
+    col = colnn.im2col(x, 1, 1)
+    col[...] = 0
+    assert np.abs(x).sum() > 0
+
+
+# --- bad input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: colnn.im2col(np.zeros((2, 4, 4)), 2, 2), ValueError, "input_data"),
+        (lambda: colnn.im2col(np.zeros((1, 1, 4, 4)), 0, 2), ValueError, "filter_h"),
+        (lambda: colnn.im2col(np.zeros((1, 1, 4, 4)), 2, 2, stride=0), ValueError, "stride"),
+        (lambda: colnn.im2col(np.zeros((1, 1, 4, 4)), 2, 2, pad=-1), ValueError, "pad"),
+        (lambda: colnn.im2col(np.zeros((1, 1, 2, 2)), 3, 3), ValueError, "empty"),
+        (lambda: colnn.im2col(np.zeros((1, 1, 2, 2), dtype=complex), 1, 1), TypeError, "complex"),
+        (lambda: colnn.im2col(None, 1, 1), TypeError, "None"),
+        (lambda: colnn.col2im(np.zeros((3, 4)), (1, 1, 4, 4), 2, 2, 2), ValueError, "col must have shape"),
+        (lambda: colnn.col2im(np.zeros((4, 4)), (1, 4, 4), 2, 2, 2), ValueError, "input_shape"),
+        (lambda: colnn.unfold(np.zeros((1, 1, 4, 4)), 2, dilation=0), ValueError, "dilation"),
+        (lambda: colnn.fold(np.zeros((1, 5, 9)), (4, 4), 2), ValueError, "divisible"),
+        (lambda: colnn.fold(np.zeros((1, 4, 8)), (4, 4), 2), ValueError, "number of blocks"),
+        (lambda: colnn.unfold(np.zeros((1, 1, 4, 4)), 2.5), TypeError, "kernel_size"),
+        (lambda: colnn.unfold(np.zeros((1, 1, 4, 4)), (1, 2, 3)), ValueError, "kernel_size"),
+    ],
+)
+def test_bad_input_raises_naming_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -1,0 +1,209 @@
+"""The layer protocol: forward/backward pairing, bad input, state and argument safety."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import colnn
+from reference import TUTORIAL_X, book_im2col, numerical_gradient
+
+
+def book_pooling_forward(x, pool_h, pool_w, stride):
+    """The tutorial's Pooling.forward (pad=0), built on the book's im2col."""
+    n, c, h, w = x.shape
+    out_h = int(1 + (h - pool_h) / stride)
+    out_w = int(1 + (w - pool_w) / stride)
+    col = book_im2col(x, pool_h, pool_w, stride, 0).reshape(-1, pool_h * pool_w)
+    return np.max(col, axis=1).reshape(n, out_h, out_w, c).transpose(0, 3, 1, 2)
+
+
+def make_layers():
+    rng = np.random.default_rng(0)
+    return {
+        "MaxPool2d": (colnn.MaxPool2d(3, 2, 1), (2, 3, 7, 7)),
+        "AvgPool2d": (colnn.AvgPool2d(2, ceil_mode=True, count_include_pad=False), (2, 3, 7, 7)),
+        "Pooling": (colnn.Pooling(2, 2, 2, 1), (2, 3, 7, 7)),
+        "Convolution": (colnn.Convolution(rng.standard_normal((4, 3, 3, 3)), np.zeros(4), 1, 1), (2, 3, 7, 7)),
+        "Relu": (colnn.Relu(), (2, 3, 7, 7)),
+        "Affine": (colnn.Affine(rng.standard_normal((147, 5)), np.zeros(5)), (2, 3, 7, 7)),
+    }
+
+
+LAYER_NAMES = list(make_layers())
+
+
+# --- the book's Pooling class --------------------------------------------------
+
+
+@pytest.mark.parametrize("shape, pool, stride", [((2, 3, 6, 6), 2, 2), ((1, 2, 7, 5), 3, 1), ((3, 1, 8, 8), 2, 3)])
+def test_pooling_is_a_drop_in_for_the_book_where_the_book_is_right(shape, pool, stride):
+    x = np.random.default_rng(1).standard_normal(shape)
+    np.testing.assert_array_equal(colnn.Pooling(pool, pool, stride).forward(x), book_pooling_forward(x, pool, pool, stride))
+
+
+def test_pooling_reproduces_the_tutorial():
+    out = colnn.Pooling(2, 2, 2).forward(TUTORIAL_X)
+    np.testing.assert_array_equal(out, book_pooling_forward(TUTORIAL_X, 2, 2, 2))
+
+
+def test_pooling_with_pad_matches_torch(torch):
+    x = -np.random.default_rng(2).random((2, 2, 5, 5))  # negative: zero padding would win
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, 2, 1).numpy()
+    np.testing.assert_array_equal(colnn.Pooling(2, 2, 2, 1).forward(x), expected)
+
+
+# --- gradients of the small layers --------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Relu", "Affine"])
+def test_small_layer_gradient_matches_finite_differences(name):
+    layer, shape = make_layers()[name]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    weights = rng.standard_normal(layer.forward(x).shape)
+    dx = layer.backward(weights)
+    np.testing.assert_allclose(dx, numerical_gradient(lambda v: float((layer.forward(v) * weights).sum()), x),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_affine_parameter_gradients_match_finite_differences():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 2, 2))
+    weight, bias = rng.standard_normal((8, 4)), rng.standard_normal(4)
+    out_weights = rng.standard_normal((3, 4))
+    layer = colnn.Affine(weight, bias)
+    layer.forward(x)
+    layer.backward(out_weights)
+    np.testing.assert_allclose(
+        layer.dW, numerical_gradient(lambda w: float(((x.reshape(3, -1) @ w + bias) * out_weights).sum()), weight),
+        rtol=1e-6)
+    np.testing.assert_allclose(
+        layer.db, numerical_gradient(lambda b: float(((x.reshape(3, -1) @ weight + b) * out_weights).sum()), bias),
+        rtol=1e-6)
+
+
+def test_softmax_with_loss_matches_torch(torch):
+    rng = np.random.default_rng(6)
+    scores = rng.standard_normal((5, 4)) * 3
+    labels = rng.integers(0, 4, 5)
+    scores_t = torch.from_numpy(scores.copy()).requires_grad_()
+    loss_t = torch.nn.functional.cross_entropy(scores_t, torch.from_numpy(labels))
+    loss_t.backward()
+    layer = colnn.SoftmaxWithLoss()
+    assert layer.forward(scores, labels) == pytest.approx(loss_t.item(), rel=1e-12)
+    np.testing.assert_allclose(layer.backward(), scores_t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    one_hot = np.eye(4)[labels]
+    assert layer.forward(scores, one_hot) == pytest.approx(loss_t.item(), rel=1e-12)
+
+
+def test_softmax_with_loss_is_stable_for_huge_scores():
+    layer = colnn.SoftmaxWithLoss()
+    loss = layer.forward(np.array([[1000.0, 0.0], [0.0, -1000.0]]), np.array([1, 1]))
+    assert np.isfinite(loss) and loss == pytest.approx(1000.0 / 2 + 1000.0 / 2, rel=1e-12)
+    assert np.isfinite(layer.backward()).all()
+
+
+# --- protocol: order, shapes, state, no mutation ------------------------------
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_backward_before_forward_raises_runtime_error(name):
+    layer, _ = make_layers()[name]
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(np.zeros((1,)))
+
+
+def test_softmax_backward_before_forward_raises_runtime_error():
+    with pytest.raises(RuntimeError, match="before forward"):
+        colnn.SoftmaxWithLoss().backward()
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_dout_of_wrong_shape_raises_value_error(name):
+    layer, shape = make_layers()[name]
+    out = layer.forward(np.ones(shape))
+    with pytest.raises(ValueError, match="dout"):
+        layer.backward(np.ones(out.shape[:-1] + (out.shape[-1] + 1,)))
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_layers_never_modify_their_arguments(name):
+    layer, shape = make_layers()[name]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape)
+    x.flags.writeable = False  # an in-place write would raise
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dout.flags.writeable = False
+    dx = layer.backward(dout)
+    assert dx.shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["MaxPool2d", "AvgPool2d", "Convolution"])
+def test_failed_forward_keeps_the_previous_state(name):
+    layer, shape = make_layers()[name]
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    expected_dx = layer.backward(dout)
+    with pytest.raises((ValueError, TypeError)):
+        layer.forward(np.ones((7, 7)))  # not (N, C, H, W)
+    np.testing.assert_array_equal(layer.backward(dout), expected_dx)
+
+
+def test_max_pool_layer_indices_match_functional():
+    x = np.random.default_rng(9).standard_normal((2, 2, 6, 6))
+    layer = colnn.MaxPool2d(3, 2, 1)
+    out = layer.forward(x)
+    expected_out, expected_indices = colnn.max_pool2d(x, 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(layer.indices, expected_indices)
+
+
+def test_unbatched_layer_round_trip():
+    x = np.random.default_rng(10).standard_normal((3, 6, 6))
+    layer = colnn.MaxPool2d(2)
+    out = layer.forward(x)
+    assert out.shape == (3, 3, 3)
+    assert layer.backward(np.ones_like(out)).shape == (3, 6, 6)
+
+
+# --- bad input to pooling -------------------------------------------------------
+
+X = np.zeros((1, 1, 4, 4))
+BAD_POOLING = [
+    (lambda: colnn.max_pool2d(np.zeros((4, 4)), 2), ValueError, "input must be 3 or 4-D"),
+    (lambda: colnn.max_pool2d(np.zeros((1, 1, 1, 4, 4)), 2), ValueError, "input must be 3 or 4-D"),
+    (lambda: colnn.max_pool2d(X, 0), ValueError, "kernel_size must be >= 1"),
+    (lambda: colnn.max_pool2d(X, 2, stride=0), ValueError, "stride must be >= 1"),
+    (lambda: colnn.max_pool2d(X, 2, dilation=0), ValueError, "dilation must be >= 1"),
+    (lambda: colnn.max_pool2d(X, 2, padding=-1), ValueError, "padding must be >= 0"),
+    (lambda: colnn.max_pool2d(X, 2, padding=2), ValueError, "padding must be at most half"),
+    (lambda: colnn.avg_pool2d(X, (3, 2), padding=(1, 2)), ValueError, "padding must be at most half"),
+    (lambda: colnn.max_pool2d(X, 5), ValueError, "output would be empty"),
+    (lambda: colnn.max_pool2d(np.zeros((1, 0, 4, 4)), 2), ValueError, "non-zero C, H and W"),
+    (lambda: colnn.max_pool2d(np.zeros((1, 1, 0, 4)), 2), ValueError, "non-zero C, H and W"),
+    (lambda: colnn.avg_pool2d(X, 2, divisor_override=0), ValueError, "divisor_override"),
+    (lambda: colnn.max_pool2d(np.full((1, 1, 2, 2), "a"), 2), TypeError, "numeric|integer or floating"),
+    (lambda: colnn.max_pool2d(np.empty((1, 1, 2, 2), dtype=object), 2), TypeError, "dtype object"),
+    (lambda: colnn.max_pool2d(np.zeros((1, 1, 2, 2), dtype=complex), 2), TypeError, "complex"),
+    (lambda: colnn.max_pool2d(None, 2), TypeError, "None"),
+    (lambda: colnn.avg_pool2d(np.zeros((1, 1, 2, 2), dtype=np.int32), 2), TypeError, "floating"),
+    (lambda: colnn.MaxPool2d(0), ValueError, "kernel_size"),
+    (lambda: colnn.AvgPool2d(2, divisor_override=0), ValueError, "divisor_override"),
+    (lambda: colnn.MaxPool2d("2"), TypeError, "kernel_size"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", BAD_POOLING)
+def test_bad_pooling_input_raises_naming_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_empty_batch_is_allowed(torch):
+    x = np.zeros((0, 2, 4, 4), dtype=np.float32)
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2)
+    assert colnn.max_pool2d(x, 2).shape == tuple(expected.shape)

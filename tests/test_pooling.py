@@ -1,0 +1,318 @@
+"""Max and average pooling against PyTorch (the oracle), a naive loop, and named edge cases.
+
+Every test runs once per reduction strategy, so a new strategy is held to the
+same semantics as the tutorial's im2col path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import colnn
+from reference import naive_avg_pool2d, naive_max_pool2d, out_size
+
+STRATEGIES = colnn.available_strategies()
+FLOATS = [np.float16, np.float32, np.float64]
+INTEGERS = [np.int8, np.uint8, np.int16, np.int32, np.int64]
+GRAD_TOL = {np.float16: 2e-2, np.float32: 1e-5, np.float64: 1e-12}
+HYPOTHESIS = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@st.composite
+def window_args(draw, dilation: bool = True):
+    """Kernel, stride, padding (<= kernel // 2) and dilation pairs, and ceil_mode."""
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    args = {
+        "kernel_size": kernel,
+        "stride": draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3)))),
+        "padding": (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2))),
+        "ceil_mode": draw(st.booleans()),
+    }
+    if dilation:
+        args["dilation"] = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return args
+
+
+@st.composite
+def pool_input(draw, dtypes):
+    """Small arrays with many ties (values from a narrow range), NaN and +-inf for floats."""
+    dtype = np.dtype(draw(st.sampled_from(dtypes)))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    low = 0 if dtype.kind == "u" else -4
+    x = rng.integers(low, 4, size=shape).astype(dtype)
+    if dtype.kind == "f":
+        if draw(st.booleans()):
+            x = (x + rng.random(shape)).astype(dtype)  # also some inputs without ties
+        special = rng.random(shape)
+        x[special < draw(st.sampled_from([0.0, 0.05, 0.2]))] = np.nan
+        x[special > 1 - draw(st.sampled_from([0.0, 0.1, 0.5]))] = -np.inf
+        x[(special > 0.45) & (special < 0.47)] = np.inf
+    if draw(st.booleans()):
+        x = x[0]  # unbatched (C, H, W)
+    return x
+
+
+def every_window_touches_input(in_hw, out_hw, args) -> bool:
+    stride = args["stride"] or args["kernel_size"]
+    for axis in (0, 1):
+        k, s, p, d = args["kernel_size"][axis], stride[axis], args["padding"][axis], args["dilation"][axis]
+        for o in range(out_hw[axis]):
+            if not any(0 <= o * s - p + j * d < in_hw[axis] for j in range(k)):
+                return False
+    return True
+
+
+def torch_or_error(torch, fn, x, **kwargs):
+    """Torch's result, or None if torch rejects the arguments."""
+    try:
+        return fn(torch.from_numpy(np.ascontiguousarray(x)), **kwargs)
+    except RuntimeError:
+        return None
+
+
+# --- PyTorch as oracle ------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@HYPOTHESIS
+@given(x=pool_input(FLOATS + INTEGERS), args=window_args())
+def test_max_pool2d_matches_torch_bit_exactly(torch, strategy, x, args):
+    expected = torch_or_error(torch, torch.nn.functional.max_pool2d, x, return_indices=True, **args)
+    if expected is None:
+        with pytest.raises(ValueError):
+            colnn.max_pool2d(x, **args, strategy=strategy)
+        return
+    out, indices = colnn.max_pool2d(x, **args, return_indices=True, strategy=strategy)
+    assert out.dtype == x.dtype and indices.dtype == np.int64
+    np.testing.assert_array_equal(out, expected[0].numpy())  # NaN == NaN here
+    np.testing.assert_array_equal(indices, expected[1].numpy())
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@HYPOTHESIS
+@given(x=pool_input(FLOATS), args=window_args())
+def test_max_pool2d_backward_matches_torch(torch, strategy, x, args):
+    x_torch = torch.from_numpy(x.copy()).requires_grad_()
+    try:
+        out_torch = torch.nn.functional.max_pool2d(x_torch, **args)
+    except RuntimeError:
+        return
+    # A dilated window can miss the input entirely; torch then reports an index outside
+    # the window's row or plane and its backward writes there. colnn drops that gradient.
+    assume(every_window_touches_input(x.shape[-2:], out_torch.shape[-2:], args))
+    dout = np.random.default_rng(0).standard_normal(out_torch.shape).astype(x.dtype)
+    out_torch.backward(torch.from_numpy(dout))
+    layer = colnn.MaxPool2d(**args, strategy=strategy)
+    layer.forward(x)
+    dx = layer.backward(dout)
+    assert dx.dtype == x.dtype and dx.shape == x.shape
+    np.testing.assert_allclose(dx, x_torch.grad.numpy(), rtol=GRAD_TOL[x.dtype.type], atol=GRAD_TOL[x.dtype.type])
+
+
+@st.composite
+def avg_args(draw):
+    args = draw(window_args(dilation=False))
+    args["count_include_pad"] = draw(st.booleans())
+    args["divisor_override"] = draw(st.one_of(st.none(), st.integers(-3, 7).filter(bool)))
+    return args
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@HYPOTHESIS
+@given(x=pool_input(FLOATS), args=avg_args())
+def test_avg_pool2d_forward_and_backward_match_torch(torch, strategy, x, args):
+    x = np.nan_to_num(x, nan=0.5, posinf=3.0, neginf=-3.0)  # inf - inf would make NaN gradients
+    x_torch = torch.from_numpy(x.copy()).requires_grad_()
+    try:
+        out_torch = torch.nn.functional.avg_pool2d(x_torch, **args)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            colnn.avg_pool2d(x, **args, strategy=strategy)
+        return
+    tol = GRAD_TOL[x.dtype.type]
+    out = colnn.avg_pool2d(x, **args, strategy=strategy)
+    assert out.dtype == x.dtype
+    np.testing.assert_allclose(out, out_torch.detach().numpy(), rtol=tol, atol=tol)
+
+    dout = np.random.default_rng(1).standard_normal(out_torch.shape).astype(x.dtype)
+    out_torch.backward(torch.from_numpy(dout))
+    layer = colnn.AvgPool2d(**args, strategy=strategy)
+    layer.forward(x)
+    np.testing.assert_allclose(layer.backward(dout), x_torch.grad.numpy(), rtol=tol, atol=tol)
+
+
+# --- a naive loop as oracle (runs without torch) ----------------------------
+
+
+def output_is_nonempty(x, args, raises, pool) -> bool:
+    """True if the output is non-empty; else check that ``pool`` raises and return False."""
+    stride = args["stride"] or args["kernel_size"]
+    sizes = [
+        out_size(x.shape[2 + a], args["kernel_size"][a], stride[a], args["padding"][a],
+                 args.get("dilation", (1, 1))[a], args["ceil_mode"])
+        for a in (0, 1)
+    ]
+    if min(sizes) >= 1:
+        return True
+    with raises:
+        pool(x, **args)
+    return False
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@settings(max_examples=60, deadline=None)
+@given(x=pool_input([np.float32, np.int16]), args=window_args())
+def test_max_pool2d_matches_naive_loop(strategy, x, args):
+    x4 = x if x.ndim == 4 else x[None]
+    if not output_is_nonempty(x4, args, pytest.raises(ValueError), colnn.max_pool2d):
+        return
+    stride = args["stride"] or args["kernel_size"]
+    expected, expected_idx = naive_max_pool2d(
+        x4, args["kernel_size"], stride, args["padding"], args["dilation"], args["ceil_mode"]
+    )
+    out, indices = colnn.max_pool2d(x4, **args, return_indices=True, strategy=strategy)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(indices, expected_idx)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@settings(max_examples=60, deadline=None)
+@given(x=pool_input([np.float64]), args=avg_args())
+def test_avg_pool2d_matches_naive_loop(strategy, x, args):
+    x4 = np.nan_to_num(x if x.ndim == 4 else x[None], nan=1.0, posinf=2.0, neginf=-2.0)
+    if not output_is_nonempty(x4, args, pytest.raises(ValueError), colnn.avg_pool2d):
+        return
+    stride = args["stride"] or args["kernel_size"]
+    expected = naive_avg_pool2d(
+        x4, args["kernel_size"], stride, args["padding"], args["ceil_mode"],
+        args["count_include_pad"], args["divisor_override"],
+    )
+    np.testing.assert_allclose(colnn.avg_pool2d(x4, **args, strategy=strategy), expected, rtol=1e-12, atol=1e-12)
+
+
+# --- finite differences -----------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize(
+    "layer_args",
+    [
+        {"kind": "max", "kernel_size": 3, "stride": 2, "padding": 1},
+        {"kind": "max", "kernel_size": (2, 3), "stride": 1, "dilation": (2, 1), "ceil_mode": True},
+        {"kind": "avg", "kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+        {"kind": "avg", "kernel_size": 2, "stride": 1, "divisor_override": 3},
+    ],
+)
+def test_pooling_gradient_matches_finite_differences(strategy, layer_args):
+    from reference import numerical_gradient
+
+    args = dict(layer_args)
+    layer_cls = colnn.MaxPool2d if args.pop("kind") == "max" else colnn.AvgPool2d
+    rng = np.random.default_rng(7)
+    # A permutation of well-separated values: no ties, so max pooling is differentiable.
+    x = rng.permutation(2 * 2 * 6 * 7).reshape(2, 2, 6, 7).astype(np.float64) * 0.1
+    weights = rng.standard_normal(layer_cls(**args, strategy=strategy).forward(x).shape)
+
+    def loss(values: np.ndarray) -> float:
+        return float((layer_cls(**args, strategy=strategy).forward(values) * weights).sum())
+
+    layer = layer_cls(**args, strategy=strategy)
+    layer.forward(x)
+    np.testing.assert_allclose(layer.backward(weights), numerical_gradient(loss, x, eps=1e-4), rtol=1e-6, atol=1e-8)
+
+
+# --- named edge cases -------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_padding_is_never_selected_for_negative_inputs(strategy):
+    # The tutorial pads max pooling with zeros, which would report 0 here.
+    x = -np.arange(1.0, 17.0).reshape(1, 1, 4, 4)
+    out = colnn.max_pool2d(x, 2, stride=2, padding=1, strategy=strategy)
+    assert (out < 0).all()
+    assert out[0, 0, 0, 0] == -1.0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_ties_take_first_index_and_whole_gradient(strategy):
+    x = np.full((1, 1, 2, 2), 5.0, dtype=np.float32)
+    layer = colnn.MaxPool2d(2, strategy=strategy)
+    layer.forward(x)
+    np.testing.assert_array_equal(layer.indices, [[[[0]]]])
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1, 1), np.float32)), [[[[1, 0], [0, 0]]]])
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_nan_wins_with_index_of_last_nan(strategy):
+    x = np.array([[[[1.0, np.nan], [np.nan, 9.0]]]])
+    out, indices = colnn.max_pool2d(x, 2, return_indices=True, strategy=strategy)
+    assert np.isnan(out).all()
+    assert indices.item() == 2
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_all_minus_inf_window_reports_first_in_bounds_cell(strategy):
+    x = np.full((1, 1, 3, 3), -np.inf)
+    out, indices = colnn.max_pool2d(x, 3, stride=2, padding=1, return_indices=True, strategy=strategy)
+    assert np.isneginf(out).all()
+    # Window (0, 0) starts at (-1, -1): its first in-bounds cell is (0, 0); window (1, 1) starts at (1, 1).
+    np.testing.assert_array_equal(indices, [[[[0, 1], [3, 4]]]])
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_ceil_mode_drops_window_starting_in_padding(strategy):
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    # ceil((5 + 2 - 2) / 2) + 1 = 4, but the 4th window would start at 6 >= 5 + 1: 3 remain.
+    assert colnn.max_pool2d(x, 2, stride=2, padding=1, ceil_mode=True, strategy=strategy).shape == (1, 1, 3, 3)
+    assert colnn.max_pool2d(x, 2, stride=2, ceil_mode=True, strategy=strategy).shape == (1, 1, 3, 3)
+    assert colnn.max_pool2d(x, 2, stride=2, strategy=strategy).shape == (1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_ceil_mode_avg_divisor_clipped_to_padded_border(strategy):
+    x = np.ones((1, 1, 5, 5))
+    out = colnn.avg_pool2d(x, 2, stride=2, ceil_mode=True, strategy=strategy)
+    # The last window holds one row/column of real cells and runs past the border (no padding): divisor shrinks.
+    np.testing.assert_array_equal(out, np.ones((1, 1, 3, 3)))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("dtype", INTEGERS)
+def test_max_pool_keeps_integer_dtype_and_minimum(strategy, dtype):
+    info = np.iinfo(dtype)
+    x = np.full((1, 1, 2, 2), info.min, dtype=dtype)
+    out = colnn.max_pool2d(x, 2, stride=1, padding=1, strategy=strategy)
+    assert out.dtype == dtype
+    assert (out == info.min).all()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_dtype_preserved(dtype):
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(dtype)
+    assert colnn.max_pool2d(x, 2).dtype == dtype
+    assert colnn.avg_pool2d(x, 2).dtype == dtype
+
+
+def test_unbatched_input_gives_unbatched_output():
+    x = np.random.default_rng(0).standard_normal((3, 6, 6))
+    out, indices = colnn.max_pool2d(x, 2, return_indices=True)
+    assert out.shape == indices.shape == (3, 3, 3)
+    np.testing.assert_array_equal(out, colnn.max_pool2d(x[None], 2)[0])
+    assert colnn.avg_pool2d(x, 3, stride=1).shape == (3, 4, 4)
+
+
+def test_strategies_agree_and_unknown_strategy_is_rejected():
+    x = np.random.default_rng(3).standard_normal((2, 2, 7, 7)).astype(np.float32)
+    results = [colnn.max_pool2d(x, 3, 2, 1, return_indices=True, strategy=name) for name in STRATEGIES]
+    for out, indices in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(indices, results[0][1])
+    with pytest.raises(ValueError, match="strategy"):
+        colnn.max_pool2d(x, 2, strategy="no-such-strategy")
