@@ -16,8 +16,8 @@ import numpy as np
 
 from .conv import check_conv_args, conv2d_backward, conv2d_forward, conv_window
 from .pooling import (
-    _check_divisor,
-    _pool_window,
+    check_divisor,
+    pool_window,
     avg_pool2d_backward,
     avg_pool2d_forward,
     max_pool2d_backward,
@@ -135,7 +135,7 @@ class MaxPool2d(_WindowLayer):
         return check_array(x, "x")
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
-        window = _pool_window(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        window = pool_window(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
         out, window_offset = max_pool2d_forward(x, window, self.strategy)
         return out, window, window_offset
 
@@ -169,7 +169,7 @@ class AvgPool2d(_WindowLayer):
         self.padding = as_pair(padding, "padding", minimum=0)
         self.ceil_mode = bool(ceil_mode)
         self.count_include_pad = bool(count_include_pad)
-        self.divisor_override = _check_divisor(divisor_override)
+        self.divisor_override = check_divisor(divisor_override)
         self.strategy = strategy
 
     def __repr__(self) -> str:
@@ -183,7 +183,7 @@ class AvgPool2d(_WindowLayer):
         return check_float_array(x, "x")
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
-        window = _pool_window(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode)
+        window = pool_window(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode)
         divisor = window.avg_divisor(self.count_include_pad, self.divisor_override)
         return avg_pool2d_forward(x, window, divisor, self.strategy), window, divisor
 

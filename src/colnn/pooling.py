@@ -31,6 +31,8 @@ __all__ = [
     "register_strategy",
     "get_strategy",
     "available_strategies",
+    "pool_window",
+    "check_divisor",
 ]
 
 
@@ -157,13 +159,15 @@ def get_strategy(name: str | None = None) -> PoolStrategy:
     return _STRATEGIES[key]
 
 
-def _pool_window(
+def pool_window(
     x: np.ndarray, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, dilation: IntPair, ceil_mode: bool
 ) -> Window:
+    """Validated window geometry of pooling a batched ``(N, C, H, W)`` array."""
     return Window.build(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode=bool(ceil_mode), pooling=True)
 
 
-def _check_divisor(divisor_override: Any) -> int | None:
+def check_divisor(divisor_override: Any) -> int | None:
+    """``divisor_override`` as an int (None stays None); 0 is a ValueError."""
     if divisor_override is None:
         return None
     if isinstance(divisor_override, bool) or not isinstance(divisor_override, (int, np.integer)):
@@ -232,7 +236,7 @@ def max_pool2d(
     (array([[[4.]]]), array([[[2]]]))
     """
     x, unbatched = to_batched(check_array(input, "input"))
-    window = _pool_window(x, kernel_size, stride, padding, dilation, ceil_mode)
+    window = pool_window(x, kernel_size, stride, padding, dilation, ceil_mode)
     out, window_offset = max_pool2d_forward(x, window, strategy)
     if unbatched:
         out = out[0]
@@ -296,7 +300,7 @@ def avg_pool2d(
     array([[[2.5]]])
     """
     x, unbatched = to_batched(check_float_array(input, "input"))
-    window = _pool_window(x, kernel_size, stride, padding, 1, ceil_mode)
-    divisor = window.avg_divisor(bool(count_include_pad), _check_divisor(divisor_override))
+    window = pool_window(x, kernel_size, stride, padding, 1, ceil_mode)
+    divisor = window.avg_divisor(bool(count_include_pad), check_divisor(divisor_override))
     out = avg_pool2d_forward(x, window, divisor, strategy)
     return out[0] if unbatched else out

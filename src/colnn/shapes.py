@@ -77,8 +77,7 @@ def check_array(x: Any, name: str = "input", *, ndims: tuple[int, ...] = (3, 4))
         allowed = " or ".join(str(d) for d in ndims)
         raise ValueError(f"{name} must be {allowed}-D, got shape {array.shape}")
     # The batch axis may be empty (as in PyTorch); channels and the plane may not.
-    feature_axes = array.shape[1:] if array.ndim == 4 else array.shape
-    if array.ndim >= 3 and 0 in feature_axes[-3:]:
+    if array.ndim >= 3 and 0 in array.shape[-3:]:
         raise ValueError(f"{name} must have non-zero C, H and W, got shape {array.shape}")
     return array
 
