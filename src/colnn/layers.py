@@ -66,6 +66,23 @@ class Layer:
         return saved
 
 
+class _WeightAndBias:
+    """Mixin for layers with the book's parameters ``W``, ``b`` and gradients ``dW``, ``db``."""
+
+    W: np.ndarray
+    b: np.ndarray
+    dW: np.ndarray | None = None
+    db: np.ndarray | None = None
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {} if self.dW is None else {"W": self.dW, "b": self.db}
+
+
 @dataclass(frozen=True)
 class _Saved:
     """What a windowed layer's forward keeps for backward."""
@@ -204,7 +221,7 @@ class Pooling(MaxPool2d):
         self.pad = self.padding
 
 
-class Convolution(_WindowLayer):
+class Convolution(_WeightAndBias, _WindowLayer):
     """Convolution layer, a drop-in replacement for the book's ``Convolution(W, b, stride, pad)``.
 
     ``W`` ``(FN, C/groups, FH, FW)`` and ``b`` ``(FN,)`` are copied, so training
@@ -240,14 +257,6 @@ class Convolution(_WindowLayer):
             f"Convolution(W={self.W.shape}, stride={self.stride}, pad={self.pad}, "
             f"dilation={self.dilation}, groups={self.groups})"
         )
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        return {"W": self.W, "b": self.b}
-
-    @property
-    def grads(self) -> dict[str, np.ndarray]:
-        return {} if self.dW is None else {"W": self.dW, "b": self.db}
 
     def _check(self, x: Any) -> np.ndarray:
         return check_float_array(x, "x")
@@ -293,7 +302,7 @@ class Relu(Layer):
         return np.where(self.mask, np.zeros((), dtype=dout.dtype), dout)
 
 
-class Affine(Layer):
+class Affine(_WeightAndBias, Layer):
     """Fully connected layer ``x @ W + b``.
 
     ``forward``: ``(N, ...)`` (flattened to ``(N, D)``) -> ``(N, M)`` with ``W``
@@ -311,14 +320,6 @@ class Affine(Layer):
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
         self._cache: tuple[np.ndarray, tuple[int, ...]] | None = None
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        return {"W": self.W, "b": self.b}
-
-    @property
-    def grads(self) -> dict[str, np.ndarray]:
-        return {} if self.dW is None else {"W": self.dW, "b": self.db}
 
     def forward(self, x: Any) -> np.ndarray:
         x = check_float_array(x, "x", ndims=tuple(range(1, 9)))
