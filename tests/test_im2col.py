@@ -71,6 +71,13 @@ def test_im2col_pad_value_fills_padding():
     assert np.isneginf(col).sum() == 8 and (col == 1).sum() == 1
 
 
+def test_im2col_integer_input_reads_minus_inf_as_the_minimum():
+    col = colnn.im2col(np.ones((1, 1, 1, 1), dtype=np.int16), 3, 3, 1, 1, pad_value=-np.inf)
+    assert col.dtype == np.int16 and (col == np.iinfo(np.int16).min).sum() == 8
+    with pytest.raises(ValueError, match="pad_value"):
+        colnn.im2col(np.ones((1, 1, 1, 1), dtype=np.uint8), 3, 3, 1, 1, pad_value=-1)
+
+
 # --- adjointness -------------------------------------------------------------
 
 

@@ -86,6 +86,17 @@ def col2im_window(col: np.ndarray, input_shape: tuple[int, ...], window: Window)
     return np.ascontiguousarray(_scatter_add(windows.transpose(0, 3, 4, 5, 1, 2), input_shape, window))
 
 
+def _cast_pad_value(pad_value: Any, dtype: np.dtype, name: str = "pad_value") -> Any:
+    """``pad_value`` in ``dtype``; +-inf in an integer dtype means its maximum / minimum."""
+    if dtype.kind in "iu" and np.isinf(pad_value):
+        info = np.iinfo(dtype)
+        return info.max if pad_value > 0 else info.min
+    cast = np.asarray(pad_value).astype(dtype)
+    if cast != pad_value and not (np.isnan(pad_value) and np.isnan(cast)):
+        raise ValueError(f"{name} {pad_value!r} cannot be represented in the input's dtype {dtype}")
+    return cast
+
+
 def im2col(
     input_data: Any,
     filter_h: int,
@@ -104,7 +115,8 @@ def im2col(
     filter_h, filter_w : window height and width
     stride, pad, dilation : int or ``(h, w)`` pair
     pad_value : value of the padded cells (0 for convolution and average
-        pooling; ``-inf`` for max pooling)
+        pooling; ``-inf`` for max pooling, which an integer input reads as its
+        dtype's minimum)
 
     Returns
     -------
@@ -126,7 +138,7 @@ def im2col(
         x.shape[2:], (filter_h, filter_w), stride, pad, dilation,
         kernel_name="(filter_h, filter_w)", padding_name="pad",
     )
-    return im2col_window(x, window, pad_value)
+    return im2col_window(x, window, _cast_pad_value(pad_value, x.dtype))
 
 
 def col2im(

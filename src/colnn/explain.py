@@ -1,0 +1,151 @@
+"""``colnn explain``: replay the tutorial's im2col walk, step by step, as text and a figure.
+
+Without arguments it replays the tutorial's example (2x2 max pooling of a
+``(1, 3, 4, 4)`` input); options change the window, the mode, the input, add
+the backward pass or switch to convolution. The walk itself is computed in
+:mod:`colnn.explain_walk`; this module prints it and runs the command, and
+:mod:`colnn.explain_plot` (imported only for ``--png``/``--svg``, as it needs
+matplotlib) draws it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from typing import Callable
+
+import numpy as np
+
+from .explain_walk import (
+    LIMITS,
+    TUTORIAL_SOURCE,
+    Step,
+    Walk,
+    conv_walk,
+    load_array,
+    pool_walk,
+    tutorial_input,
+)
+
+__all__ = ["Step", "Walk", "pool_walk", "conv_walk", "tutorial_input", "render_text", "run_explain", "register"]
+
+
+# --- text ------------------------------------------------------------------
+
+
+TEXT_WIDTH = 100
+
+
+def _format_array(array: np.ndarray) -> str:
+    with np.printoptions(precision=4, suppress=True, linewidth=TEXT_WIDTH, threshold=10_000):
+        return repr(array)
+
+
+def render_text(walk: Walk) -> str:
+    """The walk for a terminal: a header, then each step's code, shape, reason and array."""
+    lines = [f"colnn explain: {walk.headline}, on {walk.source}", ""]
+    lines += [textwrap.fill(f"Note: {note}", TEXT_WIDTH, subsequent_indent="      ") for note in walk.notes]
+    if walk.notes:
+        lines.append("")
+    for step in walk.steps:
+        heading = f"{step.label}: {step.title}" if step.label else step.title.capitalize()
+        lines += [
+            heading,
+            f"    {step.code}    shape {step.shape}",
+            textwrap.fill(step.why, TEXT_WIDTH, initial_indent="    ", subsequent_indent="    "),
+            _format_array(step.array),
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- command line ----------------------------------------------------------
+
+
+def _walk_from_args(args: argparse.Namespace) -> Walk:
+    if args.input is None:
+        x, source = tutorial_input(), TUTORIAL_SOURCE
+    else:
+        x, source = load_array(args.input, "--input", (3, 4)), str(args.input)
+    if args.op == "pool":
+        if args.weight is not None:
+            raise ValueError("--weight is for --op conv")
+        return pool_walk(x, args.kernel or 2, args.stride, args.pad, args.mode or "max", args.backward, source)
+    if args.mode is not None:
+        raise ValueError("--mode is for --op pool")
+    weight = None if args.weight is None else load_array(args.weight, "--weight", (4,))
+    if weight is not None and args.kernel is not None and weight.shape[2:] != (args.kernel, args.kernel):
+        raise ValueError(f"--kernel {args.kernel} disagrees with the weight's (FH, FW) = {weight.shape[2:]}")
+    stride = 1 if args.stride is None else args.stride
+    return conv_walk(x, weight, args.kernel or 2, stride, args.pad, args.backward, source)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Print the walk; draw it if asked. Exit status 2 for a bad input or setting, 1 if a figure fails."""
+    try:
+        walk = _walk_from_args(args)
+    except (ValueError, TypeError) as error:
+        print(f"colnn explain: error: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render_text(walk))
+    figures = [(path, kind) for path, kind in ((args.png, "png"), (args.svg, "svg")) if path is not None]
+    if not figures:
+        return 0
+    try:
+        from .explain_plot import save_figure
+    except ImportError as error:
+        print(f"colnn explain: error: drawing needs matplotlib ({error}); pip install matplotlib", file=sys.stderr)
+        return 1
+    for path, kind in figures:
+        try:
+            save_figure(walk, path, dpi=args.dpi, format=kind)
+        except (OSError, ValueError) as error:
+            print(f"colnn explain: error: cannot write {path}: {error}", file=sys.stderr)
+            return 1
+        print(f"figure written to {path}")
+    return 0
+
+
+def _int_in(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an int in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
+    return parse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``colnn explain`` to the ``colnn`` command."""
+    parser = subparsers.add_parser(
+        "explain",
+        help="replay the tutorial's im2col walk (pooling or convolution), as text and a figure",
+        description=(
+            "Walk through im2col-based pooling or convolution step by step: each step's array, "
+            "shape and why the shape changed. Without arguments it replays the tutorial's "
+            f"2x2 max pooling of a (1, 3, 4, 4) input. Inputs are limited to {LIMITS.describe()}."
+        ),
+    )
+    parser.add_argument("--op", choices=("pool", "conv"), default="pool", help="pooling (default) or convolution")
+    parser.add_argument("--mode", choices=("max", "avg"), default=None, help="pooling mode (default: max)")
+    parser.add_argument("--kernel", type=_int_in(1), default=None,
+                        help="square window size (default: 2, or the weight's size for --op conv)")
+    parser.add_argument("--stride", type=_int_in(1), default=None,
+                        help="window step (default: the kernel for pooling, 1 for convolution)")
+    parser.add_argument("--pad", type=_int_in(0), default=0, help="padding on every side (default: 0)")
+    parser.add_argument("--input", metavar="FILE.npy", default=None,
+                        help="your own (C, H, W) or (N, C, H, W) array instead of the tutorial's")
+    parser.add_argument("--weight", metavar="FILE.npy", default=None,
+                        help="filters (FN, C, FH, FW) for --op conv (default: two simple 0/1 filters)")
+    parser.add_argument("--backward", action="store_true", help="also walk the gradient back to the input")
+    parser.add_argument("--png", metavar="FILE", default=None, help="draw the walk as a PNG image")
+    parser.add_argument("--svg", metavar="FILE", default=None, help="draw the walk as an SVG image")
+    parser.add_argument("--dpi", type=_int_in(10, 600), default=100,
+                        help="resolution of the PNG in dots per inch (default: 100; one cell is 0.36 inch)")
+    parser.set_defaults(run=run_explain)
