@@ -1,12 +1,15 @@
 """Slow, plain reference implementations written straight from the definitions.
 
 They share no code with colnn: independent oracles for the tests when torch
-is absent, and for cases torch cannot express (the book's im2col).
+is absent, and for cases torch cannot express (the book's im2col and Pooling, loaded from
+benchmarks/tutorial.py as the tutorial wrote them).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -112,19 +115,17 @@ def naive_conv2d(x, weight, bias, s, p, d, groups):
     return out
 
 
-def book_im2col(input_data, filter_h, filter_w, stride=1, pad=0):
-    """The tutorial's im2col, as printed there (float64)."""
-    N, C, H, W = input_data.shape
-    out_h = (H + 2 * pad - filter_h) // stride + 1
-    out_w = (W + 2 * pad - filter_w) // stride + 1
-    img = np.pad(input_data, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((N, C, filter_h, filter_w, out_h, out_w))
-    for y in range(filter_h):
-        y_max = y + stride * out_h
-        for x in range(filter_w):
-            x_max = x + stride * out_w
-            col[:, :, y, x, :, :] = img[:, :, y:y_max:stride, x:x_max:stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * out_h * out_w, -1)
+def _load_tutorial():
+    """``benchmarks/tutorial.py``: the tutorial's code as it wrote it, kept once in the repository."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tutorial.py"
+    spec = importlib.util.spec_from_file_location("colnn_tutorial_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TUTORIAL = _load_tutorial()
+book_im2col = TUTORIAL.im2col  # the book's im2col (float64 out, whatever the input)
 
 
 def numerical_gradient(f, x, eps=1e-6):

@@ -1,4 +1,8 @@
-"""Convolution against PyTorch (outputs and all three gradients) and a naive loop."""
+"""Convolution against PyTorch (outputs and all three gradients), a naive loop and finite differences.
+
+The oracle tests run once per strategy (:func:`colnn.conv.available_strategies`),
+so the compiled default and the tutorial's im2col path meet the same bar.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
+from colnn.conv import available_strategies
 from reference import naive_conv2d, numerical_gradient
 
 HYPOTHESIS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 TOL = {np.float32: 2e-4, np.float64: 1e-10}
+STRATEGIES = available_strategies()
 
 
 @st.composite
@@ -36,21 +42,22 @@ def conv_case(draw):
     return x, weight, bias, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @HYPOTHESIS
 @given(case=conv_case())
-def test_conv2d_and_its_gradients_match_torch(torch, case):
+def test_conv2d_and_its_gradients_match_torch(torch, strategy, case):
     x, weight, bias, args = case
     tol = TOL[x.dtype.type]
     x_t, w_t, b_t = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, weight, bias))
     out_t = torch.nn.functional.conv2d(x_t, w_t, b_t, **args)
-    out = colnn.conv2d(x, weight, bias, **args)
+    out = colnn.conv2d(x, weight, bias, **args, strategy=strategy)
     assert out.dtype == x.dtype
     np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=tol, atol=tol)
 
     dout = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype)
     out_t.backward(torch.from_numpy(dout))
     layer = colnn.Convolution(weight, bias, args["stride"], args["padding"],
-                              dilation=args["dilation"], groups=args["groups"])
+                              dilation=args["dilation"], groups=args["groups"], strategy=strategy)
     np.testing.assert_allclose(layer.forward(x), out, rtol=tol, atol=tol)
     dx = layer.backward(dout)
     np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=tol, atol=tol)
@@ -58,13 +65,15 @@ def test_conv2d_and_its_gradients_match_torch(torch, case):
     np.testing.assert_allclose(layer.db, b_t.grad.numpy(), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @settings(max_examples=40, deadline=None)
 @given(case=conv_case())
-def test_conv2d_matches_naive_loop(case):
+def test_conv2d_matches_naive_loop(strategy, case):
     x, weight, bias, args = case
     x, weight, bias = (a.astype(np.float64) for a in (x, weight, bias))
     expected = naive_conv2d(x, weight, bias, args["stride"], args["padding"], args["dilation"], args["groups"])
-    np.testing.assert_allclose(colnn.conv2d(x, weight, bias, **args), expected, rtol=1e-10, atol=1e-10)
+    out = colnn.conv2d(x, weight, bias, **args, strategy=strategy)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding=.same.:UserWarning")
@@ -79,17 +88,18 @@ def test_string_padding_matches_torch(torch, padding):
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_convolution_gradient_matches_finite_differences():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_convolution_gradient_matches_finite_differences(strategy):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 2, 5, 5))
     weight = rng.standard_normal((4, 1, 3, 3))
     bias = rng.standard_normal(4)
-    layer = colnn.Convolution(weight, bias, stride=2, pad=1, groups=2)
+    layer = colnn.Convolution(weight, bias, stride=2, pad=1, groups=2, strategy=strategy)
     weights = rng.standard_normal(layer.forward(x).shape)
     dx = layer.backward(weights)
 
     def loss_of(x_=x, w_=weight, b_=bias) -> float:
-        return float((colnn.conv2d(x_, w_, b_, stride=2, padding=1, groups=2) * weights).sum())
+        return float((colnn.conv2d(x_, w_, b_, stride=2, padding=1, groups=2, strategy=strategy) * weights).sum())
 
     np.testing.assert_allclose(dx, numerical_gradient(lambda v: loss_of(x_=v), x), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(layer.dW, numerical_gradient(lambda v: loss_of(w_=v), weight), rtol=1e-6, atol=1e-8)

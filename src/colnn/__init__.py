@@ -3,10 +3,14 @@
 The public API: ``im2col``/``col2im`` (the book's layout), ``unfold``/``fold``
 (PyTorch's), ``max_pool2d``/``avg_pool2d``/``conv2d`` (as in
 ``torch.nn.functional``) and layer objects with ``forward``/``backward``.
+Pooling and convolution run compiled kernels by default (``strategy="numba"``;
+``"im2col"`` is the tutorial's reference path); :func:`set_num_threads` limits
+their threads. Importing colnn neither loads Numba nor compiles anything.
 """
 
 from .conv import conv2d
 from .im2col import col2im, fold, im2col, unfold
+from .kernels import get_num_threads, set_num_threads
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 from .pooling import available_strategies, avg_pool2d, max_pool2d
 
@@ -21,6 +25,8 @@ __all__ = [
     "avg_pool2d",
     "conv2d",
     "available_strategies",
+    "set_num_threads",
+    "get_num_threads",
     "Layer",
     "MaxPool2d",
     "AvgPool2d",

@@ -1,8 +1,14 @@
 """2-D convolution (cross-correlation, as in PyTorch) by im2col and one matrix product per group.
 
-Forward: ``col = im2col(x)`` ``(N*out_h*out_w, C*kh*kw)``, then for group ``g``
-``out_g = col_g @ W_g.T``. Backward reuses ``col``: ``dW_g = dout_g.T @ col_g``,
-``dcol_g = dout_g @ W_g`` and ``dx = col2im(dcol)``.
+Two strategies compute it. ``"im2col"``, the reference, is the tutorial's:
+``col = im2col(x)`` ``(N*out_h*out_w, C*kh*kw)``, then for group ``g``
+``out_g = col_g @ W_g.T``; backward reuses ``col``: ``dW_g = dout_g.T @ col_g``,
+``dcol_g = dout_g @ W_g`` and ``dx = col2im(dcol)``. ``"numba"``, the default,
+does the same chunk by chunk of images (:mod:`colnn.kernels`): compiled
+im2col into a buffer of at most :func:`get_column_budget` bytes laid out
+``(C*kh*kw, B*out_h*out_w)``, one GEMM per chunk and group, and backward
+rebuilds the columns instead of keeping them, so memory stays bounded.
+float32 stays float32 on both.
 """
 
 from __future__ import annotations
@@ -11,10 +17,53 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .im2col import col2im_window, im2col_window
 from .shapes import IntPair, Window, as_pair, check_float_array, to_batched
 
-__all__ = ["conv2d", "conv2d_forward", "conv2d_backward", "check_conv_args", "conv_window"]
+__all__ = [
+    "conv2d",
+    "conv2d_forward",
+    "conv2d_backward",
+    "check_conv_args",
+    "conv_window",
+    "available_strategies",
+    "set_column_budget",
+    "get_column_budget",
+]
+
+_STRATEGIES = ("numba", "im2col")  # the default first
+_column_budget_bytes = 16 << 20
+
+
+def available_strategies() -> tuple[str, ...]:
+    """Names accepted by the convolution's ``strategy`` argument, the default first."""
+    return _STRATEGIES
+
+
+def set_column_budget(nbytes: int) -> int:
+    """Cap the default strategy's column buffer at ``nbytes`` (one image's columns at least); returns the old cap.
+
+    A smaller buffer stays in cache and bounds the memory a call adds; each
+    chunk is one GEMM, so a buffer of a few images keeps BLAS efficient.
+    """
+    global _column_budget_bytes
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
+        raise ValueError(f"nbytes must be a positive int, got {nbytes!r}")
+    previous, _column_budget_bytes = _column_budget_bytes, int(nbytes)
+    return previous
+
+
+def get_column_budget() -> int:
+    """The column-buffer cap of the default strategy, in bytes (see :func:`set_column_budget`)."""
+    return _column_budget_bytes
+
+
+def _chunked(strategy: str | None, dtype: np.dtype) -> bool:
+    """Whether to take the chunked path; float16 and other dtypes fall back to the reference."""
+    if strategy not in (None, *_STRATEGIES):
+        raise ValueError(f"strategy must be one of {list(_STRATEGIES)}, got {strategy!r}")
+    return strategy in (None, "numba") and kernels.conv_dtype_supported(dtype)
 
 
 def check_conv_args(
@@ -75,9 +124,20 @@ def _ungrouped(stack: np.ndarray) -> np.ndarray:
 
 
 def conv2d_forward(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int = 1
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    window: Window,
+    groups: int = 1,
+    strategy: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Convolve a validated batch: ``(out (N, FN, out_h, out_w), col)``; keep ``col`` for backward."""
+    """Convolve a validated batch: ``(out (N, FN, out_h, out_w), saved)``; pass ``saved`` to backward.
+
+    ``saved`` is ``col`` for the ``"im2col"`` strategy and ``x`` itself for the
+    default one, which rebuilds the columns in backward.
+    """
+    if _chunked(strategy, x.dtype):
+        return kernels.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
     n = x.shape[0]
     out_channels = weight.shape[0]
     col = im2col_window(x, window, 0)
@@ -95,12 +155,19 @@ def conv2d_forward(
 def conv2d_backward(
     grad_output: np.ndarray,
     input_shape: tuple[int, ...],
-    col: np.ndarray,
+    saved: np.ndarray,
     weight: np.ndarray,
     window: Window,
     groups: int = 1,
+    strategy: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients ``(grad_input, grad_weight, grad_bias)`` of a convolution from its ``col``."""
+    """Gradients ``(grad_input, grad_weight, grad_bias)`` of a convolution.
+
+    ``saved`` is what :func:`conv2d_forward` returned with the same ``strategy``.
+    """
+    if _chunked(strategy, grad_output.dtype):
+        return kernels.conv2d_backward_chunked(grad_output, saved, weight, window, groups, _column_budget_bytes)
+    col = saved
     out_channels = weight.shape[0]
     grad_rows = grad_output.transpose(0, 2, 3, 1).reshape(-1, out_channels)
     grad_bias = grad_output.sum(axis=(0, 2, 3))
@@ -124,6 +191,8 @@ def conv2d(
     padding: IntPair | str = 0,
     dilation: IntPair = 1,
     groups: int = 1,
+    *,
+    strategy: str | None = None,
 ) -> np.ndarray:
     """2-D convolution, as ``torch.nn.functional.conv2d``.
 
@@ -135,6 +204,8 @@ def conv2d(
     stride, dilation : int or ``(h, w)`` pair
     padding : int, ``(h, w)`` pair, ``"valid"`` or ``"same"`` (stride 1 only)
     groups : split channels into this many independent convolutions
+    strategy : ``"numba"`` (default: chunked, compiled im2col) or ``"im2col"``
+        (the reference); see :func:`available_strategies`
 
     Returns
     -------
@@ -155,6 +226,6 @@ def conv2d(
     window = conv_window(x.shape[2:], weight.shape[2:], stride, padding, dilation)
     out, _ = conv2d_forward(
         x.astype(dtype, copy=False), weight.astype(dtype, copy=False),
-        None if bias is None else bias.astype(dtype, copy=False), window, groups,
+        None if bias is None else bias.astype(dtype, copy=False), window, groups, strategy,
     )
     return out[0] if unbatched else out

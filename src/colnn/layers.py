@@ -227,7 +227,9 @@ class Convolution(_WeightAndBias, _WindowLayer):
     ``W`` ``(FN, C/groups, FH, FW)`` and ``b`` ``(FN,)`` are copied, so training
     never modifies the caller's arrays. ``forward``: ``(N, C, H, W)`` ->
     ``(N, FN, out_h, out_w)``; ``backward(dout)`` returns ``dx`` and sets
-    ``dW``, ``db``.
+    ``dW``, ``db``. With the default ``strategy`` forward keeps ``x`` itself (not
+    a copy, nor its im2col matrix) and backward rebuilds the columns from it, so
+    ``x`` must not be changed in between.
     """
 
     def __init__(
@@ -239,6 +241,7 @@ class Convolution(_WeightAndBias, _WindowLayer):
         *,
         dilation: IntPair = 1,
         groups: int = 1,
+        strategy: str | None = None,
     ) -> None:
         weight, bias, groups = check_conv_args(W, b, groups)
         if bias is None:
@@ -249,6 +252,7 @@ class Convolution(_WeightAndBias, _WindowLayer):
         self.pad = pad if isinstance(pad, str) else as_pair(pad, "pad", minimum=0)
         self.dilation = as_pair(dilation, "dilation", minimum=1)
         self.groups = groups
+        self.strategy = strategy  # see colnn.conv.available_strategies()
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
 
@@ -265,16 +269,16 @@ class Convolution(_WeightAndBias, _WindowLayer):
         check_conv_args(self.W, self.b, self.groups, in_channels=x.shape[-3])
         window = conv_window(x.shape[2:], self.W.shape[2:], self.stride, self.pad, self.dilation)
         dtype = np.result_type(x, self.W)
-        out, col = conv2d_forward(
+        out, saved = conv2d_forward(
             x.astype(dtype, copy=False), self.W.astype(dtype, copy=False),
-            self.b.astype(dtype, copy=False), window, self.groups,
+            self.b.astype(dtype, copy=False), window, self.groups, self.strategy,
         )
-        return out, window, col
+        return out, window, saved
 
     def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
         grad_input, grad_weight, grad_bias = conv2d_backward(
             grad, saved.input_shape, saved.state, self.W.astype(saved.dtype, copy=False),
-            saved.window, self.groups,
+            saved.window, self.groups, self.strategy,
         )
         self.dW = grad_weight.astype(self.W.dtype, copy=False)
         self.db = grad_bias.astype(self.b.dtype, copy=False)

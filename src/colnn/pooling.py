@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .im2col import col2im_window, im2col_window
+from .kernels import NumbaStrategy
 from .shapes import IntPair, Window, check_array, check_float_array, lowest_value, to_batched
 
 __all__ = [
@@ -45,6 +46,9 @@ class PoolStrategy(Protocol):
         PyTorch's CPU rule: a cell replaces the running maximum when it is greater
         or NaN, scanning the window row-major; padded cells never count.
         """
+
+    def max_values(self, x: np.ndarray, window: Window) -> np.ndarray:
+        """The maxima of :meth:`max_forward` alone (inference: no offsets to keep)."""
 
     def max_backward(
         self, grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...], window: Window
@@ -112,6 +116,9 @@ class Im2colStrategy:
         offset = np.where(out == lowest, window.first_inside(), offset)
         return out, offset
 
+    def max_values(self, x: np.ndarray, window: Window) -> np.ndarray:
+        return self.max_forward(x, window)[0]
+
     def max_backward(
         self, grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...], window: Window
     ) -> np.ndarray:
@@ -157,6 +164,11 @@ def get_strategy(name: str | None = None) -> PoolStrategy:
     if key not in _STRATEGIES:
         raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {name!r}")
     return _STRATEGIES[key]
+
+
+# The compiled kernels are the default; colnn.kernels imports Numba only on first
+# use, so `import colnn` neither loads Numba nor compiles anything.
+register_strategy("numba", NumbaStrategy(fallback=_STRATEGIES["im2col"]), default=True)
 
 
 def pool_window(
@@ -237,11 +249,12 @@ def max_pool2d(
     """
     x, unbatched = to_batched(check_array(input, "input"))
     window = pool_window(x, kernel_size, stride, padding, dilation, ceil_mode)
+    if not return_indices:
+        out = get_strategy(strategy).max_values(x, window)
+        return out[0] if unbatched else out
     out, window_offset = max_pool2d_forward(x, window, strategy)
     if unbatched:
         out = out[0]
-    if not return_indices:
-        return out
     indices = window.flat_indices(window_offset)
     return out, (indices[0] if unbatched else indices)
 

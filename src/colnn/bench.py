@@ -1,0 +1,425 @@
+"""``colnn bench``: colnn's default strategy against the tutorial, the reference strategy and PyTorch.
+
+Everything runs in one process: each case is warmed up once (which compiles
+the kernels, or loads them from the cache), then timed ``repeat`` times; the
+table gives the median and the min-max in milliseconds, and two ratios (time
+over time, lower is faster): against ``torch.nn.functional`` in the default
+NCHW layout, and against a limit. For pooling the limit is memory bandwidth:
+the time needed just to read the input and write the output (and offsets) at
+the bandwidth of a large ``np.copyto`` into a prefaulted buffer (bytes read +
+written). For convolution it is compute: the GEMMs' FLOPs at the SGEMM rate.
+
+Memory is the peak resident memory one call adds, read from ``VmHWM`` in
+``/proc/self/status`` after resetting it (``echo 5 > /proc/self/clear_refs``)
+and handing freed heap back with ``malloc_trim``; it is reported against the
+input's size. The functions here are importable (:func:`run_benchmark`,
+:func:`format_table`); :func:`register` adds the sub-command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Row", "Case", "run_benchmark", "format_table", "measure_bandwidth", "measure_sgemm", "register"]
+
+# Shapes of the issue (float32): pooling (input shape, kernel, stride, padding) and
+# convolution (input shape, weight shape, padding).
+POOL_SHAPES = {
+    "S1": ((64, 64, 56, 56), 2, 2, 0),
+    "S2": ((32, 64, 112, 112), 3, 2, 1),
+    "S3": ((256, 32, 24, 24), 2, 2, 0),
+    "S4": ((8, 3, 1024, 1024), 2, 2, 0),
+}
+CONV_SHAPES = {
+    "C1": ((32, 64, 56, 56), (64, 64, 3, 3), 1),
+    "C2": ((64, 1, 28, 28), (30, 1, 5, 5), 0),
+}
+# --quick: the same kinds of case, small enough for a test.
+QUICK_POOL_SHAPES = {"S1": ((4, 8, 56, 56), 2, 2, 0), "S2": ((2, 8, 32, 32), 3, 2, 1)}
+QUICK_CONV_SHAPES = {"C1": ((2, 8, 16, 16), (8, 8, 3, 3), 1), "C2": ((4, 1, 28, 28), (6, 1, 5, 5), 0)}
+
+# These tune old OpenBLAS builds; set, they can halve a current one's SGEMM.
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+@dataclass
+class Row:
+    """One timed implementation of one case; times in milliseconds."""
+
+    case: str
+    impl: str
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    ratio_torch: float | None = None
+    ratio_limit: float | None = None
+    peak_added_mb: float | None = None
+    input_mb: float | None = None
+
+
+@dataclass
+class Case:
+    """A benchmark case: what it computes, its limit, and the implementations to time."""
+
+    name: str
+    limit_ms: float | None
+    input_mb: float
+    impls: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+
+# --- measurements -----------------------------------------------------------------
+
+
+def time_call(func: Callable[[], Any], repeat: int) -> list[float]:
+    """Seconds of ``repeat`` calls of ``func`` after one warm-up call."""
+    func()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure_bandwidth(nbytes: int = 512 << 20, repeat: int = 5) -> float:
+    """Copy bandwidth in bytes/s (read + written) of ``np.copyto`` into a prefaulted buffer."""
+    source = np.ones(nbytes // 4, dtype=np.float32)
+    target = np.zeros_like(source)  # written once below, so every page is resident
+    target[:] = 1
+    best = min(time_call(lambda: np.copyto(target, source), repeat))
+    return 2 * nbytes / best
+
+
+def measure_sgemm(size: int = 2048, repeat: int = 5) -> float:
+    """float32 matrix-product rate in FLOP/s of ``size`` x ``size`` matrices."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((size, size), dtype=np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    best = min(time_call(lambda: np.matmul(a, b, out=out), repeat))
+    return 2 * size**3 / best
+
+
+def _status_kib(field_name: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field_name} not in /proc/self/status")
+
+
+def peak_added_mb(func: Callable[[], Any]) -> float | None:
+    """Peak resident memory (MB) that one call of ``func`` adds, or None where it cannot be read (not Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        gc.collect()
+        libc.malloc_trim(0)
+        before = _status_kib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # resets VmHWM to the current RSS
+        result = func()
+        peak = _status_kib("VmHWM")
+        del result
+    except OSError:
+        return None
+    return (peak - before) / 1024
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """BLAS libraries numpy (and torch) loaded, with their kernel (``architecture``), via threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [
+        {key: info.get(key) for key in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+        for info in threadpool_info()
+        if info.get("user_api") == "blas"
+    ]
+
+
+# --- cases -------------------------------------------------------------------------
+
+
+def load_tutorial(path: Path | None = None) -> Any | None:
+    """The tutorial's module (``benchmarks/tutorial.py``), or None where it is not found."""
+    candidates = [path] if path else [
+        Path.cwd() / "benchmarks" / "tutorial.py",
+        Path(__file__).resolve().parents[2] / "benchmarks" / "tutorial.py",
+    ]
+    for candidate in candidates:
+        if candidate and candidate.is_file():
+            spec = importlib.util.spec_from_file_location("colnn_bench_tutorial", candidate)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    return None
+
+
+def _pool_cases(shapes: dict, torch: Any, tutorial: Any, bandwidth: float) -> list[Case]:
+    from .kernels import offset_dtype
+    from .pooling import avg_pool2d, max_pool2d, max_pool2d_backward, max_pool2d_forward, pool_window
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for name, (shape, kernel, stride, pad) in shapes.items():
+        x = rng.random(shape, dtype=np.float32)
+        window = pool_window(x, kernel, stride, pad, 1, False)
+        out_shape = (*shape[:2], window.out_h, window.out_w)
+        out_bytes = int(np.prod(out_shape)) * 4
+        offsets_bytes = int(np.prod(out_shape)) * offset_dtype(window).itemsize
+        _, window_offset = max_pool2d_forward(x, window)
+        grad = rng.random(out_shape, dtype=np.float32)
+
+        def limit(nbytes: int) -> float:
+            return nbytes / bandwidth * 1e3
+
+        forward = Case(f"{name} max fwd (inference)", limit(x.nbytes + out_bytes), x.nbytes / 2**20)
+        forward.impls["colnn"] = lambda x=x, k=kernel, s=stride, p=pad: max_pool2d(x, k, s, p)
+        forward.impls["colnn im2col"] = lambda x=x, k=kernel, s=stride, p=pad: max_pool2d(x, k, s, p, strategy="im2col")
+        if tutorial is not None and pad == 0:  # the tutorial's output size ignores padding
+            layer = tutorial.Pooling(kernel, kernel, stride, pad)
+            forward.impls["tutorial"] = lambda x=x, layer=layer: layer.forward(x)
+        training = Case(f"{name} max fwd + offsets", limit(x.nbytes + out_bytes + offsets_bytes), x.nbytes / 2**20)
+        training.impls["colnn"] = lambda x=x, w=window: max_pool2d_forward(x, w)
+        training.impls["colnn im2col"] = lambda x=x, w=window: max_pool2d_forward(x, w, "im2col")
+        backward = Case(f"{name} max bwd", limit(x.nbytes + out_bytes + offsets_bytes), x.nbytes / 2**20)
+        backward.impls["colnn"] = lambda g=grad, o=window_offset, x=x, w=window: max_pool2d_backward(g, o, x.shape, w)
+        _, im2col_offset = max_pool2d_forward(x, window, "im2col")
+        backward.impls["colnn im2col"] = (
+            lambda g=grad, o=im2col_offset, x=x, w=window: max_pool2d_backward(g, o, x.shape, w, "im2col"))
+        average = Case(f"{name} avg fwd", limit(x.nbytes + out_bytes), x.nbytes / 2**20)
+        average.impls["colnn"] = lambda x=x, k=kernel, s=stride, p=pad: avg_pool2d(x, k, s, p)
+        average.impls["colnn im2col"] = lambda x=x, k=kernel, s=stride, p=pad: avg_pool2d(x, k, s, p, strategy="im2col")
+        if torch is not None:
+            functional = torch.nn.functional
+            x_nchw = torch.from_numpy(x)
+            x_last = x_nchw.contiguous(memory_format=torch.channels_last)
+            _, indices = functional.max_pool2d(x_nchw, kernel, stride, pad, return_indices=True)
+            grad_t = torch.from_numpy(grad)
+            for layout, tensor in (("NCHW", x_nchw), ("channels_last", x_last)):
+                forward.impls[f"torch {layout}"] = lambda t=tensor, k=kernel, s=stride, p=pad: functional.max_pool2d(t, k, s, p)
+                training.impls[f"torch {layout}"] = (
+                    lambda t=tensor, k=kernel, s=stride, p=pad: functional.max_pool2d(t, k, s, p, return_indices=True))
+                average.impls[f"torch {layout}"] = lambda t=tensor, k=kernel, s=stride, p=pad: functional.avg_pool2d(t, k, s, p)
+            backward.impls["torch NCHW"] = (
+                lambda g=grad_t, t=x_nchw, i=indices, k=kernel, s=stride, p=pad:
+                torch.ops.aten.max_pool2d_with_indices_backward(g, t, [k, k], [s, s], [p, p], [1, 1], False, i))
+        cases += [forward, training, backward, average]
+    return cases
+
+
+def _conv_cases(shapes: dict, torch: Any, sgemm: float) -> list[Case]:
+    """Convolution cases; their limit is compute: the GEMMs' FLOPs at the measured SGEMM rate."""
+    from .conv import conv2d_backward, conv2d_forward, conv_window
+
+    rng = np.random.default_rng(1)
+    cases = []
+    for name, (x_shape, w_shape, pad) in shapes.items():
+        x = rng.random(x_shape, dtype=np.float32)
+        weight = rng.random(w_shape, dtype=np.float32) - 0.5
+        bias = rng.random(w_shape[0], dtype=np.float32)
+        window = conv_window(x.shape[2:], weight.shape[2:], 1, pad, 1)
+        out, col = conv2d_forward(x, weight, bias, window, strategy="im2col")
+        grad = rng.random(out.shape, dtype=np.float32)
+        gemm_flop = 2.0 * out.size * weight[0].size  # every output: one dot product of a weight row
+        forward = Case(f"{name} conv fwd", gemm_flop / sgemm * 1e3, x.nbytes / 2**20)
+        forward.impls["colnn"] = lambda x=x, w=weight, b=bias, win=window: conv2d_forward(x, w, b, win)[0]
+        forward.impls["colnn im2col"] = lambda x=x, w=weight, b=bias, win=window: conv2d_forward(x, w, b, win, strategy="im2col")[0]
+        backward = Case(f"{name} conv bwd", 2 * gemm_flop / sgemm * 1e3, x.nbytes / 2**20)
+        backward.impls["colnn"] = lambda g=grad, x=x, w=weight, win=window: conv2d_backward(g, x.shape, x, w, win)
+        backward.impls["colnn im2col"] = (
+            lambda g=grad, c=col, x=x, w=weight, win=window: conv2d_backward(g, x.shape, c, w, win, strategy="im2col"))
+        if torch is not None:
+            functional = torch.nn.functional
+            x_nchw, w_t, b_t, g_t = (torch.from_numpy(a) for a in (x, weight, bias, grad))
+            last = torch.channels_last
+            forward.impls["torch NCHW"] = lambda t=x_nchw, w=w_t, b=b_t, p=pad: functional.conv2d(t, w, b, 1, p)
+            forward.impls["torch channels_last"] = (
+                lambda t=x_nchw.contiguous(memory_format=last), w=w_t.contiguous(memory_format=last), b=b_t, p=pad:
+                functional.conv2d(t, w, b, 1, p))
+            backward.impls["torch NCHW"] = (
+                lambda g=g_t, t=x_nchw, w=w_t, p=pad: torch.ops.aten.convolution_backward(
+                    g, t, w, [w.shape[0]], [1, 1], [p, p], [1, 1], False, [0, 0], 1, [True, True, True]))
+        cases += [forward, backward]
+    return cases
+
+
+# --- running and reporting ----------------------------------------------------------
+
+
+def run_benchmark(quick: bool = False, repeat: int | None = None, use_torch: bool = True,
+                  tutorial_path: Path | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run every case; returns a JSON-ready dict (environment, limits, rows, memory)."""
+    repeat = repeat or (3 if quick else 7)
+    torch = None
+    if use_torch:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+    # Autograd off for PyTorch's forward calls, and back as it was afterwards.
+    no_grad = torch.no_grad() if torch is not None else contextlib.nullcontext()
+    with no_grad:
+        return _run_cases(quick, repeat, torch, tutorial_path, log)
+
+
+def _run_cases(quick: bool, repeat: int, torch: Any, tutorial_path: Path | None,
+               log: Callable[[str], None] | None) -> dict[str, Any]:
+    from . import __version__, kernels
+
+    settle_s = 0.1 if quick else 2.0
+    bandwidth = measure_bandwidth(64 << 20 if quick else 512 << 20)
+    sgemm = measure_sgemm(512 if quick else 2048)
+    tutorial = load_tutorial(tutorial_path)
+    cases = _pool_cases(QUICK_POOL_SHAPES if quick else POOL_SHAPES, torch, tutorial, bandwidth)
+    cases += _conv_cases(QUICK_CONV_SHAPES if quick else CONV_SHAPES, torch, sgemm)
+    timed = {}
+    # One implementation at a time over all cases, with a pause between them: an
+    # OpenMP runtime (PyTorch's, or Numba's) and OpenBLAS keep their threads
+    # spinning for a while after each call, and on two cores that halves the
+    # speed of whatever runs next in the process.
+    for impl in dict.fromkeys(impl for case in cases for impl in case.impls):
+        if log:
+            log(f"timing {impl}")
+        time.sleep(settle_s)
+        for case in cases:
+            if impl in case.impls:
+                func = case.impls[impl]
+                seconds = time_call(func, repeat)
+                timed[case.name, impl] = Row(
+                    case.name, impl, 1e3 * statistics.median(seconds), 1e3 * min(seconds), 1e3 * max(seconds),
+                    peak_added_mb=peak_added_mb(func), input_mb=case.input_mb)
+    rows = []
+    for case in cases:
+        case_rows = [timed[case.name, impl] for impl in case.impls]
+        torch_ms = next((row.median_ms for row in case_rows if row.impl == "torch NCHW"), None)
+        for row in case_rows:
+            row.ratio_torch = row.median_ms / torch_ms if torch_ms else None
+            row.ratio_limit = row.median_ms / case.limit_ms if case.limit_ms else None
+        rows += case_rows
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
+        "versions": _versions(__version__, torch),
+        "threads": {"numba": kernels.get_num_threads()},
+        "blas": blas_info(),
+        "openblas_overrides": {name: os.environ[name] for name in OPENBLAS_OVERRIDES if name in os.environ},
+        "bandwidth_GBps": bandwidth / 1e9,
+        "sgemm_GFLOPS": sgemm / 1e9,
+        "quick": quick,
+        "repeat": repeat,
+        "rows": [asdict(row) for row in rows],
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions(colnn_version: str, torch: Any) -> dict[str, str]:
+    import numba
+
+    versions = {"python": platform.python_version(), "colnn": colnn_version, "numpy": np.__version__,
+                "numba": numba.__version__}
+    if torch is not None:
+        versions["torch"] = torch.__version__
+    return versions
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The result as a plain-text table (a Markdown table, so the README can show it as is)."""
+    versions = ", ".join(f"{name} {version}" for name, version in result["versions"].items())
+    lines = [
+        f"{result['date']} on {result['machine']['cpu']} ({result['machine']['cores']} cores); {versions}",
+        f"numba threads: {result['threads']['numba']}; memory bandwidth {result['bandwidth_GBps']:.1f} GB/s "
+        f"(np.copyto, read + write); SGEMM {result['sgemm_GFLOPS']:.0f} GFLOP/s",
+    ]
+    for blas in result["blas"]:
+        lines.append(f"BLAS: {blas['internal_api']} {blas['version']} ({Path(blas['filepath']).name}), "
+                     f"kernel {blas['architecture']}, {blas['num_threads']} threads")
+    if result["openblas_overrides"]:
+        lines.append(f"WARNING: {result['openblas_overrides']} set: they can halve SGEMM; rerun with "
+                     f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE")
+    lines += [
+        "",
+        f"Median and min-max of {result['repeat']} calls; ratios are time / time (lower is faster); "
+        "memory: peak resident memory one call adds.",
+        "",
+        "| case | implementation | median ms | min-max ms | / torch NCHW | / limit | added MB (x input) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in result["rows"]:
+        memory = "" if row["peak_added_mb"] is None else (
+            f"{row['peak_added_mb']:.0f} ({row['peak_added_mb'] / row['input_mb']:.2f})")
+        lines.append(
+            f"| {row['case']} | {row['impl']} | {row['median_ms']:.2f} | {row['min_ms']:.2f}-{row['max_ms']:.2f} | "
+            f"{_ratio(row['ratio_torch'])} | {_ratio(row['ratio_limit'])} | {memory} |")
+    return "\n".join(lines)
+
+
+# --- command line ---------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """``colnn bench``: run the benchmark, print the table, save JSON if asked."""
+    if args.threads is not None:
+        from .kernels import set_num_threads
+
+        set_num_threads(args.threads)
+    result = run_benchmark(quick=args.quick, repeat=args.repeat, use_torch=not args.no_torch,
+                           tutorial_path=args.tutorial, log=lambda message: print(message, file=sys.stderr))
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``bench`` sub-command."""
+    bench = subparsers.add_parser(
+        "bench", help="time colnn against the tutorial, its reference strategy and PyTorch",
+        description="Time colnn's pooling and convolution against the tutorial's im2col code, colnn's "
+                    "reference strategy and torch.nn.functional (NCHW and channels_last), with the "
+                    "memory-bandwidth limit. Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.")
+    bench.add_argument("--quick", action="store_true", help="small shapes and few repeats (a smoke test)")
+    bench.add_argument("--repeat", type=_positive_int, help="timed calls per row; default 7 (--quick: 3)")
+    bench.add_argument("--json", metavar="FILE", help="also save the results as JSON")
+    bench.add_argument("--threads", type=_positive_int, help="limit colnn and BLAS to this many threads")
+    bench.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
+    bench.add_argument("--tutorial", type=Path, metavar="FILE",
+                       help="the tutorial's code; default: benchmarks/tutorial.py of the checkout")
+    bench.set_defaults(run=run)

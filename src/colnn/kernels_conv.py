@@ -1,0 +1,124 @@
+"""Numba kernels of the batch-chunked im2col + GEMM convolution.
+
+The column matrix of a chunk of ``B`` images is ``col`` ``(C*kh*kw, B*L)`` with
+``L = out_h*out_w``: row ``(c, ky, kx)``, column ``(b, oy, ox)``. Then
+``weight (FN, C*kh*kw) @ col`` is the whole chunk's output in one BLAS call,
+and each stretch of a ``col`` row is a shifted, strided copy of an input row,
+so im2col streams. Geometry arrays are those of
+:class:`colnn.kernels.PlaneGeometry`. As in :mod:`colnn.kernels_pool`, source
+and destination rows are sliced to start at their first cell so that indices
+are provably non-negative and the copy loops vectorize.
+
+These kernels run on one thread on purpose. The GEMMs between them use every
+core, and a Numba (OpenMP) parallel region between two BLAS calls makes GNU
+OpenMP's spinning workers and OpenBLAS's fight over the cores: on 2 cores the
+C1 forward of ``colnn bench`` took 400-1200 ms with parallel kernels, 58 ms
+with these. Plain Python threads over channel slices did not pay either: the
+copy is bound by memory bandwidth (C1's im2col: 14.7 ms on one thread, 11.5 ms
+on two, and the gain was lost to OpenBLAS's spinning threads).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+__all__ = ["im2col_chunk", "col2im_chunk", "rows_to_nchw", "nchw_to_rows"]
+
+
+@njit(cache=True, inline="always")
+def _inside_columns(col0, stride_w, width, out_w):
+    """Output columns ``[lo, hi)`` whose input column ``ox*stride_w + col0`` lies in ``[0, width)``."""
+    lo = 0 if col0 >= 0 else min(out_w, (-col0 + stride_w - 1) // stride_w)
+    hi = max(lo, min(out_w, (width - 1 - col0) // stride_w + 1))
+    return lo, hi
+
+
+@njit(cache=True)
+def im2col_chunk(images, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, col):
+    """Fill ``col`` ``(C*kh*kw, B*L)`` from ``images`` ``(B, C, H, W)``; padded cells are 0."""
+    n_images, channels, height, width = images.shape
+    out_h, out_w = row_start.shape[0], col_start.shape[0]
+    plane_len = out_h * out_w
+    for c in range(channels):
+        for ky in range(kernel_h):
+            for kx in range(kernel_w):
+                col_row = col[(c * kernel_h + ky) * kernel_w + kx]
+                col0 = col_start[0] + kx * dilation_w
+                ox_lo, ox_hi = _inside_columns(col0, stride_w, width, out_w)
+                for b in range(n_images):
+                    for oy in range(out_h):
+                        dst = col_row[b * plane_len + oy * out_w:b * plane_len + (oy + 1) * out_w]
+                        in_row = row_start[oy] + ky * dilation_h
+                        if in_row < 0 or in_row >= height:
+                            dst[:] = 0
+                            continue
+                        dst[:ox_lo] = 0
+                        dst[ox_hi:] = 0
+                        src = images[b, c, in_row, ox_lo * stride_w + col0:]
+                        inside = dst[ox_lo:ox_hi]
+                        if stride_w == 1:
+                            for j in range(inside.shape[0]):
+                                inside[j] = src[j]
+                        elif stride_w == 2:
+                            for j in range(inside.shape[0]):
+                                inside[j] = src[2 * j]
+                        else:
+                            for j in range(inside.shape[0]):
+                                inside[j] = src[stride_w * j]
+
+
+@njit(cache=True)
+def col2im_chunk(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, images):
+    """Adjoint of :func:`im2col_chunk`: sum ``col`` ``(C*kh*kw, B*L)`` into ``images`` ``(B, C, H, W)`` (overwritten)."""
+    n_images, channels, height, width = images.shape
+    out_h, out_w = row_start.shape[0], col_start.shape[0]
+    plane_len = out_h * out_w
+    images[:] = 0
+    for c in range(channels):
+        for ky in range(kernel_h):
+            for kx in range(kernel_w):
+                col_row = col[(c * kernel_h + ky) * kernel_w + kx]
+                col0 = col_start[0] + kx * dilation_w
+                ox_lo, ox_hi = _inside_columns(col0, stride_w, width, out_w)
+                for b in range(n_images):
+                    for oy in range(out_h):
+                        in_row = row_start[oy] + ky * dilation_h
+                        if in_row < 0 or in_row >= height:
+                            continue
+                        dst = images[b, c, in_row, ox_lo * stride_w + col0:]
+                        start = b * plane_len + oy * out_w
+                        src = col_row[start + ox_lo:start + ox_hi]
+                        if stride_w == 1:
+                            for j in range(src.shape[0]):
+                                dst[j] += src[j]
+                        elif stride_w == 2:
+                            for j in range(src.shape[0]):
+                                dst[2 * j] += src[j]
+                        else:
+                            for j in range(src.shape[0]):
+                                dst[stride_w * j] += src[j]
+
+
+@njit(cache=True)
+def rows_to_nchw(rows, bias, add_bias, out):
+    """``rows`` ``(FN, B*L)`` (a chunk's GEMM result), plus ``bias`` ``(FN,)`` if ``add_bias``, into ``out`` ``(B, FN, L)``."""
+    n_images, channels, plane_len = out.shape
+    for b in range(n_images):
+        for f in range(channels):
+            src = rows[f, b * plane_len:(b + 1) * plane_len]
+            dst = out[b, f]
+            shift = bias[f] if add_bias else rows.dtype.type(0)
+            for j in range(dst.shape[0]):
+                dst[j] = src[j] + shift
+
+
+@njit(cache=True)
+def nchw_to_rows(images, rows):
+    """``images`` ``(B, FN, L)`` into ``rows`` ``(FN, B*L)``: the inverse layout change of :func:`rows_to_nchw`."""
+    n_images, channels, plane_len = images.shape
+    for b in range(n_images):
+        for f in range(channels):
+            src = images[b, f]
+            dst = rows[f, b * plane_len:(b + 1) * plane_len]
+            for j in range(src.shape[0]):
+                dst[j] = src[j]

@@ -1,0 +1,485 @@
+"""Numba kernels of max and average pooling over a stack of planes ``(P, H, W)``.
+
+Every kernel runs ``prange`` over the ``P = N*C`` planes, so one thread owns a
+plane and its gradient (no races in the scatter-adds) and reads it from cache.
+The window geometry arrives precomputed (:class:`colnn.kernels.PlaneGeometry`):
+for each output row ``oy`` the input row ``row_start`` of ``ky = 0`` and the
+range ``[ky_lo, ky_hi)`` of kernel rows inside the input, likewise for columns,
+and ``[ox_in_lo, ox_in_hi)``, the output columns whose every kernel column lies
+inside the input. Those interior columns run in loops over ``ox`` with the
+kernel offset fixed, which LLVM vectorizes; the few border columns take a
+scalar loop per window. Padding is never materialized.
+
+Max pooling follows PyTorch's CPU rule exactly: scanning the window row-major
+from its first in-bounds cell, a cell replaces the running maximum when it is
+greater or NaN. No ``fastmath`` anywhere: it would let LLVM drop the NaN test.
+Sums run in the planes' dtype (the caller converts float16 to float32), in
+PyTorch's order: row-major over the in-bounds cells.
+
+2x2 windows at stride 2 without padding, the common case, have kernels of
+their own (``*_k2s2``) that take whole rows and need no geometry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "max_pool_planes",
+    "max_pool_k2s2",
+    "max_pool_k2s2_values",
+    "max_pool_values_planes",
+    "max_pool_backward_planes",
+    "max_pool_backward_k2s2",
+    "avg_pool_planes",
+    "avg_pool_k2s2",
+    "avg_pool_backward_planes",
+    "avg_pool_backward_k2s2",
+]
+
+
+@njit(cache=True, inline="always")
+def _takes(value, running):
+    """PyTorch's replacement test: greater, or NaN (``value != value``; never true for integers)."""
+    return (value > running) | (value != value)
+
+
+# --- max pooling forward ----------------------------------------------------
+#
+# Codegen notes, measured on 56- and 24-wide planes: LLVM vectorizes the hot
+# loops only when (1) an index is provably non-negative (the source row is
+# sliced to start at the first cell, so Numba's negative-index wraparound folds
+# away), (2) the trip count is the length of a scratch row allocated in the
+# kernel (``range(scratch.shape[0])``; any other count left short rows scalar,
+# 3-10x slower) and (3) the offsets stay int32 until a final narrowing copy.
+
+
+@njit(cache=True, inline="always")
+def _max_pass(src, stride_w, out_vals, out_offsets, offset, first):
+    """Fold the cells ``src[stride_w*j]`` (kernel offset ``offset``) into ``out_vals[j]``, ``out_offsets[j]``.
+
+    Strides 1 and 2 get loops of their own so that LLVM sees a constant stride.
+    """
+    if first:
+        for j in range(out_offsets.shape[0]):
+            out_vals[j] = src[stride_w * j]
+            out_offsets[j] = offset
+    elif stride_w == 1:
+        for j in range(out_offsets.shape[0]):
+            value = src[j]
+            take = _takes(value, out_vals[j])
+            out_vals[j] = value if take else out_vals[j]
+            out_offsets[j] = offset if take else out_offsets[j]
+    elif stride_w == 2:
+        for j in range(out_offsets.shape[0]):
+            value = src[2 * j]
+            take = _takes(value, out_vals[j])
+            out_vals[j] = value if take else out_vals[j]
+            out_offsets[j] = offset if take else out_offsets[j]
+    else:
+        for j in range(out_offsets.shape[0]):
+            value = src[stride_w * j]
+            take = _takes(value, out_vals[j])
+            out_vals[j] = value if take else out_vals[j]
+            out_offsets[j] = offset if take else out_offsets[j]
+
+
+@njit(cache=True, inline="always")
+def _max_k2s2(top, bottom, out_vals, out_offsets):
+    """2x2 windows at stride 2 with both rows inside, ``top``/``bottom`` starting at the first window."""
+    for j in range(out_offsets.shape[0]):
+        best = top[2 * j]
+        best_offset = np.int32(0)
+        value = top[2 * j + 1]
+        take = _takes(value, best)
+        best = value if take else best
+        best_offset = np.int32(1) if take else best_offset
+        value = bottom[2 * j]
+        take = _takes(value, best)
+        best = value if take else best
+        best_offset = np.int32(2) if take else best_offset
+        value = bottom[2 * j + 1]
+        take = _takes(value, best)
+        out_vals[j] = value if take else best
+        out_offsets[j] = np.int32(3) if take else best_offset
+
+
+@njit(cache=True, inline="always")
+def _max_k3s2(row0, row1, row2, out_vals, out_offsets):
+    """3x3 windows at stride 2 with all three rows inside, each row starting at the first window."""
+    for j in range(out_offsets.shape[0]):
+        col = 2 * j
+        best = row0[col]
+        best_offset = np.int32(0)
+        for kx in range(1, 3):
+            value = row0[col + kx]
+            take = _takes(value, best)
+            best = value if take else best
+            best_offset = np.int32(kx) if take else best_offset
+        for kx in range(3):
+            value = row1[col + kx]
+            take = _takes(value, best)
+            best = value if take else best
+            best_offset = np.int32(3 + kx) if take else best_offset
+        for kx in range(3):
+            value = row2[col + kx]
+            take = _takes(value, best)
+            best = value if take else best
+            best_offset = np.int32(6 + kx) if take else best_offset
+        out_vals[j] = best
+        out_offsets[j] = best_offset
+
+
+@njit(cache=True, inline="always")
+def _max_window(plane, row0, ky_lo, ky_hi, col0, kx_lo, kx_hi, kernel_w, dilation_h, dilation_w, lowest):
+    """One window, scalar: ``(maximum, offset)``; an empty window gives ``lowest`` and its first offset."""
+    best = lowest
+    best_offset = ky_lo * kernel_w + kx_lo
+    first = True
+    for ky in range(ky_lo, ky_hi):
+        row = plane[row0 + ky * dilation_h]
+        for kx in range(kx_lo, kx_hi):
+            value = row[col0 + kx * dilation_w]
+            if first or _takes(value, best):
+                best = value
+                best_offset = ky * kernel_w + kx
+                first = False
+    return best, best_offset
+
+
+@njit(parallel=True, cache=True)
+def max_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
+                    kernel_w, stride_w, dilation_h, dilation_w, lowest, out, window_offset, keep_offset):
+    """Max pooling of ``planes`` ``(P, H, W)`` into ``out`` ``(P, out_h, out_w)``.
+
+    With ``keep_offset``, ``window_offset`` ``(P, out_h, out_w)`` receives
+    ``ky*kernel_w + kx`` of each maximum; otherwise it is not touched.
+    """
+    out_h, out_w = out.shape[1], out.shape[2]
+    fused_k2s2 = kernel_w == 2 and stride_w == 2 and dilation_h == 1 and dilation_w == 1
+    fused_k3s2 = kernel_w == 3 and stride_w == 2 and dilation_h == 1 and dilation_w == 1
+    first_col = ox_in_lo * stride_w + col_start[0]  # input column of the first interior window
+    for p in prange(planes.shape[0]):
+        plane = planes[p]
+        interior_offsets = np.empty(ox_in_hi - ox_in_lo, np.int32)
+        for oy in range(out_h):
+            out_row = out[p, oy]
+            out_vals = out_row[ox_in_lo:]
+            row0 = row_start[oy]
+            if fused_k2s2 and ky_lo[oy] == 0 and ky_hi[oy] == 2:
+                _max_k2s2(plane[row0, first_col:], plane[row0 + 1, first_col:], out_vals, interior_offsets)
+            elif fused_k3s2 and ky_lo[oy] == 0 and ky_hi[oy] == 3:
+                _max_k3s2(plane[row0, first_col:], plane[row0 + 1, first_col:], plane[row0 + 2, first_col:],
+                          out_vals, interior_offsets)
+            elif ky_hi[oy] <= ky_lo[oy]:
+                for j in range(interior_offsets.shape[0]):
+                    out_vals[j] = lowest
+                    interior_offsets[j] = ky_lo[oy] * kernel_w
+            else:
+                for ky in range(ky_lo[oy], ky_hi[oy]):
+                    row = plane[row0 + ky * dilation_h]
+                    for kx in range(kernel_w):
+                        _max_pass(row[first_col + kx * dilation_w:], stride_w, out_vals, interior_offsets,
+                                  np.int32(ky * kernel_w + kx), ky == ky_lo[oy] and kx == 0)
+            if keep_offset:
+                kept = window_offset[p, oy, ox_in_lo:]
+                for j in range(interior_offsets.shape[0]):
+                    kept[j] = interior_offsets[j]
+            for side in range(2):  # the border columns left, then right, of the interior
+                for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+                    best, best_offset = _max_window(plane, row0, ky_lo[oy], ky_hi[oy], col_start[ox], kx_lo[ox],
+                                                    kx_hi[ox], kernel_w, dilation_h, dilation_w, lowest)
+                    out_row[ox] = best
+                    if keep_offset:
+                        window_offset[p, oy, ox] = best_offset
+
+
+@njit(cache=True, inline="always")
+def _fold_max(src, best):
+    """``best[j] = src[j]`` where ``src[j]`` takes over (greater or NaN): a unit-stride, vectorized pass."""
+    for j in range(best.shape[0]):
+        value = src[j]
+        best[j] = value if _takes(value, best[j]) else best[j]
+
+
+@njit(parallel=True, cache=True)
+def max_pool_values_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
+                           kernel_w, stride_w, dilation_h, lowest, out):
+    """Maxima only (inference) for column stride 1 or 2 without column dilation: separable, exact.
+
+    Each window row is folded across its columns first, then the rows in order:
+    that is the row-major scan, so ties, signed zeros and NaN come out as
+    PyTorch's. With stride 2 each input row is split into its even and odd
+    columns first, so that every pass has unit stride and vectorizes.
+    """
+    out_h, out_w = out.shape[1], out.shape[2]
+    n_inside = ox_in_hi - ox_in_lo
+    first_col = ox_in_lo * stride_w + col_start[0]
+    span = stride_w * (n_inside - 1) + kernel_w if n_inside > 0 else 0  # columns the interior reads
+    for p in prange(planes.shape[0]):
+        plane = planes[p]
+        even = np.empty((span + 1) // 2, planes.dtype)
+        odd = np.empty(span // 2, planes.dtype)
+        best = np.empty(n_inside, planes.dtype)
+        row_best = np.empty(n_inside, planes.dtype)
+        for oy in range(out_h):
+            out_row = out[p, oy]
+            row0 = row_start[oy]
+            best[:] = lowest
+            for ky in range(ky_lo[oy], ky_hi[oy]):
+                src = plane[row0 + ky * dilation_h, first_col:]
+                target = best if ky == ky_lo[oy] else row_best
+                if stride_w == 1:
+                    target[:] = src[:n_inside]
+                    for kx in range(1, kernel_w):
+                        _fold_max(src[kx:], target)
+                else:
+                    for i in range(odd.shape[0]):
+                        even[i] = src[2 * i]
+                        odd[i] = src[2 * i + 1]
+                    if even.shape[0] > odd.shape[0]:
+                        even[-1] = src[span - 1]
+                    target[:] = even[:n_inside]
+                    for kx in range(1, kernel_w):
+                        _fold_max(even[kx // 2:] if kx % 2 == 0 else odd[kx // 2:], target)
+                if ky != ky_lo[oy]:
+                    _fold_max(row_best, best)
+            out_vals = out_row[ox_in_lo:]
+            for j in range(best.shape[0]):
+                out_vals[j] = best[j]
+            for side in range(2):  # the border columns left, then right, of the interior
+                for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+                    out_row[ox] = _max_window(plane, row0, ky_lo[oy], ky_hi[oy], col_start[ox], kx_lo[ox],
+                                              kx_hi[ox], kernel_w, dilation_h, 1, lowest)[0]
+
+
+@njit(parallel=True, cache=True)
+def max_pool_k2s2_values(planes, out):
+    """2x2 windows at stride 2 without padding, maxima only: the common inference case.
+
+    Rows are taken by an index derived from the loop (``2*oy``), whole, and the
+    trip count is tied to a scratch row: the form that vectorizes for any width.
+    """
+    out_h, out_w = out.shape[1], out.shape[2]
+    for p in prange(planes.shape[0]):
+        trip = np.empty(out_w, np.int8)  # only its length is used, see the codegen notes
+        for oy in range(out_h):
+            top = planes[p, 2 * oy]
+            bottom = planes[p, 2 * oy + 1]
+            out_row = out[p, oy]
+            for j in range(trip.shape[0]):
+                best = top[2 * j]
+                value = top[2 * j + 1]
+                best = value if _takes(value, best) else best
+                value = bottom[2 * j]
+                best = value if _takes(value, best) else best
+                value = bottom[2 * j + 1]
+                out_row[j] = value if _takes(value, best) else best
+
+
+@njit(parallel=True, cache=True)
+def max_pool_k2s2(planes, out, window_offset):
+    """:func:`max_pool_k2s2_values` that also keeps each maximum's offset in ``window_offset``."""
+    out_h, out_w = out.shape[1], out.shape[2]
+    for p in prange(planes.shape[0]):
+        offset_row = np.empty(out_w, np.int32)
+        for oy in range(out_h):
+            top = planes[p, 2 * oy]
+            bottom = planes[p, 2 * oy + 1]
+            out_row = out[p, oy]
+            _max_k2s2(top, bottom, out_row, offset_row)
+            kept = window_offset[p, oy]
+            for j in range(offset_row.shape[0]):
+                kept[j] = offset_row[j]
+
+
+# --- max pooling backward ---------------------------------------------------
+
+
+@njit(parallel=True, cache=True)
+def max_pool_backward_planes(grad_out, window_offset, row_start, col_start, row_step, col_step, checked, grad_in):
+    """Route ``grad_out`` ``(P, out_h, out_w)`` to the cells chosen in forward; overlaps sum.
+
+    The chosen cell of window ``(oy, ox)`` with offset ``k`` is at row
+    ``row_start[oy] + row_step[k]``, column ``col_start[ox] + col_step[k]``.
+    Gradients are added in output order, as PyTorch does. With ``checked``,
+    cells outside the input (an empty window's first offset) are dropped;
+    without it every chosen cell must be inside, and the index is computed flat.
+    """
+    n_planes, height, width = grad_in.shape
+    out_h, out_w = grad_out.shape[1], grad_out.shape[2]
+    flat_step = row_step * width + col_step
+    for p in prange(n_planes):
+        plane = grad_in[p]
+        plane[:, :] = 0
+        cells = plane.reshape(height * width)
+        for oy in range(out_h):
+            grad_row = grad_out[p, oy]
+            offset_row = window_offset[p, oy]
+            row_base = row_start[oy] * width
+            for ox in range(out_w):
+                offset = offset_row[ox]
+                if checked:
+                    cell_row = row_start[oy] + row_step[offset]
+                    cell_col = col_start[ox] + col_step[offset]
+                    if 0 <= cell_row < height and 0 <= cell_col < width:
+                        plane[cell_row, cell_col] += grad_row[ox]
+                else:
+                    cells[np.uint64(row_base + col_start[ox] + flat_step[offset])] += grad_row[ox]
+
+
+@njit(parallel=True, cache=True)
+def max_pool_backward_k2s2(grad_out, window_offset, grad_in):
+    """Backward of :func:`max_pool_k2s2`: each 2x2 cell gets its gradient or 0, written once.
+
+    Rows and columns past the last window (odd H or W) are zeroed.
+    """
+    n_planes, height, width = grad_in.shape
+    out_h, out_w = grad_out.shape[1], grad_out.shape[2]
+    for p in prange(n_planes):
+        plane = grad_in[p]
+        trip = np.empty(out_w, np.int8)  # only its length is used, see the codegen notes
+        for oy in range(out_h):
+            grad_row = grad_out[p, oy]
+            offset_row = window_offset[p, oy]
+            top = plane[2 * oy]
+            bottom = plane[2 * oy + 1]
+            for j in range(trip.shape[0]):
+                grad = grad_row[j]
+                offset = offset_row[j]
+                top[2 * j] = grad if offset == 0 else 0
+                top[2 * j + 1] = grad if offset == 1 else 0
+                bottom[2 * j] = grad if offset == 2 else 0
+                bottom[2 * j + 1] = grad if offset == 3 else 0
+        plane[2 * out_h:, :] = 0
+        plane[:2 * out_h, 2 * out_w:] = 0
+
+
+# --- average pooling --------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def _add_cells(src, stride_w, sums):
+    """``sums[j] += src[stride_w*j]``; strides 1 and 2 get loops of their own (constant stride)."""
+    if stride_w == 1:
+        for j in range(sums.shape[0]):
+            sums[j] += src[j]
+    elif stride_w == 2:
+        for j in range(sums.shape[0]):
+            sums[j] += src[2 * j]
+    else:
+        for j in range(sums.shape[0]):
+            sums[j] += src[stride_w * j]
+
+
+@njit(cache=True, inline="always")
+def _spread_cells(shares, stride_w, dst):
+    """``dst[stride_w*j] += shares[j]``: the adjoint of :func:`_add_cells`."""
+    if stride_w == 1:
+        for j in range(shares.shape[0]):
+            dst[j] += shares[j]
+    elif stride_w == 2:
+        for j in range(shares.shape[0]):
+            dst[2 * j] += shares[j]
+    else:
+        for j in range(shares.shape[0]):
+            dst[stride_w * j] += shares[j]
+
+
+@njit(parallel=True, cache=True)
+def avg_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
+                    kernel_w, stride_w, divisor, out):
+    """Average pooling: window sums of ``planes`` ``(P, H, W)`` over ``divisor`` ``(out_h, out_w)`` into ``out``."""
+    out_h, out_w = out.shape[1], out.shape[2]
+    first_col = ox_in_lo * stride_w + col_start[0]
+    for p in prange(planes.shape[0]):
+        plane = planes[p]
+        sums = np.empty(ox_in_hi - ox_in_lo, planes.dtype)
+        for oy in range(out_h):
+            row0 = row_start[oy]
+            sums[:] = 0
+            for ky in range(ky_lo[oy], ky_hi[oy]):
+                row = plane[row0 + ky]
+                for kx in range(kernel_w):
+                    _add_cells(row[first_col + kx:], stride_w, sums)
+            out_row = out[p, oy]
+            divisor_row = divisor[oy]
+            out_vals = out_row[ox_in_lo:]
+            divisor_vals = divisor_row[ox_in_lo:]
+            for j in range(sums.shape[0]):
+                out_vals[j] = sums[j] / divisor_vals[j]
+            for side in range(2):  # the border columns left, then right, of the interior
+                for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+                    total = planes.dtype.type(0)
+                    for ky in range(ky_lo[oy], ky_hi[oy]):
+                        row = plane[row0 + ky]
+                        for kx in range(kx_lo[ox], kx_hi[ox]):
+                            total += row[col_start[ox] + kx]
+                    out_row[ox] = total / divisor_row[ox]
+
+
+@njit(parallel=True, cache=True)
+def avg_pool_k2s2(planes, divisor, out):
+    """2x2 windows at stride 2 without padding, all divided by the scalar ``divisor``."""
+    out_h, out_w = out.shape[1], out.shape[2]
+    for p in prange(planes.shape[0]):
+        trip = np.empty(out_w, np.int8)  # only its length is used, see the codegen notes
+        for oy in range(out_h):
+            top = planes[p, 2 * oy]
+            bottom = planes[p, 2 * oy + 1]
+            out_row = out[p, oy]
+            for j in range(trip.shape[0]):
+                total = top[2 * j] + top[2 * j + 1] + bottom[2 * j] + bottom[2 * j + 1]
+                out_row[j] = total / divisor
+
+
+@njit(parallel=True, cache=True)
+def avg_pool_backward_planes(grad_out, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
+                             kernel_w, stride_w, divisor, grad_in):
+    """Spread ``grad_out / divisor`` over each window's in-bounds cells of ``grad_in`` ``(P, H, W)``."""
+    out_h, out_w = grad_out.shape[1], grad_out.shape[2]
+    first_col = ox_in_lo * stride_w + col_start[0]
+    for p in prange(grad_in.shape[0]):
+        plane = grad_in[p]
+        plane[:, :] = 0
+        shares = np.empty(ox_in_hi - ox_in_lo, grad_in.dtype)
+        for oy in range(out_h):
+            grad_row = grad_out[p, oy]
+            divisor_row = divisor[oy]
+            grad_vals = grad_row[ox_in_lo:]
+            divisor_vals = divisor_row[ox_in_lo:]
+            for j in range(shares.shape[0]):
+                shares[j] = grad_vals[j] / divisor_vals[j]
+            row0 = row_start[oy]
+            for ky in range(ky_lo[oy], ky_hi[oy]):
+                row = plane[row0 + ky]
+                for kx in range(kernel_w):
+                    _spread_cells(shares, stride_w, row[first_col + kx:])
+                for side in range(2):
+                    for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+                        share = grad_row[ox] / divisor_row[ox]
+                        for kx in range(kx_lo[ox], kx_hi[ox]):
+                            row[col_start[ox] + kx] += share
+
+
+@njit(parallel=True, cache=True)
+def avg_pool_backward_k2s2(grad_out, divisor, grad_in):
+    """Backward of :func:`avg_pool_k2s2`: each cell of a window gets its share, written once."""
+    n_planes, height, width = grad_in.shape
+    out_h, out_w = grad_out.shape[1], grad_out.shape[2]
+    for p in prange(n_planes):
+        plane = grad_in[p]
+        trip = np.empty(out_w, np.int8)  # only its length is used, see the codegen notes
+        for oy in range(out_h):
+            grad_row = grad_out[p, oy]
+            top = plane[2 * oy]
+            bottom = plane[2 * oy + 1]
+            for j in range(trip.shape[0]):
+                share = grad_row[j] / divisor
+                top[2 * j] = share
+                top[2 * j + 1] = share
+                bottom[2 * j] = share
+                bottom[2 * j + 1] = share
+        plane[2 * out_h:, :] = 0
+        plane[:2 * out_h, 2 * out_w:] = 0

@@ -1,0 +1,248 @@
+"""The compiled fast path (colnn.kernels): what the conformance tests cannot see.
+
+The reference strategy (the tutorial's im2col path) is the oracle here: it is
+an independent implementation, checked against PyTorch by the conformance
+tests, and unlike PyTorch it takes every integer dtype. Then the fast path's
+own promises: compact offsets, bounded chunked convolution, thread control, and
+an import that compiles nothing while later processes load the compiled
+kernels from the on-disk cache.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import colnn
+from colnn import conv, kernels
+from colnn.pooling import get_strategy, pool_window
+from colnn.shapes import Window
+
+FAST = get_strategy("numba")
+REFERENCE = get_strategy("im2col")
+DTYPES = ["float16", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
+HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter; return its stdout."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@st.composite
+def pooling_case(draw):
+    """An input with ties, NaN, infinities and lowest values, and a valid pooling window over it."""
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(0, 4, size=shape).astype(dtype)
+    lowest = -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+    x[rng.random(shape) < 0.15] = lowest
+    if dtype.kind == "f":
+        x[rng.random(shape) < 0.1] = np.nan
+        x[rng.random(shape) < 0.05] = np.inf
+    try:
+        window = pool_window(
+            x, kernel, (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+            (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2))),
+            (draw(st.integers(1, 3)), draw(st.integers(1, 3))), draw(st.booleans()),
+        )
+    except ValueError:  # an empty output
+        window = pool_window(x, 1, 1, 0, 1, False)
+    return x, window
+
+
+@HYPOTHESIS
+@given(pooling_case())
+def test_max_pooling_equals_reference_bit_for_bit(case):
+    x, window = case
+    out, offset = FAST.max_forward(x, window)
+    expected_out, expected_offset = REFERENCE.max_forward(x, window)
+    assert out.dtype == x.dtype
+    np.testing.assert_array_equal(out, expected_out)  # NaN == NaN here
+    np.testing.assert_array_equal(offset, expected_offset)
+    np.testing.assert_array_equal(FAST.max_values(x, window), expected_out)
+    if x.dtype.kind == "f":
+        grad = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype)
+        grad_input = FAST.max_backward(grad, offset, x.shape, window)
+        expected_grad = REFERENCE.max_backward(grad, expected_offset, x.shape, window)
+        # Where windows overlap the sums run in another order (PyTorch's, tested below);
+        # float16 is summed in float32 and rounded once.
+        tolerance = {"float16": 2e-3, "float32": 1e-6, "float64": 1e-14}[x.dtype.name]
+        np.testing.assert_allclose(grad_input, expected_grad, rtol=tolerance, atol=tolerance)
+
+
+def test_overlapping_max_gradients_sum_in_pytorchs_order(torch, rng):
+    """Each cell's gradients are added in output order, as PyTorch does: bit-exact float32 sums."""
+    x = rng.integers(0, 3, size=(2, 4, 17, 15)).astype(np.float32)  # ties: cells chosen by many windows
+    grad = rng.standard_normal((2, 4, 15, 13)).astype(np.float32)
+    x_torch = torch.from_numpy(x).requires_grad_()
+    out = torch.nn.functional.max_pool2d(x_torch, 3, 1)
+    (expected,) = torch.autograd.grad(out, x_torch, torch.from_numpy(grad))
+    layer = colnn.MaxPool2d(3, 1)
+    layer.forward(x)
+    np.testing.assert_array_equal(layer.backward(grad), expected.numpy())
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 2, 1), (2, 2, 0), (3, 1, 1), (2, 1, 0)])
+def test_max_values_are_pytorchs_bit_for_bit_with_signed_zeros_and_nan_payloads(torch, rng, kernel, stride, padding):
+    """Ties between -0.0 and +0.0, and NaN of different bits, resolved by the row-major scan."""
+    negative_nan = np.float32(np.nan) * -1
+    cells = np.array([0.0, -0.0, -1.0, np.nan, negative_nan], dtype=np.float32)
+    x = cells[rng.choice(len(cells), size=(2, 3, 11, 12), p=[0.35, 0.35, 0.2, 0.05, 0.05])]
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, padding).numpy()
+    for out in (colnn.max_pool2d(x, kernel, stride, padding),
+                colnn.max_pool2d(x, kernel, stride, padding, return_indices=True)[0]):
+        np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 6), (2, 3, 7, 9), (1, 1, 2, 2)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_2x2_stride_2_fast_kernels_equal_reference(shape, dtype, rng):
+    """The dedicated 2x2/stride-2 kernels, including odd sizes whose last row/column no window covers."""
+    x = rng.integers(-2, 3, size=shape).astype(dtype)
+    x[rng.random(shape) < 0.1] = np.nan
+    window = pool_window(x, 2, 2, 0, 1, False)
+    grad = rng.standard_normal((*shape[:2], window.out_h, window.out_w)).astype(dtype)
+    divisor = window.avg_divisor(True, None)
+    out, offset = FAST.max_forward(x, window)
+    np.testing.assert_array_equal(out, REFERENCE.max_forward(x, window)[0])
+    np.testing.assert_array_equal(FAST.max_backward(grad, offset, shape, window),
+                                  REFERENCE.max_backward(grad, offset, shape, window))
+    finite = np.nan_to_num(x)
+    np.testing.assert_allclose(FAST.avg_forward(finite, window, divisor), REFERENCE.avg_forward(finite, window, divisor))
+    np.testing.assert_allclose(FAST.avg_backward(grad, shape, window, divisor),
+                               REFERENCE.avg_backward(grad, shape, window, divisor))
+
+
+@pytest.mark.parametrize(("kernel", "dtype"), [(2, np.uint8), (16, np.uint8), (17, np.uint16), ((1, 300), np.uint16)])
+def test_offsets_are_compact(kernel, dtype, rng):
+    x = rng.standard_normal((1, 2, 40, 600)).astype(np.float32)
+    window = pool_window(x, kernel, 1, 0, 1, False)
+    out, offset = FAST.max_forward(x, window)
+    assert offset.dtype == dtype and offset.shape == out.shape
+    np.testing.assert_array_equal(window.flat_indices(offset), colnn.max_pool2d(x, kernel, 1, return_indices=True)[1])
+
+
+def test_inputs_the_kernels_do_not_take_go_to_the_reference(rng):
+    x = rng.standard_normal((2, 3, 6, 6))
+    window = pool_window(x, 3, 2, 1, 1, False)
+    big_endian = x.astype(">f8")
+    out, offset = FAST.max_forward(big_endian, window)
+    assert out.dtype == big_endian.dtype
+    np.testing.assert_array_equal(out, REFERENCE.max_forward(x, window)[0])
+    strided = x[:, :, ::2, ::-1]  # not contiguous: copied, not refused
+    window = pool_window(strided, 2, 1, 0, 1, False)
+    np.testing.assert_array_equal(FAST.max_forward(strided, window)[0], REFERENCE.max_forward(strided, window)[0])
+
+
+# --- convolution --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("weight_shape", "stride", "padding", "dilation", "groups"),
+    [((6, 4, 3, 3), 1, 1, 1, 1), ((6, 2, 3, 2), 2, (2, 0), (1, 2), 2), ((3, 4, 5, 5), (1, 3), 2, 1, 1),
+     ((4, 4, 1, 1), 1, 0, 1, 1)],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_chunked_convolution_equals_unchunked_and_reference(weight_shape, stride, padding, dilation, groups, dtype, rng):
+    x = rng.standard_normal((5, 4, 9, 10)).astype(dtype)
+    weight = rng.standard_normal(weight_shape).astype(dtype)
+    bias = rng.standard_normal(weight_shape[0]).astype(dtype)
+    window = conv.conv_window(x.shape[2:], weight.shape[2:], stride, padding, dilation)
+    reference_out, col = conv.conv2d_forward(x, weight, bias, window, groups, strategy="im2col")
+    grad = rng.standard_normal(reference_out.shape).astype(dtype)
+    expected = conv.conv2d_backward(grad, x.shape, col, weight, window, groups, strategy="im2col")
+    tolerance = {"rtol": 1e-5, "atol": 1e-4} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+    for budget in (1, 3 * 10**4, 1 << 30):  # one image per chunk, two, everything at once
+        out = kernels.conv2d_forward_chunked(x, weight, bias, window, groups, budget)
+        assert out.dtype == x.dtype
+        np.testing.assert_allclose(out, reference_out, **tolerance)
+        for got, want in zip(kernels.conv2d_backward_chunked(grad, x, weight, window, groups, budget), expected):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, **tolerance)
+
+
+def test_column_budget_is_settable_and_bounds_the_chunk():
+    previous = conv.set_column_budget(1000)
+    try:
+        assert conv.get_column_budget() == 1000
+        assert kernels.chunk_images(32, 400, conv.get_column_budget()) == 2
+        assert kernels.chunk_images(32, 4000, conv.get_column_budget()) == 1  # one image at least
+        with pytest.raises(ValueError, match="nbytes"):
+            conv.set_column_budget(0)
+    finally:
+        conv.set_column_budget(previous)
+
+
+def test_convolution_rejects_unknown_strategy():
+    with pytest.raises(ValueError, match="strategy"):
+        colnn.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), strategy="fft")
+
+
+def test_float16_convolution_falls_back_to_the_reference(rng):
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float16)
+    weight = rng.standard_normal((2, 3, 3, 3)).astype(np.float16)
+    out = colnn.conv2d(x, weight)
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, colnn.conv2d(x, weight, strategy="im2col"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"), [(3, 1, 1, 1), ((2, 3), (2, 1), (1, 0), (1, 2))])
+def test_compiled_unfold_and_fold_equal_the_reference(dtype, kernel, stride, padding, dilation, rng):
+    x = rng.integers(-5, 5, size=(3, 2, 7, 8)).astype(dtype)
+    window = Window.build(x.shape[2:], kernel, stride, padding, dilation)
+    blocks = kernels.unfold_windows(x, window)
+    np.testing.assert_array_equal(blocks, colnn.unfold(x, kernel, dilation, padding, stride))
+    np.testing.assert_array_equal(kernels.fold_windows(blocks, x.shape, window),
+                                  colnn.fold(blocks, x.shape[2:], kernel, dilation, padding, stride))
+
+
+# --- threads, import and cache ---------------------------------------------------
+
+
+def test_set_num_threads_limits_and_validates(rng):
+    before = kernels.get_num_threads()
+    x = rng.standard_normal((3, 5, 10, 10)).astype(np.float32)
+    expected = colnn.max_pool2d(x, 3, 2, 1)
+    try:
+        colnn.set_num_threads(1)
+        assert colnn.get_num_threads() == 1
+        np.testing.assert_array_equal(colnn.max_pool2d(x, 3, 2, 1), expected)
+        for bad in (0, 10**6, 1.5, True):
+            with pytest.raises(ValueError, match="NUMBA_NUM_THREADS"):
+                colnn.set_num_threads(bad)
+    finally:
+        colnn.set_num_threads(before)
+
+
+def test_import_neither_loads_numba_nor_compiles():
+    out = run_python("""
+        import sys, colnn
+        print(sorted(name for name in ("numba", "colnn.kernels_pool", "colnn.kernels_conv") if name in sys.modules))
+    """)
+    assert out.strip() == "[]"
+
+
+def test_a_fresh_process_loads_the_kernels_from_the_disk_cache():
+    code = """
+        import json, numpy as np, colnn
+        from colnn import kernels_pool
+        colnn.max_pool2d(np.ones((1, 2, 4, 4), np.float32), 2)
+        stats = kernels_pool.max_pool_k2s2_values.stats
+        print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}))
+    """
+    run_python(code)  # compiles (or loads) and writes the cache
+    stats = json.loads(run_python(code))
+    assert stats == {"hits": 1, "misses": 0}
