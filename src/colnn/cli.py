@@ -24,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"colnn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in APPLICATIONS:
-        try:
-            module = importlib.import_module(f"colnn.{name}")
-        except ModuleNotFoundError as error:  # an application not built yet
-            if error.name != f"colnn.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"colnn.{name}").register(subparsers)
     return parser
 
 

@@ -1,0 +1,311 @@
+"""A network: an ordered list of layers followed by softmax cross-entropy.
+
+:class:`Network` is a generic sequential container in the book's style: it
+owns its layers (so there is no global state), exposes their parameters and
+gradients under flat names and saves itself, architecture included, to one
+``.npz`` file that loads back without pickle. :func:`simple_conv_net` builds
+the book's ``SimpleConvNet``: conv -> relu -> max pool -> affine -> relu ->
+affine -> softmax.
+
+Parameter names are ``"<layer index>.<name>"``, where the index counts every
+layer in order (parameter-free ones too), e.g. ``"0.W"``, ``"0.b"``, ``"3.W"``
+for a convolution at position 0 and an affine layer at position 3 -- the
+scheme of PyTorch's ``nn.Sequential.state_dict``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
+
+__all__ = ["Network", "ModelFileError", "simple_conv_net"]
+
+FORMAT_NAME = "colnn.network"
+FORMAT_VERSION = 1
+ARCHITECTURE_KEY = "architecture"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, unreadable or not a colnn network; the message names the file."""
+
+
+# --- layer <-> JSON config -------------------------------------------------
+# Only the hyper-parameters are written; weights travel as separate arrays.
+# A pooling layer's ``strategy`` is a runtime choice (a kernel registered in
+# this process), so it is deliberately not saved.
+
+def _layer_config(layer: Layer) -> dict[str, Any]:
+    # Exact types: a subclass may compute something else, and would load back as its base.
+    kind = type(layer)
+    if kind is Convolution:
+        return {"type": "Convolution", "stride": list(layer.stride),
+                "pad": layer.pad if isinstance(layer.pad, str) else list(layer.pad),
+                "dilation": list(layer.dilation), "groups": layer.groups}
+    if kind in (MaxPool2d, Pooling):  # the book's Pooling is a MaxPool2d with other argument names
+        return {"type": "MaxPool2d", "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
+                "padding": list(layer.padding), "dilation": list(layer.dilation), "ceil_mode": layer.ceil_mode}
+    if kind is AvgPool2d:
+        return {"type": "AvgPool2d", "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
+                "padding": list(layer.padding), "ceil_mode": layer.ceil_mode,
+                "count_include_pad": layer.count_include_pad, "divisor_override": layer.divisor_override}
+    if kind in (Affine, Relu):
+        return {"type": kind.__name__}
+    raise TypeError(f"cannot save a layer of type {kind.__name__}; "
+                    "supported: Convolution, MaxPool2d, Pooling, AvgPool2d, Affine, Relu")
+
+
+_LAYER_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], Layer]] = {
+    "Convolution": lambda c, p: Convolution(p["W"], p["b"], c["stride"], c["pad"],
+                                            dilation=c["dilation"], groups=c["groups"]),
+    "MaxPool2d": lambda c, p: MaxPool2d(c["kernel_size"], c["stride"], c["padding"], c["dilation"], c["ceil_mode"]),
+    "AvgPool2d": lambda c, p: AvgPool2d(c["kernel_size"], c["stride"], c["padding"], c["ceil_mode"],
+                                        c["count_include_pad"], c["divisor_override"]),
+    "Affine": lambda c, p: Affine(p["W"], p["b"]),
+    "Relu": lambda c, p: Relu(),
+}
+_PARAM_NAMES = {"Convolution": ("W", "b"), "Affine": ("W", "b")}
+
+
+class Network:
+    """Layers applied in order, then :class:`~colnn.layers.SoftmaxWithLoss`.
+
+    Parameters
+    ----------
+    layers : sequence of :class:`~colnn.layers.Layer`
+        Applied in order by :meth:`predict`; the last one must output scores
+        ``(N, K)``. The network uses these very objects (it does not copy them).
+    input_shape : ``(C, H, W)`` or None
+        Shape of one sample, if known; saved with the model so that a loader can
+        check its data against it.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> net = Network([Affine(rng.normal(size=(4, 3)), np.zeros(3))])
+    >>> sorted(net.params)
+    ['0.W', '0.b']
+    >>> net.predict(np.ones((2, 4))).shape
+    (2, 3)
+    """
+
+    def __init__(self, layers: Sequence[Layer], input_shape: Sequence[int] | None = None) -> None:
+        layers = tuple(layers)
+        if not layers:
+            raise ValueError("layers must hold at least one layer, got an empty sequence")
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Layer) or isinstance(layer, SoftmaxWithLoss):
+                raise TypeError(f"layers[{index}] must be a Layer other than SoftmaxWithLoss, got {layer!r}")
+        self.layers: tuple[Layer, ...] = layers
+        self.loss_layer = SoftmaxWithLoss()
+        self.input_shape: tuple[int, ...] | None = None if input_shape is None else tuple(int(s) for s in input_shape)
+
+    def __repr__(self) -> str:
+        names = ", ".join(type(layer).__name__ for layer in self.layers)
+        return f"Network([{names}], input_shape={self.input_shape})"
+
+    # --- parameters --------------------------------------------------------
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Every learnable array by name (``"0.W"``...); these are the layers' own arrays."""
+        return self._by_name(lambda layer: layer.params)
+
+    def _by_name(self, arrays_of: Callable[[Layer], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {f"{i}.{name}": array for i, layer in enumerate(self.layers) for name, array in arrays_of(layer).items()}
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Common dtype of the parameters (float64 for a network without any)."""
+        arrays = list(self.params.values())
+        return np.result_type(*arrays) if arrays else np.dtype(np.float64)
+
+    # --- computation -------------------------------------------------------
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Scores ``(N, K)`` (before softmax) for inputs ``x`` ``(N, C, H, W)``.
+
+        ``x`` is converted to the parameters' dtype, so float64 or uint8 inputs
+        run a float32 network in float32; the caller's array is not modified.
+        """
+        out = np.asarray(x)
+        if self.params and out.dtype != self.dtype:
+            out = out.astype(self.dtype)
+        for layer in self.layers:
+            out = layer.forward(out)
+        return out
+
+    def loss(self, x: Any, t: Any) -> float:
+        """Mean cross-entropy of the softmax of :meth:`predict` against labels ``t`` ``(N,)`` or one-hot."""
+        return self.loss_layer.forward(self.predict(x), t)
+
+    def loss_and_gradient(self, x: Any, t: Any) -> tuple[float, dict[str, np.ndarray]]:
+        """One forward and backward pass: ``(loss, grads)``, grads keyed like :attr:`params`."""
+        loss = self.loss(x, t)
+        dout = self.loss_layer.backward(1.0)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return loss, self._by_name(lambda layer: layer.grads)
+
+    def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
+        """Gradients of :meth:`loss` w.r.t. every parameter, keyed like :attr:`params`."""
+        return self.loss_and_gradient(x, t)[1]
+
+    def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
+        """Fraction of samples whose highest score is the label; evaluated ``batch_size`` samples at a time."""
+        batch_size = _positive_int(batch_size, "batch_size")
+        labels = np.asarray(t)
+        if labels.ndim == 2:
+            labels = labels.argmax(axis=1)
+        n = len(labels)
+        if n == 0 or len(x) != n:
+            raise ValueError(f"x and t must hold the same non-zero number of samples, got {len(x)} and {n}")
+        correct = 0
+        for start in range(0, n, batch_size):
+            scores = self.predict(x[start:start + batch_size])
+            correct += int(np.count_nonzero(scores.argmax(axis=1) == labels[start:start + batch_size]))
+        return correct / n
+
+    # --- persistence -------------------------------------------------------
+
+    def architecture(self) -> dict[str, Any]:
+        """The JSON-able description :meth:`load` rebuilds the layers from (weights not included)."""
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "input_shape": self.input_shape,
+                "loss": "SoftmaxWithLoss", "layers": [_layer_config(layer) for layer in self.layers]}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write weights and architecture to ``path`` (an ``.npz`` file, written at exactly that path)."""
+        arrays = dict(self.params)
+        arrays[ARCHITECTURE_KEY] = np.array(json.dumps(self.architecture()))
+        with open(path, "wb") as file:  # a file object stops numpy from appending ".npz"
+            np.savez(file, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Network":
+        """Rebuild a network written by :meth:`save`; raises :class:`ModelFileError` naming the file."""
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        except FileNotFoundError:
+            raise ModelFileError(f"{path}: no such model file") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ModelFileError(f"{path}: not a readable .npz model file ({error})") from None
+        try:
+            return cls._from_arrays(arrays)
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            message = error.args[0] if error.args else type(error).__name__
+            raise ModelFileError(f"{path}: not a valid colnn model: {message}") from None
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Network":
+        if ARCHITECTURE_KEY not in arrays:
+            raise KeyError(f"no '{ARCHITECTURE_KEY}' entry")
+        config = json.loads(str(arrays.pop(ARCHITECTURE_KEY)))
+        if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+            raise ValueError(f"'{ARCHITECTURE_KEY}' is not a {FORMAT_NAME} description")
+        if config.get("version") != FORMAT_VERSION:
+            raise ValueError(f"format version {config.get('version')!r} is not supported (expected {FORMAT_VERSION})")
+        layers = []
+        for index, layer_config in enumerate(config["layers"]):
+            kind = layer_config.get("type")
+            if kind not in _LAYER_BUILDERS:
+                raise ValueError(f"layer {index} has unknown type {kind!r}")
+            params = {name: arrays.pop(f"{index}.{name}") for name in _PARAM_NAMES.get(kind, ())}
+            layers.append(_LAYER_BUILDERS[kind](layer_config, params))
+        if arrays:
+            raise ValueError(f"arrays not used by the architecture: {sorted(arrays)}")
+        return cls(layers, config.get("input_shape"))
+
+
+def _initial_std(weight_init_std: float | str, fan_in: int, name: str) -> float:
+    if weight_init_std == "he":
+        return float(np.sqrt(2.0 / fan_in))
+    if isinstance(weight_init_std, str) or not np.isfinite(weight_init_std) or weight_init_std <= 0:
+        raise ValueError(f"{name} must be 'he' or a positive float, got {weight_init_std!r}")
+    return float(weight_init_std)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def simple_conv_net(
+    input_dim: Sequence[int] = (1, 28, 28),
+    filter_num: int = 30,
+    filter_size: int = 5,
+    pad: int = 0,
+    stride: int = 1,
+    pool_size: int = 2,
+    hidden_size: int = 100,
+    output_size: int = 10,
+    weight_init_std: float | str = "he",
+    seed: int | None = 0,
+    dtype: Any = np.float32,
+) -> Network:
+    """The book's ``SimpleConvNet``: conv -> relu -> max pool -> affine -> relu -> affine.
+
+    Parameters
+    ----------
+    input_dim : ``(C, H, W)`` of one sample
+    filter_num, filter_size, pad, stride : the convolution's filters ``(filter_num, C,
+        filter_size, filter_size)``, zero padding and stride
+    pool_size : max pooling window and stride
+    hidden_size, output_size : widths of the two affine layers
+    weight_init_std : ``"he"`` (std ``sqrt(2 / fan_in)`` per layer) or a fixed std
+    seed : seed of the weight initialisation (None: fresh randomness)
+    dtype : floating dtype of the parameters and of the computation
+
+    Returns
+    -------
+    Network with parameters ``"0.W"`` ``(filter_num, C, filter_size, filter_size)``,
+    ``"0.b"``, ``"3.W"`` ``(filter_num * pool_h * pool_w, hidden_size)``, ``"3.b"``,
+    ``"5.W"`` ``(hidden_size, output_size)`` and ``"5.b"``; biases start at zero.
+
+    Examples
+    --------
+    >>> net = simple_conv_net((1, 8, 8), filter_num=4, filter_size=3, pad=1, hidden_size=10)
+    >>> net.params["3.W"].shape, net.predict(np.zeros((2, 1, 8, 8))).shape
+    ((64, 10), (2, 10))
+    """
+    if len(input_dim) != 3:
+        raise ValueError(f"input_dim must be (C, H, W), got {input_dim!r}")
+    channels, height, width = (_positive_int(size, "input_dim") for size in input_dim)
+    filter_num, filter_size, stride, pool_size, hidden_size, output_size = (
+        _positive_int(value, name) for value, name in [
+            (filter_num, "filter_num"), (filter_size, "filter_size"), (stride, "stride"),
+            (pool_size, "pool_size"), (hidden_size, "hidden_size"), (output_size, "output_size")])
+    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise ValueError(f"pad must be a non-negative int, got {pad!r}")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+    conv_h = (height + 2 * pad - filter_size) // stride + 1
+    conv_w = (width + 2 * pad - filter_size) // stride + 1
+    pool_h, pool_w = conv_h // pool_size, conv_w // pool_size
+    if min(pool_h, pool_w) < 1:
+        raise ValueError(f"input_dim {tuple(input_dim)} is too small for filter_size={filter_size}, pad={pad}, "
+                         f"stride={stride} and pool_size={pool_size}")
+    pooled = filter_num * pool_h * pool_w
+    rng = np.random.default_rng(seed)
+
+    def weight(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+        std = _initial_std(weight_init_std, fan_in, "weight_init_std")
+        return (std * rng.standard_normal(shape)).astype(dtype)
+
+    layers = [
+        Convolution(weight((filter_num, channels, filter_size, filter_size), channels * filter_size ** 2),
+                    np.zeros(filter_num, dtype), stride, pad),
+        Relu(),
+        MaxPool2d(pool_size),
+        Affine(weight((pooled, hidden_size), pooled), np.zeros(hidden_size, dtype)),
+        Relu(),
+        Affine(weight((hidden_size, output_size), hidden_size), np.zeros(output_size, dtype)),
+    ]
+    return Network(layers, input_shape=(channels, height, width))

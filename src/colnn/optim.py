@@ -1,0 +1,186 @@
+"""Gradient-descent optimizers that update parameter arrays in place.
+
+Every optimizer has ``update(params, grads)``: two dicts keyed alike (as
+:attr:`colnn.network.Network.params` and :meth:`~colnn.network.Network.gradient`
+are), where each array in ``params`` is overwritten with its new value. The
+in-place update is the point: the arrays are the layers' own weights, so the
+network sees the step without being told. Per-parameter state (velocities,
+moment estimates) is kept by key inside the optimizer and allocated on the
+first update.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "Adam", "OPTIMIZERS", "make_optimizer"]
+
+
+def _check_number(value: Any, name: str, *, allow_zero: bool = True, below_one: bool = False) -> float:
+    """``value`` as a finite float that is >= 0 (> 0 unless ``allow_zero``) and, if ``below_one``, < 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    lower_ok = number >= 0 if allow_zero else number > 0
+    if not (math.isfinite(number) and lower_ok and (number < 1 or not below_one)):
+        allowed = "in [0, 1)" if below_one else (">= 0" if allow_zero else "> 0")
+        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+    return number
+
+
+class Optimizer:
+    """Base class: argument checks shared by all optimizers; subclasses implement ``_step``."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = _check_number(lr, "lr", allow_zero=False)
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{key}={value!r}" for key, value in vars(self).items() if not key.startswith("_"))
+        return f"{type(self).__name__}({settings})"
+
+    def update(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
+        """Take one step: overwrite every array of ``params`` in place using ``grads[key]``.
+
+        Raises KeyError when the two dicts do not have the same keys and
+        ValueError when a gradient's shape differs from its parameter's.
+        """
+        if set(params) != set(grads):
+            missing, extra = sorted(set(params) - set(grads)), sorted(set(grads) - set(params))
+            raise KeyError(f"grads must have the keys of params; missing {missing}, unexpected {extra}")
+        for key, param in params.items():
+            grad = np.asarray(grads[key])
+            if grad.shape != param.shape:
+                raise ValueError(f"grads[{key!r}] has shape {grad.shape}, but params[{key!r}] has {param.shape}")
+            if not isinstance(param, np.ndarray) or not param.flags.writeable:
+                raise TypeError(f"params[{key!r}] must be a writeable ndarray to be updated in place")
+        self._begin_step()
+        for key, param in params.items():
+            self._step(key, param, np.asarray(grads[key]))
+
+    def _begin_step(self) -> None:
+        """Hook run once per :meth:`update`, before the per-parameter steps."""
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _state(self, store: dict[str, np.ndarray], key: str, param: np.ndarray) -> np.ndarray:
+        """The zero-initialised state array of ``param`` in ``store`` (allocated on first use)."""
+        if key not in store:
+            store[key] = np.zeros_like(param)
+        return store[key]
+
+
+class SGD(Optimizer):
+    """Plain gradient descent: ``p -= lr * g``.
+
+    Examples
+    --------
+    >>> p = {"w": np.array([1.0, -2.0])}
+    >>> SGD(lr=0.5).update(p, {"w": np.array([2.0, 2.0])})
+    >>> p["w"]
+    array([ 0., -3.])
+    """
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        param -= self.lr * grad
+
+
+class Momentum(Optimizer):
+    """Gradient descent with momentum: ``v = momentum * v - lr * g``; ``p += v`` (``v`` starts at 0).
+
+    Examples
+    --------
+    >>> p, opt = {"w": np.array([1.0])}, Momentum(lr=0.1, momentum=0.5)
+    >>> opt.update(p, {"w": np.array([1.0])}); opt.update(p, {"w": np.array([1.0])})
+    >>> p["w"]  # 1 - 0.1 - (0.05 + 0.1)
+    array([0.75])
+    """
+
+    def __init__(self, lr: float, momentum: float = 0.9) -> None:
+        super().__init__(lr)
+        self.momentum = _check_number(momentum, "momentum", below_one=True)
+        self._velocity: dict[str, np.ndarray] = {}
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        velocity = self._state(self._velocity, key, param)
+        velocity *= self.momentum
+        velocity -= self.lr * grad
+        param += velocity
+
+
+class AdaGrad(Optimizer):
+    """Per-element adaptive rates: ``h += g**2``; ``p -= lr * g / (sqrt(h) + eps)``.
+
+    Examples
+    --------
+    >>> p = {"w": np.array([1.0])}
+    >>> AdaGrad(lr=0.1, eps=0.0).update(p, {"w": np.array([4.0])})
+    >>> p["w"]  # the first step is lr * sign(g)
+    array([0.9])
+    """
+
+    def __init__(self, lr: float, eps: float = 1e-7) -> None:
+        super().__init__(lr)
+        self.eps = _check_number(eps, "eps")
+        self._squares: dict[str, np.ndarray] = {}
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        squares = self._state(self._squares, key, param)
+        squares += grad * grad
+        param -= self.lr * grad / (np.sqrt(squares) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), with the bias corrections of step ``t`` (1, 2, ...)::
+
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g**2
+        p -= lr * (m / (1 - beta1**t)) / (sqrt(v / (1 - beta2**t)) + eps)
+
+    This is ``torch.optim.Adam``'s update (without weight decay).
+
+    Examples
+    --------
+    >>> p = {"w": np.array([1.0])}
+    >>> Adam(lr=0.1, eps=0.0).update(p, {"w": np.array([-3.0])})
+    >>> p["w"]  # the first step is lr * sign(g)
+    array([1.1])
+    """
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+        super().__init__(lr)
+        self.beta1 = _check_number(beta1, "beta1", below_one=True)
+        self.beta2 = _check_number(beta2, "beta2", below_one=True)
+        self.eps = _check_number(eps, "eps")
+        self.steps = 0
+        self._first: dict[str, np.ndarray] = {}
+        self._second: dict[str, np.ndarray] = {}
+
+    def _begin_step(self) -> None:
+        self.steps += 1
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        first = self._state(self._first, key, param)
+        second = self._state(self._second, key, param)
+        first += (1.0 - self.beta1) * (grad - first)
+        second += (1.0 - self.beta2) * (grad * grad - second)
+        first_unbiased = first / (1.0 - self.beta1 ** self.steps)
+        second_unbiased = second / (1.0 - self.beta2 ** self.steps)
+        param -= self.lr * first_unbiased / (np.sqrt(second_unbiased) + self.eps)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adagrad": AdaGrad, "adam": Adam}
+
+
+def make_optimizer(name: str, lr: float) -> Optimizer:
+    """The optimizer called ``name`` (a key of :data:`OPTIMIZERS`) with learning rate ``lr``.
+
+    >>> make_optimizer("momentum", 0.01)
+    Momentum(lr=0.01, momentum=0.9)
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name](lr)

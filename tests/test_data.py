@@ -1,0 +1,217 @@
+"""Data loading: the digits split, the IDX reader/writer and its errors, shifted copies."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from colnn.data import (
+    MNIST_FILES,
+    DataError,
+    Dataset,
+    add_shifted_copies,
+    load_digits_split,
+    load_mnist_dir,
+    read_idx,
+    shift_images,
+    write_idx,
+)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array, packed by hand: magic 0x0000 08 ndim, big-endian dims, data."""
+    return struct.pack(f">HBB{array.ndim}I", 0, 8, array.ndim, *array.shape) + array.astype(np.uint8).tobytes()
+
+
+def write_mnist(folder: Path, n_train: int = 12, n_test: int = 5, size: int = 6, gz: bool = False) -> dict:
+    """Write four small MNIST-format files; return their arrays by key of MNIST_FILES."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train_images": rng.integers(0, 256, size=(n_train, size, size), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, size=n_train, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, size=(n_test, size, size), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, size=n_test, dtype=np.uint8),
+    }
+    for key, array in arrays.items():
+        raw = idx_bytes(array)
+        if gz:
+            (folder / f"{MNIST_FILES[key]}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (folder / MNIST_FILES[key]).write_bytes(raw)
+    return arrays
+
+
+# --- digits ------------------------------------------------------------------
+
+
+def test_digits_split_shapes_dtypes_and_scale():
+    data = load_digits_split()
+    assert data.x_train.shape == (1437, 1, 8, 8) and data.x_test.shape == (360, 1, 8, 8)
+    assert data.x_train.dtype == np.float32 and data.t_train.dtype == np.int64
+    assert data.t_test.dtype == np.int64 and data.input_shape == (1, 8, 8)
+    assert data.x_train.min() == 0.0 and data.x_train.max() == 1.0
+
+
+def test_digits_split_is_a_partition_of_sklearns_digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    data = load_digits_split()
+    ours = np.concatenate([data.x_train, data.x_test]).reshape(-1, 64) * 16
+    rows = {(tuple(row), label) for row, label in zip(digits.data, digits.target)}
+    ours_rows = {(tuple(row), label) for row, label in
+                 zip(np.rint(ours).astype(int), np.concatenate([data.t_train, data.t_test]))}
+    assert ours_rows == {(tuple(int(v) for v in row), label) for row, label in rows}
+    assert len(ours) == len(digits.data)
+
+
+def test_digits_split_is_stratified_and_fixed_by_the_seed():
+    data = load_digits_split(seed=0)
+    total = Counter(data.t_train.tolist()) + Counter(data.t_test.tolist())
+    test = Counter(data.t_test.tolist())
+    assert all(abs(test[label] - 0.2 * count) <= 1 for label, count in total.items())
+    again, other = load_digits_split(seed=0), load_digits_split(seed=1)
+    assert np.array_equal(again.x_test, data.x_test) and np.array_equal(again.t_train, data.t_train)
+    assert not np.array_equal(other.x_test, data.x_test)
+    assert len(load_digits_split(test_size=0.5).x_test) in (898, 899)
+
+
+@pytest.mark.parametrize("test_size", [0, 1, 1.5, -0.1, "0.2", True])
+def test_digits_split_rejects_bad_test_size(test_size):
+    with pytest.raises(ValueError, match=f"test_size must be a fraction in \\(0, 1\\), got {test_size!r}"):
+        load_digits_split(test_size=test_size)
+
+
+# --- IDX -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_load_mnist_dir_reads_the_four_files(tmp_path, gz):
+    arrays = write_mnist(tmp_path, gz=gz)
+    data = load_mnist_dir(tmp_path)
+    assert data.x_train.shape == (12, 1, 6, 6) and data.x_test.shape == (5, 1, 6, 6)
+    assert data.x_train.dtype == np.float32 and data.t_train.dtype == np.int64
+    np.testing.assert_allclose(data.x_train[:, 0], arrays["train_images"] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(data.x_test[:, 0], arrays["test_images"] / 255.0, rtol=1e-6)
+    assert data.t_train.tolist() == arrays["train_labels"].tolist()
+    assert data.t_test.tolist() == arrays["test_labels"].tolist()
+
+
+def test_plain_file_wins_over_gz(tmp_path):
+    arrays = write_mnist(tmp_path)
+    (tmp_path / f"{MNIST_FILES['test_labels']}.gz").write_bytes(b"not gzip at all")
+    assert load_mnist_dir(tmp_path).t_test.tolist() == arrays["test_labels"].tolist()
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(12, dtype=np.uint8).reshape(2, 3, 2),
+    np.array([-3, 7], dtype=np.int16),
+    np.array([[1.5, -2.0]], dtype=np.float32),
+])
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_write_idx_round_trips_and_matches_the_format(tmp_path, array, suffix):
+    path = tmp_path / f"a-idx{suffix}"
+    write_idx(path, array)
+    raw = gzip.decompress(path.read_bytes()) if suffix else path.read_bytes()
+    code = {np.uint8: 0x08, np.int16: 0x0B, np.float32: 0x0D}[array.dtype.type]
+    assert raw[:4] == bytes([0, 0, code, array.ndim])
+    assert raw[4:4 + 4 * array.ndim] == b"".join(struct.pack(">I", d) for d in array.shape)
+    back = read_idx(path)
+    assert back.shape == array.shape and np.array_equal(back, array)
+    if array.dtype == np.uint8:
+        assert raw == idx_bytes(array)
+
+
+def test_write_idx_rejects_unsupported_dtypes(tmp_path):
+    with pytest.raises(ValueError, match="got 1-D complex128"):
+        write_idx(tmp_path / "x", np.zeros(2, dtype=complex))
+
+
+def _truncate(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+# Each case damages a freshly written folder and gives the file and words the error must name.
+DAMAGES = {
+    "missing file": (lambda d: (d / MNIST_FILES["train_labels"]).unlink(), "train-labels-idx1-ubyte", "missing"),
+    "truncated images": (lambda d: _truncate(d / MNIST_FILES["train_images"], 100),
+                         "train-images-idx3-ubyte", "truncated"),
+    "truncated header": (lambda d: _truncate(d / MNIST_FILES["test_images"], 9),
+                         "t10k-images-idx3-ubyte", "truncated"),
+    "empty file": (lambda d: _truncate(d / MNIST_FILES["test_labels"], 0), "t10k-labels-idx1-ubyte", "truncated"),
+    "trailing data": (lambda d: (d / MNIST_FILES["test_labels"]).write_bytes(
+        (d / MNIST_FILES["test_labels"]).read_bytes() + b"\0"), "t10k-labels-idx1-ubyte", "trailing data"),
+    "bad magic": (lambda d: (d / MNIST_FILES["train_images"]).write_bytes(
+        b"\x12\x34" + (d / MNIST_FILES["train_images"]).read_bytes()[2:]), "train-images-idx3-ubyte", "magic"),
+    "count mismatch": (lambda d: (d / MNIST_FILES["train_labels"]).write_bytes(idx_bytes(np.zeros(11, np.uint8))),
+                       "train-labels-idx1-ubyte", "11 labels but train-images-idx3-ubyte holds 12 images"),
+    "labels as images": (lambda d: (d / MNIST_FILES["test_images"]).write_bytes(idx_bytes(np.zeros(5, np.uint8))),
+                         "t10k-images-idx3-ubyte", "expected 3-D uint8 images"),
+    "label out of range": (lambda d: (d / MNIST_FILES["test_labels"]).write_bytes(
+        idx_bytes(np.array([1, 2, 12, 0, 0], np.uint8))), "t10k-labels-idx1-ubyte", "label 12 is outside 0..9"),
+    "image size mismatch": (lambda d: (d / MNIST_FILES["test_images"]).write_bytes(
+        idx_bytes(np.zeros((5, 7, 7), np.uint8))), "t10k-images-idx3-ubyte", "images are (7, 7)"),
+}
+
+
+@pytest.mark.parametrize("damage, file_name, words", DAMAGES.values(), ids=DAMAGES.keys())
+def test_damaged_files_raise_a_one_line_data_error_naming_the_file(tmp_path, damage, file_name, words):
+    write_mnist(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(DataError) as error:
+        load_mnist_dir(tmp_path)
+    message = str(error.value)
+    assert file_name in message and words in message and "\n" not in message
+    assert isinstance(error.value, ValueError)
+
+
+def test_damaged_gzip_names_the_gz_file(tmp_path):
+    write_mnist(tmp_path, gz=True)
+    _truncate(tmp_path / f"{MNIST_FILES['train_images']}.gz", 50)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: damaged gzip data"):
+        load_mnist_dir(tmp_path)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="nowhere: data folder not found"):
+        load_mnist_dir(tmp_path / "nowhere")
+
+
+# --- shifted copies and subsets ------------------------------------------------
+
+
+def test_shift_images_moves_content_and_fills_zeros():
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    assert shift_images(x, 1, 0)[0, 0].tolist() == [[0, 0, 0], [1, 2, 3], [4, 5, 6]]
+    assert shift_images(x, 0, -1)[0, 0].tolist() == [[2, 3, 0], [5, 6, 0], [8, 9, 0]]
+    assert shift_images(x, -1, 1)[0, 0].tolist() == [[0, 4, 5], [0, 7, 8], [0, 0, 0]]
+    assert x[0, 0, 0].tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="must be smaller than the images' 3x3"):
+        shift_images(x, 3, 0)
+
+
+def test_add_shifted_copies_quintuples_the_training_set_only():
+    rng = np.random.default_rng(0)
+    data = Dataset(rng.random((4, 1, 5, 5), dtype=np.float32), np.arange(4), np.zeros((2, 1, 5, 5), np.float32),
+                   np.zeros(2, np.int64), "toy")
+    bigger = add_shifted_copies(data)
+    assert bigger.x_train.shape == (20, 1, 5, 5) and bigger.t_train.tolist() == list(range(4)) * 5
+    assert np.array_equal(bigger.x_train[:4], data.x_train)
+    # Copy 2 (samples 8..11) is moved one pixel down: its first row is zeros, the rest is the original.
+    assert np.all(bigger.x_train[8:12, :, 0] == 0)
+    assert np.array_equal(bigger.x_train[8:12, :, 1:], data.x_train[:, :, :-1])
+    assert bigger.x_test is data.x_test and bigger.name == "toy"
+
+
+def test_limit_train_keeps_the_first_samples():
+    data = load_digits_split()
+    small = data.limit_train(10)
+    assert np.array_equal(small.x_train, data.x_train[:10]) and small.x_test is data.x_test
+    assert data.limit_train(None) is data
+    with pytest.raises(ValueError, match="count must be a positive int or None, got 0"):
+        data.limit_train(0)

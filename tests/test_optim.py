@@ -1,0 +1,145 @@
+"""Optimizers against hand-written update formulas and torch.optim, on a small quadratic."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from colnn.optim import OPTIMIZERS, AdaGrad, Adam, Momentum, SGD, make_optimizer
+
+# f(p) = sum(curvature * p**2) / 2, so the gradient is curvature * p.
+CURVATURE = np.array([[1.0, 3.0], [0.5, 8.0]])
+START = np.array([[1.0, -2.0], [4.0, 0.3]])
+STEPS = 6
+
+
+def run(optimizer) -> np.ndarray:
+    params = {"p": START.copy()}
+    for _ in range(STEPS):
+        optimizer.update(params, {"p": CURVATURE * params["p"]})
+    return params["p"]
+
+
+def reference(step_rule) -> np.ndarray:
+    """Apply ``step_rule(p, g, state, t) -> p`` element by element with Python floats."""
+    result = np.empty_like(START)
+    for index in np.ndindex(START.shape):
+        p, state = float(START[index]), {}
+        for t in range(1, STEPS + 1):
+            p = step_rule(p, float(CURVATURE[index]) * p, state, t)
+        result[index] = p
+    return result
+
+
+def sgd_rule(p, g, state, t, lr=0.1):
+    return p - lr * g
+
+
+def momentum_rule(p, g, state, t, lr=0.05, mu=0.8):
+    state["v"] = mu * state.get("v", 0.0) - lr * g
+    return p + state["v"]
+
+
+def adagrad_rule(p, g, state, t, lr=0.3, eps=1e-7):
+    state["h"] = state.get("h", 0.0) + g * g
+    return p - lr * g / (math.sqrt(state["h"]) + eps)
+
+
+def adam_rule(p, g, state, t, lr=0.2, b1=0.8, b2=0.95, eps=1e-8):
+    state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * g
+    state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * g * g
+    m_hat, v_hat = state["m"] / (1 - b1 ** t), state["v"] / (1 - b2 ** t)
+    return p - lr * m_hat / (math.sqrt(v_hat) + eps)
+
+
+CASES = [
+    (SGD(lr=0.1), sgd_rule),
+    (Momentum(lr=0.05, momentum=0.8), momentum_rule),
+    (AdaGrad(lr=0.3), adagrad_rule),
+    (Adam(lr=0.2, beta1=0.8, beta2=0.95), adam_rule),
+]
+
+
+@pytest.mark.parametrize("optimizer, rule", CASES, ids=lambda case: type(case).__name__)
+def test_matches_the_hand_written_formula(optimizer, rule):
+    np.testing.assert_allclose(run(optimizer), reference(rule), rtol=1e-12, atol=1e-15)
+
+
+def test_matches_torch_optim(torch):
+    pairs = [
+        (SGD(lr=0.1), lambda w: torch.optim.SGD([w], lr=0.1)),
+        # torch's velocity is ours divided by -lr; with a constant lr the steps agree.
+        (Momentum(lr=0.05, momentum=0.8), lambda w: torch.optim.SGD([w], lr=0.05, momentum=0.8)),
+        (AdaGrad(lr=0.3, eps=1e-10), lambda w: torch.optim.Adagrad([w], lr=0.3, eps=1e-10)),
+        (Adam(lr=0.2, beta1=0.8, beta2=0.95), lambda w: torch.optim.Adam([w], lr=0.2, betas=(0.8, 0.95))),
+    ]
+    for ours, make_theirs in pairs:
+        weight = torch.tensor(START.copy(), requires_grad=True)
+        theirs = make_theirs(weight)
+        for _ in range(STEPS):
+            theirs.zero_grad()
+            (0.5 * (torch.tensor(CURVATURE) * weight ** 2).sum()).backward()
+            theirs.step()
+        np.testing.assert_allclose(run(ours), weight.detach().numpy(), rtol=1e-12, atol=1e-15, err_msg=repr(ours))
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_updates_the_arrays_in_place_and_keeps_their_dtype(name):
+    buffer = np.ones((3, 4), dtype=np.float32)
+    params = {"view": buffer[1:], "other": np.full(5, 2.0, dtype=np.float32)}
+    objects = {key: id(array) for key, array in params.items()}
+    grads = {"view": np.full((2, 4), 0.5, dtype=np.float32), "other": np.ones(5, dtype=np.float32)}
+    grads_before = {key: grad.copy() for key, grad in grads.items()}
+    make_optimizer(name, 0.1).update(params, grads)
+    assert {key: id(array) for key, array in params.items()} == objects
+    assert np.all(buffer[1:] < 1) and np.all(buffer[0] == 1)  # written through the view
+    assert all(array.dtype == np.float32 for array in params.values())
+    assert all(np.array_equal(grads[key], grads_before[key]) for key in grads)
+
+
+def test_state_is_kept_per_parameter_name():
+    optimizer = Momentum(lr=1.0, momentum=0.5)
+    params = {"a": np.zeros(1), "b": np.zeros(1)}
+    optimizer.update(params, {"a": np.ones(1), "b": -np.ones(1)})
+    optimizer.update(params, {"a": np.zeros(1), "b": np.zeros(1)})
+    # a: v = -1 then -0.5, so a = -1.5; b mirrors it.
+    assert params["a"][0] == pytest.approx(-1.5) and params["b"][0] == pytest.approx(1.5)
+
+
+def test_a_rejected_update_changes_nothing():
+    params = {"a": np.ones(2), "b": np.ones(3)}
+    optimizer = Adam(0.1)
+    with pytest.raises(ValueError, match=r"grads\['b'\] has shape \(2,\), but params\['b'\] has \(3,\)"):
+        optimizer.update(params, {"a": np.ones(2), "b": np.ones(2)})
+    assert np.all(params["a"] == 1) and optimizer.steps == 0
+    with pytest.raises(KeyError, match=r"missing \['b'\], unexpected \['c'\]"):
+        optimizer.update(params, {"a": np.ones(2), "c": np.ones(3)})
+    frozen = np.ones(2)
+    frozen.flags.writeable = False
+    with pytest.raises(TypeError, match="params\\['a'\\] must be a writeable ndarray"):
+        SGD(0.1).update({"a": frozen}, {"a": np.ones(2)})
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: SGD(lr=0), "lr must be a finite number > 0, got 0"),
+    (lambda: SGD(lr=-1.0), "lr must be a finite number > 0, got -1.0"),
+    (lambda: Adam(lr=float("nan")), "lr must be a finite number > 0, got nan"),
+    (lambda: Momentum(0.1, momentum=1.0), r"momentum must be a finite number in \[0, 1\), got 1.0"),
+    (lambda: Adam(0.1, beta2=1.5), r"beta2 must be a finite number in \[0, 1\), got 1.5"),
+    (lambda: AdaGrad(0.1, eps=-1e-3), "eps must be a finite number >= 0, got -0.001"),
+])
+def test_bad_settings_raise_value_error_naming_them(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_non_numbers_and_unknown_names_are_rejected():
+    with pytest.raises(TypeError, match="lr must be a number, got '0.1'"):
+        SGD(lr="0.1")
+    with pytest.raises(TypeError, match="lr must be a number, got True"):
+        SGD(lr=True)
+    with pytest.raises(ValueError, match="optimizer must be one of .*, got 'rmsprop'"):
+        make_optimizer("rmsprop", 0.1)
+    assert isinstance(make_optimizer("adagrad", 0.1), AdaGrad)

@@ -1,0 +1,247 @@
+"""The fit loop, divergence handling, the curves plot and the train/evaluate commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from colnn.cli import main
+from colnn.data import MNIST_FILES, Dataset, load_digits_split, write_idx
+from colnn.network import Network, simple_conv_net
+from colnn.optim import SGD, Adam
+from colnn.train import Callback, CosineDecay, History, TrainingDiverged, fit, plot_curves
+
+FAST = ["--epochs", "2", "--limit", "200", "--filter-num", "4", "--hidden-size", "16", "--no-augment"]
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_digits_split().limit_train(300)
+
+
+def tiny_net(data: Dataset, seed: int = 0) -> Network:
+    return simple_conv_net(data.input_shape, filter_num=8, filter_size=3, pad=1, hidden_size=32, seed=seed)
+
+
+# --- fit ---------------------------------------------------------------------------
+
+
+def test_fit_learns_and_reports_every_epoch(digits):
+    class Recorder(Callback):
+        def __init__(self):
+            self.events = []
+
+        def on_epoch_start(self, epoch, epochs, num_batches):
+            self.events.append(("start", epoch, epochs, num_batches))
+
+        def on_batch_end(self, batch, loss):
+            self.events.append(("batch", batch))
+
+        def on_epoch_end(self, epoch, history):
+            self.events.append(("end", epoch, len(history.loss)))
+
+    recorder = Recorder()
+    x_before = digits.x_train.copy()
+    history = fit(tiny_net(digits), Adam(0.01), digits, epochs=3, batch_size=32, seed=0, callbacks=[recorder])
+    # 300 samples in batches of 32: 10 batches, the last one of 12.
+    assert recorder.events[:12] == [("start", 1, 3, 10), *[("batch", b) for b in range(10)], ("end", 1, 1)]
+    assert len(recorder.events) == 36
+    assert len(history.loss) == len(history.accuracy) == len(history.train_running_accuracy) == 3
+    assert history.loss[-1] < history.loss[0]
+    assert history.test_accuracy == history.accuracy[-1] > 0.5
+    assert 0.5 < history.train_accuracy <= 1.0 and history.seconds > 0
+    assert history.lr == [0.01] * 3
+    assert np.array_equal(digits.x_train, x_before)
+
+
+def test_fit_is_reproducible_with_a_seed(digits):
+    runs = []
+    for seed in (1, 1, 2):
+        net = tiny_net(digits)
+        history = fit(net, Adam(0.01), digits, epochs=2, batch_size=50, seed=seed)
+        runs.append((history.loss, net.params["3.W"].copy()))
+    assert runs[0][0] == runs[1][0] and np.array_equal(runs[0][1], runs[1][1])
+    assert runs[0][0] != runs[2][0]
+
+
+def test_nan_loss_stops_training_and_restores_the_last_good_weights(digits):
+    class BlowsUpOnThirdStep(SGD):
+        """Take normal steps, then write NaN into the weights, as an exploding update would."""
+
+        def update(self, params, grads):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 3:
+                self.good = {key: param.copy() for key, param in params.items()}
+                for param in params.values():
+                    param[...] = np.nan
+            else:
+                super().update(params, grads)
+
+    net, optimizer = tiny_net(digits), BlowsUpOnThirdStep(0.01)
+    with pytest.raises(TrainingDiverged, match="the loss became nan at epoch 1, batch 4") as error:
+        fit(net, optimizer, digits, epochs=2, batch_size=50, seed=0)
+    for key, param in net.params.items():
+        assert np.array_equal(param, optimizer.good[key]), key
+    assert error.value.history.loss == []
+
+
+def test_fit_rejects_bad_counts(digits):
+    with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
+        fit(tiny_net(digits), SGD(0.1), digits, epochs=0, batch_size=10)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 2.5"):
+        fit(tiny_net(digits), SGD(0.1), digits, epochs=1, batch_size=2.5)
+
+
+def test_cosine_decay_follows_half_a_cosine():
+    optimizer = SGD(lr=2.0)
+    schedule = CosineDecay(optimizer)
+    rates = []
+    for epoch in range(1, 5):
+        schedule.on_epoch_start(epoch, 4, num_batches=1)
+        rates.append(optimizer.lr)
+    # 2 * (1 + cos(pi * k / 4)) / 2 for k = 0..3
+    np.testing.assert_allclose(rates, [2.0, 1 + math.sqrt(0.5), 1.0, 1 - math.sqrt(0.5)])
+
+
+def test_plot_curves_writes_a_non_blank_png(tmp_path):
+    import matplotlib.image
+
+    history = History(loss=[1.0, 0.5, 0.3], accuracy=[0.8, 0.9, 0.95], train_running_accuracy=[0.7, 0.85, 0.9])
+    path = tmp_path / "curves.png"
+    plot_curves(history, path, title="test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] > 100 and image.shape[1] > 100
+    assert image[..., :3].std() > 0.05  # lines, labels and text, not one flat colour
+
+
+# --- colnn train / evaluate ----------------------------------------------------------
+
+
+def test_train_writes_model_metrics_and_curves(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "epoch 1/2" in stdout and "epoch 2/2" in stdout and "test accuracy" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("test_accuracy", "train_accuracy", "epochs", "seconds", "loss", "accuracy"):
+        assert key in metrics, key
+    assert metrics["epochs"] == 2 and len(metrics["loss"]) == len(metrics["accuracy"]) == 2
+    assert metrics["train_samples"] == 200 and metrics["test_samples"] == 360
+    assert 0 < metrics["seconds"] < 60 and metrics["diverged"] is False
+    net = Network.load(out / "model.npz")
+    data = load_digits_split()
+    assert net.accuracy(data.x_test, data.t_test) == pytest.approx(metrics["test_accuracy"])
+    assert (out / "curves.png").stat().st_size > 1000
+
+    assert main(["evaluate", str(out / "model.npz")]) == 0
+    assert f"test accuracy {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
+
+
+def test_train_with_the_same_seed_gives_identical_numbers_and_weights(tmp_path):
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        assert main(["train", *FAST, "--seed", seed, "--optimizer", "momentum", "--lr", "0.05",
+                     "--out", str(tmp_path / name)]) == 0
+    metrics = {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in "abc"}
+    for run in metrics.values():
+        del run["seconds"], run["epoch_seconds"]
+    assert metrics["a"] == metrics["b"] and metrics["a"]["loss"] != metrics["c"]["loss"]
+    weights = {name: np.load(tmp_path / name / "model.npz") for name in "ab"}
+    assert all(np.array_equal(weights["a"][key], weights["b"][key]) for key in weights["a"].files)
+
+
+def test_huge_learning_rate_stops_with_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--optimizer", "sgd", "--lr", "1e30", "--out", str(out)]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and "training diverged" in stderr and "Traceback" not in stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["diverged"] is True and metrics["test_accuracy"] is None
+    saved = Network.load(out / "model.npz")
+    assert all(np.isfinite(param).all() for param in saved.params.values())
+
+
+def write_tiny_mnist(folder: Path, n_train: int = 40, n_test: int = 10) -> None:
+    """Random 12x12 images; the label files are gzip-compressed, to cover both kinds."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", n_train), ("test", n_test)):
+        write_idx(folder / MNIST_FILES[f"{split}_images"], rng.integers(0, 256, size=(count, 12, 12), dtype=np.uint8))
+        write_idx(folder / f"{MNIST_FILES[f'{split}_labels']}.gz", rng.integers(0, 10, size=count, dtype=np.uint8))
+
+
+def test_train_and_evaluate_on_idx_files(tmp_path, capsys):
+    write_tiny_mnist(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path), "--epochs", "1", "--filter-num", "2", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_samples"] == 40 and metrics["shifted_copies"] is False
+    assert Network.load(out / "model.npz").input_shape == (1, 12, 12)
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "model.npz"), "--data", str(tmp_path)]) == 0
+    assert "(" in capsys.readouterr().out
+    # A 12x12 model cannot read the 8x8 digits.
+    assert main(["evaluate", str(out / "model.npz")]) == 1
+    assert "takes images (1, 12, 12)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda d: (d / MNIST_FILES["test_images"]).unlink(), "t10k-images-idx3-ubyte: missing"),
+    (lambda d: (d / MNIST_FILES["train_images"]).write_bytes((d / MNIST_FILES["train_images"]).read_bytes()[:500]),
+     "train-images-idx3-ubyte: truncated"),
+    (lambda d: write_idx(d / MNIST_FILES["test_images"], np.zeros((9, 12, 12), np.uint8)),
+     "t10k-labels-idx1-ubyte.gz: holds 10 labels but t10k-images-idx3-ubyte holds 9 images"),
+])
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_bad_idx_files_give_one_line_errors(tmp_path, capsys, damage, named, command):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_tiny_mnist(data)
+    damage(data)
+    if command == "train":
+        args = ["train", "--out", str(tmp_path / "run")]
+    else:
+        simple_conv_net((1, 12, 12), filter_num=2, filter_size=3).save(tmp_path / "model.npz")
+        args = ["evaluate", str(tmp_path / "model.npz")]
+    assert main([*args, "--data", str(data)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and named in captured.err and "Traceback" not in captured.err
+    assert captured.err.startswith(f"colnn {command}: error: ")
+
+
+def test_evaluate_reports_unreadable_models(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "none.npz")]) == 1
+    assert f"{tmp_path / 'none.npz'}: no such model file" in capsys.readouterr().err
+    (tmp_path / "bad.npz").write_text("not a model")
+    assert main(["evaluate", str(tmp_path / "bad.npz")]) == 1
+    assert "bad.npz: not a readable .npz model file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--epochs", "0"], ["--lr", "-1"], ["--lr", "nan"], ["--batch-size", "x"],
+                                    ["--optimizer", "rmsprop"]])
+def test_bad_options_are_usage_errors(option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *option])
+    assert exit_info.value.code == 2 and "colnn train: error: argument" in capsys.readouterr().err
+
+
+def test_registering_the_commands_imports_no_heavy_package():
+    code = ("import argparse, sys; import colnn.train; "
+            "colnn.train.register(argparse.ArgumentParser().add_subparsers()); "
+            "print(sorted(m for m in ('tqdm', 'matplotlib', 'sklearn', 'numba') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_default_train_reaches_98_percent_in_under_a_minute(tmp_path, capsys):
+    """The one slow test: ``colnn train`` with its defaults, end to end."""
+    out = tmp_path / "default"
+    assert main(["train", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.98
+    assert metrics["seconds"] < 60
