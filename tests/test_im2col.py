@@ -1,4 +1,7 @@
-"""im2col/col2im against the tutorial and the book's code; unfold/fold against PyTorch; adjointness."""
+"""im2col/col2im against the tutorial and the book's code; unfold/fold against PyTorch; adjointness.
+
+The oracle tests run once per strategy: the compiled default and the NumPy reference.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
+from colnn.kernels import STRATEGIES
 from reference import (
     TUTORIAL_OUT,
     TUTORIAL_STEP1,
@@ -38,8 +42,9 @@ def unfold_case(draw):
 # --- the tutorial's worked example -----------------------------------------
 
 
-def test_tutorial_worked_example_step_by_step():
-    step1 = colnn.im2col(TUTORIAL_X, 2, 2, 2, 0)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_tutorial_worked_example_step_by_step(strategy):
+    step1 = colnn.im2col(TUTORIAL_X, 2, 2, 2, 0, strategy=strategy)
     np.testing.assert_array_equal(step1, TUTORIAL_STEP1)
     rows = step1.reshape(-1, 4)
     np.testing.assert_array_equal(rows, TUTORIAL_STEP1_ROWS)
@@ -49,30 +54,34 @@ def test_tutorial_worked_example_step_by_step():
     np.testing.assert_array_equal(colnn.Pooling(2, 2, 2).forward(TUTORIAL_X), TUTORIAL_OUT)
 
 
-def test_im2col_keeps_dtype_unlike_the_tutorial():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_im2col_keeps_dtype_unlike_the_tutorial(strategy):
     for dtype in (np.int64, np.float16, np.float32):
-        assert colnn.im2col(TUTORIAL_X.astype(dtype), 2, 2, 2, 0).dtype == dtype
+        assert colnn.im2col(TUTORIAL_X.astype(dtype), 2, 2, 2, 0, strategy=strategy).dtype == dtype
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @HYPOTHESIS
 @given(case=unfold_case())
-def test_im2col_matches_the_books_code(case):
+def test_im2col_matches_the_books_code(strategy, case):
     x, args = case
     stride, padding = args["stride"][0], args["padding"][0]
     kernel = args["kernel_size"]
     if (x.shape[3] + 2 * padding - kernel[1]) // stride + 1 < 1 or (x.shape[2] + 2 * padding - kernel[0]) // stride + 1 < 1:
         return
     expected = book_im2col(x, kernel[0], kernel[1], stride, padding)
-    np.testing.assert_array_equal(colnn.im2col(x, kernel[0], kernel[1], stride, padding), expected)
+    np.testing.assert_array_equal(colnn.im2col(x, kernel[0], kernel[1], stride, padding, strategy=strategy), expected)
 
 
-def test_im2col_pad_value_fills_padding():
-    col = colnn.im2col(np.ones((1, 1, 1, 1)), 3, 3, 1, 1, pad_value=-np.inf)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_im2col_pad_value_fills_padding(strategy):
+    col = colnn.im2col(np.ones((1, 1, 1, 1)), 3, 3, 1, 1, pad_value=-np.inf, strategy=strategy)
     assert np.isneginf(col).sum() == 8 and (col == 1).sum() == 1
 
 
-def test_im2col_integer_input_reads_minus_inf_as_the_minimum():
-    col = colnn.im2col(np.ones((1, 1, 1, 1), dtype=np.int16), 3, 3, 1, 1, pad_value=-np.inf)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_im2col_integer_input_reads_minus_inf_as_the_minimum(strategy):
+    col = colnn.im2col(np.ones((1, 1, 1, 1), dtype=np.int16), 3, 3, 1, 1, pad_value=-np.inf, strategy=strategy)
     assert col.dtype == np.int16 and (col == np.iinfo(np.int16).min).sum() == 8
     with pytest.raises(ValueError, match="pad_value"):
         colnn.im2col(np.ones((1, 1, 1, 1), dtype=np.uint8), 3, 3, 1, 1, pad_value=-1)
@@ -81,14 +90,16 @@ def test_im2col_integer_input_reads_minus_inf_as_the_minimum():
 # --- adjointness -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @HYPOTHESIS
 @given(case=unfold_case())
-def test_col2im_is_the_adjoint_of_im2col(case):
+def test_col2im_is_the_adjoint_of_im2col(strategy, case):
     x, args = case
     kh, kw = args["kernel_size"]
-    col = colnn.im2col(x, kh, kw, args["stride"], args["padding"], dilation=args["dilation"])
+    col = colnn.im2col(x, kh, kw, args["stride"], args["padding"], dilation=args["dilation"], strategy=strategy)
     y = np.random.default_rng(1).standard_normal(col.shape)
-    back = colnn.col2im(y, x.shape, kh, kw, args["stride"], args["padding"], dilation=args["dilation"])
+    back = colnn.col2im(y, x.shape, kh, kw, args["stride"], args["padding"], dilation=args["dilation"],
+                        strategy=strategy)
     assert back.shape == x.shape
     np.testing.assert_allclose(np.vdot(col, y), np.vdot(x, back), rtol=1e-10)
 
@@ -96,17 +107,18 @@ def test_col2im_is_the_adjoint_of_im2col(case):
 # --- PyTorch's unfold/fold ---------------------------------------------------
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @HYPOTHESIS
 @given(case=unfold_case(), unbatched=st.booleans())
-def test_unfold_and_fold_match_torch(torch, case, unbatched):
+def test_unfold_and_fold_match_torch(torch, strategy, case, unbatched):
     x, args = case
     x = x[0] if unbatched else x
-    blocks = colnn.unfold(x, **args)
+    blocks = colnn.unfold(x, **args, strategy=strategy)
     expected = torch.nn.functional.unfold(torch.from_numpy(x), **args).numpy()
     np.testing.assert_array_equal(blocks, expected)
 
     y = np.random.default_rng(2).standard_normal(blocks.shape)
-    folded = colnn.fold(y, x.shape[-2:], **args)
+    folded = colnn.fold(y, x.shape[-2:], **args, strategy=strategy)
     expected_fold = torch.nn.functional.fold(torch.from_numpy(y), x.shape[-2:], **args).numpy()
     np.testing.assert_allclose(folded, expected_fold, rtol=1e-12, atol=1e-12)
 
@@ -118,12 +130,13 @@ def test_unfold_is_im2col_transposed():
     np.testing.assert_array_equal(blocks, col.reshape(2, -1, col.shape[1]).transpose(0, 2, 1))
 
 
-def test_outputs_do_not_alias_the_input():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_outputs_do_not_alias_the_input(strategy):
     x = np.random.default_rng(0).standard_normal((1, 2, 3, 3))
-    blocks = colnn.unfold(x, 1)
+    blocks = colnn.unfold(x, 1, strategy=strategy)
     blocks[...] = 0  # must be writable and independent
     assert np.abs(x).sum() > 0
-    col = colnn.im2col(x, 1, 1)
+    col = colnn.im2col(x, 1, 1, strategy=strategy)
     col[...] = 0
     assert np.abs(x).sum() > 0
 
@@ -148,6 +161,8 @@ def test_outputs_do_not_alias_the_input():
         (lambda: colnn.fold(np.zeros((1, 4, 8)), (4, 4), 2), ValueError, "number of blocks"),
         (lambda: colnn.unfold(np.zeros((1, 1, 4, 4)), 2.5), TypeError, "kernel_size"),
         (lambda: colnn.unfold(np.zeros((1, 1, 4, 4)), (1, 2, 3)), ValueError, "kernel_size"),
+        (lambda: colnn.im2col(np.zeros((1, 1, 4, 4)), 2, 2, strategy="fft"), ValueError, "strategy"),
+        (lambda: colnn.fold(np.zeros((1, 4, 9)), (4, 4), 2, strategy="numpy"), ValueError, "strategy"),
     ],
 )
 def test_bad_input_raises_naming_the_argument(call, error, match):

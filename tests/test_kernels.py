@@ -200,13 +200,23 @@ def test_float16_convolution_falls_back_to_the_reference(rng):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
 @pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"), [(3, 1, 1, 1), ((2, 3), (2, 1), (1, 0), (1, 2))])
-def test_compiled_unfold_and_fold_equal_the_reference(dtype, kernel, stride, padding, dilation, rng):
-    x = rng.integers(-5, 5, size=(3, 2, 7, 8)).astype(dtype)
-    window = Window.build(x.shape[2:], kernel, stride, padding, dilation)
-    blocks = kernels.unfold_windows(x, window)
-    np.testing.assert_array_equal(blocks, colnn.unfold(x, kernel, dilation, padding, stride))
-    np.testing.assert_array_equal(kernels.fold_windows(blocks, x.shape, window),
-                                  colnn.fold(blocks, x.shape[2:], kernel, dilation, padding, stride))
+def test_compiled_im2col_col2im_unfold_fold_equal_the_reference_bit_for_bit(dtype, kernel, stride, padding,
+                                                                          dilation, rng):
+    """Same values, and the same summation order in col2im/fold (random floats would show another)."""
+    x = (rng.standard_normal((3, 2, 7, 8)) * 100).astype(dtype)
+    args = {"kernel_size": kernel, "dilation": dilation, "padding": padding, "stride": stride}
+    blocks = colnn.unfold(x, **args)
+    np.testing.assert_array_equal(blocks, colnn.unfold(x, **args, strategy="im2col"))
+    grad_blocks = (rng.standard_normal(blocks.shape) * 100).astype(dtype)
+    np.testing.assert_array_equal(colnn.fold(grad_blocks, x.shape[2:], **args),
+                                  colnn.fold(grad_blocks, x.shape[2:], **args, strategy="im2col"))
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    book = {"stride": stride, "pad": padding, "dilation": dilation}
+    col = colnn.im2col(x, kh, kw, **book, pad_value=-7)
+    np.testing.assert_array_equal(col, colnn.im2col(x, kh, kw, **book, pad_value=-7, strategy="im2col"))
+    grad_col = (rng.standard_normal(col.shape) * 100).astype(dtype)
+    np.testing.assert_array_equal(colnn.col2im(grad_col, x.shape, kh, kw, **book),
+                                  colnn.col2im(grad_col, x.shape, kh, kw, **book, strategy="im2col"))
 
 
 # --- threads, import and cache ---------------------------------------------------

@@ -32,13 +32,12 @@ __all__ = [
     "get_column_budget",
 ]
 
-_STRATEGIES = ("numba", "im2col")  # the default first
 _column_budget_bytes = 16 << 20
 
 
 def available_strategies() -> tuple[str, ...]:
     """Names accepted by the convolution's ``strategy`` argument, the default first."""
-    return _STRATEGIES
+    return kernels.STRATEGIES
 
 
 def set_column_budget(nbytes: int) -> int:
@@ -60,10 +59,8 @@ def get_column_budget() -> int:
 
 
 def _chunked(strategy: str | None, dtype: np.dtype) -> bool:
-    """Whether to take the chunked path; float16 and other dtypes fall back to the reference."""
-    if strategy not in (None, *_STRATEGIES):
-        raise ValueError(f"strategy must be one of {list(_STRATEGIES)}, got {strategy!r}")
-    return strategy in (None, "numba") and kernels.conv_dtype_supported(dtype)
+    """Whether to take the chunked path (float32 and float64; others use the reference)."""
+    return kernels.use_kernels(strategy, dtype) and kernels.conv_dtype_supported(dtype)
 
 
 def check_conv_args(

@@ -5,6 +5,9 @@ view ``(N, C, kernel_h, kernel_w, out_h, out_w)`` of the padded input, in which
 ``view[n, c, ky, kx, oy, ox]`` is the cell that kernel offset ``(ky, kx)`` of
 window ``(oy, ox)`` sees. ``im2col`` and ``unfold`` copy that view into a
 matrix; ``col2im`` and ``fold`` are their adjoints and sum overlapping cells.
+That NumPy path is the reference (``strategy="im2col"``); by default the four
+public functions run the compiled loops of :mod:`colnn.kernels` instead, which
+give the same arrays bit for bit without padding a copy of the input first.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .shapes import IntPair, Window, as_pair, check_array, to_batched
 
 __all__ = ["im2col", "col2im", "unfold", "fold", "pad_input", "window_view", "im2col_window", "col2im_window"]
@@ -106,6 +110,7 @@ def im2col(
     *,
     dilation: IntPair = 1,
     pad_value: Any = 0,
+    strategy: str | None = None,
 ) -> np.ndarray:
     """Unroll every filter window of a batch into one row of a matrix (the book's layout).
 
@@ -117,6 +122,7 @@ def im2col(
     pad_value : value of the padded cells (0 for convolution and average
         pooling; ``-inf`` for max pooling, which an integer input reads as its
         dtype's minimum)
+    strategy : ``"numba"`` (the default: compiled) or ``"im2col"`` (the NumPy reference)
 
     Returns
     -------
@@ -138,7 +144,10 @@ def im2col(
         x.shape[2:], (filter_h, filter_w), stride, pad, dilation,
         kernel_name="(filter_h, filter_w)", padding_name="pad",
     )
-    return im2col_window(x, window, _cast_pad_value(pad_value, x.dtype))
+    pad_value = _cast_pad_value(pad_value, x.dtype)
+    if kernels.use_kernels(strategy, x.dtype):
+        return kernels.im2col_rows(x, window, pad_value)
+    return im2col_window(x, window, pad_value)
 
 
 def col2im(
@@ -150,6 +159,7 @@ def col2im(
     pad: IntPair = 0,
     *,
     dilation: IntPair = 1,
+    strategy: str | None = None,
 ) -> np.ndarray:
     """Fold an :func:`im2col` matrix back to ``input_shape``, summing overlapping cells.
 
@@ -159,6 +169,8 @@ def col2im(
     ----------
     col : array ``(N*out_h*out_w, C*filter_h*filter_w)``
     input_shape : ``(N, C, H, W)`` of the image to rebuild
+    filter_h, filter_w, stride, pad, dilation : as given to :func:`im2col`
+    strategy : ``"numba"`` (the default: compiled) or ``"im2col"`` (the NumPy reference)
 
     Returns
     -------
@@ -178,6 +190,8 @@ def col2im(
         raise ValueError(
             f"col must have shape {expected} for input_shape {input_shape}, got {col.shape}"
         )
+    if kernels.use_kernels(strategy, col.dtype):
+        return kernels.col2im_rows(col, input_shape, window)
     return col2im_window(col, input_shape, window)
 
 
@@ -187,20 +201,26 @@ def unfold(
     dilation: IntPair = 1,
     padding: IntPair = 0,
     stride: IntPair = 1,
+    *,
+    strategy: str | None = None,
 ) -> np.ndarray:
     """Extract sliding blocks, as ``torch.nn.functional.unfold``.
 
     ``(N, C, H, W)`` -> ``(N, C*kh*kw, L)`` with ``L = out_h*out_w``; an unbatched
     ``(C, H, W)`` gives ``(C*kh*kw, L)``. Columns of block ``l`` are ordered (c, ky, kx).
+    ``strategy``: ``"numba"`` (the default: compiled) or ``"im2col"`` (the NumPy reference).
 
     >>> unfold(np.arange(9.0).reshape(1, 1, 3, 3), 2).shape
     (1, 4, 4)
     """
     x, unbatched = to_batched(check_array(input, "input"))
     window = Window.build(x.shape[2:], kernel_size, stride, padding, dilation)
-    n, c = x.shape[:2]
-    view = window_view(pad_input(x, window), window)
-    blocks = _owned(view.reshape(n, c * window.kernel_area, window.out_h * window.out_w))
+    if kernels.use_kernels(strategy, x.dtype):
+        blocks = kernels.unfold_windows(x, window)
+    else:
+        n, c = x.shape[:2]
+        view = window_view(pad_input(x, window), window)
+        blocks = _owned(view.reshape(n, c * window.kernel_area, window.out_h * window.out_w))
     return blocks[0] if unbatched else blocks
 
 
@@ -211,11 +231,13 @@ def fold(
     dilation: IntPair = 1,
     padding: IntPair = 0,
     stride: IntPair = 1,
+    *,
+    strategy: str | None = None,
 ) -> np.ndarray:
     """Sum sliding blocks into an image, as ``torch.nn.functional.fold`` (the adjoint of :func:`unfold`).
 
     ``(N, C*kh*kw, L)`` -> ``(N, C, H, W)`` with ``(H, W) = output_size``; an
-    unbatched ``(C*kh*kw, L)`` gives ``(C, H, W)``.
+    unbatched ``(C*kh*kw, L)`` gives ``(C, H, W)``. ``strategy`` as for :func:`unfold`.
     """
     blocks = check_array(input, "input", ndims=(2, 3))
     unbatched = blocks.ndim == 2
@@ -234,7 +256,10 @@ def fold(
             f"input's size at dim -1 ({length}) must equal the number of blocks "
             f"{window.out_h}x{window.out_w}={window.out_h * window.out_w} for output_size={output_size!r}"
         )
-    c = rows // window.kernel_area
-    windows = blocks.reshape(n, c, window.kernel_h, window.kernel_w, window.out_h, window.out_w)
-    image = np.ascontiguousarray(_scatter_add(windows, (n, c, *out_hw), window))
+    image_shape = (n, rows // window.kernel_area, *out_hw)
+    if kernels.use_kernels(strategy, blocks.dtype):
+        image = kernels.fold_windows(blocks, image_shape, window)
+    else:
+        windows = blocks.reshape(n, image_shape[1], window.kernel_h, window.kernel_w, window.out_h, window.out_w)
+        image = np.ascontiguousarray(_scatter_add(windows, image_shape, window))
     return image[0] if unbatched else image

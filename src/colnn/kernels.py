@@ -20,6 +20,8 @@ import numpy as np
 from .shapes import Window, lowest_value
 
 __all__ = [
+    "STRATEGIES",
+    "use_kernels",
     "NumbaStrategy",
     "PlaneGeometry",
     "plane_geometry",
@@ -32,7 +34,13 @@ __all__ = [
     "conv_dtype_supported",
     "unfold_windows",
     "fold_windows",
+    "im2col_rows",
+    "col2im_rows",
 ]
+
+# Strategies of convolution and of im2col/col2im/unfold/fold, the default first:
+# these kernels, or the tutorial's NumPy im2col path (the reference).
+STRATEGIES = ("numba", "im2col")
 
 # dtypes the kernels take as they are; float16 (which Numba lacks) runs in float32.
 _KERNEL_DTYPES = frozenset(
@@ -146,6 +154,20 @@ def _kernel_dtype(dtype: np.dtype) -> np.dtype | None:
     if dtype == np.float16:
         return np.dtype(np.float32)
     return dtype if dtype in _KERNEL_DTYPES else None
+
+
+def use_kernels(strategy: str | None, dtype: np.dtype, *, float16: bool = False) -> bool:
+    """Whether ``strategy`` (None: the default) runs these kernels on ``dtype``; ValueError for an unknown name.
+
+    The default falls back to the reference for dtypes the kernels cannot take,
+    and for float16 unless ``float16`` (the caller then computes in float32).
+    """
+    if strategy not in (None, *STRATEGIES):
+        raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+    dtype = np.dtype(dtype)
+    if strategy == "im2col" or (dtype == np.float16 and not float16):
+        return False
+    return _kernel_dtype(dtype) is not None
 
 
 def _planes(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -389,6 +411,25 @@ def unfold_windows(x: np.ndarray, window: Window) -> np.ndarray:
     for image in range(x.shape[0]):
         kernels_conv.im2col_chunk(x[image:image + 1], *_window_args(window), blocks[image])
     return blocks
+
+
+def im2col_rows(x: np.ndarray, window: Window, pad_value: Any) -> np.ndarray:
+    """Compiled im2col in the book's layout: ``(N, C, H, W)`` -> ``(N*out_h*out_w, C*kh*kw)``, padded with ``pad_value``."""
+    from . import kernels_conv
+
+    x = np.ascontiguousarray(x)
+    col = np.empty((x.shape[0] * window.out_h * window.out_w, x.shape[1] * window.kernel_area), dtype=x.dtype)
+    kernels_conv.im2col_book(x, *_window_args(window), x.dtype.type(pad_value), col)
+    return col
+
+
+def col2im_rows(col: np.ndarray, input_shape: tuple[int, ...], window: Window) -> np.ndarray:
+    """Compiled col2im, the adjoint of :func:`im2col_rows`: ``(N*out_h*out_w, C*kh*kw)`` -> ``input_shape``."""
+    from . import kernels_conv
+
+    images = np.empty(input_shape, dtype=col.dtype)
+    kernels_conv.col2im_book(np.ascontiguousarray(col), *_window_args(window), images)
+    return images
 
 
 def fold_windows(blocks: np.ndarray, input_shape: tuple[int, ...], window: Window) -> np.ndarray:

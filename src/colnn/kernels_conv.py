@@ -20,9 +20,9 @@ on two, and the gain was lost to OpenBLAS's spinning threads).
 
 from __future__ import annotations
 
-from numba import njit
+from numba import njit, prange
 
-__all__ = ["im2col_chunk", "col2im_chunk", "rows_to_nchw", "nchw_to_rows"]
+__all__ = ["im2col_chunk", "col2im_chunk", "rows_to_nchw", "nchw_to_rows", "im2col_book", "col2im_book"]
 
 
 @njit(cache=True, inline="always")
@@ -97,6 +97,67 @@ def col2im_chunk(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilati
                         else:
                             for j in range(src.shape[0]):
                                 dst[stride_w * j] += src[j]
+
+
+# --- the book's layout, for the public im2col / col2im -------------------------------
+#
+# ``col`` ``(N*out_h*out_w, C*kh*kw)``: row ``(n, oy, ox)``, column ``(c, ky, kx)``.
+# These run on all threads (no GEMM sits between them). im2col fills one output
+# row ``(n, oy)`` at a time: its ``out_w`` matrix rows (``out_w*C*kh*kw`` cells)
+# stay in cache while the loops read input rows in order. col2im gives each
+# thread whole planes ``(n, c)``, so no two threads add into the same cell, and
+# sums each cell's contributions in ``(ky, kx)`` order, as the reference does.
+
+
+@njit(parallel=True, cache=True)
+def im2col_book(images, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, pad_value,
+                col):
+    """Fill ``col`` ``(N*out_h*out_w, C*kh*kw)`` from ``images`` ``(N, C, H, W)``; padded cells get ``pad_value``."""
+    n_images, channels, height, width = images.shape
+    out_h, out_w = row_start.shape[0], col_start.shape[0]
+    for task in prange(n_images * out_h):
+        b, oy = task // out_h, task % out_h
+        block = col[task * out_w:(task + 1) * out_w]
+        for c in range(channels):
+            for ky in range(kernel_h):
+                in_row = row_start[oy] + ky * dilation_h
+                for kx in range(kernel_w):
+                    j = (c * kernel_h + ky) * kernel_w + kx
+                    if in_row < 0 or in_row >= height:
+                        block[:, j] = pad_value
+                        continue
+                    col0 = col_start[0] + kx * dilation_w
+                    ox_lo, ox_hi = _inside_columns(col0, stride_w, width, out_w)
+                    block[:ox_lo, j] = pad_value
+                    block[ox_hi:, j] = pad_value
+                    src = images[b, c, in_row, ox_lo * stride_w + col0:]
+                    for i in range(ox_hi - ox_lo):
+                        block[ox_lo + i, j] = src[stride_w * i]
+
+
+@njit(parallel=True, cache=True)
+def col2im_book(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, images):
+    """Adjoint of :func:`im2col_book`: sum ``col`` into ``images`` ``(N, C, H, W)`` (overwritten)."""
+    n_images, channels, height, width = images.shape
+    out_h, out_w = row_start.shape[0], col_start.shape[0]
+    for plane in prange(n_images * channels):
+        b, c = plane // channels, plane % channels
+        image = images[b, c]
+        image[:] = 0
+        rows = col[b * out_h * out_w:(b + 1) * out_h * out_w]
+        for ky in range(kernel_h):
+            for kx in range(kernel_w):
+                j = (c * kernel_h + ky) * kernel_w + kx
+                col0 = col_start[0] + kx * dilation_w
+                ox_lo, ox_hi = _inside_columns(col0, stride_w, width, out_w)
+                for oy in range(out_h):
+                    in_row = row_start[oy] + ky * dilation_h
+                    if in_row < 0 or in_row >= height:
+                        continue
+                    dst = image[in_row, ox_lo * stride_w + col0:]
+                    src = rows[oy * out_w + ox_lo:oy * out_w + ox_hi, j]
+                    for i in range(src.shape[0]):
+                        dst[stride_w * i] += src[i]
 
 
 @njit(cache=True)
