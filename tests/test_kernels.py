@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from colnn import conv, kernels
+from colnn import conv, conv_chunked, kernels
 from colnn.pooling import get_strategy, pool_window
 from colnn.shapes import Window
 
@@ -165,20 +165,42 @@ def test_chunked_convolution_equals_unchunked_and_reference(weight_shape, stride
     expected = conv.conv2d_backward(grad, x.shape, col, weight, window, groups, strategy="im2col")
     tolerance = {"rtol": 1e-5, "atol": 1e-4} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-12}
     for budget in (1, 3 * 10**4, 1 << 30):  # one image per chunk, two, everything at once
-        out = kernels.conv2d_forward_chunked(x, weight, bias, window, groups, budget)
+        out = conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, budget)
         assert out.dtype == x.dtype
         np.testing.assert_allclose(out, reference_out, **tolerance)
-        for got, want in zip(kernels.conv2d_backward_chunked(grad, x, weight, window, groups, budget), expected):
+        for got, want in zip(conv_chunked.conv2d_backward_chunked(grad, x, weight, window, groups, budget), expected):
             assert got.dtype == want.dtype and got.shape == want.shape
             np.testing.assert_allclose(got, want, **tolerance)
+
+
+def test_convolution_split_over_threads_equals_one_thread_and_restores_blas(rng):
+    """Each thread takes a share of the batch with single-threaded BLAS; afterwards BLAS is as it was."""
+    from threadpoolctl import threadpool_info
+
+    blas_threads = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    x = rng.standard_normal((5, 4, 9, 9))
+    weight = rng.standard_normal((6, 2, 3, 3))
+    layer = colnn.Convolution(weight, rng.standard_normal(6), pad=1, groups=2)
+    before = colnn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, before):
+            colnn.set_num_threads(threads)
+            out = layer.forward(x)
+            results.append((out, layer.backward(np.ones_like(out)), layer.dW, layer.db))
+    finally:
+        colnn.set_num_threads(before)
+    for one_thread, many in zip(*results):
+        np.testing.assert_allclose(many, one_thread, rtol=1e-12, atol=1e-12)
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == blas_threads
 
 
 def test_column_budget_is_settable_and_bounds_the_chunk():
     previous = conv.set_column_budget(1000)
     try:
         assert conv.get_column_budget() == 1000
-        assert kernels.chunk_images(32, 400, conv.get_column_budget()) == 2
-        assert kernels.chunk_images(32, 4000, conv.get_column_budget()) == 1  # one image at least
+        assert conv_chunked.chunk_images(32, 400, conv.get_column_budget()) == 2
+        assert conv_chunked.chunk_images(32, 4000, conv.get_column_budget()) == 1  # one image at least
         with pytest.raises(ValueError, match="nbytes"):
             conv.set_column_budget(0)
     finally:

@@ -4,7 +4,7 @@ Two strategies compute it. ``"im2col"``, the reference, is the tutorial's:
 ``col = im2col(x)`` ``(N*out_h*out_w, C*kh*kw)``, then for group ``g``
 ``out_g = col_g @ W_g.T``; backward reuses ``col``: ``dW_g = dout_g.T @ col_g``,
 ``dcol_g = dout_g @ W_g`` and ``dx = col2im(dcol)``. ``"numba"``, the default,
-does the same chunk by chunk of images (:mod:`colnn.kernels`): compiled
+does the same chunk by chunk of images (:mod:`colnn.conv_chunked`): compiled
 im2col into a buffer of at most :func:`get_column_budget` bytes laid out
 ``(C*kh*kw, B*out_h*out_w)``, one GEMM per chunk and group, and backward
 rebuilds the columns instead of keeping them, so memory stays bounded.
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import conv_chunked, kernels
 from .im2col import col2im_window, im2col_window
 from .shapes import IntPair, Window, as_pair, check_float_array, to_batched
 
@@ -60,7 +60,7 @@ def get_column_budget() -> int:
 
 def _chunked(strategy: str | None, dtype: np.dtype) -> bool:
     """Whether to take the chunked path (float32 and float64; others use the reference)."""
-    return kernels.use_kernels(strategy, dtype) and kernels.conv_dtype_supported(dtype)
+    return kernels.use_kernels(strategy, dtype) and conv_chunked.supports_dtype(dtype)
 
 
 def check_conv_args(
@@ -134,7 +134,7 @@ def conv2d_forward(
     default one, which rebuilds the columns in backward.
     """
     if _chunked(strategy, x.dtype):
-        return kernels.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
+        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
     n = x.shape[0]
     out_channels = weight.shape[0]
     col = im2col_window(x, window, 0)
@@ -163,7 +163,7 @@ def conv2d_backward(
     ``saved`` is what :func:`conv2d_forward` returned with the same ``strategy``.
     """
     if _chunked(strategy, grad_output.dtype):
-        return kernels.conv2d_backward_chunked(grad_output, saved, weight, window, groups, _column_budget_bytes)
+        return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups, _column_budget_bytes)
     col = saved
     out_channels = weight.shape[0]
     grad_rows = grad_output.transpose(0, 2, 3, 1).reshape(-1, out_channels)

@@ -1,7 +1,8 @@
-"""The fast path: compiled pooling kernels and a batch-chunked im2col + GEMM convolution.
+"""The fast path: compiled pooling and im2col kernels, window geometry and threads.
 
 This module is the numpy-level face of the Numba kernels in
-:mod:`colnn.kernels_pool` and :mod:`colnn.kernels_conv`: it works out the window
+:mod:`colnn.kernels_pool` and :mod:`colnn.kernels_conv` (the convolution's
+driver is :mod:`colnn.conv_chunked`): it works out the window
 geometry once per shape, lays arrays out for the kernels and back, and controls
 threads. It does not import Numba itself; the kernel modules are imported on
 first use, so ``import colnn`` stays quick and compiles nothing. Each kernel is
@@ -28,10 +29,7 @@ __all__ = [
     "offset_dtype",
     "set_num_threads",
     "get_num_threads",
-    "conv2d_forward_chunked",
-    "conv2d_backward_chunked",
-    "chunk_images",
-    "conv_dtype_supported",
+    "window_args",
     "unfold_windows",
     "fold_windows",
     "im2col_rows",
@@ -283,118 +281,14 @@ class NumbaStrategy:
         return grad_input.reshape(input_shape).astype(grad_output.dtype, copy=False)
 
 
-# --- convolution ----------------------------------------------------------------
+# --- im2col / col2im / unfold / fold ------------------------------------------------
 
 
-def chunk_images(n_images: int, bytes_per_image: int, budget_bytes: int) -> int:
-    """Images per chunk so that a chunk's column matrix fits ``budget_bytes`` (at least 1)."""
-    return max(1, min(n_images, budget_bytes // max(1, bytes_per_image)))
-
-
-def conv_dtype_supported(dtype: np.dtype) -> bool:
-    """Whether the chunked convolution takes ``dtype`` (float32, float64; others use the reference)."""
-    return np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
-
-
-class _ConvBuffers:
-    """Shapes and scratch of one chunked convolution call: ``col`` ``(C*kh*kw, B*L)``, ``rows`` ``(FN, B*L)``."""
-
-    def __init__(self, x_shape: tuple[int, ...], out_channels: int, window: Window, dtype: np.dtype,
-                 budget_bytes: int) -> None:
-        n_images, channels = x_shape[:2]
-        self.plane_len = window.out_h * window.out_w
-        self.col_rows = channels * window.kernel_area
-        self.chunk = chunk_images(n_images, self.col_rows * self.plane_len * dtype.itemsize, budget_bytes)
-        self._col = np.empty(self.col_rows * self.chunk * self.plane_len, dtype=dtype)
-        self._rows = np.empty(out_channels * self.chunk * self.plane_len, dtype=dtype)
-        self.out_channels = out_channels
-
-    def col(self, images: int) -> np.ndarray:
-        """The column matrix of a chunk of ``images`` images, C-contiguous."""
-        return self._col[:self.col_rows * images * self.plane_len].reshape(self.col_rows, -1)
-
-    def rows(self, images: int) -> np.ndarray:
-        """The ``(FN, images*L)`` output (or output-gradient) rows of a chunk, C-contiguous."""
-        return self._rows[:self.out_channels * images * self.plane_len].reshape(self.out_channels, -1)
-
-
-def _window_args(window: Window) -> tuple:
-    """The geometry arguments of :func:`colnn.kernels_conv.im2col_chunk` and ``col2im_chunk``."""
+def window_args(window: Window) -> tuple:
+    """The geometry arguments of the im2col/col2im kernels of :mod:`colnn.kernels_conv`."""
     geometry = plane_geometry(window)
     return (geometry.row_start, geometry.col_start, window.kernel_h, window.kernel_w,
             window.stride_w, window.dilation_h, window.dilation_w)
-
-
-def conv2d_forward_chunked(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int, budget_bytes: int
-) -> np.ndarray:
-    """Convolution by im2col into a column buffer of at most ``budget_bytes`` (one image at least), one GEMM per chunk and group.
-
-    ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C/groups, kh, kw)`` and ``bias``
-    ``(FN,)`` share a dtype, float32 or float64. Returns ``(N, FN, out_h, out_w)``.
-    """
-    from . import kernels_conv
-
-    x = np.ascontiguousarray(x)
-    n_images, out_channels = x.shape[0], weight.shape[0]
-    buffers = _ConvBuffers(x.shape, out_channels, window, x.dtype, budget_bytes)
-    weight_rows = weight.reshape(groups, out_channels // groups, -1)
-    group_rows, group_channels = buffers.col_rows // groups, out_channels // groups
-    out = np.empty((n_images, out_channels, buffers.plane_len), dtype=x.dtype)
-    bias_or_empty = np.zeros(out_channels, x.dtype) if bias is None else np.ascontiguousarray(bias)
-    for first in range(0, n_images, buffers.chunk):
-        images = min(buffers.chunk, n_images - first)
-        col, rows = buffers.col(images), buffers.rows(images)
-        kernels_conv.im2col_chunk(x[first:first + images], *_window_args(window), col)
-        for g in range(groups):
-            np.matmul(weight_rows[g], col[g * group_rows:(g + 1) * group_rows],
-                      out=rows[g * group_channels:(g + 1) * group_channels])
-        kernels_conv.rows_to_nchw(rows, bias_or_empty, bias is not None, out[first:first + images])
-    return out.reshape(n_images, out_channels, window.out_h, window.out_w)
-
-
-def conv2d_backward_chunked(
-    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, window: Window, groups: int, budget_bytes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients ``(grad_input, grad_weight, grad_bias)`` of :func:`conv2d_forward_chunked`.
-
-    The column matrix is rebuilt chunk by chunk rather than kept from forward,
-    so memory stays within the budget; per chunk and group, one GEMM gives the
-    weight gradient's share and one the column gradient, which col2im folds
-    into ``grad_input``.
-    """
-    from . import kernels_conv
-
-    x = np.ascontiguousarray(x)
-    grad_output = np.ascontiguousarray(grad_output)
-    n_images, out_channels = x.shape[0], weight.shape[0]
-    buffers = _ConvBuffers(x.shape, out_channels, window, x.dtype, budget_bytes)
-    weight_rows = weight.reshape(groups, out_channels // groups, -1)
-    group_rows, group_channels = buffers.col_rows // groups, out_channels // groups
-    grad_input = np.empty(x.shape, dtype=x.dtype)
-    grad_weight = np.zeros_like(weight_rows)
-    # Transposed, (C/groups*kh*kw, FN/groups): col @ rows.T runs faster than rows @ col.T
-    # (C1 on 2 cores: 34 ms against 44 ms for all chunks).
-    weight_share = np.empty((group_rows, group_channels), dtype=x.dtype)
-    grad_planes = grad_output.reshape(n_images, out_channels, buffers.plane_len)
-    for first in range(0, n_images, buffers.chunk):
-        images = min(buffers.chunk, n_images - first)
-        col, rows = buffers.col(images), buffers.rows(images)
-        kernels_conv.im2col_chunk(x[first:first + images], *_window_args(window), col)
-        kernels_conv.nchw_to_rows(grad_planes[first:first + images], rows)
-        for g in range(groups):
-            group_col = col[g * group_rows:(g + 1) * group_rows]
-            group_grad = rows[g * group_channels:(g + 1) * group_channels]
-            np.matmul(group_col, group_grad.T, out=weight_share)
-            grad_weight[g] += weight_share.T
-            # The column gradient overwrites the columns, which are no longer needed.
-            np.matmul(weight_rows[g].T, group_grad, out=group_col)
-        kernels_conv.col2im_chunk(col, *_window_args(window), grad_input[first:first + images])
-    grad_bias = grad_output.sum(axis=(0, 2, 3))
-    return grad_input, grad_weight.reshape(weight.shape), grad_bias
-
-
-# --- unfold / fold -----------------------------------------------------------------
 
 
 def unfold_windows(x: np.ndarray, window: Window) -> np.ndarray:
@@ -409,7 +303,7 @@ def unfold_windows(x: np.ndarray, window: Window) -> np.ndarray:
     x = np.ascontiguousarray(x)
     blocks = np.empty((x.shape[0], x.shape[1] * window.kernel_area, window.out_h * window.out_w), dtype=x.dtype)
     for image in range(x.shape[0]):
-        kernels_conv.im2col_chunk(x[image:image + 1], *_window_args(window), blocks[image])
+        kernels_conv.im2col_chunk(x[image:image + 1], *window_args(window), blocks[image])
     return blocks
 
 
@@ -419,7 +313,7 @@ def im2col_rows(x: np.ndarray, window: Window, pad_value: Any) -> np.ndarray:
 
     x = np.ascontiguousarray(x)
     col = np.empty((x.shape[0] * window.out_h * window.out_w, x.shape[1] * window.kernel_area), dtype=x.dtype)
-    kernels_conv.im2col_book(x, *_window_args(window), x.dtype.type(pad_value), col)
+    kernels_conv.im2col_book(x, *window_args(window), x.dtype.type(pad_value), col)
     return col
 
 
@@ -428,7 +322,7 @@ def col2im_rows(col: np.ndarray, input_shape: tuple[int, ...], window: Window) -
     from . import kernels_conv
 
     images = np.empty(input_shape, dtype=col.dtype)
-    kernels_conv.col2im_book(np.ascontiguousarray(col), *_window_args(window), images)
+    kernels_conv.col2im_book(np.ascontiguousarray(col), *window_args(window), images)
     return images
 
 
@@ -439,5 +333,5 @@ def fold_windows(blocks: np.ndarray, input_shape: tuple[int, ...], window: Windo
     blocks = np.ascontiguousarray(blocks)
     images = np.empty(input_shape, dtype=blocks.dtype)
     for image in range(input_shape[0]):
-        kernels_conv.col2im_chunk(blocks[image], *_window_args(window), images[image:image + 1])
+        kernels_conv.col2im_chunk(blocks[image], *window_args(window), images[image:image + 1])
     return images

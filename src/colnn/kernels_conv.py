@@ -9,13 +9,12 @@ so im2col streams. Geometry arrays are those of
 and destination rows are sliced to start at their first cell so that indices
 are provably non-negative and the copy loops vectorize.
 
-These kernels run on one thread on purpose. The GEMMs between them use every
-core, and a Numba (OpenMP) parallel region between two BLAS calls makes GNU
-OpenMP's spinning workers and OpenBLAS's fight over the cores: on 2 cores the
-C1 forward of ``colnn bench`` took 400-1200 ms with parallel kernels, 58 ms
-with these. Plain Python threads over channel slices did not pay either: the
-copy is bound by memory bandwidth (C1's im2col: 14.7 ms on one thread, 11.5 ms
-on two, and the gain was lost to OpenBLAS's spinning threads).
+The chunk kernels run on one thread and release the GIL (``nogil``):
+:mod:`colnn.conv_chunked` runs one per Python thread, each on its own share of
+the batch, with single-threaded BLAS between them. (A Numba parallel region
+between two multi-threaded BLAS calls makes OpenMP's and OpenBLAS's spinning
+workers fight over the cores: on 2 cores the C1 forward of ``colnn bench``
+took 400-1200 ms that way.)
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ def _inside_columns(col0, stride_w, width, out_w):
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def im2col_chunk(images, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, col):
     """Fill ``col`` ``(C*kh*kw, B*L)`` from ``images`` ``(B, C, H, W)``; padded cells are 0."""
     n_images, channels, height, width = images.shape
@@ -67,7 +66,7 @@ def im2col_chunk(images, row_start, col_start, kernel_h, kernel_w, stride_w, dil
                                 inside[j] = src[stride_w * j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def col2im_chunk(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, images):
     """Adjoint of :func:`im2col_chunk`: sum ``col`` ``(C*kh*kw, B*L)`` into ``images`` ``(B, C, H, W)`` (overwritten)."""
     n_images, channels, height, width = images.shape
@@ -160,7 +159,7 @@ def col2im_book(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilatio
                         dst[stride_w * i] += src[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rows_to_nchw(rows, bias, add_bias, out):
     """``rows`` ``(FN, B*L)`` (a chunk's GEMM result), plus ``bias`` ``(FN,)`` if ``add_bias``, into ``out`` ``(B, FN, L)``."""
     n_images, channels, plane_len = out.shape
@@ -173,7 +172,7 @@ def rows_to_nchw(rows, bias, add_bias, out):
                 dst[j] = src[j] + shift
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def nchw_to_rows(images, rows):
     """``images`` ``(B, FN, L)`` into ``rows`` ``(FN, B*L)``: the inverse layout change of :func:`rows_to_nchw`."""
     n_images, channels, plane_len = images.shape
