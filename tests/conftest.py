@@ -15,3 +15,11 @@ def torch():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True)
+def parallel_kernels_even_for_small_inputs(monkeypatch):
+    """Test arrays are small; without this the kernels would run them on one thread only."""
+    from colnn import kernels
+
+    monkeypatch.setattr(kernels, "SERIAL_BELOW_BYTES", 0)

@@ -259,6 +259,19 @@ def test_set_num_threads_limits_and_validates(rng):
         colnn.set_num_threads(before)
 
 
+def test_small_inputs_run_on_the_calling_thread_alone(monkeypatch):
+    import numba
+
+    monkeypatch.setattr(kernels, "SERIAL_BELOW_BYTES", 1000)
+    before = numba.get_num_threads()
+    seen = {}
+    for nbytes in (999, 1000):
+        with kernels.threads_for(nbytes):
+            seen[nbytes] = numba.get_num_threads()
+    assert seen == {999: 1, 1000: before}
+    assert numba.get_num_threads() == before
+
+
 def test_import_neither_loads_numba_nor_compiles():
     out = run_python("""
         import sys, colnn

@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import kernels
 from .kernels import get_num_threads, window_args
 from .shapes import Window
 
@@ -68,14 +69,15 @@ class _Buffers:
                    self._rows[:self.out_channels * size].reshape(self.out_channels, size))
 
 
-def _in_parallel(n_images: int, work: Callable[[slice, int], object]) -> list:
-    """Call ``work(share, share_budget_divisor)`` on one contiguous share of the images per thread.
+def _in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], object]) -> list:
+    """Call ``work(share, parts)`` on each of ``parts`` contiguous shares of the images, one per thread.
 
-    Returns the results in share order. With one thread (or one image) it runs
+    Returns the results in share order. With one thread, one image or a column
+    matrix of under :data:`~colnn.kernels.SERIAL_BELOW_BYTES` in all, it runs
     in the calling thread and leaves BLAS as it is.
     """
     global _executor, _executor_workers, _blas_controller
-    parts = min(get_num_threads(), n_images)
+    parts = 1 if col_bytes < kernels.SERIAL_BELOW_BYTES else min(get_num_threads(), n_images)
     bounds = np.linspace(0, n_images, parts + 1).astype(int)
     shares = [slice(int(bounds[i]), int(bounds[i + 1])) for i in range(parts)]
     if parts == 1:
@@ -93,6 +95,11 @@ def _in_parallel(n_images: int, work: Callable[[slice, int], object]) -> list:
         with _blas_controller.limit(limits=1, user_api="blas"):
             futures = [_executor.submit(work, share, parts) for share in shares]
             return [future.result() for future in futures]
+
+
+def _col_bytes(x: np.ndarray, weight: np.ndarray, window: Window) -> int:
+    """Bytes of the whole batch's column matrix: the measure of a call's work."""
+    return x.shape[0] * x.shape[1] * window.kernel_area * window.out_h * window.out_w * x.itemsize
 
 
 def conv2d_forward_chunked(
@@ -125,7 +132,7 @@ def conv2d_forward_chunked(
             kernels_conv.rows_to_nchw(rows, bias_or_empty, bias is not None,
                                       out[share][first:first + images])
 
-    _in_parallel(n_images, forward_share)
+    _in_parallel(n_images, _col_bytes(x, weight, window), forward_share)
     return out.reshape(n_images, out_channels, window.out_h, window.out_w)
 
 
@@ -171,6 +178,6 @@ def conv2d_backward_chunked(
             kernels_conv.col2im_chunk(col, *geometry, grad_input[share][first:first + images])
         return grad_weight
 
-    grad_weight = sum(_in_parallel(n_images, backward_share))
+    grad_weight = sum(_in_parallel(n_images, _col_bytes(x, weight, window), backward_share))
     grad_bias = grad_output.sum(axis=(0, 2, 3))
     return grad_input, grad_weight.reshape(weight.shape), grad_bias

@@ -12,9 +12,10 @@ later processes load it instead of compiling it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -29,6 +30,8 @@ __all__ = [
     "offset_dtype",
     "set_num_threads",
     "get_num_threads",
+    "threads_for",
+    "SERIAL_BELOW_BYTES",
     "window_args",
     "unfold_windows",
     "fold_windows",
@@ -65,6 +68,31 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"n must be an int in [1, NUMBA_NUM_THREADS={ceiling}], got {n!r}")
     numba.set_num_threads(int(n))
     threadpool_limits(int(n), user_api="blas")
+
+
+# Below this many bytes a parallel kernel runs on the calling thread alone. It
+# gains little there (0.1 ms on 1 MiB, 2 cores), and it can lose much: after a
+# multi-threaded BLAS call OpenBLAS's idle workers spin for a while, and a
+# parallel region started then waits for the core they hold (about 6 ms on 2
+# cores, whatever its size; `colnn train` met this between the affine layers'
+# products and the pooling kernels, at 6x its time).
+SERIAL_BELOW_BYTES = 1 << 20
+
+
+@contextlib.contextmanager
+def threads_for(nbytes: int) -> Iterator[None]:
+    """Inside the block, Numba's parallel kernels run on one thread if ``nbytes`` < :data:`SERIAL_BELOW_BYTES`."""
+    import numba
+
+    threads = numba.get_num_threads()
+    if nbytes >= SERIAL_BELOW_BYTES or threads == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
 
 
 def get_num_threads() -> int:
@@ -196,20 +224,21 @@ class NumbaStrategy:
         out = np.empty((planes.shape[0], window.out_h, window.out_w), dtype=dtype)
         shape = out.shape if keep_offset else (0, 0, 0)
         window_offset = np.empty(shape, dtype=offset_dtype(window))
-        if _k2s2(window) and keep_offset:
-            kernels_pool.max_pool_k2s2(planes, out, window_offset)
-        elif _k2s2(window):
-            kernels_pool.max_pool_k2s2_values(planes, out)
-        elif not keep_offset and window.dilation_w == 1 and window.stride_w <= 2:
-            kernels_pool.max_pool_values_planes(
-                planes, *plane_geometry(window).bounds(), window.kernel_w, window.stride_w,
-                window.dilation_h, dtype.type(lowest_value(dtype)), out)
-        else:
-            kernels_pool.max_pool_planes(
-                planes, *plane_geometry(window).bounds(),
-                window.kernel_w, window.stride_w, window.dilation_h, window.dilation_w,
-                dtype.type(lowest_value(dtype)), out, window_offset, keep_offset,
-            )
+        with threads_for(planes.nbytes):
+            if _k2s2(window) and keep_offset:
+                kernels_pool.max_pool_k2s2(planes, out, window_offset)
+            elif _k2s2(window):
+                kernels_pool.max_pool_k2s2_values(planes, out)
+            elif not keep_offset and window.dilation_w == 1 and window.stride_w <= 2:
+                kernels_pool.max_pool_values_planes(
+                    planes, *plane_geometry(window).bounds(), window.kernel_w, window.stride_w,
+                    window.dilation_h, dtype.type(lowest_value(dtype)), out)
+            else:
+                kernels_pool.max_pool_planes(
+                    planes, *plane_geometry(window).bounds(),
+                    window.kernel_w, window.stride_w, window.dilation_h, window.dilation_w,
+                    dtype.type(lowest_value(dtype)), out, window_offset, keep_offset,
+                )
         nchw = (*x.shape[:2], window.out_h, window.out_w)
         return out.reshape(nchw).astype(x.dtype, copy=False), window_offset.reshape(nchw if keep_offset else -1)
 
@@ -234,17 +263,18 @@ class NumbaStrategy:
         grad_planes = _planes(grad_output, dtype)
         offset_planes = _planes(window_offset, window_offset.dtype)
         grad_input = np.empty((grad_planes.shape[0], *input_shape[2:]), dtype=dtype)
-        if _k2s2(window):
-            kernels_pool.max_pool_backward_k2s2(grad_planes, offset_planes, grad_input)
-        else:
-            geometry = plane_geometry(window)
-            kernel_offsets = np.arange(window.kernel_area, dtype=np.int64)
-            kernels_pool.max_pool_backward_planes(
-                grad_planes, offset_planes, geometry.row_start, geometry.col_start,
-                kernel_offsets // window.kernel_w * window.dilation_h,
-                kernel_offsets % window.kernel_w * window.dilation_w,
-                geometry.has_empty_window, grad_input,
-            )
+        with threads_for(grad_input.nbytes):
+            if _k2s2(window):
+                kernels_pool.max_pool_backward_k2s2(grad_planes, offset_planes, grad_input)
+            else:
+                geometry = plane_geometry(window)
+                kernel_offsets = np.arange(window.kernel_area, dtype=np.int64)
+                kernels_pool.max_pool_backward_planes(
+                    grad_planes, offset_planes, geometry.row_start, geometry.col_start,
+                    kernel_offsets // window.kernel_w * window.dilation_h,
+                    kernel_offsets % window.kernel_w * window.dilation_w,
+                    geometry.has_empty_window, grad_input,
+                )
         return grad_input.reshape(input_shape).astype(grad_output.dtype, copy=False)
 
     def avg_forward(self, x: np.ndarray, window: Window, divisor: np.ndarray) -> np.ndarray:
@@ -255,11 +285,12 @@ class NumbaStrategy:
 
         planes = _planes(x, dtype)
         out = np.empty((planes.shape[0], window.out_h, window.out_w), dtype=dtype)
-        if _k2s2(window):  # every window whole and inside: one divisor for all
-            kernels_pool.avg_pool_k2s2(planes, dtype.type(divisor.flat[0]), out)
-        else:
-            kernels_pool.avg_pool_planes(planes, *plane_geometry(window).bounds(), window.kernel_w,
-                                         window.stride_w, np.ascontiguousarray(divisor, dtype=dtype), out)
+        with threads_for(planes.nbytes):
+            if _k2s2(window):  # every window whole and inside: one divisor for all
+                kernels_pool.avg_pool_k2s2(planes, dtype.type(divisor.flat[0]), out)
+            else:
+                kernels_pool.avg_pool_planes(planes, *plane_geometry(window).bounds(), window.kernel_w,
+                                             window.stride_w, np.ascontiguousarray(divisor, dtype=dtype), out)
         return out.reshape(*x.shape[:2], window.out_h, window.out_w).astype(x.dtype, copy=False)
 
     def avg_backward(
@@ -272,12 +303,13 @@ class NumbaStrategy:
 
         grad_planes = _planes(grad_output, dtype)
         grad_input = np.empty((grad_planes.shape[0], *input_shape[2:]), dtype=dtype)
-        if _k2s2(window):  # every window whole and inside: one divisor for all
-            kernels_pool.avg_pool_backward_k2s2(grad_planes, dtype.type(divisor.flat[0]), grad_input)
-        else:
-            kernels_pool.avg_pool_backward_planes(grad_planes, *plane_geometry(window).bounds(), window.kernel_w,
-                                                  window.stride_w, np.ascontiguousarray(divisor, dtype=dtype),
-                                                  grad_input)
+        with threads_for(grad_input.nbytes):
+            if _k2s2(window):  # every window whole and inside: one divisor for all
+                kernels_pool.avg_pool_backward_k2s2(grad_planes, dtype.type(divisor.flat[0]), grad_input)
+            else:
+                kernels_pool.avg_pool_backward_planes(grad_planes, *plane_geometry(window).bounds(), window.kernel_w,
+                                                      window.stride_w, np.ascontiguousarray(divisor, dtype=dtype),
+                                                      grad_input)
         return grad_input.reshape(input_shape).astype(grad_output.dtype, copy=False)
 
 
@@ -313,7 +345,8 @@ def im2col_rows(x: np.ndarray, window: Window, pad_value: Any) -> np.ndarray:
 
     x = np.ascontiguousarray(x)
     col = np.empty((x.shape[0] * window.out_h * window.out_w, x.shape[1] * window.kernel_area), dtype=x.dtype)
-    kernels_conv.im2col_book(x, *window_args(window), x.dtype.type(pad_value), col)
+    with threads_for(col.nbytes):
+        kernels_conv.im2col_book(x, *window_args(window), x.dtype.type(pad_value), col)
     return col
 
 
@@ -322,7 +355,8 @@ def col2im_rows(col: np.ndarray, input_shape: tuple[int, ...], window: Window) -
     from . import kernels_conv
 
     images = np.empty(input_shape, dtype=col.dtype)
-    kernels_conv.col2im_book(np.ascontiguousarray(col), *window_args(window), images)
+    with threads_for(col.nbytes):
+        kernels_conv.col2im_book(np.ascontiguousarray(col), *window_args(window), images)
     return images
 
 

@@ -390,8 +390,9 @@ def register(subparsers: Any) -> None:
     train.add_argument("--seed", type=int, metavar="N", default=0, help="seeds the weights and the shuffling; default: 0")
     train.add_argument("--out", metavar="DIR", help="output folder; default: runs/<timestamp>")
     train.add_argument("--threads", type=_positive_int, metavar="N", default=1,
-                       help="threads of the kernels and BLAS; the default 1 is fastest for small images, "
-                            "as spinning threads slow a busy machine down (default: %(default)s)")
+                       help="threads of the kernels and BLAS; the default 1 is fastest for small images "
+                            "(the digits on 2 cores: 3.3 s on one thread, 3.8 s on two) "
+                            "(default: %(default)s)")
     train.add_argument("--limit", type=_positive_int, metavar="N", help="train on the first N training images only")
     train.add_argument("--filter-num", type=_positive_int, metavar="N", default=DEFAULT_FILTER_NUM, help="default: %(default)s")
     train.add_argument("--filter-size", type=_positive_int, metavar="N", default=DEFAULT_FILTER_SIZE,
