@@ -203,3 +203,19 @@ def test_empty_batch_is_allowed(torch):
     x = np.zeros((0, 2, 4, 4), dtype=np.float32)
     expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2)
     assert colnn.max_pool2d(x, 2).shape == tuple(expected.shape)
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected"),
+    [
+        (colnn.MaxPool2d(3, 2, 1), "MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1)"),
+        (colnn.AvgPool2d(2, divisor_override=3), "AvgPool2d(kernel_size=(2, 2), stride=(2, 2)"),
+        (colnn.Pooling(2, 3, 2, 1), "Pooling(pool_h=2, pool_w=3, stride=(2, 2), pad=(1, 1))"),
+        (colnn.Convolution(np.ones((4, 2, 3, 3)), np.zeros(4), pad=1), "Convolution(W=(4, 2, 3, 3), stride=(1, 1)"),
+        (colnn.Affine(np.ones((6, 5), np.float32), np.zeros(5)), "Affine(W=(6, 5), dtype=float32)"),
+        (colnn.Relu(), "Relu()"),
+        (colnn.SoftmaxWithLoss(), "SoftmaxWithLoss()"),
+    ],
+)
+def test_repr_names_the_layer_and_its_settings(layer, expected):
+    assert repr(layer).startswith(expected)

@@ -220,6 +220,9 @@ class Pooling(MaxPool2d):
         self.pool_h, self.pool_w = self.kernel_size
         self.pad = self.padding
 
+    def __repr__(self) -> str:
+        return f"Pooling(pool_h={self.pool_h}, pool_w={self.pool_w}, stride={self.stride}, pad={self.pad})"
+
 
 class Convolution(_WeightAndBias, _WindowLayer):
     """Convolution layer, a drop-in replacement for the book's ``Convolution(W, b, stride, pad)``.
@@ -291,6 +294,9 @@ class Relu(Layer):
     def __init__(self) -> None:
         self.mask: np.ndarray | None = None
 
+    def __repr__(self) -> str:
+        return "Relu()"
+
     def forward(self, x: Any) -> np.ndarray:
         x = np.asarray(x)
         mask = x <= 0
@@ -324,6 +330,9 @@ class Affine(_WeightAndBias, Layer):
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
         self._cache: tuple[np.ndarray, tuple[int, ...]] | None = None
+
+    def __repr__(self) -> str:
+        return f"Affine(W={self.W.shape}, dtype={self.W.dtype})"
 
     def forward(self, x: Any) -> np.ndarray:
         x = check_float_array(x, "x", ndims=tuple(range(1, 9)))
@@ -361,6 +370,9 @@ class SoftmaxWithLoss(Layer):
         self.y: np.ndarray | None = None  # softmax probabilities of the last forward
         self.t: np.ndarray | None = None  # labels of the last forward, as integers
         self.loss: float | None = None
+
+    def __repr__(self) -> str:
+        return "SoftmaxWithLoss()"
 
     def forward(self, x: Any, t: Any) -> float:  # type: ignore[override]
         x = check_float_array(x, "x", ndims=(2,))
