@@ -23,3 +23,11 @@ def parallel_kernels_even_for_small_inputs(monkeypatch):
     from colnn import kernels
 
     monkeypatch.setattr(kernels, "SERIAL_BELOW_BYTES", 0)
+
+
+@pytest.fixture(autouse=True)
+def winograd_for_any_channel_count(monkeypatch):
+    """Test convolutions have few channels; without this none would take the Winograd path."""
+    from colnn import winograd
+
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)

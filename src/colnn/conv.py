@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import conv_chunked, kernels
+from . import conv_chunked, kernels, winograd
 from .im2col import col2im_window, im2col_window
 from .shapes import IntPair, Window, as_pair, check_float_array, to_batched
 
@@ -131,9 +131,12 @@ def conv2d_forward(
     """Convolve a validated batch: ``(out (N, FN, out_h, out_w), saved)``; pass ``saved`` to backward.
 
     ``saved`` is ``col`` for the ``"im2col"`` strategy and ``x`` itself for the
-    default one, which rebuilds the columns in backward.
+    default one, which rebuilds the columns in backward. The default computes
+    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.winograd`).
     """
     if _chunked(strategy, x.dtype):
+        if winograd.applies(x.shape, weight.shape, window, groups):
+            return winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes), x
         return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
     n = x.shape[0]
     out_channels = weight.shape[0]

@@ -29,7 +29,7 @@ from . import kernels
 from .kernels import get_num_threads, window_args
 from .shapes import Window
 
-__all__ = ["supports_dtype", "chunk_images", "conv2d_forward_chunked", "conv2d_backward_chunked"]
+__all__ = ["supports_dtype", "chunk_images", "in_parallel", "conv2d_forward_chunked", "conv2d_backward_chunked"]
 
 _lock = threading.Lock()  # guards the pool below and the process-wide BLAS limit
 _executor: ThreadPoolExecutor | None = None
@@ -69,7 +69,7 @@ class _Buffers:
                    self._rows[:self.out_channels * size].reshape(self.out_channels, size))
 
 
-def _in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], object]) -> list:
+def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], object]) -> list:
     """Call ``work(share, parts)`` on each of ``parts`` contiguous shares of the images, one per thread.
 
     Returns the results in share order. With one thread, one image or a column
@@ -132,7 +132,7 @@ def conv2d_forward_chunked(
             kernels_conv.rows_to_nchw(rows, bias_or_empty, bias is not None,
                                       out[share][first:first + images])
 
-    _in_parallel(n_images, _col_bytes(x, weight, window), forward_share)
+    in_parallel(n_images, _col_bytes(x, weight, window), forward_share)
     return out.reshape(n_images, out_channels, window.out_h, window.out_w)
 
 
@@ -178,6 +178,6 @@ def conv2d_backward_chunked(
             kernels_conv.col2im_chunk(col, *geometry, grad_input[share][first:first + images])
         return grad_weight
 
-    grad_weight = sum(_in_parallel(n_images, _col_bytes(x, weight, window), backward_share))
+    grad_weight = sum(in_parallel(n_images, _col_bytes(x, weight, window), backward_share))
     grad_bias = grad_output.sum(axis=(0, 2, 3))
     return grad_input, grad_weight.reshape(weight.shape), grad_bias
