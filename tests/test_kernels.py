@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 import colnn
 from colnn import conv, conv_chunked, kernels
 from colnn.pooling import get_strategy, pool_window
-from colnn.shapes import Window
 
 FAST = get_strategy("numba")
 REFERENCE = get_strategy("im2col")
