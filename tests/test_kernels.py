@@ -290,3 +290,17 @@ def test_a_fresh_process_loads_the_kernels_from_the_disk_cache():
     run_python(code)  # compiles (or loads) and writes the cache
     stats = json.loads(run_python(code))
     assert stats == {"hits": 1, "misses": 0}
+
+
+def test_a_forked_child_can_still_convolve_in_parallel():
+    """The pool's threads do not survive fork; the child must not wait on them."""
+    code = """
+        import multiprocessing, numpy as np, colnn
+        from colnn import kernels
+        kernels.SERIAL_BELOW_BYTES = 0
+        x, w = np.ones((4, 3, 8, 8)), np.ones((2, 3, 3, 3))
+        colnn.conv2d(x, w)  # the parent starts its pool
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            print(pool.apply_async(colnn.conv2d, (x, w)).get(timeout=120).sum() == colnn.conv2d(x, w).sum())
+    """
+    assert run_python(code).strip().endswith("True")

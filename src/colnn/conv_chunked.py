@@ -19,6 +19,7 @@ process-wide while a call runs, so calls take a lock, one at a time.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -35,6 +36,16 @@ _lock = threading.Lock()  # guards the pool below and the process-wide BLAS limi
 _executor: ThreadPoolExecutor | None = None
 _executor_workers = 0
 _blas_controller = None
+
+
+def _forget_threads_after_fork() -> None:
+    """A forked child has none of the parent's pool threads: start afresh rather than wait on them."""
+    global _lock, _executor, _executor_workers
+    _lock, _executor, _executor_workers = threading.Lock(), None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads_after_fork)
 
 
 def supports_dtype(dtype: np.dtype) -> bool:
