@@ -108,7 +108,7 @@ def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], obje
             return [future.result() for future in futures]
 
 
-def _col_bytes(x: np.ndarray, weight: np.ndarray, window: Window) -> int:
+def _col_bytes(x: np.ndarray, window: Window) -> int:
     """Bytes of the whole batch's column matrix: the measure of a call's work."""
     return x.shape[0] * x.shape[1] * window.kernel_area * window.out_h * window.out_w * x.itemsize
 
@@ -143,7 +143,7 @@ def conv2d_forward_chunked(
             kernels_conv.rows_to_nchw(rows, bias_or_empty, bias is not None,
                                       out[share][first:first + images])
 
-    in_parallel(n_images, _col_bytes(x, weight, window), forward_share)
+    in_parallel(n_images, _col_bytes(x, window), forward_share)
     return out.reshape(n_images, out_channels, window.out_h, window.out_w)
 
 
@@ -189,6 +189,6 @@ def conv2d_backward_chunked(
             kernels_conv.col2im_chunk(col, *geometry, grad_input[share][first:first + images])
         return grad_weight
 
-    grad_weight = sum(in_parallel(n_images, _col_bytes(x, weight, window), backward_share))
+    grad_weight = sum(in_parallel(n_images, _col_bytes(x, window), backward_share))
     grad_bias = grad_output.sum(axis=(0, 2, 3))
     return grad_input, grad_weight.reshape(weight.shape), grad_bias

@@ -182,18 +182,17 @@ def _kernel_dtype(dtype: np.dtype) -> np.dtype | None:
     return dtype if dtype in _KERNEL_DTYPES else None
 
 
-def use_kernels(strategy: str | None, dtype: np.dtype, *, float16: bool = False) -> bool:
-    """Whether ``strategy`` (None: the default) runs these kernels on ``dtype``; ValueError for an unknown name.
+def use_kernels(strategy: str | None, dtype: np.dtype) -> bool:
+    """Whether ``strategy`` (None: the default) runs the im2col/convolution kernels on ``dtype``.
 
-    The default falls back to the reference for dtypes the kernels cannot take,
-    and for float16 unless ``float16`` (the caller then computes in float32).
+    ValueError for an unknown name. The default falls back to the reference for
+    dtypes the kernels cannot take, float16 included (Numba has no float16, and
+    computing it in float32 would round sums differently from the reference).
     """
     if strategy not in (None, *STRATEGIES):
         raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
     dtype = np.dtype(dtype)
-    if strategy == "im2col" or (dtype == np.float16 and not float16):
-        return False
-    return _kernel_dtype(dtype) is not None
+    return strategy != "im2col" and dtype != np.float16 and _kernel_dtype(dtype) is not None
 
 
 def _planes(x: np.ndarray, dtype: np.dtype) -> np.ndarray:

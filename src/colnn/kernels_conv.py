@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from numba import njit, prange
 
+from .kernels_rows import spread_cells, take_cells
+
 __all__ = ["im2col_chunk", "col2im_chunk", "rows_to_nchw", "nchw_to_rows", "im2col_book", "col2im_book"]
 
 
@@ -53,17 +55,7 @@ def im2col_chunk(images, row_start, col_start, kernel_h, kernel_w, stride_w, dil
                             continue
                         dst[:ox_lo] = 0
                         dst[ox_hi:] = 0
-                        src = images[b, c, in_row, ox_lo * stride_w + col0:]
-                        inside = dst[ox_lo:ox_hi]
-                        if stride_w == 1:
-                            for j in range(inside.shape[0]):
-                                inside[j] = src[j]
-                        elif stride_w == 2:
-                            for j in range(inside.shape[0]):
-                                inside[j] = src[2 * j]
-                        else:
-                            for j in range(inside.shape[0]):
-                                inside[j] = src[stride_w * j]
+                        take_cells(images[b, c, in_row, ox_lo * stride_w + col0:], stride_w, dst[ox_lo:ox_hi])
 
 
 @njit(cache=True, nogil=True)
@@ -86,16 +78,7 @@ def col2im_chunk(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilati
                             continue
                         dst = images[b, c, in_row, ox_lo * stride_w + col0:]
                         start = b * plane_len + oy * out_w
-                        src = col_row[start + ox_lo:start + ox_hi]
-                        if stride_w == 1:
-                            for j in range(src.shape[0]):
-                                dst[j] += src[j]
-                        elif stride_w == 2:
-                            for j in range(src.shape[0]):
-                                dst[2 * j] += src[j]
-                        else:
-                            for j in range(src.shape[0]):
-                                dst[stride_w * j] += src[j]
+                        spread_cells(col_row[start + ox_lo:start + ox_hi], stride_w, dst)
 
 
 # --- the book's layout, for the public im2col / col2im -------------------------------
@@ -153,10 +136,8 @@ def col2im_book(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilatio
                     in_row = row_start[oy] + ky * dilation_h
                     if in_row < 0 or in_row >= height:
                         continue
-                    dst = image[in_row, ox_lo * stride_w + col0:]
-                    src = rows[oy * out_w + ox_lo:oy * out_w + ox_hi, j]
-                    for i in range(src.shape[0]):
-                        dst[stride_w * i] += src[i]
+                    spread_cells(rows[oy * out_w + ox_lo:oy * out_w + ox_hi, j], stride_w,
+                                 image[in_row, ox_lo * stride_w + col0:])
 
 
 @njit(cache=True, nogil=True)

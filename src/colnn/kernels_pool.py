@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .kernels_rows import add_cells, spread_cells
+
 __all__ = [
     "max_pool_planes",
     "max_pool_k2s2",
@@ -359,34 +361,6 @@ def max_pool_backward_k2s2(grad_out, window_offset, grad_in):
 # --- average pooling --------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
-def _add_cells(src, stride_w, sums):
-    """``sums[j] += src[stride_w*j]``; strides 1 and 2 get loops of their own (constant stride)."""
-    if stride_w == 1:
-        for j in range(sums.shape[0]):
-            sums[j] += src[j]
-    elif stride_w == 2:
-        for j in range(sums.shape[0]):
-            sums[j] += src[2 * j]
-    else:
-        for j in range(sums.shape[0]):
-            sums[j] += src[stride_w * j]
-
-
-@njit(cache=True, inline="always")
-def _spread_cells(shares, stride_w, dst):
-    """``dst[stride_w*j] += shares[j]``: the adjoint of :func:`_add_cells`."""
-    if stride_w == 1:
-        for j in range(shares.shape[0]):
-            dst[j] += shares[j]
-    elif stride_w == 2:
-        for j in range(shares.shape[0]):
-            dst[2 * j] += shares[j]
-    else:
-        for j in range(shares.shape[0]):
-            dst[stride_w * j] += shares[j]
-
-
 @njit(parallel=True, cache=True)
 def avg_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
                     kernel_w, stride_w, divisor, out):
@@ -402,7 +376,7 @@ def avg_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox
             for ky in range(ky_lo[oy], ky_hi[oy]):
                 row = plane[row0 + ky]
                 for kx in range(kernel_w):
-                    _add_cells(row[first_col + kx:], stride_w, sums)
+                    add_cells(row[first_col + kx:], stride_w, sums)
             out_row = out[p, oy]
             divisor_row = divisor[oy]
             out_vals = out_row[ox_in_lo:]
@@ -455,7 +429,7 @@ def avg_pool_backward_planes(grad_out, row_start, ky_lo, ky_hi, col_start, kx_lo
             for ky in range(ky_lo[oy], ky_hi[oy]):
                 row = plane[row0 + ky]
                 for kx in range(kernel_w):
-                    _spread_cells(shares, stride_w, row[first_col + kx:])
+                    spread_cells(shares, stride_w, row[first_col + kx:])
                 for side in range(2):
                     for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
                         share = grad_row[ox] / divisor_row[ox]
