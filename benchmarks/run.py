@@ -6,7 +6,7 @@ Run it with ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` unset
 
 import sys
 
-from colnn.cli import main
+from colnn.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", *sys.argv[1:]]))

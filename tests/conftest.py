@@ -20,14 +20,14 @@ def rng() -> np.random.Generator:
 @pytest.fixture(autouse=True)
 def parallel_kernels_even_for_small_inputs(monkeypatch):
     """Test arrays are small; without this the kernels would run them on one thread only."""
-    from colnn import kernels
+    from colnn.kernels import threads
 
-    monkeypatch.setattr(kernels, "SERIAL_BELOW_BYTES", 0)
+    monkeypatch.setattr(threads, "SERIAL_BELOW_BYTES", 0)
 
 
 @pytest.fixture(autouse=True)
 def winograd_for_any_channel_count(monkeypatch):
     """Test convolutions have few channels; without this none would take the Winograd path."""
-    from colnn import winograd
+    from colnn.kernels import winograd
 
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from colnn import bench
-from colnn.cli import main
+from colnn.apps import bench
+from colnn.apps.cli import main
 
 
 def test_bench_quick_writes_a_table_and_json(tmp_path, capsys):

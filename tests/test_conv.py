@@ -1,6 +1,6 @@
 """Convolution against PyTorch (outputs and all three gradients), a naive loop and finite differences.
 
-The oracle tests run once per strategy (:func:`colnn.conv.available_strategies`),
+The oracle tests run once per strategy (:func:`colnn.ops.conv.available_strategies`),
 so the compiled default and the tutorial's im2col path meet the same bar.
 """
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from colnn.conv import available_strategies
+from colnn.ops.conv import available_strategies
 from reference import naive_conv2d, numerical_gradient
 
 HYPOTHESIS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

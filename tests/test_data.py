@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colnn.data import (
+from colnn.apps.data import (
     MNIST_FILES,
     DataError,
     Dataset,

@@ -18,9 +18,9 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from colnn.cli import main
-from colnn.explain import conv_walk, pool_walk, tutorial_input
-from colnn.explain_walk import LIMITS
+from colnn.apps.cli import main
+from colnn.apps.explain import conv_walk, pool_walk, tutorial_input
+from colnn.apps.explain.walk import LIMITS
 
 # --- the tutorial's printed arrays, verbatim --------------------------------
 
@@ -357,7 +357,7 @@ def test_conv_kernel_must_agree_with_the_weight(tmp_path: Path, capsys: pytest.C
 
 def test_help_stays_free_of_matplotlib_and_module_runs() -> None:
     probe = (
-        "import sys; from colnn.cli import build_parser; build_parser(); "
+        "import sys; from colnn.apps.cli import build_parser; build_parser(); "
         "print('matplotlib' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -390,7 +390,7 @@ def has_color(pixels: np.ndarray, rgb: tuple[int, int, int], min_pixels: int = 8
 def test_png_is_the_expected_size_and_shows_the_channel_colors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from colnn.explain_plot import figure_size
+    from colnn.apps.explain.plot import figure_size
 
     pixels = draw_png(capsys, tmp_path / "walk.png")
     width, height = figure_size(pool_walk(tutorial_input()))
@@ -403,7 +403,7 @@ def test_png_is_the_expected_size_and_shows_the_channel_colors(
 
 def test_png_marks_padding_grey_and_dpi_scales(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pixels = draw_png(capsys, tmp_path / "padded.png", "--pad", "1", "--dpi", "50")
-    from colnn.explain_plot import figure_size
+    from colnn.apps.explain.plot import figure_size
 
     width, height = figure_size(pool_walk(tutorial_input(), pad=1))
     assert pixels.shape[:2] == (round(height * 50), round(width * 50))
@@ -417,7 +417,7 @@ def test_changing_the_kernel_changes_the_picture(tmp_path: Path, capsys: pytest.
 
 
 def test_chosen_cells_are_highlighted_only_for_max(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from colnn.explain_plot import CHANNEL_COLORS, _darker
+    from colnn.apps.explain.plot import CHANNEL_COLORS, _darker
 
     chosen_orange = tuple(round(v * 255) for v in _darker(CHANNEL_COLORS[0]))
     assert has_color(draw_png(capsys, tmp_path / "max.png"), chosen_orange)
@@ -452,7 +452,7 @@ def test_unwritable_figure_path_is_one_line_error(tmp_path: Path, capsys: pytest
 def test_docs_picture_is_the_default_walk() -> None:
     """docs/explain.png (shown in the README) is what ``colnn explain --png`` draws today."""
     image = pytest.importorskip("matplotlib.image")
-    from colnn.explain_plot import figure_size
+    from colnn.apps.explain.plot import figure_size
 
     path = Path(__file__).resolve().parents[1] / "docs" / "explain.png"
     width, height = figure_size(pool_walk(tutorial_input()))
@@ -463,7 +463,7 @@ def test_figure_without_matplotlib_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as on an install without it
-    monkeypatch.delitem(sys.modules, "colnn.explain_plot", raising=False)
+    monkeypatch.delitem(sys.modules, "colnn.apps.explain.plot", raising=False)
     status, out, err = run_cli(capsys, "--png", str(tmp_path / "walk.png"))
     assert status == 1 and "Step 2" in out
     assert len(err.strip().splitlines()) == 1 and "needs matplotlib" in err

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from colnn.kernels import STRATEGIES
+from colnn.kernels.geometry import STRATEGIES
 from reference import (
     TUTORIAL_OUT,
     TUTORIAL_STEP1,

@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from colnn import conv, conv_chunked, kernels
-from colnn.pooling import get_strategy, pool_window
+from colnn.kernels import conv_chunked, threads as kernels
+from colnn.ops import conv
+from colnn.ops.pooling import get_strategy, pool_window
 
 FAST = get_strategy("numba")
 REFERENCE = get_strategy("im2col")
@@ -274,7 +275,7 @@ def test_small_inputs_run_on_the_calling_thread_alone(monkeypatch):
 def test_import_neither_loads_numba_nor_compiles():
     out = run_python("""
         import sys, colnn
-        print(sorted(name for name in ("numba", "colnn.kernels_pool", "colnn.kernels_conv") if name in sys.modules))
+        print(sorted(name for name in ("numba", "colnn.kernels.pool_loops", "colnn.kernels.im2col_loops") if name in sys.modules))
     """)
     assert out.strip() == "[]"
 
@@ -282,7 +283,7 @@ def test_import_neither_loads_numba_nor_compiles():
 def test_a_fresh_process_loads_the_kernels_from_the_disk_cache():
     code = """
         import json, numpy as np, colnn
-        from colnn import kernels_pool
+        from colnn.kernels import pool_loops as kernels_pool
         colnn.max_pool2d(np.ones((1, 2, 4, 4), np.float32), 2)
         stats = kernels_pool.max_pool_k2s2_values.stats
         print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}))
@@ -296,7 +297,7 @@ def test_a_forked_child_can_still_convolve_in_parallel():
     """The pool's threads do not survive fork; the child must not wait on them."""
     code = """
         import multiprocessing, numpy as np, colnn
-        from colnn import kernels
+        from colnn.kernels import threads as kernels
         kernels.SERIAL_BELOW_BYTES = 0
         x, w = np.ones((4, 3, 8, 8)), np.ones((2, 3, 3, 3))
         colnn.conv2d(x, w)  # the parent starts its pool

@@ -8,9 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from colnn.layers import Affine, AvgPool2d, Convolution, MaxPool2d, Pooling, Relu
-from colnn.network import ModelFileError, Network, simple_conv_net
-from colnn.optim import SGD
+from colnn.nn.layers import Affine, AvgPool2d, Convolution, MaxPool2d, Pooling, Relu
+from colnn.nn.network import ModelFileError, Network, simple_conv_net
+from colnn.nn.optim import SGD
 
 
 def small_float64_net(seed: int = 0) -> Network:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from colnn.optim import OPTIMIZERS, AdaGrad, Adam, Momentum, SGD, make_optimizer
+from colnn.nn.optim import OPTIMIZERS, AdaGrad, Adam, Momentum, SGD, make_optimizer
 
 # f(p) = sum(curvature * p**2) / 2, so the gradient is curvature * p.
 CURVATURE = np.array([[1.0, 3.0], [0.5, 8.0]])

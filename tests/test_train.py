@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colnn.cli import main
-from colnn.data import MNIST_FILES, Dataset, load_digits_split, write_idx
-from colnn.network import Network, simple_conv_net
-from colnn.optim import SGD, Adam
-from colnn.train import Callback, CosineDecay, History, TrainingDiverged, fit, plot_curves
+from colnn.apps.cli import main
+from colnn.apps.data import MNIST_FILES, Dataset, load_digits_split, write_idx
+from colnn.nn.network import Network, simple_conv_net
+from colnn.nn.optim import SGD, Adam
+from colnn.apps.train import Callback, CosineDecay, History, TrainingDiverged, fit, plot_curves
 
 FAST = ["--epochs", "2", "--limit", "200", "--filter-num", "4", "--hidden-size", "16", "--no-augment"]
 
@@ -231,8 +231,8 @@ def test_bad_options_are_usage_errors(option, capsys):
 
 
 def test_registering_the_commands_imports_no_heavy_package():
-    code = ("import argparse, sys; import colnn.train; "
-            "colnn.train.register(argparse.ArgumentParser().add_subparsers()); "
+    code = ("import argparse, sys; import colnn.apps.train; "
+            "colnn.apps.train.register(argparse.ArgumentParser().add_subparsers()); "
             "print(sorted(m for m in ('tqdm', 'matplotlib', 'sklearn', 'numba') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colnn import conv, winograd
+from colnn.kernels import winograd
+from colnn.ops import conv
 
 # Relative to the largest output: the transforms add a few roundings per value.
 TOL = {np.float32: 2e-5, np.float64: 1e-12}

@@ -8,11 +8,11 @@ Pooling and convolution run compiled kernels by default (``strategy="numba"``;
 their threads. Importing colnn neither loads Numba nor compiles anything.
 """
 
-from .conv import conv2d
-from .im2col import col2im, fold, im2col, unfold
-from .kernels import get_num_threads, set_num_threads
-from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
-from .pooling import available_strategies, avg_pool2d, max_pool2d
+from .kernels.threads import get_num_threads, set_num_threads
+from .nn.layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
+from .ops.conv import conv2d
+from .ops.im2col import col2im, fold, im2col, unfold
+from .ops.pooling import available_strategies, avg_pool2d, max_pool2d
 
 __version__ = "0.1.0"
 

@@ -6,9 +6,9 @@ mini-batch training and returns a :class:`History`; progress is reported to
 summary per epoch on stdout and the output files ``model.npz``,
 ``metrics.json`` and ``curves.png``.
 
->>> from colnn.data import load_digits_split
->>> from colnn.network import simple_conv_net
->>> from colnn.optim import Adam
+>>> from colnn.apps.data import load_digits_split
+>>> from colnn.nn.network import simple_conv_net
+>>> from colnn.nn.optim import Adam
 >>> data = load_digits_split().limit_train(100)
 >>> net = simple_conv_net(data.input_shape, filter_num=4, filter_size=3, pad=1, hidden_size=20)
 >>> history = fit(net, Adam(0.01), data, epochs=2, batch_size=50, seed=0)
@@ -32,8 +32,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .data import DataError, Dataset, add_shifted_copies, load_digits_split, load_mnist_dir
-from .network import ModelFileError, Network, simple_conv_net
-from .optim import OPTIMIZERS, Optimizer, make_optimizer
+from ..nn.network import ModelFileError, Network, simple_conv_net
+from ..nn.optim import OPTIMIZERS, Optimizer, make_optimizer
 
 __all__ = ["fit", "History", "Callback", "CosineDecay", "TrainingDiverged", "plot_curves", "register"]
 
@@ -97,7 +97,7 @@ class CosineDecay(Callback):
     full steps early, small ones at the end, so the last epochs settle instead
     of hopping around the minimum.
 
-    >>> from colnn.optim import SGD
+    >>> from colnn.nn.optim import SGD
     >>> optimizer = SGD(lr=1.0)
     >>> CosineDecay(optimizer).on_epoch_start(epoch=2, epochs=3, num_batches=1)
     >>> optimizer.lr
@@ -300,7 +300,7 @@ def _threads(count: int) -> Iterator[None]:
     """Run colnn's kernels and BLAS on ``count`` threads (at most Numba's ceiling) inside the block."""
     import numba
 
-    from . import get_num_threads, set_num_threads
+    from .. import get_num_threads, set_num_threads
 
     previous = get_num_threads()
     set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))

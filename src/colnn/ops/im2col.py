@@ -6,7 +6,7 @@ view ``(N, C, kernel_h, kernel_w, out_h, out_w)`` of the padded input, in which
 window ``(oy, ox)`` sees. ``im2col`` and ``unfold`` copy that view into a
 matrix; ``col2im`` and ``fold`` are their adjoints and sum overlapping cells.
 That NumPy path is the reference (``strategy="im2col"``); by default the four
-public functions run the compiled loops of :mod:`colnn.kernels` instead, which
+public functions run the compiled loops of :mod:`colnn.kernels.unfold` instead, which
 give the same arrays bit for bit without padding a copy of the input first.
 """
 
@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
-from .shapes import IntPair, Window, as_pair, check_array, to_batched
+from ..core.checks import check_array, to_batched
+from ..core.window import IntPair, Window, as_pair
+from ..kernels.geometry import use_kernels
+from ..kernels.unfold import col2im_rows, fold_windows, im2col_rows, unfold_windows
 
 __all__ = ["im2col", "col2im", "unfold", "fold", "pad_input", "window_view", "im2col_window", "col2im_window"]
 
@@ -145,8 +147,8 @@ def im2col(
         kernel_name="(filter_h, filter_w)", padding_name="pad",
     )
     pad_value = _cast_pad_value(pad_value, x.dtype)
-    if kernels.use_kernels(strategy, x.dtype):
-        return kernels.im2col_rows(x, window, pad_value)
+    if use_kernels(strategy, x.dtype):
+        return im2col_rows(x, window, pad_value)
     return im2col_window(x, window, pad_value)
 
 
@@ -190,8 +192,8 @@ def col2im(
         raise ValueError(
             f"col must have shape {expected} for input_shape {input_shape}, got {col.shape}"
         )
-    if kernels.use_kernels(strategy, col.dtype):
-        return kernels.col2im_rows(col, input_shape, window)
+    if use_kernels(strategy, col.dtype):
+        return col2im_rows(col, input_shape, window)
     return col2im_window(col, input_shape, window)
 
 
@@ -215,8 +217,8 @@ def unfold(
     """
     x, unbatched = to_batched(check_array(input, "input"))
     window = Window.build(x.shape[2:], kernel_size, stride, padding, dilation)
-    if kernels.use_kernels(strategy, x.dtype):
-        blocks = kernels.unfold_windows(x, window)
+    if use_kernels(strategy, x.dtype):
+        blocks = unfold_windows(x, window)
     else:
         n, c = x.shape[:2]
         view = window_view(pad_input(x, window), window)
@@ -257,8 +259,8 @@ def fold(
             f"{window.out_h}x{window.out_w}={window.out_h * window.out_w} for output_size={output_size!r}"
         )
     image_shape = (n, rows // window.kernel_area, *out_hw)
-    if kernels.use_kernels(strategy, blocks.dtype):
-        image = kernels.fold_windows(blocks, image_shape, window)
+    if use_kernels(strategy, blocks.dtype):
+        image = fold_windows(blocks, image_shape, window)
     else:
         windows = blocks.reshape(n, image_shape[1], window.kernel_h, window.kernel_w, window.out_h, window.out_w)
         image = np.ascontiguousarray(_scatter_add(windows, image_shape, window))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .kernels_rows import add_cells, spread_cells
+from .rows import add_cells, spread_cells
 
 __all__ = [
     "max_pool_planes",

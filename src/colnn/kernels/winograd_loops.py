@@ -1,4 +1,4 @@
-"""Numba kernels of the Winograd F(4x4, 3x3) convolution (see :mod:`colnn.winograd`).
+"""Numba kernels of the Winograd F(4x4, 3x3) convolution (see :mod:`colnn.kernels.winograd`).
 
 A 3x3 filter applied at stride 1 to a 6x6 input tile ``d`` gives a 4x4 output
 tile ``Y = A^T [(G g G^T) * (B^T d B)] A`` (``*`` elementwise): 36 products
@@ -13,7 +13,7 @@ from the matrices ``B^T`` and ``A^T`` of Lavin and Gray (2016):
            [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
     A^T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
 
-Both kernels run on one thread and release the GIL; :mod:`colnn.conv_chunked`
+Both kernels run on one thread and release the GIL; :mod:`colnn.kernels.conv_chunked`
 runs one per thread, each on its own share of the batch.
 """
 

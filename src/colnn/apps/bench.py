@@ -172,8 +172,8 @@ def load_tutorial(path: Path | None = None) -> Any | None:
 
 
 def _pool_cases(shapes: dict, torch: Any, tutorial: Any, bandwidth: float) -> list[Case]:
-    from .kernels import offset_dtype
-    from .pooling import avg_pool2d, max_pool2d, max_pool2d_backward, max_pool2d_forward, pool_window
+    from ..kernels.geometry import offset_dtype
+    from ..ops.pooling import avg_pool2d, max_pool2d, max_pool2d_backward, max_pool2d_forward, pool_window
 
     rng = np.random.default_rng(0)
     cases = []
@@ -226,7 +226,7 @@ def _pool_cases(shapes: dict, torch: Any, tutorial: Any, bandwidth: float) -> li
 
 def _conv_cases(shapes: dict, torch: Any, sgemm: float) -> list[Case]:
     """Convolution cases; their limit is compute: the GEMMs' FLOPs at the measured SGEMM rate."""
-    from .conv import conv2d_backward, conv2d_forward, conv_window
+    from ..ops.conv import conv2d_backward, conv2d_forward, conv_window
 
     rng = np.random.default_rng(1)
     cases = []
@@ -281,7 +281,7 @@ def run_benchmark(quick: bool = False, repeat: int | None = None, use_torch: boo
 
 def _run_cases(quick: bool, repeat: int, torch: Any, tutorial_path: Path | None,
                log: Callable[[str], None] | None) -> dict[str, Any]:
-    from . import __version__, kernels
+    from .. import __version__, get_num_threads
 
     settle_s = 0.1 if quick else 2.0
     bandwidth = measure_bandwidth(64 << 20 if quick else 512 << 20)
@@ -317,7 +317,7 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial_path: Path | None,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
         "versions": _versions(__version__, torch),
-        "threads": {"numba": kernels.get_num_threads()},
+        "threads": {"numba": get_num_threads()},
         "blas": blas_info(),
         "openblas_overrides": {name: os.environ[name] for name in OPENBLAS_OVERRIDES if name in os.environ},
         "bandwidth_GBps": bandwidth / 1e9,
@@ -390,7 +390,7 @@ def format_table(result: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """``colnn bench``: run the benchmark, print the table, save JSON if asked."""
     if args.threads is not None:
-        from .kernels import set_num_threads
+        from .. import set_num_threads
 
         set_num_threads(args.threads)
     result = run_benchmark(quick=args.quick, repeat=args.repeat, use_torch=not args.no_torch,

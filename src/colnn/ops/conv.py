@@ -4,7 +4,7 @@ Two strategies compute it. ``"im2col"``, the reference, is the tutorial's:
 ``col = im2col(x)`` ``(N*out_h*out_w, C*kh*kw)``, then for group ``g``
 ``out_g = col_g @ W_g.T``; backward reuses ``col``: ``dW_g = dout_g.T @ col_g``,
 ``dcol_g = dout_g @ W_g`` and ``dx = col2im(dcol)``. ``"numba"``, the default,
-does the same chunk by chunk of images (:mod:`colnn.conv_chunked`): compiled
+does the same chunk by chunk of images (:mod:`colnn.kernels.conv_chunked`): compiled
 im2col into a buffer of at most :func:`get_column_budget` bytes laid out
 ``(C*kh*kw, B*out_h*out_w)``, one GEMM per chunk and group, and backward
 rebuilds the columns instead of keeping them, so memory stays bounded.
@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from . import conv_chunked, kernels, winograd
+from ..core.checks import check_float_array, to_batched
+from ..core.window import IntPair, Window, as_pair
+from ..kernels import conv_chunked, winograd
+from ..kernels.geometry import STRATEGIES, use_kernels
 from .im2col import col2im_window, im2col_window
-from .shapes import IntPair, Window, as_pair, check_float_array, to_batched
 
 __all__ = [
     "conv2d",
@@ -37,7 +39,7 @@ _column_budget_bytes = 16 << 20
 
 def available_strategies() -> tuple[str, ...]:
     """Names accepted by the convolution's ``strategy`` argument, the default first."""
-    return kernels.STRATEGIES
+    return STRATEGIES
 
 
 def set_column_budget(nbytes: int) -> int:
@@ -60,7 +62,7 @@ def get_column_budget() -> int:
 
 def _chunked(strategy: str | None, dtype: np.dtype) -> bool:
     """Whether to take the chunked path (float32 and float64; others use the reference)."""
-    return kernels.use_kernels(strategy, dtype) and conv_chunked.supports_dtype(dtype)
+    return use_kernels(strategy, dtype) and conv_chunked.supports_dtype(dtype)
 
 
 def check_conv_args(
@@ -132,7 +134,7 @@ def conv2d_forward(
 
     ``saved`` is ``col`` for the ``"im2col"`` strategy and ``x`` itself for the
     default one, which rebuilds the columns in backward. The default computes
-    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.winograd`).
+    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`).
     """
     if _chunked(strategy, x.dtype):
         if winograd.applies(x.shape, weight.shape, window, groups):

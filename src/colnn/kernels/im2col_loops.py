@@ -5,12 +5,12 @@ The column matrix of a chunk of ``B`` images is ``col`` ``(C*kh*kw, B*L)`` with
 ``weight (FN, C*kh*kw) @ col`` is the whole chunk's output in one BLAS call,
 and each stretch of a ``col`` row is a shifted, strided copy of an input row,
 so im2col streams. Geometry arrays are those of
-:class:`colnn.kernels.PlaneGeometry`. As in :mod:`colnn.kernels_pool`, source
+:class:`colnn.kernels.geometry.PlaneGeometry`. As in :mod:`colnn.kernels.pool_loops`, source
 and destination rows are sliced to start at their first cell so that indices
 are provably non-negative and the copy loops vectorize.
 
 The chunk kernels run on one thread and release the GIL (``nogil``):
-:mod:`colnn.conv_chunked` runs one per Python thread, each on its own share of
+:mod:`colnn.kernels.conv_chunked` runs one per Python thread, each on its own share of
 the batch, with single-threaded BLAS between them. (A Numba parallel region
 between two multi-threaded BLAS calls makes OpenMP's and OpenBLAS's spinning
 workers fight over the cores: on 2 cores the C1 forward of ``colnn bench``
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from .kernels_rows import spread_cells, take_cells
+from .rows import spread_cells, take_cells
 
 __all__ = ["im2col_chunk", "col2im_chunk", "rows_to_nchw", "nchw_to_rows", "im2col_book", "col2im_book"]
 

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from colnn.shapes import Window, as_pair, check_array, output_size
+from colnn.core.checks import check_array
+from colnn.core.window import Window, as_pair, output_size
 from reference import out_size
 
 

@@ -1,10 +1,9 @@
-"""Argument normalization, validation and window geometry.
+"""Window geometry: argument normalization and the sliding-window arithmetic.
 
 This module is the single home of the sliding-window arithmetic used by
 ``im2col``, pooling and convolution: how an ``(h, w)`` pair is read from an
-int or a tuple, how big the output is, and where each window starts. Every
-public function validates its arguments here, once, and raises with the
-argument's name and value.
+int or a tuple, how big the output is, and where each window starts. Window
+arguments are validated here, once, and errors name the argument and its value.
 """
 
 from __future__ import annotations
@@ -17,17 +16,7 @@ import numpy as np
 
 IntPair = Union[int, Tuple[int, int], Sequence[int]]
 
-__all__ = [
-    "IntPair",
-    "Window",
-    "as_pair",
-    "check_array",
-    "check_float_array",
-    "output_size",
-    "to_batched",
-    "check_grad_shape",
-    "lowest_value",
-]
+__all__ = ["IntPair", "Window", "as_pair", "output_size"]
 
 
 def _as_int(value: Any, name: str) -> int:
@@ -57,62 +46,6 @@ def as_pair(value: IntPair, name: str, *, minimum: int = 0) -> tuple[int, int]:
     if min(pair) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return pair
-
-
-def check_array(x: Any, name: str = "input", *, ndims: tuple[int, ...] = (3, 4)) -> np.ndarray:
-    """Return ``x`` as a real numeric ndarray (integer or floating) of an allowed rank.
-
-    Raises TypeError for strings, objects, booleans, complex numbers and None,
-    and ValueError for a rank not in ``ndims`` or a zero-sized non-batch axis.
-    The array is not copied.
-    """
-    if x is None:
-        raise TypeError(f"{name} must be a numeric array, got None")
-    array = np.asarray(x)
-    if array.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{name} must be a real integer or floating array, got dtype {array.dtype}"
-        )
-    if array.ndim not in ndims:
-        allowed = " or ".join(str(d) for d in ndims)
-        raise ValueError(f"{name} must be {allowed}-D, got shape {array.shape}")
-    # The batch axis may be empty (as in PyTorch); channels and the plane may not.
-    if array.ndim >= 3 and 0 in array.shape[-3:]:
-        raise ValueError(f"{name} must have non-zero C, H and W, got shape {array.shape}")
-    return array
-
-
-def check_float_array(x: Any, name: str = "input", *, ndims: tuple[int, ...] = (3, 4)) -> np.ndarray:
-    """Like :func:`check_array`, but integer dtypes raise TypeError."""
-    array = check_array(x, name, ndims=ndims)
-    if array.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
-    return array
-
-
-def to_batched(x: np.ndarray) -> tuple[np.ndarray, bool]:
-    """View a ``(C, H, W)`` sample as ``(1, C, H, W)``; return it and whether it was unbatched."""
-    if x.ndim == 3:
-        return x[np.newaxis], True
-    return x, False
-
-
-def check_grad_shape(dout: Any, expected_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Return ``dout`` as an array of ``dtype`` if its shape is ``expected_shape``."""
-    grad = check_array(dout, "dout", ndims=(len(expected_shape),))
-    if grad.shape != tuple(expected_shape):
-        raise ValueError(
-            f"dout must have the forward output's shape {tuple(expected_shape)}, got {grad.shape}"
-        )
-    return grad.astype(dtype, copy=False)
-
-
-def lowest_value(dtype: np.dtype) -> Any:
-    """The value a padded cell holds for max pooling: -inf, or the integer minimum."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return dtype.type(-np.inf)
-    return np.iinfo(dtype).min
 
 
 def output_size(

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .conv import check_conv_args, conv2d_backward, conv2d_forward, conv_window
-from .pooling import (
+from ..ops.conv import check_conv_args, conv2d_backward, conv2d_forward, conv_window
+from ..ops.pooling import (
     check_divisor,
     pool_window,
     avg_pool2d_backward,
@@ -23,7 +23,8 @@ from .pooling import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
-from .shapes import IntPair, as_pair, check_array, check_float_array, check_grad_shape, to_batched
+from ..core.checks import check_array, check_float_array, check_grad_shape, to_batched
+from ..core.window import IntPair, as_pair
 
 __all__ = [
     "Layer",
@@ -255,7 +256,7 @@ class Convolution(_WeightAndBias, _WindowLayer):
         self.pad = pad if isinstance(pad, str) else as_pair(pad, "pad", minimum=0)
         self.dilation = as_pair(dilation, "dilation", minimum=1)
         self.groups = groups
-        self.strategy = strategy  # see colnn.conv.available_strategies()
+        self.strategy = strategy  # see colnn.ops.conv.available_strategies()
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
 

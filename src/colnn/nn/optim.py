@@ -1,7 +1,7 @@
 """Gradient-descent optimizers that update parameter arrays in place.
 
 Every optimizer has ``update(params, grads)``: two dicts keyed alike (as
-:attr:`colnn.network.Network.params` and :meth:`~colnn.network.Network.gradient`
+:attr:`colnn.nn.network.Network.params` and :meth:`~colnn.nn.network.Network.gradient`
 are), where each array in ``params`` is overwritten with its new value. The
 in-place update is the point: the arrays are the layers' own weights, so the
 network sees the step without being told. Per-parameter state (velocities,

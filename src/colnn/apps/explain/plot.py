@@ -1,4 +1,4 @@
-"""Draw a :class:`colnn.explain.Walk` as one figure, in the tutorial's colors.
+"""Draw a :class:`colnn.apps.explain.Walk` as one figure, in the tutorial's colors.
 
 Every array is a block of unit cells on one canvas, so a cell has the same size
 in every panel: the input's planes, the im2col matrix, the rows, the reduced
@@ -26,7 +26,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .explain_walk import Step, Walk
+from .walk import Step, Walk
 
 __all__ = ["CHANNEL_COLORS", "FILTER_COLORS", "PADDING_COLOR", "UNIT_INCHES", "figure_size", "draw", "save_figure"]
 

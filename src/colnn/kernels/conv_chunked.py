@@ -26,9 +26,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import kernels
-from .kernels import get_num_threads, window_args
-from .shapes import Window
+from ..core.window import Window
+from .geometry import window_args
+from . import threads
+from .threads import get_num_threads
 
 __all__ = ["supports_dtype", "chunk_images", "in_parallel", "conv2d_forward_chunked", "conv2d_backward_chunked"]
 
@@ -84,11 +85,11 @@ def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], obje
     """Call ``work(share, parts)`` on each of ``parts`` contiguous shares of the images, one per thread.
 
     Returns the results in share order. With one thread, one image or a column
-    matrix of under :data:`~colnn.kernels.SERIAL_BELOW_BYTES` in all, it runs
+    matrix of under :data:`~colnn.kernels.threads.SERIAL_BELOW_BYTES` in all, it runs
     in the calling thread and leaves BLAS as it is.
     """
     global _executor, _executor_workers, _blas_controller
-    parts = 1 if col_bytes < kernels.SERIAL_BELOW_BYTES else min(get_num_threads(), n_images)
+    parts = 1 if col_bytes < threads.SERIAL_BELOW_BYTES else min(get_num_threads(), n_images)
     bounds = np.linspace(0, n_images, parts + 1).astype(int)
     shares = [slice(int(bounds[i]), int(bounds[i + 1])) for i in range(parts)]
     if parts == 1:
@@ -121,7 +122,7 @@ def conv2d_forward_chunked(
     ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C/groups, kh, kw)`` and ``bias``
     ``(FN,)`` share a dtype, float32 or float64. Returns ``(N, FN, out_h, out_w)``.
     """
-    from . import kernels_conv
+    from . import im2col_loops
 
     x = np.ascontiguousarray(x)
     n_images, out_channels = x.shape[0], weight.shape[0]
@@ -136,11 +137,11 @@ def conv2d_forward_chunked(
         buffers = _Buffers(images_in.shape, out_channels, window, x.dtype, budget_bytes // parts)
         group_rows = buffers.col_rows // groups
         for first, images, col, rows in buffers.chunks(len(images_in)):
-            kernels_conv.im2col_chunk(images_in[first:first + images], *geometry, col)
+            im2col_loops.im2col_chunk(images_in[first:first + images], *geometry, col)
             for g in range(groups):
                 np.matmul(weight_rows[g], col[g * group_rows:(g + 1) * group_rows],
                           out=rows[g * group_channels:(g + 1) * group_channels])
-            kernels_conv.rows_to_nchw(rows, bias_or_empty, bias is not None,
+            im2col_loops.rows_to_nchw(rows, bias_or_empty, bias is not None,
                                       out[share][first:first + images])
 
     in_parallel(n_images, _col_bytes(x, window), forward_share)
@@ -158,7 +159,7 @@ def conv2d_backward_chunked(
     into ``grad_input``. Each thread sums its own weight gradient; the shares
     are added at the end.
     """
-    from . import kernels_conv
+    from . import im2col_loops
 
     x = np.ascontiguousarray(x)
     grad_output = np.ascontiguousarray(grad_output)
@@ -177,8 +178,8 @@ def conv2d_backward_chunked(
         # Transposed, (C/groups*kh*kw, FN/groups): col @ rows.T runs faster than rows @ col.T.
         weight_share = np.empty((group_rows, group_channels), dtype=x.dtype)
         for first, images, col, rows in buffers.chunks(len(images_in)):
-            kernels_conv.im2col_chunk(images_in[first:first + images], *geometry, col)
-            kernels_conv.nchw_to_rows(grad_planes[share][first:first + images], rows)
+            im2col_loops.im2col_chunk(images_in[first:first + images], *geometry, col)
+            im2col_loops.nchw_to_rows(grad_planes[share][first:first + images], rows)
             for g in range(groups):
                 group_col = col[g * group_rows:(g + 1) * group_rows]
                 group_grad = rows[g * group_channels:(g + 1) * group_channels]
@@ -186,7 +187,7 @@ def conv2d_backward_chunked(
                 grad_weight[g] += weight_share.T
                 # The column gradient overwrites the columns, which are no longer needed.
                 np.matmul(weight_rows[g].T, group_grad, out=group_col)
-            kernels_conv.col2im_chunk(col, *geometry, grad_input[share][first:first + images])
+            im2col_loops.col2im_chunk(col, *geometry, grad_input[share][first:first + images])
         return grad_weight
 
     grad_weight = sum(in_parallel(n_images, _col_bytes(x, window), backward_share))

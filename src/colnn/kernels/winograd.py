@@ -6,9 +6,9 @@ OpenBLAS that GEMM alone took longer than PyTorch's whole oneDNN convolution
 algorithm (Lavin and Gray, 2016) needs 36 multiplications per 4x4 output tile
 and channel pair instead of 144, so its 36 GEMMs ``U[xi] (FN, C) @ V[xi] (C,
 tiles)`` do 4x less work; the input and output transforms
-(:mod:`colnn.kernels_winograd`) are sums with small integer weights.
+(:mod:`colnn.kernels.winograd_loops`) are sums with small integer weights.
 
-It is used by :func:`colnn.conv.conv2d_forward` for ungrouped 3x3 filters at
+It is used by :func:`colnn.ops.conv.conv2d_forward` for ungrouped 3x3 filters at
 stride 1 without dilation, float32 or float64, with at least
 :data:`MIN_CHANNELS` input channels (below that the transforms cost more than
 the GEMM saves). The result differs from im2col + GEMM by rounding only: the
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_chunked import chunk_images, in_parallel
-from .shapes import Window
+from ..core.window import Window
 
 __all__ = ["MIN_CHANNELS", "applies", "conv2d_forward_winograd", "filter_transform"]
 
@@ -68,13 +68,13 @@ def conv2d_forward_winograd(
     ``(36, FN, tiles)``, stay within ``budget_bytes`` (one image at least) and,
     per thread, a few MB, so that they stay in cache.
     """
-    from . import kernels_winograd
+    from . import winograd_loops
 
     x = np.ascontiguousarray(x)
     n_images, channels = x.shape[:2]
     out_channels = weight.shape[0]
     tiles_h, tiles_w = -(-window.out_h // 4), -(-window.out_w // 4)
-    plane_tiles = tiles_h * (tiles_w + 2)  # two padding tiles per tile row, see kernels_winograd
+    plane_tiles = tiles_h * (tiles_w + 2)  # two padding tiles per tile row, see winograd_loops
     transformed_weight = filter_transform(weight)
     bias_or_zero = np.zeros(out_channels, x.dtype) if bias is None else np.ascontiguousarray(bias)
     out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
@@ -90,10 +90,10 @@ def conv2d_forward_winograd(
         for first in range(0, len(images_in), chunk):
             images = min(chunk, len(images_in) - first)
             used = images * plane_tiles
-            kernels_winograd.input_transform(images_in[first:first + images], window.pad_h, window.pad_w,
+            winograd_loops.input_transform(images_in[first:first + images], window.pad_h, window.pad_w,
                                              tiles_h, tiles_w, phases, row_transform, tiles_in)
             np.matmul(transformed_weight, tiles_in[:, :, :used], out=tiles_out[:, :, :used])
-            kernels_winograd.output_transform(tiles_out, bias_or_zero, tiles_h, tiles_w,
+            winograd_loops.output_transform(tiles_out, bias_or_zero, tiles_h, tiles_w,
                                               images_out[first:first + images])
 
     in_parallel(n_images, n_images * bytes_per_image, forward_share)

@@ -207,7 +207,7 @@ def load_mnist_dir(path: str | os.PathLike[str]) -> Dataset:
     >>> load_mnist_dir("no/such/folder")
     Traceback (most recent call last):
     ...
-    colnn.data.DataError: no/such/folder: data folder not found
+    colnn.apps.data.DataError: no/such/folder: data folder not found
     """
     folder = Path(path)
     if not folder.is_dir():

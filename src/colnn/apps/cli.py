@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from . import __version__
+from .. import __version__
 
 APPLICATIONS = ("train", "explain", "bench")
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"colnn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in APPLICATIONS:
-        importlib.import_module(f"colnn.{name}").register(subparsers)
+        importlib.import_module(f"colnn.apps.{name}").register(subparsers)
     return parser
 
 

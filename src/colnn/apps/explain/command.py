@@ -3,8 +3,8 @@
 Without arguments it replays the tutorial's example (2x2 max pooling of a
 ``(1, 3, 4, 4)`` input); options change the window, the mode, the input, add
 the backward pass or switch to convolution. The walk itself is computed in
-:mod:`colnn.explain_walk`; this module prints it and runs the command, and
-:mod:`colnn.explain_plot` (imported only for ``--png``/``--svg``, as it needs
+:mod:`colnn.apps.explain.pool_walk` and :mod:`colnn.apps.explain.conv_walk`; this module prints it and runs the command, and
+:mod:`colnn.apps.explain.plot` (imported only for ``--png``/``--svg``, as it needs
 matplotlib) draws it.
 """
 
@@ -17,18 +17,11 @@ from typing import Callable
 
 import numpy as np
 
-from .explain_walk import (
-    LIMITS,
-    TUTORIAL_SOURCE,
-    Step,
-    Walk,
-    conv_walk,
-    load_array,
-    pool_walk,
-    tutorial_input,
-)
+from .conv_walk import conv_walk
+from .pool_walk import pool_walk
+from .walk import LIMITS, TUTORIAL_SOURCE, Step, Walk, load_array, tutorial_input
 
-__all__ = ["Step", "Walk", "pool_walk", "conv_walk", "tutorial_input", "render_text", "run_explain", "register"]
+__all__ = ["render_text", "run_explain", "register"]
 
 
 # --- text ------------------------------------------------------------------
@@ -93,7 +86,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if not figures:
         return 0
     try:
-        from .explain_plot import save_figure
+        from .plot import save_figure
     except ImportError as error:
         print(f"colnn explain: error: drawing needs matplotlib ({error}); pip install matplotlib", file=sys.stderr)
         return 1

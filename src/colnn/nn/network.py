@@ -26,7 +26,7 @@ from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, R
 
 __all__ = ["Network", "ModelFileError", "simple_conv_net"]
 
-FORMAT_NAME = "colnn.network"
+FORMAT_NAME = "colnn.nn.network"
 FORMAT_VERSION = 1
 ARCHITECTURE_KEY = "architecture"
 
@@ -73,11 +73,11 @@ _PARAM_NAMES = {"Convolution": ("W", "b"), "Affine": ("W", "b")}
 
 
 class Network:
-    """Layers applied in order, then :class:`~colnn.layers.SoftmaxWithLoss`.
+    """Layers applied in order, then :class:`~colnn.nn.layers.SoftmaxWithLoss`.
 
     Parameters
     ----------
-    layers : sequence of :class:`~colnn.layers.Layer`
+    layers : sequence of :class:`~colnn.nn.layers.Layer`
         Applied in order by :meth:`predict`; the last one must output scores
         ``(N, K)``. The network uses these very objects (it does not copy them).
     input_shape : ``(C, H, W)`` or None

@@ -1,7 +1,7 @@
 """Max and average pooling, forward and backward, with PyTorch's semantics.
 
 The public functions (:func:`max_pool2d`, :func:`avg_pool2d`) validate their
-arguments and work out the window geometry once (:mod:`colnn.shapes`); the
+arguments and work out the window geometry once (:mod:`colnn.core.window`); the
 reduction itself is delegated to a *strategy*, so that a faster kernel can
 replace the tutorial's im2col path without touching the semantics here.
 
@@ -17,8 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from .im2col import col2im_window, im2col_window
-from .kernels import NumbaStrategy
-from .shapes import IntPair, Window, check_array, check_float_array, lowest_value, to_batched
+from ..core.checks import check_array, check_float_array, lowest_value, to_batched
+from ..core.window import IntPair, Window
+from ..kernels.pool import NumbaStrategy
 
 __all__ = [
     "max_pool2d",
@@ -166,7 +167,7 @@ def get_strategy(name: str | None = None) -> PoolStrategy:
     return _STRATEGIES[key]
 
 
-# The compiled kernels are the default; colnn.kernels imports Numba only on first
+# The compiled kernels are the default; colnn.kernels.pool imports Numba only on first
 # use, so `import colnn` neither loads Numba nor compiles anything.
 register_strategy("numba", NumbaStrategy(fallback=_STRATEGIES["im2col"]), default=True)
 

@@ -1,0 +1,149 @@
+"""The steps every walk shares: the input, im2col, back to (N, C, H, W), the gradient's way back.
+
+Each builder returns a :class:`~colnn.apps.explain.walk.Step`; the walks of
+:mod:`colnn.apps.explain.pool_walk` and :mod:`colnn.apps.explain.conv_walk`
+put them in order around their own reduction or product.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...core.checks import check_array
+from ...core.window import Window
+from ...ops.im2col import col2im, im2col
+from .walk import Step, Walk, finite
+
+
+def cells(count: int) -> str:
+    return f"{count} cell" if count == 1 else f"{count} cells"
+
+
+def nchw_channels(shape: tuple[int, ...]) -> np.ndarray:
+    """Channel index of every cell of an ``(N, C, H, W)`` array."""
+    return np.broadcast_to(np.arange(shape[1])[None, :, None, None], shape)
+
+
+def column_channels(shape: tuple[int, ...], kernel_area: int) -> np.ndarray:
+    """Channel of every cell of an im2col matrix: its columns run (c, ky, kx)."""
+    return np.broadcast_to(np.arange(shape[1])[None, :] // kernel_area, shape)
+
+
+def row_channels(n_rows: int, channels: int, width: int | None = None) -> np.ndarray:
+    """Channel of every cell of the one-row-per-window-per-channel matrix (or vector)."""
+    per_row = np.arange(n_rows) % channels
+    return per_row if width is None else np.repeat(per_row[:, None], width, axis=1)
+
+
+def settings_code(window: Window) -> str:
+    """The tutorial's positional ``filter_h, filter_w, stride, pad`` for ``im2col``/``col2im``."""
+    stride = window.stride_h if window.stride_h == window.stride_w else (window.stride_h, window.stride_w)
+    pad = window.pad_h if window.pad_h == window.pad_w else (window.pad_h, window.pad_w)
+    return f"{window.kernel_h}, {window.kernel_w}, {stride}, {pad}"
+
+
+def input_step(x: np.ndarray, source: str, unbatched: bool, window: Window, name: str = "x") -> Step:
+    n, c, h, w = x.shape
+    read_as = " (a (C, H, W) array, read as one image)" if unbatched else ""
+    return Step(
+        key="input", label="", title="the input", code=name,
+        why=f"From {source}{read_as}: N = {n} image{'s' if n > 1 else ''} of C = {c} "
+            f"channel{'s' if c > 1 else ''}, each {h}x{w}.",
+        array=x, column=0, channel=nchw_channels(x.shape), ring=(window.pad_h, window.pad_w),
+    )
+
+
+def im2col_step(x: np.ndarray, col: np.ndarray, window: Window, padded: np.ndarray, pad_value: float) -> Step:
+    n, c = x.shape[:2]
+    pad_value_code = f", pad_value={pad_value:g}" if padded.any() and pad_value != 0 else ""
+    return Step(
+        key="col", label="Step 1", title="im2col: one row per window",
+        code=f"col = im2col(x, {settings_code(window)}{pad_value_code})",
+        why=f"Each of the N*out_h*out_w = {n}*{window.out_h}*{window.out_w} = {col.shape[0]} windows "
+            f"becomes a row of its C*kh*kw = {c}*{window.kernel_h}*{window.kernel_w} = {cells(col.shape[1])}, "
+            "channel after channel.",
+        array=col, column=1, channel=column_channels(col.shape, window.kernel_area), padded=padded,
+    )
+
+
+def padding_mask(x_shape: tuple[int, ...], window: Window) -> np.ndarray:
+    """Which cells of ``im2col(x)`` are padding: im2col of ones, padded with zeros."""
+    return im2col(np.ones(x_shape), window.kernel_h, window.kernel_w,
+                  (window.stride_h, window.stride_w), (window.pad_h, window.pad_w)) == 0
+
+
+GRADIENT_NOTE = "The gradient arriving from the next layer is numbered 1, 2, 3, ... so each value can be followed."
+
+
+def to_nchw_step(values: np.ndarray, name: str, label: str, window: Window, n: int, palette: str) -> Step:
+    """The last forward step: values in (n, out_y, out_x, channel) order put back into ``(N, C', H', W')``."""
+    channels = values.size // (n * window.out_h * window.out_w)
+    output = values.reshape(n, window.out_h, window.out_w, channels).transpose(0, 3, 1, 2)
+    letter = "FN" if palette == "filter" else "C"
+    return Step(
+        key="output", label=label, title=f"back to (N, {letter}, H, W)",
+        code=f"out = {name}.reshape({n}, {window.out_h}, {window.out_w}, {channels}).transpose(0, 3, 1, 2)",
+        why=f"The values run (n, out_y, out_x, {letter}), so the reshape gives (N, out_h, out_w, {letter}) = "
+            f"({n}, {window.out_h}, {window.out_w}, {channels}) and the transpose moves {letter} forward: "
+            f"(N, {letter}, out_h, out_w) = {output.shape}.",
+        array=output, column=4, channel=nchw_channels(output.shape), palette=palette,
+    )
+
+
+def grad_output_steps(output: Step, before: Step, name: str) -> list[Step]:
+    """Back 1 and 2: ``dout``, numbered 1, 2, 3, ..., then as the gradient of ``before`` (called ``name``)."""
+    shape = output.shape
+    grad_output = np.arange(1.0, output.array.size + 1).reshape(shape)
+    as_rows = grad_output.transpose(0, 2, 3, 1).reshape(before.shape)
+    rows_code = "-1" if as_rows.ndim == 1 else f"-1, {shape[1]}"
+    return [
+        Step(
+            key="grad_output", label="Back 1", title="the gradient from the next layer",
+            code=f"dout = arange(1, {grad_output.size + 1}).reshape{shape}",
+            why=f"Backward starts from dout, the loss's gradient w.r.t. the output, of the output's shape {shape}.",
+            array=grad_output, band="backward", column=4, channel=output.channel, palette=output.palette,
+        ),
+        Step(
+            key=f"grad_{before.key}", label="Back 2", title=f"the gradient of {name}",
+            code=f"d{name} = dout.transpose(0, 2, 3, 1).reshape({rows_code})",
+            why=f"Undoing {output.label} puts dout back in the order of {name}: {as_rows.shape}.",
+            array=as_rows, band="backward", column=before.column, channel=before.channel, palette=before.palette,
+        ),
+    ]
+
+
+def col2im_step(grad_col: np.ndarray, x_shape: tuple[int, ...], window: Window, label: str) -> Step:
+    grad_input = col2im(grad_col, x_shape, window.kernel_h, window.kernel_w,
+                        (window.stride_h, window.stride_w), (window.pad_h, window.pad_w))
+    return Step(
+        key="grad_input", label=label, title="col2im: back to the input's shape",
+        code=f"dx = col2im(dcol, {x_shape}, {settings_code(window)})",
+        why="col2im adds each cell of dcol to the input cell it was copied from (summing where windows "
+            f"overlap, dropping padding), giving dx of the input's shape {x_shape}.",
+        array=grad_input, band="backward", column=0, channel=nchw_channels(x_shape),
+    )
+
+
+def check_agrees(walked: np.ndarray, expected: np.ndarray, what: str) -> None:
+    """The walk must end where colnn's own layer ends; anything else is a bug here."""
+    if walked.shape != expected.shape or not np.allclose(walked, expected, rtol=1e-12, atol=1e-12):
+        raise AssertionError(f"the walk's {what} differs from colnn's:\n{walked}\nvs\n{expected}")
+
+
+def finish(walk: Walk, x: np.ndarray, expected_output: np.ndarray, layer: Any) -> Walk:
+    """Check the walk against colnn's function and, if it has one, the layer's backward."""
+    check_agrees(walk.forward_result, expected_output, "output")
+    if any(step.key == "grad_input" for step in walk.steps):
+        layer.forward(x)
+        check_agrees(walk.step("grad_input").array, layer.backward(walk.step("grad_output").array), "gradient")
+    return walk
+
+
+def batched(x: Any) -> tuple[np.ndarray, bool]:
+    """``x`` as a float64 ``(N, C, H, W)`` batch of at least one image, and whether it was ``(C, H, W)``."""
+    array = finite(check_array(x, "input"), "input")
+    if array.size == 0:
+        raise ValueError(f"input must hold at least one image, got shape {array.shape}")
+    return (array[np.newaxis], True) if array.ndim == 3 else (array, False)

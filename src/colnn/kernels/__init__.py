@@ -1,0 +1,13 @@
+"""The fast path: Numba loops and the NumPy code that feeds them.
+
+- :mod:`.threads`: the thread limit, and the serial path for small inputs;
+- :mod:`.geometry`: clipped window bounds, offset and kernel dtypes;
+- :mod:`.pool`: pooling by loops over planes (the default pooling strategy);
+- :mod:`.unfold`: compiled im2col/col2im/unfold/fold;
+- :mod:`.conv_chunked`, :mod:`.winograd`: the default convolution strategy;
+- ``*_loops`` and :mod:`.rows`: the ``@njit`` loops themselves.
+
+Nothing here imports Numba at import time: the loop modules are imported on a
+kernel's first call and compiled then (or loaded from the disk cache). This
+package depends only on :mod:`colnn.core`.
+"""

@@ -1,0 +1,126 @@
+"""Pooling by compiled loops over planes: the default strategy of :mod:`colnn.ops.pooling`.
+
+The Numba loops themselves are in :mod:`colnn.kernels.pool_loops`, imported on
+first use so that ``import colnn`` compiles nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..core.checks import lowest_value
+from ..core.window import Window
+from .geometry import as_planes, is_k2s2, kernel_dtype, offset_dtype, plane_geometry
+from .threads import threads_for
+
+__all__ = ["NumbaStrategy"]
+
+class NumbaStrategy:
+    """Pooling by compiled loops over planes; no im2col matrix, compact offsets.
+
+    Offsets come back as uint8 (kernel area <= 256), uint16 or int64. dtypes the
+    kernels cannot take (non-native byte order, long double) go to ``fallback``.
+    """
+
+    name = "numba"
+
+    def __init__(self, fallback: Any) -> None:
+        self.fallback = fallback
+
+    def _max(self, x: np.ndarray, window: Window, keep_offset: bool) -> tuple[np.ndarray, np.ndarray]:
+        from . import pool_loops
+
+        dtype = kernel_dtype(x.dtype)
+        planes = as_planes(x, dtype)
+        out = np.empty((planes.shape[0], window.out_h, window.out_w), dtype=dtype)
+        shape = out.shape if keep_offset else (0, 0, 0)
+        window_offset = np.empty(shape, dtype=offset_dtype(window))
+        with threads_for(planes.nbytes):
+            if is_k2s2(window) and keep_offset:
+                pool_loops.max_pool_k2s2(planes, out, window_offset)
+            elif is_k2s2(window):
+                pool_loops.max_pool_k2s2_values(planes, out)
+            elif not keep_offset and window.dilation_w == 1 and window.stride_w <= 2:
+                pool_loops.max_pool_values_planes(
+                    planes, *plane_geometry(window).bounds(), window.kernel_w, window.stride_w,
+                    window.dilation_h, dtype.type(lowest_value(dtype)), out)
+            else:
+                pool_loops.max_pool_planes(
+                    planes, *plane_geometry(window).bounds(),
+                    window.kernel_w, window.stride_w, window.dilation_h, window.dilation_w,
+                    dtype.type(lowest_value(dtype)), out, window_offset, keep_offset,
+                )
+        nchw = (*x.shape[:2], window.out_h, window.out_w)
+        return out.reshape(nchw).astype(x.dtype, copy=False), window_offset.reshape(nchw if keep_offset else -1)
+
+    def max_forward(self, x: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        if kernel_dtype(x.dtype) is None:
+            return self.fallback.max_forward(x, window)
+        return self._max(x, window, keep_offset=True)
+
+    def max_values(self, x: np.ndarray, window: Window) -> np.ndarray:
+        if kernel_dtype(x.dtype) is None:
+            return self.fallback.max_values(x, window)
+        return self._max(x, window, keep_offset=False)[0]
+
+    def max_backward(
+        self, grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...], window: Window
+    ) -> np.ndarray:
+        dtype = kernel_dtype(grad_output.dtype)
+        if dtype is None or dtype.kind != "f":
+            return self.fallback.max_backward(grad_output, window_offset, input_shape, window)
+        from . import pool_loops
+
+        grad_planes = as_planes(grad_output, dtype)
+        offset_planes = as_planes(window_offset, window_offset.dtype)
+        grad_input = np.empty((grad_planes.shape[0], *input_shape[2:]), dtype=dtype)
+        with threads_for(grad_input.nbytes):
+            if is_k2s2(window):
+                pool_loops.max_pool_backward_k2s2(grad_planes, offset_planes, grad_input)
+            else:
+                geometry = plane_geometry(window)
+                kernel_offsets = np.arange(window.kernel_area, dtype=np.int64)
+                pool_loops.max_pool_backward_planes(
+                    grad_planes, offset_planes, geometry.row_start, geometry.col_start,
+                    kernel_offsets // window.kernel_w * window.dilation_h,
+                    kernel_offsets % window.kernel_w * window.dilation_w,
+                    geometry.has_empty_window, grad_input,
+                )
+        return grad_input.reshape(input_shape).astype(grad_output.dtype, copy=False)
+
+    def avg_forward(self, x: np.ndarray, window: Window, divisor: np.ndarray) -> np.ndarray:
+        dtype = kernel_dtype(x.dtype)
+        if dtype is None:
+            return self.fallback.avg_forward(x, window, divisor)
+        from . import pool_loops
+
+        planes = as_planes(x, dtype)
+        out = np.empty((planes.shape[0], window.out_h, window.out_w), dtype=dtype)
+        with threads_for(planes.nbytes):
+            if is_k2s2(window):  # every window whole and inside: one divisor for all
+                pool_loops.avg_pool_k2s2(planes, dtype.type(divisor.flat[0]), out)
+            else:
+                pool_loops.avg_pool_planes(planes, *plane_geometry(window).bounds(), window.kernel_w,
+                                             window.stride_w, np.ascontiguousarray(divisor, dtype=dtype), out)
+        return out.reshape(*x.shape[:2], window.out_h, window.out_w).astype(x.dtype, copy=False)
+
+    def avg_backward(
+        self, grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray
+    ) -> np.ndarray:
+        dtype = kernel_dtype(grad_output.dtype)
+        if dtype is None:
+            return self.fallback.avg_backward(grad_output, input_shape, window, divisor)
+        from . import pool_loops
+
+        grad_planes = as_planes(grad_output, dtype)
+        grad_input = np.empty((grad_planes.shape[0], *input_shape[2:]), dtype=dtype)
+        with threads_for(grad_input.nbytes):
+            if is_k2s2(window):  # every window whole and inside: one divisor for all
+                pool_loops.avg_pool_backward_k2s2(grad_planes, dtype.type(divisor.flat[0]), grad_input)
+            else:
+                pool_loops.avg_pool_backward_planes(grad_planes, *plane_geometry(window).bounds(), window.kernel_w,
+                                                      window.stride_w, np.ascontiguousarray(divisor, dtype=dtype),
+                                                      grad_input)
+        return grad_input.reshape(input_shape).astype(grad_output.dtype, copy=False)

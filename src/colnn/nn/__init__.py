@@ -1,0 +1,23 @@
+"""Layers in the book's style, the :class:`Network` that chains them, and optimizers.
+
+Layers wrap the ops of :mod:`colnn.ops` as objects whose ``forward`` keeps
+what ``backward`` needs; :mod:`.network` chains them and saves them without
+pickle; :mod:`.optim` updates their parameters in place.
+"""
+
+from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
+from .network import ModelFileError, Network, simple_conv_net
+
+__all__ = [
+    "Layer",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Pooling",
+    "Convolution",
+    "Relu",
+    "Affine",
+    "SoftmaxWithLoss",
+    "Network",
+    "ModelFileError",
+    "simple_conv_net",
+]
