@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..core.arrayfile import ArrayFileError, read_npz
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 
 __all__ = ["Network", "ModelFileError", "simple_conv_net"]
@@ -179,47 +179,135 @@ class Network:
                 "loss": "SoftmaxWithLoss", "layers": [_layer_config(layer) for layer in self.layers]}
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write weights and architecture to ``path`` (an ``.npz`` file, written at exactly that path)."""
+        """Write weights and architecture to ``path`` (an ``.npz`` file, written at exactly that path).
+
+        The file is written beside ``path`` first and then renamed onto it, so a
+        failure halfway (a full disk) leaves any earlier file at ``path`` whole.
+        """
         arrays = dict(self.params)
         arrays[ARCHITECTURE_KEY] = np.array(json.dumps(self.architecture()))
-        with open(path, "wb") as file:  # a file object stops numpy from appending ".npz"
-            np.savez(file, **arrays)
+        path = os.fspath(path)
+        partial = f"{path}.partial"
+        try:
+            with open(partial, "wb") as file:  # a file object stops numpy from appending ".npz"
+                np.savez(file, **arrays)
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Network":
-        """Rebuild a network written by :meth:`save`; raises :class:`ModelFileError` naming the file."""
+        """Rebuild a network written by :meth:`save`, reading no pickled data.
+
+        Raises
+        ------
+        ModelFileError
+            When the file is missing, a directory, unreadable, not an ``.npz``
+            archive, damaged, or does not describe a colnn network (bad or
+            unsupported architecture JSON, missing or extra arrays, weights of
+            the wrong dtype, shape or with NaN/inf, layers that do not fit
+            together); the one-line message names the file and the fault.
+        TypeError
+            When ``path`` is not a str or path.
+        """
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-        except FileNotFoundError:
-            raise ModelFileError(f"{path}: no such model file") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ModelFileError(f"{path}: not a readable .npz model file ({error})") from None
+            arrays = read_npz(path)
+        except ArrayFileError as error:
+            raise ModelFileError(str(error)) from None
         try:
             return cls._from_arrays(arrays)
-        except (AttributeError, KeyError, TypeError, ValueError) as error:
-            message = error.args[0] if error.args else type(error).__name__
+        # Crafted files reach every corner of the layers' constructors; whatever
+        # they raise, the user sees one line naming the file.
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError, OverflowError, MemoryError) as error:
+            message = error.args[0] if len(error.args) == 1 else (str(error) or type(error).__name__)
             raise ModelFileError(f"{path}: not a valid colnn model: {message}") from None
 
     @classmethod
     def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Network":
-        if ARCHITECTURE_KEY not in arrays:
-            raise KeyError(f"no '{ARCHITECTURE_KEY}' entry")
-        config = json.loads(str(arrays.pop(ARCHITECTURE_KEY)))
-        if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-            raise ValueError(f"'{ARCHITECTURE_KEY}' is not a {FORMAT_NAME} description")
-        if config.get("version") != FORMAT_VERSION:
-            raise ValueError(f"format version {config.get('version')!r} is not supported (expected {FORMAT_VERSION})")
+        config = _read_architecture(arrays.pop(ARCHITECTURE_KEY, None))
+        input_shape = config.get("input_shape")
+        if input_shape is not None and not (
+                isinstance(input_shape, list) and len(input_shape) == 3
+                and all(type(size) is int and size > 0 for size in input_shape)):
+            raise ValueError(f"input_shape must be null or [C, H, W] of positive ints, got {input_shape!r}")
+        layer_configs = config.get("layers")
+        if not isinstance(layer_configs, list) or not layer_configs:
+            raise ValueError(f"'layers' must be a non-empty list, got {layer_configs!r:.60}")
         layers = []
-        for index, layer_config in enumerate(config["layers"]):
-            kind = layer_config.get("type")
-            if kind not in _LAYER_BUILDERS:
-                raise ValueError(f"layer {index} has unknown type {kind!r}")
-            params = {name: arrays.pop(f"{index}.{name}") for name in _PARAM_NAMES.get(kind, ())}
+        for index, layer_config in enumerate(layer_configs):
+            kind = layer_config.get("type") if isinstance(layer_config, dict) else None
+            if not isinstance(kind, str) or kind not in _LAYER_BUILDERS:
+                raise ValueError(f"layer {index} has unknown type {kind!r:.60}")
+            params = {name: _weight(arrays, f"{index}.{name}", kind) for name in _PARAM_NAMES.get(kind, ())}
             layers.append(_LAYER_BUILDERS[kind](layer_config, params))
         if arrays:
             raise ValueError(f"arrays not used by the architecture: {sorted(arrays)}")
-        return cls(layers, config.get("input_shape"))
+        network = cls(layers, input_shape)
+        if input_shape is not None and np.prod(input_shape, dtype=float) <= _PROBE_SIZE:
+            # One zero sample through the layers checks that the weights' shapes fit together.
+            dtype = network.dtype
+            try:
+                scores = network.predict(np.zeros((1, *input_shape), dtype))
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"the layers do not fit together on input_shape {input_shape}: {error}") from None
+            if scores.ndim != 2:
+                raise ValueError(f"the last layer must give scores (N, K), got shape {scores.shape}")
+        return network
+
+
+# Largest sample (in elements) that :meth:`Network.load` runs through the layers as a check.
+_PROBE_SIZE = 1 << 22
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"the architecture holds {name}, which is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not np.isfinite(number):
+        raise ValueError(f"the architecture holds the number {text:.40}, too large for a float")
+    return number
+
+
+def _bounded_int(text: str) -> int:
+    # Every size and step of a layer fits in int64; longer numbers are crafted.
+    if len(text.lstrip("-")) > 18:
+        raise ValueError(f"the architecture holds the integer {text:.40}..., too large for a layer setting")
+    return int(text)
+
+
+def _read_architecture(entry: np.ndarray | None) -> dict[str, Any]:
+    """The architecture dict of a model file's ``architecture`` entry, checked for format and version."""
+    if entry is None:
+        raise KeyError(f"no '{ARCHITECTURE_KEY}' entry")
+    if entry.dtype.kind != "U" or entry.ndim != 0:
+        raise ValueError(f"'{ARCHITECTURE_KEY}' must be a JSON string, got {entry.dtype} array of shape {entry.shape}")
+    try:
+        config = json.loads(str(entry), parse_constant=_reject_constant, parse_float=_finite_float,
+                            parse_int=_bounded_int)
+    except RecursionError:
+        raise ValueError(f"'{ARCHITECTURE_KEY}' is nested too deeply to be a colnn architecture") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"'{ARCHITECTURE_KEY}' is not valid JSON ({error})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise ValueError(f"'{ARCHITECTURE_KEY}' is not a {FORMAT_NAME} description")
+    if config.get("version") != FORMAT_VERSION:
+        raise ValueError(f"format version {config.get('version')!r:.40} is not supported (expected {FORMAT_VERSION})")
+    return config
+
+
+def _weight(arrays: dict[str, np.ndarray], key: str, kind: str) -> np.ndarray:
+    """Pop the parameter array ``key`` of a ``kind`` layer, if it is real floating and finite."""
+    if key not in arrays:
+        raise KeyError(f"the array '{key}' of the {kind} layer is missing")
+    array = arrays.pop(key)
+    if array.dtype.kind != "f":
+        raise ValueError(f"the array '{key}' must be floating, got dtype {array.dtype}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"the array '{key}' holds NaN or inf")
+    return array
 
 
 def _initial_std(weight_init_std: float | str, fan_in: int, name: str) -> float:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core.arrayfile import ArrayFileError, read_npy
 from ...core.checks import check_array
 
 __all__ = [
@@ -185,21 +186,21 @@ def default_weight(channels: int, kernel: int) -> np.ndarray:
 def load_array(path: str | Path, name: str, ndims: tuple[int, ...]) -> np.ndarray:
     """Read a finite real array of an allowed rank from a ``.npy`` file, as float64.
 
+    The file is read by :func:`colnn.core.arrayfile.read_npy`, which never
+    unpickles anything.
+
     Raises
     ------
     ValueError
-        with a one-line reason when the file is missing, is not a ``.npy``
-        array, or holds the wrong kind of array.
+        with a one-line reason, starting with ``name`` and naming the file, when
+        the file is missing, a directory, is not a ``.npy`` array (an ``.npz``
+        archive, text, empty, truncated, Python objects), or holds the wrong
+        kind of array.
     """
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"{name}: no such file: {path}") from None
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"{name}: cannot read {path} as a .npy array ({error})") from None
-    if not isinstance(loaded, np.ndarray):
-        loaded.close()
-        raise ValueError(f"{name}: {path} is an .npz archive; save a single array with numpy.save")
+        loaded = read_npy(path)
+    except ArrayFileError as error:
+        raise ValueError(f"{name}: cannot read {error}") from None
     try:
         array = check_array(loaded, f"{name} ({path})", ndims=ndims)
     except TypeError as error:

@@ -1,0 +1,169 @@
+"""Reading NumPy array files (``.npy`` and ``.npz``) safely, with one-line errors naming the file.
+
+``numpy.load`` is the wrong tool at a trust boundary: on a file that is not an
+array it advises loading it "unsafely" with ``allow_pickle``, an empty file
+gives ``EOFError``, and a crafted header can ask for terabytes before a byte of
+data is read. Here the header is read with NumPy's own parser
+(``numpy.lib.format``), checked (no object dtype, data size equal to what the
+file holds), and only then is the data read. Every problem is an
+:class:`ArrayFileError` (a ValueError) that names the file and what is wrong;
+no message ever suggests unpickling. The format is NumPy's ``.npy``
+specification (NEP 1); an ``.npz`` is a zip archive of ``.npy`` members.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+import zlib
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = ["ArrayFileError", "read_npy", "read_npz"]
+
+_NPY_MAGIC = np.lib.format.MAGIC_PREFIX  # b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+class ArrayFileError(ValueError):
+    """An array file is missing, unreadable or malformed; ``str(error)`` is one line naming the file."""
+
+
+def _check_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {path!r}")
+    return Path(path)
+
+
+def _open(path: Path) -> IO[bytes]:
+    if path.is_dir():
+        raise ArrayFileError(f"{path}: is a directory, not a file")
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise ArrayFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ArrayFileError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def _kind(head: bytes) -> str:
+    """What a file starting with ``head`` is, in words, for messages."""
+    if not head:
+        return "an empty file"
+    if head.startswith(_NPY_MAGIC):
+        return "a single .npy array"
+    if head.startswith(_ZIP_MAGICS):
+        return "a zip archive (.npz)"
+    return "not a NumPy array file"
+
+
+def _read_array(file: IO[bytes], size: int) -> np.ndarray:
+    """The ``.npy`` array at the start of ``file``, which holds ``size`` bytes in all.
+
+    Raises ValueError (no file name: the caller adds it) for a bad header, an
+    object dtype, or data of the wrong length.
+    """
+    version = np.lib.format.read_magic(file)
+    if version not in _HEADER_READERS:
+        raise ValueError(f".npy format version {version} is not supported (1.0 and 2.0 are)")
+    shape, fortran_order, dtype = _HEADER_READERS[version](file)
+    if dtype.hasobject:
+        raise ValueError(f"holds Python objects (dtype {dtype}), which are never loaded; only plain arrays are")
+    nbytes = math.prod(shape) * dtype.itemsize
+    available = size - file.tell()
+    if nbytes != available:
+        problem = "truncated" if nbytes > available else "trailing data"
+        raise ValueError(f"{problem}: the header declares {dtype} {shape} ({nbytes} bytes) "
+                         f"but {available} bytes follow it")
+    data = bytearray(file.read(nbytes))  # a bytearray keeps the array writeable
+    if len(data) != nbytes:
+        raise ValueError(f"truncated: {len(data)} of {nbytes} bytes could be read")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    # Native byte order, as every colnn function returns.
+    return array.astype(dtype.newbyteorder("="), copy=False)
+
+
+def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
+    """The array of a ``.npy`` file, writeable and in native byte order.
+
+    Raises
+    ------
+    ArrayFileError
+        When the file is missing, a directory, unreadable, empty, not an ``.npy``
+        file (an ``.npz`` archive, text...), truncated, or holds Python objects.
+    TypeError
+        When ``path`` is not a str or path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "x.npy"
+    >>> np.save(path, np.arange(3))
+    >>> read_npy(path)
+    array([0, 1, 2])
+    >>> _ = path.write_text("hello")
+    >>> read_npy(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    colnn.core.arrayfile.ArrayFileError: .../x.npy: not an .npy array file: it is not a NumPy array file
+    """
+    path = _check_path(path)
+    with _open(path) as file:
+        head = file.read(len(_NPY_MAGIC))
+        if not head.startswith(_NPY_MAGIC):
+            raise ArrayFileError(f"{path}: not an .npy array file: it is {_kind(head)}")
+        file.seek(0)
+        try:
+            return _read_array(file, os.fstat(file.fileno()).st_size)
+        except (ValueError, OSError, MemoryError) as error:
+            raise ArrayFileError(f"{path}: {_reason(error)}") from None
+
+
+def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` archive by name (the member name without ``.npy``).
+
+    Raises
+    ------
+    ArrayFileError
+        When the file is missing, a directory, unreadable, empty, not a zip
+        archive, damaged (truncated, bad checksum), or when a member is not a
+        plain ``.npy`` array; the message names the file (and the member).
+    TypeError
+        When ``path`` is not a str or path.
+    """
+    path = _check_path(path)
+    with _open(path) as file:
+        head = file.read(len(_NPY_MAGIC))
+        if not head.startswith(_ZIP_MAGICS):
+            raise ArrayFileError(f"{path}: not an .npz archive: it is {_kind(head)}")
+        file.seek(0)
+        try:
+            with zipfile.ZipFile(file) as archive:
+                arrays = {}
+                for info in archive.infolist():
+                    if not info.filename.endswith(".npy"):
+                        raise ArrayFileError(f"{path}: member {info.filename!r} is not an .npy array")
+                    with archive.open(info) as member:
+                        try:
+                            arrays[info.filename[:-4]] = _read_array(member, info.file_size)
+                        except ValueError as error:
+                            raise ArrayFileError(f"{path}: member {info.filename!r}: {_reason(error)}") from None
+                return arrays
+        except ArrayFileError:
+            raise
+        except (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as error:
+            raise ArrayFileError(f"{path}: damaged .npz archive (truncated?): {_reason(error)}") from None
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, MemoryError):
+        return "too large to load into memory"
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    # NumPy's advice for pickled data is to load it unsafely; colnn never does.
+    if "pickle" in message.lower():
+        return "holds pickled Python objects, which are never loaded; only plain arrays are"
+    return message
