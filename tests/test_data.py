@@ -151,7 +151,25 @@ DAMAGES = {
     "count mismatch": (lambda d: (d / MNIST_FILES["train_labels"]).write_bytes(idx_bytes(np.zeros(11, np.uint8))),
                        "train-labels-idx1-ubyte", "11 labels but train-images-idx3-ubyte holds 12 images"),
     "labels as images": (lambda d: (d / MNIST_FILES["test_images"]).write_bytes(idx_bytes(np.zeros(5, np.uint8))),
-                         "t10k-images-idx3-ubyte", "expected 3-D uint8 images"),
+                         "t10k-images-idx3-ubyte", "expected 3-D images"),
+    "float images": (lambda d: write_idx(d / MNIST_FILES["train_images"], np.zeros((12, 6, 6), np.float32)),
+                     "train-images-idx3-ubyte", "images of type float32 are not supported"),
+    "float64 images": (lambda d: write_idx(d / MNIST_FILES["test_images"], np.zeros((5, 6, 6), np.float64)),
+                       "t10k-images-idx3-ubyte", "images of type float64 are not supported"),
+    "int16 labels": (lambda d: write_idx(d / MNIST_FILES["test_labels"], np.zeros(5, np.int16)),
+                     "t10k-labels-idx1-ubyte", "labels of type int16 are not supported"),
+    "directory for a file": (lambda d: ((d / MNIST_FILES["train_labels"]).unlink(),
+                                        (d / MNIST_FILES["train_labels"]).mkdir()),
+                             "train-labels-idx1-ubyte", "is a directory"),
+    "directory for a .gz file": (lambda d: ((d / MNIST_FILES["test_images"]).unlink(),
+                                            (d / f"{MNIST_FILES['test_images']}.gz").mkdir()),
+                                 "t10k-images-idx3-ubyte.gz", "is a directory"),
+    "unknown type byte": (lambda d: (d / MNIST_FILES["train_images"]).write_bytes(
+        b"\0\0\x0a" + (d / MNIST_FILES["train_images"]).read_bytes()[3:]), "train-images-idx3-ubyte",
+        "unsupported IDX type byte 0x0a"),
+    # Dims whose product overflows int64 must still read as "truncated", not wrap around to a match.
+    "overflowing dims": (lambda d: (d / MNIST_FILES["train_images"]).write_bytes(
+        struct.pack(">HBB3I", 0, 8, 3, 2**32 - 1, 2**32 - 1, 2**32 - 1)), "train-images-idx3-ubyte", "truncated"),
     "label out of range": (lambda d: (d / MNIST_FILES["test_labels"]).write_bytes(
         idx_bytes(np.array([1, 2, 12, 0, 0], np.uint8))), "t10k-labels-idx1-ubyte", "label 12 is outside 0..9"),
     "image size mismatch": (lambda d: (d / MNIST_FILES["test_images"]).write_bytes(
@@ -180,6 +198,28 @@ def test_damaged_gzip_names_the_gz_file(tmp_path):
 def test_missing_folder(tmp_path):
     with pytest.raises(DataError, match="nowhere: data folder not found"):
         load_mnist_dir(tmp_path / "nowhere")
+
+
+def test_a_file_in_place_of_the_folder(tmp_path):
+    write_mnist(tmp_path)
+    with pytest.raises(DataError, match="is a file; give the folder"):
+        load_mnist_dir(tmp_path / MNIST_FILES["train_images"])
+
+
+def test_read_idx_of_a_directory_says_so(tmp_path):
+    with pytest.raises(DataError, match=f"{tmp_path}: is a directory"):
+        read_idx(tmp_path)
+
+
+@pytest.mark.parametrize("dtype", [">i2", ">i4", ">f4", ">f8"])
+def test_read_idx_returns_big_endian_types_in_native_order(tmp_path, dtype):
+    values = np.array([[1.5 if dtype[1] == "f" else 3, -2], [7, 300]]).astype(dtype)
+    code = {">i2": 0x0B, ">i4": 0x0C, ">f4": 0x0D, ">f8": 0x0E}[dtype]
+    # Packed by hand, independently of write_idx.
+    (tmp_path / "a").write_bytes(struct.pack(">HBB2I", 0, code, 2, 2, 2) + values.tobytes())
+    back = read_idx(tmp_path / "a")
+    assert back.dtype == np.dtype(dtype).newbyteorder("=") and back.dtype.isnative
+    assert back.tolist() == values.tolist() and not back.flags.writeable
 
 
 # --- shifted copies and subsets ------------------------------------------------

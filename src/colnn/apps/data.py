@@ -11,6 +11,7 @@ Two sources, neither of which downloads anything:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ def load_digits_split(seed: int = 0, test_size: float = 0.2) -> Dataset:
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not an IDX file")
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as file:
@@ -109,31 +112,43 @@ def _read_bytes(path: Path) -> bytes:
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read one IDX file (``.gz`` is decompressed) into a read-only array of its dtype and dims.
 
-    The header is two zero bytes, a type byte (0x08 for uint8), the number of
-    dimensions, then one big-endian uint32 per dimension; the data follow.
+    The header is two zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B
+    int16, 0x0C int32, 0x0D float32, 0x0E float64), the number of dimensions,
+    then one big-endian uint32 per dimension; the data follow, big-endian
+    (Y. LeCun's description of the MNIST files). Multi-byte values are returned
+    in native byte order.
 
     Raises
     ------
     DataError
-        On a missing or unreadable file, a bad magic number, or a file whose size
-        does not match its header (truncated or with trailing bytes).
+        On a missing or unreadable file, a directory, a bad magic number or an
+        unknown type byte, or a file whose size does not match its header
+        (truncated or with trailing bytes); the message names the file.
     """
     path = Path(path)
     raw = _read_bytes(path)
     if len(raw) < 4:
         raise DataError(f"{path}: truncated: {len(raw)} bytes, too short for an IDX header")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+    if raw[0] != 0 or raw[1] != 0 or raw[3] == 0:
         raise DataError(f"{path}: bad magic number 0x{raw[:4].hex()}; not an IDX file")
+    if raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path}: unsupported IDX type byte 0x{raw[2]:02x} "
+                        f"(known: {', '.join(f'0x{code:02x}' for code in _IDX_DTYPES)})")
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
         raise DataError(f"{path}: truncated: {len(raw)} bytes, the header of {ndim} dimensions needs {header_size}")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header_size + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    # Python ints: up to 255 dims of 2**32 overflow int64.
+    expected = header_size + math.prod(dims) * dtype.itemsize
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "trailing data"
         raise DataError(f"{path}: {problem}: {len(raw)} bytes, but dims {dims} need {expected}")
-    return np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(dims)
+    array = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(dims)
+    if not dtype.isnative:
+        array = array.astype(dtype.newbyteorder("="))
+        array.flags.writeable = False
+    return array
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
@@ -167,19 +182,29 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
 
 def _find(folder: Path, name: str) -> Path:
     """``folder/name``, or else ``folder/name.gz``."""
-    for candidate in (folder / name, folder / f"{name}.gz"):
+    candidates = (folder / name, folder / f"{name}.gz")
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
+    for candidate in candidates:
+        if candidate.is_dir():
+            raise DataError(f"{candidate}: is a directory, not an IDX file")
     raise DataError(f"{folder / name}: missing (neither {name} nor {name}.gz is in {folder})")
 
 
 def _read_split(folder: Path, images_name: str, labels_name: str) -> tuple[np.ndarray, np.ndarray]:
     images_path, labels_path = _find(folder, images_name), _find(folder, labels_name)
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise DataError(f"{images_path}: expected 3-D uint8 images, got {images.ndim}-D {images.dtype}")
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise DataError(f"{labels_path}: expected 1-D uint8 labels, got {labels.ndim}-D {labels.dtype}")
+    # MNIST and its look-alikes store uint8; other IDX types are read by read_idx but not trained on.
+    if images.dtype != np.uint8:
+        raise DataError(f"{images_path}: images of type {images.dtype} are not supported; "
+                        "colnn trains on uint8 images (0-255), as MNIST stores them")
+    if labels.dtype != np.uint8:
+        raise DataError(f"{labels_path}: labels of type {labels.dtype} are not supported; expected uint8")
+    if images.ndim != 3:
+        raise DataError(f"{images_path}: expected 3-D images (N, H, W), got dims {images.shape}")
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path}: expected 1-D labels (N,), got dims {labels.shape}")
     if min(images.shape) == 0:
         raise DataError(f"{images_path}: empty: dims {images.shape}")
     if len(images) != len(labels):
@@ -210,6 +235,8 @@ def load_mnist_dir(path: str | os.PathLike[str]) -> Dataset:
     colnn.apps.data.DataError: no/such/folder: data folder not found
     """
     folder = Path(path)
+    if folder.is_file():
+        raise DataError(f"{folder}: is a file; give the folder that holds the four IDX files")
     if not folder.is_dir():
         raise DataError(f"{folder}: data folder not found")
     x_train, t_train = _read_split(folder, MNIST_FILES["train_images"], MNIST_FILES["train_labels"])

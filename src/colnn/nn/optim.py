@@ -7,6 +7,13 @@ in-place update is the point: the arrays are the layers' own weights, so the
 network sees the step without being told. Per-parameter state (velocities,
 moment estimates) is kept by key inside the optimizer and allocated on the
 first update.
+
+Each optimizer has its own default learning rate, the one with which the
+default ``colnn train`` run (10 epochs of the 8x8 digits, cosine schedule)
+reaches 98.9-99.7% test accuracy: SGD 0.1, Momentum 0.01, AdaGrad 0.01, Adam
+0.001. Step sizes differ by orders of magnitude between the methods (Adam's
+step is about ``lr`` per element whatever the gradient's scale; SGD's is
+``lr`` times the gradient), so one shared default cannot serve them all.
 """
 
 from __future__ import annotations
@@ -84,6 +91,9 @@ class SGD(Optimizer):
     array([ 0., -3.])
     """
 
+    def __init__(self, lr: float = 0.1) -> None:
+        super().__init__(lr)
+
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
         param -= self.lr * grad
 
@@ -99,7 +109,7 @@ class Momentum(Optimizer):
     array([0.75])
     """
 
-    def __init__(self, lr: float, momentum: float = 0.9) -> None:
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__(lr)
         self.momentum = _check_number(momentum, "momentum", below_one=True)
         self._velocity: dict[str, np.ndarray] = {}
@@ -122,7 +132,7 @@ class AdaGrad(Optimizer):
     array([0.9])
     """
 
-    def __init__(self, lr: float, eps: float = 1e-7) -> None:
+    def __init__(self, lr: float = 0.01, eps: float = 1e-7) -> None:
         super().__init__(lr)
         self.eps = _check_number(eps, "eps")
         self._squares: dict[str, np.ndarray] = {}
@@ -175,12 +185,16 @@ class Adam(Optimizer):
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adagrad": AdaGrad, "adam": Adam}
 
 
-def make_optimizer(name: str, lr: float) -> Optimizer:
+def make_optimizer(name: str, lr: float | None = None) -> Optimizer:
     """The optimizer called ``name`` (a key of :data:`OPTIMIZERS`) with learning rate ``lr``.
 
-    >>> make_optimizer("momentum", 0.01)
-    Momentum(lr=0.01, momentum=0.9)
+    ``lr=None`` takes that optimizer's own default.
+
+    >>> make_optimizer("momentum", 0.02)
+    Momentum(lr=0.02, momentum=0.9)
+    >>> make_optimizer("sgd")
+    SGD(lr=0.1)
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
-    return OPTIMIZERS[name](lr)
+    return OPTIMIZERS[name]() if lr is None else OPTIMIZERS[name](lr)
