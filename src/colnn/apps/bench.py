@@ -389,6 +389,18 @@ def format_table(result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """``colnn bench``: run the benchmark, print the table, save JSON if asked."""
+    # Bad paths are found before the minutes of timing, not after.
+    if args.tutorial is not None and not args.tutorial.is_file():
+        return _error(f"--tutorial {args.tutorial}: no such file")
+    if args.json:
+        existed = os.path.exists(args.json)
+        try:
+            with open(args.json, "a"):
+                pass
+            if not existed:
+                os.remove(args.json)
+        except OSError as error:
+            return _error(f"--json {args.json}: cannot write there ({error.strerror or error})")
     if args.threads is not None:
         from .. import set_num_threads
 
@@ -397,8 +409,16 @@ def run(args: argparse.Namespace) -> int:
                            tutorial_path=args.tutorial, log=lambda message: print(message, file=sys.stderr))
     print(format_table(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        except OSError as error:
+            return _error(f"--json {args.json}: cannot write the results ({error.strerror or error})")
     return 0
+
+
+def _error(message: str) -> int:
+    print(f"colnn bench: error: {message}", file=sys.stderr)
+    return 1
 
 
 def _positive_int(text: str) -> int:

@@ -22,7 +22,9 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -35,6 +37,9 @@ from .data import DataError, Dataset, add_shifted_copies, load_digits_split, loa
 from ..nn.network import ModelFileError, Network, simple_conv_net
 from ..nn.optim import OPTIMIZERS, Optimizer, make_optimizer
 
+# The files of a run folder, in the order they are written: the model first, the figure last.
+RUN_FILES = ("model.npz", "metrics.json", "curves.png")
+
 __all__ = ["fit", "History", "Callback", "CosineDecay", "TrainingDiverged", "plot_curves", "register"]
 
 # Defaults of ``colnn train``, tuned on the digits: with the shifted copies and the
@@ -42,7 +47,6 @@ __all__ = ["fit", "History", "Callback", "CosineDecay", "TrainingDiverged", "plo
 # copies, 97.2-98.6%), in about 5 s on two cores.
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH_SIZE = 50
-DEFAULT_LR = 0.001
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_FILTER_NUM = 30
 DEFAULT_FILTER_SIZE = 3
@@ -198,7 +202,13 @@ def fit(
 
 def plot_curves(history: History, path: str | Path, title: str = "") -> None:
     """Save a PNG of the loss (left) and the accuracies (right) against the epoch."""
+    curves_figure(history, title).savefig(path, dpi=100, format="png")
+
+
+def curves_figure(history: History, title: str = "") -> Any:
+    """The matplotlib ``Figure`` :func:`plot_curves` saves; epochs are whole numbers on the x axes."""
     from matplotlib.figure import Figure  # a bare Figure renders with Agg; no pyplot, no GUI
+    from matplotlib.ticker import MaxNLocator
 
     epochs = np.arange(1, len(history.loss) + 1)
     figure = Figure(figsize=(10, 4), layout="constrained")
@@ -211,9 +221,12 @@ def plot_curves(history: History, path: str | Path, title: str = "") -> None:
     accuracy_axes.legend(loc="lower right")
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
+        # Epochs are counted, not measured: no 0.96...1.04 ticks for a short run.
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlim(0.5, len(epochs) + 0.5)
     if title:
         figure.suptitle(title)
-    figure.savefig(path, dpi=100)
+    return figure
 
 
 # --- command line -----------------------------------------------------------
@@ -244,25 +257,31 @@ class _ConsoleProgress(Callback):
     def on_epoch_end(self, epoch: int, history: History) -> None:
         self._bar.close()
         width = len(str(self._epochs))
+        # "running": counted while the epoch's batches were trained on, not by the final weights.
         print(f"epoch {epoch:>{width}}/{self._epochs}  lr {history.lr[-1]:.2e}  loss {history.loss[-1]:.4f}  "
-              f"train acc {history.train_running_accuracy[-1]:.4f}  test acc {history.accuracy[-1]:.4f}  "
+              f"running train acc {history.train_running_accuracy[-1]:.4f}  test acc {history.accuracy[-1]:.4f}  "
               f"({history.epoch_seconds[-1]:.1f} s)", flush=True)
 
 
-def _positive(convert: Callable[[str], float]) -> Callable[[str], Any]:
-    """An argparse ``type`` that reads a finite number > 0 with ``convert`` (int or float)."""
+def _number(convert: Callable[[str], float], minimum: int = 1) -> Callable[[str], Any]:
+    """An argparse ``type``: a finite number read with ``convert`` (int or float), > 0 or, with ``minimum=0``, >= 0."""
     def parse(text: str) -> Any:
         try:
             value = convert(text)
         except ValueError:
             value = math.nan
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"must be a positive {convert.__name__}, got {text!r}")
+        if not (math.isfinite(value) and (value > 0 if minimum else value >= 0)):
+            kind = "positive" if minimum else "non-negative"
+            raise argparse.ArgumentTypeError(f"must be a {kind} {convert.__name__}, got {text!r}")
         return value
     return parse
 
 
-_positive_int, _positive_float = _positive(int), _positive(float)
+_positive_int, _positive_float, _non_negative_int = _number(int), _number(float), _number(int, minimum=0)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _load_data(folder: str | None) -> Dataset:
@@ -279,15 +298,60 @@ def _default_out_dir() -> Path:
     return candidate
 
 
-def _write_outputs(out: Path, network: Network, history: History, settings: dict[str, Any]) -> None:
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Create the run folder and make sure it can be written, before any training; OSError if not."""
+    if out.exists() and not out.is_dir():
+        raise OSError(f"--out {out}: exists and is not a folder")
+    earlier = [name for name in RUN_FILES if (out / name).exists()]
+    if earlier and not overwrite:
+        raise OSError(f"--out {out}: already holds {', '.join(earlier)} of an earlier run; "
+                      "pass --overwrite to replace them, or choose another folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise OSError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+
+
+def _replace(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through a file beside it that is renamed onto it: a failure leaves no half-written file."""
+    partial = path.with_name(f"{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write_outputs(out: Path, network: Network, history: History, settings: dict[str, Any]) -> list[str]:
+    """Write the run folder's files, model first; return the names written.
+
+    The figure is a convenience: when it cannot be drawn (no matplotlib, a
+    rendering error) a one-line warning says so and the model and metrics stay.
+    """
     network.save(out / "model.npz")
     metrics = {**settings, **asdict(history), "epochs_completed": len(history.loss)}
     # A run that diverged has no final accuracies; null keeps the file strict JSON.
     metrics = {key: None if isinstance(value, float) and not math.isfinite(value) else value
                for key, value in metrics.items()}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    if history.loss:
-        plot_curves(history, out / "curves.png", title=f"colnn train on {settings['dataset']}")
+    text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
+    _replace(out / "metrics.json", lambda path: path.write_text(text))
+    written = ["model.npz", "metrics.json"]
+    curves = out / "curves.png"
+    from .cli import is_installed
+
+    # Without matplotlib the command warned before training; the summary line says what was written.
+    if history.loss and is_installed("matplotlib"):
+        title = f"colnn train on {settings['dataset']}"
+        try:
+            _replace(curves, lambda path: plot_curves(history, path, title=title))
+            return [*written, "curves.png"]
+        except (ImportError, OSError, ValueError, RuntimeError) as error:
+            print(f"colnn train: warning: curves.png not drawn ({type(error).__name__}: {error}); "
+                  "model.npz and metrics.json are written", file=sys.stderr)
+    curves.unlink(missing_ok=True)  # an earlier run's figure would not match these metrics
+    return written
 
 
 def _error(command: str, message: Any) -> int:
@@ -313,31 +377,36 @@ def _threads(count: int) -> Iterator[None]:
 def run_train(args: argparse.Namespace) -> int:
     """``colnn train``: returns 0, or 1 after a one-line error on stderr."""
     augment = args.data is None if args.augment is None else args.augment
+    out = Path(args.out) if args.out is not None else _default_out_dir()
     try:
         data = _load_data(args.data).limit_train(args.limit)
-        out = Path(args.out) if args.out is not None else _default_out_dir()
-        out.mkdir(parents=True, exist_ok=True)
-    except (DataError, OSError) as error:
+        if augment:
+            data = add_shifted_copies(data)
+        network = simple_conv_net(
+            data.input_shape, filter_num=args.filter_num, filter_size=args.filter_size,
+            pad=args.filter_size // 2, hidden_size=args.hidden_size, output_size=data.num_classes, seed=args.seed)
+        optimizer = make_optimizer(args.optimizer, args.lr)
+        progress = _ConsoleProgress()
+        _prepare_out(out, args.overwrite)
+    except (DataError, OSError, ImportError) as error:
         return _error("train", error)
-    if augment:
-        data = add_shifted_copies(data)
-    network = simple_conv_net(
-        data.input_shape, filter_num=args.filter_num, filter_size=args.filter_size, pad=args.filter_size // 2,
-        hidden_size=args.hidden_size, output_size=data.num_classes, seed=args.seed)
-    optimizer = make_optimizer(args.optimizer, args.lr)
+    except ValueError as error:  # the network does not fit the images (e.g. 1x1 images and pooling)
+        return _error("train", f"cannot build the network: {error}")
+    except MemoryError:
+        return _error("train", "the network is too large for memory (--filter-num, --hidden-size)")
     callbacks: list[Callback] = [CosineDecay(optimizer)] if args.schedule == "cosine" else []
     settings = {"dataset": data.name, "train_samples": len(data.x_train), "test_samples": len(data.x_test),
                 "shifted_copies": augment, "epochs": args.epochs, "batch_size": args.batch_size,
-                "optimizer": args.optimizer, "base_lr": args.lr, "schedule": args.schedule, "seed": args.seed,
+                "optimizer": args.optimizer, "base_lr": optimizer.lr, "schedule": args.schedule, "seed": args.seed,
                 "diverged": False}
     print(f"training on {data.name}: {len(data.x_train)} train{' (with shifted copies)' if augment else ''} / "
-          f"{len(data.x_test)} test images {data.input_shape}, {args.optimizer} lr {args.lr} "
-          f"({args.schedule}), {args.epochs} epochs of batches of {args.batch_size}", flush=True)
+          f"{len(data.x_test)} test images {data.input_shape}, {args.optimizer} lr {optimizer.lr} "
+          f"({args.schedule}), {_plural(args.epochs, 'epoch')} of batches of {args.batch_size}", flush=True)
     try:
         # Overflow on the way to a NaN loss is reported once, clearly, by TrainingDiverged.
         with _threads(args.threads), np.errstate(over="ignore", invalid="ignore"):
             history = fit(network, optimizer, data, epochs=args.epochs, batch_size=args.batch_size,
-                          seed=args.seed, callbacks=[*callbacks, _ConsoleProgress()])
+                          seed=args.seed, callbacks=[*callbacks, progress])
     except TrainingDiverged as diverged:
         settings["diverged"] = True
         try:
@@ -346,25 +415,40 @@ def run_train(args: argparse.Namespace) -> int:
             return _error("train", f"{diverged}; and the outputs could not be written: {error}")
         return _error("train", f"{diverged}; saved them to {out / 'model.npz'}")
     try:
-        _write_outputs(out, network, history, settings)
+        written = _write_outputs(out, network, history, settings)
     except OSError as error:
         return _error("train", f"cannot write the outputs to {out}: {error}")
-    print(f"test accuracy {history.test_accuracy:.4f}, train accuracy {history.train_accuracy:.4f} "
-          f"in {history.seconds:.1f} s; wrote {out}/model.npz, metrics.json, curves.png")
+    # The final weights, over the whole training set: not the epoch lines' running accuracy.
+    print(f"final model: test accuracy {history.test_accuracy:.4f}, train accuracy {history.train_accuracy:.4f}; "
+          f"trained in {history.seconds:.1f} s; wrote {out}/{', '.join(written)}")
     return 0
+
+
+def _model_path(model: str) -> Path:
+    """``model``, or the ``model.npz`` inside it when it is a run folder."""
+    path = Path(model)
+    if path.is_dir():
+        if not (path / "model.npz").is_file():
+            raise ModelFileError(f"{path}: a folder without model.npz; give a model file or a run folder")
+        return path / "model.npz"
+    return path
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``colnn evaluate``: print a saved model's test accuracy; returns 0, or 1 after an error."""
     try:
-        network = Network.load(args.model)
+        model = _model_path(args.model)
+        network = Network.load(model)
         data = _load_data(args.data)
-    except (ModelFileError, DataError) as error:
+    except (ModelFileError, DataError, ImportError) as error:
         return _error("evaluate", error)
     if network.input_shape is not None and network.input_shape != data.input_shape:
-        return _error("evaluate", f"{args.model}: the model takes images {network.input_shape}, "
+        return _error("evaluate", f"{model}: the model takes images {network.input_shape}, "
                                   f"but {data.name} has {data.input_shape}")
-    accuracy = network.accuracy(data.x_test, data.t_test, batch_size=args.batch_size)
+    try:
+        accuracy = network.accuracy(data.x_test, data.t_test, batch_size=args.batch_size)
+    except ValueError as error:  # a model without input_shape that does not fit the images
+        return _error("evaluate", f"{model}: the model cannot read {data.name}: {error}")
     correct = round(accuracy * len(data.t_test))
     print(f"test accuracy {accuracy:.4f} ({correct}/{len(data.t_test)}) on {data.name}")
     return 0
@@ -379,7 +463,8 @@ def register(subparsers: Any) -> None:
     train.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files (plain or .gz); default: digits")
     train.add_argument("--epochs", type=_positive_int, metavar="N", default=DEFAULT_EPOCHS, help="default: %(default)s")
     train.add_argument("--batch-size", type=_positive_int, metavar="N", default=DEFAULT_BATCH_SIZE, help="default: %(default)s")
-    train.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, help="learning rate; default: %(default)s")
+    default_lrs = ", ".join(f"{name} {cls().lr:g}" for name, cls in sorted(OPTIMIZERS.items()))
+    train.add_argument("--lr", type=_positive_float, help=f"learning rate; default: the optimizer's own ({default_lrs})")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULT_OPTIMIZER,
                        help="default: %(default)s")
     train.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
@@ -387,8 +472,10 @@ def register(subparsers: Any) -> None:
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="add copies of the training images shifted by one pixel (5x the data); "
                             "default: on for the digits, off for --data")
-    train.add_argument("--seed", type=int, metavar="N", default=0, help="seeds the weights and the shuffling; default: 0")
+    train.add_argument("--seed", type=_non_negative_int, metavar="N", default=0, help="seeds the weights and the shuffling; default: 0")
     train.add_argument("--out", metavar="DIR", help="output folder; default: runs/<timestamp>")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the model.npz, metrics.json and curves.png an earlier run left in --out")
     train.add_argument("--threads", type=_positive_int, metavar="N", default=1,
                        help="threads of the kernels and BLAS; the default 1 is fastest for small images "
                             "(the digits on 2 cores: 3.3 s on one thread, 3.8 s on two) "
@@ -402,7 +489,7 @@ def register(subparsers: Any) -> None:
 
     evaluate = subparsers.add_parser("evaluate", help="print a saved model's test accuracy",
                                      description="Print the accuracy of a model.npz on the test split.")
-    evaluate.add_argument("model", metavar="MODEL.npz", help="a model written by colnn train")
+    evaluate.add_argument("model", metavar="MODEL", help="a model.npz written by colnn train, or its run folder")
     evaluate.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files; default: digits")
     evaluate.add_argument("--batch-size", type=_positive_int, metavar="N", default=100, help="default: %(default)s")
     evaluate.set_defaults(run=run_evaluate)

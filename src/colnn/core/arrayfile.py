@@ -58,6 +58,12 @@ def _kind(head: bytes) -> str:
         return "a single .npy array"
     if head.startswith(_ZIP_MAGICS):
         return "a zip archive (.npz)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not a NumPy array file"
+    if all(char.isprintable() or char.isspace() for char in text):
+        return "text, not a NumPy array file"
     return "not a NumPy array file"
 
 
@@ -109,7 +115,7 @@ def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
     >>> read_npy(path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    colnn.core.arrayfile.ArrayFileError: .../x.npy: not an .npy array file: it is not a NumPy array file
+    colnn.core.arrayfile.ArrayFileError: .../x.npy: not an .npy array file: it is text, not a NumPy array file
     """
     path = _check_path(path)
     with _open(path) as file:
