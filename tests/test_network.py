@@ -229,3 +229,142 @@ def test_constructor_and_builder_errors():
         simple_conv_net((1, 8, 8), filter_size=3, weight_init_std=-0.1)
     with pytest.raises(ValueError, match=r"input_dim must be \(C, H, W\)"):
         simple_conv_net((8, 8))
+
+
+# --- malformed model files: the class, not the examples --------------------------------
+
+
+def _tiny_model_arrays(tmp_path) -> tuple[dict, dict]:
+    """The arrays of a saved conv net for (1, 8, 8) images, and its architecture as a dict."""
+    net = simple_conv_net((1, 8, 8), filter_num=2, filter_size=3, pad=1, hidden_size=5)
+    net.save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz", allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    return arrays, json.loads(str(arrays["architecture"]))
+
+
+def _with_architecture(arrays: dict, architecture: dict | str) -> dict:
+    text = architecture if isinstance(architecture, str) else json.dumps(architecture)
+    return {**arrays, "architecture": np.array(text)}
+
+
+def _edited(architecture: dict, edit) -> dict:
+    copy = json.loads(json.dumps(architecture))
+    edit(copy)
+    return copy
+
+
+def _raw(path, content: bytes) -> None:
+    path.write_bytes(content)
+
+
+MALFORMED = {
+    # name: (how to write the file from (path, arrays, architecture), words the message must hold)
+    ".npy array": (lambda p, a, arch: np.save(open(p, "wb"), np.ones(3)), "a single .npy array"),
+    "text": (lambda p, a, arch: p.write_text('{"layers": []}'), "it is text"),
+    "empty file": (lambda p, a, arch: _raw(p, b""), "empty file"),
+    "binary junk": (lambda p, a, arch: _raw(p, bytes(range(256))), "not a NumPy array file"),
+    "truncated zip": (lambda p, a, arch: (_write_npz(p, **a), _raw(p, p.read_bytes()[:-40])), "damaged"),
+    "half a zip": (lambda p, a, arch: (_write_npz(p, **a), _raw(p, p.read_bytes()[:len(p.read_bytes()) // 2])),
+                   "damaged"),
+    "empty zip": (lambda p, a, arch: zipfile.ZipFile(p, "w").close(), "no 'architecture' entry"),
+    "zip member not .npy": (lambda p, a, arch: zipfile.ZipFile(p, "w").writestr("readme.txt", "hi"),
+                            "'readme.txt' is not an .npy array"),
+    "pickled member": (lambda p, a, arch: _write_npz(p, **{**a, "0.b": np.array([{}, {}], dtype=object)}),
+                       "Python objects"),
+    "truncated member": (lambda p, a, arch: zipfile.ZipFile(p, "w").writestr(
+        "architecture.npy", _npy_bytes(np.ones(10))[:-8]), "truncated"),
+    "architecture not a string": (lambda p, a, arch: _write_npz(p, **{**a, "architecture": np.array(3.0)}),
+                                  "must be a JSON string"),
+    "architecture not JSON": (lambda p, a, arch: _write_npz(p, **_with_architecture(a, "{layers")), "not valid JSON"),
+    "JSON list": (lambda p, a, arch: _write_npz(p, **_with_architecture(a, "[1, 2]")), "is not a colnn.nn.network"),
+    "Infinity": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, json.dumps(arch).replace('"groups": 1', '"groups": Infinity'))), "Infinity"),
+    "NaN": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, json.dumps(arch).replace('"groups": 1', '"groups": NaN'))), "NaN"),
+    "-Infinity in input_shape": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, json.dumps(arch).replace('"input_shape": [1', '"input_shape": [-Infinity'))), "-Infinity"),
+    "deep nesting": (lambda p, a, arch: _write_npz(p, **_with_architecture(a, "[" * 100_000 + "]" * 100_000)),
+                     "nested too deeply"),
+    "deep nesting in a layer": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, json.dumps(arch).replace('"groups": 1', '"groups": ' + "[" * 50_000 + "]" * 50_000))), "nested too deeply"),
+    "huge integer": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, json.dumps(arch).replace('"groups": 1', '"groups": 1' + "0" * 5000))), "integer of 5001 digits"),
+    "integer beyond int64": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, _edited(arch, lambda c: c["layers"][0].update(stride=[2**64, 1])))), "too large"),
+    "huge float": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, json.dumps(arch).replace('"groups": 1', '"groups": 1e400'))), "too large"),
+    "huge kernel": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, _edited(arch, lambda c: c["layers"][2].update(kernel_size=[2**40, 2**40])))), "kernel_size"),
+    "layers not a list": (lambda p, a, arch: _write_npz(p, **_with_architecture(a, {**arch, "layers": "conv"})),
+                          "'layers' must be a non-empty list"),
+    "no layers": (lambda p, a, arch: _write_npz(p, **_with_architecture(a, {**arch, "layers": []})),
+                  "'layers' must be a non-empty list"),
+    "layer not an object": (lambda p, a, arch: _write_npz(p, **_with_architecture(a, {**arch, "layers": [1]})),
+                            "layer 0 has unknown type"),
+    "layer type not a string": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, _edited(arch, lambda c: c["layers"][1].update(type=["Relu"])))), "layer 1 has unknown type"),
+    "stride a string": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, _edited(arch, lambda c: c["layers"][0].update(stride="x")))), "stride"),
+    "missing setting": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, _edited(arch, lambda c: c["layers"][2].pop("ceil_mode")))), "ceil_mode"),
+    "input_shape wrong type": (lambda p, a, arch: _write_npz(p, **_with_architecture(a, {**arch, "input_shape": "x"})),
+                               "input_shape"),
+    "input_shape floats": (lambda p, a, arch: _write_npz(p, **_with_architecture(
+        a, {**arch, "input_shape": [1.5, 8, 8]})), "input_shape"),
+    "missing array": (lambda p, a, arch: _write_npz(p, **{k: v for k, v in a.items() if k != "3.W"}),
+                      "'3.W' of the Affine layer is missing"),
+    "extra array": (lambda p, a, arch: _write_npz(p, **a, extra=np.ones(2)), "not used by the architecture"),
+    "weight of the wrong rank": (lambda p, a, arch: _write_npz(p, **{**a, "0.W": np.ones((2, 1, 3), np.float32)}),
+                                 "4-D"),
+    "weights that do not fit": (lambda p, a, arch: _write_npz(p, **{**a, "3.W": np.ones((7, 5), np.float32)}),
+                                "do not fit together"),
+    "string weights": (lambda p, a, arch: _write_npz(p, **{**a, "0.b": np.array(["a", "b"])}), "must be floating"),
+    "integer weights": (lambda p, a, arch: _write_npz(p, **{**a, "0.b": np.array([1, 2])}), "must be floating"),
+    "NaN weights": (lambda p, a, arch: _write_npz(p, **{**a, "5.W": np.full((5, 10), np.nan, np.float32)}),
+                    "NaN or inf"),
+    "a directory": (lambda p, a, arch: p.mkdir(), "is a directory"),
+    "no file": (lambda p, a, arch: None, "no such file"),
+}
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("write, words", MALFORMED.values(), ids=MALFORMED.keys())
+def test_every_malformed_model_file_is_one_model_file_error(tmp_path, write, words):
+    arrays, architecture = _tiny_model_arrays(tmp_path)
+    path = tmp_path / "model.npz"
+    write(path, arrays, architecture)
+    with pytest.raises(ModelFileError) as error:
+        Network.load(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and words in message and "\n" not in message
+    assert "allow_pickle" not in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_load_needs_a_path():
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike, got 3"):
+        Network.load(3)
+
+
+def test_a_failed_save_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
+    net = simple_conv_net((1, 8, 8), filter_num=2, filter_size=3, pad=1, hidden_size=5)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    before = path.read_bytes()
+
+    def full_disk(file, **arrays):
+        file.write(b"PK\x03\x04 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        net.save(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]

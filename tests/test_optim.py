@@ -143,3 +143,14 @@ def test_non_numbers_and_unknown_names_are_rejected():
     with pytest.raises(ValueError, match="optimizer must be one of .*, got 'rmsprop'"):
         make_optimizer("rmsprop", 0.1)
     assert isinstance(make_optimizer("adagrad", 0.1), AdaGrad)
+
+
+def test_every_optimizer_has_its_own_default_lr():
+    """Without lr each optimizer takes the rate that learns the default `colnn train` run (measured there)."""
+    expected = {"sgd": 0.1, "momentum": 0.01, "adagrad": 0.01, "adam": 0.001}
+    for name, optimizer in OPTIMIZERS.items():
+        assert optimizer().lr == make_optimizer(name).lr == make_optimizer(name, None).lr
+        assert optimizer().lr == expected.get(name, optimizer().lr), name
+    p = {"w": np.array([1.0])}
+    SGD().update(p, {"w": np.array([2.0])})
+    assert p["w"].tolist() == [1.0 - 0.1 * 2.0]

@@ -15,7 +15,7 @@ from colnn.apps.cli import main
 from colnn.apps.data import MNIST_FILES, Dataset, load_digits_split, write_idx
 from colnn.nn.network import Network, simple_conv_net
 from colnn.nn.optim import OPTIMIZERS, SGD, Adam
-from colnn.apps.train import Callback, CosineDecay, History, TrainingDiverged, fit, plot_curves
+from colnn.apps.train import Callback, CosineDecay, History, TrainingDiverged, curves_figure, fit, plot_curves
 
 FAST = ["--epochs", "2", "--limit", "200", "--filter-num", "4", "--hidden-size", "16", "--no-augment"]
 
@@ -332,6 +332,28 @@ def test_registering_the_commands_imports_no_heavy_package():
             "print(sorted(m for m in ('tqdm', 'matplotlib', 'sklearn', 'numba') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 30])
+def test_curves_have_whole_epoch_ticks(epochs):
+    history = History(loss=list(np.linspace(2, 0.1, epochs)), accuracy=[0.5] * epochs,
+                      train_running_accuracy=[0.4] * epochs, lr=[0.1] * epochs)
+    pytest.importorskip("matplotlib")
+    figure = curves_figure(history)
+    figure.canvas.draw()
+    for axes in figure.axes:
+        low, high = axes.get_xlim()
+        ticks = [tick for tick in axes.get_xticks() if low <= tick <= high]
+        assert ticks and all(float(tick).is_integer() for tick in ticks), ticks
+        assert low < 1 and high > epochs  # every epoch's point is inside
+
+
+@pytest.mark.parametrize("name", sorted(set(OPTIMIZERS) - {"adam"}))
+def test_every_optimizers_default_run_reaches_95_percent(tmp_path, name):
+    """`colnn train --optimizer NAME` with every other setting at its default learns the digits (adam: below)."""
+    out = tmp_path / name
+    assert main(["train", "--optimizer", name, "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] >= 0.95
 
 
 def test_default_train_reaches_98_percent(tmp_path, capsys):

@@ -222,7 +222,7 @@ def curves_figure(history: History, title: str = "") -> Any:
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
         # Epochs are counted, not measured: no 0.96...1.04 ticks for a short run.
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes.set_xlim(0.5, len(epochs) + 0.5)
     if title:
         figure.suptitle(title)

@@ -274,7 +274,7 @@ def _finite_float(text: str) -> float:
 def _bounded_int(text: str) -> int:
     # Every size and step of a layer fits in int64; longer numbers are crafted.
     if len(text.lstrip("-")) > 18:
-        raise ValueError(f"the architecture holds the integer {text:.40}..., too large for a layer setting")
+        raise ValueError(f"the architecture holds an integer of {len(text)} digits, too large for a layer setting")
     return int(text)
 
 
