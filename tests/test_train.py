@@ -15,7 +15,8 @@ from colnn.apps.cli import main
 from colnn.apps.data import MNIST_FILES, Dataset, load_digits_split, write_idx
 from colnn.nn.network import Network, simple_conv_net
 from colnn.nn.optim import OPTIMIZERS, SGD, Adam
-from colnn.apps.train import Callback, CosineDecay, History, TrainingDiverged, curves_figure, fit, plot_curves
+from colnn.apps.train import (Callback, CosineDecay, History, TrainingDiverged, TrainingInterrupted, curves_figure,
+                              fit, plot_curves)
 
 FAST = ["--epochs", "2", "--limit", "200", "--filter-num", "4", "--hidden-size", "16", "--no-augment"]
 
@@ -89,6 +90,39 @@ def test_nan_loss_stops_training_and_restores_the_last_good_weights(digits):
     for key, param in net.params.items():
         assert np.array_equal(param, optimizer.good[key]), key
     assert error.value.history.loss == []
+
+
+def test_ctrl_c_stops_fit_with_the_completed_epochs(digits):
+    class StopInEpoch2(Callback):
+        def on_batch_end(self, batch, loss):
+            if len(history_so_far) == 1 and batch == 1:
+                raise KeyboardInterrupt
+
+        def on_epoch_end(self, epoch, history):
+            history_so_far.append(epoch)
+
+    history_so_far: list[int] = []
+    with pytest.raises(TrainingInterrupted, match="interrupted after 1 of 3 epochs") as stopped:
+        fit(tiny_net(digits), Adam(0.01), digits, epochs=3, batch_size=50, callbacks=[StopInEpoch2()])
+    assert isinstance(stopped.value, KeyboardInterrupt)
+    assert len(stopped.value.history.loss) == 1 and math.isnan(stopped.value.history.test_accuracy)
+
+
+def test_ctrl_c_during_train_saves_the_run_so_far(tmp_path, capsys, monkeypatch):
+    from colnn.apps import train
+
+    def interrupt_after_epoch_2(self, epoch, history):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train._ConsoleProgress, "on_epoch_end", interrupt_after_epoch_2)
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--epochs", "3", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after 2 of 3 epochs" in err and "Traceback" not in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["epochs_completed"] == 2 and metrics["test_accuracy"] is None
+    Network.load(out / "model.npz")
 
 
 def test_fit_rejects_bad_counts(digits):

@@ -40,7 +40,8 @@ from ..nn.optim import OPTIMIZERS, Optimizer, make_optimizer
 # The files of a run folder, in the order they are written: the model first, the figure last.
 RUN_FILES = ("model.npz", "metrics.json", "curves.png")
 
-__all__ = ["fit", "History", "Callback", "CosineDecay", "TrainingDiverged", "plot_curves", "register"]
+__all__ = ["fit", "History", "Callback", "CosineDecay", "TrainingDiverged", "TrainingInterrupted", "plot_curves",
+           "curves_figure", "register"]
 
 # Defaults of ``colnn train``, tuned on the digits: with the shifted copies and the
 # cosine schedule, 8 seeds out of 8 reached >= 99.1% test accuracy (without the
@@ -75,6 +76,18 @@ class History:
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the network holds the last weights that gave a finite loss."""
+
+    def __init__(self, message: str, history: History) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); ``history`` holds the epochs completed before it.
+
+    A KeyboardInterrupt, so code that stops on Ctrl-C still does; the network
+    keeps the weights it had, which a caller may save.
+    """
 
     def __init__(self, message: str, history: History) -> None:
         super().__init__(message)
@@ -153,15 +166,31 @@ def fit(
     TrainingDiverged
         When a batch's loss is NaN or infinite. The weights are first set back to
         those before the last update, which still gave a finite loss.
+    TrainingInterrupted
+        On Ctrl-C (KeyboardInterrupt), with the history of the completed epochs.
     """
     epochs, batch_size = _check_count(epochs, "epochs"), _check_count(batch_size, "batch_size")
     rng = np.random.default_rng(seed)
+    history = History()
+    started = time.perf_counter()
+    try:
+        _run_epochs(network, optimizer, data, epochs, batch_size, rng, callbacks, history, started)
+        history.train_accuracy = network.accuracy(data.x_train, data.t_train, batch_size=max(batch_size, 100))
+    except KeyboardInterrupt:
+        history.seconds = time.perf_counter() - started
+        raise TrainingInterrupted(f"interrupted after {len(history.loss)} of {epochs} epochs", history) from None
+    history.test_accuracy = history.accuracy[-1]
+    history.seconds = time.perf_counter() - started
+    return history
+
+
+def _run_epochs(network: Network, optimizer: Optimizer, data: Dataset, epochs: int, batch_size: int,
+                rng: np.random.Generator, callbacks: Sequence[Callback], history: History, started: float) -> None:
+    """:func:`fit`'s loop over the epochs, appending to ``history``."""
     params = network.params
     last_good = {key: param.copy() for key, param in params.items()}
-    history = History()
     num_train = len(data.x_train)
     num_batches = math.ceil(num_train / batch_size)
-    started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         epoch_started = time.perf_counter()
         for callback in callbacks:
@@ -194,10 +223,6 @@ def fit(
         history.epoch_seconds.append(time.perf_counter() - epoch_started)
         for callback in callbacks:
             callback.on_epoch_end(epoch, history)
-    history.train_accuracy = network.accuracy(data.x_train, data.t_train, batch_size=max(batch_size, 100))
-    history.test_accuracy = history.accuracy[-1]
-    history.seconds = time.perf_counter() - started
-    return history
 
 
 def plot_curves(history: History, path: str | Path, title: str = "") -> None:
@@ -398,7 +423,7 @@ def run_train(args: argparse.Namespace) -> int:
     settings = {"dataset": data.name, "train_samples": len(data.x_train), "test_samples": len(data.x_test),
                 "shifted_copies": augment, "epochs": args.epochs, "batch_size": args.batch_size,
                 "optimizer": args.optimizer, "base_lr": optimizer.lr, "schedule": args.schedule, "seed": args.seed,
-                "diverged": False}
+                "diverged": False, "interrupted": False}
     print(f"training on {data.name}: {len(data.x_train)} train{' (with shifted copies)' if augment else ''} / "
           f"{len(data.x_test)} test images {data.input_shape}, {args.optimizer} lr {optimizer.lr} "
           f"({args.schedule}), {_plural(args.epochs, 'epoch')} of batches of {args.batch_size}", flush=True)
@@ -414,6 +439,16 @@ def run_train(args: argparse.Namespace) -> int:
         except OSError as error:
             return _error("train", f"{diverged}; and the outputs could not be written: {error}")
         return _error("train", f"{diverged}; saved them to {out / 'model.npz'}")
+    except TrainingInterrupted as interrupted:
+        settings["interrupted"] = True
+        print(file=sys.stderr)  # past the progress bar
+        try:
+            _write_outputs(out, network, interrupted.history, settings)
+        except OSError as error:
+            _error("train", f"{interrupted}; and the outputs could not be written: {error}")
+            return 130
+        _error("train", f"{interrupted}; saved the weights as they were to {out / 'model.npz'}")
+        return 130  # the shell's status for Ctrl-C
     try:
         written = _write_outputs(out, network, history, settings)
     except OSError as error:
