@@ -13,12 +13,13 @@ specification (NEP 1); an ``.npz`` is a zip archive of ``.npy`` members.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import numpy as np
 
@@ -33,21 +34,26 @@ class ArrayFileError(ValueError):
     """An array file is missing, unreadable or malformed; ``str(error)`` is one line naming the file."""
 
 
-def _check_path(path: Any) -> Path:
+@contextlib.contextmanager
+def _open_file(path: Any, magics: tuple[bytes, ...], expected: str) -> Iterator[tuple[Path, IO[bytes]]]:
+    """``path`` as a Path and its file, opened at its start, if the file starts with one of ``magics``."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {path!r}")
-    return Path(path)
-
-
-def _open(path: Path) -> IO[bytes]:
+    path = Path(path)
     if path.is_dir():
         raise ArrayFileError(f"{path}: is a directory, not a file")
     try:
-        return open(path, "rb")
+        file = open(path, "rb")
     except FileNotFoundError:
         raise ArrayFileError(f"{path}: no such file") from None
     except OSError as error:
         raise ArrayFileError(f"{path}: cannot read ({error.strerror or error})") from None
+    with file:
+        head = file.read(len(_NPY_MAGIC))
+        if not head.startswith(magics):
+            raise ArrayFileError(f"{path}: not {expected}: it is {_kind(head)}")
+        file.seek(0)
+        yield path, file
 
 
 def _kind(head: bytes) -> str:
@@ -117,12 +123,7 @@ def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
     ...
     colnn.core.arrayfile.ArrayFileError: .../x.npy: not an .npy array file: it is text, not a NumPy array file
     """
-    path = _check_path(path)
-    with _open(path) as file:
-        head = file.read(len(_NPY_MAGIC))
-        if not head.startswith(_NPY_MAGIC):
-            raise ArrayFileError(f"{path}: not an .npy array file: it is {_kind(head)}")
-        file.seek(0)
+    with _open_file(path, (_NPY_MAGIC,), "an .npy array file") as (path, file):
         try:
             return _read_array(file, os.fstat(file.fileno()).st_size)
         except (ValueError, OSError, MemoryError) as error:
@@ -141,12 +142,7 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     TypeError
         When ``path`` is not a str or path.
     """
-    path = _check_path(path)
-    with _open(path) as file:
-        head = file.read(len(_NPY_MAGIC))
-        if not head.startswith(_ZIP_MAGICS):
-            raise ArrayFileError(f"{path}: not an .npz archive: it is {_kind(head)}")
-        file.seek(0)
+    with _open_file(path, _ZIP_MAGICS, "an .npz archive") as (path, file):
         try:
             with zipfile.ZipFile(file) as archive:
                 arrays = {}
