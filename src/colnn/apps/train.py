@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -33,6 +32,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..core.arrayfile import write_whole
+from .cli import is_installed
 from .data import DataError, Dataset, add_shifted_copies, load_digits_split, load_mnist_dir
 from ..nn.network import ModelFileError, Network, simple_conv_net
 from ..nn.optim import OPTIMIZERS, Optimizer, make_optimizer
@@ -339,16 +340,6 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise OSError(f"--out {out}: cannot write there ({error.strerror or error})") from None
 
 
-def _replace(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` through a file beside it that is renamed onto it: a failure leaves no half-written file."""
-    partial = path.with_name(f"{path.name}.partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def _write_outputs(out: Path, network: Network, history: History, settings: dict[str, Any]) -> list[str]:
     """Write the run folder's files, model first; return the names written.
 
@@ -361,19 +352,18 @@ def _write_outputs(out: Path, network: Network, history: History, settings: dict
     metrics = {key: None if isinstance(value, float) and not math.isfinite(value) else value
                for key, value in metrics.items()}
     text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
-    _replace(out / "metrics.json", lambda path: path.write_text(text))
+    write_whole(out / "metrics.json", lambda path: path.write_text(text))
     written = ["model.npz", "metrics.json"]
     curves = out / "curves.png"
-    from .cli import is_installed
-
     # Without matplotlib the command warned before training; the summary line says what was written.
     if history.loss and is_installed("matplotlib"):
         title = f"colnn train on {settings['dataset']}"
         try:
-            _replace(curves, lambda path: plot_curves(history, path, title=title))
+            write_whole(curves, lambda path: plot_curves(history, path, title=title))
             return [*written, "curves.png"]
         except (ImportError, OSError, ValueError, RuntimeError) as error:
-            print(f"colnn train: warning: curves.png not drawn ({type(error).__name__}: {error}); "
+            reason = str(error).splitlines()[0] if str(error) else ""
+            print(f"colnn train: warning: curves.png not drawn ({type(error).__name__}: {reason}); "
                   "model.npz and metrics.json are written", file=sys.stderr)
     curves.unlink(missing_ok=True)  # an earlier run's figure would not match these metrics
     return written

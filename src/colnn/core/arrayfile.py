@@ -19,11 +19,11 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["ArrayFileError", "read_npy", "read_npz"]
+__all__ = ["ArrayFileError", "read_npy", "read_npz", "write_whole"]
 
 _NPY_MAGIC = np.lib.format.MAGIC_PREFIX  # b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
@@ -159,6 +159,22 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             raise
         except (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as error:
             raise ArrayFileError(f"{path}: damaged .npz archive (truncated?): {_reason(error)}") from None
+
+
+def write_whole(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Write ``path`` by calling ``write`` on a file beside it, then renaming that file onto ``path``.
+
+    A failure halfway (a full disk, an exception in ``write``) leaves any
+    earlier file at ``path`` whole and no partial file behind; the rename is
+    atomic on POSIX file systems.
+    """
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _reason(error: BaseException) -> str:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.arrayfile import ArrayFileError, read_npz
+from ..core.arrayfile import ArrayFileError, read_npz, write_whole
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 
 __all__ = ["Network", "ModelFileError", "simple_conv_net"]
@@ -186,15 +187,12 @@ class Network:
         """
         arrays = dict(self.params)
         arrays[ARCHITECTURE_KEY] = np.array(json.dumps(self.architecture()))
-        path = os.fspath(path)
-        partial = f"{path}.partial"
-        try:
+
+        def write(partial: Path) -> None:
             with open(partial, "wb") as file:  # a file object stops numpy from appending ".npz"
                 np.savez(file, **arrays)
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+
+        write_whole(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Network":
