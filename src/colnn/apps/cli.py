@@ -23,14 +23,12 @@ from typing import Sequence
 from .. import __version__
 
 APPLICATIONS = ("train", "explain", "bench")
-
-
 APPS_EXTRA = 'pip install "colnn[apps]"'
 
 
 @dataclass(frozen=True)
 class Need:
-    """An optional package a command uses: its module and package, what for, and whether the command can go on without it."""
+    """An optional package a command uses: module and package names, what for, and whether it is indispensable."""
 
     module: str
     package: str
@@ -45,7 +43,8 @@ def needed_packages(args: argparse.Namespace) -> list[Need]:
     needs = []
     # --data reads IDX files; only the digits come from scikit-learn.
     if command in ("train", "evaluate") and getattr(args, "data", None) is None:
-        needs.append(Need("sklearn", "scikit-learn", "the default data set, its digits (--data DIR reads IDX files instead)"))
+        needs.append(Need("sklearn", "scikit-learn",
+                          "the default data set, its digits (--data DIR reads IDX files instead)"))
     if command == "train":
         needs.append(Need("tqdm", "tqdm", "the progress bars"))
         needs.append(Need("matplotlib", "matplotlib", "curves.png", required=False))
