@@ -66,7 +66,8 @@ def assert_one_error_line(result: subprocess.CompletedProcess, command: str, pac
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith(f"colnn {command}: error: {package} is not installed")
+    assert result.stderr.startswith(f"colnn {command}: error: ")
+    assert f"needs {package}, which is not installed" in result.stderr
     assert 'pip install "colnn[apps]"' in result.stderr
     assert result.stdout == ""  # refused before it started
 

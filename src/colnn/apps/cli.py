@@ -43,10 +43,9 @@ def needed_packages(args: argparse.Namespace) -> list[Need]:
     needs = []
     # --data reads IDX files; only the digits come from scikit-learn.
     if command in ("train", "evaluate") and getattr(args, "data", None) is None:
-        needs.append(Need("sklearn", "scikit-learn",
-                          "the default data set, its digits (--data DIR reads IDX files instead)"))
+        needs.append(Need("sklearn", "scikit-learn", "the default data set (the digits; --data DIR reads IDX files)"))
     if command == "train":
-        needs.append(Need("tqdm", "tqdm", "the progress bars"))
+        needs.append(Need("tqdm", "tqdm", "the progress bar"))
         needs.append(Need("matplotlib", "matplotlib", "curves.png", required=False))
     if command == "explain" and (args.png is not None or args.svg is not None):
         needs.append(Need("matplotlib", "matplotlib", "drawing --png/--svg"))
@@ -82,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if is_installed(need.module):
             continue
         if need.required:
-            print(f"colnn {args.command}: error: {need.package} is not installed; it is needed for "
-                  f"{need.purpose}; {need.install}", file=sys.stderr)
+            print(f"colnn {args.command}: error: {need.purpose} needs {need.package}, which is not installed; "
+                  f"{need.install}", file=sys.stderr)
             return 1
         print(f"colnn {args.command}: warning: {need.package} is not installed, so {need.purpose} "
               f"will be left out; {need.install}", file=sys.stderr)
