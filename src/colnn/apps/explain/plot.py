@@ -26,15 +26,11 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .walk import Step, Walk
+from .palette import CHANNEL_COLORS, FILTER_COLORS, PADDING_COLOR
+from .walk import Step, Walk, cell_text
 
 __all__ = ["CHANNEL_COLORS", "FILTER_COLORS", "PADDING_COLOR", "UNIT_INCHES", "figure_size", "draw", "save_figure"]
 
-# Light fills so the black numbers stay readable; the first three are the tutorial's.
-CHANNEL_COLORS = ("#f5a04a", "#6cc26c", "#5b9bd5", "#b48ad6", "#e377a8", "#4fc1c1")
-# Convolution outputs are per filter, not per input channel: a palette of their own.
-FILTER_COLORS = ("#c9c0f0", "#f0c0d8", "#bfe6d3", "#e8dcae")
-PADDING_COLOR = "#d9d9d9"
 EDGE_COLOR = "#ffffff"
 CHOSEN_EDGE = "#1a1a1a"
 
@@ -163,14 +159,6 @@ def figure_size(walk: Walk) -> tuple[float, float]:
     return _whole_inches(layout.width * UNIT_INCHES), _whole_inches(layout.height * UNIT_INCHES)
 
 
-def _cell_text(value: float) -> str:
-    if np.isinf(value):
-        return "-inf" if value < 0 else "inf"
-    if float(value).is_integer() and abs(value) < 1e5:
-        return str(int(value))
-    return f"{value:.3g}"
-
-
 def _lighter(color: str, amount: float = 0.6) -> tuple[float, float, float]:
     red, green, blue = to_rgb(color)
     return red + (1 - red) * amount, green + (1 - green) * amount, blue + (1 - blue) * amount
@@ -186,7 +174,7 @@ class _Painter:
 
     def __init__(self, axes: Axes, pad_value: float) -> None:
         self.axes = axes
-        self.pad_text = _cell_text(pad_value)
+        self.pad_text = cell_text(pad_value)
         self.fade_zeros = False  # in a gradient, the zeros are where nothing flows
 
     def value_cell(self, x: float, y: float, value: float, fill: str, chosen: bool) -> None:
@@ -200,7 +188,7 @@ class _Painter:
             (x, y), 1, 1, facecolor=face, edgecolor=CHOSEN_EDGE if chosen else EDGE_COLOR,
             linewidth=2.2 if chosen else 1.0, zorder=3 if chosen else 2,
         ))
-        text = self.pad_text if value is None else _cell_text(value)
+        text = self.pad_text if value is None else cell_text(value)
         size = 9 if len(text) <= 3 else 7.5 if len(text) <= 5 else 6.5
         self.axes.text(
             x + 0.5, y + 0.52, text, ha="center", va="center", fontsize=size, zorder=4,

@@ -75,6 +75,12 @@ def window_labels(n_windows: int, channels: int | None = None) -> tuple[str, ...
     return tuple(f"w{row // channels + 1} ch{row % channels + 1}" for row in range(n_windows * channels))
 
 
+def window_of_label(label: str) -> int | None:
+    """The window (0-based, an im2col row) a :func:`window_labels` label names, or None."""
+    head = label.split(" ")[0]
+    return int(head[1:]) - 1 if head[:1] == "w" and head[1:].isdigit() else None
+
+
 def channel_labels(channels: int, kernel_area: int) -> tuple[str, ...]:
     """Column labels of an im2col matrix: its columns run channel by channel."""
     return tuple(f"ch{column // kernel_area + 1}" for column in range(channels * kernel_area))

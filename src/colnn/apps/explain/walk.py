@@ -27,8 +27,10 @@ from ...core.checks import check_array
 from ...core.window import Window
 
 __all__ = [
+    "BAND_TITLES",
     "Link",
     "Step",
+    "cell_text",
     "Walk",
     "Limits",
     "LIMITS",
@@ -141,6 +143,24 @@ class Walk:
     def forward_result(self) -> np.ndarray:
         """The last forward array: the layer's output ``(N, C', out_h, out_w)``."""
         return [s for s in self.steps if s.band == "forward"][-1].array
+
+
+# What each band of steps is, as the figure and the page title it.
+BAND_TITLES = {
+    "filters": "The filters W (Step 2 lays each one out as a column of W_col)",
+    "forward": "Forward: left to right",
+    "backward": "Backward: the gradient, right to left",
+    "parameters": "Backward to the filters: dW and db",
+}
+
+
+def cell_text(value: float) -> str:
+    """A cell's value as drawn in the figure and the page: whole numbers without a point, -inf as a short sign."""
+    if np.isinf(value):
+        return "\u2212\u221e" if value < 0 else "\u221e"
+    if float(value).is_integer() and abs(value) < 1e5:
+        return str(int(value))
+    return f"{value:.3g}"
 
 
 # --- limits ----------------------------------------------------------------
