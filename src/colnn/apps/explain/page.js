@@ -5,6 +5,7 @@
   "use strict";
   const data = JSON.parse(document.getElementById("walk-data").textContent);
   const steps = data.steps;
+  const GRADIENT_BANDS = new Set(["backward", "parameters"]);
   const byKey = {};
   steps.forEach(function (step, position) { step.position = position; byKey[step.key] = step; });
 
@@ -78,7 +79,8 @@
     if (padded) { td.classList.add("pad"); }
     if (step.chosen && step.chosen[index]) { td.classList.add("chosen"); }
     if (step.unused && step.unused[index]) { td.classList.add("unused"); }
-    if (step.band !== "forward" && step.values[index] === 0 && !padded) { td.classList.add("zero-gradient"); }
+    // A gradient's zeros are where nothing flows back (the winners' offsets are not a gradient).
+    if (step.key.indexOf("grad_") === 0 && step.values[index] === 0 && !padded) { td.classList.add("zero-gradient"); }
     td.title = describe(step, index);
     cellsOf.set(node(step.key, index), td);
     return td;
@@ -221,7 +223,7 @@
   if (steps.some(function (step) { return step.chosen && step.band === "forward"; })) {
     swatch("the max of its row (dark edge)", data.colors.channel[0], "chosen");
   }
-  if (steps.some(function (step) { return step.band !== "forward" && step.band !== "filters"; })) {
+  if (steps.some(function (step) { return GRADIENT_BANDS.has(step.band); })) {
     swatch("pale: zero gradient (nothing flows back)", data.colors.channel[0], "pale");
   }
   if (steps.some(function (step) { return step.unused && step.unused.some(Boolean); })) {
