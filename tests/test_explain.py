@@ -231,6 +231,16 @@ def test_conv_filter_and_bias_gradients_equal_torch_autograd() -> None:
     np.testing.assert_allclose(walk.step("grad_bias").array, bias_tensor.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
+def test_product_links_recompute_each_product() -> None:
+    """The trace's links of a matrix product: the cells they name, multiplied and summed, give the cell."""
+    walk = conv_walk(np.random.default_rng(7).normal(size=(1, 2, 4, 4)), backward=True, pad=1)
+    for key in ("product", "grad_col", "grad_weight_col"):
+        step = walk.step(key)
+        left, right = step.sources
+        terms = walk.step(left.key).array.ravel()[left.index] * walk.step(right.key).array.ravel()[right.index]
+        np.testing.assert_allclose(terms.sum(axis=-1), step.array, rtol=1e-12, atol=1e-12)
+
+
 def test_conv_walk_shows_the_filters() -> None:
     weight = np.arange(2 * 3 * 2 * 2.0).reshape(2, 3, 2, 2)
     step = conv_walk(tutorial_input(), weight).step("weight")

@@ -196,36 +196,30 @@ def windows_covering(i: int, j: int, kernel: int, stride: int, pad: int, out: in
             yield oy, ox, ky, kx
 
 
-def expected_forward_trace(c: int, i: int, j: int, kernel: int, stride: int, pad: int) -> set[tuple[str, int]]:
-    """Input cell (0, c, i, j): its im2col copies, their rows, the values of those rows, the outputs."""
+def expected_trace(keys: tuple[str, ...], c: int, i: int, j: int, kernel: int, stride: int, pad: int
+                   ) -> set[tuple[str, int]]:
+    """Cell (0, c, i, j) of the input (or dx), and per window covering it: its im2col cell (or
+    dcol's), its cell of rows (drows), the row's value (its gradient) and the output cell (dout).
+
+    ``keys`` names those five steps; the tutorial's 3-channel 4x4 input.
+    """
     channels, size = 3, 4
     out = (size + 2 * pad - kernel) // stride + 1
     area = kernel * kernel
-    cells = {("input", flat((1, channels, size, size), 0, c, i, j))}
+    start, col, rows, reduced, output = keys
+    cells = {(start, flat((1, channels, size, size), 0, c, i, j))}
     for oy, ox, ky, kx in windows_covering(i, j, kernel, stride, pad, out):
         window = oy * out + ox
         row = window * channels + c
-        cells |= {("col", flat((out * out, channels * area), window, c * area + ky * kernel + kx)),
-                  ("rows", flat((out * out * channels, area), row, ky * kernel + kx)),
-                  ("reduced", row),
-                  ("output", flat((1, channels, out, out), 0, c, oy, ox))}
+        cells |= {(col, flat((out * out, channels * area), window, c * area + ky * kernel + kx)),
+                  (rows, flat((out * out * channels, area), row, ky * kernel + kx)),
+                  (reduced, row),
+                  (output, flat((1, channels, out, out), 0, c, oy, ox))}
     return cells
 
 
-def expected_backward_trace(c: int, i: int, j: int, kernel: int, stride: int, pad: int) -> set[tuple[str, int]]:
-    """Average pooling's dx cell (0, c, i, j): the dcol cells summed into it and the route back to dout."""
-    channels, size = 3, 4
-    out = (size + 2 * pad - kernel) // stride + 1
-    area = kernel * kernel
-    cells = {("grad_input", flat((1, channels, size, size), 0, c, i, j))}
-    for oy, ox, ky, kx in windows_covering(i, j, kernel, stride, pad, out):
-        window = oy * out + ox
-        row = window * channels + c
-        cells |= {("grad_col", flat((out * out, channels * area), window, c * area + ky * kernel + kx)),
-                  ("grad_rows", flat((out * out * channels, area), row, ky * kernel + kx)),
-                  ("grad_reduced", row),
-                  ("grad_output", flat((1, channels, out, out), 0, c, oy, ox))}
-    return cells
+FORWARD = ("input", "col", "rows", "reduced", "output")
+BACKWARD = ("grad_input", "grad_col", "grad_rows", "grad_reduced", "grad_output")
 
 
 def test_step_forward_and_back(browser: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -267,7 +261,7 @@ def test_hovering_an_input_cell_highlights_exactly_its_route(
     c, i, j = cell
     target = browser.find_element("css selector", f'td[data-step="input"][data-i="{flat((1, 3, 4, 4), 0, c, i, j)}"]')
     ActionChains(browser).move_to_element(target).perform()
-    assert highlighted(browser) == expected_forward_trace(c, i, j, kernel, stride, pad)
+    assert highlighted(browser) == expected_trace(FORWARD, c, i, j, kernel, stride, pad)
     assert "hl-self" in target.get_attribute("class")
 
 
@@ -281,7 +275,7 @@ def test_focusing_a_cell_with_the_keyboard_traces_it(
     browser.execute_script("arguments[0].focus()", first)
     first.send_keys(Keys.TAB)  # to the next cell, input[0, 0, 0, 1]
     assert browser.switch_to.active_element.get_attribute("data-i") == "1"
-    assert highlighted(browser) == expected_forward_trace(0, 0, 1, 2, 2, 0)
+    assert highlighted(browser) == expected_trace(FORWARD, 0, 0, 1, 2, 2, 0)
 
 
 def test_hovering_a_gradient_cell_shows_its_route_back(
@@ -293,7 +287,7 @@ def test_hovering_a_gradient_cell_shows_its_route_back(
     open_page(browser, write_page(tmp_path, argv, capsys))
     target = browser.find_element("css selector", f'td[data-step="grad_input"][data-i="{flat((1, 3, 4, 4), 0, 1, 1, 2)}"]')
     ActionChains(browser).move_to_element(target).perform()
-    assert highlighted(browser) == expected_backward_trace(1, 1, 2, 3, 1, 1)
+    assert highlighted(browser) == expected_trace(BACKWARD, 1, 1, 2, 3, 1, 1)
     # The overlapping windows' shares are summed in the open: nine terms for an inner cell.
     assert browser.find_element("id", "status").text.count(" + ") == 8
 

@@ -52,6 +52,17 @@ def reshape_link(key: str, source_shape: tuple[int, ...], shape: tuple[int, ...]
     return copy_link(key, flat_index(source_shape).reshape(shape))
 
 
+def matmul_links(left_key: str, left: np.ndarray, right_key: str, right: np.ndarray) -> tuple[Link, Link]:
+    """``left @ right``: cell ``[i, j]`` combines row i of ``left`` and column j of ``right``.
+
+    ``left`` ``(I, K)`` and ``right`` ``(K, J)`` hold the flat indices of the operands' cells
+    (a transposed operand is a transposed index array).
+    """
+    shape = (left.shape[0], right.shape[1], left.shape[1])
+    return (Link(left_key, np.broadcast_to(left[:, None, :], shape), copy=False),
+            Link(right_key, np.broadcast_to(right.T[None], shape), copy=False))
+
+
 def im2col_sources(x_shape: tuple[int, ...], window: Window) -> np.ndarray:
     """For each cell of ``im2col(x)``, the flat index of the input cell it copies (-1: padding)."""
     return np.rint(im2col(flat_index(x_shape).astype(np.float64), window.kernel_h, window.kernel_w,
