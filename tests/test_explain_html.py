@@ -263,6 +263,14 @@ def test_hovering_an_input_cell_highlights_exactly_its_route(
     ActionChains(browser).move_to_element(target).perform()
     assert highlighted(browser) == expected_trace(FORWARD, c, i, j, kernel, stride, pad)
     assert "hl-self" in target.get_attribute("class")
+    # Each max it entered says whether it won: it did iff it is the first maximum of its window.
+    padded = np.pad(tutorial_input().astype(float), ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-np.inf)
+    out = (4 + 2 * pad - kernel) // stride + 1
+    for oy, ox, ky, kx in windows_covering(i, j, kernel, stride, pad, out):
+        values = padded[0, c, oy * stride:oy * stride + kernel, ox * stride:ox * stride + kernel].ravel()
+        row = (oy * out + ox) * 3 + c
+        marks = browser.find_element("css selector", f'td[data-step="reduced"][data-i="{row}"]').get_attribute("class")
+        assert ("won" if int(np.argmax(values)) == ky * kernel + kx else "lost") in marks.split()
 
 
 def test_focusing_a_cell_with_the_keyboard_traces_it(
@@ -327,6 +335,20 @@ def test_every_option_combination_opens_without_errors_or_network(
     requests = [json.loads(entry["message"])["message"] for entry in browser.get_log("performance")]
     urls = [event["params"]["request"]["url"] for event in requests if event["method"] == "Network.requestWillBeSent"]
     assert [url for url in urls if not url.startswith(("file:", "data:", "about:"))] == []
+
+
+def test_odd_input_page_crosses_out_what_no_window_reaches(
+    browser: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "odd.npy"
+    np.save(path, ODD_INPUT[0])
+    open_page(browser, write_page(tmp_path, ["--input", str(path), "--backward"], capsys))
+    crossed = {(int(td.get_attribute("data-c")), int(td.get_attribute("data-y")), int(td.get_attribute("data-x")))
+               for td in browser.find_elements("css selector", 'td.unused[data-step="input"]')}
+    assert crossed == {(c, y, x) for c in range(2) for y in range(5) for x in range(5) if y == 4 or x == 4}
+    assert "row 5 and column 5" in browser.find_element("id", "notes").text
+    legend = browser.find_element("id", "legend").text
+    assert "crossed: in no window" in legend and "pale: zero gradient" in legend
 
 
 def test_screenshot(browser: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
