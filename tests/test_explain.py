@@ -218,6 +218,59 @@ def test_conv_backward_equals_torch_autograd() -> None:
     np.testing.assert_allclose(walk.step("grad_input").array, expected, rtol=1e-10, atol=1e-12)
 
 
+def test_conv_filter_and_bias_gradients_equal_torch_autograd() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x, weight = rng.normal(size=(2, 2, 4, 4)), rng.normal(size=(3, 2, 2, 2))
+    walk = conv_walk(x, weight, stride=2, pad=1, backward=True)
+    weight_tensor = torch.tensor(weight, requires_grad=True)
+    bias_tensor = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    out = torch.nn.functional.conv2d(torch.from_numpy(x), weight_tensor, bias_tensor, 2, 1)
+    out.backward(torch.from_numpy(walk.step("grad_output").array))
+    np.testing.assert_allclose(walk.step("grad_weight").array, weight_tensor.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(walk.step("grad_bias").array, bias_tensor.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_product_links_recompute_each_product() -> None:
+    """The trace's links of a matrix product: the cells they name, multiplied and summed, give the cell."""
+    walk = conv_walk(np.random.default_rng(7).normal(size=(1, 2, 4, 4)), backward=True, pad=1)
+    for key in ("product", "grad_col", "grad_weight_col"):
+        step = walk.step(key)
+        left, right = step.sources
+        terms = walk.step(left.key).array.ravel()[left.index] * walk.step(right.key).array.ravel()[right.index]
+        np.testing.assert_allclose(terms.sum(axis=-1), step.array, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_walk_shows_the_filters() -> None:
+    weight = np.arange(2 * 3 * 2 * 2.0).reshape(2, 3, 2, 2)
+    step = conv_walk(tutorial_input(), weight).step("weight")
+    assert step.column is not None and step.outer == "filter"
+    np.testing.assert_array_equal(step.array, weight)
+
+
+def test_odd_input_names_the_rows_and_columns_no_window_reaches() -> None:
+    x = np.arange(2 * 5 * 5.0).reshape(1, 2, 5, 5)
+    walk = pool_walk(x, kernel=2, stride=2)
+    unused = walk.step("input").unused
+    # An input cell is used iff some window's slice (the naive loop's) contains it.
+    used = np.zeros((5, 5), bool)
+    for i, j in np.ndindex(2, 2):
+        used[2 * i:2 * i + 2, 2 * j:2 * j + 2] = True
+    np.testing.assert_array_equal(unused, np.broadcast_to(~used, x.shape))
+    assert any("row 5 and column 5" in note for note in walk.notes)
+    assert pool_walk(tutorial_input()).step("input").unused is None
+    assert not any("no window" in note for note in pool_walk(tutorial_input()).notes)
+
+
+@pytest.mark.parametrize("mode, pad, noted", [("avg", 1, True), ("avg", 0, False), ("max", 1, False)])
+def test_avg_padding_note_says_zeros_count_in_the_divisor(mode: str, pad: int, noted: bool) -> None:
+    walk = pool_walk(tutorial_input(), kernel=3, stride=1, pad=pad, mode=mode)
+    assert any("count in the divisor" in note for note in walk.notes) == noted
+    if noted:  # the claim itself: the corner's mean divides its 4 real cells by 9
+        x = tutorial_input().astype(float)
+        assert walk.forward_result[0, 0, 0, 0] == pytest.approx(x[0, 0, :2, :2].sum() / 9)
+
+
 def test_max_padding_is_minus_infinity_and_never_wins() -> None:
     walk = pool_walk(tutorial_input(), kernel=2, stride=2, pad=1)
     col, padded = walk.step("col").array, walk.step("col").padded
@@ -233,7 +286,8 @@ def test_cli_prints_the_tutorials_arrays(capsys: pytest.CaptureFixture[str]) -> 
     status, out, _ = run_cli(capsys)
     assert status == 0
     for printed in TUTORIAL_STEPS.values():
-        assert squeeze_spaces(printed) in squeeze_spaces(out)
+        # Whole numbers print as integers: "array([[1, 2, 0, ...".
+        assert squeeze_spaces(printed.replace(".", "")) in squeeze_spaces(out)
 
 
 def test_cli_text_gives_each_steps_shape_and_reason(capsys: pytest.CaptureFixture[str]) -> None:
@@ -251,6 +305,19 @@ def test_cli_backward_text(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run_cli(capsys, "--backward")
     assert status == 0
     assert "winners = rows.argmax(axis=1)" in out and "col2im(dcol" in out
+
+
+def test_cli_prints_whole_numbers_as_integers_and_fractions_as_floats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = run_cli(capsys)
+    assert "array([[[[1, 2, 3, 0]," in out and "1." not in out.split("Step 1")[0]
+    _, avg, _ = run_cli(capsys, "--mode", "avg")
+    assert "array([1. , 2.25, 1.75," in squeeze_spaces(avg)  # the means are not whole: floats
+    path = tmp_path / "x.npy"
+    np.save(path, np.full((1, 2, 2), 0.5))
+    _, half, _ = run_cli(capsys, "--input", str(path))
+    assert "0.5" in half
 
 
 def test_cli_padding_note(capsys: pytest.CaptureFixture[str]) -> None:
@@ -333,7 +400,9 @@ def test_npz_archives_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--pad", "2"], ["padding", "half"]),
+    (["--pad", "2"], ["--pad", "half", "--kernel"]),
+    (["--pad", "5"], ["--pad", "--kernel"]),
+    (["--op", "conv", "--kernel", "7"], ["--kernel", "empty"]),
     (["--kernel", "5"], ["empty"]),
     (["--weight", "w.npy"], ["--op conv"]),
     (["--op", "conv", "--mode", "avg"], ["--op pool"]),
@@ -363,7 +432,7 @@ def test_help_stays_free_of_matplotlib_and_module_runs() -> None:
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
     result = subprocess.run([sys.executable, "-m", "colnn", "explain"], capture_output=True, text=True)
-    assert result.returncode == 0 and squeeze_spaces(TUTORIAL_STEP_2) in squeeze_spaces(result.stdout)
+    assert result.returncode == 0 and squeeze_spaces(TUTORIAL_STEP_2.replace(".", "")) in squeeze_spaces(result.stdout)
 
 
 # --- the picture ----------------------------------------------------------------

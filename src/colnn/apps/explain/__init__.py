@@ -3,12 +3,13 @@
 The walk is data (:mod:`.walk`: :class:`Step` and :class:`Walk`), built by
 :func:`pool_walk` and :func:`conv_walk` from shared steps (:mod:`.steps`);
 :mod:`.command` renders it as text and runs the command, :mod:`.plot` draws it
-(matplotlib, imported only for a figure).
+(matplotlib, imported only for a figure), :mod:`.html` writes it as an
+interactive page (``--html``, and :meth:`Walk._repr_html_` in Jupyter).
 """
 
-from .command import register, render_text, run_explain
+from .command import explain, register, render_text, run_explain
 from .conv_walk import conv_walk
 from .pool_walk import pool_walk
 from .walk import Step, Walk, tutorial_input
 
-__all__ = ["Step", "Walk", "pool_walk", "conv_walk", "tutorial_input", "render_text", "run_explain", "register"]
+__all__ = ["explain", "Step", "Walk", "pool_walk", "conv_walk", "tutorial_input", "render_text", "run_explain", "register"]

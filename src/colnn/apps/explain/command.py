@@ -5,7 +5,7 @@ Without arguments it replays the tutorial's example (2x2 max pooling of a
 the backward pass or switch to convolution. The walk itself is computed in
 :mod:`colnn.apps.explain.pool_walk` and :mod:`colnn.apps.explain.conv_walk`; this module prints it and runs the command, and
 :mod:`colnn.apps.explain.plot` (imported only for ``--png``/``--svg``, as it needs
-matplotlib) draws it.
+matplotlib) draws it; :mod:`colnn.apps.explain.html` writes it as a page (``--html``).
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
+from ...core.window import Window
 from .conv_walk import conv_walk
 from .pool_walk import pool_walk
 from .walk import LIMITS, TUTORIAL_SOURCE, Step, Walk, load_array, tutorial_input
 
-__all__ = ["render_text", "run_explain", "register"]
+__all__ = ["explain", "render_text", "run_explain", "register"]
 
 
 # --- text ------------------------------------------------------------------
@@ -31,6 +32,10 @@ TEXT_WIDTH = 100
 
 
 def _format_array(array: np.ndarray) -> str:
+    """NumPy's printed form; whole numbers as integers (the walk computes in float64 for exactness only)."""
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)) \
+            and np.all(np.abs(array) < 2**53):
+        array = array.astype(np.int64)
     with np.printoptions(precision=4, suppress=True, linewidth=TEXT_WIDTH, threshold=10_000):
         return repr(array)
 
@@ -53,6 +58,59 @@ def render_text(walk: Walk) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# --- the walk from settings ------------------------------------------------
+
+
+def explain(
+    x: Any = None,
+    *,
+    op: str = "pool",
+    kernel: int | None = None,
+    stride: int | None = None,
+    pad: int = 0,
+    mode: str | None = None,
+    weight: Any = None,
+    backward: bool = False,
+    source: str | None = None,
+) -> Walk:
+    """The walk ``colnn explain`` shows for these settings; in Jupyter it displays as the page.
+
+    Parameters
+    ----------
+    x : array ``(N, C, H, W)`` or ``(C, H, W)``; None: the tutorial's ``(1, 3, 4, 4)`` example
+    op : ``"pool"`` or ``"conv"``
+    kernel : square window; None: 2 (or, for ``"conv"`` with ``weight``, the weight's size)
+    stride : None: the kernel for pooling, 1 for convolution
+    pad, backward : as in :func:`pool_walk` and :func:`conv_walk`
+    mode : ``"max"`` (default) or ``"avg"``, pooling only
+    weight : ``(FN, C, FH, FW)`` filters, convolution only
+    source : where ``x`` came from, for the text
+
+    Raises
+    ------
+    ValueError
+        for a setting the op does not take, and as :func:`pool_walk` and :func:`conv_walk` do.
+
+    Examples
+    --------
+    >>> walk = explain()  # the tutorial's 2x2 max pooling; a notebook cell shows the page
+    >>> walk.forward_result.shape
+    (1, 3, 2, 2)
+    """
+    if x is None:
+        x, source = tutorial_input(), source or TUTORIAL_SOURCE
+    source = source or "your array"
+    if op == "pool":
+        if weight is not None:
+            raise ValueError("weight is for op='conv'")
+        return pool_walk(x, kernel or 2, stride, pad, mode or "max", backward, source)
+    if op != "conv":
+        raise ValueError(f"op must be 'pool' or 'conv', got {op!r}")
+    if mode is not None:
+        raise ValueError("mode is for op='pool'")
+    return conv_walk(x, weight, kernel or 2, 1 if stride is None else stride, pad, backward, source)
+
+
 # --- command line ----------------------------------------------------------
 
 
@@ -64,24 +122,43 @@ def _walk_from_args(args: argparse.Namespace) -> Walk:
     if args.op == "pool":
         if args.weight is not None:
             raise ValueError("--weight is for --op conv")
-        return pool_walk(x, args.kernel or 2, args.stride, args.pad, args.mode or "max", args.backward, source)
+        kernel = args.kernel or 2
+        # Checked here too, so that an error names the flags rather than pool_walk's arguments.
+        Window.build(x.shape[-2:], kernel, args.stride, args.pad, pooling=True,
+                     kernel_name="--kernel", stride_name="--stride", padding_name="--pad")
+        return explain(x, kernel=kernel, stride=args.stride, pad=args.pad, mode=args.mode,
+                       backward=args.backward, source=source)
     if args.mode is not None:
         raise ValueError("--mode is for --op pool")
     weight = None if args.weight is None else load_array(args.weight, "--weight", (4,))
     if weight is not None and args.kernel is not None and weight.shape[2:] != (args.kernel, args.kernel):
         raise ValueError(f"--kernel {args.kernel} disagrees with the weight's (FH, FW) = {weight.shape[2:]}")
     stride = 1 if args.stride is None else args.stride
-    return conv_walk(x, weight, args.kernel or 2, stride, args.pad, args.backward, source)
+    kernel = (args.kernel or 2, args.kernel or 2) if weight is None else weight.shape[2:]
+    Window.build(x.shape[-2:], kernel, stride, args.pad, kernel_name="--kernel" if weight is None else
+                 "--weight's (FH, FW)", stride_name="--stride", padding_name="--pad")
+    return explain(x, op="conv", kernel=args.kernel, stride=stride, pad=args.pad, weight=weight,
+                   backward=args.backward, source=source)
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    """Print the walk; draw it if asked. Exit status 2 for a bad input or setting, 1 if a figure fails."""
+    """Print the walk; write the page and draw it if asked. Exit status 2 for a bad input or setting,
+    1 if a page or figure cannot be written."""
     try:
         walk = _walk_from_args(args)
     except (ValueError, TypeError) as error:
         print(f"colnn explain: error: {error}", file=sys.stderr)
         return 2
     sys.stdout.write(render_text(walk))
+    if args.html is not None:
+        from .html import save_html
+
+        try:
+            save_html(walk, args.html)
+        except OSError as error:
+            print(f"colnn explain: error: cannot write {args.html}: {error}", file=sys.stderr)
+            return 1
+        print(f"page written to {args.html}")
     figures = [(path, kind) for path, kind in ((args.png, "png"), (args.svg, "svg")) if path is not None]
     if not figures:
         return 0
@@ -139,6 +216,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backward", action="store_true", help="also walk the gradient back to the input")
     parser.add_argument("--png", metavar="FILE", default=None, help="draw the walk as a PNG image")
     parser.add_argument("--svg", metavar="FILE", default=None, help="draw the walk as an SVG image")
+    parser.add_argument("--html", metavar="FILE", default=None,
+                        help="write the walk as one self-contained interactive HTML page (no network needed)")
     parser.add_argument("--dpi", type=_int_in(10, 600), default=100,
                         help="resolution of the PNG in dots per inch (default: 100; one cell is 0.36 inch)")
     parser.set_defaults(run=run_explain)

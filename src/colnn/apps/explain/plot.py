@@ -26,15 +26,12 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .walk import Step, Walk
+from .palette import CHANNEL_COLORS, FILTER_COLORS, PADDING_COLOR
+from ...core.window import Window
+from .walk import BAND_TITLES, Step, Walk, cell_text
 
 __all__ = ["CHANNEL_COLORS", "FILTER_COLORS", "PADDING_COLOR", "UNIT_INCHES", "figure_size", "draw", "save_figure"]
 
-# Light fills so the black numbers stay readable; the first three are the tutorial's.
-CHANNEL_COLORS = ("#f5a04a", "#6cc26c", "#5b9bd5", "#b48ad6", "#e377a8", "#4fc1c1")
-# Convolution outputs are per filter, not per input channel: a palette of their own.
-FILTER_COLORS = ("#c9c0f0", "#f0c0d8", "#bfe6d3", "#e8dcae")
-PADDING_COLOR = "#d9d9d9"
 EDGE_COLOR = "#ffffff"
 CHOSEN_EDGE = "#1a1a1a"
 
@@ -51,12 +48,22 @@ TITLE_LINE = 0.5
 TITLE_CHARS = 30  # wrap panel titles and code to this many characters
 CHAR_UNITS = 8.5 * 0.62 / 72 / UNIT_INCHES  # width of one 8.5 pt character, in cells
 HEADLINE_POINTS = 12
+ROW_LABEL_POINTS = 7.5
+WINDOW_COLORS = ("#1a1a1a", "#7a1f1f", "#1f3f77", "#4d4d00")  # window outlines, cycled for neighbours
+GRADIENT_BANDS = ("backward", "parameters")
 
 
 def _channel_label(step: Step, image: int, channel: int, batch: int) -> str:
     kind = "filter" if step.palette == "filter" else "channel"
-    prefix = f"image {image + 1}, " if batch > 1 else ""
+    prefix = f"{step.outer} {image + 1}, " if batch > 1 or step.outer != "image" else ""
     return f"{prefix}{kind} {channel + 1}"
+
+
+def _row_label_width(step: Step) -> float:
+    """Room in cells left of a matrix for its row labels (``w3``: window 3)."""
+    if step.row_labels is None or step.array.ndim == 4:
+        return 0.0
+    return max(len(label) for label in step.row_labels) * CHAR_UNITS * ROW_LABEL_POINTS / 8.5 + 0.3
 
 
 def _wrap_code(code: str) -> list[str]:
@@ -98,8 +105,8 @@ def _block_size(step: Step) -> tuple[float, float]:
         slot_w, slot_h = _plane_slot(step)
         return batch * slot_w + (batch - 1) * IMAGE_GAP, channels * slot_h + (channels - 1) * GRID_GAP
     if array.ndim == 2:
-        return float(array.shape[1]), float(array.shape[0])
-    return 1.0, float(array.shape[0])
+        return array.shape[1] + _row_label_width(step), float(array.shape[0])
+    return 1.0 + _row_label_width(step), float(array.shape[0])
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,7 @@ def _layout(walk: Walk) -> _Layout:
         x += column_width[column] + COLUMN_GAP
     blocks, titles, bands = {}, {}, {}
     y = MARGIN + HEADER
-    for band in ("forward", "backward"):
+    for band in BAND_TITLES:
         members = [step for step in drawn if step.band == band]
         if not members:
             continue
@@ -163,14 +170,6 @@ def figure_size(walk: Walk) -> tuple[float, float]:
     return _whole_inches(layout.width * UNIT_INCHES), _whole_inches(layout.height * UNIT_INCHES)
 
 
-def _cell_text(value: float) -> str:
-    if np.isinf(value):
-        return "-inf" if value < 0 else "inf"
-    if float(value).is_integer() and abs(value) < 1e5:
-        return str(int(value))
-    return f"{value:.3g}"
-
-
 def _lighter(color: str, amount: float = 0.6) -> tuple[float, float, float]:
     red, green, blue = to_rgb(color)
     return red + (1 - red) * amount, green + (1 - green) * amount, blue + (1 - blue) * amount
@@ -186,11 +185,17 @@ class _Painter:
 
     def __init__(self, axes: Axes, pad_value: float) -> None:
         self.axes = axes
-        self.pad_text = _cell_text(pad_value)
+        self.pad_text = cell_text(pad_value)
         self.fade_zeros = False  # in a gradient, the zeros are where nothing flows
+        self.font_size = 9.0  # one size per block, so that a column of values reads evenly
 
     def value_cell(self, x: float, y: float, value: float, fill: str, chosen: bool) -> None:
         self.cell(x, y, value, fill, chosen=chosen, faded=self.fade_zeros and value == 0)
+
+    def fit_font(self, step: Step) -> None:
+        """The largest of three sizes at which the block's longest value fits a cell."""
+        longest = max([len(cell_text(v)) for v in np.ravel(step.array)] + [len(self.pad_text)])
+        self.font_size = 9 if longest <= 3 else 7.5 if longest <= 5 else 6.5
 
     def cell(
         self, x: float, y: float, value: float | None, fill: str, *, chosen: bool = False, faded: bool = False
@@ -200,10 +205,9 @@ class _Painter:
             (x, y), 1, 1, facecolor=face, edgecolor=CHOSEN_EDGE if chosen else EDGE_COLOR,
             linewidth=2.2 if chosen else 1.0, zorder=3 if chosen else 2,
         ))
-        text = self.pad_text if value is None else _cell_text(value)
-        size = 9 if len(text) <= 3 else 7.5 if len(text) <= 5 else 6.5
+        text = self.pad_text if value is None else cell_text(value)
         self.axes.text(
-            x + 0.5, y + 0.52, text, ha="center", va="center", fontsize=size, zorder=4,
+            x + 0.5, y + 0.52, text, ha="center", va="center", fontsize=self.font_size, zorder=4,
             color="#666666" if fill == PADDING_COLOR else "black", fontweight="bold" if chosen else "normal",
         )
 
@@ -215,6 +219,11 @@ class _Painter:
             return
         cells = array.reshape(array.shape[0], -1)  # a vector is drawn as a column
         shape = cells.shape
+        label_width = _row_label_width(step)
+        for row, label in enumerate(step.row_labels or ()):
+            self.axes.text(left + label_width - 0.15, top + row + 0.52, label, ha="right", va="center",
+                           fontsize=ROW_LABEL_POINTS, color="#333333")
+        left += label_width
         channel = np.zeros(shape, int) if step.channel is None else np.reshape(step.channel, shape)
         padded = np.zeros(shape, bool) if step.padded is None else np.reshape(step.padded, shape)
         chosen = np.zeros(shape, bool) if step.chosen is None else np.reshape(step.chosen, shape)
@@ -242,8 +251,46 @@ class _Painter:
                 if 0 <= inside_row < height and 0 <= inside_column < width:
                     self.value_cell(x0 + column, y0 + row, step.array[image, channel, inside_row, inside_column],
                                     fill, bool(chosen[image, channel, inside_row, inside_column]))
+                    if step.unused is not None and step.unused[image, channel, inside_row, inside_column]:
+                        self._cross(x0 + column, y0 + row)
                 else:
                     self.cell(x0 + column, y0 + row, None, PADDING_COLOR)
+            if self.windows is not None:
+                self._windows(image, channel, x0 + pad_w, y0 + pad_h)
+
+    windows: Window | None = None  # set for the input: draw its windows on every plane
+
+    def _cross(self, x: float, y: float) -> None:
+        """An input cell no window covers: crossed out, as the note says."""
+        for start, end in (((x + 0.12, y + 0.12), (x + 0.88, y + 0.88)), ((x + 0.12, y + 0.88), (x + 0.88, y + 0.12))):
+            self.axes.plot(*zip(start, end), color="#555555", linewidth=1.1, zorder=5)
+
+    def _windows(self, image: int, channel: int, x0: float, y0: float) -> None:
+        """Outline windows on one plane, numbered as their im2col rows (w1, w2, ...).
+
+        Windows side by side are all drawn on every plane. Overlapping ones would hide the
+        numbers, so then only the first window and its neighbours to the right and below are
+        drawn, on channel 1, in different insets and colours: they show the stride.
+        """
+        window = self.windows
+        overlap = window.stride_h < window.kernel_h or window.stride_w < window.kernel_w
+        if overlap and channel > 0:
+            return
+        shown = [(0, 0), (0, 1), (1, 0)] if overlap else list(np.ndindex(window.out_h, window.out_w))
+        for out_y, out_x in shown:
+            if out_y >= window.out_h or out_x >= window.out_w:
+                continue
+            number = (image * window.out_h + out_y) * window.out_w + out_x + 1
+            style = (out_y % 2) * 2 + out_x % 2 if overlap else 0
+            inset = 0.05 + 0.09 * style
+            top, left = y0 + out_y * window.stride_h - window.pad_h, x0 + out_x * window.stride_w - window.pad_w
+            color = WINDOW_COLORS[style]
+            self.axes.add_patch(Rectangle(
+                (left + inset, top + inset), window.kernel_w - 2 * inset, window.kernel_h - 2 * inset,
+                fill=False, edgecolor=color, linewidth=1.4, linestyle="-" if style == 0 else "--", zorder=6,
+            ))
+            self.axes.text(left + inset + 0.04, top + inset + 0.03, f"w{number}", fontsize=5.5, color=color,
+                           ha="left", va="top", zorder=6)
 
 
 def _title(axes: Axes, step: Step, centre: float, bottom: float) -> None:
@@ -259,10 +306,13 @@ def _title(axes: Axes, step: Step, centre: float, bottom: float) -> None:
 
 
 def _arrows(axes: Axes, walk: Walk, layout: _Layout) -> None:
-    """Join consecutive drawn steps of each band, in the walk's order."""
+    """Join consecutive drawn steps of each band, in the walk's order, where the second is made in that band."""
     for band in layout.bands:
         members = [step for step in walk.steps if step.band == band and step.column is not None]
+        keys = {step.key for step in members}
         for source, target in zip(members, members[1:]):
+            if not any(link.key in keys for link in target.sources):
+                continue  # made from another band's arrays (W_col from W, dW from col and dout)
             (source_x, top), (target_x, _) = layout.blocks[source.key], layout.blocks[target.key]
             source_w, source_h = _block_size(source)
             target_w, target_h = _block_size(target)
@@ -288,19 +338,28 @@ def _header(axes: Axes, walk: Walk, layout: _Layout) -> None:
                     swatches.append(swatch)
     if any(step.padded is not None and step.padded.any() for step in walk.steps):
         swatches.append(("padding", PADDING_COLOR, False))
-    if any(step.chosen is not None for step in walk.steps):
-        swatches.append(("the max of its row", CHANNEL_COLORS[0], True))
+    if any(step.chosen is not None and step.band == "forward" for step in walk.steps):
+        swatches.append(("the max of its row", CHANNEL_COLORS[0], "chosen"))
+    if any(step.band in GRADIENT_BANDS for step in walk.steps):
+        swatches.append(("pale: zero gradient", CHANNEL_COLORS[0], "pale"))
+    if any(step.unused is not None for step in walk.steps):
+        swatches.append(("crossed: in no window", CHANNEL_COLORS[0], "crossed"))
+    if walk.window is not None:
+        swatches.append(("w3: window 3 = row 3 of im2col", "#ffffff", "window"))
     x, y = MARGIN, MARGIN + 1.1
-    for label, color, chosen in swatches:
+    for label, color, style in swatches:
+        face = _darker(color) if style == "chosen" else _lighter(color) if style == "pale" else color
         axes.add_patch(Rectangle(
-            (x, y), 0.7, 0.7, facecolor=_darker(color) if chosen else color,
-            edgecolor=CHOSEN_EDGE if chosen else "#999999", linewidth=2.0 if chosen else 0.6,
+            (x, y), 0.7, 0.7, facecolor=face, edgecolor=CHOSEN_EDGE if style in ("chosen", "window") else "#999999",
+            linewidth=2.0 if style == "chosen" else 1.3 if style == "window" else 0.6,
         ))
+        if style == "crossed":
+            axes.plot([x + 0.1, x + 0.6], [y + 0.1, y + 0.6], [x + 0.1, x + 0.6], [y + 0.6, y + 0.1],
+                      color="#555555", linewidth=1.0)
         axes.text(x + 0.95, y + 0.38, label, fontsize=9, va="center")
         x += 1.6 + len(label) * CHAR_UNITS
-    band_text = {"forward": "Forward: left to right", "backward": "Backward: the gradient, right to left"}
     for band, top in layout.bands.items():
-        axes.text(MARGIN, top + 0.2, band_text[band], fontsize=10.5, fontweight="bold", va="top", color="#333333")
+        axes.text(MARGIN, top + 0.2, BAND_TITLES[band], fontsize=10.5, fontweight="bold", va="top", color="#333333")
 
 
 def draw(walk: Walk) -> Figure:
@@ -318,7 +377,9 @@ def draw(walk: Walk) -> Figure:
     for step in walk.steps:
         if step.column is None:
             continue
-        painter.fade_zeros = step.band == "backward"
+        painter.fade_zeros = step.key.startswith("grad_")  # a gradient, not e.g. the winners' offsets
+        painter.windows = walk.window if step.key == "input" else None
+        painter.fit_font(step)
         painter.block(step, *layout.blocks[step.key])
         _title(axes, step, *layout.titles[step.key])
     _arrows(axes, walk, layout)

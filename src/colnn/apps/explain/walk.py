@@ -25,9 +25,13 @@ import numpy as np
 
 from ...core.arrayfile import ArrayFileError, read_npy
 from ...core.checks import check_array
+from ...core.window import Window
 
 __all__ = [
+    "BAND_TITLES",
+    "Link",
     "Step",
+    "cell_text",
     "Walk",
     "Limits",
     "LIMITS",
@@ -39,6 +43,24 @@ __all__ = [
 ]
 
 TUTORIAL_SOURCE = "the tutorial's example"
+
+
+@dataclass(frozen=True, eq=False)
+class Link:
+    """Where the cells of a step take their values from, in an earlier step.
+
+    ``index[..., k]`` is the flat index of a cell of step ``key`` that the cell
+    ``[...]`` reads, or -1 (padding, a constant, fewer sources than ``k``).
+    ``copy``: the cell holds that one value unchanged (im2col, a reshape);
+    otherwise it combines its sources (a max, a mean, a product, a sum).
+    The page's trace-a-number follows these links.
+    """
+
+    key: str
+    index: np.ndarray
+    copy: bool
+
+
 @dataclass(frozen=True, eq=False)
 class Step:
     """One array of the walk, with what a reader needs to follow it.
@@ -59,6 +81,11 @@ class Step:
     padded : for each cell, whether it is padding
     chosen : for each cell, whether it is the one its row's maximum took
     ring : padding ``(pad_h, pad_w)`` to draw around each plane of a 4-D array
+    sources : the earlier steps its cells come from (:class:`Link`)
+    row_labels : for a matrix or vector, what each row is (``"w1"``: window 1)
+    column_labels : for a matrix, what each column is (``"ch 1"``, ``"filter 2"``)
+    unused : for the input, the cells no window covers
+    outer : for a 4-D array, what its first axis counts (``"image"``, ``"filter"``)
     """
 
     key: str
@@ -74,6 +101,11 @@ class Step:
     padded: np.ndarray | None = None
     chosen: np.ndarray | None = None
     ring: tuple[int, int] = (0, 0)
+    sources: tuple[Link, ...] = ()
+    row_labels: tuple[str, ...] | None = None
+    column_labels: tuple[str, ...] | None = None
+    unused: np.ndarray | None = None
+    outer: str = "image"
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -84,7 +116,9 @@ class Step:
 class Walk:
     """A whole walk: its settings, its steps in order, and notes for the reader.
 
-    ``pad_value`` is what a padded cell holds (``-inf`` for max pooling, else 0).
+    ``pad_value`` is what a padded cell holds (``-inf`` for max pooling, else 0);
+    ``window`` is the geometry of the windows (one row of im2col each).
+    In Jupyter a walk shows as the interactive page of :mod:`.html`.
     """
 
     headline: str
@@ -92,6 +126,12 @@ class Walk:
     pad_value: float
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = field(default=())
+    window: Window | None = None
+
+    def _repr_html_(self) -> str:
+        from .html import render_html
+
+        return render_html(self, inline=True)
 
     def step(self, key: str) -> Step:
         """The step called ``key``; KeyError lists the keys there are."""
@@ -104,6 +144,24 @@ class Walk:
     def forward_result(self) -> np.ndarray:
         """The last forward array: the layer's output ``(N, C', out_h, out_w)``."""
         return [s for s in self.steps if s.band == "forward"][-1].array
+
+
+# What each band of steps is, as the figure and the page title it.
+BAND_TITLES = {
+    "filters": "The filters W (Step 2 lays each one out as a column of W_col)",
+    "forward": "Forward: left to right",
+    "backward": "Backward: the gradient, right to left",
+    "parameters": "Backward to the filters: dW and db",
+}
+
+
+def cell_text(value: float) -> str:
+    """A cell's value as drawn in the figure and the page: whole numbers without a point, -inf as a short sign."""
+    if np.isinf(value):
+        return "\u2212\u221e" if value < 0 else "\u221e"
+    if float(value).is_integer() and abs(value) < 1e5:
+        return str(int(value))
+    return f"{value:.3g}"
 
 
 # --- limits ----------------------------------------------------------------
