@@ -126,7 +126,8 @@ class _BookNet:
             When the file is missing or not a colnn network.
         """
         loaded = Network.load(_npz_path(file_name))
-        if loaded.architecture()["layers"] != self.network.architecture()["layers"]:
+        shapes = [{key: value.shape for key, value in network.params.items()} for network in (loaded, self.network)]
+        if loaded.architecture()["layers"] != self.network.architecture()["layers"] or shapes[0] != shapes[1]:
             raise ValueError(f"{file_name}: holds another architecture than this {type(self).__name__}")
         for mine, theirs in zip(self.layers, loaded.layers):
             for name, array in mine.params.items():
