@@ -48,6 +48,9 @@ DEFAULT_OPTIMIZER = "adam"
 DEFAULT_FILTER_NUM = 30
 DEFAULT_FILTER_SIZE = 3
 DEFAULT_HIDDEN_SIZE = 100
+# DeepConvNet costs about 8x SimpleConvNet per image; on mnist5k with the shifted
+# copies these reach 98% test accuracy (README, "Train a CNN").
+DEEP_DEFAULTS = {"epochs": 8, "batch_size": 100}
 
 
 @dataclass
@@ -325,8 +328,17 @@ def _threads(count: int) -> Iterator[None]:
         set_num_threads(previous)
 
 
+def _apply_model_defaults(args: argparse.Namespace) -> None:
+    """Fill ``--epochs`` and ``--batch-size`` left unset with the defaults of ``--model``."""
+    defaults = DEEP_DEFAULTS if args.model == "deep" else {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """``colnn train``: returns 0, or 1 after a one-line error on stderr."""
+    _apply_model_defaults(args)
     augment = args.data is None if args.augment is None else args.augment
     try:
         data = _load_data(args.data, args.dataset).limit_train(args.limit)
@@ -396,8 +408,10 @@ def register(subparsers: Any) -> None:
     train.add_argument("--model", choices=MODELS, default="simple",
                        help="the book's SimpleConvNet (sized by --filter-num, --filter-size, --hidden-size) "
                             "or its eight-layer DeepConvNet with dropout; default: %(default)s")
-    train.add_argument("--epochs", type=_positive_int, metavar="N", default=DEFAULT_EPOCHS, help="default: %(default)s")
-    train.add_argument("--batch-size", type=_positive_int, metavar="N", default=DEFAULT_BATCH_SIZE, help="default: %(default)s")
+    train.add_argument("--epochs", type=_positive_int, metavar="N",
+                       help=f"default: {DEFAULT_EPOCHS} ({DEEP_DEFAULTS['epochs']} for --model deep)")
+    train.add_argument("--batch-size", type=_positive_int, metavar="N",
+                       help=f"default: {DEFAULT_BATCH_SIZE} ({DEEP_DEFAULTS['batch_size']} for --model deep)")
     train.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, help="learning rate; default: %(default)s")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULT_OPTIMIZER,
                        help="default: %(default)s")
