@@ -67,14 +67,8 @@ def test_matches_the_hand_written_formula(optimizer, rule):
     np.testing.assert_allclose(run(optimizer), reference(rule), rtol=1e-12, atol=1e-15)
 
 
-def test_matches_torch_optim(torch):
-    pairs = [
-        (SGD(lr=0.1), lambda w: torch.optim.SGD([w], lr=0.1)),
-        # torch's velocity is ours divided by -lr; with a constant lr the steps agree.
-        (Momentum(lr=0.05, momentum=0.8), lambda w: torch.optim.SGD([w], lr=0.05, momentum=0.8)),
-        (AdaGrad(lr=0.3, eps=1e-10), lambda w: torch.optim.Adagrad([w], lr=0.3, eps=1e-10)),
-        (Adam(lr=0.2, beta1=0.8, beta2=0.95), lambda w: torch.optim.Adam([w], lr=0.2, betas=(0.8, 0.95))),
-    ]
+def assert_matches_torch(torch, pairs):
+    """Run each pair (ours, a torch.optim factory) on the quadratic; the parameters must agree."""
     for ours, make_theirs in pairs:
         weight = torch.tensor(START.copy(), requires_grad=True)
         theirs = make_theirs(weight)
@@ -83,6 +77,17 @@ def test_matches_torch_optim(torch):
             (0.5 * (torch.tensor(CURVATURE) * weight ** 2).sum()).backward()
             theirs.step()
         np.testing.assert_allclose(run(ours), weight.detach().numpy(), rtol=1e-12, atol=1e-15, err_msg=repr(ours))
+
+
+def test_matches_torch_optim(torch):
+    pairs = [
+        (SGD(lr=0.1), lambda w: torch.optim.SGD([w], lr=0.1)),
+        # torch's velocity is ours divided by -lr; with a constant lr the steps agree.
+        (Momentum(lr=0.05, momentum=0.8), lambda w: torch.optim.SGD([w], lr=0.05, momentum=0.8)),
+        (AdaGrad(lr=0.3, eps=1e-10), lambda w: torch.optim.Adagrad([w], lr=0.3, eps=1e-10)),
+        (Adam(lr=0.2, beta1=0.8, beta2=0.95), lambda w: torch.optim.Adam([w], lr=0.2, betas=(0.8, 0.95))),
+    ]
+    assert_matches_torch(torch, pairs)
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -173,14 +178,7 @@ def test_book_optimizers_match_torch_optim(torch):
         (Nesterov(lr=0.05, momentum=0.8), lambda w: torch.optim.SGD([w], lr=0.05, momentum=0.8, nesterov=True)),
         (RMSprop(lr=0.02, decay_rate=0.9, eps=1e-8), lambda w: torch.optim.RMSprop([w], lr=0.02, alpha=0.9, eps=1e-8)),
     ]
-    for ours, make_theirs in pairs:
-        weight = torch.tensor(START.copy(), requires_grad=True)
-        theirs = make_theirs(weight)
-        for _ in range(STEPS):
-            theirs.zero_grad()
-            (0.5 * (torch.tensor(CURVATURE) * weight ** 2).sum()).backward()
-            theirs.step()
-        np.testing.assert_allclose(run(ours), weight.detach().numpy(), rtol=1e-12, atol=1e-15, err_msg=repr(ours))
+    assert_matches_torch(torch, pairs)
 
 
 def test_book_optimizers_have_the_books_names_and_defaults():

@@ -172,7 +172,7 @@ class Adam(Optimizer):
         param -= self.lr * first_unbiased / (np.sqrt(second_unbiased) + self.eps)
 
 
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient (the book's ``Nesterov(lr=0.01, momentum=0.9)``, chapter 6.1)::
 
         v = momentum * v - lr * g
@@ -190,14 +190,13 @@ class Nesterov(Optimizer):
     """
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(lr)
-        self.momentum = _check_number(momentum, "momentum", below_one=True)
-        self._velocity: dict[str, np.ndarray] = {}
+        super().__init__(lr, momentum)  # the book's defaults
 
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
         velocity = self._state(self._velocity, key, param)
         velocity *= self.momentum
         velocity -= self.lr * grad
+        # A look-ahead along the new velocity (torch.optim.SGD with nesterov=True).
         param += self.momentum * velocity - self.lr * grad
 
 
