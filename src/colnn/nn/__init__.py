@@ -5,7 +5,10 @@ what ``backward`` needs; :mod:`.network` chains them and saves them without
 pickle; :mod:`.optim` updates their parameters in place.
 """
 
+from .activation import Sigmoid
+from .dropout import Dropout
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
+from .normalization import BatchNorm2d, BatchNormalization
 from .network import ModelFileError, Network, simple_conv_net
 
 __all__ = [
@@ -17,6 +20,10 @@ __all__ = [
     "Relu",
     "Affine",
     "SoftmaxWithLoss",
+    "Sigmoid",
+    "Dropout",
+    "BatchNormalization",
+    "BatchNorm2d",
     "Network",
     "ModelFileError",
     "simple_conv_net",

@@ -23,7 +23,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.arrayfile import ArrayFileError, read_npz, write_whole
+from .activation import Sigmoid
+from .dropout import Dropout
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
+from .normalization import BatchNorm2d, BatchNormalization
 
 __all__ = ["Network", "ModelFileError", "simple_conv_net"]
 
@@ -55,10 +58,30 @@ def _layer_config(layer: Layer) -> dict[str, Any]:
         return {"type": "AvgPool2d", "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
                 "padding": list(layer.padding), "ceil_mode": layer.ceil_mode,
                 "count_include_pad": layer.count_include_pad, "divisor_override": layer.divisor_override}
-    if kind in (Affine, Relu):
+    if kind in (Affine, Relu, Sigmoid):
         return {"type": kind.__name__}
-    raise TypeError(f"cannot save a layer of type {kind.__name__}; "
-                    "supported: Convolution, MaxPool2d, Pooling, AvgPool2d, Affine, Relu")
+    if kind is Dropout:
+        return {"type": "Dropout", "dropout_ratio": layer.dropout_ratio}
+    if kind is BatchNormalization:
+        return {"type": "BatchNormalization", "momentum": layer.momentum, "eps": layer.eps}
+    if kind is BatchNorm2d:
+        return {"type": "BatchNorm2d", "num_features": layer.num_features, "eps": layer.eps,
+                "momentum": layer.momentum}
+    raise TypeError(f"cannot save a layer of type {kind.__name__}; supported: Convolution, MaxPool2d, "
+                    "Pooling, AvgPool2d, Affine, Relu, Sigmoid, Dropout, BatchNormalization, BatchNorm2d")
+
+
+def _batch_norm_2d(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> BatchNorm2d:
+    layer = BatchNorm2d(config["num_features"], config["eps"], config["momentum"], dtype=arrays["weight"].dtype)
+    for name, array in arrays.items():
+        setattr(layer, name, _feature_array(array, layer.num_features, name))
+    return layer
+
+
+def _feature_array(array: np.ndarray, size: int, name: str) -> np.ndarray:
+    if array.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},), got {array.shape}")
+    return np.array(array, copy=True)
 
 
 _LAYER_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], Layer]] = {
@@ -69,8 +92,18 @@ _LAYER_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], Lay
                                         c["count_include_pad"], c["divisor_override"]),
     "Affine": lambda c, p: Affine(p["W"], p["b"]),
     "Relu": lambda c, p: Relu(),
+    "Sigmoid": lambda c, p: Sigmoid(),
+    "Dropout": lambda c, p: Dropout(c["dropout_ratio"]),
+    "BatchNormalization": lambda c, p: BatchNormalization(p["gamma"], p["beta"], c["momentum"], p["running_mean"],
+                                                          p["running_var"], eps=c["eps"]),
+    "BatchNorm2d": _batch_norm_2d,
 }
-_PARAM_NAMES = {"Convolution": ("W", "b"), "Affine": ("W", "b")}
+# Learnable parameters and then buffers (running estimates), as saved by Network.save.
+_PARAM_NAMES = {"Convolution": ("W", "b"), "Affine": ("W", "b"),
+                "BatchNormalization": ("gamma", "beta", "running_mean", "running_var"),
+                "BatchNorm2d": ("weight", "bias", "running_mean", "running_var")}
+# Layers whose forward depends on the mode: ``forward(x, train_flg)``.
+_MODE_LAYERS = (Dropout, BatchNormalization, BatchNorm2d)
 
 
 class Network:
@@ -128,26 +161,28 @@ class Network:
 
     # --- computation -------------------------------------------------------
 
-    def predict(self, x: Any) -> np.ndarray:
+    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
         """Scores ``(N, K)`` (before softmax) for inputs ``x`` ``(N, C, H, W)``.
 
         ``x`` is converted to the parameters' dtype, so float64 or uint8 inputs
         run a float32 network in float32; the caller's array is not modified.
+        ``train_flg`` is passed to the layers whose forward depends on it
+        (dropout, batch normalisation): False, the default, evaluates.
         """
         out = np.asarray(x)
         if self.params and out.dtype != self.dtype:
             out = out.astype(self.dtype)
         for layer in self.layers:
-            out = layer.forward(out)
+            out = layer.forward(out, train_flg) if isinstance(layer, _MODE_LAYERS) else layer.forward(out)
         return out
 
-    def loss(self, x: Any, t: Any) -> float:
+    def loss(self, x: Any, t: Any, train_flg: bool = False) -> float:
         """Mean cross-entropy of the softmax of :meth:`predict` against labels ``t`` ``(N,)`` or one-hot."""
-        return self.loss_layer.forward(self.predict(x), t)
+        return self.loss_layer.forward(self.predict(x, train_flg), t)
 
     def loss_and_gradient(self, x: Any, t: Any) -> tuple[float, dict[str, np.ndarray]]:
-        """One forward and backward pass: ``(loss, grads)``, grads keyed like :attr:`params`."""
-        loss = self.loss(x, t)
+        """One training-mode forward and backward pass: ``(loss, grads)``, grads keyed like :attr:`params`."""
+        loss = self.loss(x, t, train_flg=True)
         dout = self.loss_layer.backward(1.0)
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
@@ -184,8 +219,9 @@ class Network:
 
         The file is written beside ``path`` first and then renamed onto it, so a
         failure halfway (a full disk) leaves any earlier file at ``path`` whole.
+        Batch normalisation's running statistics are saved with the weights.
         """
-        arrays = dict(self.params)
+        arrays = {**self.params, **self._by_name(lambda layer: getattr(layer, "buffers", {}))}
         arrays[ARCHITECTURE_KEY] = np.array(json.dumps(self.architecture()))
 
         def write(partial: Path) -> None:

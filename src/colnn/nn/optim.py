@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "Adam", "OPTIMIZERS", "make_optimizer"]
+__all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "Adam", "Nesterov", "RMSprop", "OPTIMIZERS", "make_optimizer"]
 
 
 def _check_number(value: Any, name: str, *, allow_zero: bool = True, below_one: bool = False) -> float:
@@ -182,7 +182,66 @@ class Adam(Optimizer):
         param -= self.lr * first_unbiased / (np.sqrt(second_unbiased) + self.eps)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adagrad": AdaGrad, "adam": Adam}
+class Nesterov(Momentum):
+    """Nesterov's accelerated gradient (the book's ``Nesterov(lr=0.01, momentum=0.9)``, chapter 6.1)::
+
+        v = momentum * v - lr * g
+        p += momentum * v - lr * g
+
+    This is ``torch.optim.SGD(nesterov=True)``'s update (Sutskever et al., 2013,
+    rewritten so that the gradient is taken at the parameters themselves).
+
+    Examples
+    --------
+    >>> p = {"w": np.array([1.0])}
+    >>> Nesterov(lr=0.1, momentum=0.5).update(p, {"w": np.array([1.0])})
+    >>> p["w"]  # 1 + 0.5 * (-0.1) - 0.1
+    array([0.85])
+    """
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(lr, momentum)  # the book's defaults
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        velocity = self._state(self._velocity, key, param)
+        velocity *= self.momentum
+        velocity -= self.lr * grad
+        # A look-ahead along the new velocity (torch.optim.SGD with nesterov=True).
+        param += self.momentum * velocity - self.lr * grad
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton, 2012; the book's ``RMSprop(lr=0.01, decay_rate=0.99)``)::
+
+        h = decay_rate * h + (1 - decay_rate) * g**2
+        p -= lr * g / (sqrt(h) + eps)
+
+    This is ``torch.optim.RMSprop``'s update with ``alpha=decay_rate`` (no
+    momentum, not centered).
+
+    Examples
+    --------
+    >>> p = {"w": np.array([1.0])}
+    >>> RMSprop(lr=0.1, decay_rate=0.75, eps=0.0).update(p, {"w": np.array([2.0])})
+    >>> p["w"]  # h = 0.25 * 4 = 1, so the step is 0.1 * 2 / 1
+    array([0.8])
+    """
+
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, eps: float = 1e-7) -> None:
+        super().__init__(lr)
+        self.decay_rate = _check_number(decay_rate, "decay_rate", below_one=True)
+        self.eps = _check_number(eps, "eps")
+        self._squares: dict[str, np.ndarray] = {}
+
+    def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        squares = self._state(self._squares, key, param)
+        squares *= self.decay_rate
+        squares += (1.0 - self.decay_rate) * grad * grad
+        param -= self.lr * grad / (np.sqrt(squares) + self.eps)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adagrad": AdaGrad, "adam": Adam,
+                                          "nesterov": Nesterov, "rmsprop": RMSprop}
 
 
 def make_optimizer(name: str, lr: float | None = None) -> Optimizer:

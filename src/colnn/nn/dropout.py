@@ -1,0 +1,74 @@
+"""The book's ``Dropout`` layer (chapter 6.4.3), with a random generator of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .layers import Layer
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Layer):
+    """Zero each input element with probability ``dropout_ratio`` while training.
+
+    The book's semantics (chapter 6.4.3), which differ from ``torch.nn.Dropout``
+    by where the scale goes: training keeps the surviving elements as they are
+    (``x * mask``) and evaluation multiplies everything by ``1 - dropout_ratio``,
+    where PyTorch divides the survivors by ``1 - p`` and leaves evaluation alone.
+    Both give the same expected output in training and evaluation.
+
+    Parameters
+    ----------
+    dropout_ratio : probability of dropping an element, in [0, 1)
+    seed : seed of the layer's own ``numpy.random.Generator`` (None: fresh
+        randomness); the global NumPy random state is never used. ``rng`` may
+        be replaced by any Generator, e.g. to replay a mask.
+
+    ``forward(x, train_flg=True)``: any shape -> the same shape and dtype;
+    ``backward(dout)`` passes the gradient through the last training mask
+    (or scales it by ``1 - dropout_ratio`` after an evaluation forward).
+
+    Examples
+    --------
+    >>> layer = Dropout(0.5, seed=0)
+    >>> out = layer.forward(np.ones(8))
+    >>> bool(np.all((out == 0) | (out == 1))), layer.forward(np.ones(2), train_flg=False)
+    (True, array([0.5, 0.5]))
+    """
+
+    def __init__(self, dropout_ratio: float = 0.5, *, seed: int | None = None) -> None:
+        if isinstance(dropout_ratio, bool) or not isinstance(dropout_ratio, (int, float, np.integer, np.floating)):
+            raise TypeError(f"dropout_ratio must be a number, got {dropout_ratio!r}")
+        if not 0 <= float(dropout_ratio) < 1:
+            raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+        self.dropout_ratio = float(dropout_ratio)
+        self.rng = np.random.default_rng(seed)
+        self.mask: np.ndarray | None = None  # kept elements of the last training forward
+        self._scale: float | None = None  # set instead of mask by an evaluation forward
+
+    def __repr__(self) -> str:
+        return f"Dropout(dropout_ratio={self.dropout_ratio})"
+
+    def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"x must be a floating array, got dtype {x.dtype}")
+        if train_flg:
+            mask = self.rng.random(x.shape) >= self.dropout_ratio
+            self.mask, self._scale = mask, None
+            return np.where(mask, x, np.zeros((), dtype=x.dtype))
+        self.mask, self._scale = None, 1.0 - self.dropout_ratio
+        return x * x.dtype.type(self._scale)
+
+    def backward(self, dout: Any) -> np.ndarray:
+        dout = np.asarray(dout)
+        if self._scale is not None:
+            return dout * dout.dtype.type(self._scale)
+        if self.mask is None:
+            raise RuntimeError("Dropout.backward called before forward")
+        if dout.shape != self.mask.shape:
+            raise ValueError(f"dout must have the forward output's shape {self.mask.shape}, got {dout.shape}")
+        return np.where(self.mask, dout, np.zeros((), dtype=dout.dtype))

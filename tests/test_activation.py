@@ -1,0 +1,41 @@
+"""Sigmoid against torch.sigmoid and finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reference import numerical_gradient
+
+from colnn.nn import Sigmoid
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_matches_torch_forward_and_backward(torch, rng, dtype):
+    x = (rng.normal(size=(3, 4, 5)) * 10).astype(dtype)
+    x[0, 0, :2] = [800.0, -800.0]  # exp overflows here unless the form is chosen by sign
+    dout = rng.normal(size=x.shape).astype(dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    torch.sigmoid(xt).backward(torch.from_numpy(dout))
+    layer = Sigmoid()
+    with np.errstate(over="raise", invalid="raise"):
+        out = layer.forward(x)
+    dx = layer.backward(dout)
+    assert out.dtype == dx.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(out, torch.sigmoid(xt).detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol * 10, atol=tol)
+
+
+def test_sigmoid_gradient_matches_finite_differences(rng):
+    x, weights = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    layer = Sigmoid()
+    layer.forward(x)
+    expected = numerical_gradient(lambda v: float((Sigmoid().forward(v) * weights).sum()), x)
+    np.testing.assert_allclose(layer.backward(weights), expected, rtol=1e-7, atol=1e-10)
+
+
+def test_sigmoid_rejects_integers_and_backward_before_forward():
+    with pytest.raises(TypeError, match="x must be a floating array"):
+        Sigmoid().forward(np.arange(3))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        Sigmoid().backward(np.ones(2))
