@@ -134,6 +134,13 @@ class Network:
         run a float32 network in float32; the caller's array is not modified.
         """
         out = np.asarray(x)
+        expected = self.input_shape
+        if expected is not None and out.shape[1:] != expected:
+            hint = "; for one sample use x[np.newaxis]" if out.shape == expected else ""
+            raise ValueError(
+                f"x must be a batch of shape (N, {', '.join(map(str, expected))}) for this network's "
+                f"input_shape {expected}, got shape {out.shape}{hint}"
+            )
         if self.params and out.dtype != self.dtype:
             out = out.astype(self.dtype)
         for layer in self.layers:
