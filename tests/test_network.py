@@ -229,3 +229,10 @@ def test_constructor_and_builder_errors():
         simple_conv_net((1, 8, 8), filter_size=3, weight_init_std=-0.1)
     with pytest.raises(ValueError, match=r"input_dim must be \(C, H, W\)"):
         simple_conv_net((8, 8))
+
+
+def test_a_network_given_one_unbatched_sample_says_what_shape_it_expects():
+    net = simple_conv_net((1, 8, 8), filter_num=2, filter_size=3, pad=1, hidden_size=4, output_size=3)
+    with pytest.raises(ValueError, match=r"x must be a batch of shape \(N, 1, 8, 8\).*got shape \(1, 8, 8\).*x\[np.newaxis\]"):
+        net.predict(np.zeros((1, 8, 8)))
+    assert net.predict(np.zeros((1, 1, 8, 8))).shape == (1, 3)

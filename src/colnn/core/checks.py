@@ -10,6 +10,7 @@ while every other axis may not.
 
 from __future__ import annotations
 
+import math
 import numbers
 import reprlib
 from typing import Any, Iterable
@@ -176,20 +177,25 @@ def cast_pad_value(pad_value: Any, dtype: np.dtype, name: str = "pad_value") -> 
     dtype = np.dtype(dtype)
     if isinstance(pad_value, (bool, np.bool_)) or not isinstance(pad_value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {describe(pad_value)}")
-    if dtype.kind in "iu" and np.isinf(pad_value):
+    unrepresentable = ValueError(f"{name} {pad_value!r} cannot be represented in the input's dtype {dtype}")
+    try:
+        as_float = float(pad_value)
+    except OverflowError as error:  # an int beyond any float
+        raise unrepresentable from error
+    if dtype.kind in "iu" and math.isinf(as_float):
         info = np.iinfo(dtype)
         return dtype.type(info.max if pad_value > 0 else info.min)
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             cast = np.asarray(pad_value).astype(dtype)
     except (OverflowError, TypeError) as error:
-        raise ValueError(f"{name} {pad_value!r} cannot be represented in the input's dtype {dtype}") from error
+        raise unrepresentable from error
     if dtype.kind == "f":
-        representable = np.isfinite(cast) or not np.isfinite(pad_value)
+        representable = np.isfinite(cast) or not math.isfinite(as_float)
     else:
-        representable = not np.isnan(pad_value) and int(cast) == pad_value
+        representable = not math.isnan(as_float) and int(cast) == pad_value
     if not representable:
-        raise ValueError(f"{name} {pad_value!r} cannot be represented in the input's dtype {dtype}")
+        raise unrepresentable
     return dtype.type(cast)
 
 

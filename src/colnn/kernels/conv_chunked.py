@@ -92,7 +92,7 @@ def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], obje
     in the calling thread and leaves BLAS as it is.
     """
     global _executor, _executor_workers, _blas_controller
-    parts = 1 if col_bytes < threads.SERIAL_BELOW_BYTES else min(get_num_threads(), n_images)
+    parts = 1 if col_bytes < threads.SERIAL_BELOW_BYTES else max(1, min(get_num_threads(), n_images))
     bounds = np.linspace(0, n_images, parts + 1).astype(int)
     shares = [slice(int(bounds[i]), int(bounds[i + 1])) for i in range(parts)]
     if parts == 1:
