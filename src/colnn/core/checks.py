@@ -25,6 +25,7 @@ __all__ = [
     "gradient_dtype",
     "accumulation_dtype",
     "check_choice",
+    "check_batch_shape",
     "cast_pad_value",
     "lowest_value",
 ]
@@ -164,6 +165,19 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     if not any(value is choice or (isinstance(value, str) and value == choice) for choice in choices):
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_batch_shape(value: Any, name: str, ndim: int = 4) -> tuple[int, ...]:
+    """``value`` as a shape of ``ndim`` ints: the batch size ``>= 0``, every other size ``>= 1``."""
+    try:
+        sizes = tuple(value)
+    except TypeError as error:
+        raise TypeError(f"{name} must be a tuple of {ndim} ints, got {describe(value)}") from error
+    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) for v in sizes):
+        raise TypeError(f"{name} must be a tuple of {ndim} ints, got {describe(value)}")
+    if len(sizes) != ndim or sizes[0] < 0 or any(v < 1 for v in sizes[1:]):
+        raise ValueError(f"{name} must be {ndim} sizes, the batch >= 0 and the rest >= 1, got {describe(value)}")
+    return tuple(int(v) for v in sizes)
 
 
 def cast_pad_value(pad_value: Any, dtype: np.dtype, name: str = "pad_value") -> Any:

@@ -408,7 +408,8 @@ class SoftmaxWithLoss(Layer):
             grad -= self.t
         else:
             grad[np.arange(grad.shape[0]), self.t] -= 1
-        return grad * (np.asarray(dout, dtype=grad.dtype) / max(grad.shape[0], 1))
+        scale = check_array(dout, "dout", ndims=(0,)).astype(grad.dtype)
+        return grad * (scale / max(grad.shape[0], 1))
 
 
 def _check_target(t: Any, scores_shape: tuple[int, int]) -> np.ndarray:

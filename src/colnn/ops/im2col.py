@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import accumulation_dtype, cast_pad_value, check_array, to_batched
+from ..core.checks import accumulation_dtype, cast_pad_value, check_array, check_batch_shape, to_batched
 from ..core.window import IntPair, Window, as_pair
 from ..kernels.geometry import use_kernels
 from ..kernels.unfold import col2im_rows, fold_windows, im2col_rows, unfold_windows
@@ -168,9 +168,7 @@ def col2im(
     array ``input_shape`` of ``col``'s dtype
     """
     col = check_array(col, "col", ndims=(2,), batch_ndims=(2,))
-    input_shape = tuple(int(v) for v in input_shape)
-    if len(input_shape) != 4:
-        raise ValueError(f"input_shape must be (N, C, H, W), got {input_shape!r}")
+    input_shape = check_batch_shape(input_shape, "input_shape")
     n, c, in_h, in_w = input_shape
     window = Window.build(
         (in_h, in_w), (filter_h, filter_w), stride, pad, dilation,
