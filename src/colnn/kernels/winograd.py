@@ -39,10 +39,11 @@ MIN_CHANNELS = 16
 # C1 image (4 MB of tiles) per chunk ran in 25 ms, two per chunk in 28 ms.
 _SHARE_BYTES = 4 << 20
 
-# Bound on |output| / (C * max|x| * max|w|) anywhere in the algorithm: the row
-# sums of |B^T| are at most 10 (input tiles grow by <= 10*10), of |G| at most 1,
-# of |A^T| at most 19 (outputs grow by <= 19*19).
-_GROWTH = 10 * 10 * 19 * 19
+# How much the transforms can grow a value: the row sums of |B^T| are at most 10,
+# so |B^T d B| <= 100 max|d|; of |G| at most 1, so |G g G^T| <= max|g|; of |A^T|
+# at most 19, so every intermediate is <= 100 * 361 * C * max|x| * max|w|.
+_INPUT_GROWTH = 10 * 10
+_GROWTH = _INPUT_GROWTH * 19 * 19
 
 # G of F(4x4, 3x3): U = G g G^T turns a 3x3 filter into its 6x6 transform.
 _G = np.array([
@@ -79,8 +80,11 @@ def input_limit(weight: np.ndarray, bias: np.ndarray | None) -> np.generic | Non
     if not (weight_peak <= largest and bias_peak <= largest / 2):  # NaN fails too
         return None
     scale = _GROWTH * weight.shape[1] * weight_peak
-    limit = largest if scale == 0 else min(largest, largest / 2 / scale)
-    return weight.dtype.type(limit)
+    limit = largest / 2 / _INPUT_GROWTH
+    if scale > 0:
+        limit = min(limit, largest / 2 / scale)
+    cast = weight.dtype.type(limit)
+    return cast if float(cast) <= limit else np.nextafter(cast, weight.dtype.type(0))  # round down, never up
 
 
 def filter_transform(weight: np.ndarray) -> np.ndarray:
