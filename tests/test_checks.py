@@ -164,3 +164,9 @@ def test_every_op_takes_an_empty_batch(torch, name, strategy):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_fold_of_an_empty_batch_is_not_mistaken_for_empty_channels(strategy):
     assert im2col_ops.fold(np.zeros((0, 4, 1)), (2, 2), 2, strategy=strategy).shape == (0, 1, 2, 2)
+
+
+def test_messages_fit_on_one_line():
+    with pytest.raises(TypeError) as error:
+        check_array(np.full((40, 40), "a"), "x", ndims=None)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 200

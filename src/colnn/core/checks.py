@@ -36,9 +36,9 @@ _brief.maxlist = _brief.maxtuple = 6
 
 
 def describe(value: Any) -> str:
-    """A short repr of ``value`` for an error message (long arrays and lists are cut)."""
+    """A short, one-line repr of ``value`` for an error message (long arrays and lists are cut)."""
     if isinstance(value, np.ndarray):
-        text = np.array2string(value, threshold=6, edgeitems=2)
+        text = " ".join(line.strip() for line in np.array2string(value, threshold=6, edgeitems=2).splitlines())
         return f"array({text}, dtype={value.dtype}, shape={value.shape})"
     return _brief.repr(value)
 
