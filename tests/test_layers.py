@@ -340,6 +340,10 @@ BAD_ARGUMENTS = [
     (lambda: colnn.col2im(np.ones((1, 4)), "abcd", 2, 2), TypeError, r"input_shape must be a tuple of 4 ints, got 'abcd'"),
     (lambda: colnn.col2im(np.ones((1, 4)), (1, 1, 2), 2, 2), ValueError, r"input_shape must be 4 sizes"),
     (lambda: _softmax_after_forward().backward("a"), TypeError, r"dout must be a real integer or floating"),
+    (lambda: colnn.MaxPool2d(2, ceil_mode="no"), TypeError, r"ceil_mode must be True or False, got 'no'"),
+    (lambda: colnn.AvgPool2d(2, count_include_pad=None), TypeError, r"count_include_pad must be True or False, got None"),
+    (lambda: colnn.max_pool2d(np.ones((1, 2, 2)), 2, return_indices="yes"), TypeError, r"return_indices must be True"),
+    (lambda: colnn.avg_pool2d(np.ones((1, 2, 2)), 2, ceil_mode=2), TypeError, r"ceil_mode must be True or False, got 2"),
 ]
 
 

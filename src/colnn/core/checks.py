@@ -25,6 +25,7 @@ __all__ = [
     "gradient_dtype",
     "accumulation_dtype",
     "check_choice",
+    "check_flag",
     "check_batch_shape",
     "cast_pad_value",
     "lowest_value",
@@ -165,6 +166,16 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     if not any(value is choice or (isinstance(value, str) and value == choice) for choice in choices):
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool; anything but a bool (``"no"``, ``None``, ``2``) is a TypeError naming ``name``.
+
+    ``bool("no")`` is True: reading any object as a flag would silently turn a typo into a setting.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {describe(value)}")
+    return bool(value)
 
 
 def check_batch_shape(value: Any, name: str, ndim: int = 4) -> tuple[int, ...]:

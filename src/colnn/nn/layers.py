@@ -26,7 +26,7 @@ from ..ops.pooling import (
     max_pool2d_forward,
 )
 from ..core.checks import (
-    check_array, check_choice, check_float_array, check_grad_shape, describe, gradient_dtype, to_batched,
+    check_array, check_choice, check_flag, check_float_array, check_grad_shape, describe, gradient_dtype, to_batched,
 )
 from ..core.window import IntPair, as_pair
 
@@ -148,7 +148,7 @@ class MaxPool2d(_WindowLayer):
         self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
         self.padding = as_pair(padding, "padding", minimum=0)
         self.dilation = as_pair(dilation, "dilation", minimum=1)
-        self.ceil_mode = bool(ceil_mode)
+        self.ceil_mode = check_flag(ceil_mode, "ceil_mode")
         self.strategy = check_choice(strategy, "strategy", (None, *pool_strategies()))
 
     def __repr__(self) -> str:
@@ -193,8 +193,8 @@ class AvgPool2d(_WindowLayer):
         self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
         self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
         self.padding = as_pair(padding, "padding", minimum=0)
-        self.ceil_mode = bool(ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
+        self.ceil_mode = check_flag(ceil_mode, "ceil_mode")
+        self.count_include_pad = check_flag(count_include_pad, "count_include_pad")
         self.divisor_override = check_divisor(divisor_override)
         self.strategy = check_choice(strategy, "strategy", (None, *pool_strategies()))
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .im2col import col2im_window, im2col_window
 from ..core.checks import (
-    accumulation_dtype, check_array, check_float_array, gradient_dtype, lowest_value, to_batched,
+    accumulation_dtype, check_array, check_flag, check_float_array, gradient_dtype, lowest_value, to_batched,
 )
 from ..core.window import IntPair, Window
 from ..kernels.pool import NumbaStrategy
@@ -178,7 +178,7 @@ def pool_window(
     x: np.ndarray, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, dilation: IntPair, ceil_mode: bool
 ) -> Window:
     """Validated window geometry of pooling a batched ``(N, C, H, W)`` array."""
-    return Window.build(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode=bool(ceil_mode), pooling=True)
+    return Window.build(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode=check_flag(ceil_mode, "ceil_mode"), pooling=True)
 
 
 def check_divisor(divisor_override: Any) -> int | None:
@@ -256,7 +256,7 @@ def max_pool2d(
     """
     x, unbatched = to_batched(check_array(input, "input"))
     window = pool_window(x, kernel_size, stride, padding, dilation, ceil_mode)
-    if not return_indices:
+    if not check_flag(return_indices, "return_indices"):
         out = get_strategy(strategy).max_values(x, window)
         return out[0] if unbatched else out
     out, window_offset = max_pool2d_forward(x, window, strategy)
@@ -321,6 +321,6 @@ def avg_pool2d(
     """
     x, unbatched = to_batched(check_float_array(input, "input"))
     window = pool_window(x, kernel_size, stride, padding, 1, ceil_mode)
-    divisor = window.avg_divisor(bool(count_include_pad), check_divisor(divisor_override))
+    divisor = window.avg_divisor(check_flag(count_include_pad, "count_include_pad"), check_divisor(divisor_override))
     out = avg_pool2d_forward(x, window, divisor, strategy)
     return out[0] if unbatched else out
