@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from colnn.ops.conv import available_strategies
+from colnn.ops.conv import available_strategies, set_column_budget
 from reference import naive_conv2d, numerical_gradient
 
 HYPOTHESIS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -143,3 +143,92 @@ def test_convolution_copies_its_parameters():
 def test_bad_input_raises_naming_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --- IEEE semantics of every path ------------------------------------------------
+
+# (kernel, stride, dilation, groups): Winograd (3x3, stride 1; conftest lets it take any
+# channel count), then the chunked im2col + GEMM with stride, dilation and groups.
+FAST_PATHS = [((3, 3), 1, 1, 1), ((2, 3), 1, 1, 1), ((3, 3), 2, 1, 1), ((3, 3), 1, 2, 1), ((3, 3), 1, 1, 2)]
+
+
+def _with_specials(rng, shape, dtype, huge):
+    """Values on a 1/8 grid (exact sums) with NaN, +-inf and ``huge`` placed at random cells."""
+    values = rng.integers(-8, 9, size=shape) / 8
+    flat = values.reshape(-1)
+    cells = rng.choice(flat.size, size=6, replace=False)
+    flat[cells] = [np.nan, np.inf, -np.inf, huge, huge, huge]
+    return values.astype(dtype)
+
+
+@pytest.mark.parametrize("strategy", available_strategies())
+@pytest.mark.parametrize("dtype, huge", [(np.float32, 1e38), (np.float64, 1e307)])
+@pytest.mark.parametrize("kernel, stride, dilation, groups", FAST_PATHS)
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NumPy's note on NaN in matmul
+def test_every_path_equals_a_direct_float64_sum_with_nan_inf_and_huge_values(
+    strategy, dtype, huge, kernel, stride, dilation, groups, seed
+):
+    rng = np.random.default_rng(seed)
+    x = _with_specials(rng, (3, 4, 9, 10), dtype, huge)
+    # Non-negative weights (zeros included, so inf * 0 arises): huge values then add up
+    # monotonically, and whether a sum overflows does not depend on the order of the terms.
+    weight = rng.integers(0, 3, size=(4, 4 // groups, *kernel)).astype(dtype)
+    bias = rng.integers(-2, 3, size=4).astype(dtype)
+    previous = set_column_budget(1)  # one image per chunk: a poisoned chunk must not spread
+    try:
+        out = colnn.conv2d(x, weight, bias, stride, 1, dilation, groups, strategy=strategy)
+    finally:
+        set_column_budget(previous)
+    pair = lambda v: (v, v)  # noqa: E731
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = naive_conv2d(x.astype(np.float64), weight.astype(np.float64), bias.astype(np.float64),
+                                pair(stride), pair(1), pair(dilation), groups).astype(dtype)
+    assert out.dtype == dtype
+    for where in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(where(out), where(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(out[finite], expected[finite], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("strategy", available_strategies())
+def test_the_issue_examples_give_what_pytorch_gives(strategy):
+    inf_input = np.full((1, 16, 3, 3), np.inf, np.float32)
+    assert colnn.conv2d(inf_input, np.ones((1, 16, 3, 3), np.float32), strategy=strategy).item() == np.inf
+    x = np.zeros((1, 16, 5, 5), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    out = colnn.conv2d(x, np.ones((1, 16, 3, 3), np.float32), strategy=strategy)
+    np.testing.assert_array_equal(np.isnan(out[0, 0]), [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    x[0, 0, 1, 1] = 1e38
+    out = colnn.conv2d(x, np.full((1, 16, 3, 3), 0.01, np.float32), strategy=strategy)
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("strategy", available_strategies())
+@pytest.mark.parametrize("kernel, stride, dilation, groups", FAST_PATHS)
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # dW of the large gradient
+def test_float16_is_summed_in_float32_and_rounded_once(torch, strategy, kernel, stride, dilation, groups):
+    rng = np.random.default_rng(3)
+    # Sums of these reach 2**12, where float16 steps by 4: summed in float16 they would round.
+    x = rng.integers(0, 64, size=(2, 4, 9, 10)).astype(np.float16)
+    weight = rng.integers(0, 4, size=(4, 4 // groups, *kernel)).astype(np.float16)
+    layer = colnn.Convolution(weight, np.zeros(4, np.float16), stride, 1, dilation=dilation, groups=groups,
+                              strategy=strategy)
+    out = layer.forward(x)
+    x64 = torch.tensor(x.astype(np.float64), requires_grad=True)
+    w64 = torch.tensor(weight.astype(np.float64), requires_grad=True)
+    expected = torch.nn.functional.conv2d(x64, w64, None, stride, 1, dilation, groups)
+    # The oracle: PyTorch in float64 (exact for these integers), rounded to float16 once.
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, expected.detach().numpy().astype(np.float16))
+    # Large output gradients make dx's sums round in float16; small ones keep dW (a sum over
+    # every position) below float16's maximum while its sums still pass 2**11.
+    for high in (256, 4):
+        grad = rng.integers(0, high, size=out.shape).astype(np.float16)
+        dx = layer.backward(grad)
+        x64.grad = w64.grad = None
+        expected.backward(torch.tensor(grad.astype(np.float64)), retain_graph=True)
+        assert dx.dtype == layer.dW.dtype == np.float16
+        np.testing.assert_array_equal(dx, x64.grad.numpy().astype(np.float16))
+        if high == 4:
+            np.testing.assert_array_equal(layer.dW, w64.grad.numpy().astype(np.float16))

@@ -179,8 +179,8 @@ BAD_POOLING = [
     (lambda: colnn.max_pool2d(X, 2, padding=2), ValueError, "padding must be at most half"),
     (lambda: colnn.avg_pool2d(X, (3, 2), padding=(1, 2)), ValueError, "padding must be at most half"),
     (lambda: colnn.max_pool2d(X, 5), ValueError, "output would be empty"),
-    (lambda: colnn.max_pool2d(np.zeros((1, 0, 4, 4)), 2), ValueError, "non-zero C, H and W"),
-    (lambda: colnn.max_pool2d(np.zeros((1, 1, 0, 4)), 2), ValueError, "non-zero C, H and W"),
+    (lambda: colnn.max_pool2d(np.zeros((1, 0, 4, 4)), 2), ValueError, "input must have non-empty axes after the batch"),
+    (lambda: colnn.max_pool2d(np.zeros((1, 1, 0, 4)), 2), ValueError, "input must have non-empty axes after the batch"),
     (lambda: colnn.avg_pool2d(X, 2, divisor_override=0), ValueError, "divisor_override"),
     (lambda: colnn.max_pool2d(np.full((1, 1, 2, 2), "a"), 2), TypeError, "numeric|integer or floating"),
     (lambda: colnn.max_pool2d(np.empty((1, 1, 2, 2), dtype=object), 2), TypeError, "dtype object"),
@@ -219,3 +219,167 @@ def test_empty_batch_is_allowed(torch):
 )
 def test_repr_names_the_layer_and_its_settings(layer, expected):
     assert repr(layer).startswith(expected)
+
+
+# --- every layer: empty batches, byte order, strategies, degenerate parameters ------
+
+STRATEGY_LAYERS = {
+    "MaxPool2d": (lambda s: colnn.MaxPool2d(3, 2, 1, strategy=s), lambda nn: nn.MaxPool2d(3, 2, 1)),
+    "MaxPool2d k2s2": (lambda s: colnn.MaxPool2d(2, strategy=s), lambda nn: nn.MaxPool2d(2)),
+    "AvgPool2d": (lambda s: colnn.AvgPool2d(3, 1, 1, strategy=s), lambda nn: nn.AvgPool2d(3, 1, 1)),
+    "AvgPool2d k2s2": (lambda s: colnn.AvgPool2d(2, strategy=s), lambda nn: nn.AvgPool2d(2)),
+    "Convolution 3x3": (lambda s: colnn.Convolution(np.ones((4, 3, 3, 3)), np.ones(4), 1, 1, strategy=s),
+                        lambda nn: nn.Conv2d(3, 4, 3, 1, 1)),
+    "Convolution 2x2 stride 2": (lambda s: colnn.Convolution(np.ones((4, 3, 2, 2)), np.ones(4), 2, strategy=s),
+                                 lambda nn: nn.Conv2d(3, 4, 2, 2)),
+}
+OTHER_LAYERS = {
+    "Pooling": (lambda: colnn.Pooling(2, 2, 2, 1), None),
+    "Relu": (lambda: colnn.Relu(), lambda nn: nn.ReLU()),
+    "Affine": (lambda: colnn.Affine(np.ones((3 * 7 * 6, 5)), np.ones(5)), lambda nn: nn.Sequential(
+        nn.Flatten(), nn.Linear(3 * 7 * 6, 5))),
+}
+ALL_LAYERS = [(name, s) for name in STRATEGY_LAYERS for s in ("numba", "im2col")] + [(n, None) for n in OTHER_LAYERS]
+
+
+def build_layer(name, strategy):
+    return STRATEGY_LAYERS[name][0](strategy) if name in STRATEGY_LAYERS else OTHER_LAYERS[name][0]()
+
+
+def torch_module(name):
+    return (STRATEGY_LAYERS.get(name) or OTHER_LAYERS[name])[1]
+
+
+@pytest.mark.parametrize("name, strategy", ALL_LAYERS)
+def test_every_layer_takes_an_empty_batch_forward_and_backward(torch, name, strategy):
+    layer = build_layer(name, strategy)
+    x = np.zeros((0, 3, 7, 6), np.float32)
+    out = layer.forward(x)
+    make_module = torch_module(name)
+    if make_module is not None:
+        assert out.shape == tuple(make_module(torch.nn)(torch.zeros(x.shape)).shape)
+    assert out.dtype == np.float32 or name in ("Convolution 3x3", "Convolution 2x2 stride 2", "Affine")
+    dx = layer.backward(np.zeros(out.shape, out.dtype))
+    assert dx.shape == x.shape
+    for grad_name, grad in layer.grads.items():
+        assert grad.shape == layer.params[grad_name].shape
+        assert not grad.any()
+
+
+def test_softmax_with_loss_takes_an_empty_batch_as_pytorch_does(torch):
+    layer = colnn.SoftmaxWithLoss()
+    expected = torch.nn.functional.cross_entropy(torch.zeros((0, 4)), torch.zeros(0, dtype=torch.long))
+    assert np.isnan(layer.forward(np.zeros((0, 4)), np.zeros(0, np.int64))) and torch.isnan(expected)
+    assert layer.backward().shape == (0, 4)
+
+
+@pytest.mark.parametrize("name, strategy", ALL_LAYERS)
+@pytest.mark.parametrize("order", [">", "<"])
+def test_every_layer_takes_any_byte_order_and_answers_in_native_order(name, strategy, order):
+    x = np.random.default_rng(1).integers(-9, 9, size=(2, 3, 7, 6)).astype(np.float64)
+    native, swapped = build_layer(name, strategy), build_layer(name, strategy)
+    out = swapped.forward(x.astype(np.dtype(np.float64).newbyteorder(order)))
+    np.testing.assert_array_equal(out, native.forward(x))
+    dout = np.ones(out.shape)
+    dx = swapped.backward(dout.astype(np.dtype(np.float64).newbyteorder(order)))
+    np.testing.assert_array_equal(dx, native.backward(dout))
+    for array in (out, dx, *swapped.grads.values()):
+        assert array.dtype.isnative
+
+
+def test_layers_take_parameters_of_any_byte_order():
+    weight = np.ones((2, 1, 2, 2), ">f4")
+    conv = colnn.Convolution(weight, np.zeros(2, ">f4"))
+    affine = colnn.Affine(np.ones((4, 2), ">f8"), np.zeros(2, ">f8"))
+    assert conv.forward(np.ones((1, 1, 3, 3), ">f4")).dtype.isnative
+    assert affine.forward(np.ones((1, 4), ">f8")).dtype.isnative
+
+
+INTEGER_LAYERS = [(name, s) for name, s in ALL_LAYERS if not name.startswith(("Convolution", "AvgPool2d", "Affine"))]
+
+
+@pytest.mark.parametrize("name, strategy", INTEGER_LAYERS)
+def test_every_layer_given_integers_has_floating_gradients(name, strategy):
+    layer = build_layer(name, strategy)
+    out = layer.forward(np.arange(2 * 3 * 7 * 6).reshape(2, 3, 7, 6) % 7 - 3)
+    dx = layer.backward(np.full(out.shape, 3))
+    assert dx.dtype == np.float64
+
+
+def _softmax_after_forward():
+    layer = colnn.SoftmaxWithLoss()
+    layer.forward(np.zeros((2, 3)), np.array([0, 1]))
+    return layer
+
+
+BAD_ARGUMENTS = [
+    (lambda: colnn.MaxPool2d(2, strategy="bogus"), ValueError, "strategy must be one of .*got 'bogus'"),
+    (lambda: colnn.AvgPool2d(2, strategy="fast"), ValueError, "strategy must be one of .*got 'fast'"),
+    (lambda: colnn.Convolution(np.ones((1, 1, 2, 2)), np.zeros(1), strategy=3), ValueError,
+     "strategy must be one of .*got 3"),
+    (lambda: colnn.Convolution(np.ones((0, 1, 1, 1)), np.zeros(0)), ValueError, r"W must have non-empty axes"),
+    (lambda: colnn.Convolution(np.ones((2, 0, 1, 1)), np.zeros(2)), ValueError, r"W must have non-empty axes"),
+    (lambda: colnn.Convolution(np.ones((2, 1, 1, 1)), np.zeros(3)), ValueError, r"b must have shape \(2,\)"),
+    (lambda: colnn.Convolution(np.ones((2, 1, 1, 1)), np.zeros((2, 1))), ValueError, r"b must be 1-D"),
+    (lambda: colnn.conv2d(np.ones((1, 1, 2, 2)), np.ones((0, 1, 1, 1))), ValueError, r"weight must have non-empty"),
+    (lambda: colnn.conv2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 0, 1))), ValueError, r"weight must have non-empty"),
+    (lambda: colnn.conv2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 1, 1)), np.ones(0)), ValueError,
+     r"bias must have non-empty"),
+    (lambda: colnn.conv2d(np.ones((1, 1, 2, 2)), np.ones((2, 1, 1, 1)), np.ones(3)), ValueError,
+     r"bias must have shape \(2,\)"),
+    (lambda: colnn.Affine(np.ones((0, 3)), np.zeros(3)), ValueError, r"W must have non-empty axes"),
+    (lambda: colnn.Affine(np.ones((4, 0)), np.zeros(0)), ValueError, r"W must have non-empty axes"),
+    (lambda: colnn.Affine(np.ones((4, 3)), np.zeros(2)), ValueError, r"b must have shape \(3,\)"),
+    (lambda: colnn.Affine(np.ones((4, 3)), np.zeros(3)).forward(1.0), ValueError, r"x must be 1-D to 8-D, got a scalar 1.0"),
+    (lambda: colnn.Affine(np.ones((4, 3)), np.zeros(3)).forward([[1.0, 2.0], [3.0]]), ValueError,
+     r"x must be a rectangular array, got a ragged sequence"),
+    (lambda: colnn.Relu().forward(np.array(["a"])), TypeError, r"x must be a real integer or floating array, got dtype <U1"),
+    (lambda: colnn.MaxPool2d(2).forward([[[1, 2], [3]]]), ValueError, r"x must be a rectangular array"),
+    (lambda: colnn.im2col(np.ones((1, 1, 2, 2)), 2, 2, pad=1, pad_value="a"), TypeError, r"pad_value must be a real number, got 'a'"),
+    (lambda: colnn.im2col(np.ones((1, 1, 2, 2), np.float16), 2, 2, pad=1, pad_value=1e6), ValueError,
+     r"pad_value 1000000.0 cannot be represented in the input's dtype float16"),
+    (lambda: colnn.col2im(np.ones((1, 4)), "abcd", 2, 2), TypeError, r"input_shape must be a tuple of 4 ints, got 'abcd'"),
+    (lambda: colnn.col2im(np.ones((1, 4)), (1, 1, 2), 2, 2), ValueError, r"input_shape must be 4 sizes"),
+    (lambda: _softmax_after_forward().backward("a"), TypeError, r"dout must be a real integer or floating"),
+    (lambda: colnn.MaxPool2d(2, ceil_mode="no"), TypeError, r"ceil_mode must be True or False, got 'no'"),
+    (lambda: colnn.AvgPool2d(2, count_include_pad=None), TypeError, r"count_include_pad must be True or False, got None"),
+    (lambda: colnn.max_pool2d(np.ones((1, 2, 2)), 2, return_indices="yes"), TypeError, r"return_indices must be True"),
+    (lambda: colnn.avg_pool2d(np.ones((1, 2, 2)), 2, ceil_mode=2), TypeError, r"ceil_mode must be True or False, got 2"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", BAD_ARGUMENTS)
+def test_bad_arguments_raise_naming_the_argument_and_value(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# --- SoftmaxWithLoss: class probabilities ---------------------------------------------
+
+
+def test_softmax_with_loss_takes_class_probabilities_as_pytorch_does(torch):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 4))
+    t = rng.random((5, 4))
+    t /= t.sum(axis=1, keepdims=True)
+    xt = torch.tensor(x, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(xt, torch.tensor(t))
+    expected.backward()
+    layer = colnn.SoftmaxWithLoss()
+    assert layer.forward(x, t) == pytest.approx(expected.item(), rel=1e-12)
+    np.testing.assert_allclose(layer.backward(), xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    assert colnn.SoftmaxWithLoss().forward([[0.0, 1.0, 2.0]], [[0.2, 0.3, 0.5]]) == pytest.approx(1.1076059644)
+
+
+def test_one_hot_targets_give_the_labels_numbers():
+    x = np.random.default_rng(3).standard_normal((6, 5))
+    labels = np.array([0, 4, 2, 2, 1, 3])
+    by_labels, by_one_hot = colnn.SoftmaxWithLoss(), colnn.SoftmaxWithLoss()
+    assert by_one_hot.forward(x, np.eye(5)[labels]) == by_labels.forward(x, labels)
+    np.testing.assert_array_equal(by_one_hot.backward(), by_labels.backward())
+
+
+@pytest.mark.parametrize("t", [[[0.5, 0.6, 0.0]], [[-0.5, 1.5, 0.0]], [[0.2, 0.2, 0.2]], [[np.nan, 1.0, 0.0]]])
+def test_probability_rows_must_be_non_negative_and_sum_to_one(t):
+    with pytest.raises(ValueError, match=r"t must hold class probabilities.*row 0"):
+        colnn.SoftmaxWithLoss().forward(np.zeros((1, 3)), t)

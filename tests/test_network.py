@@ -389,3 +389,10 @@ def test_the_books_layers_round_trip_through_a_model_file(tmp_path):
     # predict evaluates: dropout scales by 0.7 instead of drawing, so both nets agree exactly, every time.
     np.testing.assert_array_equal(back.predict(x), net.predict(x))
     np.testing.assert_array_equal(net.predict(x), net.predict(x))
+
+
+def test_a_network_given_one_unbatched_sample_says_what_shape_it_expects():
+    net = simple_conv_net((1, 8, 8), filter_num=2, filter_size=3, pad=1, hidden_size=4, output_size=3)
+    with pytest.raises(ValueError, match=r"x must be a batch of shape \(N, 1, 8, 8\).*got shape \(1, 8, 8\).*x\[np.newaxis\]"):
+        net.predict(np.zeros((1, 8, 8)))
+    assert net.predict(np.zeros((1, 1, 8, 8))).shape == (1, 3)

@@ -316,3 +316,81 @@ def test_strategies_agree_and_unknown_strategy_is_rejected():
         np.testing.assert_array_equal(indices, results[0][1])
     with pytest.raises(ValueError, match="strategy"):
         colnn.max_pool2d(x, 2, strategy="no-such-strategy")
+
+
+# --- gradients are floating; float16 sums in float32 ----------------------------
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64", "uint16"])
+@pytest.mark.parametrize("dout_dtype, grad_dtype", [("float32", "float32"), ("float64", "float64"),
+                                                    ("int64", "float64"), ("uint8", "float64")])
+def test_integer_max_pooling_has_floating_gradients(strategy, dtype, dout_dtype, grad_dtype):
+    x = np.arange(2 * 3 * 5 * 4).reshape(2, 3, 5, 4).astype(dtype)[:, :, ::-1]
+    dout_value = np.array(0.5 if dout_dtype.startswith("float") else 3).astype(dout_dtype)
+    layers = [colnn.MaxPool2d(2, 1, strategy=strategy), colnn.MaxPool2d(3, 2, 1, strategy=strategy)]
+    if strategy == STRATEGIES[0]:
+        layers.append(colnn.Pooling(2, 2, stride=2))  # the book's layer takes the default strategy
+    for layer in layers:
+        out = layer.forward(x)
+        dx = layer.backward(np.full(out.shape, dout_value))
+        assert dx.dtype == np.dtype(grad_dtype)
+        # Each output's gradient lands on its chosen cell: the same as routing by the indices.
+        expected = np.zeros(x.shape, np.float64).reshape(2, 3, -1)
+        for (n, c, flat) in zip(*np.indices(layer.indices.shape)[:2].reshape(2, -1), layer.indices.reshape(-1)):
+            expected[n, c, flat] += float(dout_value)
+        np.testing.assert_array_equal(dx, expected.reshape(x.shape))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_max_pool2d_backward_function_gives_floating_gradients(strategy):
+    pooling = __import__("importlib").import_module("colnn.ops.pooling")
+    x = np.array([[[[1, 9], [3, 4]]]], np.int32)
+    window = pooling.pool_window(x, 2, None, 0, 1, False)
+    out, offset = pooling.max_pool2d_forward(x, window, strategy)
+    grad = pooling.max_pool2d_backward(np.full(out.shape, 10**10), offset, x.shape, window, strategy)
+    assert grad.dtype == np.float64
+    np.testing.assert_array_equal(grad, [[[[0, 1e10], [0, 0]]]])
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_float16_max_pooling_gradient_sums_in_float32(strategy):
+    # The case: 46*46 = 2116 windows pick the centre; summed in float16, 2048 + 1 == 2048.
+    x = np.zeros((1, 1, 91, 91), np.float16)
+    x[0, 0, 45, 45] = 1
+    layer = colnn.MaxPool2d(46, stride=1, strategy=strategy)
+    out = layer.forward(x)
+    dx = layer.backward(np.ones_like(out))
+    assert dx.dtype == np.float16
+    assert dx[0, 0, 45, 45] == 2116
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("kernel, stride, padding, count_include_pad", [(5, 1, 2, True), (6, 2, 3, False), (4, 3, 0, True)])
+def test_float16_pooling_agrees_with_a_float64_sum_rounded_once(strategy, kernel, stride, padding, count_include_pad):
+    rng = np.random.default_rng(kernel)
+    # Window sums reach 2**15, where float16 steps by 32; divisor 1 keeps the float64 oracle exact.
+    x = rng.integers(0, 1024, size=(2, 2, 17, 15)).astype(np.float16)
+    avg = colnn.AvgPool2d(kernel, stride, padding, count_include_pad=count_include_pad, divisor_override=1,
+                          strategy=strategy)
+    out = avg.forward(x)
+    expected = naive_avg_pool2d(x.astype(np.float64), (kernel, kernel), (stride, stride), (padding, padding),
+                                False, count_include_pad, 1)
+    np.testing.assert_array_equal(out, expected.astype(np.float16))
+    dout = rng.integers(0, 1024, size=out.shape).astype(np.float16)
+    # The gradient of a sum of averages: <dx, v> = <dout, avg(v)> for each basis image v.
+    expected_dx = np.zeros(x.shape)
+    for index in np.ndindex(*x.shape[2:]):
+        basis = np.zeros((1, 1, *x.shape[2:]))
+        basis[(0, 0, *index)] = 1
+        pooled = naive_avg_pool2d(basis, (kernel, kernel), (stride, stride), (padding, padding), False,
+                                  count_include_pad, 1)[0, 0]
+        expected_dx[(..., *index)] = (dout.astype(np.float64) * pooled).sum(axis=(2, 3))
+    np.testing.assert_array_equal(avg.backward(dout), expected_dx.astype(np.float16))
+    maxpool = colnn.MaxPool2d(kernel, stride, padding, strategy=strategy)
+    maxpool.forward(x)
+    dx = maxpool.backward(dout)
+    routed = np.zeros(x.shape).reshape(2, 2, -1)
+    for (n, c), flat in zip(np.ndindex(2, 2), maxpool.indices.reshape(2 * 2, -1)):
+        np.add.at(routed[n, c], flat, dout[n, c].reshape(-1).astype(np.float64))
+    np.testing.assert_array_equal(dx, routed.reshape(x.shape).astype(np.float16))

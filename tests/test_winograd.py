@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import colnn
 from colnn.kernels import winograd
 from colnn.ops import conv
 
@@ -87,3 +88,35 @@ def test_few_channels_keep_im2col(monkeypatch):
     window = conv.conv_window((8, 8), (3, 3), 1, 1, 1)
     assert not winograd.applies((2, 15, 8, 8), (4, 15, 3, 3), window, 1)
     assert winograd.applies((2, 16, 8, 8), (4, 16, 3, 3), window, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_limit_leaves_no_room_for_overflow(dtype):
+    largest = float(np.finfo(dtype).max)
+    weight = np.full((2, 5, 3, 3), -0.5, dtype)
+    limit = float(winograd.input_limit(weight, None))
+    # The largest intermediate Winograd can form (the growth of its transforms) stays finite with room for a bias.
+    half = largest / 2 * (1 + 1e-9)  # up to the rounding of these products
+    assert 100 * 361 * 5 * 0.5 * limit <= half
+    assert 100 * limit <= half  # the input transform alone, whatever the weights
+    tiny = np.full((2, 5, 3, 3), 1e-30, dtype)
+    assert 100 * float(winograd.input_limit(tiny, None)) <= half
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_or_bias_rule_winograd_out(bad):
+    weight = np.ones((2, 3, 3, 3), np.float32)
+    assert winograd.input_limit(weight, np.zeros(2, np.float32)) is not None
+    weight[1, 2, 0, 1] = bad
+    assert winograd.input_limit(weight, None) is None
+    assert winograd.input_limit(np.ones((2, 3, 3, 3), np.float32), np.array([0, bad], np.float32)) is None
+
+
+def test_a_huge_value_with_tiny_weights_is_still_exact():
+    x = np.zeros((1, 4, 6, 6), np.float32)
+    x[0, 1, 2, 3] = 3e38
+    weight = np.full((2, 4, 3, 3), 1e-30, np.float32)
+    out = colnn.conv2d(x, weight, padding=1)
+    expected = colnn.conv2d(x, weight, padding=1, strategy="im2col")
+    np.testing.assert_array_equal(out, expected)
+    assert np.isfinite(out).all()

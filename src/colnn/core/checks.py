@@ -1,45 +1,121 @@
-"""Array checks at the public boundary: dtype, rank, batch axis and gradient shape.
+"""Array checks at the public boundary: dtype, byte order, rank, batch axis and gradient shape.
 
 Every public function and layer reads its array arguments through these
 helpers, once, so that a bad input raises the same error, naming the argument
-and its value, wherever it enters.
+and its value, wherever it enters. What passes is normalized here too, so that
+no op below sees it: non-native byte order becomes native (outputs are always
+in native order), and the batch axis may be empty (``N = 0``, as in PyTorch)
+while every other axis may not.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import numbers
+import reprlib
+from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["check_array", "check_float_array", "to_batched", "check_grad_shape", "lowest_value"]
+__all__ = [
+    "check_array",
+    "check_float_array",
+    "to_batched",
+    "check_grad_shape",
+    "gradient_dtype",
+    "accumulation_dtype",
+    "check_choice",
+    "check_flag",
+    "check_batch_shape",
+    "cast_pad_value",
+    "lowest_value",
+]
+
+_brief = reprlib.Repr()
+_brief.maxstring = _brief.maxother = 60
+_brief.maxlist = _brief.maxtuple = 6
 
 
-def check_array(x: Any, name: str = "input", *, ndims: tuple[int, ...] = (3, 4)) -> np.ndarray:
-    """Return ``x`` as a real numeric ndarray (integer or floating) of an allowed rank.
+def describe(value: Any) -> str:
+    """A short, one-line repr of ``value`` for an error message (long arrays and lists are cut)."""
+    if isinstance(value, np.ndarray):
+        text = " ".join(line.strip() for line in np.array2string(value, threshold=6, edgeitems=2).splitlines())
+        return f"array({text}, dtype={value.dtype}, shape={value.shape})"
+    return _brief.repr(value)
 
-    Raises TypeError for strings, objects, booleans, complex numbers and None,
-    and ValueError for a rank not in ``ndims`` or a zero-sized non-batch axis.
-    The array is not copied.
-    """
+
+def _as_numeric_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as a real integer or floating ndarray in native byte order (a copy only if the order changes)."""
     if x is None:
         raise TypeError(f"{name} must be a numeric array, got None")
-    array = np.asarray(x)
+    try:
+        array = np.asarray(x)
+    except (ValueError, TypeError) as error:
+        # NumPy's message ("inhomogeneous shape ...") names neither the argument nor the value.
+        raise ValueError(f"{name} must be a rectangular array, got a ragged sequence {describe(x)}") from error
     if array.dtype.kind not in "iuf":
         raise TypeError(
-            f"{name} must be a real integer or floating array, got dtype {array.dtype}"
+            f"{name} must be a real integer or floating array, got dtype {array.dtype}: {describe(x)}"
         )
-    if array.ndim not in ndims:
-        allowed = " or ".join(str(d) for d in ndims)
-        raise ValueError(f"{name} must be {allowed}-D, got shape {array.shape}")
-    # The batch axis may be empty (as in PyTorch); channels and the plane may not.
-    if array.ndim >= 3 and 0 in array.shape[-3:]:
-        raise ValueError(f"{name} must have non-zero C, H and W, got shape {array.shape}")
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
     return array
 
 
-def check_float_array(x: Any, name: str = "input", *, ndims: tuple[int, ...] = (3, 4)) -> np.ndarray:
+def _ranks(ndims: tuple[int, ...]) -> str:
+    if len(ndims) > 2 and ndims == tuple(range(ndims[0], ndims[-1] + 1)):
+        return f"{ndims[0]}-D to {ndims[-1]}-D"
+    return " or ".join(str(d) for d in ndims) + "-D"
+
+
+def check_array(
+    x: Any,
+    name: str = "input",
+    *,
+    ndims: tuple[int, ...] | None = (3, 4),
+    batch_ndims: Iterable[int] = (4,),
+) -> np.ndarray:
+    """Return ``x`` as a real numeric ndarray (integer or floating) of an allowed rank, in native byte order.
+
+    Parameters
+    ----------
+    x : array-like
+    name : the argument's name, for messages
+    ndims : allowed ranks (None: any)
+    batch_ndims : ranks at which axis 0 is a batch axis, which may be empty
+        (``N = 0``); every other axis must be non-empty. Pass ``()`` for
+        parameters (a weight with no filters is an error).
+
+    Raises
+    ------
+    TypeError
+        For strings, objects, booleans, complex numbers and None.
+    ValueError
+        For a ragged nested sequence, a rank not in ``ndims`` or an empty
+        non-batch axis.
+
+    The array is copied only to change a non-native byte order.
+    """
+    array = _as_numeric_array(x, name)
+    if ndims is not None and array.ndim not in ndims:
+        got = f"a scalar {describe(x)}" if array.ndim == 0 else f"shape {array.shape}"
+        raise ValueError(f"{name} must be {_ranks(tuple(ndims))}, got {got}")
+    inner = array.shape[1:] if array.ndim in tuple(batch_ndims) else array.shape
+    if 0 in inner:
+        what = "axes after the batch axis" if array.ndim in tuple(batch_ndims) else "axes"
+        raise ValueError(f"{name} must have non-empty {what}, got shape {array.shape}")
+    return array
+
+
+def check_float_array(
+    x: Any,
+    name: str = "input",
+    *,
+    ndims: tuple[int, ...] | None = (3, 4),
+    batch_ndims: Iterable[int] = (4,),
+) -> np.ndarray:
     """Like :func:`check_array`, but integer dtypes raise TypeError."""
-    array = check_array(x, name, ndims=ndims)
+    array = check_array(x, name, ndims=ndims, batch_ndims=batch_ndims)
     if array.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
     return array
@@ -52,14 +128,100 @@ def to_batched(x: np.ndarray) -> tuple[np.ndarray, bool]:
     return x, False
 
 
+def gradient_dtype(forward_dtype: np.dtype, dout_dtype: np.dtype) -> np.dtype:
+    """dtype of a gradient: the forward's if floating, else ``dout``'s if floating, else float64.
+
+    A gradient is never an integer: an integer forward (max pooling, ReLU of
+    integers) still has fractional gradients.
+    """
+    for dtype in (np.dtype(forward_dtype), np.dtype(dout_dtype)):
+        if dtype.kind == "f":
+            return dtype
+    return np.dtype(np.float64)
+
+
+def accumulation_dtype(dtype: np.dtype) -> np.dtype:
+    """dtype that sums of ``dtype`` are taken in: float32 for float16 (as PyTorch's CPU kernels), else ``dtype``.
+
+    Every strategy sums float16 in float32 and rounds once at the end, so that
+    strategies agree with each other and with a float64 sum rounded to float16.
+    """
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
 def check_grad_shape(dout: Any, expected_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Return ``dout`` as an array of ``dtype`` if its shape is ``expected_shape``."""
-    grad = check_array(dout, "dout", ndims=(len(expected_shape),))
+    """Return ``dout`` in :func:`gradient_dtype` of ``dtype`` if its shape is ``expected_shape``."""
+    grad = check_array(dout, "dout", ndims=(len(expected_shape),), batch_ndims=(len(expected_shape),))
     if grad.shape != tuple(expected_shape):
         raise ValueError(
             f"dout must have the forward output's shape {tuple(expected_shape)}, got {grad.shape}"
         )
-    return grad.astype(dtype, copy=False)
+    return grad.astype(gradient_dtype(dtype, grad.dtype), copy=False)
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """``value`` if it is one of ``choices``, else ValueError naming ``name`` and the choices."""
+    choices = tuple(choices)
+    if not any(value is choice or (isinstance(value, str) and value == choice) for choice in choices):
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool; anything but a bool (``"no"``, ``None``, ``2``) is a TypeError naming ``name``.
+
+    ``bool("no")`` is True: reading any object as a flag would silently turn a typo into a setting.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {describe(value)}")
+    return bool(value)
+
+
+def check_batch_shape(value: Any, name: str, ndim: int = 4) -> tuple[int, ...]:
+    """``value`` as a shape of ``ndim`` ints: the batch size ``>= 0``, every other size ``>= 1``."""
+    try:
+        sizes = tuple(value)
+    except TypeError as error:
+        raise TypeError(f"{name} must be a tuple of {ndim} ints, got {describe(value)}") from error
+    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) for v in sizes):
+        raise TypeError(f"{name} must be a tuple of {ndim} ints, got {describe(value)}")
+    if len(sizes) != ndim or sizes[0] < 0 or any(v < 1 for v in sizes[1:]):
+        raise ValueError(f"{name} must be {ndim} sizes, the batch >= 0 and the rest >= 1, got {describe(value)}")
+    return tuple(int(v) for v in sizes)
+
+
+def cast_pad_value(pad_value: Any, dtype: np.dtype, name: str = "pad_value") -> Any:
+    """``pad_value`` as a scalar of ``dtype``.
+
+    +-inf in an integer dtype means its maximum / minimum. A value that is not a
+    real number is a TypeError; an integer dtype that cannot hold it exactly,
+    or a finite value that overflows a floating dtype (1e6 in float16), a
+    ValueError.
+    """
+    dtype = np.dtype(dtype)
+    if isinstance(pad_value, (bool, np.bool_)) or not isinstance(pad_value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {describe(pad_value)}")
+    unrepresentable = ValueError(f"{name} {pad_value!r} cannot be represented in the input's dtype {dtype}")
+    try:
+        as_float = float(pad_value)
+    except OverflowError as error:  # an int beyond any float
+        raise unrepresentable from error
+    if dtype.kind in "iu" and math.isinf(as_float):
+        info = np.iinfo(dtype)
+        return dtype.type(info.max if pad_value > 0 else info.min)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = np.asarray(pad_value).astype(dtype)
+    except (OverflowError, TypeError) as error:
+        raise unrepresentable from error
+    if dtype.kind == "f":
+        representable = np.isfinite(cast) or not math.isfinite(as_float)
+    else:
+        representable = not math.isnan(as_float) and int(cast) == pad_value
+    if not representable:
+        raise unrepresentable
+    return dtype.type(cast)
 
 
 def lowest_value(dtype: np.dtype) -> Any:

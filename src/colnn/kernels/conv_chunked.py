@@ -31,7 +31,10 @@ from .geometry import window_args
 from . import threads
 from .threads import get_num_threads
 
-__all__ = ["supports_dtype", "chunk_images", "in_parallel", "conv2d_forward_chunked", "conv2d_backward_chunked"]
+__all__ = [
+    "supports_dtype", "chunk_images", "in_parallel", "conv2d_forward_chunked", "forward_images",
+    "conv2d_backward_chunked",
+]
 
 _lock = threading.Lock()  # guards the pool below and the process-wide BLAS limit
 _executor: ThreadPoolExecutor | None = None
@@ -89,7 +92,7 @@ def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], obje
     in the calling thread and leaves BLAS as it is.
     """
     global _executor, _executor_workers, _blas_controller
-    parts = 1 if col_bytes < threads.SERIAL_BELOW_BYTES else min(get_num_threads(), n_images)
+    parts = 1 if col_bytes < threads.SERIAL_BELOW_BYTES else max(1, min(get_num_threads(), n_images))
     bounds = np.linspace(0, n_images, parts + 1).astype(int)
     shares = [slice(int(bounds[i]), int(bounds[i + 1])) for i in range(parts)]
     if parts == 1:
@@ -122,30 +125,42 @@ def conv2d_forward_chunked(
     ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C/groups, kh, kw)`` and ``bias``
     ``(FN,)`` share a dtype, float32 or float64. Returns ``(N, FN, out_h, out_w)``.
     """
-    from . import im2col_loops
-
     x = np.ascontiguousarray(x)
     n_images, out_channels = x.shape[0], weight.shape[0]
-    weight_rows = weight.reshape(groups, out_channels // groups, -1)
-    group_channels = out_channels // groups
-    out = np.empty((n_images, out_channels, window.out_h * window.out_w), dtype=x.dtype)
-    bias_or_empty = np.zeros(out_channels, x.dtype) if bias is None else np.ascontiguousarray(bias)
-    geometry = window_args(window)
+    out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
 
     def forward_share(share: slice, parts: int) -> None:
-        images_in = x[share]
-        buffers = _Buffers(images_in.shape, out_channels, window, x.dtype, budget_bytes // parts)
-        group_rows = buffers.col_rows // groups
-        for first, images, col, rows in buffers.chunks(len(images_in)):
-            im2col_loops.im2col_chunk(images_in[first:first + images], *geometry, col)
-            for g in range(groups):
-                np.matmul(weight_rows[g], col[g * group_rows:(g + 1) * group_rows],
-                          out=rows[g * group_channels:(g + 1) * group_channels])
-            im2col_loops.rows_to_nchw(rows, bias_or_empty, bias is not None,
-                                      out[share][first:first + images])
+        forward_images(x[share], weight, bias, window, groups, budget_bytes // parts, out[share])
 
     in_parallel(n_images, _col_bytes(x, window), forward_share)
-    return out.reshape(n_images, out_channels, window.out_h, window.out_w)
+    return out
+
+
+def forward_images(
+    images_in: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int,
+    budget_bytes: int, out: np.ndarray,
+) -> None:
+    """One thread's share of :func:`conv2d_forward_chunked`: ``out`` ``(B, FN, out_h, out_w)`` of ``images_in``.
+
+    Its sums are the direct sums of products (one GEMM per chunk and group), so
+    it is also the exact path that the Winograd kernel falls back to.
+    """
+    from . import im2col_loops
+
+    out_channels = weight.shape[0]
+    weight_rows = weight.reshape(groups, out_channels // groups, -1)
+    group_channels = out_channels // groups
+    bias_or_empty = np.zeros(out_channels, images_in.dtype) if bias is None else np.ascontiguousarray(bias)
+    out_planes = out.reshape(out.shape[0], out_channels, window.out_h * window.out_w)
+    geometry = window_args(window)
+    buffers = _Buffers(images_in.shape, out_channels, window, images_in.dtype, budget_bytes)
+    group_rows = buffers.col_rows // groups
+    for first, images, col, rows in buffers.chunks(len(images_in)):
+        im2col_loops.im2col_chunk(images_in[first:first + images], *geometry, col)
+        for g in range(groups):
+            np.matmul(weight_rows[g], col[g * group_rows:(g + 1) * group_rows],
+                      out=rows[g * group_channels:(g + 1) * group_channels])
+        im2col_loops.rows_to_nchw(rows, bias_or_empty, bias is not None, out_planes[first:first + images])
 
 
 def conv2d_backward_chunked(
@@ -167,7 +182,7 @@ def conv2d_backward_chunked(
     weight_rows = weight.reshape(groups, out_channels // groups, -1)
     group_channels = out_channels // groups
     grad_input = np.empty(x.shape, dtype=x.dtype)
-    grad_planes = grad_output.reshape(n_images, out_channels, -1)
+    grad_planes = grad_output.reshape(n_images, out_channels, window.out_h * window.out_w)
     geometry = window_args(window)
 
     def backward_share(share: slice, parts: int) -> np.ndarray:

@@ -14,21 +14,36 @@ stride 1 without dilation, float32 or float64, with at least
 the GEMM saves). The result differs from im2col + GEMM by rounding only: the
 transforms add a few operations per value (float32, random data: relative
 error ~1e-5 of the largest output; float64: ~1e-14). Backward keeps im2col.
+
+IEEE semantics. The transforms mix neighbouring cells, so one NaN or inf would
+poison whole tiles, and a large finite value could overflow in a transform
+where the direct sum does not. Winograd therefore runs only where neither can
+happen: the weights and bias are checked once, and each chunk's inputs while
+they are copied into tiles (no extra pass); a chunk with a non-finite or too
+large value is computed by the exact im2col + GEMM path instead, whose sums
+are the direct sums (NaN and inf only where a window's own sum gives them).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import conv_chunked
 from .conv_chunked import chunk_images, in_parallel
 from ..core.window import Window
 
-__all__ = ["MIN_CHANNELS", "applies", "conv2d_forward_winograd", "filter_transform"]
+__all__ = ["MIN_CHANNELS", "applies", "conv2d_forward_winograd", "filter_transform", "input_limit"]
 
 MIN_CHANNELS = 16
 # Each thread's transformed tiles stay within this (and the caller's budget): one
 # C1 image (4 MB of tiles) per chunk ran in 25 ms, two per chunk in 28 ms.
 _SHARE_BYTES = 4 << 20
+
+# How much the transforms can grow a value: the row sums of |B^T| are at most 10,
+# so |B^T d B| <= 100 max|d|; of |G| at most 1, so |G g G^T| <= max|g|; of |A^T|
+# at most 19, so every intermediate is <= 100 * 361 * C * max|x| * max|w|.
+_INPUT_GROWTH = 10 * 10
+_GROWTH = _INPUT_GROWTH * 19 * 19
 
 # G of F(4x4, 3x3): U = G g G^T turns a 3x3 filter into its 6x6 transform.
 _G = np.array([
@@ -49,6 +64,27 @@ def applies(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], window: Win
         and (window.stride_h, window.stride_w, window.dilation_h, window.dilation_w) == (1, 1, 1, 1)
         and x_shape[1] >= MIN_CHANNELS
     )
+
+
+def input_limit(weight: np.ndarray, bias: np.ndarray | None) -> np.generic | None:
+    """Largest ``|x|`` for which no step of Winograd can overflow, or None if the weights or bias forbid it.
+
+    With ``|x| <= limit`` every intermediate stays below half the dtype's
+    maximum, so outputs, bias added, are finite on both paths and differ by
+    rounding only. A non-finite weight or bias, or a bias above half the
+    maximum, rules Winograd out for the whole call.
+    """
+    largest = float(np.finfo(weight.dtype).max)
+    weight_peak = float(np.max(np.abs(weight), initial=0.0))
+    bias_peak = 0.0 if bias is None else float(np.max(np.abs(bias), initial=0.0))
+    if not (weight_peak <= largest and bias_peak <= largest / 2):  # NaN fails too
+        return None
+    scale = _GROWTH * weight.shape[1] * weight_peak
+    limit = largest / 2 / _INPUT_GROWTH
+    if scale > 0:
+        limit = min(limit, largest / 2 / scale)
+    cast = weight.dtype.type(limit)
+    return cast if float(cast) <= limit else np.nextafter(cast, weight.dtype.type(0))  # round down, never up
 
 
 def filter_transform(weight: np.ndarray) -> np.ndarray:
@@ -72,6 +108,9 @@ def conv2d_forward_winograd(
 
     x = np.ascontiguousarray(x)
     n_images, channels = x.shape[:2]
+    limit = input_limit(weight, bias)
+    if limit is None:
+        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, 1, budget_bytes)
     out_channels = weight.shape[0]
     tiles_h, tiles_w = -(-window.out_h // 4), -(-window.out_w // 4)
     plane_tiles = tiles_h * (tiles_w + 2)  # two padding tiles per tile row, see winograd_loops
@@ -90,8 +129,11 @@ def conv2d_forward_winograd(
         for first in range(0, len(images_in), chunk):
             images = min(chunk, len(images_in) - first)
             used = images * plane_tiles
-            winograd_loops.input_transform(images_in[first:first + images], window.pad_h, window.pad_w,
-                                             tiles_h, tiles_w, phases, row_transform, tiles_in)
+            if not winograd_loops.input_transform(images_in[first:first + images], window.pad_h, window.pad_w,
+                                                  tiles_h, tiles_w, limit, phases, row_transform, tiles_in):
+                conv_chunked.forward_images(images_in[first:first + images], weight, bias, window, 1,
+                                            min(budget_bytes // parts, _SHARE_BYTES), images_out[first:first + images])
+                continue
             np.matmul(transformed_weight, tiles_in[:, :, :used], out=tiles_out[:, :, :used])
             winograd_loops.output_transform(tiles_out, bias_or_zero, tiles_h, tiles_w,
                                               images_out[first:first + images])

@@ -40,8 +40,11 @@ def _at(m0, m1, m2, m3, m4, m5):
 
 
 @njit(nogil=True, cache=True)
-def input_transform(images, pad_h, pad_w, tiles_h, tiles_w, phases, row_transform, tiles_in):
+def input_transform(images, pad_h, pad_w, tiles_h, tiles_w, limit, phases, row_transform, tiles_in):
     """``images`` ``(B, C, H, W)`` -> ``tiles_in`` ``(36, C, B*tiles_h*L)``: ``B^T d B`` of each 6x6 tile ``d``.
+
+    Returns whether every input value ``v`` has ``|v| <= limit`` (False for
+    NaN and inf): the check rides on the copy, which reads every value anyway.
 
     ``phases`` ``(4, 4, tiles_h + 2, L)``, zeroed by the caller once (padding is
     never written, so it stays zero), holds the zero-padded plane split by
@@ -52,6 +55,7 @@ def input_transform(images, pad_h, pad_w, tiles_h, tiles_w, phases, row_transfor
     n_images, channels, height, width = images.shape
     row_tiles = tiles_w + 2
     plane_tiles = tiles_h * row_tiles
+    within = 0
     for b in range(n_images):
         for c in range(channels):
             plane = images[b, c]
@@ -65,7 +69,9 @@ def input_transform(images, pad_h, pad_w, tiles_h, tiles_w, phases, row_transfor
                     src = plane[y, 4 * first + q - pad_w:]
                     dst = phases[q, r % 4, r // 4, first:stop]
                     for m in range(dst.shape[0]):
-                        dst[m] = src[4 * m]
+                        value = src[4 * m]
+                        dst[m] = value
+                        within += abs(value) <= limit
             for row_phase in range(4):
                 # Columns 4m .. 4m+5 of a row are phases 0-3 at m and phases 0-1 at m + 1.
                 x0, x1 = phases[0, row_phase].ravel(), phases[1, row_phase].ravel()
@@ -85,6 +91,7 @@ def input_transform(images, pad_h, pad_w, tiles_h, tiles_w, phases, row_transfor
                 v3, v4, v5 = tiles_in[18 + j, c, base:stop], tiles_in[24 + j, c, base:stop], tiles_in[30 + j, c, base:stop]
                 for t in range(v0.shape[0]):
                     v0[t], v1[t], v2[t], v3[t], v4[t], v5[t] = _bt(d0[t], d1[t], d2[t], d3[t], d4[t], d5[t])
+    return within == n_images * channels * height * width
 
 
 @njit(nogil=True, cache=True)

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ..ops.conv import available_strategies as conv_strategies
 from ..ops.conv import check_conv_args, conv2d_backward, conv2d_forward, conv_window
+from ..ops.pooling import available_strategies as pool_strategies
 from ..ops.pooling import (
     check_divisor,
     pool_window,
@@ -23,7 +25,9 @@ from ..ops.pooling import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
-from ..core.checks import check_array, check_float_array, check_grad_shape, to_batched
+from ..core.checks import (
+    check_array, check_choice, check_flag, check_float_array, check_grad_shape, describe, gradient_dtype, to_batched,
+)
 from ..core.window import IntPair, as_pair
 
 __all__ = [
@@ -36,6 +40,10 @@ __all__ = [
     "Affine",
     "SoftmaxWithLoss",
 ]
+
+
+# Ranks at which Relu and Affine read axis 0 as the batch, which may be empty.
+_ANY_RANK = tuple(range(1, 33))
 
 
 class Layer:
@@ -140,8 +148,8 @@ class MaxPool2d(_WindowLayer):
         self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
         self.padding = as_pair(padding, "padding", minimum=0)
         self.dilation = as_pair(dilation, "dilation", minimum=1)
-        self.ceil_mode = bool(ceil_mode)
-        self.strategy = strategy
+        self.ceil_mode = check_flag(ceil_mode, "ceil_mode")
+        self.strategy = check_choice(strategy, "strategy", (None, *pool_strategies()))
 
     def __repr__(self) -> str:
         return (
@@ -185,10 +193,10 @@ class AvgPool2d(_WindowLayer):
         self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
         self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
         self.padding = as_pair(padding, "padding", minimum=0)
-        self.ceil_mode = bool(ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
+        self.ceil_mode = check_flag(ceil_mode, "ceil_mode")
+        self.count_include_pad = check_flag(count_include_pad, "count_include_pad")
         self.divisor_override = check_divisor(divisor_override)
-        self.strategy = strategy
+        self.strategy = check_choice(strategy, "strategy", (None, *pool_strategies()))
 
     def __repr__(self) -> str:
         return (
@@ -247,7 +255,7 @@ class Convolution(_WeightAndBias, _WindowLayer):
         groups: int = 1,
         strategy: str | None = None,
     ) -> None:
-        weight, bias, groups = check_conv_args(W, b, groups)
+        weight, bias, groups = check_conv_args(W, b, groups, names=("W", "b"))
         if bias is None:
             raise TypeError("b must be an array of shape (FN,), got None")
         self.W = np.array(weight, copy=True)
@@ -256,7 +264,7 @@ class Convolution(_WeightAndBias, _WindowLayer):
         self.pad = pad if isinstance(pad, str) else as_pair(pad, "pad", minimum=0)
         self.dilation = as_pair(dilation, "dilation", minimum=1)
         self.groups = groups
-        self.strategy = strategy  # see colnn.ops.conv.available_strategies()
+        self.strategy = check_choice(strategy, "strategy", (None, *conv_strategies()))
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
 
@@ -270,7 +278,7 @@ class Convolution(_WeightAndBias, _WindowLayer):
         return check_float_array(x, "x")
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
-        check_conv_args(self.W, self.b, self.groups, in_channels=x.shape[-3])
+        check_conv_args(self.W, self.b, self.groups, in_channels=x.shape[-3], names=("W", "b"))
         window = conv_window(x.shape[2:], self.W.shape[2:], self.stride, self.pad, self.dilation)
         dtype = np.result_type(x, self.W)
         out, saved = conv2d_forward(
@@ -290,7 +298,7 @@ class Convolution(_WeightAndBias, _WindowLayer):
 
 
 class Relu(Layer):
-    """``max(x, 0)`` elementwise; any shape, dtype preserved."""
+    """``max(x, 0)`` elementwise; any shape, dtype preserved (the gradient is floating)."""
 
     def __init__(self) -> None:
         self.mask: np.ndarray | None = None
@@ -299,7 +307,7 @@ class Relu(Layer):
         return "Relu()"
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = check_array(x, "x", ndims=None, batch_ndims=_ANY_RANK)
         mask = x <= 0
         self.mask = mask
         return np.where(mask, np.zeros((), dtype=x.dtype), x)
@@ -307,9 +315,7 @@ class Relu(Layer):
     def backward(self, dout: Any) -> np.ndarray:
         if self.mask is None:
             raise RuntimeError("Relu.backward called before forward")
-        dout = np.asarray(dout)
-        if dout.shape != self.mask.shape:
-            raise ValueError(f"dout must have the forward output's shape {self.mask.shape}, got {dout.shape}")
+        dout = check_grad_shape(dout, self.mask.shape, np.dtype(np.int8))
         return np.where(self.mask, np.zeros((), dtype=dout.dtype), dout)
 
 
@@ -322,8 +328,8 @@ class Affine(_WeightAndBias, Layer):
     """
 
     def __init__(self, W: Any, b: Any) -> None:
-        weight = check_float_array(W, "W", ndims=(2,))
-        bias = check_float_array(b, "b", ndims=(1,))
+        weight = check_float_array(W, "W", ndims=(2,), batch_ndims=())
+        bias = check_float_array(b, "b", ndims=(1,), batch_ndims=())
         if bias.shape != (weight.shape[1],):
             raise ValueError(f"b must have shape ({weight.shape[1]},), got {bias.shape}")
         self.W = np.array(weight, copy=True)
@@ -336,8 +342,8 @@ class Affine(_WeightAndBias, Layer):
         return f"Affine(W={self.W.shape}, dtype={self.W.dtype})"
 
     def forward(self, x: Any) -> np.ndarray:
-        x = check_float_array(x, "x", ndims=tuple(range(1, 9)))
-        x2 = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1)
+        x = check_float_array(x, "x", ndims=tuple(range(1, 9)), batch_ndims=_ANY_RANK[1:])
+        x2 = x.reshape(x.shape[0], int(np.prod(x.shape[1:]))) if x.ndim > 1 else x.reshape(1, -1)
         if x2.shape[1] != self.W.shape[0]:
             raise ValueError(
                 f"x has {x2.shape[1]} features per sample but W expects {self.W.shape[0]} (x shape {x.shape})"
@@ -348,48 +354,47 @@ class Affine(_WeightAndBias, Layer):
 
     def backward(self, dout: Any) -> np.ndarray:
         x2, input_shape = self._saved()
-        dout = np.asarray(dout)
-        if dout.shape != (x2.shape[0], self.W.shape[1]):
-            raise ValueError(
-                f"dout must have the forward output's shape {(x2.shape[0], self.W.shape[1])}, got {dout.shape}"
-            )
+        dout = check_grad_shape(dout, (x2.shape[0], self.W.shape[1]), self.W.dtype)
         self.dW = (x2.T @ dout).astype(self.W.dtype, copy=False)
         self.db = dout.sum(axis=0).astype(self.b.dtype, copy=False)
         return (dout @ self.W.T).reshape(input_shape)
 
 
 class SoftmaxWithLoss(Layer):
-    """Softmax followed by mean cross-entropy loss.
+    """Softmax followed by mean cross-entropy loss, as ``torch.nn.functional.cross_entropy``.
 
-    ``forward(x, t)``: scores ``(N, K)`` and labels, either integers ``(N,)`` or
-    one-hot ``(N, K)`` -> scalar loss. ``backward(dout=1)`` -> ``(N, K)``
-    gradient ``dout * (softmax(x) - onehot(t)) / N``. Uses log-sum-exp, so large
-    scores neither overflow nor give ``log(0)``.
+    ``forward(x, t)``: scores ``x`` ``(N, K)`` and a target ``t``, either integer
+    labels ``(N,)`` or class probabilities ``(N, K)`` (rows >= 0 that sum to 1;
+    one-hot rows are the special case, integer or floating) -> scalar loss
+    ``-mean_n sum_k t[n, k] * log softmax(x)[n, k]``. ``backward(dout=1)`` ->
+    ``(N, K)`` gradient ``dout * (softmax(x) - t) / N``. Uses log-sum-exp, so
+    large scores neither overflow nor give ``log(0)``. An empty batch gives
+    NaN, as PyTorch's mean over no samples, and an empty gradient.
+
+    Raises ValueError for a ``t`` of the wrong shape, labels outside
+    ``[0, K)``, or probability rows that are negative or do not sum to 1
+    (within ``max(1e-6, sqrt(eps))`` of ``t``'s dtype).
     """
 
     def __init__(self) -> None:
         self.y: np.ndarray | None = None  # softmax probabilities of the last forward
-        self.t: np.ndarray | None = None  # labels of the last forward, as integers
+        self.t: np.ndarray | None = None  # target of the last forward: labels (N,) or probabilities (N, K)
         self.loss: float | None = None
 
     def __repr__(self) -> str:
         return "SoftmaxWithLoss()"
 
     def forward(self, x: Any, t: Any) -> float:  # type: ignore[override]
-        x = check_float_array(x, "x", ndims=(2,))
-        labels = np.asarray(t)
-        if labels.ndim == 2:
-            if labels.shape != x.shape:
-                raise ValueError(f"one-hot t must have x's shape {x.shape}, got {labels.shape}")
-            labels = labels.argmax(axis=1)
-        if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
-            raise ValueError(f"t must be integer labels of shape ({x.shape[0]},) or one-hot, got {np.asarray(t).shape} {labels.dtype}")
-        if labels.size and (labels.min() < 0 or labels.max() >= x.shape[1]):
-            raise ValueError(f"t must hold labels in [0, {x.shape[1]}), got range [{labels.min()}, {labels.max()}]")
-        shifted = x - x.max(axis=1, keepdims=True)
+        x = check_float_array(x, "x", ndims=(2,), batch_ndims=(2,))
+        target = _check_target(t, x.shape)
+        shifted = x - x.max(axis=1, keepdims=True, initial=-np.inf)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss = float(-log_probs[np.arange(x.shape[0]), labels].mean())
-        self.y, self.t, self.loss = np.exp(log_probs), labels, loss
+        if target.ndim == 2:
+            per_sample = -(np.where(target > 0, target, 0) * np.where(target > 0, log_probs, 0)).sum(axis=1)
+        else:
+            per_sample = -log_probs[np.arange(x.shape[0]), target]
+        loss = float(per_sample.mean()) if per_sample.size else float("nan")
+        self.y, self.t, self.loss = np.exp(log_probs), target, loss
         return loss
 
     def __call__(self, x: Any, t: Any) -> float:  # type: ignore[override]
@@ -399,5 +404,37 @@ class SoftmaxWithLoss(Layer):
         if self.y is None:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
         grad = self.y.copy()
-        grad[np.arange(grad.shape[0]), self.t] -= 1
-        return grad * (np.asarray(dout, dtype=grad.dtype) / grad.shape[0])
+        if self.t.ndim == 2:
+            grad -= self.t
+        else:
+            grad[np.arange(grad.shape[0]), self.t] -= 1
+        scale = check_array(dout, "dout", ndims=(0,)).astype(grad.dtype)
+        return grad * (scale / max(grad.shape[0], 1))
+
+
+def _check_target(t: Any, scores_shape: tuple[int, int]) -> np.ndarray:
+    """``t`` as integer labels ``(N,)`` or float class probabilities ``(N, K)``; ValueError naming ``t`` if neither."""
+    n, classes = scores_shape
+    target = check_array(t, "t", ndims=(1, 2), batch_ndims=(1, 2))
+    if target.ndim == 1:
+        if target.shape != (n,) or target.dtype.kind not in "iu":
+            raise ValueError(
+                f"t must be integer labels of shape ({n},) or class probabilities of shape {scores_shape}, "
+                f"got shape {target.shape} dtype {target.dtype}"
+            )
+        if target.size and (target.min() < 0 or target.max() >= classes):
+            raise ValueError(f"t must hold labels in [0, {classes}), got range [{target.min()}, {target.max()}]")
+        return target
+    if target.shape != scores_shape:
+        raise ValueError(f"t of class probabilities must have x's shape {scores_shape}, got {target.shape}")
+    probs = target.astype(gradient_dtype(target.dtype, target.dtype), copy=False)
+    tolerance = max(1e-6, float(np.sqrt(np.finfo(probs.dtype).eps)))
+    sums = probs.sum(axis=1)
+    bad = ~((probs >= 0).all(axis=1) & (np.abs(sums - 1) <= tolerance))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"t must hold class probabilities (rows >= 0 that sum to 1 within {tolerance:.1e}); "
+            f"row {row} is {describe(target[row])}, summing to {float(sums[row])!r}"
+        )
+    return probs

@@ -170,6 +170,13 @@ class Network:
         (dropout, batch normalisation): False, the default, evaluates.
         """
         out = np.asarray(x)
+        expected = self.input_shape
+        if expected is not None and out.shape[1:] != expected:
+            hint = "; for one sample use x[np.newaxis]" if out.shape == expected else ""
+            raise ValueError(
+                f"x must be a batch of shape (N, {', '.join(map(str, expected))}) for this network's "
+                f"input_shape {expected}, got shape {out.shape}{hint}"
+            )
         if self.params and out.dtype != self.dtype:
             out = out.astype(self.dtype)
         for layer in self.layers:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_float_array, to_batched
+from ..core.checks import accumulation_dtype, check_float_array, to_batched
 from ..core.window import IntPair, Window, as_pair
 from ..kernels import conv_chunked, winograd
 from ..kernels.geometry import STRATEGIES, use_kernels
@@ -66,10 +66,15 @@ def _chunked(strategy: str | None, dtype: np.dtype) -> bool:
 
 
 def check_conv_args(
-    weight: Any, bias: Any, groups: Any, in_channels: int | None = None
+    weight: Any, bias: Any, groups: Any, in_channels: int | None = None, *, names: tuple[str, str] = ("weight", "bias")
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Validate a weight ``(FN, C/groups, FH, FW)``, a bias ``(FN,)`` or None, and ``groups``."""
-    weight = check_float_array(weight, "weight", ndims=(4,))
+    """Validate a weight ``(FN, C/groups, FH, FW)``, a bias ``(FN,)`` or None, and ``groups``.
+
+    Every axis of the weight and bias must be non-empty (no filters is a
+    ValueError); messages call them by ``names`` (the layer's ``W`` and ``b``).
+    """
+    weight_name, bias_name = names
+    weight = check_float_array(weight, weight_name, ndims=(4,), batch_ndims=())
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"groups must be an int, got {groups!r}")
     groups = int(groups)
@@ -78,20 +83,20 @@ def check_conv_args(
     out_channels = weight.shape[0]
     if out_channels % groups != 0:
         raise ValueError(
-            f"weight's out_channels ({out_channels}) must be divisible by groups ({groups})"
+            f"{weight_name}'s out_channels ({out_channels}) must be divisible by groups ({groups})"
         )
     if in_channels is not None:
         if in_channels % groups != 0:
             raise ValueError(f"input's channels ({in_channels}) must be divisible by groups ({groups})")
         if weight.shape[1] * groups != in_channels:
             raise ValueError(
-                f"weight of shape {weight.shape} expects {weight.shape[1] * groups} input channels "
+                f"{weight_name} of shape {weight.shape} expects {weight.shape[1] * groups} input channels "
                 f"with groups={groups}, but input has {in_channels}"
             )
     if bias is not None:
-        bias = check_float_array(bias, "bias", ndims=(1,))
+        bias = check_float_array(bias, bias_name, ndims=(1,), batch_ndims=())
         if bias.shape != (out_channels,):
-            raise ValueError(f"bias must have shape ({out_channels},), got {bias.shape}")
+            raise ValueError(f"{bias_name} must have shape ({out_channels},), got {bias.shape}")
     return weight, bias, groups
 
 
@@ -134,10 +139,28 @@ def conv2d_forward(
 
     ``saved`` is ``col`` for the ``"im2col"`` strategy and ``x`` itself for the
     default one, which rebuilds the columns in backward. The default computes
-    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`).
+    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`)
+    when every value is finite and small enough that no transform can overflow;
+    otherwise by im2col, whose sums are the direct sums (IEEE: NaN and inf only
+    where a window's own sum gives them). float16 is computed in float32 and
+    rounded once, without Winograd, whose float32 rounding could move a float16
+    result to its neighbour.
     """
+    acc = accumulation_dtype(x.dtype)
+    if acc != x.dtype:
+        out, saved = _forward(x.astype(acc), weight.astype(acc), None if bias is None else bias.astype(acc),
+                              window, groups, strategy, transforms=False)
+        return out.astype(x.dtype), saved
+    return _forward(x, weight, bias, window, groups, strategy, transforms=True)
+
+
+def _forward(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int,
+    strategy: str | None, transforms: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`conv2d_forward` in ``x``'s dtype; Winograd only if ``transforms``."""
     if _chunked(strategy, x.dtype):
-        if winograd.applies(x.shape, weight.shape, window, groups):
+        if transforms and winograd.applies(x.shape, weight.shape, window, groups):
             return winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes), x
         return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
     n = x.shape[0]
@@ -167,6 +190,11 @@ def conv2d_backward(
 
     ``saved`` is what :func:`conv2d_forward` returned with the same ``strategy``.
     """
+    acc = accumulation_dtype(grad_output.dtype)
+    if acc != grad_output.dtype:
+        grads = conv2d_backward(grad_output.astype(acc), input_shape, saved, weight.astype(acc),
+                                window, groups, strategy)
+        return tuple(grad.astype(grad_output.dtype) for grad in grads)
     if _chunked(strategy, grad_output.dtype):
         return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups, _column_budget_bytes)
     col = saved

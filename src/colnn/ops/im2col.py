@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_array, to_batched
+from ..core.checks import accumulation_dtype, cast_pad_value, check_array, check_batch_shape, to_batched
 from ..core.window import IntPair, Window, as_pair
 from ..kernels.geometry import use_kernels
 from ..kernels.unfold import col2im_rows, fold_windows, im2col_rows, unfold_windows
@@ -92,17 +92,6 @@ def col2im_window(col: np.ndarray, input_shape: tuple[int, ...], window: Window)
     return np.ascontiguousarray(_scatter_add(windows.transpose(0, 3, 4, 5, 1, 2), input_shape, window))
 
 
-def _cast_pad_value(pad_value: Any, dtype: np.dtype, name: str = "pad_value") -> Any:
-    """``pad_value`` in ``dtype``; +-inf in an integer dtype means its maximum / minimum."""
-    if dtype.kind in "iu" and np.isinf(pad_value):
-        info = np.iinfo(dtype)
-        return info.max if pad_value > 0 else info.min
-    cast = np.asarray(pad_value).astype(dtype)
-    if cast != pad_value and not (np.isnan(pad_value) and np.isnan(cast)):
-        raise ValueError(f"{name} {pad_value!r} cannot be represented in the input's dtype {dtype}")
-    return cast
-
-
 def im2col(
     input_data: Any,
     filter_h: int,
@@ -146,7 +135,7 @@ def im2col(
         x.shape[2:], (filter_h, filter_w), stride, pad, dilation,
         kernel_name="(filter_h, filter_w)", padding_name="pad",
     )
-    pad_value = _cast_pad_value(pad_value, x.dtype)
+    pad_value = cast_pad_value(pad_value, x.dtype)
     if use_kernels(strategy, x.dtype):
         return im2col_rows(x, window, pad_value)
     return im2col_window(x, window, pad_value)
@@ -178,10 +167,8 @@ def col2im(
     -------
     array ``input_shape`` of ``col``'s dtype
     """
-    col = check_array(col, "col", ndims=(2,))
-    input_shape = tuple(int(v) for v in input_shape)
-    if len(input_shape) != 4:
-        raise ValueError(f"input_shape must be (N, C, H, W), got {input_shape!r}")
+    col = check_array(col, "col", ndims=(2,), batch_ndims=(2,))
+    input_shape = check_batch_shape(input_shape, "input_shape")
     n, c, in_h, in_w = input_shape
     window = Window.build(
         (in_h, in_w), (filter_h, filter_w), stride, pad, dilation,
@@ -192,9 +179,11 @@ def col2im(
         raise ValueError(
             f"col must have shape {expected} for input_shape {input_shape}, got {col.shape}"
         )
-    if use_kernels(strategy, col.dtype):
-        return col2im_rows(col, input_shape, window)
-    return col2im_window(col, input_shape, window)
+    acc = accumulation_dtype(col.dtype)
+    sums = col.astype(acc, copy=False)
+    if use_kernels(strategy, acc):
+        return col2im_rows(sums, input_shape, window).astype(col.dtype, copy=False)
+    return col2im_window(sums, input_shape, window).astype(col.dtype, copy=False)
 
 
 def unfold(
@@ -241,7 +230,7 @@ def fold(
     ``(N, C*kh*kw, L)`` -> ``(N, C, H, W)`` with ``(H, W) = output_size``; an
     unbatched ``(C*kh*kw, L)`` gives ``(C, H, W)``. ``strategy`` as for :func:`unfold`.
     """
-    blocks = check_array(input, "input", ndims=(2, 3))
+    blocks = check_array(input, "input", ndims=(2, 3), batch_ndims=(3,))
     unbatched = blocks.ndim == 2
     if unbatched:
         blocks = blocks[np.newaxis]
@@ -259,9 +248,12 @@ def fold(
             f"{window.out_h}x{window.out_w}={window.out_h * window.out_w} for output_size={output_size!r}"
         )
     image_shape = (n, rows // window.kernel_area, *out_hw)
-    if use_kernels(strategy, blocks.dtype):
-        image = fold_windows(blocks, image_shape, window)
+    acc = accumulation_dtype(blocks.dtype)
+    sums = blocks.astype(acc, copy=False)
+    if use_kernels(strategy, acc):
+        image = fold_windows(sums, image_shape, window)
     else:
-        windows = blocks.reshape(n, image_shape[1], window.kernel_h, window.kernel_w, window.out_h, window.out_w)
+        windows = sums.reshape(n, image_shape[1], window.kernel_h, window.kernel_w, window.out_h, window.out_w)
         image = np.ascontiguousarray(_scatter_add(windows, image_shape, window))
+    image = image.astype(blocks.dtype, copy=False)
     return image[0] if unbatched else image

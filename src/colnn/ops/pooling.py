@@ -17,7 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from .im2col import col2im_window, im2col_window
-from ..core.checks import check_array, check_float_array, lowest_value, to_batched
+from ..core.checks import (
+    accumulation_dtype, check_array, check_flag, check_float_array, gradient_dtype, lowest_value, to_batched,
+)
 from ..core.window import IntPair, Window
 from ..kernels.pool import NumbaStrategy
 
@@ -65,9 +67,7 @@ class PoolStrategy(Protocol):
         """Spread ``grad_output / divisor`` over each window's cells; overlaps sum."""
 
 
-def _accumulator(dtype: np.dtype) -> np.dtype:
-    """Sums of float16 are taken in float32, as PyTorch's CPU kernels do."""
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+_accumulator = accumulation_dtype
 
 
 def _torch_argmax(rows: np.ndarray) -> np.ndarray:
@@ -123,9 +123,10 @@ class Im2colStrategy:
     def max_backward(
         self, grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...], window: Window
     ) -> np.ndarray:
-        grad_rows = np.zeros((grad_output.size, window.kernel_area), dtype=grad_output.dtype)
+        grad_rows = np.zeros((grad_output.size, window.kernel_area), dtype=_accumulator(grad_output.dtype))
         grad_rows[np.arange(grad_output.size), self._to_rows(window_offset)] = self._to_rows(grad_output)
-        return col2im_window(grad_rows.reshape(-1, input_shape[1] * window.kernel_area), input_shape, window)
+        grad_input = col2im_window(grad_rows.reshape(-1, input_shape[1] * window.kernel_area), input_shape, window)
+        return grad_input.astype(grad_output.dtype, copy=False)
 
     def avg_forward(self, x: np.ndarray, window: Window, divisor: np.ndarray) -> np.ndarray:
         n, c = x.shape[:2]
@@ -137,9 +138,10 @@ class Im2colStrategy:
         self, grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray
     ) -> np.ndarray:
         acc = _accumulator(grad_output.dtype)
-        share = (grad_output.astype(acc) / divisor.astype(acc)).astype(grad_output.dtype)
+        share = grad_output.astype(acc) / divisor.astype(acc)
         grad_rows = np.repeat(self._to_rows(share)[:, None], window.kernel_area, axis=1)
-        return col2im_window(grad_rows.reshape(-1, input_shape[1] * window.kernel_area), input_shape, window)
+        grad_input = col2im_window(grad_rows.reshape(-1, input_shape[1] * window.kernel_area), input_shape, window)
+        return grad_input.astype(grad_output.dtype, copy=False)
 
 
 _STRATEGIES: dict[str, PoolStrategy] = {"im2col": Im2colStrategy()}
@@ -176,7 +178,7 @@ def pool_window(
     x: np.ndarray, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, dilation: IntPair, ceil_mode: bool
 ) -> Window:
     """Validated window geometry of pooling a batched ``(N, C, H, W)`` array."""
-    return Window.build(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode=bool(ceil_mode), pooling=True)
+    return Window.build(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode=check_flag(ceil_mode, "ceil_mode"), pooling=True)
 
 
 def check_divisor(divisor_override: Any) -> int | None:
@@ -207,7 +209,11 @@ def max_pool2d_backward(
     window: Window,
     strategy: str | None = None,
 ) -> np.ndarray:
-    """Gradient of max pooling w.r.t. its input, ``input_shape``; tied maxima: all to the first."""
+    """Gradient of max pooling w.r.t. its input, ``input_shape``; tied maxima: all to the first.
+
+    The gradient is floating: ``grad_output``'s dtype if floating, else float64.
+    """
+    grad_output = grad_output.astype(gradient_dtype(grad_output.dtype, grad_output.dtype), copy=False)
     return get_strategy(strategy).max_backward(grad_output, window_offset, input_shape, window)
 
 
@@ -250,7 +256,7 @@ def max_pool2d(
     """
     x, unbatched = to_batched(check_array(input, "input"))
     window = pool_window(x, kernel_size, stride, padding, dilation, ceil_mode)
-    if not return_indices:
+    if not check_flag(return_indices, "return_indices"):
         out = get_strategy(strategy).max_values(x, window)
         return out[0] if unbatched else out
     out, window_offset = max_pool2d_forward(x, window, strategy)
@@ -315,6 +321,6 @@ def avg_pool2d(
     """
     x, unbatched = to_batched(check_float_array(input, "input"))
     window = pool_window(x, kernel_size, stride, padding, 1, ceil_mode)
-    divisor = window.avg_divisor(bool(count_include_pad), check_divisor(divisor_override))
+    divisor = window.avg_divisor(check_flag(count_include_pad, "count_include_pad"), check_divisor(divisor_override))
     out = avg_pool2d_forward(x, window, divisor, strategy)
     return out[0] if unbatched else out
