@@ -20,7 +20,7 @@ import numpy as np
 from ...core.window import Window
 from .conv_walk import conv_walk
 from .pool_walk import pool_walk
-from .walk import LIMITS, TUTORIAL_SOURCE, Step, Walk, load_array, tutorial_input
+from .walk import LIMITS, TUTORIAL_SOURCE, Walk, load_array, tutorial_input
 
 __all__ = ["explain", "render_text", "run_explain", "register"]
 
