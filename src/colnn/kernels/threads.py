@@ -88,12 +88,16 @@ def choose_threading_layer() -> str | None:
         import numba
         from numba.np.ufunc import parallel
 
+        if parallel._is_initialized:
+            return None
+        # Loaded whatever the choice, so that a user's own "tbb" works in a venv too.
+        tbb = _load_tbb()
         user_chose = (numba.config.THREADING_LAYER != "default"
                       or "NUMBA_THREADING_LAYER" in os.environ
                       or "NUMBA_THREADING_LAYER_PRIORITY" in os.environ)
-        if user_chose or parallel._is_initialized:
+        if user_chose:
             return None
-        numba.config.THREADING_LAYER = "tbb" if _load_tbb() else "workqueue"
+        numba.config.THREADING_LAYER = "tbb" if tbb else "workqueue"
         return numba.config.THREADING_LAYER
 
 
