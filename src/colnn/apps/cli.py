@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``colnn`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    from ..kernels.compile_notice import announce_compiles
+
+    announce_compiles()  # the first run compiles for seconds; say so rather than look hung
     return int(args.run(args) or 0)
 
 
