@@ -31,7 +31,7 @@ def run_python(code: str, layer: str, env: dict[str, str] | None = None) -> str:
     environment = {name: value for name, value in os.environ.items() if not name.startswith("NUMBA_THREADING")}
     environment.update(env or {})
     try:
-        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=240,
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=240, check=False,
                               env=environment)
     except subprocess.TimeoutExpired as hung:
         pytest.fail(f"the program hung: {hung.stderr!r}")

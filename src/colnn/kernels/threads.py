@@ -30,7 +30,7 @@ _layer_lock = threading.Lock()
 # launched if it is workqueue, else nothing.
 _serialize: contextlib.AbstractContextManager = contextlib.nullcontext()
 _launched = False
-_tbb_handle = None
+_tbb_handle = None  # keeps oneTBB loaded for Numba
 _chosen = False
 
 
@@ -88,7 +88,7 @@ def choose_threading_layer() -> str | None:
         import numba
         from numba.np.ufunc import parallel
 
-        if parallel._is_initialized:
+        if getattr(parallel, "_is_initialized", False):  # too late: the layer runs already
             return None
         # Loaded whatever the choice, so that a user's own "tbb" works in a venv too.
         tbb = _load_tbb()
@@ -114,6 +114,7 @@ def _numba() -> Any:
                 _serialize = threading.Lock()
             _launched = True
     return numba
+
 
 def set_num_threads(n: int) -> None:
     """Run colnn's kernels and the BLAS library on at most ``n`` threads (default: all cores).
