@@ -21,11 +21,11 @@ def run(args: list[str], cache_dir: str) -> subprocess.CompletedProcess:
 
 
 def test_the_cli_says_once_that_it_compiles_and_not_again_with_a_warm_cache(tmp_path):
-    train = ["-m", "colnn", "train", "--epochs", "1", "--limit", "50", "--out", str(tmp_path / "run")]
-    cold = run(train, str(tmp_path / "cache"))
+    train = ["-m", "colnn", "train", "--epochs", "1", "--limit", "50", "--out"]
+    cold = run([*train, str(tmp_path / "cold")], str(tmp_path / "cache"))
     assert cold.stderr.count(NOTICE) == 1
     assert NOTICE not in cold.stdout
-    warm = run(train, str(tmp_path / "cache"))
+    warm = run([*train, str(tmp_path / "warm")], str(tmp_path / "cache"))
     assert NOTICE not in warm.stderr
 
 
