@@ -89,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"colnn {args.command}: warning: {need.package} is not installed, so {need.purpose} "
               f"will be left out; {need.install}", file=sys.stderr)
+    from ..kernels.compile_notice import announce_compiles
+
+    announce_compiles()  # the first run compiles for seconds; say so rather than look hung
     return int(args.run(args) or 0)
 
 

@@ -22,6 +22,10 @@ from __future__ import annotations
 from numba import njit, prange
 
 from .rows import spread_cells, take_cells
+from .threads import choose_threading_layer
+
+# Before the first parallel compile, which launches Numba's threads.
+choose_threading_layer()
 
 __all__ = ["im2col_chunk", "col2im_chunk", "rows_to_nchw", "nchw_to_rows", "im2col_book", "col2im_book"]
 

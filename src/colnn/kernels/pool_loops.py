@@ -26,6 +26,10 @@ import numpy as np
 from numba import njit, prange
 
 from .rows import add_cells, spread_cells
+from .threads import choose_threading_layer
+
+# Before the first parallel compile, which launches Numba's threads.
+choose_threading_layer()
 
 __all__ = [
     "max_pool_planes",
