@@ -6,11 +6,12 @@ Numba is imported inside the functions, so importing this module stays cheap.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Iterator
 
 import numpy as np
 
-__all__ = ["set_num_threads", "get_num_threads", "threads_for", "SERIAL_BELOW_BYTES"]
+__all__ = ["set_num_threads", "get_num_threads", "threads_for", "task_threads", "SERIAL_BELOW_BYTES"]
 
 def set_num_threads(n: int) -> None:
     """Run colnn's kernels and the BLAS library on at most ``n`` threads (default: all cores).
@@ -59,3 +60,39 @@ def get_num_threads() -> int:
     import numba
 
     return int(numba.get_num_threads())
+
+
+# BLAS's limit is per process: the first task to enter limits it, the last to leave restores it.
+_task_lock = threading.Lock()
+_tasks_inside = 0
+_blas_limiter = None
+
+
+@contextlib.contextmanager
+def task_threads(n: int = 1) -> Iterator[None]:
+    """Run colnn's kernels and BLAS on ``n`` threads inside a task of a parallel scheduler.
+
+    A scheduler such as Dask's already runs one task per core; a task that also
+    spread over every core would oversubscribe them. Numba's limit is set for
+    the calling thread only; the BLAS limit, per process, holds while any task
+    is inside.
+    """
+    global _tasks_inside, _blas_limiter
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    with _task_lock:
+        if _tasks_inside == 0:
+            _blas_limiter = threadpool_limits(n, user_api="blas")
+        _tasks_inside += 1
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+        with _task_lock:
+            _tasks_inside -= 1
+            if _tasks_inside == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None

@@ -20,6 +20,7 @@ from ..core.checks import check_array, to_batched
 from ..core.window import IntPair, Window, as_pair
 from ..kernels.geometry import use_kernels
 from ..kernels.unfold import col2im_rows, fold_windows, im2col_rows, unfold_windows
+from .dispatch import dask_dispatch
 
 __all__ = ["im2col", "col2im", "unfold", "fold", "pad_input", "window_view", "im2col_window", "col2im_window"]
 
@@ -103,6 +104,7 @@ def _cast_pad_value(pad_value: Any, dtype: np.dtype, name: str = "pad_value") ->
     return cast
 
 
+@dask_dispatch
 def im2col(
     input_data: Any,
     filter_h: int,
@@ -197,6 +199,7 @@ def col2im(
     return col2im_window(col, input_shape, window)
 
 
+@dask_dispatch
 def unfold(
     input: Any,
     kernel_size: IntPair,

@@ -20,6 +20,7 @@ from .im2col import col2im_window, im2col_window
 from ..core.checks import check_array, check_float_array, lowest_value, to_batched
 from ..core.window import IntPair, Window
 from ..kernels.pool import NumbaStrategy
+from .dispatch import dask_dispatch
 
 __all__ = [
     "max_pool2d",
@@ -211,6 +212,7 @@ def max_pool2d_backward(
     return get_strategy(strategy).max_backward(grad_output, window_offset, input_shape, window)
 
 
+@dask_dispatch
 def max_pool2d(
     input: Any,
     kernel_size: IntPair,
@@ -281,6 +283,7 @@ def avg_pool2d_backward(
     return get_strategy(strategy).avg_backward(grad_output, input_shape, window, divisor)
 
 
+@dask_dispatch
 def avg_pool2d(
     input: Any,
     kernel_size: IntPair,

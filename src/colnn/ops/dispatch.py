@@ -1,0 +1,41 @@
+"""The one place where a public op sends a Dask array to its Dask path.
+
+A public function decorated with :func:`dask_dispatch` runs as written on
+anything else; given a ``dask.array.Array`` as its first argument it calls the
+function of the same name in :mod:`colnn.ops.dask_ops`, which returns a lazy
+Dask array. Dask is never imported here: an input can only be a Dask array if
+the caller has imported ``dask.array`` already.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from typing import Any, Callable, TypeVar
+
+__all__ = ["dask_dispatch", "is_dask_array"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_dask_array(value: Any) -> bool:
+    """Whether ``value`` is a ``dask.array.Array`` (without importing Dask)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(value, dask_array.Array)
+
+
+def dask_dispatch(func: F) -> F:
+    """Route calls whose first argument is a Dask array to ``colnn.ops.dask_ops.<name>``."""
+    first = next(iter(inspect.signature(func).parameters))
+
+    @functools.wraps(func)
+    def public(*args: Any, **kwargs: Any) -> Any:
+        data = args[0] if args else kwargs.get(first)
+        if is_dask_array(data):
+            from . import dask_ops  # imports Dask, which the caller has done already
+
+            return getattr(dask_ops, func.__name__)(*args, **kwargs)
+        return func(*args, **kwargs)
+
+    return public  # type: ignore[return-value]
