@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..ops.dispatch import is_dask_array, map_batches
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 
 __all__ = ["Network", "ModelFileError", "simple_conv_net"]
@@ -133,6 +134,8 @@ class Network:
         ``x`` is converted to the parameters' dtype, so float64 or uint8 inputs
         run a float32 network in float32; the caller's array is not modified.
         """
+        if is_dask_array(x):  # lazy scores, chunk by chunk of samples
+            return map_batches(x, self.predict)
         out = np.asarray(x)
         if self.params and out.dtype != self.dtype:
             out = out.astype(self.dtype)
@@ -165,6 +168,8 @@ class Network:
         n = len(labels)
         if n == 0 or len(x) != n:
             raise ValueError(f"x and t must hold the same non-zero number of samples, got {len(x)} and {n}")
+        if is_dask_array(x):  # one graph, the network sent once; its chunks are the batches
+            return int(np.count_nonzero((self.predict(x).argmax(axis=1) == labels).compute())) / n
         correct = 0
         for start in range(0, n, batch_size):
             scores = self.predict(x[start:start + batch_size])

@@ -370,3 +370,31 @@ def conv2d(
         x, padded, convolve, dtypes=[dtype], channels=lambda c: weight.shape[0], constants=[parameters]
     )
     return out[0] if unbatched else out
+
+
+# --- whole models over batches -------------------------------------------------
+
+
+def _call(function: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
+    return function(batch)
+
+
+def map_batches(x: da.Array, function: Callable[[np.ndarray], np.ndarray]) -> da.Array:
+    """``function`` (e.g. a network's ``predict``) applied to each chunk of samples of ``x``, lazily.
+
+    ``x`` is ``(N, ...)``, chunked along N (other axes are gathered into one
+    chunk); ``function`` maps ``(n, ...)`` to ``(n, ...)`` and is run once here on
+    one zero sample to learn its output's shape and dtype. It enters the graph as
+    one key, so its parameters travel once to each worker, not once per chunk.
+    """
+    x = x.rechunk({axis: -1 for axis in range(1, x.ndim)})
+    probe = np.asarray(function(np.zeros((1, *x.shape[1:]), dtype=x.dtype)))
+    model = dask.delayed(function, pure=False)
+    name = f"colnn-{getattr(function, '__name__', 'batches')}-{tokenize(x)}-{uuid.uuid4().hex[:8]}"
+    tail = (0,) * (probe.ndim - 1)
+    layer = {
+        (name, index, *tail): (_in_task, _call, model.key, (x.name, index, *(0,) * (x.ndim - 1)))
+        for index in range(len(x.chunks[0]))
+    }
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, model])
+    return da.Array(graph, name, (x.chunks[0], *((size,) for size in probe.shape[1:])), dtype=probe.dtype)

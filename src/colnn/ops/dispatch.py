@@ -14,7 +14,7 @@ import inspect
 import sys
 from typing import Any, Callable, TypeVar
 
-__all__ = ["dask_dispatch", "is_dask_array"]
+__all__ = ["dask_dispatch", "is_dask_array", "map_batches"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,3 +39,10 @@ def dask_dispatch(func: F) -> F:
         return func(*args, **kwargs)
 
     return public  # type: ignore[return-value]
+
+
+def map_batches(x: Any, function: Callable[[Any], Any]) -> Any:
+    """``function`` over each chunk of samples of the Dask array ``x``, lazily (:func:`colnn.ops.dask_ops.map_batches`)."""
+    from . import dask_ops
+
+    return dask_ops.map_batches(x, function)
