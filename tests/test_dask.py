@@ -363,5 +363,5 @@ def test_distributed_predict_sends_the_network_as_one_key(client):
     x = np.random.default_rng(9).normal(size=(16, 1, 8, 8)).astype(np.float32)
     scores = net.predict(da.from_array(x, chunks=(2, 1, 8, 8)))
     assert len(keys_holding(scores, net)) == 1
-    np.testing.assert_array_equal(client.compute(scores, sync=True),
-                                  np.concatenate([net.predict(x[s:s + 2]) for s in range(0, 16, 2)]))
+    # Winograd or not differs between this process (test fixtures) and the workers: rounding.
+    np.testing.assert_allclose(client.compute(scores, sync=True), net.predict(x), rtol=1e-4, atol=1e-5)
