@@ -329,23 +329,15 @@ def test_accuracy_over_a_dask_array_equals_numpy():
     assert net.accuracy(da.from_array(x, chunks=(4, 1, 8, 8)), labels) == net.accuracy(x, labels)
 
 
-# --- a distributed cluster of two worker processes -----------------------------------------
+# --- a distributed cluster of two worker processes (conftest's dask_cluster) ----------------
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        yield client
-
-
-def test_distributed_cluster_gives_the_numpy_results(client):
+def test_distributed_cluster_gives_the_numpy_results(dask_cluster):
     rng = np.random.default_rng(8)
     x = rng.normal(size=(2, 3, 20, 20)).astype(np.float32)
     dx = da.from_array(x, chunks=(1, 3, 6, 7))
     weight = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
-    out, indices, average, convolved = client.compute([
+    out, indices, average, convolved = dask_cluster.compute([
         *colnn.max_pool2d(dx, 3, 2, 1, return_indices=True), colnn.avg_pool2d(dx, 2, ceil_mode=True),
         colnn.conv2d(dx, weight, padding=1),
     ], sync=True)
@@ -358,10 +350,10 @@ def test_distributed_cluster_gives_the_numpy_results(client):
     np.testing.assert_allclose(convolved, colnn.conv2d(x, weight, padding=1), rtol=1e-4, atol=1e-4)
 
 
-def test_distributed_predict_sends_the_network_as_one_key(client):
+def test_distributed_predict_sends_the_network_as_one_key(dask_cluster):
     net = small_net()
     x = np.random.default_rng(9).normal(size=(16, 1, 8, 8)).astype(np.float32)
     scores = net.predict(da.from_array(x, chunks=(2, 1, 8, 8)))
     assert len(keys_holding(scores, net)) == 1
     # Winograd or not differs between this process (test fixtures) and the workers: rounding.
-    np.testing.assert_allclose(client.compute(scores, sync=True), net.predict(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dask_cluster.compute(scores, sync=True), net.predict(x), rtol=1e-4, atol=1e-5)

@@ -1,4 +1,4 @@
-"""The ``colnn`` command: ``colnn train``, ``colnn evaluate``, ``colnn explain``, ``colnn bench``.
+"""The ``colnn`` command: ``colnn train``, ``colnn evaluate``, ``colnn explain``, ``colnn bench``, ``colnn pool``.
 
 Each application module exposes ``register(subparsers)``, which adds its
 sub-commands with ``set_defaults(run=...)``; heavy imports (matplotlib, tqdm,
@@ -14,7 +14,7 @@ from typing import Sequence
 
 from .. import __version__
 
-APPLICATIONS = ("train", "explain", "bench")
+APPLICATIONS = ("train", "explain", "bench", "pool")
 
 
 def build_parser() -> argparse.ArgumentParser:
