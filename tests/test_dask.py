@@ -255,7 +255,8 @@ def test_bad_arguments_raise_as_on_numpy(call, error, names):
 
 def test_import_colnn_does_not_import_dask():
     code = "import sys, colnn; print(sorted(m for m in ('dask', 'distributed', 'zarr') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
 
 
 # --- schedulers and threads --------------------------------------------------------------

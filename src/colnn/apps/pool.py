@@ -155,7 +155,7 @@ def _local_compute(stores: Any, description: str) -> None:
 
     print(description, flush=True)
     with ProgressBar():
-        stores.compute()
+        stores.compute(scheduler="threads")  # even if a distributed Client is the process's default
 
 
 def _positive_int(text: str) -> int:

@@ -1,7 +1,8 @@
 """The Dask path of the public ops: lazy, chunk by chunk, equal to the NumPy path.
 
-:mod:`colnn.ops.dispatch` sends a ``dask.array.Array`` here; every function
-below takes the same arguments as its NumPy namesake, checks them with the same
+:mod:`colnn.ops.dispatch` sends a ``dask.array.Array`` here; every public
+function below takes the arguments of its NumPy namesake, bound to that
+function's signature (one dict, defaults filled in), checks them with the same
 helpers (on a zero-memory stand-in of the input's shape and dtype, so that
 nothing is loaded), and returns a Dask array without computing anything.
 
@@ -76,6 +77,11 @@ def _batched(x: da.Array, checked: np.ndarray) -> tuple[da.Array, bool]:
     """``x`` as ``(N, C, H, W)`` (``checked`` is its stand-in after the checks) and whether it was unbatched."""
     unbatched = to_batched(checked)[1]
     return (x[np.newaxis] if unbatched else x), unbatched
+
+
+def _take(arguments: dict[str, Any], names: str) -> list[Any]:
+    """The values of the space-separated ``names`` in the bound ``arguments`` of a public function."""
+    return [arguments[name] for name in names.split()]
 
 
 def _in_task(function: Callable[..., Any], *args: Any) -> Any:
@@ -189,18 +195,10 @@ def _global_window(window: Window, pieces: tuple[tuple[int, int], ...]) -> Windo
 # --- pooling ---------------------------------------------------------------
 
 
-def max_pool2d(
-    input: da.Array,
-    kernel_size: IntPair,
-    stride: IntPair | None = None,
-    padding: IntPair = 0,
-    dilation: IntPair = 1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-    *,
-    strategy: str | None = None,
-) -> da.Array | tuple[da.Array, da.Array]:
+def max_pool2d(arguments: dict[str, Any]) -> da.Array | tuple[da.Array, da.Array]:
     """:func:`colnn.max_pool2d` of a Dask array: a lazy Dask array (and int64 indices), bit for bit the same."""
+    input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, strategy = _take(
+        arguments, "input kernel_size stride padding dilation ceil_mode return_indices strategy")
     checked = check_array(_stand_in(input), "input")
     x, unbatched = _batched(input, checked)
     window = pooling_ops.pool_window(to_batched(checked)[0], kernel_size, stride, padding, dilation, ceil_mode)
@@ -235,18 +233,10 @@ def _axis_divisors(window: Window, count_include_pad: bool) -> list[np.ndarray]:
     return divisors
 
 
-def avg_pool2d(
-    input: da.Array,
-    kernel_size: IntPair,
-    stride: IntPair | None = None,
-    padding: IntPair = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor_override: int | None = None,
-    *,
-    strategy: str | None = None,
-) -> da.Array:
+def avg_pool2d(arguments: dict[str, Any]) -> da.Array:
     """:func:`colnn.avg_pool2d` of a Dask array: a lazy Dask array, equal to the NumPy path."""
+    input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, strategy = _take(
+        arguments, "input kernel_size stride padding ceil_mode count_include_pad divisor_override strategy")
     checked = check_float_array(_stand_in(input), "input")
     x, unbatched = _batched(input, checked)
     window = pooling_ops.pool_window(to_batched(checked)[0], kernel_size, stride, padding, 1, ceil_mode)
@@ -296,16 +286,10 @@ def _unfold_blocks(x: da.Array, window: Window, pad_value: Any, strategy: str | 
     return out
 
 
-def unfold(
-    input: da.Array,
-    kernel_size: IntPair,
-    dilation: IntPair = 1,
-    padding: IntPair = 0,
-    stride: IntPair = 1,
-    *,
-    strategy: str | None = None,
-) -> da.Array:
+def unfold(arguments: dict[str, Any]) -> da.Array:
     """:func:`colnn.unfold` of a Dask array: ``(N, C*kh*kw, L)`` lazily, bit for bit the same."""
+    input, kernel_size, dilation, padding, stride, strategy = _take(
+        arguments, "input kernel_size dilation padding stride strategy")
     checked = check_array(_stand_in(input), "input")
     x, unbatched = _batched(input, checked)
     window = Window.build(x.shape[2:], kernel_size, stride, padding, dilation)
@@ -314,18 +298,10 @@ def unfold(
     return blocks[0] if unbatched else blocks
 
 
-def im2col(
-    input_data: da.Array,
-    filter_h: int,
-    filter_w: int,
-    stride: IntPair = 1,
-    pad: IntPair = 0,
-    *,
-    dilation: IntPair = 1,
-    pad_value: Any = 0,
-    strategy: str | None = None,
-) -> da.Array:
+def im2col(arguments: dict[str, Any]) -> da.Array:
     """:func:`colnn.im2col` of a Dask array: ``(N*out_h*out_w, C*filter_h*filter_w)`` lazily, bit for bit the same."""
+    input_data, filter_h, filter_w, stride, pad, dilation, pad_value, strategy = _take(
+        arguments, "input_data filter_h filter_w stride pad dilation pad_value strategy")
     checked = check_array(_stand_in(input_data), "input_data", ndims=(4,))
     window = Window.build(
         checked.shape[2:], (filter_h, filter_w), stride, pad, dilation,
@@ -337,23 +313,15 @@ def im2col(
     return rows.reshape(-1, rows.shape[3])
 
 
-def conv2d(
-    input: da.Array,
-    weight: Any,
-    bias: Any = None,
-    stride: IntPair = 1,
-    padding: IntPair | str = 0,
-    dilation: IntPair = 1,
-    groups: int = 1,
-    *,
-    strategy: str | None = None,
-) -> da.Array:
+def conv2d(arguments: dict[str, Any]) -> da.Array:
     """:func:`colnn.conv2d` of a Dask array with in-memory weights: lazy, equal to the NumPy path to rounding.
 
     The weights enter the graph once, as one key, so a distributed worker
     receives them once whatever the number of chunks. Channels are gathered into
     one chunk (each output channel reads all of them).
     """
+    input, weight, bias, stride, padding, dilation, groups, strategy = _take(
+        arguments, "input weight bias stride padding dilation groups strategy")
     checked = check_float_array(_stand_in(input), "input")
     x, unbatched = _batched(input, checked)
     weight, bias, groups = conv_ops.check_conv_args(weight, bias, groups, in_channels=x.shape[1])

@@ -2,8 +2,9 @@
 
 A public function decorated with :func:`dask_dispatch` runs as written on
 anything else; given a ``dask.array.Array`` as its first argument it calls the
-function of the same name in :mod:`colnn.ops.dask_ops`, which returns a lazy
-Dask array. Dask is never imported here: an input can only be a Dask array if
+function of the same name in :mod:`colnn.ops.dask_ops` with the arguments
+bound to the public signature, defaults filled in, in the signature's order
+(one dict), and that returns a lazy Dask array. Dask is never imported here: an input can only be a Dask array if
 the caller has imported ``dask.array`` already.
 """
 
@@ -27,7 +28,8 @@ def is_dask_array(value: Any) -> bool:
 
 def dask_dispatch(func: F) -> F:
     """Route calls whose first argument is a Dask array to ``colnn.ops.dask_ops.<name>``."""
-    first = next(iter(inspect.signature(func).parameters))
+    signature = inspect.signature(func)
+    first = next(iter(signature.parameters))
 
     @functools.wraps(func)
     def public(*args: Any, **kwargs: Any) -> Any:
@@ -35,14 +37,19 @@ def dask_dispatch(func: F) -> F:
         if is_dask_array(data):
             from . import dask_ops  # imports Dask, which the caller has done already
 
-            return getattr(dask_ops, func.__name__)(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)  # a wrong argument is the same TypeError as on NumPy
+            bound.apply_defaults()
+            return getattr(dask_ops, func.__name__)(bound.arguments)
         return func(*args, **kwargs)
 
     return public  # type: ignore[return-value]
 
 
 def map_batches(x: Any, function: Callable[[Any], Any]) -> Any:
-    """``function`` over each chunk of samples of the Dask array ``x``, lazily (:func:`colnn.ops.dask_ops.map_batches`)."""
+    """``function`` over each chunk of samples of the Dask array ``x``, lazily.
+
+    See :func:`colnn.ops.dask_ops.map_batches`; Dask is imported only here, when it is called.
+    """
     from . import dask_ops
 
     return dask_ops.map_batches(x, function)
