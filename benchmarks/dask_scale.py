@@ -48,7 +48,7 @@ def cluster(workers: int):
     import distributed
 
     return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                    dashboard_address=None, memory_limit="4GB")
+                                    dashboard_address=":0", memory_limit="4GB")
 
 
 def make_array(path: Path, gb: float, chunk: int) -> tuple[int, int]:

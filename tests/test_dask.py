@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -207,6 +208,17 @@ def test_chunks_along_n_and_c_map_straight_through():
     assert out.chunks[:2] == ((1, 1, 1, 1), (2, 2, 2))
     unfolded = colnn.unfold(da.from_array(x, chunks=(1, 2, 8, 8)), 2, stride=2)
     assert unfolded.chunks[:2] == ((1, 1, 1, 1), (8, 8, 8))
+
+
+def test_chunks_that_do_not_fit_the_geometry_are_taken_without_warnings():
+    x = np.random.default_rng(10).normal(size=(2, 2, 13, 9)).astype(np.float32)
+    dx = da.from_array(x, chunks=(1, 1, 1, (2, 5, 2)))  # smaller than a window, and of one cell
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = compute((colnn.max_pool2d(dx, 4, 3, 2), colnn.unfold(dx, 3, stride=2), colnn.im2col(dx, 2, 3)))
+    np.testing.assert_array_equal(results[0], colnn.max_pool2d(x, 4, 3, 2))
+    np.testing.assert_array_equal(results[1], colnn.unfold(x, 3, stride=2))
+    np.testing.assert_array_equal(results[2], colnn.im2col(x, 2, 3))
 
 
 def test_unbatched_input_stays_unbatched():
