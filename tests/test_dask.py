@@ -334,6 +334,15 @@ def test_predict_graph_holds_the_network_once():
     assert len(keys_holding(scores, net)) == 1 and len(scores.chunks[0]) == 6
 
 
+def test_conv2d_graph_holds_the_weights_once():
+    weight = np.ones((2, 3, 3, 3))
+    out = colnn.conv2d(da.ones((4, 3, 16, 16), chunks=(1, 1, 4, 4)), weight, padding=1)
+    graph = dict(out.__dask_graph__())
+    holding = [key for key, value in graph.items()
+               if isinstance(getattr(value, "value", None), tuple) and getattr(value, "value")[0] is weight]
+    assert len(holding) == 1 and out.npartitions == 4 * 4 * 4
+
+
 def test_accuracy_over_a_dask_array_equals_numpy():
     net = small_net()
     x = np.random.default_rng(7).normal(size=(9, 1, 8, 8)).astype(np.float32)
