@@ -263,7 +263,12 @@ def _pad_once(x: da.Array, window: Window, pad_value: Any) -> tuple[da.Array, Wi
     """Pad ``x`` at the array's border as ``window`` does, and the same windows over the padded array."""
     widths = ((0, 0), (0, 0), (window.pad_h, window.pad_bottom), (window.pad_w, window.pad_right))
     if any(before or after for before, after in widths):
-        x = da.pad(x, widths, mode="constant", constant_values=pad_value)
+        # The border chunks absorb the padding, rather than it becoming chunks of its own.
+        chunks = [list(sizes) for sizes in x.chunks]
+        for sizes, (before, after) in zip(chunks, widths):
+            sizes[0] += before
+            sizes[-1] += after
+        x = da.pad(x, widths, mode="constant", constant_values=pad_value).rechunk(tuple(map(tuple, chunks)))
     axes = [
         AxisWindow(size, axis.kernel, axis.stride, 0, axis.dilation, axis.out)
         for size, axis in zip(x.shape[2:], window_axes(window))
