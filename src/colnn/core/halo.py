@@ -58,6 +58,11 @@ class AxisWindow:
         """Cells a piece of output reads past the next piece's first window start: ``extent - stride``."""
         return self.extent - self.stride
 
+    @property
+    def pad_after(self) -> int:
+        """Cells of padding past the input's end that the last window reaches."""
+        return max(0, self.start(self.out - 1) + self.extent - self.size)
+
     def start(self, o: int) -> int:
         """Input cell where window ``o`` starts (negative inside the left padding)."""
         return o * self.stride - self.pad

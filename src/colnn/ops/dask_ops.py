@@ -21,6 +21,7 @@ the array once and run unpadded. Each task runs the NumPy path on one thread
 
 from __future__ import annotations
 
+import functools
 import operator
 import uuid
 from itertools import product
@@ -89,9 +90,11 @@ def _in_task(function: Callable[..., Any], *args: Any) -> Any:
         return function(*args)
 
 
-def _assemble(parts: list) -> np.ndarray:
-    """Join the input pieces of one task, nested ``[h][w]``, into one ``(n, c, h, w)`` block."""
-    return np.concatenate([np.concatenate(row, axis=3) for row in parts], axis=2)
+def _assemble(parts: Any, axis: int = 2) -> np.ndarray:
+    """Join the input pieces of one task, nested one list per spatial axis, into one ``(n, c, ...)`` block."""
+    if not isinstance(parts, list):
+        return parts
+    return np.concatenate([_assemble(part, axis + 1) for part in parts], axis=axis)
 
 
 def _spatial_plan(axis: AxisWindow, input_chunks: Sequence[int]) -> list[tuple[tuple[int, int], AxisWindow, list]]:
@@ -123,12 +126,12 @@ def map_windows(
     channels: Callable[[int], int] = lambda c: c,
     constants: Sequence[Any] = (),
 ) -> tuple[da.Array, ...]:
-    """Apply a windowed op to ``x`` ``(N, C, H, W)`` chunk by chunk, with halos.
+    """Apply a windowed op to ``x`` ``(N, C, *spatial)`` chunk by chunk, with halos (any number of spatial axes).
 
     ``block_function(block, local_window, pieces)`` gets the input cells of one
     output chunk, the window geometry over exactly those cells, and the output
     windows ``[start, stop)`` it computes along each spatial axis; it returns
-    one array ``(n, channels(c), out_h, out_w)`` per entry of ``dtypes`` (a
+    one array ``(n, channels(c), *out_spatial)`` per entry of ``dtypes`` (a
     tuple if there are several). Input chunks of ``c`` channels give output
     chunks of ``channels(c)``. ``constants`` (``dask.delayed`` objects, e.g.
     weights) are passed as further arguments: each is one key of the graph,
@@ -137,25 +140,24 @@ def map_windows(
     plans = [_spatial_plan(axis, chunks) for axis, chunks in zip(window_axes(window), x.chunks[2:])]
     # The block function is a closure over the op's arguments, which tokenize cannot see: a fresh name.
     name = f"colnn-{block_function.__name__}-{tokenize(x, window)}-{uuid.uuid4().hex[:8]}"
+    read_name = f"{name}-read"
     layer: dict = {}
-    for (n, c), pieces in product(
-        product(range(len(x.chunks[0])), range(len(x.chunks[1]))), product(*(range(len(p)) for p in plans))
-    ):
-        rows, cols = (plan[index] for plan, index in zip(plans, pieces))
-        parts = []
-        for row_block, row_slice in rows[2]:
-            part_row = []
-            for col_block, col_slice in cols[2]:
-                key = (x.name, n, c, row_block, col_block)
-                cut = (slice(None), slice(None), row_slice, col_slice)
-                part_name = f"{name}-read"
-                part_key = (part_name, n, c, *pieces, row_block, col_block)
-                layer[part_key] = (operator.getitem, key, cut)
-                part_row.append(part_key)
-            parts.append(part_row)
-        local = with_axes(window, (rows[1], cols[1]))
+    for n, c, *pieces in product(range(len(x.chunks[0])), range(len(x.chunks[1])),
+                                 *(range(len(plan)) for plan in plans)):
+        chosen = [plan[index] for plan, index in zip(plans, pieces)]
+
+        def reads(depth: int, blocks: tuple, cuts: tuple) -> Any:
+            """Nested lists, one level per spatial axis, of the keys of the input pieces read."""
+            if depth == len(chosen):
+                key = (read_name, n, c, *pieces, *blocks)
+                layer[key] = (operator.getitem, (x.name, n, c, *blocks), (slice(None), slice(None), *cuts))
+                return key
+            return [reads(depth + 1, (*blocks, block), (*cuts, cut)) for block, cut in chosen[depth][2]]
+
+        local = with_axes(window, [local_axis for _, local_axis, _ in chosen])
         layer[(name, n, c, *pieces)] = (
-            _in_task, _run_block, block_function, parts, local, (rows[0], cols[0]), len(dtypes) > 1,
+            _in_task, _run_block, block_function, reads(0, (), ()), local,
+            tuple(out_range for out_range, _, _ in chosen), len(dtypes) > 1,
             *(constant.key for constant in constants),
         )
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, *constants])
@@ -241,15 +243,15 @@ def avg_pool2d(arguments: dict[str, Any]) -> da.Array:
     x, unbatched = _batched(input, checked)
     window = pooling_ops.pool_window(to_batched(checked)[0], kernel_size, stride, padding, 1, ceil_mode)
     override = pooling_ops.check_divisor(divisor_override)
-    row_divisor, col_divisor = _axis_divisors(window, bool(count_include_pad))
+    divisors = _axis_divisors(window, bool(count_include_pad))
     pool = pooling_ops.get_strategy(strategy)
 
     def average(block: np.ndarray, local: Window, pieces: tuple) -> np.ndarray:
-        (row_start, row_stop), (col_start, col_stop) = pieces
         if override is not None:
-            divisor = np.full((row_stop - row_start, col_stop - col_start), override, dtype=np.int64)
+            divisor = np.full([stop - start for start, stop in pieces], override, dtype=np.int64)
         else:
-            divisor = np.outer(row_divisor[row_start:row_stop], col_divisor[col_start:col_stop])
+            divisor = functools.reduce(np.multiply.outer, [
+                axis_divisor[start:stop] for axis_divisor, (start, stop) in zip(divisors, pieces)])
         return pool.avg_forward(block, local, divisor)
 
     (out,) = map_windows(x, window, average, dtypes=[x.dtype])
@@ -261,7 +263,7 @@ def avg_pool2d(arguments: dict[str, Any]) -> da.Array:
 
 def _pad_once(x: da.Array, window: Window, pad_value: Any) -> tuple[da.Array, Window]:
     """Pad ``x`` at the array's border as ``window`` does, and the same windows over the padded array."""
-    widths = ((0, 0), (0, 0), (window.pad_h, window.pad_bottom), (window.pad_w, window.pad_right))
+    widths = ((0, 0), (0, 0), *((axis.pad, axis.pad_after) for axis in window_axes(window)))
     if any(before or after for before, after in widths):
         # The border chunks absorb the padding, rather than it becoming chunks of its own.
         chunks = [list(sizes) for sizes in x.chunks]
