@@ -31,3 +31,12 @@ def winograd_for_any_channel_count(monkeypatch):
     from colnn.kernels import winograd
 
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A client of one ``distributed.LocalCluster`` of two worker processes on 127.0.0.1, shared by all tests."""
+    distributed = pytest.importorskip("distributed", reason="needs distributed (pip install colnn[dask])")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        yield client

@@ -1,4 +1,4 @@
-"""The ``colnn`` command: ``colnn train``, ``colnn evaluate``, ``colnn explain``, ``colnn bench``.
+"""The ``colnn`` command: ``colnn train``, ``colnn evaluate``, ``colnn explain``, ``colnn bench``, ``colnn pool``.
 
 Each application module exposes ``register(subparsers)``, which adds its
 sub-commands with ``set_defaults(run=...)``; heavy imports (matplotlib, tqdm,
@@ -22,7 +22,8 @@ from typing import Sequence
 
 from .. import __version__
 
-APPLICATIONS = ("train", "explain", "bench")
+APPLICATIONS = ("train", "explain", "bench", "pool")
+DASK_EXTRA = 'pip install "colnn[dask]"'
 APPS_EXTRA = 'pip install "colnn[apps]"'
 
 
@@ -55,6 +56,11 @@ def needed_packages(args: argparse.Namespace) -> list[Need]:
     if command == "bench" and not args.no_torch:
         needs.append(Need("torch", "torch", "the PyTorch columns of the table",
                           install="pip install torch==2.13.0 (a CPU build)", required=False))
+    if command == "pool":
+        needs.append(Need("dask", "dask", "colnn pool", install=DASK_EXTRA))
+        needs.append(Need("zarr", "zarr", "colnn pool's Zarr pyramid", install=DASK_EXTRA))
+        if getattr(args, "scheduler", None):
+            needs.append(Need("distributed", "distributed", "--scheduler", install=DASK_EXTRA))
     return needs
 
 

@@ -95,7 +95,7 @@ def col2im_chunk(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilati
 # sums each cell's contributions in ``(ky, kx)`` order, as the reference does.
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def im2col_book(images, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, pad_value,
                 col):
     """Fill ``col`` ``(N*out_h*out_w, C*kh*kw)`` from ``images`` ``(N, C, H, W)``; padded cells get ``pad_value``."""
@@ -121,7 +121,7 @@ def im2col_book(images, row_start, col_start, kernel_h, kernel_w, stride_w, dila
                         block[ox_lo + i, j] = src[stride_w * i]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def col2im_book(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, images):
     """Adjoint of :func:`im2col_book`: sum ``col`` into ``images`` ``(N, C, H, W)`` (overwritten)."""
     n_images, channels, height, width = images.shape

@@ -154,7 +154,7 @@ def _max_window(plane, row0, ky_lo, ky_hi, col0, kx_lo, kx_hi, kernel_w, dilatio
     return best, best_offset
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def max_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
                     kernel_w, stride_w, dilation_h, dilation_w, lowest, out, window_offset, keep_offset):
     """Max pooling of ``planes`` ``(P, H, W)`` into ``out`` ``(P, out_h, out_w)``.
@@ -209,7 +209,7 @@ def _fold_max(src, best):
         best[j] = value if _takes(value, best[j]) else best[j]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def max_pool_values_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
                            kernel_w, stride_w, dilation_h, lowest, out):
     """Maxima only (inference) for column stride 1 or 2 without column dilation: separable, exact.
@@ -260,7 +260,7 @@ def max_pool_values_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx
                                               kx_hi[ox], kernel_w, dilation_h, 1, lowest)[0]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def max_pool_k2s2_values(planes, out):
     """2x2 windows at stride 2 without padding, maxima only: the common inference case.
 
@@ -284,7 +284,7 @@ def max_pool_k2s2_values(planes, out):
                 out_row[j] = value if _takes(value, best) else best
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def max_pool_k2s2(planes, out, window_offset):
     """:func:`max_pool_k2s2_values` that also keeps each maximum's offset in ``window_offset``."""
     out_h, out_w = out.shape[1], out.shape[2]
@@ -303,7 +303,7 @@ def max_pool_k2s2(planes, out, window_offset):
 # --- max pooling backward ---------------------------------------------------
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def max_pool_backward_planes(grad_out, window_offset, row_start, col_start, row_step, col_step, checked, grad_in):
     """Route ``grad_out`` ``(P, out_h, out_w)`` to the cells chosen in forward; overlaps sum.
 
@@ -335,7 +335,7 @@ def max_pool_backward_planes(grad_out, window_offset, row_start, col_start, row_
                     cells[np.uint64(row_base + col_start[ox] + flat_step[offset])] += grad_row[ox]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def max_pool_backward_k2s2(grad_out, window_offset, grad_in):
     """Backward of :func:`max_pool_k2s2`: each 2x2 cell gets its gradient or 0, written once.
 
@@ -365,7 +365,7 @@ def max_pool_backward_k2s2(grad_out, window_offset, grad_in):
 # --- average pooling --------------------------------------------------------
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def avg_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
                     kernel_w, stride_w, divisor, out):
     """Average pooling: window sums of ``planes`` ``(P, H, W)`` over ``divisor`` ``(out_h, out_w)`` into ``out``."""
@@ -397,7 +397,7 @@ def avg_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox
                     out_row[ox] = total / divisor_row[ox]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def avg_pool_k2s2(planes, divisor, out):
     """2x2 windows at stride 2 without padding, all divided by the scalar ``divisor``."""
     out_h, out_w = out.shape[1], out.shape[2]
@@ -412,7 +412,7 @@ def avg_pool_k2s2(planes, divisor, out):
                 out_row[j] = total / divisor
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def avg_pool_backward_planes(grad_out, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
                              kernel_w, stride_w, divisor, grad_in):
     """Spread ``grad_out / divisor`` over each window's in-bounds cells of ``grad_in`` ``(P, H, W)``."""
@@ -441,7 +441,7 @@ def avg_pool_backward_planes(grad_out, row_start, ky_lo, ky_hi, col_start, kx_lo
                             row[col_start[ox] + kx] += share
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def avg_pool_backward_k2s2(grad_out, divisor, grad_in):
     """Backward of :func:`avg_pool_k2s2`: each cell of a window gets its share, written once."""
     n_planes, height, width = grad_in.shape

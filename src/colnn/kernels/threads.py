@@ -14,7 +14,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["set_num_threads", "get_num_threads", "threads_for", "choose_threading_layer", "SERIAL_BELOW_BYTES"]
+__all__ = ["set_num_threads", "get_num_threads", "threads_for", "task_threads", "choose_threading_layer",
+           "SERIAL_BELOW_BYTES"]
 
 # Numba's threading layers (numba.readthedocs.io, "The Threading Layers"):
 # ``tbb`` is safe under fork() and under concurrent calls from Python threads;
@@ -166,3 +167,40 @@ def get_num_threads() -> int:
     """Threads colnn's kernels run on (Numba's setting for the calling thread)."""
     numba = _numba()
     return int(numba.get_num_threads())
+
+
+# BLAS's limit is per process: the first task to enter limits it, the last to leave restores it.
+_task_lock = threading.Lock()
+_tasks_inside = 0
+_blas_limiter = None
+
+
+@contextlib.contextmanager
+def task_threads(n: int = 1) -> Iterator[None]:
+    """Run colnn's kernels and BLAS on ``n`` threads inside a task of a parallel scheduler.
+
+    A scheduler such as Dask's already runs one task per core; a task that also
+    spread over every core would oversubscribe them. Numba's limit is set for
+    the calling thread only; the BLAS limit, per process, holds while any task
+    is inside.
+    """
+    global _tasks_inside, _blas_limiter
+    from threadpoolctl import threadpool_limits
+
+    numba = _numba()
+
+    with _task_lock:
+        if _tasks_inside == 0:
+            _blas_limiter = threadpool_limits(n, user_api="blas")
+        _tasks_inside += 1
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+        with _task_lock:
+            _tasks_inside -= 1
+            if _tasks_inside == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None

@@ -25,6 +25,7 @@ import numpy as np
 from ..core.arrayfile import ArrayFileError, read_npz, write_whole
 from .activation import Sigmoid
 from .dropout import Dropout
+from ..ops.dispatch import is_dask_array, map_batches
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 from .normalization import BatchNorm2d, BatchNormalization
 
@@ -169,6 +170,8 @@ class Network:
         ``train_flg`` is passed to the layers whose forward depends on it
         (dropout, batch normalisation): False, the default, evaluates.
         """
+        if is_dask_array(x):  # lazy scores, chunk by chunk of samples
+            return map_batches(x, self.predict)
         out = np.asarray(x)
         expected = self.input_shape
         if expected is not None and out.shape[1:] != expected:
@@ -208,6 +211,8 @@ class Network:
         n = len(labels)
         if n == 0 or len(x) != n:
             raise ValueError(f"x and t must hold the same non-zero number of samples, got {len(x)} and {n}")
+        if is_dask_array(x):  # one graph, the network sent once; its chunks are the batches
+            return int(np.count_nonzero((self.predict(x).argmax(axis=1) == labels).compute())) / n
         correct = 0
         for start in range(0, n, batch_size):
             scores = self.predict(x[start:start + batch_size])

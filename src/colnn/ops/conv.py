@@ -22,6 +22,7 @@ from ..core.window import IntPair, Window, as_pair
 from ..kernels import conv_chunked, winograd
 from ..kernels.geometry import STRATEGIES, use_kernels
 from .im2col import col2im_window, im2col_window
+from .dispatch import dask_dispatch
 
 __all__ = [
     "conv2d",
@@ -213,6 +214,7 @@ def conv2d_backward(
     return grad_input, grad_weight, grad_bias
 
 
+@dask_dispatch
 def conv2d(
     input: Any,
     weight: Any,

@@ -20,6 +20,7 @@ from ..core.checks import accumulation_dtype, cast_pad_value, check_array, check
 from ..core.window import IntPair, Window, as_pair
 from ..kernels.geometry import use_kernels
 from ..kernels.unfold import col2im_rows, fold_windows, im2col_rows, unfold_windows
+from .dispatch import dask_dispatch
 
 __all__ = ["im2col", "col2im", "unfold", "fold", "pad_input", "window_view", "im2col_window", "col2im_window"]
 
@@ -92,6 +93,7 @@ def col2im_window(col: np.ndarray, input_shape: tuple[int, ...], window: Window)
     return np.ascontiguousarray(_scatter_add(windows.transpose(0, 3, 4, 5, 1, 2), input_shape, window))
 
 
+@dask_dispatch
 def im2col(
     input_data: Any,
     filter_h: int,
@@ -186,6 +188,7 @@ def col2im(
     return col2im_window(sums, input_shape, window).astype(col.dtype, copy=False)
 
 
+@dask_dispatch
 def unfold(
     input: Any,
     kernel_size: IntPair,

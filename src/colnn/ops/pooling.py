@@ -22,6 +22,7 @@ from ..core.checks import (
 )
 from ..core.window import IntPair, Window
 from ..kernels.pool import NumbaStrategy
+from .dispatch import dask_dispatch
 
 __all__ = [
     "max_pool2d",
@@ -217,6 +218,7 @@ def max_pool2d_backward(
     return get_strategy(strategy).max_backward(grad_output, window_offset, input_shape, window)
 
 
+@dask_dispatch
 def max_pool2d(
     input: Any,
     kernel_size: IntPair,
@@ -287,6 +289,7 @@ def avg_pool2d_backward(
     return get_strategy(strategy).avg_backward(grad_output, input_shape, window, divisor)
 
 
+@dask_dispatch
 def avg_pool2d(
     input: Any,
     kernel_size: IntPair,

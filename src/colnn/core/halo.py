@@ -1,0 +1,127 @@
+"""Halo arithmetic: which input cells each chunk of a windowed op's output reads.
+
+A chunked (e.g. Dask) input is split along a spatial axis into pieces; each
+piece of the output, the windows ``[out_start, out_stop)``, reads the input
+cells from its first window's start to its last window's end. Consecutive
+pieces of output therefore read overlapping input ranges: each reads
+``extent - stride`` cells past the next piece's first window start, where
+``extent = (kernel-1)*dilation + 1`` is the span of one window (a negative
+halo means cells between windows that nobody reads). Padding exists only at the
+array's border: a piece's range is clipped to the input, and the cells clipped
+away are that piece's own padding.
+
+Everything here depends only on the window geometry of one axis
+(:class:`AxisWindow`); :func:`window_axes` and :func:`with_axes` are the one
+place that reads and writes :class:`colnn.core.window.Window`'s per-axis fields,
+so an op of any number of spatial dimensions uses the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+from .window import Window
+
+__all__ = ["AxisWindow", "window_axes", "with_axes", "output_chunks", "input_span"]
+
+# Window's fields of one spatial axis, in AxisWindow's order, for each axis.
+_AXIS_FIELDS = (
+    ("in_h", "kernel_h", "stride_h", "pad_h", "dilation_h", "out_h"),
+    ("in_w", "kernel_w", "stride_w", "pad_w", "dilation_w", "out_w"),
+)
+
+
+@dataclass(frozen=True)
+class AxisWindow:
+    """The window geometry along one spatial axis (PyTorch's terms).
+
+    Window ``o`` starts at input cell ``o*stride - pad`` and covers
+    ``kernel`` cells ``dilation`` apart; there are ``out`` windows over ``size`` cells.
+    """
+
+    size: int
+    kernel: int
+    stride: int
+    pad: int
+    dilation: int
+    out: int
+
+    @property
+    def extent(self) -> int:
+        """Cells from a window's first to its last, inclusive: ``(kernel-1)*dilation + 1``."""
+        return (self.kernel - 1) * self.dilation + 1
+
+    @property
+    def halo(self) -> int:
+        """Cells a piece of output reads past the next piece's first window start: ``extent - stride``."""
+        return self.extent - self.stride
+
+    @property
+    def pad_after(self) -> int:
+        """Cells of padding past the input's end that the last window reaches."""
+        return max(0, self.start(self.out - 1) + self.extent - self.size)
+
+    def start(self, o: int) -> int:
+        """Input cell where window ``o`` starts (negative inside the left padding)."""
+        return o * self.stride - self.pad
+
+
+def window_axes(window: Window) -> tuple[AxisWindow, ...]:
+    """``window``'s geometry, one :class:`AxisWindow` per spatial axis."""
+    return tuple(AxisWindow(*(getattr(window, name) for name in fields)) for fields in _AXIS_FIELDS)
+
+
+def with_axes(window: Window, axes: Sequence[AxisWindow]) -> Window:
+    """A copy of ``window`` whose per-axis geometry is ``axes`` (same order as :func:`window_axes`)."""
+    changes = {}
+    for fields, axis in zip(_AXIS_FIELDS, axes, strict=True):
+        changes.update(zip(fields, dataclasses.astuple(axis)))
+    return dataclasses.replace(window, **changes)
+
+
+def output_chunks(axis: AxisWindow, input_chunks: Sequence[int]) -> tuple[int, ...]:
+    """Split ``axis``'s ``out`` windows into pieces that follow the input's chunks.
+
+    A window goes to the input chunk in which it starts (those starting in the
+    left padding to the first), so each piece's own cells begin on a stride
+    boundary and end where the next piece's first window starts. Input chunks
+    in which no window starts (smaller than the stride) give no piece.
+
+    >>> output_chunks(AxisWindow(size=10, kernel=2, stride=2, pad=0, dilation=1, out=5), (4, 6))
+    (2, 3)
+    >>> output_chunks(AxisWindow(size=6, kernel=3, stride=3, pad=0, dilation=1, out=2), (1, 1, 1, 1, 1, 1))
+    (1, 1)
+    """
+    bounds = [0]
+    edge = 0
+    for chunk in input_chunks[:-1]:
+        edge += chunk
+        # First window starting at or after this input edge: ceil((edge + pad) / stride).
+        first = min(-(-(edge + axis.pad) // axis.stride), axis.out)
+        if first > bounds[-1]:
+            bounds.append(first)
+    if bounds[-1] < axis.out:
+        bounds.append(axis.out)
+    return tuple(stop - start for start, stop in zip(bounds, bounds[1:]))
+
+
+def input_span(axis: AxisWindow, out_start: int, out_stop: int) -> tuple[int, int, AxisWindow]:
+    """Input cells ``[lo, hi)`` that windows ``[out_start, out_stop)`` read, and their local geometry.
+
+    The local :class:`AxisWindow` runs those windows over the cells ``[lo, hi)``
+    alone: its padding on the left is the part of the first window outside the
+    input, and the right padding (what the last window reaches past ``hi``) is
+    non-zero only at the array's end, so a window never sees a neighbour's
+    cells as padding.
+
+    >>> input_span(AxisWindow(size=10, kernel=3, stride=2, pad=1, dilation=1, out=5), 0, 2)
+    (0, 4, AxisWindow(size=4, kernel=3, stride=2, pad=1, dilation=1, out=2))
+    """
+    first = axis.start(out_start)
+    end = axis.start(out_stop - 1) + axis.extent
+    lo = min(max(first, 0), axis.size)
+    hi = min(max(end, lo), axis.size)
+    local = AxisWindow(hi - lo, axis.kernel, axis.stride, lo - first, axis.dilation, out_stop - out_start)
+    return lo, hi, local
