@@ -33,9 +33,9 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from ..core.checks import check_array, check_float_array, lowest_value, to_batched
+from ..core.checks import check_array, check_float_array, to_batched
 from ..core.halo import AxisWindow, input_span, output_chunks, window_axes, with_axes
-from ..core.window import IntPair, Window
+from ..core.window import Window
 from ..kernels.threads import task_threads
 from . import conv as conv_ops
 from . import pooling as pooling_ops
