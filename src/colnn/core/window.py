@@ -238,20 +238,30 @@ class Window:
             flat = flat * k + first.reshape((-1,) + (1,) * (self.ndim - 1 - axis))
         return flat
 
+    def cell_coordinates(self, window_offset: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Input coordinates, per axis, of the cell at flat offset ``window_offset`` ``(..., *out_size)`` of each window."""
+        offset = window_offset.astype(np.int64, copy=False)
+        kernel_coordinates = np.unravel_index(offset, self.kernel_size)
+        return tuple(
+            start.reshape((-1,) + (1,) * (self.ndim - 1 - axis)) + k_axis * d
+            for axis, (start, k_axis, d) in enumerate(zip(self.starts(), kernel_coordinates, self.dilation))
+        )
+
     def flat_indices(self, window_offset: np.ndarray) -> np.ndarray:
         """Convert flat offsets inside windows to flat int64 indices into the input's spatial volume.
 
         ``window_offset`` has shape ``(..., *out_size)``; the result is PyTorch's
         ``return_indices`` (row-major over ``in_size``).
         """
-        offset = window_offset.astype(np.int64, copy=False)
-        coordinates = np.unravel_index(offset, self.kernel_size) if self.ndim > 1 else (offset,)
-        flat = np.zeros(offset.shape, dtype=np.int64)
-        for axis, (start, k_axis, d, size) in enumerate(
-                zip(self.starts(), coordinates, self.dilation, self.in_size)):
-            position = start.reshape((-1,) + (1,) * (self.ndim - 1 - axis)) + k_axis * d
+        flat = np.zeros(np.shape(window_offset), dtype=np.int64)
+        for position, size in zip(self.cell_coordinates(window_offset), self.in_size):
             flat = flat * size + position
         return flat
+
+    def inner(self) -> "Window":
+        """The window over the axes after the first (3-d pooling runs its planes through the 2-D kernels)."""
+        return Window(self.in_size[1:], self.kernel_size[1:], self.stride[1:], self.padding[1:],
+                      self.dilation[1:], self.out_size[1:])
 
     def avg_divisor(self, count_include_pad: bool, divisor_override: int | None) -> np.ndarray:
         """Divisor of each average-pooling window, PyTorch's rule: shape ``out_size``.
