@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..core.window import Window
+from ..kernels.geometry import use_kernels
+from ..kernels.unfold import col2im_rows, im2col_rows
 
-__all__ = ["pad_nd", "window_view_nd", "im2col_nd", "col2im_nd"]
+__all__ = ["pad_nd", "window_view_nd", "im2col_nd", "col2im_nd", "im2col_any", "col2im_any"]
 
 
 def pad_nd(x: np.ndarray, window: Window, pad_value: Any = 0) -> np.ndarray:
@@ -67,3 +69,19 @@ def col2im_nd(col: np.ndarray, input_shape: tuple[int, ...], window: Window) -> 
         padded[(slice(None), slice(None), *target)] += np.moveaxis(cells, -1, 1)
     inside = tuple(slice(p, p + size) for p, size in zip(window.padding, input_shape[2:]))
     return np.ascontiguousarray(padded[(slice(None), slice(None), *inside)])
+
+
+def im2col_any(x: np.ndarray, window: Window, strategy: str | None = None) -> np.ndarray:
+    """:func:`im2col_nd` (zero padding), by the compiled 2-D kernels where they apply (1-d and 2-d, float32/64)."""
+    if window.ndim <= 2 and use_kernels(strategy, x.dtype):
+        flat = window if window.ndim == 2 else window.with_unit_axis()
+        return im2col_rows(x.reshape(*x.shape[:2], *flat.in_size), flat, 0)
+    return im2col_nd(x, window, 0)
+
+
+def col2im_any(col: np.ndarray, input_shape: tuple[int, ...], window: Window, strategy: str | None = None) -> np.ndarray:
+    """:func:`col2im_nd`, by the compiled 2-D kernels where they apply (1-d and 2-d, float32/64)."""
+    if window.ndim <= 2 and use_kernels(strategy, col.dtype):
+        flat = window if window.ndim == 2 else window.with_unit_axis()
+        return col2im_rows(col, (*input_shape[:2], *flat.in_size), flat).reshape(input_shape)
+    return col2im_nd(col, input_shape, window)
