@@ -37,6 +37,7 @@ __all__ = [
     "max_pool_nd_backward",
     "avg_pool_nd_forward",
     "avg_pool_nd_backward",
+    "scatter_add_flat",
 ]
 
 REFERENCE = "im2col"
@@ -135,18 +136,31 @@ def max_pool_nd_backward(grad_output: np.ndarray, window_offset: np.ndarray, inp
             grad_output[:, :, np.newaxis], window_offset[:, :, np.newaxis],
             (*input_shape[:2], 1, *input_shape[2:]), window.with_unit_axis())
         return grad[:, :, 0]
-    # Scatter-add in output order (PyTorch's), skipping an empty window's out-of-range cell.
-    n, c = input_shape[:2]
+    # An empty window's reported cell lies outside the input: it gets nothing.
     coordinates = window.cell_coordinates(window_offset)
     inside = np.ones(window_offset.shape, dtype=bool)
     flat = np.zeros(window_offset.shape, dtype=np.int64)
     for position, size in zip(coordinates, window.in_size):
         inside &= (position >= 0) & (position < size)
         flat = flat * size + position
-    volume = int(np.prod(window.in_size))
-    plane = np.arange(n * c, dtype=np.int64).reshape(n, c, *(1,) * window.ndim) * volume
-    grad_input = np.zeros(n * c * volume, dtype=grad_output.dtype)
-    np.add.at(grad_input, (flat + plane)[inside], grad_output[inside])
+    return scatter_add_flat(grad_output, flat, input_shape, inside)
+
+
+def scatter_add_flat(values: np.ndarray, flat_indices: np.ndarray, input_shape: tuple[int, ...],
+                     keep: np.ndarray | None = None) -> np.ndarray:
+    """Add ``values`` ``(N, C, *out)`` at ``flat_indices`` (into each ``(n, c)`` volume) of a zero ``input_shape``.
+
+    Adds in output order (PyTorch's), so repeated indices sum; ``keep`` masks entries out.
+    """
+    n, c = input_shape[:2]
+    volume = int(np.prod(input_shape[2:]))
+    plane = np.arange(n * c, dtype=np.int64).reshape(n, c, *(1,) * (values.ndim - 2)) * volume
+    target = flat_indices + plane
+    grad_input = np.zeros(n * c * volume, dtype=values.dtype)
+    if keep is None:
+        np.add.at(grad_input, target.reshape(-1), values.reshape(-1))
+    else:
+        np.add.at(grad_input, target[keep], values[keep])
     return grad_input.reshape(input_shape)
 
 
