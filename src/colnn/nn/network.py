@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import conv_layers, pooling_layers
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 
 __all__ = ["Network", "ModelFileError", "simple_conv_net"]
@@ -56,6 +57,8 @@ def _layer_config(layer: Layer) -> dict[str, Any]:
                 "count_include_pad": layer.count_include_pad, "divisor_override": layer.divisor_override}
     if kind in (Affine, Relu):
         return {"type": kind.__name__}
+    if kind.__name__ in _SPATIAL_LAYERS and _SPATIAL_LAYERS[kind.__name__] is kind:
+        return {"type": kind.__name__, **layer.config()}
     raise TypeError(f"cannot save a layer of type {kind.__name__}; "
                     "supported: Convolution, MaxPool2d, Pooling, AvgPool2d, Affine, Relu")
 
@@ -70,6 +73,10 @@ _LAYER_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], Lay
     "Relu": lambda c, p: Relu(),
 }
 _PARAM_NAMES = {"Convolution": ("W", "b"), "Affine": ("W", "b")}
+# The 1/2/3-d layers describe themselves (SpatialLayer.config / from_config).
+_SPATIAL_LAYERS = {name: getattr(module, name) for module in (conv_layers, pooling_layers) for name in module.__all__}
+_LAYER_BUILDERS.update({name: kind.from_config for name, kind in _SPATIAL_LAYERS.items()})
+_PARAM_NAMES.update({name: ("W", "b") for name in conv_layers.__all__})
 
 
 class Network:

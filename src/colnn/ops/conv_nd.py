@@ -21,7 +21,7 @@ from .im2col_nd import col2im_any, im2col_any
 __all__ = ["conv1d", "conv3d", "check_conv_weight", "conv_nd_forward", "conv_nd_backward", "grouped_matmul"]
 
 
-def check_conv_weight(weight: Any, bias: Any, groups: Any, ndim: int, in_channels: int,
+def check_conv_weight(weight: Any, bias: Any, groups: Any, ndim: int, in_channels: int | None,
                       *, transposed: bool = False) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Validate an N-d weight ``(FN, C/groups, *k)`` (transposed: ``(C, FN/groups, *k)``), bias and groups.
 
@@ -32,7 +32,7 @@ def check_conv_weight(weight: Any, bias: Any, groups: Any, ndim: int, in_channel
     if transposed:
         # (C, FN/groups, *k): as a convolution from FN/groups*groups channels to C filters.
         _, bias_checked, groups = check_conv_args(folded, None, groups, None)
-        if weight.shape[0] != in_channels:
+        if in_channels is not None and weight.shape[0] != in_channels:
             raise ValueError(f"weight of shape {weight.shape} expects {weight.shape[0]} input channels, "
                              f"but input has {in_channels}")
         out_channels = weight.shape[1] * groups
