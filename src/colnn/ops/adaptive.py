@@ -79,7 +79,14 @@ def _bin_spread(grad: np.ndarray, dim: int, size: int) -> np.ndarray:
 
 def adaptive_avg_forward(x: np.ndarray, out_size: tuple[int, ...]) -> np.ndarray:
     """Adaptive average of a validated batched floating array ``(N, C, *in)`` -> ``(N, C, *out_size)``."""
-    result = x.astype(_accumulator(x.dtype), copy=False)
+    acc = _accumulator(x.dtype)
+    if all(out == 1 for out in out_size):
+        # Global pooling (a CNN's head): one GEMV with ones. No zero weights, so a NaN or
+        # inf reaches exactly the sum of its own plane, as in a direct sum.
+        volume = int(np.prod(x.shape[2:]))
+        sums = x.reshape(*x.shape[:2], volume).astype(acc, copy=False) @ np.ones(volume, dtype=acc)
+        return (sums / acc.type(volume)).astype(x.dtype).reshape(*x.shape[:2], *out_size)
+    result = x.astype(acc, copy=False)
     for axis, out in enumerate(out_size):
         result = _bin_means(result, 2 + axis, out)
     return result.astype(x.dtype)
