@@ -13,8 +13,8 @@ rng = np.random.default_rng(7)
 
 
 def _distinct(shape):
-    """Values far apart, so that a finite difference never changes which cell is the maximum."""
-    return rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64) * 0.1
+    """Values far apart (and positive, for LPPool's powers): a finite difference never changes the maximum."""
+    return (rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64) + 1) * 0.1
 
 
 LAYERS = [
@@ -28,6 +28,9 @@ LAYERS = [
     lambda: (colnn.AdaptiveMaxPool1d(3), (2, 2, 5)),
     lambda: (colnn.AdaptiveMaxPool2d((2, 3)), (1, 2, 5, 4)),
     lambda: (colnn.AdaptiveMaxPool3d(2), (1, 1, 3, 4, 5)),
+    lambda: (colnn.LPPool1d(2, 3, 2, ceil_mode=True), (2, 2, 6)),
+    lambda: (colnn.LPPool2d(1.5, (2, 3), 1), (1, 2, 4, 5)),
+    lambda: (colnn.LPPool3d(3, 2), (1, 1, 4, 4, 4)),
     lambda: (colnn.Conv1d(rng.standard_normal((4, 1, 3)), rng.standard_normal(4), 2, 1, 1, 2), (2, 2, 7)),
     lambda: (colnn.Conv2d(rng.standard_normal((2, 2, 2, 3)), rng.standard_normal(2), 1, "same"), (2, 2, 4, 5)),
     lambda: (colnn.Conv3d(rng.standard_normal((2, 1, 2, 1, 2)), rng.standard_normal(2), 1, 1, (1, 1, 2)),
@@ -106,7 +109,7 @@ def test_a_network_of_the_new_layers_round_trips(tmp_path):
     for source in (
         [colnn.Conv3d(rng.standard_normal((2, 1, 2, 2, 2)), np.zeros(2), groups=1), colnn.MaxPool3d(2, ceil_mode=True),
          colnn.AvgPool3d(1, divisor_override=2), colnn.AdaptiveAvgPool3d(1), colnn.Affine(np.ones((2, 2)), np.zeros(2))],
-        [colnn.Conv1d(rng.standard_normal((2, 1, 3)), np.zeros(2)), colnn.MaxPool1d(2),
+        [colnn.Conv1d(rng.standard_normal((2, 1, 3)), np.zeros(2)), colnn.MaxPool1d(2), colnn.LPPool1d(2, 1),
          colnn.ConvTranspose1d(rng.standard_normal((2, 2, 2)), np.zeros(2), 2, output_padding=1),
          colnn.AvgPool1d(2), colnn.AdaptiveMaxPool1d(1), colnn.AdaptiveAvgPool1d(1),
          colnn.Affine(np.ones((2, 2)), np.zeros(2))],
@@ -182,3 +185,13 @@ def test_huge_stride_and_dilation_in_unfold_and_conv():
     out = colnn.conv2d(x, np.ones((1, 1, 2, 2)), stride=2**62, dilation=(1, 2**40), padding=(0, 2**40))
     assert out.shape == (1, 1, 1, 1)
     assert colnn.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2**63 - 1).shape == (1, 1, 1)
+
+
+def test_max_unpool_backward_is_the_finite_difference():
+    pooled, indices = colnn.max_pool3d(_distinct((1, 2, 4, 4, 4)), 2, return_indices=True)
+    layer = colnn.MaxUnpool3d(2)
+    weights = rng.standard_normal((1, 2, 4, 4, 4))
+    layer.forward(pooled, indices)
+    np.testing.assert_allclose(
+        layer.backward(weights),
+        numerical_gradient(lambda v: float((layer.forward(v, indices) * weights).sum()), pooled), rtol=1e-6)

@@ -20,6 +20,10 @@ from .ops.conv_nd import conv1d, conv3d
 from .ops.conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
 from .nn.pooling_layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
                                 AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool3d, MaxPool1d, MaxPool3d)
+from .ops.lp_pool import lp_pool1d, lp_pool2d, lp_pool3d
+from .ops.unpool import max_unpool1d, max_unpool2d, max_unpool3d
+from .nn.pooling_layers import LPPool1d, LPPool2d, LPPool3d
+from .nn.unpool_layers import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 from .nn.conv_layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 
 __version__ = "0.1.0"
@@ -52,4 +56,6 @@ __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
     "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    "lp_pool1d", "lp_pool2d", "lp_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+    "LPPool1d", "LPPool2d", "LPPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
 ]

@@ -15,6 +15,7 @@ import numpy as np
 from ..core.window import IntTuple, as_tuple
 from ..ops.adaptive import (adaptive_avg_backward, adaptive_avg_forward, adaptive_max_backward,
                             adaptive_max_forward, adaptive_output_size)
+from ..ops.lp_pool import check_norm_type, lp_pool_backward, lp_pool_forward
 from ..ops.pooling import check_divisor, pool_window
 from ..ops.pooling_nd import avg_pool_nd_backward, avg_pool_nd_forward, max_pool_nd_backward, max_pool_nd_forward
 from .layers import _Saved
@@ -24,6 +25,7 @@ __all__ = [
     "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
     "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+    "LPPool1d", "LPPool2d", "LPPool3d",
 ]
 
 
@@ -183,5 +185,45 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
 
 class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
     """As ``torch.nn.AdaptiveMaxPool3d``; see :func:`colnn.adaptive_max_pool3d`."""
+
+    ndim = 3
+
+
+class _LPPoolNd(SpatialLayer):
+    """``norm_type, kernel_size, stride=None, ceil_mode=False``: PyTorch's power-average pooling."""
+
+    _config_names = ("norm_type", "kernel_size", "stride", "ceil_mode")
+
+    def __init__(self, norm_type: float, kernel_size: IntTuple, stride: IntTuple | None = None,
+                 ceil_mode: bool = False, *, strategy: str | None = None) -> None:
+        self.norm_type = check_norm_type(norm_type)
+        self.kernel_size = as_tuple(kernel_size, "kernel_size", self.ndim, minimum=1)
+        self.stride = self.kernel_size if stride is None else as_tuple(stride, "stride", self.ndim, minimum=1)
+        self.ceil_mode = bool(ceil_mode)
+        self.strategy = strategy
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+        window = pool_window(x, self.kernel_size, self.stride, 0, 1, self.ceil_mode)
+        out, state = lp_pool_forward(x, self.norm_type, window, self.strategy)
+        return out, window, state
+
+    def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
+        return lp_pool_backward(grad, self.norm_type, saved.window, saved.state, self.strategy)
+
+
+class LPPool1d(_LPPoolNd):
+    """As ``torch.nn.LPPool1d``; see :func:`colnn.lp_pool1d`."""
+
+    ndim = 1
+
+
+class LPPool2d(_LPPoolNd):
+    """As ``torch.nn.LPPool2d``; see :func:`colnn.lp_pool2d`."""
+
+    ndim = 2
+
+
+class LPPool3d(_LPPoolNd):
+    """As ``torch.nn.LPPool3d``; see :func:`colnn.lp_pool3d`."""
 
     ndim = 3

@@ -125,7 +125,8 @@ def max_pool_nd_forward(x: np.ndarray, window: Window, strategy: str | None = No
         return pools.max_values(x[:, :, np.newaxis], flat)[:, :, 0], None
     if window.ndim == 3:
         return _max3d(x, window, strategy, keep_offset)
-    return _reference_max(x, window)
+    pools = get_strategy(strategy)
+    return pools.max_forward(x, window) if keep_offset else (pools.max_values(x, window), None)
 
 
 def max_pool_nd_backward(grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...],
@@ -136,6 +137,8 @@ def max_pool_nd_backward(grad_output: np.ndarray, window_offset: np.ndarray, inp
             grad_output[:, :, np.newaxis], window_offset[:, :, np.newaxis],
             (*input_shape[:2], 1, *input_shape[2:]), window.with_unit_axis())
         return grad[:, :, 0]
+    if window.ndim == 2 and strategy != REFERENCE:
+        return get_strategy(strategy).max_backward(grad_output, window_offset, input_shape, window)
     # An empty window's reported cell lies outside the input: it gets nothing.
     coordinates = window.cell_coordinates(window_offset)
     inside = np.ones(window_offset.shape, dtype=bool)
@@ -261,6 +264,8 @@ def avg_pool_nd_forward(x: np.ndarray, window: Window, divisor: np.ndarray, stra
     acc = _accumulator(x.dtype)
     if window.ndim == 1 and strategy != REFERENCE:
         return get_strategy(strategy).avg_forward(x[:, :, np.newaxis], window.with_unit_axis(), divisor[np.newaxis])[:, :, 0]
+    if window.ndim == 2 and strategy != REFERENCE:
+        return get_strategy(strategy).avg_forward(x, window, divisor)
     if window.ndim == 3 and strategy != REFERENCE:
         sums = _window_sums3d(x, window, strategy)
     else:
@@ -278,6 +283,8 @@ def avg_pool_nd_backward(grad_output: np.ndarray, input_shape: tuple[int, ...], 
             grad_output[:, :, np.newaxis], (*input_shape[:2], 1, *input_shape[2:]), window.with_unit_axis(),
             divisor[np.newaxis])
         return grad[:, :, 0]
+    if window.ndim == 2 and strategy != REFERENCE:
+        return get_strategy(strategy).avg_backward(grad_output, input_shape, window, divisor)
     acc = _accumulator(grad_output.dtype)
     share = grad_output.astype(acc) / divisor.astype(acc)
     n, c = input_shape[:2]
