@@ -22,7 +22,8 @@ from .nn.pooling_layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAv
                                 AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool3d, MaxPool1d, MaxPool3d)
 from .ops.lp_pool import lp_pool1d, lp_pool2d, lp_pool3d
 from .ops.unpool import max_unpool1d, max_unpool2d, max_unpool3d
-from .nn.pooling_layers import LPPool1d, LPPool2d, LPPool3d
+from .ops.fractional import fractional_max_pool2d, fractional_max_pool3d
+from .nn.pooling_layers import FractionalMaxPool2d, FractionalMaxPool3d, LPPool1d, LPPool2d, LPPool3d
 from .nn.unpool_layers import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 from .nn.conv_layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 
@@ -58,4 +59,5 @@ __all__ = [
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
     "lp_pool1d", "lp_pool2d", "lp_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
     "LPPool1d", "LPPool2d", "LPPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
+    "fractional_max_pool2d", "fractional_max_pool3d", "FractionalMaxPool2d", "FractionalMaxPool3d",
 ]

@@ -15,6 +15,7 @@ import numpy as np
 from ..core.window import IntTuple, as_tuple
 from ..ops.adaptive import (adaptive_avg_backward, adaptive_avg_forward, adaptive_max_backward,
                             adaptive_max_forward, adaptive_output_size)
+from ..ops.fractional import check_samples, fractional_max_backward, fractional_max_forward, fractional_output_size
 from ..ops.lp_pool import check_norm_type, lp_pool_backward, lp_pool_forward
 from ..ops.pooling import check_divisor, pool_window
 from ..ops.pooling_nd import avg_pool_nd_backward, avg_pool_nd_forward, max_pool_nd_backward, max_pool_nd_forward
@@ -25,7 +26,7 @@ __all__ = [
     "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
     "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
-    "LPPool1d", "LPPool2d", "LPPool3d",
+    "LPPool1d", "LPPool2d", "LPPool3d", "FractionalMaxPool2d", "FractionalMaxPool3d",
 ]
 
 
@@ -225,5 +226,61 @@ class LPPool2d(_LPPoolNd):
 
 class LPPool3d(_LPPoolNd):
     """As ``torch.nn.LPPool3d``; see :func:`colnn.lp_pool3d`."""
+
+    ndim = 3
+
+
+class _FractionalMaxPoolNd(SpatialLayer):
+    """``kernel_size, output_size=None, output_ratio=None, *, rng=None``; ``forward(x, random_samples=None)``.
+
+    Without samples each forward draws fresh ones from ``rng`` (as in training).
+    """
+
+    floating = False
+    _config_names = ("kernel_size", "output_size", "output_ratio")
+
+    def __init__(self, kernel_size: IntTuple, output_size: Any = None, output_ratio: Any = None, *,
+                 rng: np.random.Generator | None = None) -> None:
+        self.kernel_size = as_tuple(kernel_size, "kernel_size", self.ndim, minimum=1)
+        fractional_output_size((1 << 62,) * self.ndim, kernel_size, output_size, output_ratio)  # checks now
+        self.output_size = output_size
+        self.output_ratio = output_ratio
+        self.rng = np.random.default_rng() if rng is None else rng
+        self._samples: Any = None
+
+    def forward(self, x: Any, random_samples: Any = None) -> np.ndarray:
+        self._samples = random_samples
+        try:
+            return super().forward(x)
+        finally:
+            self._samples = None
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+        kernel, out_size = fractional_output_size(x.shape[2:], self.kernel_size, self.output_size, self.output_ratio)
+        if self._samples is None:
+            samples = self.rng.random((*x.shape[:2], self.ndim))
+        else:
+            samples = check_samples(self._samples, x.shape[:2], self.ndim, np.ndim(self._samples) == 2)
+        out, indices = fractional_max_forward(x, kernel, out_size, samples)
+        return out, None, indices
+
+    def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
+        return fractional_max_backward(grad, saved.state, saved.input_shape)
+
+    @property
+    def indices(self) -> np.ndarray:
+        """int64 flat indices of the maxima chosen by the last forward."""
+        saved = self._saved()
+        return saved.state[0] if saved.unbatched else saved.state
+
+
+class FractionalMaxPool2d(_FractionalMaxPoolNd):
+    """As ``torch.nn.FractionalMaxPool2d``; see :func:`colnn.fractional_max_pool2d`."""
+
+    ndim = 2
+
+
+class FractionalMaxPool3d(_FractionalMaxPoolNd):
+    """As ``torch.nn.FractionalMaxPool3d``; see :func:`colnn.fractional_max_pool3d`."""
 
     ndim = 3
