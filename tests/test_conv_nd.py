@@ -113,3 +113,15 @@ def test_wrong_rank_and_same_padding():
     weight = np.random.default_rng(4).standard_normal((2, 2, 3, 2, 3))
     expected = F.conv3d(torch.from_numpy(x), torch.from_numpy(weight), padding="same")
     np.testing.assert_allclose(colnn.conv3d(x, weight, padding="same"), expected.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_float16_products_are_summed_in_float32(strategy):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 5, 5, 5)).astype(np.float16)
+    weight = rng.standard_normal((3, 16, 3, 3, 3)).astype(np.float16)
+    exact = F.conv3d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(weight.astype(np.float64))).numpy()
+    out = colnn.conv3d(x, weight, strategy=strategy)
+    assert out.dtype == np.float16
+    # Within one float16 rounding of the exact sum (a float16 running sum of 432 products drifts further).
+    np.testing.assert_allclose(out.astype(np.float64), exact, rtol=1e-3, atol=1e-3)

@@ -195,3 +195,26 @@ def test_max_unpool_backward_is_the_finite_difference():
     np.testing.assert_allclose(
         layer.backward(weights),
         numerical_gradient(lambda v: float((layer.forward(v, indices) * weights).sum()), pooled), rtol=1e-6)
+
+
+EMPTY_BATCH_LAYERS = [
+    lambda: colnn.MaxPool3d(2), lambda: colnn.AvgPool3d(2), lambda: colnn.LPPool3d(2, 2),
+    lambda: colnn.AdaptiveAvgPool2d(3), lambda: colnn.AdaptiveMaxPool3d(2), lambda: colnn.FractionalMaxPool3d(2, 2),
+    lambda: colnn.Conv3d(np.ones((3, 2, 2, 2, 2)), np.zeros(3)),
+    lambda: colnn.ConvTranspose3d(np.ones((2, 3, 2, 2, 2)), np.zeros(3)),
+    lambda: colnn.ConvTranspose2d(np.ones((2, 3, 2, 2)), np.zeros(3), stride=2),
+]
+
+
+@pytest.mark.parametrize("make", EMPTY_BATCH_LAYERS, ids=lambda make: type(make()).__name__)
+@pytest.mark.parametrize("strategy", [None, "im2col"])
+def test_an_empty_batch_gives_empty_results_and_zero_gradients(make, strategy):
+    layer = make()
+    if hasattr(layer, "strategy"):
+        layer.strategy = strategy
+    x = np.zeros((0, 2) + (4,) * layer.ndim)
+    out = layer.forward(x)
+    assert out.shape[0] == 0
+    assert layer.backward(np.ones_like(out)).shape == x.shape
+    for grad in layer.grads.values():
+        assert not grad.any()

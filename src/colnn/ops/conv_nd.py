@@ -46,7 +46,9 @@ def check_conv_weight(weight: Any, bias: Any, groups: Any, ndim: int, in_channel
 
 
 def grouped_matmul(left: np.ndarray, right: np.ndarray, groups: int) -> np.ndarray:
-    """``(R, groups*K) x (groups, K, M)`` -> ``(R, groups*M)``: one GEMM per group."""
+    """``(R, groups*K) x (groups, K, M)`` -> ``(R, groups*M)``: one GEMM per group; float16 summed in float32."""
+    if left.dtype == np.float16:
+        return grouped_matmul(left.astype(np.float32), right.astype(np.float32), groups).astype(np.float16)
     if groups == 1:
         return left @ right[0]
     return _ungrouped(_grouped(left, groups) @ right)
@@ -81,6 +83,9 @@ def conv_nd_backward(grad_output: np.ndarray, input_shape: tuple[int, ...], save
             grad_output[:, :, np.newaxis], (*input_shape[:2], 1, *input_shape[2:]), saved,
             weight[:, :, np.newaxis], window.with_unit_axis(), groups, strategy)
         return grad_input[:, :, 0], grad_weight[:, :, 0], grad_bias
+    if grad_output.shape[0] == 0:  # an empty batch: empty input gradient, zero parameter gradients
+        return (np.zeros(input_shape, grad_output.dtype), np.zeros_like(weight, dtype=grad_output.dtype),
+                np.zeros(weight.shape[0], grad_output.dtype))
     col, out_channels = saved, weight.shape[0]
     grad_rows = np.moveaxis(grad_output, 1, -1).reshape(-1, out_channels)
     grad_bias = grad_output.sum(axis=(0, *range(2, grad_output.ndim)))

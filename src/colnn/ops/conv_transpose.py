@@ -76,6 +76,9 @@ def conv_transpose_backward(grad_output: np.ndarray, x: np.ndarray, weight: np.n
                             groups: int = 1, strategy: str | None = None):
     """Gradients ``(grad_input, grad_weight, grad_bias)`` of :func:`conv_transpose_forward`."""
     in_channels = x.shape[1]
+    if x.shape[0] == 0:  # an empty batch: empty input gradient, zero parameter gradients
+        return (np.zeros(x.shape, grad_output.dtype), np.zeros_like(weight, dtype=grad_output.dtype),
+                np.zeros(grad_output.shape[1], grad_output.dtype))
     grad_col = im2col_any(grad_output, window, strategy)
     weight_rows = weight.reshape(groups, in_channels // groups, -1)
     grad_rows = grouped_matmul(grad_col, weight_rows.transpose(0, 2, 1), groups)

@@ -98,8 +98,9 @@ def fractional_max_forward(x: np.ndarray, kernel: tuple[int, ...], out_size: tup
     planes = x.reshape(n * c, volume)
     plane_index = np.arange(n * c).reshape(n, c, *(1,) * (2 * ndim))
     windows = np.broadcast_to(flat, (n, c, *out_size, *kernel))
-    values = planes[np.broadcast_to(plane_index, windows.shape).reshape(n * c, -1),
-                    windows.reshape(n * c, -1)].reshape(-1, int(np.prod(kernel)))
+    cells = int(np.prod(out_size)) * int(np.prod(kernel))
+    values = planes[np.broadcast_to(plane_index, windows.shape).reshape(n * c, cells),
+                    windows.reshape(n * c, cells)].reshape(-1, int(np.prod(kernel)))
     choice = _torch_argmax(values)
     out = values[np.arange(values.shape[0]), choice].reshape(n, c, *out_size)
     indices = windows.reshape(-1, int(np.prod(kernel)))[np.arange(values.shape[0]), choice].reshape(out.shape)

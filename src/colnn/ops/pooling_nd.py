@@ -62,7 +62,7 @@ def _depth_slices(window: Window) -> list[tuple[int, np.ndarray, np.ndarray]]:
 
 def _batched_planes(x: np.ndarray) -> np.ndarray:
     """``(N, C, D, H, W)`` -> ``(N, C*D, H, W)``: every depth slice as a 2-D channel."""
-    return x.reshape(x.shape[0], -1, *x.shape[3:])
+    return x.reshape(x.shape[0], x.shape[1] * x.shape[2], *x.shape[3:])
 
 
 # --- max pooling -----------------------------------------------------------
@@ -72,7 +72,9 @@ def _reference_max(x: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarra
     n, c = x.shape[:2]
     lowest = lowest_value(x.dtype)
     view = window_view_nd(pad_nd(x, window, lowest), window)
-    rows = np.moveaxis(view.reshape(n, c, window.kernel_volume, -1), 2, -1).reshape(-1, window.kernel_volume)
+    volume = int(np.prod(window.out_size))
+    rows = np.moveaxis(view.reshape(n, c, window.kernel_volume, volume), 2, -1)
+    rows = rows.reshape(n * c * volume, window.kernel_volume)
     offset = _torch_argmax(rows)
     out = rows[np.arange(rows.shape[0]), offset].reshape(n, c, *window.out_size)
     offset = offset.reshape(n, c, *window.out_size)
@@ -298,7 +300,8 @@ def avg_pool_nd_backward(grad_output: np.ndarray, input_shape: tuple[int, ...], 
             np.ones(plane_window.out_size, dtype=np.int64))
         return grad.reshape(input_shape).astype(grad_output.dtype)
     rows = np.moveaxis(share, 1, -1).reshape(-1, c, 1)
-    grad_cols = np.broadcast_to(rows, (rows.shape[0], c, window.kernel_volume)).reshape(rows.shape[0], -1)
+    grad_cols = np.broadcast_to(rows, (rows.shape[0], c, window.kernel_volume)).reshape(rows.shape[0],
+                                                                                       c * window.kernel_volume)
     return col2im_nd(grad_cols, input_shape, window).astype(grad_output.dtype)
 
 
