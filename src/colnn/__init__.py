@@ -16,6 +16,19 @@ from .nn.layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling
 from .ops.conv import conv2d
 from .ops.im2col import col2im, fold, im2col, unfold
 from .ops.pooling import available_strategies, avg_pool2d, max_pool2d
+from .ops.pooling_nd import avg_pool1d, avg_pool3d, max_pool1d, max_pool3d
+from .ops.adaptive import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
+                           adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d)
+from .ops.conv_nd import conv1d, conv3d
+from .ops.conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
+from .nn.pooling_layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
+                                AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool3d, MaxPool1d, MaxPool3d)
+from .ops.lp_pool import lp_pool1d, lp_pool2d, lp_pool3d
+from .ops.unpool import max_unpool1d, max_unpool2d, max_unpool3d
+from .ops.fractional import fractional_max_pool2d, fractional_max_pool3d
+from .nn.pooling_layers import FractionalMaxPool2d, FractionalMaxPool3d, LPPool1d, LPPool2d, LPPool3d
+from .nn.unpool_layers import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
+from .nn.conv_layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 
 __version__ = "0.1.0"
 
@@ -42,4 +55,16 @@ __all__ = [
     "Dropout",
     "BatchNormalization",
     "BatchNorm2d",
+    # the 1/2/3-d families
+    "max_pool1d", "max_pool3d", "avg_pool1d", "avg_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "conv1d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    "lp_pool1d", "lp_pool2d", "lp_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+    "LPPool1d", "LPPool2d", "LPPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
+    "fractional_max_pool2d", "fractional_max_pool3d", "FractionalMaxPool2d", "FractionalMaxPool3d",
 ]

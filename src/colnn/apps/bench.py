@@ -36,6 +36,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .bench_family import family_cases
+
 __all__ = ["Row", "Case", "run_benchmark", "format_table", "measure_bandwidth", "measure_sgemm", "register"]
 
 # Shapes of the issue (float32): pooling (input shape, kernel, stride, padding) and
@@ -289,6 +291,7 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial_path: Path | None,
     tutorial = load_tutorial(tutorial_path)
     cases = _pool_cases(QUICK_POOL_SHAPES if quick else POOL_SHAPES, torch, tutorial, bandwidth)
     cases += _conv_cases(QUICK_CONV_SHAPES if quick else CONV_SHAPES, torch, sgemm)
+    cases += family_cases(quick, torch, bandwidth, sgemm)
     timed = {}
     # One implementation at a time over all cases, with a pause between them: an
     # OpenMP runtime (PyTorch's, or Numba's) and OpenBLAS keep their threads

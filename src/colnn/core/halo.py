@@ -26,11 +26,8 @@ from .window import Window
 
 __all__ = ["AxisWindow", "window_axes", "with_axes", "output_chunks", "input_span"]
 
-# Window's fields of one spatial axis, in AxisWindow's order, for each axis.
-_AXIS_FIELDS = (
-    ("in_h", "kernel_h", "stride_h", "pad_h", "dilation_h", "out_h"),
-    ("in_w", "kernel_w", "stride_w", "pad_w", "dilation_w", "out_w"),
-)
+# Window's per-axis tuples, in AxisWindow's field order.
+_AXIS_FIELDS = ("in_size", "kernel_size", "stride", "padding", "dilation", "out_size")
 
 
 @dataclass(frozen=True)
@@ -70,15 +67,15 @@ class AxisWindow:
 
 def window_axes(window: Window) -> tuple[AxisWindow, ...]:
     """``window``'s geometry, one :class:`AxisWindow` per spatial axis."""
-    return tuple(AxisWindow(*(getattr(window, name) for name in fields)) for fields in _AXIS_FIELDS)
+    return tuple(AxisWindow(*values) for values in zip(*(getattr(window, name) for name in _AXIS_FIELDS)))
 
 
 def with_axes(window: Window, axes: Sequence[AxisWindow]) -> Window:
     """A copy of ``window`` whose per-axis geometry is ``axes`` (same order as :func:`window_axes`)."""
-    changes = {}
-    for fields, axis in zip(_AXIS_FIELDS, axes, strict=True):
-        changes.update(zip(fields, dataclasses.astuple(axis)))
-    return dataclasses.replace(window, **changes)
+    if len(axes) != window.ndim:
+        raise ValueError(f"axes must hold {window.ndim} AxisWindow, got {len(axes)}")
+    columns = zip(*(dataclasses.astuple(axis) for axis in axes))
+    return dataclasses.replace(window, **{name: tuple(values) for name, values in zip(_AXIS_FIELDS, columns)})
 
 
 def output_chunks(axis: AxisWindow, input_chunks: Sequence[int]) -> tuple[int, ...]:

@@ -1,13 +1,15 @@
-"""Window geometry: argument normalization and the sliding-window arithmetic.
+"""Window geometry: argument normalization and the sliding-window arithmetic, in N spatial dims.
 
 This module is the single home of the sliding-window arithmetic used by
-``im2col``, pooling and convolution: how an ``(h, w)`` pair is read from an
-int or a tuple, how big the output is, and where each window starts. Window
+``im2col``, pooling and convolution in 1, 2 and 3 dimensions: how a
+per-axis tuple is read from an int or a tuple, how big the output is, where
+each window starts, and which sizes can be represented at all. Window
 arguments are validated here, once, and errors name the argument and its value.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence, Tuple, Union
@@ -15,14 +17,48 @@ from typing import Any, Sequence, Tuple, Union
 import numpy as np
 
 IntPair = Union[int, Tuple[int, int], Sequence[int]]
+IntTuple = Union[int, Sequence[int]]
 
-__all__ = ["IntPair", "Window", "as_pair", "output_size"]
+#: The largest window argument or extent colnn can index (int64, as NumPy's and PyTorch's indices).
+INDEX_MAX = np.iinfo(np.int64).max
+
+__all__ = ["IntPair", "IntTuple", "INDEX_MAX", "Window", "as_pair", "as_tuple", "output_size"]
 
 
-def _as_int(value: Any, name: str) -> int:
+def _as_int(value: Any, name: str, form: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        raise TypeError(f"{name} must be {form}, got {value!r}")
     return int(value)
+
+
+def as_tuple(value: IntTuple, name: str, ndim: int, *, minimum: int = 0) -> tuple[int, ...]:
+    """Read an int or a tuple of ``ndim`` ints (PyTorch's argument forms) as a tuple, each ``>= minimum``.
+
+    A one-element tuple is repeated, as PyTorch does. A value beyond int64 is a
+    ValueError naming the argument: no index could reach it.
+
+    >>> as_tuple(2, "stride", 3, minimum=1)
+    (2, 2, 2)
+    >>> as_tuple((3, 1), "kernel_size", 2, minimum=1)
+    (3, 1)
+    """
+    form = "an int or a pair of ints" if ndim == 2 else f"an int or a tuple of {ndim} ints"
+    if isinstance(value, (tuple, list, np.ndarray)) and np.ndim(value) == 1:
+        items = list(value)
+        if len(items) == 1:
+            items = items * ndim
+        if len(items) != ndim:
+            raise ValueError(f"{name} must be {form}, got {value!r}")
+    elif isinstance(value, (tuple, list, np.ndarray)):
+        raise ValueError(f"{name} must be {form}, got {value!r}")
+    else:
+        items = [value] * ndim
+    values = tuple(_as_int(item, name, form) for item in items)
+    if min(values) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if max(values) > INDEX_MAX:
+        raise ValueError(f"{name} must be at most 2**63 - 1 (int64), got {value!r}")
+    return values
 
 
 def as_pair(value: IntPair, name: str, *, minimum: int = 0) -> tuple[int, int]:
@@ -33,19 +69,7 @@ def as_pair(value: IntPair, name: str, *, minimum: int = 0) -> tuple[int, int]:
     >>> as_pair((3, 1), "kernel_size", minimum=1)
     (3, 1)
     """
-    if isinstance(value, (tuple, list, np.ndarray)):
-        items = list(value)
-        if len(items) == 1:
-            items = items * 2
-        if len(items) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        pair = (_as_int(items[0], name), _as_int(items[1], name))
-    else:
-        single = _as_int(value, name)
-        pair = (single, single)
-    if min(pair) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return pair
+    return as_tuple(value, name, 2, minimum=minimum)  # type: ignore[return-value]
 
 
 def output_size(
@@ -56,7 +80,7 @@ def output_size(
     ``floor((size + 2*pad - dilation*(kernel-1) - 1) / stride) + 1``; with
     ``ceil_mode`` the ceiling, minus one if the last window would start at or
     past ``size + pad`` (so that every window starts inside the input or its
-    left padding).
+    left padding). Python ints: exact for any argument size.
 
     >>> output_size(4, 2, 2, 0)
     2
@@ -73,41 +97,42 @@ def output_size(
     return out
 
 
+def _fmt(values: tuple[int, ...]) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
 @dataclass(frozen=True)
 class Window:
-    """Geometry of a 2-D sliding window over an ``(H, W)`` plane.
+    """Geometry of a sliding window over ``ndim`` spatial axes (1, 2 or 3).
 
-    Window ``(oy, ox)`` covers input rows ``oy*stride_h - pad_h + ky*dilation_h``
-    for ``ky`` in ``range(kernel_h)`` (likewise for columns). ``pad_h`` and
-    ``pad_w`` are the top/left padding; the bottom/right padding
-    (:attr:`pad_bottom`, :attr:`pad_right`) is whatever the last window needs,
-    which differs from the top with ``ceil_mode`` or ``padding="same"``.
+    Window ``o`` covers, along axis ``d``, input cells
+    ``o[d]*stride[d] - padding[d] + k*dilation[d]`` for ``k`` in ``range(kernel_size[d])``.
+    ``padding`` is the leading padding; the trailing padding (:attr:`pad_end`)
+    is whatever the last window needs, which differs with ``ceil_mode`` or
+    ``padding="same"``. A kernel offset is flattened row-major over
+    ``kernel_size`` (``ky*kernel_w + kx`` in 2-D). The 2-D names
+    (``in_h``, ``kernel_w``, ``pad_bottom``...) read the last two axes.
     """
 
-    in_h: int
-    in_w: int
-    kernel_h: int
-    kernel_w: int
-    stride_h: int
-    stride_w: int
-    pad_h: int
-    pad_w: int
-    dilation_h: int
-    dilation_w: int
-    out_h: int
-    out_w: int
+    in_size: tuple[int, ...]
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    out_size: tuple[int, ...]
 
     @classmethod
     def build(
         cls,
-        in_hw: tuple[int, int],
-        kernel_size: IntPair,
-        stride: IntPair | None = None,
-        padding: IntPair = 0,
-        dilation: IntPair = 1,
+        in_size: Sequence[int],
+        kernel_size: IntTuple,
+        stride: IntTuple | None = None,
+        padding: IntTuple = 0,
+        dilation: IntTuple = 1,
         *,
         ceil_mode: bool = False,
         pooling: bool = False,
+        allow_empty: bool = False,
         kernel_name: str = "kernel_size",
         stride_name: str = "stride",
         padding_name: str = "padding",
@@ -115,116 +140,162 @@ class Window:
     ) -> "Window":
         """Validate window arguments and compute the output size.
 
-        ``stride=None`` means ``stride = kernel_size`` (pooling's default).
-        With ``pooling=True`` the padding must be at most half the kernel, as
-        in PyTorch. Raises ValueError if the output would be empty.
+        ``in_size`` gives the number of spatial axes. ``stride=None`` means
+        ``stride = kernel_size`` (pooling's default). With ``pooling=True`` the
+        padding must be at most half the kernel, as in PyTorch. Raises
+        ValueError if the output would be empty (unless ``allow_empty``) or if
+        the padded extent cannot be indexed in int64.
         """
-        kernel_h, kernel_w = as_pair(kernel_size, kernel_name, minimum=1)
-        stride_h, stride_w = (
-            (kernel_h, kernel_w) if stride is None else as_pair(stride, stride_name, minimum=1)
-        )
-        pad_h, pad_w = as_pair(padding, padding_name, minimum=0)
-        dilation_h, dilation_w = as_pair(dilation, dilation_name, minimum=1)
-        if pooling and (pad_h > kernel_h // 2 or pad_w > kernel_w // 2):
+        in_size = tuple(int(v) for v in in_size)
+        ndim = len(in_size)
+        kernel = as_tuple(kernel_size, kernel_name, ndim, minimum=1)
+        strides = kernel if stride is None else as_tuple(stride, stride_name, ndim, minimum=1)
+        pads = as_tuple(padding, padding_name, ndim, minimum=0)
+        dilations = as_tuple(dilation, dilation_name, ndim, minimum=1)
+        if pooling and any(p > k // 2 for p, k in zip(pads, kernel)):
             raise ValueError(
-                f"{padding_name} must be at most half of {kernel_name} "
-                f"({(kernel_h, kernel_w)}), got {padding!r}"
+                f"{padding_name} must be at most half of {kernel_name} ({_fmt(kernel)}), got {padding!r}"
             )
-        in_h, in_w = in_hw
-        out_h = output_size(in_h, kernel_h, stride_h, pad_h, dilation_h, ceil_mode)
-        out_w = output_size(in_w, kernel_w, stride_w, pad_w, dilation_w, ceil_mode)
-        if out_h < 1 or out_w < 1:
-            raise ValueError(
-                f"output would be empty: input plane {(in_h, in_w)} with "
-                f"{kernel_name}={(kernel_h, kernel_w)}, {stride_name}={(stride_h, stride_w)}, "
-                f"{padding_name}={(pad_h, pad_w)}, {dilation_name}={(dilation_h, dilation_w)} "
-                f"gives output {(out_h, out_w)}"
-            )
-        return cls(
-            in_h, in_w, kernel_h, kernel_w, stride_h, stride_w,
-            pad_h, pad_w, dilation_h, dilation_w, out_h, out_w,
+        for size, k, p, d in zip(in_size, kernel, pads, dilations):
+            # Window starts and ends are int64 in the kernels: the whole padded span must be indexable.
+            if size + 2 * p + d * (k - 1) > INDEX_MAX:
+                raise ValueError(
+                    f"{kernel_name}={kernel_size!r}, {padding_name}={padding!r} and "
+                    f"{dilation_name}={dilation!r} span more than 2**63 - 1 cells"
+                )
+        if math.prod(kernel) > INDEX_MAX:
+            raise ValueError(f"{kernel_name} has more than 2**63 - 1 cells, got {kernel_size!r}")
+        out = tuple(
+            output_size(size, k, s, p, d, bool(ceil_mode))
+            for size, k, s, p, d in zip(in_size, kernel, strides, pads, dilations)
         )
+        if min(out) < 1 and not (allow_empty and min(out) == 0):
+            raise ValueError(
+                f"output would be empty: input size {_fmt(in_size)} with "
+                f"{kernel_name}={_fmt(kernel)}, {stride_name}={_fmt(strides)}, "
+                f"{padding_name}={_fmt(pads)}, {dilation_name}={_fmt(dilations)} "
+                f"gives output {_fmt(out)}"
+            )
+        return cls(in_size, kernel, strides, pads, dilations, out)
 
     @classmethod
-    def same_padding(
-        cls, in_hw: tuple[int, int], kernel_size: IntPair, dilation: IntPair = 1
-    ) -> "Window":
+    def same_padding(cls, in_size: Sequence[int], kernel_size: IntTuple, dilation: IntTuple = 1) -> "Window":
         """Stride-1 window whose output has the input's size (``padding="same"``).
 
-        As in PyTorch, an odd total padding puts the extra cell at the bottom/right.
+        As in PyTorch, an odd total padding puts the extra cell at the end of the axis.
         """
-        kernel_h, kernel_w = as_pair(kernel_size, "kernel_size", minimum=1)
-        dilation_h, dilation_w = as_pair(dilation, "dilation", minimum=1)
-        in_h, in_w = in_hw
-        return cls(
-            in_h, in_w, kernel_h, kernel_w, 1, 1,
-            dilation_h * (kernel_h - 1) // 2, dilation_w * (kernel_w - 1) // 2,
-            dilation_h, dilation_w, in_h, in_w,
+        in_size = tuple(int(v) for v in in_size)
+        kernel = as_tuple(kernel_size, "kernel_size", len(in_size), minimum=1)
+        dilations = as_tuple(dilation, "dilation", len(in_size), minimum=1)
+        pads = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilations))
+        return cls(in_size, kernel, (1,) * len(in_size), pads, dilations, in_size)
+
+    # --- the N-d view -----------------------------------------------------
+
+    @property
+    def ndim(self) -> int:
+        return len(self.in_size)
+
+    @property
+    def kernel_volume(self) -> int:
+        """Cells in one window: the product of ``kernel_size``."""
+        return math.prod(self.kernel_size)
+
+    @property
+    def pad_end(self) -> tuple[int, ...]:
+        """Trailing padding per axis: what the last window reaches past the input (never negative)."""
+        return tuple(
+            max(0, (o - 1) * s + d * (k - 1) + 1 - size - p)
+            for size, k, s, p, d, o in zip(
+                self.in_size, self.kernel_size, self.stride, self.padding, self.dilation, self.out_size)
         )
 
-    @property
-    def kernel_area(self) -> int:
-        return self.kernel_h * self.kernel_w
+    def with_unit_axis(self) -> "Window":
+        """The same window with a leading axis of size 1 (kernel 1): how 1-d ops run 2-D kernels exactly."""
+        return Window((1, *self.in_size), (1, *self.kernel_size), (1, *self.stride), (0, *self.padding),
+                      (1, *self.dilation), (1, *self.out_size))
 
-    @property
-    def pad_bottom(self) -> int:
-        """Rows of padding below the input that the last window row reaches."""
-        last = (self.out_h - 1) * self.stride_h + self.dilation_h * (self.kernel_h - 1) + 1
-        return max(0, last - self.in_h - self.pad_h)
+    def starts(self) -> tuple[np.ndarray, ...]:
+        """Input coordinate where each window starts along each axis (may be negative): ``(out_d,)`` each."""
+        return tuple(
+            np.arange(o, dtype=np.int64) * s - p for o, s, p in zip(self.out_size, self.stride, self.padding)
+        )
 
-    @property
-    def pad_right(self) -> int:
-        """Columns of padding right of the input that the last window column reaches."""
-        last = (self.out_w - 1) * self.stride_w + self.dilation_w * (self.kernel_w - 1) + 1
-        return max(0, last - self.in_w - self.pad_w)
-
-    def starts(self) -> tuple[np.ndarray, np.ndarray]:
-        """Input row and column where each window starts (may be negative): ``(out_h,), (out_w,)``."""
-        rows = np.arange(self.out_h) * self.stride_h - self.pad_h
-        cols = np.arange(self.out_w) * self.stride_w - self.pad_w
-        return rows, cols
+    def _first_offsets(self) -> tuple[np.ndarray, ...]:
+        """Per axis, the first kernel offset of each window at a coordinate >= 0."""
+        return tuple(
+            np.where(start < 0, (-start + d - 1) // d, 0) for start, d in zip(self.starts(), self.dilation)
+        )
 
     def first_inside(self) -> np.ndarray:
-        """Offset inside each window (``ky*kernel_w + kx``) of its first cell at a row and column >= 0.
+        """Flat offset inside each window of its first cell at coordinates >= 0: shape ``out_size``.
 
         PyTorch reports this cell as the argmax of a window whose in-bounds values
-        are all the lowest value (e.g. all -inf). Shape ``(out_h, out_w)``.
+        are all the lowest value (e.g. all -inf).
         """
-        rows, cols = self.starts()
-        first_ky = np.where(rows < 0, (-rows + self.dilation_h - 1) // self.dilation_h, 0)
-        first_kx = np.where(cols < 0, (-cols + self.dilation_w - 1) // self.dilation_w, 0)
-        return first_ky[:, None] * self.kernel_w + first_kx[None, :]
+        flat = np.zeros(self.out_size, dtype=np.int64)
+        for axis, (first, k) in enumerate(zip(self._first_offsets(), self.kernel_size)):
+            flat = flat * k + first.reshape((-1,) + (1,) * (self.ndim - 1 - axis))
+        return flat
+
+    def cell_coordinates(self, window_offset: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Input coordinates, per axis, of the cell at flat offset ``window_offset`` ``(..., *out_size)`` of each window."""
+        offset = window_offset.astype(np.int64, copy=False)
+        kernel_coordinates = np.unravel_index(offset, self.kernel_size)
+        return tuple(
+            start.reshape((-1,) + (1,) * (self.ndim - 1 - axis)) + k_axis * d
+            for axis, (start, k_axis, d) in enumerate(zip(self.starts(), kernel_coordinates, self.dilation))
+        )
 
     def flat_indices(self, window_offset: np.ndarray) -> np.ndarray:
-        """Convert offsets inside windows to flat int64 indices into the ``H*W`` plane.
+        """Convert flat offsets inside windows to flat int64 indices into the input's spatial volume.
 
-        ``window_offset`` has shape ``(..., out_h, out_w)`` and holds ``ky*kernel_w + kx``.
+        ``window_offset`` has shape ``(..., *out_size)``; the result is PyTorch's
+        ``return_indices`` (row-major over ``in_size``).
         """
-        rows, cols = self.starts()
-        offset = window_offset.astype(np.int64, copy=False)
-        ky, kx = np.divmod(offset, self.kernel_w)
-        in_row = rows[:, None] + ky * self.dilation_h
-        in_col = cols[None, :] + kx * self.dilation_w
-        return in_row * self.in_w + in_col
+        flat = np.zeros(np.shape(window_offset), dtype=np.int64)
+        for position, size in zip(self.cell_coordinates(window_offset), self.in_size):
+            flat = flat * size + position
+        return flat
+
+    def inner(self) -> "Window":
+        """The window over the axes after the first (3-d pooling runs its planes through the 2-D kernels)."""
+        return Window(self.in_size[1:], self.kernel_size[1:], self.stride[1:], self.padding[1:],
+                      self.dilation[1:], self.out_size[1:])
 
     def avg_divisor(self, count_include_pad: bool, divisor_override: int | None) -> np.ndarray:
-        """Divisor of each average-pooling window, PyTorch's rule: shape ``(out_h, out_w)``.
+        """Divisor of each average-pooling window, PyTorch's rule: shape ``out_size``.
 
         With ``count_include_pad`` the window is clipped to the padded border
         (which matters with ``ceil_mode``); without it, to the input. A window with
         no cell inside the input gets divisor 1 (its sum, and output, is 0).
         """
         if divisor_override is not None:
-            return np.full((self.out_h, self.out_w), divisor_override, dtype=np.int64)
-
-        def axis_counts(starts: np.ndarray, kernel: int, size: int, pad: int) -> np.ndarray:
-            ends = np.minimum(starts + kernel, size + pad)
+            return np.full(self.out_size, divisor_override, dtype=np.int64)
+        divisor = np.ones((), dtype=np.int64)
+        for start, k, size, p in zip(self.starts(), self.kernel_size, self.in_size, self.padding):
+            ends = np.minimum(start + k, size + p)
             if count_include_pad:
-                return ends - starts
-            return np.maximum(np.minimum(ends, size) - np.maximum(starts, 0), 0)
-
-        rows, cols = self.starts()
-        count_h = axis_counts(rows, self.kernel_h, self.in_h, self.pad_h)
-        count_w = axis_counts(cols, self.kernel_w, self.in_w, self.pad_w)
-        divisor = count_h[:, None] * count_w[None, :]
+                counts = ends - start
+            else:
+                counts = np.maximum(np.minimum(ends, size) - np.maximum(start, 0), 0)
+            divisor = np.multiply.outer(divisor, counts)
         return np.where(divisor > 0, divisor, 1)
+
+    # --- the 2-D names (the last two axes) ---------------------------------
+
+    in_h = property(lambda self: self.in_size[-2])
+    in_w = property(lambda self: self.in_size[-1])
+    kernel_h = property(lambda self: self.kernel_size[-2])
+    kernel_w = property(lambda self: self.kernel_size[-1])
+    stride_h = property(lambda self: self.stride[-2])
+    stride_w = property(lambda self: self.stride[-1])
+    pad_h = property(lambda self: self.padding[-2])
+    pad_w = property(lambda self: self.padding[-1])
+    dilation_h = property(lambda self: self.dilation[-2])
+    dilation_w = property(lambda self: self.dilation[-1])
+    out_h = property(lambda self: self.out_size[-2])
+    out_w = property(lambda self: self.out_size[-1])
+    kernel_area = kernel_volume
+    pad_bottom = property(lambda self: self.pad_end[-2])
+    pad_right = property(lambda self: self.pad_end[-1])

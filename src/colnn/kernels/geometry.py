@@ -84,6 +84,8 @@ def plane_geometry(window: Window) -> PlaneGeometry:
     col_start, kx_lo, kx_hi = _axis_bounds(
         window.in_w, window.kernel_w, window.stride_w, window.pad_w, window.dilation_w, window.out_w)
     interior = np.flatnonzero((kx_lo == 0) & (kx_hi == window.kernel_w))
+    if window.kernel_area > np.iinfo(np.int32).max:
+        interior = interior[:0]  # the interior loops keep offsets in int32; huge kernels go cell by cell
     ox_in_lo, ox_in_hi = (int(interior[0]), int(interior[-1]) + 1) if interior.size else (0, 0)
     for array in (row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi):
         array.flags.writeable = False

@@ -81,11 +81,9 @@ class NumbaStrategy:
                 pool_loops.max_pool_backward_k2s2(grad_planes, offset_planes, grad_input)
             else:
                 geometry = plane_geometry(window)
-                kernel_offsets = np.arange(window.kernel_area, dtype=np.int64)
                 pool_loops.max_pool_backward_planes(
                     grad_planes, offset_planes, geometry.row_start, geometry.col_start,
-                    kernel_offsets // window.kernel_w * window.dilation_h,
-                    kernel_offsets % window.kernel_w * window.dilation_w,
+                    window.kernel_w, window.dilation_h, window.dilation_w,
                     geometry.has_empty_window, grad_input,
                 )
         return grad_input.reshape(input_shape).astype(grad_output.dtype, copy=False)

@@ -178,6 +178,8 @@ def max_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox
             elif fused_k3s2 and ky_lo[oy] == 0 and ky_hi[oy] == 3:
                 _max_k3s2(plane[row0, first_col:], plane[row0 + 1, first_col:], plane[row0 + 2, first_col:],
                           out_vals, interior_offsets)
+            elif interior_offsets.shape[0] == 0:
+                pass  # no interior window: the kernel loop below would run for nothing (huge kernels)
             elif ky_hi[oy] <= ky_lo[oy]:
                 for j in range(interior_offsets.shape[0]):
                     out_vals[j] = lowest
@@ -233,7 +235,7 @@ def max_pool_values_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx
             out_row = out[p, oy]
             row0 = row_start[oy]
             best[:] = lowest
-            for ky in range(ky_lo[oy], ky_hi[oy]):
+            for ky in range(ky_lo[oy], ky_hi[oy] if n_inside > 0 else ky_lo[oy]):
                 src = plane[row0 + ky * dilation_h, first_col:]
                 target = best if ky == ky_lo[oy] else row_best
                 if stride_w == 1:
@@ -304,18 +306,19 @@ def max_pool_k2s2(planes, out, window_offset):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def max_pool_backward_planes(grad_out, window_offset, row_start, col_start, row_step, col_step, checked, grad_in):
+def max_pool_backward_planes(grad_out, window_offset, row_start, col_start, kernel_w, dilation_h, dilation_w,
+                             checked, grad_in):
     """Route ``grad_out`` ``(P, out_h, out_w)`` to the cells chosen in forward; overlaps sum.
 
     The chosen cell of window ``(oy, ox)`` with offset ``k`` is at row
-    ``row_start[oy] + row_step[k]``, column ``col_start[ox] + col_step[k]``.
+    ``row_start[oy] + (k // kernel_w)*dilation_h``, column ``col_start[ox] + (k % kernel_w)*dilation_w``
+    (computed per cell, not tabulated: a table would grow with the kernel, not the output).
     Gradients are added in output order, as PyTorch does. With ``checked``,
     cells outside the input (an empty window's first offset) are dropped;
     without it every chosen cell must be inside, and the index is computed flat.
     """
     n_planes, height, width = grad_in.shape
     out_h, out_w = grad_out.shape[1], grad_out.shape[2]
-    flat_step = row_step * width + col_step
     for p in prange(n_planes):
         plane = grad_in[p]
         plane[:, :] = 0
@@ -325,14 +328,16 @@ def max_pool_backward_planes(grad_out, window_offset, row_start, col_start, row_
             offset_row = window_offset[p, oy]
             row_base = row_start[oy] * width
             for ox in range(out_w):
-                offset = offset_row[ox]
+                offset = np.int64(offset_row[ox])
+                row_step = offset // kernel_w * dilation_h
+                col_step = offset % kernel_w * dilation_w
                 if checked:
-                    cell_row = row_start[oy] + row_step[offset]
-                    cell_col = col_start[ox] + col_step[offset]
+                    cell_row = row_start[oy] + row_step
+                    cell_col = col_start[ox] + col_step
                     if 0 <= cell_row < height and 0 <= cell_col < width:
                         plane[cell_row, cell_col] += grad_row[ox]
                 else:
-                    cells[np.uint64(row_base + col_start[ox] + flat_step[offset])] += grad_row[ox]
+                    cells[np.uint64(row_base + col_start[ox] + row_step * width + col_step)] += grad_row[ox]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -379,7 +384,7 @@ def avg_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox
             sums[:] = 0
             for ky in range(ky_lo[oy], ky_hi[oy]):
                 row = plane[row0 + ky]
-                for kx in range(kernel_w):
+                for kx in range(kernel_w if sums.shape[0] > 0 else 0):
                     add_cells(row[first_col + kx:], stride_w, sums)
             out_row = out[p, oy]
             divisor_row = divisor[oy]
@@ -432,7 +437,7 @@ def avg_pool_backward_planes(grad_out, row_start, ky_lo, ky_hi, col_start, kx_lo
             row0 = row_start[oy]
             for ky in range(ky_lo[oy], ky_hi[oy]):
                 row = plane[row0 + ky]
-                for kx in range(kernel_w):
+                for kx in range(kernel_w if shares.shape[0] > 0 else 0):
                     spread_cells(shares, stride_w, row[first_col + kx:])
                 for side in range(2):
                     for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):

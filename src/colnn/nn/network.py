@@ -26,6 +26,7 @@ from ..core.arrayfile import ArrayFileError, read_npz, write_whole
 from .activation import Sigmoid
 from .dropout import Dropout
 from ..ops.dispatch import is_dask_array, map_batches
+from . import conv_layers, pooling_layers
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 from .normalization import BatchNorm2d, BatchNormalization
 
@@ -68,8 +69,11 @@ def _layer_config(layer: Layer) -> dict[str, Any]:
     if kind is BatchNorm2d:
         return {"type": "BatchNorm2d", "num_features": layer.num_features, "eps": layer.eps,
                 "momentum": layer.momentum}
+    if kind.__name__ in _SPATIAL_LAYERS and _SPATIAL_LAYERS[kind.__name__] is kind:
+        return {"type": kind.__name__, **layer.config()}
     raise TypeError(f"cannot save a layer of type {kind.__name__}; supported: Convolution, MaxPool2d, "
-                    "Pooling, AvgPool2d, Affine, Relu, Sigmoid, Dropout, BatchNormalization, BatchNorm2d")
+                    "Pooling, AvgPool2d, Affine, Relu, Sigmoid, Dropout, BatchNormalization, BatchNorm2d, "
+                    "and the 1/2/3-d pooling and convolution layers")
 
 
 def _batch_norm_2d(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> BatchNorm2d:
@@ -105,6 +109,10 @@ _PARAM_NAMES = {"Convolution": ("W", "b"), "Affine": ("W", "b"),
                 "BatchNorm2d": ("weight", "bias", "running_mean", "running_var")}
 # Layers whose forward depends on the mode: ``forward(x, train_flg)``.
 _MODE_LAYERS = (Dropout, BatchNormalization, BatchNorm2d)
+# The 1/2/3-d layers describe themselves (SpatialLayer.config / from_config).
+_SPATIAL_LAYERS = {name: getattr(module, name) for module in (conv_layers, pooling_layers) for name in module.__all__}
+_LAYER_BUILDERS.update({name: kind.from_config for name, kind in _SPATIAL_LAYERS.items()})
+_PARAM_NAMES.update({name: ("W", "b") for name in conv_layers.__all__})
 
 
 class Network:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import accumulation_dtype, check_float_array, to_batched
-from ..core.window import IntPair, Window, as_pair
+from ..core.window import IntPair, Window, as_tuple
 from ..kernels import conv_chunked, winograd
 from ..kernels.geometry import STRATEGIES, use_kernels
 from .im2col import col2im_window, im2col_window
@@ -109,7 +109,7 @@ def conv_window(
         if padding == "valid":
             padding = 0
         elif padding == "same":
-            if as_pair(stride, "stride", minimum=1) != (1, 1):
+            if set(as_tuple(stride, "stride", len(in_hw), minimum=1)) != {1}:
                 raise ValueError(f"padding='same' requires stride 1, got stride={stride!r}")
             return Window.same_padding(in_hw, kernel_hw, dilation)
         else:

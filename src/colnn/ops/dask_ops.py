@@ -33,14 +33,14 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from ..core.checks import check_array, check_float_array, to_batched
+from ..core.checks import cast_pad_value, check_array, check_float_array, to_batched
 from ..core.halo import AxisWindow, input_span, output_chunks, window_axes, with_axes
 from ..core.window import Window
 from ..kernels.threads import task_threads
 from . import conv as conv_ops
 from . import pooling as pooling_ops
 # colnn.ops.im2col is also the name of a function in the package: import from the module.
-from .im2col import _cast_pad_value, unfold as numpy_unfold
+from .im2col import unfold as numpy_unfold
 
 __all__ = [
     "max_pool2d",
@@ -314,7 +314,7 @@ def im2col(arguments: dict[str, Any]) -> da.Array:
         checked.shape[2:], (filter_h, filter_w), stride, pad, dilation,
         kernel_name="(filter_h, filter_w)", padding_name="pad",
     )
-    pad_value = _cast_pad_value(pad_value, checked.dtype)
+    pad_value = cast_pad_value(pad_value, checked.dtype)
     blocks = _unfold_blocks(input_data, window, pad_value, strategy)
     rows = blocks.transpose(0, 2, 3, 1)
     return rows.reshape(-1, rows.shape[3])

@@ -1,0 +1,43 @@
+"""Input checks for ops of any spatial dimensionality: rank, batch axis, non-empty axes.
+
+A ``d``-dimensional op takes ``(N, C, *spatial)`` or one unbatched sample
+``(C, *spatial)``; any other rank is a ValueError naming the argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .checks import check_array
+
+__all__ = ["check_spatial_input"]
+
+
+def check_spatial_input(
+    x: Any, name: str, spatial_ndim: int, *, floating: bool = False
+) -> tuple[np.ndarray, bool]:
+    """``x`` as a batched ``(N, C, *spatial)`` array and whether it came unbatched.
+
+    TypeError for non-numeric dtypes (and integers when ``floating``); ValueError
+    for a rank other than ``spatial_ndim + 1`` or ``+ 2``, or an empty channel or
+    spatial axis (the batch axis may be empty, as in PyTorch). Not copied.
+    """
+    array = np.asarray(x) if x is not None else None
+    # check_array owns the dtype rules and their messages; give it the dtype alone.
+    check_array(None if array is None else np.empty((1, 1, 1), dtype=array.dtype), name)
+    if floating and array.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
+    batched_rank, unbatched_rank = spatial_ndim + 2, spatial_ndim + 1
+    if array.ndim not in (batched_rank, unbatched_rank):
+        raise ValueError(
+            f"{name} must be {unbatched_rank}-D (unbatched) or {batched_rank}-D (batched) for a "
+            f"{spatial_ndim}-d op, got shape {array.shape}"
+        )
+    unbatched = array.ndim == unbatched_rank
+    if unbatched:
+        array = array[np.newaxis]
+    if 0 in array.shape[1:]:
+        raise ValueError(f"{name} must have non-zero channel and spatial sizes, got shape {np.shape(x)}")
+    return array, unbatched

@@ -1,0 +1,71 @@
+"""Max unpooling layers, as ``torch.nn.MaxUnpool1d/2d/3d``: ``forward(x, indices, output_size=None)``.
+
+They take the indices of a max pool, so they do not fit :class:`colnn.nn.network.Network`'s
+chain of one-input layers (nor its files); use them in code of your own, e.g. a SegNet decoder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..core.checks import check_grad_shape
+from ..core.spatial import check_spatial_input
+from ..core.window import IntTuple, as_tuple
+from ..ops.unpool import check_unpool_indices, max_unpool_backward, max_unpool_forward, unpool_output_size
+from .layers import Layer
+
+__all__ = ["MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d"]
+
+
+class _MaxUnpoolNd(Layer):
+    ndim = 2
+
+    def __init__(self, kernel_size: IntTuple, stride: IntTuple | None = None, padding: IntTuple = 0) -> None:
+        self.kernel_size = as_tuple(kernel_size, "kernel_size", self.ndim, minimum=1)
+        self.stride = self.kernel_size if stride is None else as_tuple(stride, "stride", self.ndim, minimum=1)
+        self.padding = as_tuple(padding, "padding", self.ndim, minimum=0)
+        self._cache: tuple[np.ndarray, tuple[int, ...], bool] | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
+
+    def forward(self, x: Any, indices: Any = None, output_size: Any = None) -> np.ndarray:
+        if indices is None:
+            raise TypeError(f"{type(self).__name__}.forward needs the max pool's indices, got None")
+        batched, unbatched = check_spatial_input(x, "x", self.ndim)
+        out_size = unpool_output_size(batched.shape[2:], self.kernel_size, self.stride, self.padding, output_size)
+        index = np.asarray(indices)
+        index = check_unpool_indices(index[np.newaxis] if unbatched and index.ndim == batched.ndim - 1 else index,
+                                     batched.shape, int(np.prod(out_size)))
+        out = max_unpool_forward(batched, index, out_size)
+        self._cache = (index, out.shape, unbatched)
+        return out[0] if unbatched else out
+
+    def backward(self, dout: Any) -> np.ndarray:
+        index, out_shape, unbatched = self._saved()
+        # A gradient is never an integer, even after unpooling an integer array.
+        kind = np.asarray(dout).dtype
+        grad = check_grad_shape(dout, out_shape[1:] if unbatched else out_shape,
+                                kind if kind.kind == "f" else np.dtype(np.float64))
+        grad_input = max_unpool_backward(grad[np.newaxis] if unbatched else grad, index)
+        return grad_input[0] if unbatched else grad_input
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    """As ``torch.nn.MaxUnpool1d``; see :func:`colnn.max_unpool1d`."""
+
+    ndim = 1
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    """As ``torch.nn.MaxUnpool2d``; see :func:`colnn.max_unpool2d`."""
+
+    ndim = 2
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    """As ``torch.nn.MaxUnpool3d``; see :func:`colnn.max_unpool3d`."""
+
+    ndim = 3

@@ -1,0 +1,188 @@
+"""Adaptive average and max pooling in 1, 2 and 3 dimensions, as ``torch.nn.functional.adaptive_*_pool*d``.
+
+Output cell ``i`` along an axis of length ``L`` pools the bin
+``[floor(i*L/out), ceil((i+1)*L/out))`` (PyTorch's bins: they may overlap, and
+``out`` may exceed ``L``). Both reductions are separable, one axis at a time:
+
+- average: each axis takes the mean of each of its bins (float16 in float32),
+  so a NaN or inf reaches only the bins that hold it; backward spreads back;
+- max: each axis folds its bins with PyTorch's rule (first maximum, last NaN),
+  last axis first, which gives the row-major scan's cell over the whole box.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..core.spatial import check_spatial_input
+from ..core.window import INDEX_MAX
+from .pooling import _accumulator, _torch_argmax
+from .pooling_nd import scatter_add_flat
+
+__all__ = [
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "adaptive_output_size", "adaptive_bins",
+    "adaptive_avg_forward", "adaptive_avg_backward", "adaptive_max_forward", "adaptive_max_backward",
+]
+
+
+def adaptive_output_size(output_size: Any, in_size: Sequence[int]) -> tuple[int, ...]:
+    """``output_size`` (an int, or a tuple of ints and None = keep that axis) as a tuple, each >= 1."""
+    ndim = len(in_size)
+    items = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * ndim
+    if len(items) == 1:
+        items = items * ndim
+    if len(items) != ndim:
+        raise ValueError(f"output_size must be an int or a tuple of {ndim}, got {output_size!r}")
+    sizes = []
+    for item, size in zip(items, in_size):
+        if item is None:
+            sizes.append(int(size))
+            continue
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise TypeError(f"output_size must hold ints or None, got {output_size!r}")
+        if not 1 <= item <= INDEX_MAX:
+            raise ValueError(f"output_size must be >= 1 (and fit in int64), got {output_size!r}")
+        sizes.append(int(item))
+    return tuple(sizes)
+
+
+def adaptive_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's bins of one axis: ``start[i] = floor(i*size/out)``, ``end[i] = ceil((i+1)*size/out)``."""
+    index = np.arange(out, dtype=object)  # exact products for any size
+    start = (index * size) // out
+    end = -((-(index + 1) * size) // out)
+    return start.astype(np.int64), end.astype(np.int64)
+
+
+def _bin_means(x: np.ndarray, dim: int, out: int) -> np.ndarray:
+    """Mean of every bin of axis ``dim``: a sum over each bin's own cells (a NaN or inf stays in its bins)."""
+    start, end = adaptive_bins(x.shape[dim], out)
+    means = [x[(slice(None),) * dim + (slice(lo, hi),)].sum(axis=dim, keepdims=True) / (hi - lo)
+             for lo, hi in zip(start, end)]
+    return np.concatenate(means, axis=dim)
+
+
+def _bin_spread(grad: np.ndarray, dim: int, size: int) -> np.ndarray:
+    """Adjoint of :func:`_bin_means`: each bin's gradient over its cells, divided by its length."""
+    start, end = adaptive_bins(size, grad.shape[dim])
+    shape = list(grad.shape)
+    shape[dim] = size
+    spread = np.zeros(shape, dtype=grad.dtype)
+    for i, (lo, hi) in enumerate(zip(start, end)):
+        spread[(slice(None),) * dim + (slice(lo, hi),)] += grad[(slice(None),) * dim + (slice(i, i + 1),)] / (hi - lo)
+    return spread
+
+
+def adaptive_avg_forward(x: np.ndarray, out_size: tuple[int, ...]) -> np.ndarray:
+    """Adaptive average of a validated batched floating array ``(N, C, *in)`` -> ``(N, C, *out_size)``."""
+    acc = _accumulator(x.dtype)
+    if all(out == 1 for out in out_size):
+        # Global pooling (a CNN's head): one GEMV with ones. No zero weights, so a NaN or
+        # inf reaches exactly the sum of its own plane, as in a direct sum.
+        volume = int(np.prod(x.shape[2:]))
+        sums = x.reshape(*x.shape[:2], volume).astype(acc, copy=False) @ np.ones(volume, dtype=acc)
+        return (sums / acc.type(volume)).astype(x.dtype).reshape(*x.shape[:2], *out_size)
+    result = x.astype(acc, copy=False)
+    for axis, out in enumerate(out_size):
+        result = _bin_means(result, 2 + axis, out)
+    return result.astype(x.dtype)
+
+
+def adaptive_avg_backward(grad_output: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_forward`."""
+    grad = grad_output.astype(_accumulator(grad_output.dtype), copy=False)
+    for axis, size in enumerate(input_shape[2:]):
+        grad = _bin_spread(grad, 2 + axis, size)
+    return np.ascontiguousarray(grad.astype(grad_output.dtype))
+
+
+def adaptive_max_forward(x: np.ndarray, out_size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Adaptive max of a validated batched array: ``(out, indices)``, indices flat into each input volume."""
+    values = x
+    coordinates: list[np.ndarray] = []  # input coordinate per reduced axis, last axis first
+    for axis in reversed(range(len(out_size))):
+        dim = 2 + axis
+        start, end = adaptive_bins(x.shape[dim], out_size[axis])
+        value_parts: list[np.ndarray] = []
+        coordinate_parts: list[list[np.ndarray]] = [[] for _ in range(len(coordinates) + 1)]
+        for lo, hi in zip(start, end):
+            segment = np.moveaxis(values[(slice(None),) * dim + (slice(lo, hi),)], dim, -1)
+            choice = _torch_argmax(segment.reshape(-1, hi - lo)).reshape(*segment.shape[:-1], 1)
+            value_parts.append(np.take_along_axis(segment, choice, -1))
+            for parts, coordinate in zip(coordinate_parts, coordinates):
+                part = np.moveaxis(coordinate[(slice(None),) * dim + (slice(lo, hi),)], dim, -1)
+                parts.append(np.take_along_axis(part, choice, -1))
+            coordinate_parts[-1].append(choice + lo)
+        values = np.moveaxis(np.concatenate(value_parts, -1), -1, dim)
+        coordinates = [np.moveaxis(np.concatenate(parts, -1), -1, dim) for parts in coordinate_parts]
+    flat = np.zeros(values.shape, dtype=np.int64)
+    for axis, coordinate in zip(range(len(out_size)), reversed(coordinates)):
+        flat = flat * x.shape[2 + axis] + coordinate
+    return values, flat
+
+
+def adaptive_max_backward(grad_output: np.ndarray, indices: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_forward`: each output's gradient to its cell; overlapping bins sum."""
+    return scatter_add_flat(grad_output, indices, input_shape)
+
+
+def _avg(ndim: int, input: Any, output_size: Any) -> np.ndarray:
+    x, unbatched = check_spatial_input(input, "input", ndim, floating=True)
+    out = adaptive_avg_forward(x, adaptive_output_size(output_size, x.shape[2:]))
+    return out[0] if unbatched else out
+
+
+def _max(ndim: int, input: Any, output_size: Any, return_indices: bool):
+    x, unbatched = check_spatial_input(input, "input", ndim)
+    out, indices = adaptive_max_forward(x, adaptive_output_size(output_size, x.shape[2:]))
+    if unbatched:
+        out, indices = out[0], indices[0]
+    return (out, indices) if return_indices else out
+
+
+_AVG_DOC = """Adaptive {d}-D average pooling, as ``torch.nn.functional.adaptive_avg_pool{d}d``.
+
+    ``input``: floating ``(N, C, {sp})`` or ``(C, {sp})``; ``output_size``: an int or a
+    tuple of {d} (ints >= 1, or None to keep that axis). Returns ``(N, C, *output_size)``
+    of the input's dtype. Bins: ``[floor(i*L/out), ceil((i+1)*L/out))``.
+    Raises TypeError for non-floating input, ValueError for a wrong rank or ``output_size < 1``.
+    """
+_MAX_DOC = """Adaptive {d}-D max pooling, as ``torch.nn.functional.adaptive_max_pool{d}d``.
+
+    ``input``: ``(N, C, {sp})`` or ``(C, {sp})``, integer or floating; ``output_size`` as for
+    the average. With ``return_indices`` also int64 indices, flat into each input volume.
+    First maximum wins; NaN wins with the last NaN. Errors as for the average.
+    """
+
+
+def adaptive_avg_pool1d(input: Any, output_size: Any) -> np.ndarray:
+    return _avg(1, input, output_size)
+
+
+def adaptive_avg_pool2d(input: Any, output_size: Any) -> np.ndarray:
+    return _avg(2, input, output_size)
+
+
+def adaptive_avg_pool3d(input: Any, output_size: Any) -> np.ndarray:
+    return _avg(3, input, output_size)
+
+
+def adaptive_max_pool1d(input: Any, output_size: Any, return_indices: bool = False):
+    return _max(1, input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input: Any, output_size: Any, return_indices: bool = False):
+    return _max(2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input: Any, output_size: Any, return_indices: bool = False):
+    return _max(3, input, output_size, return_indices)
+
+
+for _d, _sp in ((1, "L"), (2, "H, W"), (3, "D, H, W")):
+    globals()[f"adaptive_avg_pool{_d}d"].__doc__ = _AVG_DOC.format(d=_d, sp=_sp)
+    globals()[f"adaptive_max_pool{_d}d"].__doc__ = _MAX_DOC.format(d=_d, sp=_sp)

@@ -1,0 +1,162 @@
+"""Fractional max pooling (Graham, 2014) in 2 and 3 dimensions, as ``torch.nn.functional.fractional_max_pool2d/3d``.
+
+Each ``(n, c)`` plane gets one pseudo-random sample ``u`` in [0, 1) per axis
+and its window starts are PyTorch's sequence, computed in the input's
+floating type: with ``alpha = (in - k) / (out - 1)``,
+``start[i] = int((i + u) * alpha) - int(u * alpha)`` for ``i < out - 1`` and
+``start[out - 1] = in - k``. Each window is then reduced with PyTorch's rule
+(first maximum; NaN wins with the last NaN). Samples are ordered per axis as
+the spatial axes (``(h, w)`` is PyTorch's ``[1], [0]`` in 2-D: see :func:`_axis_samples`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..core.spatial import check_spatial_input
+from ..core.window import as_tuple
+from .pooling import _torch_argmax
+from .pooling_nd import scatter_add_flat
+
+__all__ = ["fractional_max_pool2d", "fractional_max_pool3d", "fractional_output_size", "check_samples",
+           "fractional_max_forward", "fractional_max_backward"]
+
+
+def fractional_output_size(in_size: tuple[int, ...], kernel_size: Any, output_size: Any,
+                           output_ratio: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(kernel, out_size)``; exactly one of ``output_size``/``output_ratio``; windows must fit the input."""
+    ndim = len(in_size)
+    kernel = as_tuple(kernel_size, "kernel_size", ndim, minimum=1)
+    if (output_size is None) == (output_ratio is None):
+        raise ValueError(f"exactly one of output_size and output_ratio must be given, got output_size="
+                         f"{output_size!r}, output_ratio={output_ratio!r}")
+    if output_size is not None:
+        out = as_tuple(output_size, "output_size", ndim, minimum=1)
+    else:
+        ratios = tuple(output_ratio) if isinstance(output_ratio, (tuple, list)) else (output_ratio,) * ndim
+        if len(ratios) == 1:
+            ratios = ratios * ndim
+        if len(ratios) != ndim or not all(isinstance(r, (int, float, np.number)) and 0 < r < 1 for r in ratios):
+            raise ValueError(f"output_ratio must be a number or {ndim} numbers in (0, 1), got {output_ratio!r}")
+        out = tuple(int(size * ratio) for size, ratio in zip(in_size, ratios))
+        if min(out) < 1:
+            raise ValueError(f"output_ratio={output_ratio!r} gives an empty output {out} for input {in_size}")
+    for size, k, o in zip(in_size, kernel, out):
+        if o + k - 1 > size:
+            raise ValueError(f"kernel_size={kernel_size!r} with output {out} does not fit the input {in_size}: "
+                             f"output + kernel_size - 1 must be <= the input along each axis")
+    return kernel, out
+
+
+def check_samples(random_samples: Any, batch: tuple[int, int], ndim: int, unbatched: bool) -> np.ndarray:
+    """``random_samples`` as a floating ``(N, C, ndim)`` array in [0, 1); errors name it."""
+    samples = np.asarray(random_samples)
+    if samples.dtype.kind != "f":
+        raise TypeError(f"random_samples must be a floating array, got dtype {samples.dtype}")
+    if unbatched and samples.shape == (batch[1], ndim):
+        samples = samples[np.newaxis]
+    if samples.shape != (*batch, ndim):
+        raise ValueError(f"random_samples must have shape {(*batch, ndim)}, got {samples.shape}")
+    if not ((samples >= 0) & (samples < 1)).all():
+        raise ValueError("random_samples must lie in [0, 1)")
+    return samples
+
+
+def _axis_samples(samples: np.ndarray) -> list[np.ndarray]:
+    """Per spatial axis, in axis order. PyTorch keeps 2-D's samples as (w, h) and 3-D's as (t, h, w)."""
+    if samples.shape[-1] == 2:
+        return [samples[..., 1], samples[..., 0]]
+    return [samples[..., axis] for axis in range(samples.shape[-1])]
+
+
+def _starts(sample: np.ndarray, size: int, out: int, kernel: int, dtype: np.dtype) -> np.ndarray:
+    """PyTorch's interval sequence for every plane: ``(N, C, out)`` int64."""
+    starts = np.full((*sample.shape, out), size - kernel, dtype=np.int64)
+    if out > 1:
+        u = sample.astype(dtype)[..., np.newaxis]
+        alpha = dtype.type(size - kernel) / dtype.type(out - 1)
+        index = np.arange(out - 1, dtype=dtype)
+        starts[..., :-1] = ((index + u) * alpha).astype(np.int64) - (u * alpha).astype(np.int64)
+    return starts
+
+
+def fractional_max_forward(x: np.ndarray, kernel: tuple[int, ...], out_size: tuple[int, ...],
+                           samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(out, indices)`` of a validated batched array; indices flat into each input volume."""
+    n, c, ndim = x.shape[0], x.shape[1], len(kernel)
+    dtype = np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
+    # Cell coordinates per axis, shaped to broadcast to (N, C, *out, *kernel).
+    flat = np.zeros((n, c) + (1,) * (2 * ndim), dtype=np.int64)
+    for axis, (sample, size, out, k) in enumerate(zip(_axis_samples(samples), x.shape[2:], out_size, kernel)):
+        cells = _starts(sample, size, out, k, dtype)[..., np.newaxis] + np.arange(k)  # (N, C, out, k)
+        shape = [n, c] + [1] * (2 * ndim)
+        shape[2 + axis], shape[2 + ndim + axis] = out, k
+        flat = flat * size + cells.reshape(shape)
+    volume = int(np.prod(x.shape[2:]))
+    planes = x.reshape(n * c, volume)
+    plane_index = np.arange(n * c).reshape(n, c, *(1,) * (2 * ndim))
+    windows = np.broadcast_to(flat, (n, c, *out_size, *kernel))
+    cells = int(np.prod(out_size)) * int(np.prod(kernel))
+    values = planes[np.broadcast_to(plane_index, windows.shape).reshape(n * c, cells),
+                    windows.reshape(n * c, cells)].reshape(-1, int(np.prod(kernel)))
+    choice = _torch_argmax(values)
+    out = values[np.arange(values.shape[0]), choice].reshape(n, c, *out_size)
+    indices = windows.reshape(-1, int(np.prod(kernel)))[np.arange(values.shape[0]), choice].reshape(out.shape)
+    return out, indices
+
+
+def fractional_max_backward(grad_output: np.ndarray, indices: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Each output's gradient to its chosen cell; overlapping windows sum."""
+    return scatter_add_flat(grad_output, indices, input_shape)
+
+
+def _fractional(ndim, input, kernel_size, output_size, output_ratio, return_indices, random_samples, rng):
+    x, unbatched = check_spatial_input(input, "input", ndim)
+    kernel, out_size = fractional_output_size(x.shape[2:], kernel_size, output_size, output_ratio)
+    if random_samples is None:
+        generator = np.random.default_rng() if rng is None else rng
+        samples = generator.random((*x.shape[:2], ndim))
+    else:
+        samples = check_samples(random_samples, x.shape[:2], ndim, unbatched)
+    out, indices = fractional_max_forward(x, kernel, out_size, samples)
+    if unbatched:
+        out, indices = out[0], indices[0]
+    return (out, indices) if return_indices else out
+
+
+def fractional_max_pool2d(input: Any, kernel_size: Any, output_size: Any = None, output_ratio: Any = None,
+                          return_indices: bool = False, *, random_samples: Any = None,
+                          rng: np.random.Generator | None = None):
+    """Fractional max pooling, as ``torch.nn.functional.fractional_max_pool2d`` (Graham, 2014).
+
+    Parameters
+    ----------
+    input : ``(N, C, H, W)`` or ``(C, H, W)``, integer or floating
+    kernel_size : int or ``(kh, kw)``
+    output_size, output_ratio : exactly one; ``out = int(in * ratio)`` for a ratio in (0, 1)
+    return_indices : also return int64 indices flat into each ``H*W`` plane
+    random_samples : ``(N, C, 2)`` in [0, 1) as PyTorch's ``_random_samples``; else drawn from
+        ``rng`` (a ``numpy.random.Generator``; default a fresh one)
+
+    Returns
+    -------
+    ``(N, C, out_h, out_w)`` (and indices) of the input's dtype.
+
+    Raises
+    ------
+    ValueError naming ``kernel_size``/``output_size``/``output_ratio`` when the windows do not fit or both/none
+    are given, ``random_samples`` of the wrong shape or outside [0, 1); TypeError for non-numeric input.
+    """
+    return _fractional(2, input, kernel_size, output_size, output_ratio, return_indices, random_samples, rng)
+
+
+def fractional_max_pool3d(input: Any, kernel_size: Any, output_size: Any = None, output_ratio: Any = None,
+                          return_indices: bool = False, *, random_samples: Any = None,
+                          rng: np.random.Generator | None = None):
+    """3-D fractional max pooling, as ``torch.nn.functional.fractional_max_pool3d``; samples ``(N, C, 3)``.
+
+    See :func:`fractional_max_pool2d`.
+    """
+    return _fractional(3, input, kernel_size, output_size, output_ratio, return_indices, random_samples, rng)

@@ -1,0 +1,52 @@
+"""lp_pool1d/2d/3d against PyTorch (its definition, ceil_mode quirk included), forward and backward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import colnn
+from colnn.ops.lp_pool import lp_pool_backward, lp_pool_forward
+from colnn.ops.pooling import pool_window
+
+torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
+F = torch.nn.functional
+
+
+@settings(max_examples=40, deadline=None)
+@given(ndim=st.integers(1, 3), data=st.data(), norm_type=st.sampled_from([1, 2, 3, 1.5]),
+       ceil_mode=st.booleans(), strategy=st.sampled_from([None, "im2col"]), dtype=st.sampled_from(["float32", "float64"]))
+def test_matches_torch(ndim, data, norm_type, ceil_mode, strategy, dtype):
+    size = tuple(data.draw(st.integers(2, 6)) for _ in range(ndim))
+    kernel = tuple(data.draw(st.integers(1, 3)) for _ in range(ndim))
+    stride = tuple(data.draw(st.integers(1, 3)) for _ in range(ndim))
+    if ndim == 1:  # PyTorch's lp_pool1d takes plain ints only
+        kernel, stride = kernel[0], stride[0]
+    x = (np.random.default_rng(0).random((2, 2, *size)) + 0.1).astype(dtype)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    try:
+        expected = getattr(F, f"lp_pool{ndim}d")(xt, norm_type, kernel, stride, ceil_mode)
+    except RuntimeError as error:
+        if "smaller than kernel size" in str(error):
+            return  # the 3-d pools' unpadded-size check: a deliberate difference (README)
+        with pytest.raises(ValueError):
+            getattr(colnn, f"lp_pool{ndim}d")(x, norm_type, kernel, stride, ceil_mode)
+        return
+    out = getattr(colnn, f"lp_pool{ndim}d")(x, norm_type, kernel, stride, ceil_mode, strategy=strategy)
+    assert out.dtype == x.dtype
+    np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-4 if dtype == "float32" else 1e-10)
+    grad = np.random.default_rng(1).standard_normal(expected.shape)
+    expected.backward(torch.from_numpy(grad))
+    window = pool_window(x, kernel, stride, 0, 1, ceil_mode)
+    x64 = x.astype(np.float64)
+    _, saved = lp_pool_forward(x64, float(norm_type), window, strategy)
+    np.testing.assert_allclose(lp_pool_backward(grad, float(norm_type), window, saved, strategy), xt.grad.numpy(),
+                               rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("norm_type, error", [(0, ValueError), ("2", TypeError), (float("nan"), ValueError)])
+def test_bad_norm_type_names_it(norm_type, error):
+    with pytest.raises(error, match="norm_type"):
+        colnn.lp_pool2d(np.ones((1, 2, 2)), norm_type, 2)
