@@ -18,6 +18,9 @@ from typing import Any, Iterable
 import numpy as np
 
 __all__ = [
+    "foreign_namespace",
+    "as_numpy_dtype",
+    "cast_array",
     "check_array",
     "check_float_array",
     "to_batched",
@@ -42,6 +45,48 @@ def describe(value: Any) -> str:
         text = " ".join(line.strip() for line in np.array2string(value, threshold=6, edgeitems=2).splitlines())
         return f"array({text}, dtype={value.dtype}, shape={value.shape})"
     return _brief.repr(value)
+
+
+# Libraries whose arrays may run the Array API path where they live. Their modules
+# are never imported here: an object's type names its library.
+_ARRAY_API_LIBRARIES = frozenset({"torch", "jax", "jaxlib", "cupy", "array_api_strict"})
+
+
+def foreign_namespace(x: Any) -> Any | None:
+    """The Array API namespace of ``x`` if it is another library's array than NumPy's (or Dask's), else None.
+
+    Only an object whose library is known, or that has ``__array_namespace__``,
+    makes colnn import ``array_api_compat``; NumPy arrays and lists never do.
+    """
+    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)) or x is None:
+        return None
+    library = type(x).__module__.partition(".")[0]
+    if library not in _ARRAY_API_LIBRARIES and not hasattr(x, "__array_namespace__"):
+        return None
+    import array_api_compat
+
+    if array_api_compat.is_numpy_array(x) or array_api_compat.is_dask_array(x):
+        return None
+    return array_api_compat.array_namespace(x)
+
+
+def as_numpy_dtype(dtype: Any) -> np.dtype:
+    """NumPy's dtype of the same kind and size as ``dtype`` (NumPy's, or any Array API library's)."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        # torch.float32, array_api_strict.float32, ...: the standard's names are NumPy's.
+        return np.dtype(str(dtype).rsplit(".", 1)[-1])
+
+
+def cast_array(array: Any, dtype: Any) -> Any:
+    """``array`` in ``dtype`` (a NumPy dtype or name), in its own namespace; no copy if it has it already."""
+    dtype = as_numpy_dtype(dtype)
+    xp = foreign_namespace(array)
+    if xp is None:
+        return array.astype(dtype, copy=False)
+    target = getattr(xp, dtype.name)
+    return array if array.dtype == target else xp.astype(array, target)
 
 
 def _as_numeric_array(x: Any, name: str) -> np.ndarray:
@@ -74,6 +119,7 @@ def check_array(
     *,
     ndims: tuple[int, ...] | None = (3, 4),
     batch_ndims: Iterable[int] = (4,),
+    array_api: bool = False,
 ) -> np.ndarray:
     """Return ``x`` as a real numeric ndarray (integer or floating) of an allowed rank, in native byte order.
 
@@ -85,6 +131,9 @@ def check_array(
     batch_ndims : ranks at which axis 0 is a batch axis, which may be empty
         (``N = 0``); every other axis must be non-empty. Pass ``()`` for
         parameters (a weight with no filters is an error).
+    array_api : let an array of another Array API library (PyTorch, JAX,
+        CuPy, ...) through as it is, checked where it lives, for the ops that
+        compute on any namespace; otherwise it is converted to NumPy.
 
     Raises
     ------
@@ -96,14 +145,21 @@ def check_array(
 
     The array is copied only to change a non-native byte order.
     """
-    array = _as_numeric_array(x, name)
+    xp = foreign_namespace(x) if array_api else None
+    if xp is None:
+        array = _as_numeric_array(x, name)
+    elif not xp.isdtype(x.dtype, ("integral", "real floating")):
+        raise TypeError(f"{name} must be a real integer or floating array, got dtype {x.dtype}")
+    else:
+        array = x
+    shape = tuple(array.shape)
     if ndims is not None and array.ndim not in ndims:
-        got = f"a scalar {describe(x)}" if array.ndim == 0 else f"shape {array.shape}"
+        got = f"a scalar {describe(x)}" if array.ndim == 0 else f"shape {shape}"
         raise ValueError(f"{name} must be {_ranks(tuple(ndims))}, got {got}")
-    inner = array.shape[1:] if array.ndim in tuple(batch_ndims) else array.shape
+    inner = shape[1:] if array.ndim in tuple(batch_ndims) else shape
     if 0 in inner:
         what = "axes after the batch axis" if array.ndim in tuple(batch_ndims) else "axes"
-        raise ValueError(f"{name} must have non-empty {what}, got shape {array.shape}")
+        raise ValueError(f"{name} must have non-empty {what}, got shape {shape}")
     return array
 
 
@@ -113,10 +169,11 @@ def check_float_array(
     *,
     ndims: tuple[int, ...] | None = (3, 4),
     batch_ndims: Iterable[int] = (4,),
+    array_api: bool = False,
 ) -> np.ndarray:
     """Like :func:`check_array`, but integer dtypes raise TypeError."""
-    array = check_array(x, name, ndims=ndims, batch_ndims=batch_ndims)
-    if array.dtype.kind != "f":
+    array = check_array(x, name, ndims=ndims, batch_ndims=batch_ndims, array_api=array_api)
+    if as_numpy_dtype(array.dtype).kind != "f":
         raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
     return array
 
@@ -124,7 +181,7 @@ def check_float_array(
 def to_batched(x: np.ndarray) -> tuple[np.ndarray, bool]:
     """View a ``(C, H, W)`` sample as ``(1, C, H, W)``; return it and whether it was unbatched."""
     if x.ndim == 3:
-        return x[np.newaxis], True
+        return x[None, ...], True
     return x, False
 
 
@@ -134,7 +191,7 @@ def gradient_dtype(forward_dtype: np.dtype, dout_dtype: np.dtype) -> np.dtype:
     A gradient is never an integer: an integer forward (max pooling, ReLU of
     integers) still has fractional gradients.
     """
-    for dtype in (np.dtype(forward_dtype), np.dtype(dout_dtype)):
+    for dtype in (as_numpy_dtype(forward_dtype), as_numpy_dtype(dout_dtype)):
         if dtype.kind == "f":
             return dtype
     return np.dtype(np.float64)
@@ -146,18 +203,19 @@ def accumulation_dtype(dtype: np.dtype) -> np.dtype:
     Every strategy sums float16 in float32 and rounds once at the end, so that
     strategies agree with each other and with a float64 sum rounded to float16.
     """
-    dtype = np.dtype(dtype)
+    dtype = as_numpy_dtype(dtype)
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
 def check_grad_shape(dout: Any, expected_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Return ``dout`` in :func:`gradient_dtype` of ``dtype`` if its shape is ``expected_shape``."""
-    grad = check_array(dout, "dout", ndims=(len(expected_shape),), batch_ndims=(len(expected_shape),))
-    if grad.shape != tuple(expected_shape):
+    grad = check_array(dout, "dout", ndims=(len(expected_shape),), batch_ndims=(len(expected_shape),),
+                       array_api=True)
+    if tuple(grad.shape) != tuple(expected_shape):
         raise ValueError(
-            f"dout must have the forward output's shape {tuple(expected_shape)}, got {grad.shape}"
+            f"dout must have the forward output's shape {tuple(expected_shape)}, got {tuple(grad.shape)}"
         )
-    return grad.astype(gradient_dtype(dtype, grad.dtype), copy=False)
+    return cast_array(grad, gradient_dtype(dtype, grad.dtype))
 
 
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..ops.conv import available_strategies as conv_strategies
+from ..ops.array_api import as_common_dtype, copy_as, flat_indices
 from ..ops.conv import check_conv_args, conv2d_backward, conv2d_forward, conv_window
 from ..ops.pooling import available_strategies as pool_strategies
 from ..ops.pooling import (
@@ -26,7 +27,8 @@ from ..ops.pooling import (
     max_pool2d_forward,
 )
 from ..core.checks import (
-    check_array, check_choice, check_flag, check_float_array, check_grad_shape, describe, gradient_dtype, to_batched,
+    as_numpy_dtype, cast_array, check_array, check_choice, check_flag, check_float_array, check_grad_shape, describe,
+    gradient_dtype, to_batched,
 )
 from ..core.window import IntPair, as_pair
 
@@ -123,7 +125,7 @@ class _WindowLayer(Layer):
         saved = self._saved()
         out_shape = saved.output_shape[1:] if saved.unbatched else saved.output_shape
         grad = check_grad_shape(dout, out_shape, saved.dtype)
-        grad_input = self._backward(grad[np.newaxis] if saved.unbatched else grad, saved)
+        grad_input = self._backward(grad[None, ...] if saved.unbatched else grad, saved)
         return grad_input[0] if saved.unbatched else grad_input
 
 
@@ -158,7 +160,7 @@ class MaxPool2d(_WindowLayer):
         )
 
     def _check(self, x: Any) -> np.ndarray:
-        return check_array(x, "x")
+        return check_array(x, "x", array_api=True)
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
         window = pool_window(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
@@ -172,7 +174,7 @@ class MaxPool2d(_WindowLayer):
     def indices(self) -> np.ndarray:
         """int64 flat indices (into ``H*W``) of the maxima chosen by the last forward."""
         saved = self._saved()
-        flat = saved.window.flat_indices(saved.state)
+        flat = flat_indices(saved.window, saved.state)
         return flat[0] if saved.unbatched else flat
 
 
@@ -206,7 +208,7 @@ class AvgPool2d(_WindowLayer):
         )
 
     def _check(self, x: Any) -> np.ndarray:
-        return check_float_array(x, "x")
+        return check_float_array(x, "x", array_api=True)
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
         window = pool_window(x, self.kernel_size, self.stride, self.padding, 1, self.ceil_mode)
@@ -258,8 +260,8 @@ class Convolution(_WeightAndBias, _WindowLayer):
         weight, bias, groups = check_conv_args(W, b, groups, names=("W", "b"))
         if bias is None:
             raise TypeError("b must be an array of shape (FN,), got None")
-        self.W = np.array(weight, copy=True)
-        self.b = np.array(bias, dtype=weight.dtype, copy=True)
+        # Copies, kept in the namespace (and on the device) of the arrays given.
+        self.W, self.b = copy_as(weight), copy_as(bias, weight.dtype)
         self.stride = as_pair(stride, "stride", minimum=1)
         self.pad = pad if isinstance(pad, str) else as_pair(pad, "pad", minimum=0)
         self.dilation = as_pair(dilation, "dilation", minimum=1)
@@ -275,25 +277,21 @@ class Convolution(_WeightAndBias, _WindowLayer):
         )
 
     def _check(self, x: Any) -> np.ndarray:
-        return check_float_array(x, "x")
+        return check_float_array(x, "x", array_api=True)
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
         check_conv_args(self.W, self.b, self.groups, in_channels=x.shape[-3], names=("W", "b"))
         window = conv_window(x.shape[2:], self.W.shape[2:], self.stride, self.pad, self.dilation)
-        dtype = np.result_type(x, self.W)
-        out, saved = conv2d_forward(
-            x.astype(dtype, copy=False), self.W.astype(dtype, copy=False),
-            self.b.astype(dtype, copy=False), window, self.groups, self.strategy,
-        )
+        out, saved = conv2d_forward(*as_common_dtype(x, self.W, self.b), window, self.groups, self.strategy)
         return out, window, saved
 
     def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
         grad_input, grad_weight, grad_bias = conv2d_backward(
-            grad, saved.input_shape, saved.state, self.W.astype(saved.dtype, copy=False),
+            grad, saved.input_shape, saved.state, cast_array(self.W, as_numpy_dtype(saved.dtype)),
             saved.window, self.groups, self.strategy,
         )
-        self.dW = grad_weight.astype(self.W.dtype, copy=False)
-        self.db = grad_bias.astype(self.b.dtype, copy=False)
+        self.dW = cast_array(grad_weight, as_numpy_dtype(self.W.dtype))
+        self.db = cast_array(grad_bias, as_numpy_dtype(self.b.dtype))
         return grad_input
 
 

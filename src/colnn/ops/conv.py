@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import accumulation_dtype, check_float_array, to_batched
+from ..core.checks import (
+    accumulation_dtype, as_numpy_dtype, cast_array, check_float_array, foreign_namespace, to_batched,
+)
 from ..core.window import IntPair, Window, as_tuple
 from ..kernels import conv_chunked, winograd
 from ..kernels.geometry import STRATEGIES, use_kernels
-from .im2col import col2im_window, im2col_window
+from .array_api import as_common_dtype, check_strategy, conv_backward, conv_forward
 from .dispatch import dask_dispatch
 
 __all__ = [
@@ -61,9 +63,15 @@ def get_column_budget() -> int:
     return _column_budget_bytes
 
 
-def _chunked(strategy: str | None, dtype: np.dtype) -> bool:
-    """Whether to take the chunked path (float32 and float64; others use the reference)."""
-    return use_kernels(strategy, dtype) and conv_chunked.supports_dtype(dtype)
+def _chunked(strategy: str | None, x: Any) -> bool:
+    """Whether to take the chunked path (NumPy float32 and float64; others use the reference).
+
+    Another library's array runs the Array API reference on its own device.
+    """
+    if foreign_namespace(x) is not None:
+        check_strategy(strategy, x)
+        return False
+    return use_kernels(strategy, x.dtype) and conv_chunked.supports_dtype(x.dtype)
 
 
 def check_conv_args(
@@ -75,7 +83,7 @@ def check_conv_args(
     ValueError); messages call them by ``names`` (the layer's ``W`` and ``b``).
     """
     weight_name, bias_name = names
-    weight = check_float_array(weight, weight_name, ndims=(4,), batch_ndims=())
+    weight = check_float_array(weight, weight_name, ndims=(4,), batch_ndims=(), array_api=True)
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"groups must be an int, got {groups!r}")
     groups = int(groups)
@@ -91,13 +99,13 @@ def check_conv_args(
             raise ValueError(f"input's channels ({in_channels}) must be divisible by groups ({groups})")
         if weight.shape[1] * groups != in_channels:
             raise ValueError(
-                f"{weight_name} of shape {weight.shape} expects {weight.shape[1] * groups} input channels "
+                f"{weight_name} of shape {tuple(weight.shape)} expects {weight.shape[1] * groups} input channels "
                 f"with groups={groups}, but input has {in_channels}"
             )
     if bias is not None:
-        bias = check_float_array(bias, bias_name, ndims=(1,), batch_ndims=())
-        if bias.shape != (out_channels,):
-            raise ValueError(f"{bias_name} must have shape ({out_channels},), got {bias.shape}")
+        bias = check_float_array(bias, bias_name, ndims=(1,), batch_ndims=(), array_api=True)
+        if tuple(bias.shape) != (out_channels,):
+            raise ValueError(f"{bias_name} must have shape ({out_channels},), got {tuple(bias.shape)}")
     return weight, bias, groups
 
 
@@ -118,7 +126,7 @@ def conv_window(
 
 
 def _grouped(matrix: np.ndarray, groups: int) -> np.ndarray:
-    """``(R, groups*K)`` -> ``(groups, R, K)`` view."""
+    """``(R, groups*K)`` -> ``(groups, R, K)`` view (used by the N-d reference in :mod:`colnn.ops.conv_nd`)."""
     rows = matrix.shape[0]
     return matrix.reshape(rows, groups, -1).transpose(1, 0, 2)
 
@@ -148,10 +156,10 @@ def conv2d_forward(
     result to its neighbour.
     """
     acc = accumulation_dtype(x.dtype)
-    if acc != x.dtype:
-        out, saved = _forward(x.astype(acc), weight.astype(acc), None if bias is None else bias.astype(acc),
+    if acc != as_numpy_dtype(x.dtype):
+        out, saved = _forward(cast_array(x, acc), cast_array(weight, acc), None if bias is None else cast_array(bias, acc),
                               window, groups, strategy, transforms=False)
-        return out.astype(x.dtype), saved
+        return cast_array(out, as_numpy_dtype(x.dtype)), saved
     return _forward(x, weight, bias, window, groups, strategy, transforms=True)
 
 
@@ -160,22 +168,11 @@ def _forward(
     strategy: str | None, transforms: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`conv2d_forward` in ``x``'s dtype; Winograd only if ``transforms``."""
-    if _chunked(strategy, x.dtype):
+    if _chunked(strategy, x):
         if transforms and winograd.applies(x.shape, weight.shape, window, groups):
             return winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes), x
         return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
-    n = x.shape[0]
-    out_channels = weight.shape[0]
-    col = im2col_window(x, window, 0)
-    weight_rows = weight.reshape(groups, out_channels // groups, -1)
-    if groups == 1:
-        out_rows = col @ weight_rows[0].T
-    else:
-        out_rows = _ungrouped(_grouped(col, groups) @ weight_rows.transpose(0, 2, 1))
-    out = out_rows.reshape(n, window.out_h, window.out_w, out_channels).transpose(0, 3, 1, 2)
-    if bias is not None:
-        out = out + bias.reshape(1, -1, 1, 1)
-    return np.ascontiguousarray(out), col
+    return conv_forward(x, weight, bias, window, groups)
 
 
 def conv2d_backward(
@@ -192,26 +189,13 @@ def conv2d_backward(
     ``saved`` is what :func:`conv2d_forward` returned with the same ``strategy``.
     """
     acc = accumulation_dtype(grad_output.dtype)
-    if acc != grad_output.dtype:
-        grads = conv2d_backward(grad_output.astype(acc), input_shape, saved, weight.astype(acc),
+    if acc != as_numpy_dtype(grad_output.dtype):
+        grads = conv2d_backward(cast_array(grad_output, acc), input_shape, saved, cast_array(weight, acc),
                                 window, groups, strategy)
-        return tuple(grad.astype(grad_output.dtype) for grad in grads)
-    if _chunked(strategy, grad_output.dtype):
+        return tuple(cast_array(grad, as_numpy_dtype(grad_output.dtype)) for grad in grads)
+    if _chunked(strategy, grad_output):
         return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups, _column_budget_bytes)
-    col = saved
-    out_channels = weight.shape[0]
-    grad_rows = grad_output.transpose(0, 2, 3, 1).reshape(-1, out_channels)
-    grad_bias = grad_output.sum(axis=(0, 2, 3))
-    weight_rows = weight.reshape(groups, out_channels // groups, -1)
-    if groups == 1:
-        grad_weight = (grad_rows.T @ col).reshape(weight.shape)
-        grad_col = grad_rows @ weight_rows[0]
-    else:
-        grad_stack = _grouped(grad_rows, groups)
-        grad_weight = (grad_stack.transpose(0, 2, 1) @ _grouped(col, groups)).reshape(weight.shape)
-        grad_col = _ungrouped(grad_stack @ weight_rows)
-    grad_input = col2im_window(grad_col, input_shape, window)
-    return grad_input, grad_weight, grad_bias
+    return conv_backward(grad_output, input_shape, saved, weight, window, groups)
 
 
 @dask_dispatch
@@ -252,12 +236,8 @@ def conv2d(
     array([[[[4., 4.],
              [4., 4.]]]], dtype=float32)
     """
-    x, unbatched = to_batched(check_float_array(input, "input"))
+    x, unbatched = to_batched(check_float_array(input, "input", array_api=True))
     weight, bias, groups = check_conv_args(weight, bias, groups, in_channels=x.shape[1])
-    dtype = np.result_type(x, weight, *(() if bias is None else (bias,)))
     window = conv_window(x.shape[2:], weight.shape[2:], stride, padding, dilation)
-    out, _ = conv2d_forward(
-        x.astype(dtype, copy=False), weight.astype(dtype, copy=False),
-        None if bias is None else bias.astype(dtype, copy=False), window, groups, strategy,
-    )
+    out, _ = conv2d_forward(*as_common_dtype(x, weight, bias), window, groups, strategy)
     return out[0] if unbatched else out

@@ -1,13 +1,14 @@
 """im2col / col2im (the book's layout) and unfold / fold (PyTorch's layout).
 
-All four are built on one primitive, :func:`window_view`: a read-only strided
-view ``(N, C, kernel_h, kernel_w, out_h, out_w)`` of the padded input, in which
-``view[n, c, ky, kx, oy, ox]`` is the cell that kernel offset ``(ky, kx)`` of
-window ``(oy, ox)`` sees. ``im2col`` and ``unfold`` copy that view into a
-matrix; ``col2im`` and ``fold`` are their adjoints and sum overlapping cells.
-That NumPy path is the reference (``strategy="im2col"``); by default the four
-public functions run the compiled loops of :mod:`colnn.kernels.unfold` instead, which
-give the same arrays bit for bit without padding a copy of the input first.
+All four are built on one primitive, :func:`colnn.ops.array_api.window_cells`:
+cell ``(ky, kx)`` of every window, gathered by one strided slice of the padded
+input per kernel offset, as the tutorial's loop does. ``im2col`` and ``unfold``
+lay those cells out as a matrix; ``col2im`` and ``fold`` are their adjoints and
+sum overlapping cells. That path, written on the Array API standard, is the
+reference (``strategy="im2col"``) and the path of every other library's array
+(PyTorch, JAX, CuPy: computed on their device); by default NumPy arrays run the
+compiled loops of :mod:`colnn.kernels.unfold` instead, which give the same
+arrays bit for bit without padding a copy of the input first.
 """
 
 from __future__ import annotations
@@ -16,81 +17,26 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import accumulation_dtype, cast_pad_value, check_array, check_batch_shape, to_batched
+from ..core.checks import (
+    accumulation_dtype, as_numpy_dtype, cast_array, cast_pad_value, check_array, check_batch_shape,
+    foreign_namespace, to_batched,
+)
 from ..core.window import IntPair, Window, as_pair
 from ..kernels.geometry import use_kernels
 from ..kernels.unfold import col2im_rows, fold_windows, im2col_rows, unfold_windows
+from .array_api import check_strategy, col2im_window, fold_window, im2col_window, unfold_window
 from .dispatch import dask_dispatch
 
-__all__ = ["im2col", "col2im", "unfold", "fold", "pad_input", "window_view", "im2col_window", "col2im_window"]
+__all__ = ["im2col", "col2im", "unfold", "fold"]
 
 
-def pad_input(x: np.ndarray, window: Window, pad_value: Any = 0) -> np.ndarray:
-    """Pad ``(N, C, H, W)`` so every window of ``window`` lies inside; dtype preserved.
-
-    Top/left get ``window.pad_h``/``pad_w``; bottom/right get what the last window
-    reaches (:attr:`Window.pad_bottom`, :attr:`Window.pad_right`).
-    """
-    if window.pad_h == window.pad_w == window.pad_bottom == window.pad_right == 0:
-        return x
-    widths = ((0, 0), (0, 0), (window.pad_h, window.pad_bottom), (window.pad_w, window.pad_right))
-    return np.pad(x, widths, mode="constant", constant_values=pad_value)
-
-
-def window_view(padded: np.ndarray, window: Window) -> np.ndarray:
-    """Read-only view ``(N, C, kernel_h, kernel_w, out_h, out_w)`` of a padded input."""
-    s_n, s_c, s_h, s_w = padded.strides
-    shape = (
-        padded.shape[0], padded.shape[1],
-        window.kernel_h, window.kernel_w, window.out_h, window.out_w,
-    )
-    strides = (
-        s_n, s_c,
-        s_h * window.dilation_h, s_w * window.dilation_w,
-        s_h * window.stride_h, s_w * window.stride_w,
-    )
-    return np.lib.stride_tricks.as_strided(padded, shape, strides, writeable=False)
-
-
-def im2col_window(x: np.ndarray, window: Window, pad_value: Any = 0) -> np.ndarray:
-    """``(N, C, H, W)`` -> ``(N*out_h*out_w, C*kernel_h*kernel_w)``, rows (n, oy, ox), columns (c, ky, kx)."""
-    n, c = x.shape[:2]
-    view = window_view(pad_input(x, window, pad_value), window)
-    return _owned(view.transpose(0, 4, 5, 1, 2, 3).reshape(
-        n * window.out_h * window.out_w, c * window.kernel_area
-    ))
-
-
-def _owned(array: np.ndarray) -> np.ndarray:
-    """A reshape of a window view is usually a copy; where it is still a (read-only) view, copy it."""
-    return array if array.flags.writeable else array.copy()
-
-
-def _scatter_add(windows: np.ndarray, input_shape: tuple[int, ...], window: Window) -> np.ndarray:
-    """Sum ``(N, C, kernel_h, kernel_w, out_h, out_w)`` window cells back into ``input_shape``."""
-    n, c, in_h, in_w = input_shape
-    padded = np.zeros(
-        (n, c, window.pad_h + in_h + window.pad_bottom, window.pad_w + in_w + window.pad_right),
-        dtype=windows.dtype,
-    )
-    rows_span = window.stride_h * (window.out_h - 1) + 1
-    cols_span = window.stride_w * (window.out_w - 1) + 1
-    # One strided add per kernel offset: k*k vectorized updates, as in the book.
-    for ky in range(window.kernel_h):
-        row0 = ky * window.dilation_h
-        for kx in range(window.kernel_w):
-            col0 = kx * window.dilation_w
-            padded[:, :, row0:row0 + rows_span:window.stride_h, col0:col0 + cols_span:window.stride_w] += (
-                windows[:, :, ky, kx]
-            )
-    return padded[:, :, window.pad_h:window.pad_h + in_h, window.pad_w:window.pad_w + in_w]
-
-
-def col2im_window(col: np.ndarray, input_shape: tuple[int, ...], window: Window) -> np.ndarray:
-    """Adjoint of :func:`im2col_window`: ``(N*out_h*out_w, C*kh*kw)`` -> ``input_shape``, overlaps summed."""
-    n, c = input_shape[:2]
-    windows = col.reshape(n, window.out_h, window.out_w, c, window.kernel_h, window.kernel_w)
-    return np.ascontiguousarray(_scatter_add(windows.transpose(0, 3, 4, 5, 1, 2), input_shape, window))
+def _runs_kernels(strategy: str | None, x: Any, dtype: Any = None) -> bool:
+    """Whether ``x`` goes to the compiled kernels (in ``dtype``, default its own); another library's array
+    runs the Array API path where it lives."""
+    if foreign_namespace(x) is not None:
+        check_strategy(strategy, x)
+        return False
+    return use_kernels(strategy, x.dtype if dtype is None else dtype)
 
 
 @dask_dispatch
@@ -132,15 +78,15 @@ def im2col(
            [ 8.,  9., 12., 13.],
            [10., 11., 14., 15.]])
     """
-    x = check_array(input_data, "input_data", ndims=(4,))
+    x = check_array(input_data, "input_data", ndims=(4,), array_api=True)
     window = Window.build(
         x.shape[2:], (filter_h, filter_w), stride, pad, dilation,
         kernel_name="(filter_h, filter_w)", padding_name="pad",
     )
-    pad_value = cast_pad_value(pad_value, x.dtype)
-    if use_kernels(strategy, x.dtype):
+    pad_value = cast_pad_value(pad_value, as_numpy_dtype(x.dtype))
+    if _runs_kernels(strategy, x):
         return im2col_rows(x, window, pad_value)
-    return im2col_window(x, window, pad_value)
+    return im2col_window(x, window, pad_value.item())
 
 
 def col2im(
@@ -169,7 +115,7 @@ def col2im(
     -------
     array ``input_shape`` of ``col``'s dtype
     """
-    col = check_array(col, "col", ndims=(2,), batch_ndims=(2,))
+    col = check_array(col, "col", ndims=(2,), batch_ndims=(2,), array_api=True)
     input_shape = check_batch_shape(input_shape, "input_shape")
     n, c, in_h, in_w = input_shape
     window = Window.build(
@@ -177,15 +123,15 @@ def col2im(
         kernel_name="(filter_h, filter_w)", padding_name="pad",
     )
     expected = (n * window.out_h * window.out_w, c * window.kernel_area)
-    if col.shape != expected:
+    if tuple(col.shape) != expected:
         raise ValueError(
-            f"col must have shape {expected} for input_shape {input_shape}, got {col.shape}"
+            f"col must have shape {expected} for input_shape {input_shape}, got {tuple(col.shape)}"
         )
     acc = accumulation_dtype(col.dtype)
-    sums = col.astype(acc, copy=False)
-    if use_kernels(strategy, acc):
+    sums = cast_array(col, acc)
+    if _runs_kernels(strategy, col, acc):
         return col2im_rows(sums, input_shape, window).astype(col.dtype, copy=False)
-    return col2im_window(sums, input_shape, window).astype(col.dtype, copy=False)
+    return cast_array(col2im_window(sums, input_shape, window), as_numpy_dtype(col.dtype))
 
 
 @dask_dispatch
@@ -207,14 +153,9 @@ def unfold(
     >>> unfold(np.arange(9.0).reshape(1, 1, 3, 3), 2).shape
     (1, 4, 4)
     """
-    x, unbatched = to_batched(check_array(input, "input"))
+    x, unbatched = to_batched(check_array(input, "input", array_api=True))
     window = Window.build(x.shape[2:], kernel_size, stride, padding, dilation)
-    if use_kernels(strategy, x.dtype):
-        blocks = unfold_windows(x, window)
-    else:
-        n, c = x.shape[:2]
-        view = window_view(pad_input(x, window), window)
-        blocks = _owned(view.reshape(n, c * window.kernel_area, window.out_h * window.out_w))
+    blocks = unfold_windows(x, window) if _runs_kernels(strategy, x) else unfold_window(x, window)
     return blocks[0] if unbatched else blocks
 
 
@@ -233,10 +174,10 @@ def fold(
     ``(N, C*kh*kw, L)`` -> ``(N, C, H, W)`` with ``(H, W) = output_size``; an
     unbatched ``(C*kh*kw, L)`` gives ``(C, H, W)``. ``strategy`` as for :func:`unfold`.
     """
-    blocks = check_array(input, "input", ndims=(2, 3), batch_ndims=(3,))
+    blocks = check_array(input, "input", ndims=(2, 3), batch_ndims=(3,), array_api=True)
     unbatched = blocks.ndim == 2
     if unbatched:
-        blocks = blocks[np.newaxis]
+        blocks = blocks[None, ...]
     out_hw = as_pair(output_size, "output_size", minimum=1)
     window = Window.build(out_hw, kernel_size, stride, padding, dilation)
     n, rows, length = blocks.shape
@@ -252,11 +193,10 @@ def fold(
         )
     image_shape = (n, rows // window.kernel_area, *out_hw)
     acc = accumulation_dtype(blocks.dtype)
-    sums = blocks.astype(acc, copy=False)
-    if use_kernels(strategy, acc):
+    sums = cast_array(blocks, acc)
+    if _runs_kernels(strategy, blocks, acc):
         image = fold_windows(sums, image_shape, window)
     else:
-        windows = sums.reshape(n, image_shape[1], window.kernel_h, window.kernel_w, window.out_h, window.out_w)
-        image = np.ascontiguousarray(_scatter_add(windows, image_shape, window))
-    image = image.astype(blocks.dtype, copy=False)
+        image = fold_window(sums, image_shape, window)
+    image = cast_array(image, as_numpy_dtype(blocks.dtype))
     return image[0] if unbatched else image

@@ -16,12 +16,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .im2col import col2im_window, im2col_window
 from ..core.checks import (
-    accumulation_dtype, check_array, check_flag, check_float_array, gradient_dtype, lowest_value, to_batched,
+    accumulation_dtype, cast_array, check_array, check_flag, check_float_array, foreign_namespace, gradient_dtype,
+    to_batched,
 )
 from ..core.window import IntPair, Window
 from ..kernels.pool import NumbaStrategy
+from .array_api import ArrayAPIPoolStrategy, check_strategy, flat_indices
 from .dispatch import dask_dispatch
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "avg_pool2d_forward",
     "avg_pool2d_backward",
     "PoolStrategy",
-    "Im2colStrategy",
     "register_strategy",
     "get_strategy",
     "available_strategies",
@@ -83,69 +83,9 @@ def _torch_argmax(rows: np.ndarray) -> np.ndarray:
     return offset
 
 
-class Im2colStrategy:
-    """The tutorial's path: unroll windows with ``im2col``, then one reduction per row.
-
-    Rows of the reshaped matrix are ordered ``(n, out_y, out_x, c)``, exactly as in
-    the tutorial, and put back into ``(N, C, out_h, out_w)`` at the end.
-    """
-
-    name = "im2col"
-
-    @staticmethod
-    def _rows(x: np.ndarray, window: Window, pad_value: Any) -> np.ndarray:
-        return im2col_window(x, window, pad_value).reshape(-1, window.kernel_area)
-
-    @staticmethod
-    def _to_nchw(values: np.ndarray, n: int, c: int, window: Window) -> np.ndarray:
-        return np.ascontiguousarray(values.reshape(n, window.out_h, window.out_w, c).transpose(0, 3, 1, 2))
-
-    @staticmethod
-    def _to_rows(values: np.ndarray) -> np.ndarray:
-        """``(N, C, out_h, out_w)`` -> ``(N*out_h*out_w*C,)`` in the row order of :meth:`_rows`."""
-        return values.transpose(0, 2, 3, 1).reshape(-1)
-
-    def max_forward(self, x: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        n, c = x.shape[:2]
-        lowest = lowest_value(x.dtype)
-        rows = self._rows(x, window, lowest)
-        offset = _torch_argmax(rows)
-        maxima = rows[np.arange(rows.shape[0]), offset]
-        out = self._to_nchw(maxima, n, c, window)
-        offset = self._to_nchw(offset, n, c, window)
-        # A window whose in-bounds cells all hold the lowest value: argmax may have
-        # picked a padded cell; PyTorch reports the first in-bounds one.
-        offset = np.where(out == lowest, window.first_inside(), offset)
-        return out, offset
-
-    def max_values(self, x: np.ndarray, window: Window) -> np.ndarray:
-        return self.max_forward(x, window)[0]
-
-    def max_backward(
-        self, grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...], window: Window
-    ) -> np.ndarray:
-        grad_rows = np.zeros((grad_output.size, window.kernel_area), dtype=_accumulator(grad_output.dtype))
-        grad_rows[np.arange(grad_output.size), self._to_rows(window_offset)] = self._to_rows(grad_output)
-        grad_input = col2im_window(grad_rows.reshape(-1, input_shape[1] * window.kernel_area), input_shape, window)
-        return grad_input.astype(grad_output.dtype, copy=False)
-
-    def avg_forward(self, x: np.ndarray, window: Window, divisor: np.ndarray) -> np.ndarray:
-        n, c = x.shape[:2]
-        acc = _accumulator(x.dtype)
-        sums = self._to_nchw(self._rows(x, window, 0).sum(axis=1, dtype=acc), n, c, window)
-        return (sums / divisor.astype(acc)).astype(x.dtype)
-
-    def avg_backward(
-        self, grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray
-    ) -> np.ndarray:
-        acc = _accumulator(grad_output.dtype)
-        share = grad_output.astype(acc) / divisor.astype(acc)
-        grad_rows = np.repeat(self._to_rows(share)[:, None], window.kernel_area, axis=1)
-        grad_input = col2im_window(grad_rows.reshape(-1, input_shape[1] * window.kernel_area), input_shape, window)
-        return grad_input.astype(grad_output.dtype, copy=False)
-
-
-_STRATEGIES: dict[str, PoolStrategy] = {"im2col": Im2colStrategy()}
+# The reference: the tutorial's im2col path, written once on the Array API standard,
+# for NumPy and for every other library's arrays (computed on their device).
+_STRATEGIES: dict[str, PoolStrategy] = {"im2col": ArrayAPIPoolStrategy()}
 _DEFAULT_STRATEGY = "im2col"
 
 
@@ -162,8 +102,12 @@ def available_strategies() -> tuple[str, ...]:
     return (_DEFAULT_STRATEGY, *sorted(set(_STRATEGIES) - {_DEFAULT_STRATEGY}))
 
 
-def get_strategy(name: str | None = None) -> PoolStrategy:
+def get_strategy(name: str | None = None, x: Any = None) -> PoolStrategy:
     """The strategy called ``name`` (None: the default)."""
+    if x is not None and foreign_namespace(x) is not None:
+        # Another library's array (PyTorch, JAX, CuPy...) runs the Array API reference on its device.
+        check_strategy(name, x)
+        return _STRATEGIES["im2col"]
     key = _DEFAULT_STRATEGY if name is None else name
     if key not in _STRATEGIES:
         raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {name!r}")
@@ -200,7 +144,7 @@ def max_pool2d_forward(
     x: np.ndarray, window: Window, strategy: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Max pooling of a validated batched array: ``(out, window_offset)``, both ``(N, C, out_h, out_w)``."""
-    return get_strategy(strategy).max_forward(x, window)
+    return get_strategy(strategy, x).max_forward(x, window)
 
 
 def max_pool2d_backward(
@@ -214,8 +158,8 @@ def max_pool2d_backward(
 
     The gradient is floating: ``grad_output``'s dtype if floating, else float64.
     """
-    grad_output = grad_output.astype(gradient_dtype(grad_output.dtype, grad_output.dtype), copy=False)
-    return get_strategy(strategy).max_backward(grad_output, window_offset, input_shape, window)
+    grad_output = cast_array(grad_output, gradient_dtype(grad_output.dtype, grad_output.dtype))
+    return get_strategy(strategy, grad_output).max_backward(grad_output, window_offset, input_shape, window)
 
 
 @dask_dispatch
@@ -256,15 +200,15 @@ def max_pool2d(
     >>> max_pool2d(x, 2, return_indices=True)
     (array([[[4.]]]), array([[[2]]]))
     """
-    x, unbatched = to_batched(check_array(input, "input"))
+    x, unbatched = to_batched(check_array(input, "input", array_api=True))
     window = pool_window(x, kernel_size, stride, padding, dilation, ceil_mode)
     if not check_flag(return_indices, "return_indices"):
-        out = get_strategy(strategy).max_values(x, window)
+        out = get_strategy(strategy, x).max_values(x, window)
         return out[0] if unbatched else out
     out, window_offset = max_pool2d_forward(x, window, strategy)
     if unbatched:
         out = out[0]
-    indices = window.flat_indices(window_offset)
+    indices = flat_indices(window, window_offset)
     return out, (indices[0] if unbatched else indices)
 
 
@@ -275,7 +219,7 @@ def avg_pool2d_forward(
     x: np.ndarray, window: Window, divisor: np.ndarray, strategy: str | None = None
 ) -> np.ndarray:
     """Average pooling of a validated batched floating array, ``(N, C, out_h, out_w)``."""
-    return get_strategy(strategy).avg_forward(x, window, divisor)
+    return get_strategy(strategy, x).avg_forward(x, window, divisor)
 
 
 def avg_pool2d_backward(
@@ -286,7 +230,7 @@ def avg_pool2d_backward(
     strategy: str | None = None,
 ) -> np.ndarray:
     """Gradient of average pooling w.r.t. its input, ``input_shape``."""
-    return get_strategy(strategy).avg_backward(grad_output, input_shape, window, divisor)
+    return get_strategy(strategy, grad_output).avg_backward(grad_output, input_shape, window, divisor)
 
 
 @dask_dispatch
@@ -322,7 +266,7 @@ def avg_pool2d(
     >>> avg_pool2d(np.array([[[1., 2.], [4., 3.]]]), 2)
     array([[[2.5]]])
     """
-    x, unbatched = to_batched(check_float_array(input, "input"))
+    x, unbatched = to_batched(check_float_array(input, "input", array_api=True))
     window = pool_window(x, kernel_size, stride, padding, 1, ceil_mode)
     divisor = window.avg_divisor(check_flag(count_include_pad, "count_include_pad"), check_divisor(divisor_override))
     out = avg_pool2d_forward(x, window, divisor, strategy)

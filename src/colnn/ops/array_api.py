@@ -1,0 +1,349 @@
+"""The tutorial's im2col path on the Python Array API standard: any array library, any device.
+
+Everything here is written against the standard (``xp`` is the caller's
+namespace, from :func:`array_api_compat.array_namespace`), so a CuPy, PyTorch
+or JAX array is computed where it lives and comes back as the same kind of
+array on the same device. The algorithm is the book's (*Deep Learning from
+Scratch*, section 7.4): one strided slice per kernel offset gathers that
+offset's cell of every window, the slices are stacked into the column matrix,
+and pooling or convolution is then one reduction or one matrix product.
+
+What the standard lacks, and what stands in for it:
+
+- no strided *view* (``as_strided``): the ``kh*kw`` strided slices are stacked
+  with ``xp.stack`` (a copy, as the tutorial's loop makes);
+- no ``pad``: :func:`array_api_extra.pad`;
+- no scatter-add (col2im, the backward passes): :func:`array_api_extra.at`
+  adds one strided slice per kernel offset (in place where the library allows
+  it, functionally for JAX);
+- ``argmax`` does not say which of tied maxima it returns, and ``max`` does
+  not say what NaN does: PyTorch's rule (first maximum; a NaN wins, the last
+  NaN) is built from comparisons, ``where`` and ``min``/``max`` of indices.
+
+The geometry (window starts, divisors, first in-bounds cells) is plain
+arithmetic on the :class:`~colnn.core.window.Window` and is moved to the
+array's device once per call.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from ..core.window import Window
+
+__all__ = [
+    "namespace",
+    "pad_input",
+    "window_cells",
+    "scatter_cells",
+    "im2col_window",
+    "col2im_window",
+    "unfold_window",
+    "fold_window",
+    "ArrayAPIPoolStrategy",
+    "flat_indices",
+    "conv_forward",
+    "conv_backward",
+    "check_strategy",
+    "as_common_dtype",
+    "copy_as",
+]
+
+
+
+def namespace(*arrays: Any) -> Any:
+    """The Array API namespace of ``arrays`` (NumPy's for NumPy arrays), via ``array_api_compat``."""
+    import array_api_compat
+
+    return array_api_compat.array_namespace(*arrays)
+
+
+def check_strategy(strategy: str | None, x: Any) -> None:
+    """Another library's array runs the Array API path only: ``strategy`` None or ``"im2col"``."""
+    if strategy not in (None, "im2col"):
+        raise ValueError(
+            f"strategy {strategy!r} runs NumPy arrays only; a {type(x).__module__}.{type(x).__name__} "
+            "runs strategy None or 'im2col' (the Array API path)"
+        )
+
+
+def as_common_dtype(*arrays: Any) -> tuple[Any, ...]:
+    """``arrays`` (None kept as None) in their common dtype, as ``np.result_type`` would choose it."""
+    present = [array for array in arrays if array is not None]
+    xp = namespace(*present)
+    dtype = xp.result_type(*present)
+    return tuple(None if array is None else (array if array.dtype == dtype else xp.astype(array, dtype))
+                 for array in arrays)
+
+
+def copy_as(array: Any, dtype: Any = None, *, copy: bool = True) -> Any:
+    """``array`` in ``dtype`` (default: its own), in its own namespace and on its device; a copy unless ``copy=False``."""
+    xp = namespace(array)
+    dtype = array.dtype if dtype is None else dtype
+    if array.dtype == dtype and not copy:
+        return array
+    return xp.astype(array, dtype, copy=True) if array.dtype != dtype else xp.asarray(array, copy=True)
+
+
+def _device(x: Any) -> Any:
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+# --- geometry per spatial axis ------------------------------------------------------
+
+
+def _axes(window: Window) -> list[tuple[int, int, int, int, int, int]]:
+    """``(size, kernel, stride, dilation, pad_before, out)`` of each spatial axis."""
+    return list(zip(window.in_size, window.kernel_size, window.stride, window.dilation, window.padding,
+                    window.out_size))
+
+
+def _pad_after(window: Window) -> list[int]:
+    return list(window.pad_end)
+
+
+def _offset_slices(window: Window) -> list[tuple[slice, ...]]:
+    """For each kernel offset, row-major, the strided slice of the padded input it reads."""
+    per_axis = [
+        [slice(k * dilation, k * dilation + stride * (out - 1) + 1, stride) for k in range(kernel)]
+        for _, kernel, stride, dilation, _, out in _axes(window)
+    ]
+    return [(slice(None), slice(None), *combo) for combo in itertools.product(*per_axis)]
+
+
+# --- im2col / col2im --------------------------------------------------------------------
+
+
+def pad_input(x: Any, window: Window, pad_value: Any = 0) -> Any:
+    """Pad ``(N, C, *spatial)`` so that every window lies inside; dtype and device kept."""
+    widths = [(0, 0), (0, 0), *[(axis[4], after) for axis, after in zip(_axes(window), _pad_after(window))]]
+    if not any(before or after for before, after in widths):
+        return x
+    import array_api_extra as xpx
+
+    return xpx.pad(x, widths, constant_values=pad_value, xp=namespace(x))
+
+
+def window_cells(x: Any, window: Window, pad_value: Any = 0) -> Any:
+    """``(N, C, K, *out)``: cell ``k`` (row-major kernel offset) of every window, ``K = kernel_area``."""
+    xp = namespace(x)
+    padded = pad_input(x, window, pad_value)
+    return xp.stack([padded[index] for index in _offset_slices(window)], axis=2)
+
+
+def scatter_cells(cells: Any, input_shape: tuple[int, ...], window: Window) -> Any:
+    """Adjoint of :func:`window_cells`: sum ``(N, C, K, *out)`` cells back into ``input_shape``.
+
+    One strided add per kernel offset, in the same order as the NumPy loops, so
+    the sums agree bit for bit with them.
+    """
+    import array_api_extra as xpx
+
+    xp = namespace(cells)
+    padded_shape = (*input_shape[:2], *[
+        before + size + after for (size, _, _, _, before, _), after in zip(_axes(window), _pad_after(window))
+    ])
+    padded = xp.zeros(padded_shape, dtype=cells.dtype, device=_device(cells))
+    for k, index in enumerate(_offset_slices(window)):
+        padded = xpx.at(padded, index).add(cells[:, :, k, ...])
+    inside = tuple(slice(before, before + size) for size, _, _, _, before, _ in _axes(window))
+    return padded[(slice(None), slice(None), *inside)]
+
+
+def _spatial_out(window: Window) -> tuple[int, ...]:
+    return tuple(axis[5] for axis in _axes(window))
+
+
+def im2col_window(x: Any, window: Window, pad_value: Any = 0) -> Any:
+    """The book's layout: ``(N, C, H, W)`` -> ``(N*out_h*out_w, C*kh*kw)``, rows (n, oy, ox), columns (c, ky, kx)."""
+    xp = namespace(x)
+    cells = window_cells(x, window, pad_value)  # (N, C, K, oh, ow)
+    n, c, k = cells.shape[:3]
+    spatial = len(_axes(window))
+    rows = xp.permute_dims(cells, (0, *range(3, 3 + spatial), 1, 2))
+    return xp.reshape(rows, (n * window_size(window), c * k))
+
+
+def window_size(window: Window) -> int:
+    """Number of windows per plane (``out_h*out_w``)."""
+    return int(np.prod(_spatial_out(window)))
+
+
+def col2im_window(col: Any, input_shape: tuple[int, ...], window: Window) -> Any:
+    """Adjoint of :func:`im2col_window`: ``(N*out_h*out_w, C*kh*kw)`` -> ``input_shape``, overlaps summed."""
+    xp = namespace(col)
+    n, c = input_shape[:2]
+    out = _spatial_out(window)
+    spatial = len(out)
+    rows = xp.reshape(col, (n, *out, c, -1))
+    cells = xp.permute_dims(rows, (0, spatial + 1, spatial + 2, *range(1, spatial + 1)))
+    return scatter_cells(cells, input_shape, window)
+
+
+def unfold_window(x: Any, window: Window) -> Any:
+    """PyTorch's layout: ``(N, C, H, W)`` -> ``(N, C*kh*kw, L)``, zero padding."""
+    xp = namespace(x)
+    cells = window_cells(x, window, 0)
+    return xp.reshape(cells, (x.shape[0], -1, window_size(window)))
+
+
+def fold_window(blocks: Any, input_shape: tuple[int, ...], window: Window) -> Any:
+    """Adjoint of :func:`unfold_window`: ``(N, C*kh*kw, L)`` -> ``input_shape``, overlaps summed."""
+    xp = namespace(blocks)
+    cells = xp.reshape(blocks, (input_shape[0], input_shape[1], -1, *_spatial_out(window)))
+    return scatter_cells(cells, input_shape, window)
+
+
+# --- pooling ------------------------------------------------------------------------------
+
+
+def _accumulator(xp: Any, dtype: Any) -> Any:
+    """Sums of float16 are taken in float32, as PyTorch's CPU kernels do."""
+    return xp.float32 if dtype == getattr(xp, "float16", None) else dtype
+
+
+def _lowest(xp: Any, dtype: Any) -> Any:
+    """What a padded cell holds for max pooling: -inf, or the integer minimum."""
+    if xp.isdtype(dtype, "real floating"):
+        return -float("inf")
+    return int(xp.iinfo(dtype).min)
+
+
+def _on_device(xp: Any, array: np.ndarray, like: Any, dtype: Any = None) -> Any:
+    """A small NumPy geometry array as an array of ``like``'s namespace and device."""
+    return xp.asarray(np.ascontiguousarray(array), dtype=dtype, device=_device(like))
+
+
+class ArrayAPIPoolStrategy:
+    """Pooling on any Array API namespace: the tutorial's im2col rows, one reduction per window.
+
+    Implements :class:`colnn.ops.pooling.PoolStrategy`; ``window_offset`` is an
+    int64 array of the input's namespace holding ``ky*kernel_w + kx``.
+    """
+
+    name = "im2col"
+
+    def max_forward(self, x: Any, window: Window) -> tuple[Any, Any]:
+        xp = namespace(x)
+        lowest = _lowest(xp, x.dtype)
+        cells = window_cells(x, window, lowest)  # (N, C, K, oh, ow)
+        area = cells.shape[2]
+        offsets = xp.reshape(xp.arange(area, dtype=xp.int64, device=_device(x)), (1, 1, area, 1, 1))
+        if xp.isdtype(x.dtype, "real floating"):
+            is_nan = xp.isnan(cells)
+            # ``max`` may propagate NaN or not: take it over the non-NaN cells, then apply the rule.
+            maxima = xp.max(xp.where(is_nan, xp.asarray(lowest, dtype=x.dtype, device=_device(x)), cells), axis=2)
+            last_nan = xp.max(xp.where(is_nan, offsets, -1), axis=2)
+            has_nan = last_nan >= 0
+        else:
+            maxima = xp.max(cells, axis=2)
+            has_nan = None
+        first_max = xp.min(xp.where(cells == maxima[:, :, None, ...], offsets, area), axis=2)
+        # A window whose in-bounds cells all hold the lowest value may have matched a
+        # padded cell first: PyTorch reports the first in-bounds one.
+        first_inside = _on_device(xp, window.first_inside(), x, xp.int64)
+        offset = xp.where(maxima == lowest, first_inside, first_max)
+        if has_nan is not None:
+            offset = xp.where(has_nan, last_nan, offset)
+            maxima = xp.where(has_nan, xp.asarray(float("nan"), dtype=x.dtype, device=_device(x)), maxima)
+        return maxima, offset
+
+    def max_values(self, x: Any, window: Window) -> Any:
+        return self.max_forward(x, window)[0]
+
+    def max_backward(self, grad_output: Any, window_offset: Any, input_shape: tuple[int, ...], window: Window) -> Any:
+        xp = namespace(grad_output)
+        acc = _accumulator(xp, grad_output.dtype)
+        grad = xp.astype(grad_output, acc)
+        zero = xp.zeros((), dtype=acc, device=_device(grad_output))
+        cells = xp.stack([xp.where(window_offset == k, grad, zero) for k in range(window.kernel_volume)], axis=2)
+        return xp.astype(scatter_cells(cells, input_shape, window), grad_output.dtype)
+
+    def avg_forward(self, x: Any, window: Window, divisor: np.ndarray) -> Any:
+        xp = namespace(x)
+        acc = _accumulator(xp, x.dtype)
+        sums = xp.sum(xp.astype(window_cells(x, window, 0), acc), axis=2)
+        return xp.astype(sums / _on_device(xp, divisor, x, acc), x.dtype)
+
+    def avg_backward(self, grad_output: Any, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray) -> Any:
+        xp = namespace(grad_output)
+        acc = _accumulator(xp, grad_output.dtype)
+        share = xp.astype(grad_output, acc) / _on_device(xp, divisor, grad_output, acc)
+        cells = xp.stack([share] * window.kernel_volume, axis=2)
+        return xp.astype(scatter_cells(cells, input_shape, window), grad_output.dtype)
+
+
+def flat_indices(window: Window, window_offset: Any) -> Any:
+    """Offsets inside windows (row-major over ``kernel_size``) as int64 flat indices into each input plane.
+
+    ``window_offset`` ``(..., *out_size)`` of any namespace and integer dtype;
+    PyTorch's ``return_indices`` convention (``y*W + x`` in 2-D).
+    """
+    xp = namespace(window_offset)
+    offset = xp.astype(window_offset, xp.int64)
+    axes = _axes(window)
+    device = _device(window_offset)
+    flat = None
+    kernel_stride = int(np.prod([axis[1] for axis in axes]))
+    for position, (size, kernel, stride, dilation, pad, out) in enumerate(axes):
+        kernel_stride //= kernel
+        shape = [1] * len(axes)
+        shape[position] = out
+        start = xp.reshape(xp.arange(out, dtype=xp.int64, device=device) * stride - pad, tuple(shape))
+        coordinate = start + ((offset // kernel_stride) % kernel) * dilation
+        flat = coordinate if flat is None else flat * size + coordinate
+    return flat
+
+
+# --- convolution ----------------------------------------------------------------------------
+
+
+def conv_forward(x: Any, weight: Any, bias: Any | None, window: Window, groups: int) -> tuple[Any, Any]:
+    """``out = col_g @ W_g.T`` per group: ``(N, FN, *out)``, and ``col`` for the backward pass."""
+    xp = namespace(x, weight)
+    n = x.shape[0]
+    filters = weight.shape[0]
+    col = im2col_window(x, window, 0)  # (N*L, C*K)
+    per_group = col.shape[1] // groups
+    weight_rows = xp.reshape(weight, (filters, -1))
+    out_per_group = filters // groups
+    parts = [
+        xp.matmul(col[:, g * per_group:(g + 1) * per_group],
+                  xp.matrix_transpose(weight_rows[g * out_per_group:(g + 1) * out_per_group, :]))
+        for g in range(groups)
+    ]
+    rows = parts[0] if groups == 1 else xp.concat(parts, axis=1)  # (N*L, FN)
+    if bias is not None:
+        rows = rows + bias
+    out = _spatial_out(window)
+    spatial = len(out)
+    result = xp.permute_dims(xp.reshape(rows, (n, *out, filters)), (0, spatial + 1, *range(1, spatial + 1)))
+    return result, col
+
+
+def conv_backward(
+    grad_output: Any, input_shape: tuple[int, ...], col: Any, weight: Any, window: Window, groups: int
+) -> tuple[Any, Any, Any]:
+    """``(grad_input, grad_weight, grad_bias)`` from the saved ``col``: ``dW_g = dout_g.T @ col_g``, ``dcol_g = dout_g @ W_g``."""
+    xp = namespace(grad_output, weight)
+    filters = weight.shape[0]
+    spatial = grad_output.ndim - 2
+    grad_rows = xp.reshape(xp.permute_dims(grad_output, (0, *range(2, 2 + spatial), 1)), (-1, filters))
+    weight_rows = xp.reshape(weight, (filters, -1))
+    per_group = col.shape[1] // groups
+    out_per_group = filters // groups
+    grad_weight_parts, grad_col_parts = [], []
+    for g in range(groups):
+        dout_g = grad_rows[:, g * out_per_group:(g + 1) * out_per_group]
+        grad_weight_parts.append(xp.matmul(xp.matrix_transpose(dout_g), col[:, g * per_group:(g + 1) * per_group]))
+        grad_col_parts.append(xp.matmul(dout_g, weight_rows[g * out_per_group:(g + 1) * out_per_group, :]))
+    concat = (lambda parts, axis: parts[0]) if groups == 1 else xp.concat
+    grad_weight = xp.reshape(concat(grad_weight_parts, axis=0), weight.shape)
+    grad_col = concat(grad_col_parts, axis=1)
+    grad_bias = xp.sum(grad_rows, axis=0)
+    return col2im_window(grad_col, input_shape, window), grad_weight, grad_bias
