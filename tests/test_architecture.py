@@ -73,6 +73,8 @@ def upward_imports(path: Path, source: str | None = None) -> list[str]:
     limit = LAYERS.index("nn") if own is None else own
     upward = []
     for line, target in imported_modules(path, source):
+        if own is None and target.startswith("colnn.apps.explain"):
+            continue  # the face's lazy ``colnn.explain``, imported on first use only (checked below)
         if layer_of(target) is None:
             continue  # the face itself: __version__, set_num_threads
         if layer_of(target) > limit:
@@ -105,3 +107,13 @@ def test_book_counts_as_an_application():
     assert layer_of("colnn.book") == LAYERS.index("apps")
     face = PACKAGE / "__init__.py"
     assert upward_imports(face, face.read_text() + "\nfrom .book import Trainer\n") != []
+
+
+def test_colnn_explain_is_there_and_import_colnn_still_skips_the_apps():
+    import subprocess
+    import sys
+
+    code = ("import sys, colnn; before = sorted(m for m in sys.modules if m.startswith('colnn.apps')); "
+            "walk = colnn.explain(); print(before, type(walk).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] Walk"

@@ -133,6 +133,9 @@ def test_every_command_declares_what_it_needs():
         ("explain", "--png", "a.png"): {"matplotlib"},
         ("bench",): {"torch"},
         ("bench", "--no-torch"): set(),
+        ("pool", "in.npy", "out.zarr", "--kernel", "2"): {"dask", "zarr"},
+        ("pool", "in.npy", "out.zarr", "--kernel", "2", "--scheduler", "tcp://127.0.0.1:8786"):
+            {"dask", "zarr", "distributed"},
     }
     commands = set(parser._subparsers._group_actions[0].choices)
     assert {argv[0] for argv in cases} == commands

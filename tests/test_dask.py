@@ -23,6 +23,7 @@ da = pytest.importorskip("dask.array", reason="the Dask path needs dask (pip ins
 import dask  # noqa: E402
 
 import colnn  # noqa: E402
+from colnn.ops.array_api import ArrayAPIPoolStrategy  # noqa: E402
 from colnn.core.halo import AxisWindow, input_span, output_chunks  # noqa: E402
 from colnn.core.window import Window  # noqa: E402
 from colnn.nn.network import simple_conv_net  # noqa: E402
@@ -234,7 +235,7 @@ def test_unbatched_input_stays_unbatched():
 def test_nothing_is_computed_before_compute():
     calls = []
 
-    class Counting(pooling.Im2colStrategy):
+    class Counting(ArrayAPIPoolStrategy):
         def max_values(self, x, window):
             calls.append(x.shape)
             return super().max_values(x, window)
@@ -283,7 +284,7 @@ def test_a_task_runs_the_kernels_on_one_thread():
     numba = pytest.importorskip("numba")
     seen = []
 
-    class Recording(pooling.Im2colStrategy):
+    class Recording(ArrayAPIPoolStrategy):
         def max_values(self, x, window):
             seen.append(numba.get_num_threads())
             return super().max_values(x, window)

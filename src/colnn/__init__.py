@@ -8,6 +8,8 @@ Pooling and convolution run compiled kernels by default (``strategy="numba"``;
 their threads. Importing colnn neither loads Numba nor compiles anything.
 """
 
+from typing import Any
+
 from .kernels.threads import get_num_threads, set_num_threads
 from .nn.activation import Sigmoid
 from .nn.dropout import Dropout
@@ -68,3 +70,14 @@ __all__ = [
     "LPPool1d", "LPPool2d", "LPPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
     "fractional_max_pool2d", "fractional_max_pool3d", "FractionalMaxPool2d", "FractionalMaxPool3d",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``colnn.explain(...)`` is the walk of ``colnn explain`` (rendered as the page in Jupyter).
+    # It lives in the applications layer, so it is imported on first use only: ``import colnn``
+    # stays free of the apps (and of matplotlib).
+    if name == "explain":
+        from .apps.explain import explain
+
+        return explain
+    raise AttributeError(f"module 'colnn' has no attribute {name!r}")

@@ -281,10 +281,11 @@ class Network:
     def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Network":
         config = _read_architecture(arrays.pop(ARCHITECTURE_KEY, None))
         input_shape = config.get("input_shape")
+        # One sample: (C, L), (C, H, W) or (C, D, H, W) for the 1/2/3-d layers, or (D,) for affine ones.
         if input_shape is not None and not (
-                isinstance(input_shape, list) and len(input_shape) == 3
+                isinstance(input_shape, list) and 1 <= len(input_shape) <= 4
                 and all(type(size) is int and size > 0 for size in input_shape)):
-            raise ValueError(f"input_shape must be null or [C, H, W] of positive ints, got {input_shape!r}")
+            raise ValueError(f"input_shape must be null or 1 to 4 positive ints such as [C, H, W], got {input_shape!r}")
         layer_configs = config.get("layers")
         if not isinstance(layer_configs, list) or not layer_configs:
             raise ValueError(f"'layers' must be a non-empty list, got {layer_configs!r:.60}")

@@ -28,6 +28,7 @@ array's device once per call.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -180,7 +181,7 @@ def col2im_window(col: Any, input_shape: tuple[int, ...], window: Window) -> Any
     n, c = input_shape[:2]
     out = _spatial_out(window)
     spatial = len(out)
-    rows = xp.reshape(col, (n, *out, c, -1))
+    rows = xp.reshape(col, (n, *out, c, window.kernel_volume))
     cells = xp.permute_dims(rows, (0, spatial + 1, spatial + 2, *range(1, spatial + 1)))
     return scatter_cells(cells, input_shape, window)
 
@@ -189,13 +190,13 @@ def unfold_window(x: Any, window: Window) -> Any:
     """PyTorch's layout: ``(N, C, H, W)`` -> ``(N, C*kh*kw, L)``, zero padding."""
     xp = namespace(x)
     cells = window_cells(x, window, 0)
-    return xp.reshape(cells, (x.shape[0], -1, window_size(window)))
+    return xp.reshape(cells, (x.shape[0], x.shape[1] * window.kernel_volume, window_size(window)))
 
 
 def fold_window(blocks: Any, input_shape: tuple[int, ...], window: Window) -> Any:
     """Adjoint of :func:`unfold_window`: ``(N, C*kh*kw, L)`` -> ``input_shape``, overlaps summed."""
     xp = namespace(blocks)
-    cells = xp.reshape(blocks, (input_shape[0], input_shape[1], -1, *_spatial_out(window)))
+    cells = xp.reshape(blocks, (input_shape[0], input_shape[1], window.kernel_volume, *_spatial_out(window)))
     return scatter_cells(cells, input_shape, window)
 
 
@@ -310,7 +311,7 @@ def conv_forward(x: Any, weight: Any, bias: Any | None, window: Window, groups: 
     filters = weight.shape[0]
     col = im2col_window(x, window, 0)  # (N*L, C*K)
     per_group = col.shape[1] // groups
-    weight_rows = xp.reshape(weight, (filters, -1))
+    weight_rows = xp.reshape(weight, (filters, math.prod(weight.shape[1:])))
     out_per_group = filters // groups
     parts = [
         xp.matmul(col[:, g * per_group:(g + 1) * per_group],
@@ -333,8 +334,9 @@ def conv_backward(
     xp = namespace(grad_output, weight)
     filters = weight.shape[0]
     spatial = grad_output.ndim - 2
-    grad_rows = xp.reshape(xp.permute_dims(grad_output, (0, *range(2, 2 + spatial), 1)), (-1, filters))
-    weight_rows = xp.reshape(weight, (filters, -1))
+    grad_rows = xp.reshape(xp.permute_dims(grad_output, (0, *range(2, 2 + spatial), 1)),
+                           (math.prod(grad_output.shape) // filters, filters))
+    weight_rows = xp.reshape(weight, (filters, math.prod(weight.shape[1:])))
     per_group = col.shape[1] // groups
     out_per_group = filters // groups
     grad_weight_parts, grad_col_parts = [], []
