@@ -23,6 +23,7 @@ from ..ops.pooling import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from ..kernels.relu import relu_backward, relu_forward
 from ..core.checks import check_array, check_float_array, check_grad_shape, to_batched
 from ..core.window import IntPair, as_pair
 
@@ -299,10 +300,8 @@ class Relu(Layer):
         return "Relu()"
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
-        mask = x <= 0
-        self.mask = mask
-        return np.where(mask, np.zeros((), dtype=x.dtype), x)
+        out, self.mask = relu_forward(np.asarray(x))
+        return out
 
     def backward(self, dout: Any) -> np.ndarray:
         if self.mask is None:
@@ -310,7 +309,7 @@ class Relu(Layer):
         dout = np.asarray(dout)
         if dout.shape != self.mask.shape:
             raise ValueError(f"dout must have the forward output's shape {self.mask.shape}, got {dout.shape}")
-        return np.where(self.mask, np.zeros((), dtype=dout.dtype), dout)
+        return relu_backward(dout, self.mask)
 
 
 class Affine(_WeightAndBias, Layer):
