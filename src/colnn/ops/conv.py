@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.checks import check_float_array, to_batched
 from ..core.window import IntPair, Window, as_pair
-from ..kernels import conv_chunked, winograd
+from ..kernels import conv_chunked, direct_conv, winograd
 from ..kernels.geometry import STRATEGIES, use_kernels
 from .im2col import col2im_window, im2col_window
 
@@ -134,11 +134,14 @@ def conv2d_forward(
 
     ``saved`` is ``col`` for the ``"im2col"`` strategy and ``x`` itself for the
     default one, which rebuilds the columns in backward. The default computes
-    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`).
+    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`), and
+    other stride-1 convolutions of few input channels directly (:mod:`colnn.kernels.direct_conv`).
     """
     if _chunked(strategy, x.dtype):
         if winograd.applies(x.shape, weight.shape, window, groups):
             return winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes), x
+        if direct_conv.applies(x.shape, weight.shape, window, groups):
+            return direct_conv.conv2d_forward_direct(x, weight, bias, window), x
         return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
     n = x.shape[0]
     out_channels = weight.shape[0]
