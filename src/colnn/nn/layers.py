@@ -23,6 +23,7 @@ from ..ops.pooling import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from ..kernels.blas import blas_threads_for
 from ..kernels.relu import relu_backward, relu_forward
 from ..core.checks import check_array, check_float_array, check_grad_shape, to_batched
 from ..core.window import IntPair, as_pair
@@ -341,7 +342,8 @@ class Affine(_WeightAndBias, Layer):
             raise ValueError(
                 f"x has {x2.shape[1]} features per sample but W expects {self.W.shape[0]} (x shape {x.shape})"
             )
-        out = x2 @ self.W + self.b
+        with blas_threads_for(2.0 * x2.shape[0] * self.W.size):
+            out = x2 @ self.W + self.b
         self._cache = (x2, x.shape)
         return out
 
@@ -352,9 +354,11 @@ class Affine(_WeightAndBias, Layer):
             raise ValueError(
                 f"dout must have the forward output's shape {(x2.shape[0], self.W.shape[1])}, got {dout.shape}"
             )
-        self.dW = (x2.T @ dout).astype(self.W.dtype, copy=False)
+        with blas_threads_for(2.0 * x2.shape[0] * self.W.size):
+            self.dW = (x2.T @ dout).astype(self.W.dtype, copy=False)
+            grad_input = dout @ self.W.T
         self.db = dout.sum(axis=0).astype(self.b.dtype, copy=False)
-        return (dout @ self.W.T).reshape(input_shape)
+        return grad_input.reshape(input_shape)
 
 
 class SoftmaxWithLoss(Layer):
