@@ -410,7 +410,11 @@ def run(args: argparse.Namespace) -> int:
         set_num_threads(args.threads)
     result = run_benchmark(quick=args.quick, repeat=args.repeat, use_torch=not args.no_torch,
                            tutorial_path=args.tutorial, log=lambda message: print(message, file=sys.stderr))
-    print(format_table(result))
+    if not args.no_peers:
+        from . import bench_peers
+
+        result["peers"] = bench_peers.run_peers(args.quick, result["repeat"], lambda m: print(m, file=sys.stderr))
+    print(format_table(result) + (bench_peers.format_peers(result["peers"]) if "peers" in result else ""))
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -443,6 +447,8 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--json", metavar="FILE", help="also save the results as JSON")
     bench.add_argument("--threads", type=_positive_int, help="limit colnn and BLAS to this many threads")
     bench.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
+    bench.add_argument("--no-peers", action="store_true",
+                       help="skip ONNX Runtime, JAX and the training steps against PyTorch (see bench_peers)")
     bench.add_argument("--tutorial", type=Path, metavar="FILE",
                        help="the tutorial's code; default: benchmarks/tutorial.py of the checkout")
     bench.set_defaults(run=run)

@@ -30,6 +30,8 @@ from ..core.checks import (
     as_numpy_dtype, cast_array, check_array, check_choice, check_flag, check_float_array, check_grad_shape, describe,
     gradient_dtype, to_batched,
 )
+from ..kernels.blas import blas_threads_for
+from ..kernels.relu import relu_backward, relu_forward
 from ..core.window import IntPair, as_pair
 
 __all__ = [
@@ -306,15 +308,14 @@ class Relu(Layer):
 
     def forward(self, x: Any) -> np.ndarray:
         x = check_array(x, "x", ndims=None, batch_ndims=_ANY_RANK)
-        mask = x <= 0
-        self.mask = mask
-        return np.where(mask, np.zeros((), dtype=x.dtype), x)
+        out, self.mask = relu_forward(x)
+        return out
 
     def backward(self, dout: Any) -> np.ndarray:
         if self.mask is None:
             raise RuntimeError("Relu.backward called before forward")
         dout = check_grad_shape(dout, self.mask.shape, np.dtype(np.int8))
-        return np.where(self.mask, np.zeros((), dtype=dout.dtype), dout)
+        return relu_backward(dout, self.mask)
 
 
 class Affine(_WeightAndBias, Layer):
@@ -346,16 +347,19 @@ class Affine(_WeightAndBias, Layer):
             raise ValueError(
                 f"x has {x2.shape[1]} features per sample but W expects {self.W.shape[0]} (x shape {x.shape})"
             )
-        out = x2 @ self.W + self.b
+        with blas_threads_for(2.0 * x2.shape[0] * self.W.size):
+            out = x2 @ self.W + self.b
         self._cache = (x2, x.shape)
         return out
 
     def backward(self, dout: Any) -> np.ndarray:
         x2, input_shape = self._saved()
         dout = check_grad_shape(dout, (x2.shape[0], self.W.shape[1]), self.W.dtype)
-        self.dW = (x2.T @ dout).astype(self.W.dtype, copy=False)
+        with blas_threads_for(2.0 * x2.shape[0] * self.W.size):
+            self.dW = (x2.T @ dout).astype(self.W.dtype, copy=False)
+            grad_input = dout @ self.W.T
         self.db = dout.sum(axis=0).astype(self.b.dtype, copy=False)
-        return (dout @ self.W.T).reshape(input_shape)
+        return grad_input.reshape(input_shape)
 
 
 class SoftmaxWithLoss(Layer):

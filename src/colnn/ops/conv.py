@@ -21,7 +21,7 @@ from ..core.checks import (
     accumulation_dtype, as_numpy_dtype, cast_array, check_float_array, foreign_namespace, to_batched,
 )
 from ..core.window import IntPair, Window, as_tuple
-from ..kernels import conv_chunked, winograd
+from ..kernels import conv_chunked, direct_conv, winograd
 from ..kernels.geometry import STRATEGIES, use_kernels
 from .array_api import as_common_dtype, check_strategy, conv_backward, conv_forward
 from .dispatch import dask_dispatch
@@ -148,7 +148,8 @@ def conv2d_forward(
 
     ``saved`` is ``col`` for the ``"im2col"`` strategy and ``x`` itself for the
     default one, which rebuilds the columns in backward. The default computes
-    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`)
+    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`), and
+    other stride-1 convolutions of few input channels directly (:mod:`colnn.kernels.direct_conv`),
     when every value is finite and small enough that no transform can overflow;
     otherwise by im2col, whose sums are the direct sums (IEEE: NaN and inf only
     where a window's own sum gives them). float16 is computed in float32 and
@@ -171,6 +172,8 @@ def _forward(
     if _chunked(strategy, x):
         if transforms and winograd.applies(x.shape, weight.shape, window, groups):
             return winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes), x
+        if direct_conv.applies(x.shape, weight.shape, window, groups):
+            return direct_conv.conv2d_forward_direct(x, weight, bias, window), x
         return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
     return conv_forward(x, weight, bias, window, groups)
 

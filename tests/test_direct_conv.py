@@ -1,0 +1,98 @@
+"""Direct convolution (few input channels) against the im2col reference, PyTorch, a naive sum and its conditions.
+
+The convolution tests of test_conv.py also run through it: their inputs have
+few channels, so every ungrouped, stride-1, undilated case they draw that is
+not 3x3 (Winograd's) takes this path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from colnn.kernels import conv_chunked, direct_conv
+from colnn.ops import conv
+from reference import naive_conv2d
+
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@st.composite
+def direct_case(draw):
+    kernel = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    padding = (draw(st.integers(0, kernel[0] - 1)), draw(st.integers(0, kernel[1] - 1)))
+    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 14))
+    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), 14))
+    shape = (draw(st.integers(1, 4)), draw(st.integers(1, direct_conv.MAX_CHANNELS)), height, width)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(shape).astype(dtype)
+    weight = rng.standard_normal((draw(st.integers(1, 5)), shape[1], *kernel)).astype(dtype)
+    bias = rng.standard_normal(weight.shape[0]).astype(dtype) if draw(st.booleans()) else None
+    return x, weight, bias, padding
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=direct_case())
+def test_direct_equals_the_im2col_reference(case):
+    x, weight, bias, padding = case
+    window = conv.conv_window(x.shape[2:], weight.shape[2:], 1, padding, 1)
+    assert direct_conv.applies(x.shape, weight.shape, window, 1)
+    expected, _ = conv.conv2d_forward(x, weight, bias, window, strategy="im2col")
+    out = direct_conv.conv2d_forward_direct(x, weight, bias, window)
+    assert out.dtype == x.dtype and out.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(out, expected, rtol=0, atol=TOL[x.dtype.type] * scale)
+
+
+@pytest.mark.parametrize("padding", [0, 2, "same"])
+def test_direct_matches_torch_on_the_first_layer_of_simple_conv_net(torch, rng, padding):
+    x = rng.random((100, 1, 28, 28), dtype=np.float32)
+    weight = (rng.standard_normal((30, 1, 5, 5)) / 5).astype(np.float32)
+    bias = rng.standard_normal(30).astype(np.float32)
+    expected = torch.nn.functional.conv2d(*map(torch.from_numpy, (x, weight, bias)), padding=padding).numpy()
+    out = conv.conv2d(x, weight, bias, padding=padding)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's 0 * inf
+def test_nan_and_inf_propagate_as_in_a_plain_sum_of_products(rng):
+    x = rng.standard_normal((2, 2, 7, 7))
+    x[0, 0, 3, 3], x[1, 1, 0, 0], x[1, 0, 6, 6] = np.nan, np.inf, -np.inf
+    weight = rng.standard_normal((3, 2, 3, 2))
+    weight[2, 1, 0, 0] = 0.0  # 0 * inf is NaN: a zero tap must not skip the product
+    bias = rng.standard_normal(3)
+    window = conv.conv_window(x.shape[2:], weight.shape[2:], 1, 1, 1)
+    out = direct_conv.conv2d_forward_direct(x, weight, bias, window)
+    expected = naive_conv2d(x, weight, bias, (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
+    np.testing.assert_array_equal(out[~finite & ~np.isnan(expected)], expected[~finite & ~np.isnan(expected)])
+    np.testing.assert_allclose(out[finite], expected[finite], rtol=1e-12, atol=1e-12)
+
+
+def test_the_strategy_picks_direct_for_few_channels_only(monkeypatch, rng):
+    calls = []
+    original = direct_conv.conv2d_forward_direct
+    monkeypatch.setattr(direct_conv, "conv2d_forward_direct", lambda *args: calls.append(1) or original(*args))
+    weight = rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
+    conv.conv2d(rng.standard_normal((2, 1, 12, 12)).astype(np.float32), weight)
+    assert calls == [1]
+    for x_shape, w_shape, stride in [((2, 5, 12, 12), (6, 5, 5, 5), 1), ((2, 1, 12, 12), (6, 1, 5, 5), 2)]:
+        monkeypatch.setattr(conv_chunked, "conv2d_forward_chunked",
+                            lambda *args, seen=[]: seen.append(1) or np.zeros(0))
+        conv.conv2d(rng.standard_normal(x_shape).astype(np.float32),
+                    rng.standard_normal(w_shape).astype(np.float32), stride=stride)
+    assert calls == [1]
+
+
+def test_caller_arrays_are_not_modified(rng):
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    weight = rng.standard_normal((4, 3, 4, 4)).astype(np.float32)
+    before = x.copy(), weight.copy()
+    conv.conv2d(x, weight, padding=2)
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(weight, before[1])
