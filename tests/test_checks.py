@@ -11,6 +11,7 @@ import importlib
 import numpy as np
 import pytest
 
+import colnn
 from colnn.core.checks import cast_pad_value, check_array, check_choice, gradient_dtype
 
 im2col_ops = importlib.import_module("colnn.ops.im2col")
@@ -170,3 +171,30 @@ def test_messages_fit_on_one_line():
     with pytest.raises(TypeError) as error:
         check_array(np.full((40, 40), "a"), "x", ndims=None)
     assert "\n" not in str(error.value) and len(str(error.value)) < 200
+
+
+FAMILY_CALLS = {
+    "max_pool1d": lambda x: colnn.max_pool1d(x[:, :, 0, 0], 2),
+    "avg_pool1d": lambda x: colnn.avg_pool1d(x[:, :, 0, 0], 2),
+    "max_pool3d": lambda x: colnn.max_pool3d(x, 2),
+    "avg_pool3d": lambda x: colnn.avg_pool3d(x, 2),
+    "adaptive_avg_pool1d": lambda x: colnn.adaptive_avg_pool1d(x[:, :, 0, 0], 3),
+    "adaptive_avg_pool2d": lambda x: colnn.adaptive_avg_pool2d(x[:, :, 0], 3),
+    "adaptive_avg_pool3d": lambda x: colnn.adaptive_avg_pool3d(x, 3),
+    "adaptive_max_pool2d": lambda x: colnn.adaptive_max_pool2d(x[:, :, 0], 3),
+    "lp_pool2d": lambda x: colnn.lp_pool2d(x[:, :, 0], 2, 2),
+    "fractional_max_pool2d": lambda x: colnn.fractional_max_pool2d(
+        x[:, :, 0], 2, output_size=2, random_samples=np.full((*x.shape[:2], 2), 0.5)),
+    "conv1d": lambda x: colnn.conv1d(x[:, :, 0, 0], np.ones((2, x.shape[1], 2))),
+    "conv3d": lambda x: colnn.conv3d(x, np.ones((2, x.shape[1], 2, 2, 2))),
+    "conv_transpose2d": lambda x: colnn.conv_transpose2d(x[:, :, 0], np.ones((x.shape[1], 2, 2, 2))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_CALLS))
+def test_the_1_2_3d_family_answers_big_endian_input_in_native_order(name):
+    x = np.random.default_rng(0).normal(size=(1, 2, 4, 4, 4))
+    native = FAMILY_CALLS[name](x)
+    swapped = FAMILY_CALLS[name](x.astype(">f8"))
+    assert swapped.dtype == np.dtype("=f8") and swapped.dtype.isnative
+    np.testing.assert_array_equal(swapped, native)

@@ -50,3 +50,24 @@ def test_matches_torch(ndim, data, norm_type, ceil_mode, strategy, dtype):
 def test_bad_norm_type_names_it(norm_type, error):
     with pytest.raises(error, match="norm_type"):
         colnn.lp_pool2d(np.ones((1, 2, 2)), norm_type, 2)
+
+
+@pytest.mark.parametrize("norm_type", [float("inf"), float("-inf")])
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_infinite_norm_is_the_max_or_min_of_magnitudes_as_torch(torch, norm_type, ndim):
+    """PyTorch's limit for p = ±inf: the largest (smallest) |x| of each window; gradient sign(x) at that cell."""
+    rng = np.random.default_rng(ndim)
+    x = rng.normal(size=(2, 3, *([6] * ndim)))
+    ours = getattr(colnn, f"lp_pool{ndim}d")(x, norm_type, 2, ceil_mode=True)
+    x_t = torch.tensor(x, requires_grad=True)
+    theirs = getattr(torch.nn.functional, f"lp_pool{ndim}d")(x_t, norm_type, 2, ceil_mode=True)
+    np.testing.assert_allclose(ours, theirs.detach().numpy())
+    theirs.sum().backward()
+    layer = getattr(colnn, f"LPPool{ndim}d")(norm_type, 2, ceil_mode=True)
+    out = layer.forward(x)
+    np.testing.assert_allclose(layer.backward(np.ones(out.shape)), x_t.grad.numpy())
+
+
+def test_nan_norm_is_named():
+    with pytest.raises(ValueError, match="norm_type must be a number, got nan"):
+        colnn.lp_pool2d(np.ones((1, 1, 2, 2)), float("nan"), 2)

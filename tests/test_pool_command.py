@@ -87,3 +87,56 @@ def test_distributed_scheduler(tmp_path, dask_cluster):
     group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")
     for level, expected in enumerate(expected_levels(x, 2, colnn.max_pool2d, kernel_size=2)):
         np.testing.assert_array_equal(group[str(level)][:], expected)
+
+
+# --- nothing lost, one line: the class of bad invocations ------------------------------
+
+
+@pytest.fixture
+def small(tmp_path):
+    path = tmp_path / "small.npy"
+    np.save(path, np.random.default_rng(0).random((1, 1, 16, 16), dtype=np.float32))
+    return path
+
+
+def test_an_existing_output_is_kept_unless_overwrite(tmp_path, small, capsys):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("data")
+    assert main(["pool", str(small), str(precious), "--kernel", "2"]) == 1
+    assert (precious / "keep.txt").read_text() == "data"
+    assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
+    assert main(["pool", str(small), str(precious), "--kernel", "2", "--overwrite"]) == 0
+    np.testing.assert_array_equal(zarr.open_group(str(precious), mode="r")["1"][:],
+                                  colnn.max_pool2d(np.load(small), 2))
+
+
+def test_an_input_inside_the_output_is_refused_even_with_overwrite(tmp_path, small, capsys):
+    pyramid = tmp_path / "pyr.zarr"
+    assert main(["pool", str(small), str(pyramid), "--kernel", "2"]) == 0
+    level0 = zarr.open_group(str(pyramid), mode="r")["0"][:]
+    capsys.readouterr()
+    assert main(["pool", str(pyramid / "0"), str(pyramid), "--kernel", "2", "--overwrite"]) == 1
+    assert "lies inside OUTPUT" in capsys.readouterr().err
+    np.testing.assert_array_equal(zarr.open_group(str(pyramid), mode="r")["0"][:], level0)
+
+
+BAD_RUNS = {
+    "output is a file": (["{small}", "{tmp}/afile.txt", "--kernel", "2"], "is a file"),
+    "missing input": (["{tmp}/missing.npy", "{tmp}/out.zarr", "--kernel", "2"], "no such file"),
+    "text input": (["{tmp}/afile.txt", "{tmp}/out.zarr", "--kernel", "2"], "cannot be read"),
+    "too many levels": (["{small}", "{tmp}/out.zarr", "--kernel", "2", "--levels", "20"], "level 5"),
+    "padding too large": (["{small}", "{tmp}/out.zarr", "--kernel", "2", "--padding", "5"], "--padding"),
+    "kernel larger than the image": (["{small}", "{tmp}/out.zarr", "--kernel", "999"], "output would be empty"),
+    "axes that do not fit": (["{small}", "{tmp}/out.zarr", "--kernel", "2", "--axes", "xy"], "--axes"),
+}
+
+
+@pytest.mark.parametrize("argv, words", BAD_RUNS.values(), ids=BAD_RUNS.keys())
+def test_bad_runs_are_one_line_and_write_nothing(tmp_path, small, capsys, argv, words):
+    (tmp_path / "afile.txt").write_text("not an array")
+    code = main(["pool", *(arg.format(small=small, tmp=tmp_path) for arg in argv)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and words in err and "Traceback" not in err
+    assert not (tmp_path / "out.zarr").exists()
+    assert (tmp_path / "afile.txt").read_text() == "not an array"

@@ -15,6 +15,7 @@ imported only when the command runs.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -165,16 +166,65 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _check_paths(source: Path, output: Path, overwrite: bool) -> None:
+    """Refuse, before anything is read or written, what would lose data: an existing OUTPUT, or INPUT inside it."""
+    if not source.exists():
+        raise ValueError(f"INPUT {source}: no such file or Zarr array")
+    if output.is_file():
+        raise ValueError(f"OUTPUT {output} is a file; give a folder for the Zarr pyramid")
+    resolved_output = output.resolve()
+    if source.resolve() == resolved_output or resolved_output in source.resolve().parents:
+        raise ValueError(f"INPUT {source} lies inside OUTPUT {output}, which would be replaced; write elsewhere")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise ValueError(f"OUTPUT {output} exists and is not empty; pass --overwrite to replace it")
+
+
+def level_shapes(shape: tuple[int, ...], axes: str, *, kernel: int, stride: int, padding: int, ceil_mode: bool,
+                 levels: int) -> list[tuple[int, ...]]:
+    """The shape of every level, checked before anything is written (ValueError naming the level)."""
+    from ..core.window import Window
+
+    pooled = [axes.index(axis) for axis in POOLED_AXES]
+    shapes = [tuple(shape)]
+    for level in range(1, levels + 1):
+        sizes = [shapes[-1][axis] for axis in pooled]
+        try:
+            window = Window.build(sizes, kernel, stride, padding, ceil_mode=ceil_mode, pooling=True,
+                                  kernel_name="--kernel", stride_name="--stride", padding_name="--padding")
+        except ValueError as error:
+            raise ValueError(f"level {level} (from {tuple(sizes)} along {POOLED_AXES}): {error}") from None
+        next_shape = list(shapes[-1])
+        for axis, size in zip(pooled, window.out_size):
+            next_shape[axis] = size
+        shapes.append(tuple(next_shape))
+    return shapes
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``colnn pool``."""
+    """Run ``colnn pool``; returns 0, or 1 after a one-line error on stderr (nothing written)."""
     try:
         import dask  # noqa: F401
         import zarr  # noqa: F401
     except ImportError as error:
         raise SystemExit(f"colnn pool needs dask and zarr: pip install \"colnn[dask]\" ({error})") from None
-    source = read_input(str(args.input), args.chunk)
-    axes = check_axes(args.axes or default_axes(source.ndim), source.ndim)
     stride = args.stride or args.kernel
+    try:
+        _check_paths(args.input, args.output, args.overwrite)
+        try:
+            source = read_input(str(args.input), args.chunk)
+        except Exception as error:  # numpy's and zarr's many ways of saying "not an array"
+            raise ValueError(f"INPUT {args.input}: cannot be read as a .npy file or a Zarr array "
+                             f"({type(error).__name__}: {error})") from None
+        axes = check_axes(args.axes or default_axes(source.ndim), source.ndim)
+        level_shapes(source.shape, axes, kernel=args.kernel, stride=stride, padding=args.padding,
+                     ceil_mode=args.ceil_mode, levels=args.levels)
+        return _write(args, source, axes, stride)
+    except (ValueError, OSError) as error:
+        print(f"colnn pool: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _write(args: argparse.Namespace, source: Any, axes: str, stride: int) -> int:
     options = dict(axes=axes, kernel=args.kernel, stride=stride, padding=args.padding, ceil_mode=args.ceil_mode,
                    mode=args.mode, levels=args.levels, chunk=args.chunk)
     if args.scheduler:
@@ -203,7 +253,9 @@ def register(subparsers: Any) -> None:
                     "group with arrays 0 (the input) to L and OME-NGFF multiscales metadata. Needs "
                     "pip install \"colnn[dask]\".")
     pool.add_argument("input", type=Path, metavar="INPUT", help="a .npy file or a Zarr array")
-    pool.add_argument("output", type=Path, metavar="OUTPUT", help="the Zarr group to write (replaced)")
+    pool.add_argument("output", type=Path, metavar="OUTPUT",
+                      help="the Zarr group to write (a new or empty folder, or --overwrite)")
+    pool.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     pool.add_argument("--kernel", type=_positive_int, required=True, help="window size along y and x")
     pool.add_argument("--stride", type=_positive_int, help="window step; default: the kernel")
     pool.add_argument("--padding", type=int, default=0, help="padding at the border (<= kernel // 2); default 0")

@@ -24,12 +24,11 @@ def check_spatial_input(
     for a rank other than ``spatial_ndim + 1`` or ``+ 2``, or an empty channel or
     spatial axis (the batch axis may be empty, as in PyTorch). Not copied.
     """
-    array = np.asarray(x) if x is not None else None
-    # check_array owns the dtype rules and their messages; give it the dtype alone.
-    check_array(None if array is None else np.empty((1, 1, 1), dtype=array.dtype), name)
+    batched_rank, unbatched_rank = spatial_ndim + 2, spatial_ndim + 1
+    # check_array owns the dtype, byte-order and ragged-input rules and their messages.
+    array = check_array(x, name, ndims=None, batch_ndims=(batched_rank,))
     if floating and array.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
-    batched_rank, unbatched_rank = spatial_ndim + 2, spatial_ndim + 1
     if array.ndim not in (batched_rank, unbatched_rank):
         raise ValueError(
             f"{name} must be {unbatched_rank}-D (unbatched) or {batched_rank}-D (batched) for a "

@@ -15,22 +15,32 @@ import numpy as np
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
 from .pooling import pool_window
-from .pooling_nd import avg_pool_nd_backward, avg_pool_nd_forward
+from .pooling_nd import avg_pool_nd_backward, avg_pool_nd_forward, max_pool_nd_backward, max_pool_nd_forward
 
 __all__ = ["lp_pool1d", "lp_pool2d", "lp_pool3d", "check_norm_type", "lp_pool_forward", "lp_pool_backward"]
 
 
 def check_norm_type(norm_type: Any) -> float:
-    """``norm_type`` as a float; non-numbers are a TypeError, 0 and NaN a ValueError."""
+    """``norm_type`` as a float; non-numbers are a TypeError, 0 and NaN a ValueError (±inf are allowed)."""
     if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, (int, float, np.integer, np.floating)):
         raise TypeError(f"norm_type must be a number, got {norm_type!r}")
-    if norm_type == 0 or np.isnan(norm_type):
+    if np.isnan(norm_type):
+        raise ValueError(f"norm_type must be a number, got {norm_type!r}")
+    if norm_type == 0:
         raise ValueError(f"norm_type must be non-zero, got {norm_type!r}")
     return float(norm_type)
 
 
 def lp_pool_forward(x: np.ndarray, norm_type: float, window: Window, strategy: str | None = None):
-    """``(out, saved)`` of a validated batched floating array; ``saved`` is for :func:`lp_pool_backward`."""
+    """``(out, saved)`` of a validated batched floating array; ``saved`` is for :func:`lp_pool_backward`.
+
+    ``norm_type`` ±inf is the limit PyTorch computes: the largest ``|x|`` of each
+    window (+inf), or the smallest (-inf), by max pooling.
+    """
+    if np.isinf(norm_type):
+        sign = x.dtype.type(1 if norm_type > 0 else -1)
+        out, offset = max_pool_nd_forward(sign * np.abs(x), window, strategy)
+        return sign * out, (x, offset)
     divisor = window.avg_divisor(True, None)
     power = np.power(x, x.dtype.type(norm_type))
     mean = avg_pool_nd_forward(power, window, divisor, strategy)
@@ -42,6 +52,10 @@ def lp_pool_forward(x: np.ndarray, norm_type: float, window: Window, strategy: s
 
 def lp_pool_backward(grad_output: np.ndarray, norm_type: float, window: Window, saved, strategy: str | None = None):
     """Gradient of :func:`lp_pool_forward` w.r.t. its input (PyTorch's chain rule; 0 where the mean is 0)."""
+    if np.isinf(norm_type):  # d|x|/dx = sign(x), at the cell each window chose
+        x, offset = saved
+        return max_pool_nd_backward(grad_output, offset, x.shape, window, strategy) * np.sign(x).astype(
+            grad_output.dtype)
     x, mean, out, divisor = saved
     dtype = grad_output.dtype.type
     with np.errstate(divide="ignore", invalid="ignore"):
