@@ -174,7 +174,7 @@ class Window:
                 f"output would be empty: input size {_fmt(in_size)} with "
                 f"{kernel_name}={_fmt(kernel)}, {stride_name}={_fmt(strides)}, "
                 f"{padding_name}={_fmt(pads)}, {dilation_name}={_fmt(dilations)} "
-                f"gives output {_fmt(out)}"
+                f"gives output {_fmt(tuple(max(size, 0) for size in out))}"
             )
         return cls(in_size, kernel, strides, pads, dilations, out)
 
