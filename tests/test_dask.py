@@ -28,6 +28,8 @@ from colnn.core.window import Window  # noqa: E402
 from colnn.nn.network import simple_conv_net  # noqa: E402
 from colnn.ops import pooling  # noqa: E402
 
+# The reference pooling strategy's class, to subclass with a recording one.
+REFERENCE_POOLING = type(pooling.get_strategy("im2col"))
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -43,10 +45,15 @@ def chunking(draw, size: int) -> tuple[int, ...]:
     return tuple(chunks)
 
 
+SPATIAL_MAX = {1: 16, 2: 11, 3: 6}  # largest size of a spatial axis: small arrays in every dimension
+
+
 @st.composite
-def chunked_input(draw, dtypes=(np.float32, np.float64, np.int32)):
-    """``(x, chunks)``: a small ``(N, C, H, W)`` array and a random chunking of it."""
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 11)), draw(st.integers(1, 11)))
+def chunked_input(draw, dtypes=(np.float32, np.float64, np.int32), ndims=(2,)):
+    """``(x, chunks)``: a small ``(N, C, *spatial)`` array of 1, 2 or 3 spatial axes and a random chunking of it."""
+    ndim = draw(st.sampled_from(ndims))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)),
+             *(draw(st.integers(1, SPATIAL_MAX[ndim])) for _ in range(ndim)))
     dtype = draw(st.sampled_from(dtypes))
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
@@ -58,21 +65,33 @@ def chunked_input(draw, dtypes=(np.float32, np.float64, np.int32)):
 
 
 @st.composite
-def geometry(draw):
-    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+def geometry(draw, ndim: int = 2):
+    kernel = tuple(draw(st.integers(1, 4)) for _ in range(ndim))
     return {
         "kernel_size": kernel,
-        "stride": (draw(st.integers(1, 5)), draw(st.integers(1, 5))),
-        "padding": (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2))),
-        "dilation": (draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        "stride": tuple(draw(st.integers(1, 5)) for _ in range(ndim)),
+        "padding": tuple(draw(st.integers(0, k // 2)) for k in kernel),
+        "dilation": tuple(draw(st.integers(1, 2)) for _ in range(ndim)),
         "ceil_mode": draw(st.booleans()),
     }
+
+
+@st.composite
+def windowed_case(draw, dtypes=(np.float32, np.float64, np.int32), ndims=(1, 2, 3)):
+    """``(x, chunks, args)``: a chunked input of 1, 2 or 3 spatial axes and a window geometry for it."""
+    x, chunks = draw(chunked_input(dtypes, ndims))
+    return x, chunks, draw(geometry(x.ndim - 2))
+
+
+def op(name: str, x: np.ndarray):
+    """The public function ``name`` for ``x``'s number of spatial axes: ``op("max_pool", x)`` is max_pool3d for 3-d."""
+    return getattr(colnn, f"{name}{x.ndim - 2}d")
 
 
 def builds(x: np.ndarray, args: dict) -> bool:
     """Whether the geometry gives a non-empty output (otherwise both paths raise)."""
     try:
-        Window.build(x.shape[2:], args["kernel_size"], args["stride"], args["padding"],
+        Window.build(x.shape[2:], args["kernel_size"], args["stride"], args.get("padding", 0),
                      args.get("dilation", 1), ceil_mode=args.get("ceil_mode", False))
     except ValueError:
         return False
@@ -84,8 +103,9 @@ def compute(array, scheduler: str = "synchronous"):
 
 
 def assert_max_pool_equal(x: np.ndarray, chunks, args: dict, scheduler: str = "synchronous") -> None:
-    expected, expected_indices = colnn.max_pool2d(x, return_indices=True, **args)
-    out, indices = colnn.max_pool2d(da.from_array(x, chunks=chunks), return_indices=True, **args)
+    max_pool = op("max_pool", x)
+    expected, expected_indices = max_pool(x, return_indices=True, **args)
+    out, indices = max_pool(da.from_array(x, chunks=chunks), return_indices=True, **args)
     assert isinstance(out, da.Array) and isinstance(indices, da.Array)
     out, indices = compute((out, indices), scheduler)
     assert out.dtype == expected.dtype and indices.dtype == np.int64
@@ -114,46 +134,63 @@ def test_input_span_reads_the_halo_from_the_next_chunk():
 
 
 @HYPOTHESIS
-@given(data=chunked_input(), args=geometry())
-def test_max_pool_equals_numpy_for_any_chunking(data, args):
-    x, chunks = data
+@given(case=windowed_case())
+def test_max_pool_equals_numpy_for_any_chunking(case):
+    x, chunks, args = case
     assume(builds(x, args))
     assert_max_pool_equal(x, chunks, args)
 
 
 @HYPOTHESIS
-@given(data=chunked_input((np.float32, np.float64)), args=geometry(), count_include_pad=st.booleans(),
+@given(case=windowed_case((np.float32, np.float64)), count_include_pad=st.booleans(),
        divisor_override=st.sampled_from([None, 3]))
-def test_avg_pool_equals_numpy_for_any_chunking(data, args, count_include_pad, divisor_override):
-    x, chunks = data
+def test_avg_pool_equals_numpy_for_any_chunking(case, count_include_pad, divisor_override):
+    x, chunks, args = case
     args.pop("dilation")
     assume(builds(x, args))
-    expected = colnn.avg_pool2d(x, count_include_pad=count_include_pad, divisor_override=divisor_override, **args)
-    out = compute(colnn.avg_pool2d(da.from_array(x, chunks=chunks), count_include_pad=count_include_pad,
-                                   divisor_override=divisor_override, **args))
+    if x.ndim > 3:  # avg_pool1d has no divisor_override, as in PyTorch
+        args["divisor_override"] = divisor_override
+    avg_pool = op("avg_pool", x)
+    expected = avg_pool(x, count_include_pad=count_include_pad, **args)
+    out = compute(avg_pool(da.from_array(x, chunks=chunks), count_include_pad=count_include_pad, **args))
     assert out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
 
 
 @HYPOTHESIS
-@given(data=chunked_input((np.float32, np.float64)), args=geometry(), out_channels=st.integers(1, 3))
-def test_conv2d_equals_numpy_for_any_chunking(data, args, out_channels):
-    x, chunks = data
+@given(case=windowed_case((np.float32, np.float64)), norm_type=st.sampled_from([1, 2, 3.5]))
+def test_lp_pool_equals_numpy_for_any_chunking(case, norm_type):
+    x, chunks, args = case
+    x = np.abs(x)  # a fractional power of a negative window sum is NaN on both paths
+    args = {"kernel_size": args["kernel_size"], "stride": args["stride"], "ceil_mode": args["ceil_mode"]}
+    assume(builds(x, args))
+    lp_pool = op("lp_pool", x)
+    expected = lp_pool(x, norm_type, **args)
+    out = compute(lp_pool(da.from_array(x, chunks=chunks), norm_type, **args))
+    assert out.dtype == expected.dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+@HYPOTHESIS
+@given(case=windowed_case((np.float32, np.float64)), out_channels=st.integers(1, 3))
+def test_conv_equals_numpy_for_any_chunking(case, out_channels):
+    x, chunks, args = case
     args.pop("ceil_mode")
     assume(builds(x, args))
     rng = np.random.default_rng(0)
     weight = rng.normal(size=(out_channels, x.shape[1], *args.pop("kernel_size"))).astype(x.dtype)
     bias = rng.normal(size=out_channels).astype(x.dtype)
-    expected = colnn.conv2d(x, weight, bias, **args)
-    out = compute(colnn.conv2d(da.from_array(x, chunks=chunks), weight, bias, **args))
+    conv = op("conv", x)
+    expected = conv(x, weight, bias, **args)
+    out = compute(conv(da.from_array(x, chunks=chunks), weight, bias, **args))
     assert out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 @HYPOTHESIS
-@given(data=chunked_input(), args=geometry())
-def test_unfold_and_im2col_equal_numpy_for_any_chunking(data, args):
-    x, chunks = data
+@given(case=windowed_case(ndims=(2,)))
+def test_unfold_and_im2col_equal_numpy_for_any_chunking(case):
+    x, chunks, args = case
     args.pop("ceil_mode")
     assume(builds(x, args))
     dx = da.from_array(x, chunks=chunks)
@@ -234,7 +271,7 @@ def test_unbatched_input_stays_unbatched():
 def test_nothing_is_computed_before_compute():
     calls = []
 
-    class Counting(pooling.Im2colStrategy):
+    class Counting(REFERENCE_POOLING):
         def max_values(self, x, window):
             calls.append(x.shape)
             return super().max_values(x, window)
@@ -283,7 +320,7 @@ def test_a_task_runs_the_kernels_on_one_thread():
     numba = pytest.importorskip("numba")
     seen = []
 
-    class Recording(pooling.Im2colStrategy):
+    class Recording(REFERENCE_POOLING):
         def max_values(self, x, window):
             seen.append(numba.get_num_threads())
             return super().max_values(x, window)

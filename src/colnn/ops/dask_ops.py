@@ -33,19 +33,24 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from ..core.checks import cast_pad_value, check_array, check_float_array, to_batched
+from ..core.checks import cast_pad_value, check_array, check_flag
 from ..core.halo import AxisWindow, input_span, output_chunks, window_axes, with_axes
+from ..core.spatial import check_spatial_input
 from ..core.window import Window
 from ..kernels.threads import task_threads
 from . import conv as conv_ops
 from . import pooling as pooling_ops
+from .conv_nd import check_conv_weight, conv_nd_forward
+from .lp_pool import check_norm_type, lp_pool_forward
+from .pooling_nd import avg_pool_nd_forward, max_pool_nd_forward
 # colnn.ops.im2col is also the name of a function in the package: import from the module.
 from .im2col import unfold as numpy_unfold
 
 __all__ = [
-    "max_pool2d",
-    "avg_pool2d",
-    "conv2d",
+    "max_pool1d", "max_pool2d", "max_pool3d",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "lp_pool1d", "lp_pool2d", "lp_pool3d",
+    "conv1d", "conv2d", "conv3d",
     "unfold",
     "im2col",
     "map_batches",
@@ -74,10 +79,14 @@ def _stand_in(x: da.Array) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(np.zeros(1, dtype=x.dtype), shape=x.shape, strides=(0,) * x.ndim)
 
 
-def _batched(x: da.Array, checked: np.ndarray) -> tuple[da.Array, bool]:
-    """``x`` as ``(N, C, H, W)`` (``checked`` is its stand-in after the checks) and whether it was unbatched."""
-    unbatched = to_batched(checked)[1]
-    return (x[np.newaxis] if unbatched else x), unbatched
+def _spatial(input: da.Array, ndim: int, floating: bool = False) -> tuple[da.Array, np.ndarray, bool]:
+    """The checks of an ``ndim``-d op: ``(x batched, its checked stand-in, whether it was unbatched)``."""
+    checked, unbatched = check_spatial_input(_stand_in(input), "input", ndim, floating=floating)
+    return (input[np.newaxis] if unbatched else input), checked, unbatched
+
+
+def _unbatch(out: da.Array, unbatched: bool) -> da.Array:
+    return out[0] if unbatched else out
 
 
 def _take(arguments: dict[str, Any], names: str) -> list[Any]:
@@ -197,27 +206,27 @@ def _global_window(window: Window, pieces: tuple[tuple[int, int], ...]) -> Windo
 # --- pooling ---------------------------------------------------------------
 
 
-def max_pool2d(arguments: dict[str, Any]) -> da.Array | tuple[da.Array, da.Array]:
-    """:func:`colnn.max_pool2d` of a Dask array: a lazy Dask array (and int64 indices), bit for bit the same."""
+def _max_pool(ndim: int, arguments: dict[str, Any]) -> da.Array | tuple[da.Array, da.Array]:
+    """:func:`colnn.max_pool1d/2d/3d` of a Dask array: a lazy Dask array (and int64 indices), bit for bit the same."""
     input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, strategy = _take(
         arguments, "input kernel_size stride padding dilation ceil_mode return_indices strategy")
-    checked = check_array(_stand_in(input), "input")
-    x, unbatched = _batched(input, checked)
-    window = pooling_ops.pool_window(to_batched(checked)[0], kernel_size, stride, padding, dilation, ceil_mode)
-    pool = pooling_ops.get_strategy(strategy)
+    x, checked, unbatched = _spatial(input, ndim)
+    window = pooling_ops.pool_window(checked, kernel_size, stride, padding, dilation, ceil_mode)
+    pooling_ops.get_strategy(strategy)
+    keep_offset = check_flag(return_indices, "return_indices")
 
-    def values(block: np.ndarray, local: Window, pieces: tuple) -> np.ndarray:
-        return pool.max_values(block, local)
-
-    def values_and_indices(block: np.ndarray, local: Window, pieces: tuple) -> tuple[np.ndarray, np.ndarray]:
-        out, window_offset = pool.max_forward(block, local)
+    def pool(block: np.ndarray, local: Window, pieces: tuple) -> Any:
+        out, window_offset = max_pool_nd_forward(block, local, strategy, keep_offset)
+        if not keep_offset:
+            return out
+        # Offsets inside a window do not depend on the chunk; the flat index into the volume does.
         return out, _global_window(window, pieces).flat_indices(window_offset)
 
-    if not return_indices:
-        (out,) = map_windows(x, window, values, dtypes=[x.dtype])
-        return out[0] if unbatched else out
-    out, indices = map_windows(x, window, values_and_indices, dtypes=[x.dtype, np.dtype(np.int64)])
-    return (out[0], indices[0]) if unbatched else (out, indices)
+    if not keep_offset:
+        (out,) = map_windows(x, window, pool, dtypes=[x.dtype])
+        return _unbatch(out, unbatched)
+    out, indices = map_windows(x, window, pool, dtypes=[x.dtype, np.dtype(np.int64)])
+    return _unbatch(out, unbatched), _unbatch(indices, unbatched)
 
 
 def _axis_divisors(window: Window, count_include_pad: bool) -> list[np.ndarray]:
@@ -235,16 +244,16 @@ def _axis_divisors(window: Window, count_include_pad: bool) -> list[np.ndarray]:
     return divisors
 
 
-def avg_pool2d(arguments: dict[str, Any]) -> da.Array:
-    """:func:`colnn.avg_pool2d` of a Dask array: a lazy Dask array, equal to the NumPy path."""
-    input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, strategy = _take(
-        arguments, "input kernel_size stride padding ceil_mode count_include_pad divisor_override strategy")
-    checked = check_float_array(_stand_in(input), "input")
-    x, unbatched = _batched(input, checked)
-    window = pooling_ops.pool_window(to_batched(checked)[0], kernel_size, stride, padding, 1, ceil_mode)
-    override = pooling_ops.check_divisor(divisor_override)
-    divisors = _axis_divisors(window, bool(count_include_pad))
-    pool = pooling_ops.get_strategy(strategy)
+def _avg_pool(ndim: int, arguments: dict[str, Any]) -> da.Array:
+    """:func:`colnn.avg_pool1d/2d/3d` of a Dask array: a lazy Dask array, equal to the NumPy path."""
+    input, kernel_size, stride, padding, ceil_mode, count_include_pad, strategy = _take(
+        arguments, "input kernel_size stride padding ceil_mode count_include_pad strategy")
+    x, checked, unbatched = _spatial(input, ndim, floating=True)
+    window = pooling_ops.pool_window(checked, kernel_size, stride, padding, 1, ceil_mode)
+    # avg_pool1d has no divisor_override (as in PyTorch).
+    override = pooling_ops.check_divisor(arguments.get("divisor_override"))
+    divisors = _axis_divisors(window, check_flag(count_include_pad, "count_include_pad"))
+    pooling_ops.get_strategy(strategy)
 
     def average(block: np.ndarray, local: Window, pieces: tuple) -> np.ndarray:
         if override is not None:
@@ -252,10 +261,43 @@ def avg_pool2d(arguments: dict[str, Any]) -> da.Array:
         else:
             divisor = functools.reduce(np.multiply.outer, [
                 axis_divisor[start:stop] for axis_divisor, (start, stop) in zip(divisors, pieces)])
-        return pool.avg_forward(block, local, divisor)
+        return avg_pool_nd_forward(block, local, divisor, strategy)
 
     (out,) = map_windows(x, window, average, dtypes=[x.dtype])
-    return out[0] if unbatched else out
+    return _unbatch(out, unbatched)
+
+
+def _lp_pool(ndim: int, arguments: dict[str, Any]) -> da.Array:
+    """:func:`colnn.lp_pool1d/2d/3d` of a Dask array: lazy, equal to the NumPy path to rounding.
+
+    Without padding, each chunk's windows are whole windows of the array (a
+    ``ceil_mode`` window clipped at the end is clipped the same in its chunk), so
+    the NumPy forward runs per chunk unchanged.
+    """
+    input, norm_type, kernel_size, stride, ceil_mode, strategy = _take(
+        arguments, "input norm_type kernel_size stride ceil_mode strategy")
+    x, checked, unbatched = _spatial(input, ndim, floating=True)
+    norm_type = check_norm_type(norm_type)
+    window = pooling_ops.pool_window(checked, kernel_size, stride, 0, 1, ceil_mode)
+    pooling_ops.get_strategy(strategy)
+
+    def power_average(block: np.ndarray, local: Window, pieces: tuple) -> np.ndarray:
+        return lp_pool_forward(block, norm_type, local, strategy)[0]
+
+    (out,) = map_windows(x, window, power_average, dtypes=[x.dtype])
+    return _unbatch(out, unbatched)
+
+
+# The dispatcher calls the namesake of each public function.
+max_pool1d = functools.partial(_max_pool, 1)
+max_pool2d = functools.partial(_max_pool, 2)
+max_pool3d = functools.partial(_max_pool, 3)
+avg_pool1d = functools.partial(_avg_pool, 1)
+avg_pool2d = functools.partial(_avg_pool, 2)
+avg_pool3d = functools.partial(_avg_pool, 3)
+lp_pool1d = functools.partial(_lp_pool, 1)
+lp_pool2d = functools.partial(_lp_pool, 2)
+lp_pool3d = functools.partial(_lp_pool, 3)
 
 
 # --- convolution, unfold and im2col: padding is data --------------------------
@@ -297,12 +339,11 @@ def unfold(arguments: dict[str, Any]) -> da.Array:
     """:func:`colnn.unfold` of a Dask array: ``(N, C*kh*kw, L)`` lazily, bit for bit the same."""
     input, kernel_size, dilation, padding, stride, strategy = _take(
         arguments, "input kernel_size dilation padding stride strategy")
-    checked = check_array(_stand_in(input), "input")
-    x, unbatched = _batched(input, checked)
+    x, _, unbatched = _spatial(input, 2)
     window = Window.build(x.shape[2:], kernel_size, stride, padding, dilation)
     blocks = _unfold_blocks(x, window, 0, strategy)
     blocks = blocks.reshape(*blocks.shape[:2], window.out_h * window.out_w)
-    return blocks[0] if unbatched else blocks
+    return _unbatch(blocks, unbatched)
 
 
 def im2col(arguments: dict[str, Any]) -> da.Array:
@@ -320,8 +361,8 @@ def im2col(arguments: dict[str, Any]) -> da.Array:
     return rows.reshape(-1, rows.shape[3])
 
 
-def conv2d(arguments: dict[str, Any]) -> da.Array:
-    """:func:`colnn.conv2d` of a Dask array with in-memory weights: lazy, equal to the NumPy path to rounding.
+def _conv(ndim: int, arguments: dict[str, Any]) -> da.Array:
+    """:func:`colnn.conv1d/2d/3d` of a Dask array with in-memory weights: lazy, equal to the NumPy path to rounding.
 
     The weights enter the graph once, as one key, so a distributed worker
     receives them once whatever the number of chunks. Channels are gathered into
@@ -329,22 +370,27 @@ def conv2d(arguments: dict[str, Any]) -> da.Array:
     """
     input, weight, bias, stride, padding, dilation, groups, strategy = _take(
         arguments, "input weight bias stride padding dilation groups strategy")
-    checked = check_float_array(_stand_in(input), "input")
-    x, unbatched = _batched(input, checked)
-    weight, bias, groups = conv_ops.check_conv_args(weight, bias, groups, in_channels=x.shape[1])
+    x, checked, unbatched = _spatial(input, ndim, floating=True)
+    weight, bias, groups = check_conv_weight(weight, bias, groups, ndim, x.shape[1])
     dtype = np.result_type(checked, weight, *(() if bias is None else (bias,)))
+    weight = weight.astype(dtype, copy=False)
+    bias = None if bias is None else bias.astype(dtype, copy=False)
     window = conv_ops.conv_window(x.shape[2:], weight.shape[2:], stride, padding, dilation)
     x, padded = _pad_once(x.rechunk({1: -1}), window, 0)
     parameters = dask.delayed((weight, bias), pure=True)
-    stride_hw, dilation_hw = (window.stride_h, window.stride_w), (window.dilation_h, window.dilation_w)
 
     def convolve(block: np.ndarray, local: Window, pieces: tuple, weights: tuple) -> np.ndarray:
-        return conv_ops.conv2d(block, weights[0], weights[1], stride_hw, 0, dilation_hw, groups, strategy=strategy)
+        return conv_nd_forward(block.astype(dtype, copy=False), *weights, local, groups, strategy)[0]
 
     (out,) = map_windows(
         x, padded, convolve, dtypes=[dtype], channels=lambda c: weight.shape[0], constants=[parameters]
     )
-    return out[0] if unbatched else out
+    return _unbatch(out, unbatched)
+
+
+conv1d = functools.partial(_conv, 1)
+conv2d = functools.partial(_conv, 2)
+conv3d = functools.partial(_conv, 3)
 
 
 # --- whole models over batches -------------------------------------------------
