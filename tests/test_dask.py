@@ -188,6 +188,24 @@ def test_conv_equals_numpy_for_any_chunking(case, out_channels):
 
 
 @HYPOTHESIS
+@given(data=chunked_input(ndims=(1, 2, 3)), choices=st.data())
+def test_adaptive_pooling_equals_numpy_for_any_chunking(data, choices):
+    x, chunks = data
+    output_size = tuple(choices.draw(st.one_of(st.none(), st.integers(1, size + 3))) for size in x.shape[2:])
+    dx = da.from_array(x, chunks=chunks)
+    adaptive_max = op("adaptive_max_pool", x)
+    expected, expected_indices = adaptive_max(x, output_size, return_indices=True)
+    out, indices = compute(adaptive_max(dx, output_size, return_indices=True))
+    assert out.dtype == expected.dtype and indices.dtype == np.int64
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(indices, expected_indices)
+    if x.dtype.kind == "f":
+        adaptive_avg = op("adaptive_avg_pool", x)
+        np.testing.assert_allclose(compute(adaptive_avg(dx, output_size)), adaptive_avg(x, output_size),
+                                   rtol=1e-6, atol=1e-6)
+
+
+@HYPOTHESIS
 @given(case=windowed_case(ndims=(2,)))
 def test_unfold_and_im2col_equal_numpy_for_any_chunking(case):
     x, chunks, args = case
@@ -237,6 +255,15 @@ def test_nan_and_all_lowest_windows_keep_pytorch_indices():
     x = np.full((1, 1, 6, 6), -np.inf, dtype=np.float32)
     x[0, 0, 4, 1] = np.nan
     assert_max_pool_equal(x, (1, 1, 1, 2), {"kernel_size": 3, "stride": 2, "padding": 1})
+
+
+def test_adaptive_chunks_end_on_bin_boundaries_or_the_axis_is_one_chunk():
+    x = da.ones((1, 1, 12, 7), chunks=(1, 1, (4, 5, 3), 2), dtype=np.float32)
+    # 12 cells into 4 bins of 3: boundaries move to multiples of 3; 7 cells into 3 bins share none.
+    out = colnn.adaptive_avg_pool2d(x, (4, 3))
+    assert out.chunks[2:] == ((1, 2, 1), (3,))
+    # 12 cells into 8 overlapping bins share a boundary every 3 cells (2 bins); 7 into 7 keep the chunks.
+    assert colnn.adaptive_max_pool2d(x, (8, 7)).chunks[2:] == ((2, 4, 2), (2, 2, 2, 1))
 
 
 def test_chunks_along_n_and_c_map_straight_through():

@@ -22,6 +22,7 @@ the array once and run unpadded. Each task runs the NumPy path on one thread
 from __future__ import annotations
 
 import functools
+import math
 import operator
 import uuid
 from itertools import product
@@ -39,6 +40,7 @@ from ..core.spatial import check_spatial_input
 from ..core.window import Window
 from ..kernels.threads import task_threads
 from . import conv as conv_ops
+from .adaptive import adaptive_avg_forward, adaptive_max_forward, adaptive_output_size
 from . import pooling as pooling_ops
 from .conv_nd import check_conv_weight, conv_nd_forward
 from .lp_pool import check_norm_type, lp_pool_forward
@@ -51,6 +53,8 @@ __all__ = [
     "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "lp_pool1d", "lp_pool2d", "lp_pool3d",
     "conv1d", "conv2d", "conv3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
     "unfold",
     "im2col",
     "map_batches",
@@ -175,16 +179,20 @@ def map_windows(
         tuple(channels(c) for c in x.chunks[1]),
         *(tuple(stop - start for (start, stop), _, _ in plan) for plan in plans),
     )
+    return _split(da.Array(graph, name, out_chunks, dtype=dtypes[0]), dtypes)
+
+
+def _split(combined: da.Array, dtypes: Sequence[np.dtype]) -> tuple[da.Array, ...]:
+    """One Dask array per entry of ``dtypes``; with several, each block of ``combined`` is a tuple of them."""
     if len(dtypes) == 1:
-        return (da.Array(graph, name, out_chunks, dtype=dtypes[0]),)
+        return (combined,)
+    keys = [(combined.name, *index) for index in product(*(range(count) for count in combined.numblocks))]
     outputs = []
-    for index, dtype in enumerate(dtypes):
-        part_name = f"{name}-{index}"
-        part_layer = {(part_name, *key[1:]): (operator.getitem, key, index) for key in layer if key[0] == name}
-        part_graph = HighLevelGraph.from_collections(
-            part_name, part_layer, dependencies=[da.Array(graph, name, out_chunks, dtype=dtypes[0])]
-        )
-        outputs.append(da.Array(part_graph, part_name, out_chunks, dtype=dtype))
+    for position, dtype in enumerate(dtypes):
+        part_name = f"{combined.name}-{position}"
+        part_layer = {(part_name, *key[1:]): (operator.getitem, key, position) for key in keys}
+        part_graph = HighLevelGraph.from_collections(part_name, part_layer, dependencies=[combined])
+        outputs.append(da.Array(part_graph, part_name, combined.chunks, dtype=dtype))
     return tuple(outputs)
 
 
@@ -298,6 +306,94 @@ avg_pool3d = functools.partial(_avg_pool, 3)
 lp_pool1d = functools.partial(_lp_pool, 1)
 lp_pool2d = functools.partial(_lp_pool, 2)
 lp_pool3d = functools.partial(_lp_pool, 3)
+
+
+# --- adaptive pooling: bins rather than windows -------------------------------
+
+
+def _bin_chunks(size: int, out: int, chunks: Sequence[int]) -> tuple[int, ...]:
+    """Chunks of an axis of ``size`` cells, near ``chunks``, whose every boundary is one of ``out`` bins' boundaries.
+
+    Bin ``i`` of PyTorch's adaptive pooling starts at ``floor(i*size/out)`` and
+    ends at ``ceil((i+1)*size/out)``, so no bin straddles a cell ``i*size/out``
+    that is a whole number, a multiple of ``size // gcd(size, out)``. Each input
+    boundary moves to the nearest such cell (with ``gcd = 1`` the axis becomes
+    one chunk). A chunk of ``c`` cells then holds ``c*out/size`` whole bins, and
+    the bins of the chunk alone are the array's, shifted.
+    """
+    step = size // math.gcd(size, out)
+    bounds = {0, size}
+    edge = 0
+    for chunk in chunks[:-1]:
+        edge += chunk
+        bounds.add(min((edge + step // 2) // step * step, size))
+    bounds = sorted(bounds)
+    return tuple(stop - start for start, stop in zip(bounds, bounds[1:]))
+
+
+def _map_bins(
+    input: da.Array, output_size: Any, floating: bool, ndim: int, block_function: Callable, dtypes: Sequence[Any]
+) -> tuple[tuple[da.Array, ...], bool]:
+    """Adaptive pooling chunk by chunk: ``(outputs, unbatched)``.
+
+    The spatial axes are rechunked by :func:`_bin_chunks`; ``block_function(block,
+    out_size, starts)`` pools one block into ``out_size`` bins, ``starts`` being
+    the block's first cell along each spatial axis.
+    """
+    x, checked, unbatched = _spatial(input, ndim, floating=floating)
+    out_size = adaptive_output_size(output_size, checked.shape[2:])
+    in_size = x.shape[2:]
+    x = x.rechunk((*x.chunks[:2], *(
+        _bin_chunks(size, out, chunks) for size, out, chunks in zip(in_size, out_size, x.chunks[2:]))))
+    out_chunks = (*x.chunks[:2], *(
+        tuple(chunk * out // size for chunk in chunks) for size, out, chunks in zip(in_size, out_size, x.chunks[2:])))
+
+    def pool(block: np.ndarray, block_info: dict | None = None) -> Any:
+        starts = tuple(start for start, _ in block_info[0]["array-location"][2:])
+        bins = tuple(cells * out // size for cells, out, size in zip(block.shape[2:], out_size, in_size))
+        return _in_task(block_function, block, bins, starts)
+
+    several = len(dtypes) > 1
+    combined = x.map_blocks(pool, chunks=out_chunks, dtype=object if several else dtypes[0],
+                            meta=np.empty((0,) * x.ndim, dtype=object if several else dtypes[0]))
+    return _split(combined, [np.dtype(dtype) for dtype in dtypes]), unbatched
+
+
+def _adaptive_avg(ndim: int, arguments: dict[str, Any]) -> da.Array:
+    """:func:`colnn.adaptive_avg_pool1d/2d/3d` of a Dask array: lazy, equal to the NumPy path to rounding."""
+    input, output_size = _take(arguments, "input output_size")
+
+    def average(block: np.ndarray, bins: tuple, starts: tuple) -> np.ndarray:
+        return adaptive_avg_forward(block, bins)
+
+    (out,), unbatched = _map_bins(input, output_size, True, ndim, average, [input.dtype])
+    return _unbatch(out, unbatched)
+
+
+def _adaptive_max(ndim: int, arguments: dict[str, Any]) -> da.Array | tuple[da.Array, da.Array]:
+    """:func:`colnn.adaptive_max_pool1d/2d/3d` of a Dask array: lazy, bit for bit the same (indices too)."""
+    input, output_size, return_indices = _take(arguments, "input output_size return_indices")
+    in_size = input.shape[-ndim:]
+
+    def maximum(block: np.ndarray, bins: tuple, starts: tuple) -> tuple[np.ndarray, np.ndarray]:
+        out, block_flat = adaptive_max_forward(block, bins)
+        # Indices into the block's volume, moved into the whole array's.
+        coordinates = np.unravel_index(block_flat, block.shape[2:])
+        flat = np.ravel_multi_index([cell + start for cell, start in zip(coordinates, starts)], in_size)
+        return out, flat.astype(np.int64, copy=False)
+
+    (out, indices), unbatched = _map_bins(input, output_size, False, ndim, maximum, [input.dtype, np.int64])
+    if not return_indices:
+        return _unbatch(out, unbatched)
+    return _unbatch(out, unbatched), _unbatch(indices, unbatched)
+
+
+adaptive_avg_pool1d = functools.partial(_adaptive_avg, 1)
+adaptive_avg_pool2d = functools.partial(_adaptive_avg, 2)
+adaptive_avg_pool3d = functools.partial(_adaptive_avg, 3)
+adaptive_max_pool1d = functools.partial(_adaptive_max, 1)
+adaptive_max_pool2d = functools.partial(_adaptive_max, 2)
+adaptive_max_pool3d = functools.partial(_adaptive_max, 3)
 
 
 # --- convolution, unfold and im2col: padding is data --------------------------
