@@ -23,7 +23,7 @@ da = pytest.importorskip("dask.array", reason="the Dask path needs dask (pip ins
 import dask  # noqa: E402
 
 import colnn  # noqa: E402
-from colnn.core.halo import AxisWindow, input_span, output_chunks  # noqa: E402
+from colnn.core.halo import AxisWindow, input_span, output_chunks, scatter_chunks, scatter_span  # noqa: E402
 from colnn.core.window import Window  # noqa: E402
 from colnn.nn.network import simple_conv_net  # noqa: E402
 from colnn.ops import pooling  # noqa: E402
@@ -123,6 +123,15 @@ def test_output_chunks_cover_every_window_once_and_follow_the_input():
     assert pieces == (4, 3, 3)  # windows start at -1, 1, 3, 5 | 7, 9, 11 | 13, 15, 17
 
 
+def test_scatter_span_reads_the_windows_of_earlier_chunks_that_reach_a_piece():
+    # A transposed convolution's windows are its input cells: 4 of them, stride 2, kernel 3, over 9 output cells.
+    axis = AxisWindow(size=9, kernel=3, stride=2, pad=0, dilation=1, out=4)
+    assert scatter_chunks(axis, (2, 2)) == (4, 5)  # cells 0-3 | 4-8: the second chunk's windows start at 4
+    lo, hi, local = scatter_span(axis, 4, 9)
+    assert (lo, hi) == (1, 4)  # window 1 (cells 2-4) reaches cell 4 from the first chunk
+    assert local.pad == 2 and local.out == 3
+
+
 def test_input_span_reads_the_halo_from_the_next_chunk():
     axis = AxisWindow(size=20, kernel=3, stride=2, pad=1, dilation=1, out=10)
     lo, hi, local = input_span(axis, 4, 7)  # windows starting at 7, 9 and 11
@@ -183,6 +192,30 @@ def test_conv_equals_numpy_for_any_chunking(case, out_channels):
     conv = op("conv", x)
     expected = conv(x, weight, bias, **args)
     out = compute(conv(da.from_array(x, chunks=chunks), weight, bias, **args))
+    assert out.dtype == expected.dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@HYPOTHESIS
+@given(case=windowed_case((np.float32, np.float64)), out_channels=st.integers(1, 3), choices=st.data())
+def test_conv_transpose_equals_numpy_for_any_chunking(case, out_channels, choices):
+    x, chunks, args = case
+    args.pop("ceil_mode")
+    # Any padding the output allows, and an output_padding below stride or dilation.
+    args["padding"] = tuple(choices.draw(st.integers(0, 3)) for _ in args["stride"])
+    args["output_padding"] = tuple(choices.draw(st.integers(0, max(s, d) - 1))
+                                   for s, d in zip(args["stride"], args["dilation"]))
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(x.shape[1], out_channels, *args.pop("kernel_size"))).astype(x.dtype)
+    bias = rng.normal(size=out_channels).astype(x.dtype)
+    conv_transpose = op("conv_transpose", x)
+    try:
+        expected = conv_transpose(x, weight, bias, **args)
+    except ValueError:  # an empty output: the Dask path raises the same at the boundary
+        with pytest.raises(ValueError, match="empty"):
+            conv_transpose(da.from_array(x, chunks=chunks), weight, bias, **args)
+        return
+    out = compute(conv_transpose(da.from_array(x, chunks=chunks), weight, bias, **args))
     assert out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 

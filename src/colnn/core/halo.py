@@ -14,6 +14,12 @@ Everything here depends only on the window geometry of one axis
 (:class:`AxisWindow`); :func:`window_axes` and :func:`with_axes` are the one
 place that reads and writes :class:`colnn.core.window.Window`'s per-axis fields,
 so an op of any number of spatial dimensions uses the same arithmetic.
+
+A transposed convolution runs the other way: its windows are the input's
+cells, scattered onto its output (the window's ``size`` cells).
+:func:`scatter_chunks` splits that output to follow the input's chunks and
+:func:`scatter_span` names the windows that reach each piece: its own and
+those of the chunks before it whose windows extend into it.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Sequence
 
 from .window import Window
 
-__all__ = ["AxisWindow", "window_axes", "with_axes", "output_chunks", "input_span"]
+__all__ = ["AxisWindow", "window_axes", "with_axes", "output_chunks", "input_span", "scatter_chunks", "scatter_span"]
 
 # Window's per-axis tuples, in AxisWindow's field order.
 _AXIS_FIELDS = ("in_size", "kernel_size", "stride", "padding", "dilation", "out_size")
@@ -121,4 +127,47 @@ def input_span(axis: AxisWindow, out_start: int, out_stop: int) -> tuple[int, in
     lo = min(max(first, 0), axis.size)
     hi = min(max(end, lo), axis.size)
     local = AxisWindow(hi - lo, axis.kernel, axis.stride, lo - first, axis.dilation, out_stop - out_start)
+    return lo, hi, local
+
+
+def scatter_chunks(axis: AxisWindow, window_chunks: Sequence[int]) -> tuple[int, ...]:
+    """Split the ``size`` cells that ``axis``'s windows are scattered onto into pieces that follow the windows' chunks.
+
+    The piece of a chunk of windows runs from its first window's start (the
+    first piece from cell 0) to the next piece's start (the last to ``size``);
+    pieces that would be empty are left out.
+
+    >>> scatter_chunks(AxisWindow(size=9, kernel=3, stride=2, pad=0, dilation=1, out=4), (2, 2))
+    (4, 5)
+    """
+    bounds = [0]
+    edge = 0
+    for chunk in window_chunks[:-1]:
+        edge += chunk
+        cell = min(max(axis.start(edge), 0), axis.size)
+        if cell > bounds[-1]:
+            bounds.append(cell)
+    if bounds[-1] < axis.size:
+        bounds.append(axis.size)
+    return tuple(stop - start for start, stop in zip(bounds, bounds[1:]))
+
+
+def scatter_span(axis: AxisWindow, cell_start: int, cell_stop: int) -> tuple[int, int, AxisWindow]:
+    """Windows ``[lo, hi)`` that reach cells ``[cell_start, cell_stop)``, and their geometry over those cells alone.
+
+    The first of them starts at or before ``cell_start`` (when stride exceeds the
+    window, one that ends before it is taken, and contributes nothing), so the
+    local :class:`AxisWindow`'s padding ``cell_start - start(lo)`` is never
+    negative; what a window scatters outside the piece is dropped there and
+    added in the piece that holds it.
+
+    >>> scatter_span(AxisWindow(size=9, kernel=3, stride=2, pad=0, dilation=1, out=4), 4, 9)
+    (1, 4, AxisWindow(size=5, kernel=3, stride=2, pad=2, dilation=1, out=3))
+    """
+    reaching = -(-(cell_start + axis.pad - axis.extent + 1) // axis.stride)  # first window ending at or after it
+    starting = (cell_start + axis.pad) // axis.stride  # last window starting at or before it
+    lo = min(max(min(reaching, starting), 0), axis.out - 1)
+    hi = max(min((cell_stop - 1 + axis.pad) // axis.stride + 1, axis.out), lo + 1)
+    local = AxisWindow(cell_stop - cell_start, axis.kernel, axis.stride, cell_start - axis.start(lo),
+                       axis.dilation, hi - lo)
     return lo, hi, local

@@ -35,7 +35,9 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from ..core.checks import cast_pad_value, check_array, check_flag
-from ..core.halo import AxisWindow, input_span, output_chunks, window_axes, with_axes
+from ..core.halo import (
+    AxisWindow, input_span, output_chunks, scatter_chunks, scatter_span, window_axes, with_axes,
+)
 from ..core.spatial import check_spatial_input
 from ..core.window import Window
 from ..kernels.threads import task_threads
@@ -43,6 +45,7 @@ from . import conv as conv_ops
 from .adaptive import adaptive_avg_forward, adaptive_max_forward, adaptive_output_size
 from . import pooling as pooling_ops
 from .conv_nd import check_conv_weight, conv_nd_forward
+from .conv_transpose import check_transpose_args, conv_transpose_forward
 from .lp_pool import check_norm_type, lp_pool_forward
 from .pooling_nd import avg_pool_nd_forward, max_pool_nd_forward
 # colnn.ops.im2col is also the name of a function in the package: import from the module.
@@ -53,6 +56,7 @@ __all__ = [
     "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "lp_pool1d", "lp_pool2d", "lp_pool3d",
     "conv1d", "conv2d", "conv3d",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
     "unfold",
@@ -78,9 +82,9 @@ def set_threads_per_task(n: int) -> int:
     return previous
 
 
-def _stand_in(x: da.Array) -> np.ndarray:
-    """An ndarray with ``x``'s shape and dtype that takes no memory, for the NumPy path's checks."""
-    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype=x.dtype), shape=x.shape, strides=(0,) * x.ndim)
+def _stand_in(x: da.Array, dtype: Any = None) -> np.ndarray:
+    """An ndarray with ``x``'s shape and dtype (or ``dtype``) that takes no memory, for the NumPy path's checks."""
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype=dtype or x.dtype), shape=x.shape, strides=(0,) * x.ndim)
 
 
 def _spatial(input: da.Array, ndim: int, floating: bool = False) -> tuple[da.Array, np.ndarray, bool]:
@@ -110,16 +114,21 @@ def _assemble(parts: Any, axis: int = 2) -> np.ndarray:
     return np.concatenate([_assemble(part, axis + 1) for part in parts], axis=axis)
 
 
-def _spatial_plan(axis: AxisWindow, input_chunks: Sequence[int]) -> list[tuple[tuple[int, int], AxisWindow, list]]:
-    """Per output piece along one axis: its windows, their local geometry and the input pieces they read.
+def _spatial_plan(
+    axis: AxisWindow, input_chunks: Sequence[int], scatter: bool = False
+) -> list[tuple[tuple[int, int], AxisWindow, list]]:
+    """Per output piece along one axis: its range, its local geometry and the input pieces it reads.
 
-    Input pieces are ``(input block index, slice inside that block)``.
+    Input pieces are ``(input block index, slice inside that block)``. The
+    range is of windows, or with ``scatter`` of the cells the windows (the
+    input's cells) are scattered onto.
     """
+    chunks, span = (scatter_chunks, scatter_span) if scatter else (output_chunks, input_span)
     edges = np.cumsum((0, *input_chunks))
     plan = []
     out_start = 0
-    for count in output_chunks(axis, input_chunks):
-        lo, hi, local = input_span(axis, out_start, out_start + count)
+    for count in chunks(axis, input_chunks):
+        lo, hi, local = span(axis, out_start, out_start + count)
         reads = [
             (block, slice(max(lo, edges[block]) - edges[block], min(hi, edges[block + 1]) - edges[block]))
             for block in range(len(input_chunks))
@@ -138,6 +147,7 @@ def map_windows(
     dtypes: Sequence[np.dtype],
     channels: Callable[[int], int] = lambda c: c,
     constants: Sequence[Any] = (),
+    scatter: bool = False,
 ) -> tuple[da.Array, ...]:
     """Apply a windowed op to ``x`` ``(N, C, *spatial)`` chunk by chunk, with halos (any number of spatial axes).
 
@@ -149,8 +159,12 @@ def map_windows(
     chunks of ``channels(c)``. ``constants`` (``dask.delayed`` objects, e.g.
     weights) are passed as further arguments: each is one key of the graph,
     sent once to each worker that needs it.
+
+    With ``scatter`` the windows are ``x``'s cells, scattered onto an output of
+    ``window.in_size`` (a transposed convolution): the pieces passed on are cell
+    ranges of that output, and the local window runs the windows that reach them.
     """
-    plans = [_spatial_plan(axis, chunks) for axis, chunks in zip(window_axes(window), x.chunks[2:])]
+    plans = [_spatial_plan(axis, chunks, scatter) for axis, chunks in zip(window_axes(window), x.chunks[2:])]
     # The block function is a closure over the op's arguments, which tokenize cannot see: a fresh name.
     name = f"colnn-{block_function.__name__}-{tokenize(x, window)}-{uuid.uuid4().hex[:8]}"
     read_name = f"{name}-read"
@@ -487,6 +501,40 @@ def _conv(ndim: int, arguments: dict[str, Any]) -> da.Array:
 conv1d = functools.partial(_conv, 1)
 conv2d = functools.partial(_conv, 2)
 conv3d = functools.partial(_conv, 3)
+
+
+def _conv_transpose(ndim: int, arguments: dict[str, Any]) -> da.Array:
+    """:func:`colnn.conv_transpose1d/2d/3d` of a Dask array with in-memory weights: lazy, equal to rounding.
+
+    Each output chunk follows a chunk of the input and reads the input cells
+    whose windows reach it (its own and a halo from the chunks before it);
+    channels are gathered into one chunk, the weights are one key of the graph.
+    """
+    input, weight, bias, stride, padding, output_padding, groups, dilation, strategy = _take(
+        arguments, "input weight bias stride padding output_padding groups dilation strategy")
+    # The checks cast the input to the common dtype: a stand-in of that dtype already costs no copy.
+    dtype = input.dtype
+    if dtype.kind == "f":
+        try:
+            dtype = np.result_type(dtype, *(np.asarray(array) for array in (weight, bias) if array is not None))
+        except TypeError:
+            pass  # the checks raise it, naming the argument
+    checked, weight, bias, groups, window, unbatched = check_transpose_args(
+        ndim, _stand_in(input, dtype), weight, bias, stride, padding, output_padding, groups, dilation)
+    x = (input[np.newaxis] if unbatched else input).rechunk({1: -1})
+    parameters = dask.delayed((weight, bias), pure=True)
+
+    def scatter(block: np.ndarray, local: Window, pieces: tuple, weights: tuple) -> np.ndarray:
+        return conv_transpose_forward(block.astype(checked.dtype, copy=False), *weights, local, groups, strategy)
+
+    (out,) = map_windows(x, window, scatter, dtypes=[checked.dtype], channels=lambda c: weight.shape[1] * groups,
+                         constants=[parameters], scatter=True)
+    return _unbatch(out, unbatched)
+
+
+conv_transpose1d = functools.partial(_conv_transpose, 1)
+conv_transpose2d = functools.partial(_conv_transpose, 2)
+conv_transpose3d = functools.partial(_conv_transpose, 3)
 
 
 # --- whole models over batches -------------------------------------------------
