@@ -15,7 +15,9 @@ halo from the chunks after it, however small they are, so any chunking works
 and none is refused. Padding lives only at the array's border: pooling runs
 each task with the part of the padding its own windows reach; convolution,
 unfold and im2col, whose padding is plain data (zeros or ``pad_value``), pad
-the array once and run unpadded. Each task runs the NumPy path on one thread
+the array once and run unpadded. A transposed convolution scatters its
+input's cells onto its output (``map_windows(..., scatter=True)``); adaptive
+pooling moves the chunk boundaries onto bin boundaries (:func:`_bin_chunks`). Each task runs the NumPy path on one thread
 (:func:`set_threads_per_task`), since the scheduler already runs a task per core.
 """
 
