@@ -362,6 +362,26 @@ def test_bad_arguments_raise_as_on_numpy(call, error, names):
         call(np.ones((1, 3, 8, 8)))
 
 
+def test_building_a_graph_loads_nothing_even_when_the_dtype_widens():
+    import tracemalloc
+
+    weight = np.ones((1, 2, 3, 3))  # float64: the result is float64
+
+    def graphs(x):
+        return [colnn.conv_transpose2d(x, weight, stride=2), colnn.conv2d(x, weight[:, :1], padding=1),
+                colnn.max_pool2d(x, 3, 2, 1), colnn.adaptive_avg_pool2d(x, 7)]
+
+    graphs(da.zeros((1, 1, 8, 8), dtype=np.float32))  # first calls import modules: not measured
+    tracemalloc.start()
+    try:
+        built = graphs(da.zeros((1, 1, 2048, 2048), chunks=512, dtype=np.float32))  # 16 MiB, 32 MiB as float64
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(isinstance(graph, da.Array) for graph in built)
+    assert peak < 4 * 2**20
+
+
 def test_import_colnn_does_not_import_dask():
     code = "import sys, colnn; print(sorted(m for m in ('dask', 'distributed', 'zarr') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

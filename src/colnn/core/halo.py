@@ -25,12 +25,17 @@ those of the chunks before it whose windows extend into it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from .window import Window
 
-__all__ = ["AxisWindow", "window_axes", "with_axes", "output_chunks", "input_span", "scatter_chunks", "scatter_span"]
+__all__ = [
+    "AxisWindow", "window_axes", "with_axes", "output_chunks", "input_span", "scatter_chunks", "scatter_span",
+    "bin_chunks",
+]
 
 # Window's per-axis tuples, in AxisWindow's field order.
 _AXIS_FIELDS = ("in_size", "kernel_size", "stride", "padding", "dilation", "out_size")
@@ -84,6 +89,17 @@ def with_axes(window: Window, axes: Sequence[AxisWindow]) -> Window:
     return dataclasses.replace(window, **{name: tuple(values) for name, values in zip(_AXIS_FIELDS, columns)})
 
 
+def _edges(chunks: Sequence[int]) -> Iterable[int]:
+    """The inner boundaries between ``chunks``: their running sums, the total left out."""
+    return itertools.accumulate(chunks[:-1])
+
+
+def _pieces(bounds: Iterable[int], total: int) -> tuple[int, ...]:
+    """Lengths of the pieces of ``[0, total)`` cut at ``bounds`` (non-decreasing, clipped to it); none empty."""
+    cuts = sorted({0, total, *(min(max(bound, 0), total) for bound in bounds)})
+    return tuple(stop - start for start, stop in zip(cuts, cuts[1:]))
+
+
 def output_chunks(axis: AxisWindow, input_chunks: Sequence[int]) -> tuple[int, ...]:
     """Split ``axis``'s ``out`` windows into pieces that follow the input's chunks.
 
@@ -97,17 +113,8 @@ def output_chunks(axis: AxisWindow, input_chunks: Sequence[int]) -> tuple[int, .
     >>> output_chunks(AxisWindow(size=6, kernel=3, stride=3, pad=0, dilation=1, out=2), (1, 1, 1, 1, 1, 1))
     (1, 1)
     """
-    bounds = [0]
-    edge = 0
-    for chunk in input_chunks[:-1]:
-        edge += chunk
-        # First window starting at or after this input edge: ceil((edge + pad) / stride).
-        first = min(-(-(edge + axis.pad) // axis.stride), axis.out)
-        if first > bounds[-1]:
-            bounds.append(first)
-    if bounds[-1] < axis.out:
-        bounds.append(axis.out)
-    return tuple(stop - start for start, stop in zip(bounds, bounds[1:]))
+    # The first window starting at or after each input edge: ceil((edge + pad) / stride).
+    return _pieces((-(-(edge + axis.pad) // axis.stride) for edge in _edges(input_chunks)), axis.out)
 
 
 def input_span(axis: AxisWindow, out_start: int, out_stop: int) -> tuple[int, int, AxisWindow]:
@@ -140,16 +147,7 @@ def scatter_chunks(axis: AxisWindow, window_chunks: Sequence[int]) -> tuple[int,
     >>> scatter_chunks(AxisWindow(size=9, kernel=3, stride=2, pad=0, dilation=1, out=4), (2, 2))
     (4, 5)
     """
-    bounds = [0]
-    edge = 0
-    for chunk in window_chunks[:-1]:
-        edge += chunk
-        cell = min(max(axis.start(edge), 0), axis.size)
-        if cell > bounds[-1]:
-            bounds.append(cell)
-    if bounds[-1] < axis.size:
-        bounds.append(axis.size)
-    return tuple(stop - start for start, stop in zip(bounds, bounds[1:]))
+    return _pieces((axis.start(edge) for edge in _edges(window_chunks)), axis.size)
 
 
 def scatter_span(axis: AxisWindow, cell_start: int, cell_stop: int) -> tuple[int, int, AxisWindow]:
@@ -171,3 +169,22 @@ def scatter_span(axis: AxisWindow, cell_start: int, cell_stop: int) -> tuple[int
     local = AxisWindow(cell_stop - cell_start, axis.kernel, axis.stride, cell_start - axis.start(lo),
                        axis.dilation, hi - lo)
     return lo, hi, local
+
+
+def bin_chunks(size: int, out: int, chunks: Sequence[int]) -> tuple[int, ...]:
+    """Chunks of an axis of ``size`` cells, near ``chunks``, whose every boundary is one of ``out`` bins' boundaries.
+
+    Bin ``i`` of PyTorch's adaptive pooling starts at ``floor(i*size/out)`` and
+    ends at ``ceil((i+1)*size/out)``, so no bin straddles a cell ``i*size/out``
+    that is a whole number, a multiple of ``size // gcd(size, out)``. Each chunk
+    boundary moves to the nearest such cell (with ``gcd = 1`` the axis becomes
+    one chunk). A chunk of ``c`` cells then holds ``c*out/size`` whole bins, and
+    the bins of the chunk alone are the array's, shifted.
+
+    >>> bin_chunks(12, 4, (4, 5, 3))
+    (3, 6, 3)
+    >>> bin_chunks(7, 3, (2, 2, 3))
+    (7,)
+    """
+    step = size // math.gcd(size, out)
+    return _pieces(((edge + step // 2) // step * step for edge in _edges(chunks)), size)

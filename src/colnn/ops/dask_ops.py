@@ -17,14 +17,15 @@ each task with the part of the padding its own windows reach; convolution,
 unfold and im2col, whose padding is plain data (zeros or ``pad_value``), pad
 the array once and run unpadded. A transposed convolution scatters its
 input's cells onto its output (``map_windows(..., scatter=True)``); adaptive
-pooling moves the chunk boundaries onto bin boundaries (:func:`_bin_chunks`). Each task runs the NumPy path on one thread
-(:func:`set_threads_per_task`), since the scheduler already runs a task per core.
+pooling moves the chunk boundaries onto bin boundaries
+(:func:`colnn.core.halo.bin_chunks`). Each task runs the NumPy path on one
+thread (:func:`set_threads_per_task`), since the scheduler already runs a task
+per core.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import operator
 import uuid
 from itertools import product
@@ -38,7 +39,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from ..core.checks import cast_pad_value, check_array, check_flag
 from ..core.halo import (
-    AxisWindow, input_span, output_chunks, scatter_chunks, scatter_span, window_axes, with_axes,
+    AxisWindow, bin_chunks, input_span, output_chunks, scatter_chunks, scatter_span, window_axes, with_axes,
 )
 from ..core.spatial import check_spatial_input
 from ..core.window import Window
@@ -86,7 +87,8 @@ def set_threads_per_task(n: int) -> int:
 
 def _stand_in(x: da.Array, dtype: Any = None) -> np.ndarray:
     """An ndarray with ``x``'s shape and dtype (or ``dtype``) that takes no memory, for the NumPy path's checks."""
-    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype=dtype or x.dtype), shape=x.shape, strides=(0,) * x.ndim)
+    cell = np.zeros(1, dtype=x.dtype if dtype is None else dtype)
+    return np.lib.stride_tricks.as_strided(cell, shape=x.shape, strides=(0,) * x.ndim)
 
 
 def _spatial(input: da.Array, ndim: int, floating: bool = False) -> tuple[da.Array, np.ndarray, bool]:
@@ -312,39 +314,7 @@ def _lp_pool(ndim: int, arguments: dict[str, Any]) -> da.Array:
     return _unbatch(out, unbatched)
 
 
-# The dispatcher calls the namesake of each public function.
-max_pool1d = functools.partial(_max_pool, 1)
-max_pool2d = functools.partial(_max_pool, 2)
-max_pool3d = functools.partial(_max_pool, 3)
-avg_pool1d = functools.partial(_avg_pool, 1)
-avg_pool2d = functools.partial(_avg_pool, 2)
-avg_pool3d = functools.partial(_avg_pool, 3)
-lp_pool1d = functools.partial(_lp_pool, 1)
-lp_pool2d = functools.partial(_lp_pool, 2)
-lp_pool3d = functools.partial(_lp_pool, 3)
-
-
 # --- adaptive pooling: bins rather than windows -------------------------------
-
-
-def _bin_chunks(size: int, out: int, chunks: Sequence[int]) -> tuple[int, ...]:
-    """Chunks of an axis of ``size`` cells, near ``chunks``, whose every boundary is one of ``out`` bins' boundaries.
-
-    Bin ``i`` of PyTorch's adaptive pooling starts at ``floor(i*size/out)`` and
-    ends at ``ceil((i+1)*size/out)``, so no bin straddles a cell ``i*size/out``
-    that is a whole number, a multiple of ``size // gcd(size, out)``. Each input
-    boundary moves to the nearest such cell (with ``gcd = 1`` the axis becomes
-    one chunk). A chunk of ``c`` cells then holds ``c*out/size`` whole bins, and
-    the bins of the chunk alone are the array's, shifted.
-    """
-    step = size // math.gcd(size, out)
-    bounds = {0, size}
-    edge = 0
-    for chunk in chunks[:-1]:
-        edge += chunk
-        bounds.add(min((edge + step // 2) // step * step, size))
-    bounds = sorted(bounds)
-    return tuple(stop - start for start, stop in zip(bounds, bounds[1:]))
 
 
 def _map_bins(
@@ -352,7 +322,7 @@ def _map_bins(
 ) -> tuple[tuple[da.Array, ...], bool]:
     """Adaptive pooling chunk by chunk: ``(outputs, unbatched)``.
 
-    The spatial axes are rechunked by :func:`_bin_chunks`; ``block_function(block,
+    The spatial axes are rechunked by :func:`colnn.core.halo.bin_chunks`; ``block_function(block,
     out_size, starts)`` pools one block into ``out_size`` bins, ``starts`` being
     the block's first cell along each spatial axis.
     """
@@ -360,7 +330,7 @@ def _map_bins(
     out_size = adaptive_output_size(output_size, checked.shape[2:])
     in_size = x.shape[2:]
     x = x.rechunk((*x.chunks[:2], *(
-        _bin_chunks(size, out, chunks) for size, out, chunks in zip(in_size, out_size, x.chunks[2:]))))
+        bin_chunks(size, out, chunks) for size, out, chunks in zip(in_size, out_size, x.chunks[2:]))))
     out_chunks = (*x.chunks[:2], *(
         tuple(chunk * out // size for chunk in chunks) for size, out, chunks in zip(in_size, out_size, x.chunks[2:])))
 
@@ -402,14 +372,6 @@ def _adaptive_max(ndim: int, arguments: dict[str, Any]) -> da.Array | tuple[da.A
     if not return_indices:
         return _unbatch(out, unbatched)
     return _unbatch(out, unbatched), _unbatch(indices, unbatched)
-
-
-adaptive_avg_pool1d = functools.partial(_adaptive_avg, 1)
-adaptive_avg_pool2d = functools.partial(_adaptive_avg, 2)
-adaptive_avg_pool3d = functools.partial(_adaptive_avg, 3)
-adaptive_max_pool1d = functools.partial(_adaptive_max, 1)
-adaptive_max_pool2d = functools.partial(_adaptive_max, 2)
-adaptive_max_pool3d = functools.partial(_adaptive_max, 3)
 
 
 # --- convolution, unfold and im2col: padding is data --------------------------
@@ -500,11 +462,6 @@ def _conv(ndim: int, arguments: dict[str, Any]) -> da.Array:
     return _unbatch(out, unbatched)
 
 
-conv1d = functools.partial(_conv, 1)
-conv2d = functools.partial(_conv, 2)
-conv3d = functools.partial(_conv, 3)
-
-
 def _conv_transpose(ndim: int, arguments: dict[str, Any]) -> da.Array:
     """:func:`colnn.conv_transpose1d/2d/3d` of a Dask array with in-memory weights: lazy, equal to rounding.
 
@@ -534,11 +491,6 @@ def _conv_transpose(ndim: int, arguments: dict[str, Any]) -> da.Array:
     return _unbatch(out, unbatched)
 
 
-conv_transpose1d = functools.partial(_conv_transpose, 1)
-conv_transpose2d = functools.partial(_conv_transpose, 2)
-conv_transpose3d = functools.partial(_conv_transpose, 3)
-
-
 # --- whole models over batches -------------------------------------------------
 
 
@@ -565,3 +517,13 @@ def map_batches(x: da.Array, function: Callable[[np.ndarray], np.ndarray]) -> da
     }
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, model])
     return da.Array(graph, name, (x.chunks[0], *((size,) for size in probe.shape[1:])), dtype=probe.dtype)
+
+
+# The dispatcher calls the namesake of each public function: one per number of spatial axes.
+for _ndim in (1, 2, 3):
+    for _family, _function in (
+        ("max_pool", _max_pool), ("avg_pool", _avg_pool), ("lp_pool", _lp_pool),
+        ("adaptive_max_pool", _adaptive_max), ("adaptive_avg_pool", _adaptive_avg),
+        ("conv", _conv), ("conv_transpose", _conv_transpose),
+    ):
+        globals()[f"{_family}{_ndim}d"] = functools.partial(_function, _ndim)
