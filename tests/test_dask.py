@@ -323,6 +323,14 @@ def test_unbatched_input_stays_unbatched():
     out = colnn.max_pool2d(da.from_array(x, chunks=(1, 3, 3)), 3, 2, 1)
     assert out.shape == (2, 4, 4)
     np.testing.assert_array_equal(compute(out), colnn.max_pool2d(x, 3, 2, 1))
+    sample = x.reshape(2, 49)  # one (C, L) sample for the 1-d ops
+    dsample = da.from_array(sample, chunks=(1, 10))
+    for call in (lambda s: colnn.adaptive_max_pool1d(s, 5, return_indices=True),
+                 lambda s: (colnn.conv_transpose1d(s, np.ones((2, 1, 3)), stride=2),),
+                 lambda s: (colnn.lp_pool1d(abs(s), 2, 4, ceil_mode=True),)):
+        for result, expected in zip(compute(call(dsample)), call(sample)):
+            assert result.shape == expected.shape
+            np.testing.assert_allclose(result, expected, rtol=1e-12)
 
 
 # --- the boundary ----------------------------------------------------------------------
@@ -352,6 +360,14 @@ def test_nothing_is_computed_before_compute():
         (lambda x: colnn.avg_pool2d(x, 2, divisor_override=0), ValueError, "divisor_override"),
         (lambda x: colnn.conv2d(x, np.ones((1, 2, 3, 3))), ValueError, "channels"),
         (lambda x: colnn.max_pool2d(x[0, 0], 2), ValueError, "input"),
+        (lambda x: colnn.max_pool3d(x.reshape(1, 3, 2, 4, 8), (1, 0, 1)), ValueError, "kernel_size"),
+        (lambda x: colnn.avg_pool1d(x[0], 2, padding=2), ValueError, "padding"),
+        (lambda x: colnn.lp_pool2d(x, 0, 2), ValueError, "norm_type"),
+        (lambda x: colnn.conv3d(x.reshape(1, 3, 2, 4, 8), np.ones((1, 2, 1, 1, 1))), ValueError, "channels"),
+        (lambda x: colnn.conv_transpose1d(x[0, :, 0], np.ones((3, 1, 2)), stride=2, output_padding=2), ValueError,
+         "output_padding"),
+        (lambda x: colnn.adaptive_max_pool2d(x, (0, 2)), ValueError, "output_size"),
+        (lambda x: colnn.adaptive_avg_pool1d(x[0].astype(np.int32), 2), TypeError, "input"),
     ],
 )
 def test_bad_arguments_raise_as_on_numpy(call, error, names):
@@ -480,6 +496,14 @@ def test_distributed_cluster_gives_the_numpy_results(dask_cluster):
         *colnn.max_pool2d(dx, 3, 2, 1, return_indices=True), colnn.avg_pool2d(dx, 2, ceil_mode=True),
         colnn.conv2d(dx, weight, padding=1),
     ], sync=True)
+    volume, kernel = x.reshape(2, 3, 4, 5, 20), rng.normal(size=(3, 2, 2, 2, 3)).astype(np.float32)
+    transposed, adaptive = dask_cluster.compute([
+        colnn.conv_transpose3d(da.from_array(volume, chunks=(1, 3, 2, 3, 7)), kernel, stride=2),
+        colnn.adaptive_max_pool3d(da.from_array(volume, chunks=(1, 3, 2, 3, 7)), (2, 3, 10)),
+    ], sync=True)
+    np.testing.assert_allclose(transposed, colnn.conv_transpose3d(volume, kernel, stride=2), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_array_equal(adaptive, colnn.adaptive_max_pool3d(volume, (2, 3, 10)))
     expected, expected_indices = colnn.max_pool2d(x, 3, 2, 1, return_indices=True)
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(indices, expected_indices)
