@@ -14,9 +14,9 @@ import numpy as np
 
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
+from .dispatch import dask_dispatch
 from .pooling import pool_window
 from .pooling_nd import avg_pool_nd_backward, avg_pool_nd_forward
-from .dispatch import dask_dispatch
 
 __all__ = ["lp_pool1d", "lp_pool2d", "lp_pool3d", "check_norm_type", "lp_pool_forward", "lp_pool_backward"]
 
