@@ -28,6 +28,7 @@ from colnn.core.halo import AxisWindow, input_span, output_chunks  # noqa: E402
 from colnn.core.window import Window  # noqa: E402
 from colnn.nn.network import simple_conv_net  # noqa: E402
 from colnn.ops import pooling  # noqa: E402
+from colnn.core.halo import scatter_chunks, scatter_span  # noqa: E402  (the transposed direction)
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -44,10 +45,15 @@ def chunking(draw, size: int) -> tuple[int, ...]:
     return tuple(chunks)
 
 
+SPATIAL_MAX = {1: 16, 2: 11, 3: 6}  # largest size of a spatial axis: small arrays in every dimension
+
+
 @st.composite
-def chunked_input(draw, dtypes=(np.float32, np.float64, np.int32)):
-    """``(x, chunks)``: a small ``(N, C, H, W)`` array and a random chunking of it."""
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 11)), draw(st.integers(1, 11)))
+def chunked_input(draw, dtypes=(np.float32, np.float64, np.int32), ndims=(2,)):
+    """``(x, chunks)``: a small ``(N, C, *spatial)`` array of 1, 2 or 3 spatial axes and a random chunking of it."""
+    ndim = draw(st.sampled_from(ndims))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)),
+             *(draw(st.integers(1, SPATIAL_MAX[ndim])) for _ in range(ndim)))
     dtype = draw(st.sampled_from(dtypes))
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
@@ -59,21 +65,33 @@ def chunked_input(draw, dtypes=(np.float32, np.float64, np.int32)):
 
 
 @st.composite
-def geometry(draw):
-    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+def geometry(draw, ndim: int = 2):
+    kernel = tuple(draw(st.integers(1, 4)) for _ in range(ndim))
     return {
         "kernel_size": kernel,
-        "stride": (draw(st.integers(1, 5)), draw(st.integers(1, 5))),
-        "padding": (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2))),
-        "dilation": (draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        "stride": tuple(draw(st.integers(1, 5)) for _ in range(ndim)),
+        "padding": tuple(draw(st.integers(0, k // 2)) for k in kernel),
+        "dilation": tuple(draw(st.integers(1, 2)) for _ in range(ndim)),
         "ceil_mode": draw(st.booleans()),
     }
+
+
+@st.composite
+def windowed_case(draw, dtypes=(np.float32, np.float64, np.int32), ndims=(1, 2, 3)):
+    """``(x, chunks, args)``: a chunked input of 1, 2 or 3 spatial axes and a window geometry for it."""
+    x, chunks = draw(chunked_input(dtypes, ndims))
+    return x, chunks, draw(geometry(x.ndim - 2))
+
+
+def op(name: str, x: np.ndarray):
+    """The public function ``name`` for ``x``'s number of spatial axes: ``op("max_pool", x)`` is max_pool3d for 3-d."""
+    return getattr(colnn, f"{name}{x.ndim - 2}d")
 
 
 def builds(x: np.ndarray, args: dict) -> bool:
     """Whether the geometry gives a non-empty output (otherwise both paths raise)."""
     try:
-        Window.build(x.shape[2:], args["kernel_size"], args["stride"], args["padding"],
+        Window.build(x.shape[2:], args["kernel_size"], args["stride"], args.get("padding", 0),
                      args.get("dilation", 1), ceil_mode=args.get("ceil_mode", False))
     except ValueError:
         return False
@@ -85,8 +103,9 @@ def compute(array, scheduler: str = "synchronous"):
 
 
 def assert_max_pool_equal(x: np.ndarray, chunks, args: dict, scheduler: str = "synchronous") -> None:
-    expected, expected_indices = colnn.max_pool2d(x, return_indices=True, **args)
-    out, indices = colnn.max_pool2d(da.from_array(x, chunks=chunks), return_indices=True, **args)
+    max_pool = op("max_pool", x)
+    expected, expected_indices = max_pool(x, return_indices=True, **args)
+    out, indices = max_pool(da.from_array(x, chunks=chunks), return_indices=True, **args)
     assert isinstance(out, da.Array) and isinstance(indices, da.Array)
     out, indices = compute((out, indices), scheduler)
     assert out.dtype == expected.dtype and indices.dtype == np.int64
@@ -104,6 +123,15 @@ def test_output_chunks_cover_every_window_once_and_follow_the_input():
     assert pieces == (4, 3, 3)  # windows start at -1, 1, 3, 5 | 7, 9, 11 | 13, 15, 17
 
 
+def test_scatter_span_reads_the_windows_of_earlier_chunks_that_reach_a_piece():
+    # A transposed convolution's windows are its input cells: 4 of them, stride 2, kernel 3, over 9 output cells.
+    axis = AxisWindow(size=9, kernel=3, stride=2, pad=0, dilation=1, out=4)
+    assert scatter_chunks(axis, (2, 2)) == (4, 5)  # cells 0-3 | 4-8: the second chunk's windows start at 4
+    lo, hi, local = scatter_span(axis, 4, 9)
+    assert (lo, hi) == (1, 4)  # window 1 (cells 2-4) reaches cell 4 from the first chunk
+    assert local.pad == 2 and local.out == 3
+
+
 def test_input_span_reads_the_halo_from_the_next_chunk():
     axis = AxisWindow(size=20, kernel=3, stride=2, pad=1, dilation=1, out=10)
     lo, hi, local = input_span(axis, 4, 7)  # windows starting at 7, 9 and 11
@@ -115,46 +143,105 @@ def test_input_span_reads_the_halo_from_the_next_chunk():
 
 
 @HYPOTHESIS
-@given(data=chunked_input(), args=geometry())
-def test_max_pool_equals_numpy_for_any_chunking(data, args):
-    x, chunks = data
+@given(case=windowed_case())
+def test_max_pool_equals_numpy_for_any_chunking(case):
+    x, chunks, args = case
     assume(builds(x, args))
     assert_max_pool_equal(x, chunks, args)
 
 
 @HYPOTHESIS
-@given(data=chunked_input((np.float32, np.float64)), args=geometry(), count_include_pad=st.booleans(),
+@given(case=windowed_case((np.float32, np.float64)), count_include_pad=st.booleans(),
        divisor_override=st.sampled_from([None, 3]))
-def test_avg_pool_equals_numpy_for_any_chunking(data, args, count_include_pad, divisor_override):
-    x, chunks = data
+def test_avg_pool_equals_numpy_for_any_chunking(case, count_include_pad, divisor_override):
+    x, chunks, args = case
     args.pop("dilation")
     assume(builds(x, args))
-    expected = colnn.avg_pool2d(x, count_include_pad=count_include_pad, divisor_override=divisor_override, **args)
-    out = compute(colnn.avg_pool2d(da.from_array(x, chunks=chunks), count_include_pad=count_include_pad,
-                                   divisor_override=divisor_override, **args))
+    if x.ndim > 3:  # avg_pool1d has no divisor_override, as in PyTorch
+        args["divisor_override"] = divisor_override
+    avg_pool = op("avg_pool", x)
+    expected = avg_pool(x, count_include_pad=count_include_pad, **args)
+    out = compute(avg_pool(da.from_array(x, chunks=chunks), count_include_pad=count_include_pad, **args))
     assert out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
 
 
 @HYPOTHESIS
-@given(data=chunked_input((np.float32, np.float64)), args=geometry(), out_channels=st.integers(1, 3))
-def test_conv2d_equals_numpy_for_any_chunking(data, args, out_channels):
-    x, chunks = data
+@given(case=windowed_case((np.float32, np.float64)), norm_type=st.sampled_from([1, 2, 3.5]))
+def test_lp_pool_equals_numpy_for_any_chunking(case, norm_type):
+    x, chunks, args = case
+    x = np.abs(x)  # a fractional power of a negative window sum is NaN on both paths
+    args = {"kernel_size": args["kernel_size"], "stride": args["stride"], "ceil_mode": args["ceil_mode"]}
+    assume(builds(x, args))
+    lp_pool = op("lp_pool", x)
+    expected = lp_pool(x, norm_type, **args)
+    out = compute(lp_pool(da.from_array(x, chunks=chunks), norm_type, **args))
+    assert out.dtype == expected.dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+@HYPOTHESIS
+@given(case=windowed_case((np.float32, np.float64)), out_channels=st.integers(1, 3))
+def test_conv_equals_numpy_for_any_chunking(case, out_channels):
+    x, chunks, args = case
     args.pop("ceil_mode")
     assume(builds(x, args))
     rng = np.random.default_rng(0)
     weight = rng.normal(size=(out_channels, x.shape[1], *args.pop("kernel_size"))).astype(x.dtype)
     bias = rng.normal(size=out_channels).astype(x.dtype)
-    expected = colnn.conv2d(x, weight, bias, **args)
-    out = compute(colnn.conv2d(da.from_array(x, chunks=chunks), weight, bias, **args))
+    conv = op("conv", x)
+    expected = conv(x, weight, bias, **args)
+    out = compute(conv(da.from_array(x, chunks=chunks), weight, bias, **args))
     assert out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 @HYPOTHESIS
-@given(data=chunked_input(), args=geometry())
-def test_unfold_and_im2col_equal_numpy_for_any_chunking(data, args):
+@given(case=windowed_case((np.float32, np.float64)), out_channels=st.integers(1, 3), choices=st.data())
+def test_conv_transpose_equals_numpy_for_any_chunking(case, out_channels, choices):
+    x, chunks, args = case
+    args.pop("ceil_mode")
+    # Any padding the output allows, and an output_padding below stride or dilation.
+    args["padding"] = tuple(choices.draw(st.integers(0, 3)) for _ in args["stride"])
+    args["output_padding"] = tuple(choices.draw(st.integers(0, max(s, d) - 1))
+                                   for s, d in zip(args["stride"], args["dilation"]))
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(x.shape[1], out_channels, *args.pop("kernel_size"))).astype(x.dtype)
+    bias = rng.normal(size=out_channels).astype(x.dtype)
+    conv_transpose = op("conv_transpose", x)
+    try:
+        expected = conv_transpose(x, weight, bias, **args)
+    except ValueError:  # an empty output: the Dask path raises the same at the boundary
+        with pytest.raises(ValueError, match="empty"):
+            conv_transpose(da.from_array(x, chunks=chunks), weight, bias, **args)
+        return
+    out = compute(conv_transpose(da.from_array(x, chunks=chunks), weight, bias, **args))
+    assert out.dtype == expected.dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@HYPOTHESIS
+@given(data=chunked_input(ndims=(1, 2, 3)), choices=st.data())
+def test_adaptive_pooling_equals_numpy_for_any_chunking(data, choices):
     x, chunks = data
+    output_size = tuple(choices.draw(st.one_of(st.none(), st.integers(1, size + 3))) for size in x.shape[2:])
+    dx = da.from_array(x, chunks=chunks)
+    adaptive_max = op("adaptive_max_pool", x)
+    expected, expected_indices = adaptive_max(x, output_size, return_indices=True)
+    out, indices = compute(adaptive_max(dx, output_size, return_indices=True))
+    assert out.dtype == expected.dtype and indices.dtype == np.int64
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(indices, expected_indices)
+    if x.dtype.kind == "f":
+        adaptive_avg = op("adaptive_avg_pool", x)
+        np.testing.assert_allclose(compute(adaptive_avg(dx, output_size)), adaptive_avg(x, output_size),
+                                   rtol=1e-6, atol=1e-6)
+
+
+@HYPOTHESIS
+@given(case=windowed_case(ndims=(2,)))
+def test_unfold_and_im2col_equal_numpy_for_any_chunking(case):
+    x, chunks, args = case
     args.pop("ceil_mode")
     assume(builds(x, args))
     dx = da.from_array(x, chunks=chunks)
@@ -203,6 +290,15 @@ def test_nan_and_all_lowest_windows_keep_pytorch_indices():
     assert_max_pool_equal(x, (1, 1, 1, 2), {"kernel_size": 3, "stride": 2, "padding": 1})
 
 
+def test_adaptive_chunks_end_on_bin_boundaries_or_the_axis_is_one_chunk():
+    x = da.ones((1, 1, 12, 7), chunks=(1, 1, (4, 5, 3), 2), dtype=np.float32)
+    # 12 cells into 4 bins of 3: boundaries move to multiples of 3; 7 cells into 3 bins share none.
+    out = colnn.adaptive_avg_pool2d(x, (4, 3))
+    assert out.chunks[2:] == ((1, 2, 1), (3,))
+    # 12 cells into 8 overlapping bins share a boundary every 3 cells (2 bins); 7 into 7 keep the chunks.
+    assert colnn.adaptive_max_pool2d(x, (8, 7)).chunks[2:] == ((2, 4, 2), (2, 2, 2, 1))
+
+
 def test_chunks_along_n_and_c_map_straight_through():
     x = np.ones((4, 6, 8, 8), dtype=np.float32)
     out = colnn.max_pool2d(da.from_array(x, chunks=(1, 2, 8, 8)), 2)
@@ -227,6 +323,14 @@ def test_unbatched_input_stays_unbatched():
     out = colnn.max_pool2d(da.from_array(x, chunks=(1, 3, 3)), 3, 2, 1)
     assert out.shape == (2, 4, 4)
     np.testing.assert_array_equal(compute(out), colnn.max_pool2d(x, 3, 2, 1))
+    sample = x.reshape(2, 49)  # one (C, L) sample for the 1-d ops
+    dsample = da.from_array(sample, chunks=(1, 10))
+    for call in (lambda s: colnn.adaptive_max_pool1d(s, 5, return_indices=True),
+                 lambda s: (colnn.conv_transpose1d(s, np.ones((2, 1, 3)), stride=2),),
+                 lambda s: (colnn.lp_pool1d(abs(s), 2, 4, ceil_mode=True),)):
+        for result, expected in zip(compute(call(dsample)), call(sample)):
+            assert result.shape == expected.shape
+            np.testing.assert_allclose(result, expected, rtol=1e-12)
 
 
 # --- the boundary ----------------------------------------------------------------------
@@ -256,6 +360,14 @@ def test_nothing_is_computed_before_compute():
         (lambda x: colnn.avg_pool2d(x, 2, divisor_override=0), ValueError, "divisor_override"),
         (lambda x: colnn.conv2d(x, np.ones((1, 2, 3, 3))), ValueError, "channels"),
         (lambda x: colnn.max_pool2d(x[0, 0], 2), ValueError, "input"),
+        (lambda x: colnn.max_pool3d(x.reshape(1, 3, 2, 4, 8), (1, 0, 1)), ValueError, "kernel_size"),
+        (lambda x: colnn.avg_pool1d(x[0], 2, padding=2), ValueError, "padding"),
+        (lambda x: colnn.lp_pool2d(x, 0, 2), ValueError, "norm_type"),
+        (lambda x: colnn.conv3d(x.reshape(1, 3, 2, 4, 8), np.ones((1, 2, 1, 1, 1))), ValueError, "channels"),
+        (lambda x: colnn.conv_transpose1d(x[0, :, 0], np.ones((3, 1, 2)), stride=2, output_padding=2), ValueError,
+         "output_padding"),
+        (lambda x: colnn.adaptive_max_pool2d(x, (0, 2)), ValueError, "output_size"),
+        (lambda x: colnn.adaptive_avg_pool1d(x[0].astype(np.int32), 2), TypeError, "input"),
     ],
 )
 def test_bad_arguments_raise_as_on_numpy(call, error, names):
@@ -264,6 +376,26 @@ def test_bad_arguments_raise_as_on_numpy(call, error, names):
         call(x)
     with pytest.raises(error, match=names):
         call(np.ones((1, 3, 8, 8)))
+
+
+def test_building_a_graph_loads_nothing_even_when_the_dtype_widens():
+    import tracemalloc
+
+    weight = np.ones((1, 2, 3, 3))  # float64: the result is float64
+
+    def graphs(x):
+        return [colnn.conv_transpose2d(x, weight, stride=2), colnn.conv2d(x, weight[:, :1], padding=1),
+                colnn.max_pool2d(x, 3, 2, 1), colnn.adaptive_avg_pool2d(x, 7)]
+
+    graphs(da.zeros((1, 1, 8, 8), dtype=np.float32))  # first calls import modules: not measured
+    tracemalloc.start()
+    try:
+        built = graphs(da.zeros((1, 1, 2048, 2048), chunks=512, dtype=np.float32))  # 16 MiB, 32 MiB as float64
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(isinstance(graph, da.Array) for graph in built)
+    assert peak < 4 * 2**20
 
 
 def test_import_colnn_does_not_import_dask():
@@ -364,6 +496,14 @@ def test_distributed_cluster_gives_the_numpy_results(dask_cluster):
         *colnn.max_pool2d(dx, 3, 2, 1, return_indices=True), colnn.avg_pool2d(dx, 2, ceil_mode=True),
         colnn.conv2d(dx, weight, padding=1),
     ], sync=True)
+    volume, kernel = x.reshape(2, 3, 4, 5, 20), rng.normal(size=(3, 2, 2, 2, 3)).astype(np.float32)
+    transposed, adaptive = dask_cluster.compute([
+        colnn.conv_transpose3d(da.from_array(volume, chunks=(1, 3, 2, 3, 7)), kernel, stride=2),
+        colnn.adaptive_max_pool3d(da.from_array(volume, chunks=(1, 3, 2, 3, 7)), (2, 3, 10)),
+    ], sync=True)
+    np.testing.assert_allclose(transposed, colnn.conv_transpose3d(volume, kernel, stride=2), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_array_equal(adaptive, colnn.adaptive_max_pool3d(volume, (2, 3, 10)))
     expected, expected_indices = colnn.max_pool2d(x, 3, 2, 1, return_indices=True)
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(indices, expected_indices)

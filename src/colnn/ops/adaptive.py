@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.spatial import check_spatial_input
 from ..core.window import INDEX_MAX
+from .dispatch import dask_dispatch
 from .pooling import _accumulator, _torch_argmax
 from .pooling_nd import scatter_add_flat
 
@@ -159,26 +160,32 @@ _MAX_DOC = """Adaptive {d}-D max pooling, as ``torch.nn.functional.adaptive_max_
     """
 
 
+@dask_dispatch
 def adaptive_avg_pool1d(input: Any, output_size: Any) -> np.ndarray:
     return _avg(1, input, output_size)
 
 
+@dask_dispatch
 def adaptive_avg_pool2d(input: Any, output_size: Any) -> np.ndarray:
     return _avg(2, input, output_size)
 
 
+@dask_dispatch
 def adaptive_avg_pool3d(input: Any, output_size: Any) -> np.ndarray:
     return _avg(3, input, output_size)
 
 
+@dask_dispatch
 def adaptive_max_pool1d(input: Any, output_size: Any, return_indices: bool = False):
     return _max(1, input, output_size, return_indices)
 
 
+@dask_dispatch
 def adaptive_max_pool2d(input: Any, output_size: Any, return_indices: bool = False):
     return _max(2, input, output_size, return_indices)
 
 
+@dask_dispatch
 def adaptive_max_pool3d(input: Any, output_size: Any, return_indices: bool = False):
     return _max(3, input, output_size, return_indices)
 

@@ -17,6 +17,7 @@ from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
 from .conv import _grouped, _ungrouped, check_conv_args, conv2d_backward, conv2d_forward, conv_window
 from .im2col_nd import col2im_any, im2col_any
+from .dispatch import dask_dispatch
 
 __all__ = ["conv1d", "conv3d", "check_conv_weight", "conv_nd_forward", "conv_nd_backward", "grouped_matmul"]
 
@@ -105,6 +106,7 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, strategy
     return out[0] if unbatched else out
 
 
+@dask_dispatch
 def conv1d(input: Any, weight: Any, bias: Any = None, stride: IntTuple = 1, padding: IntTuple | str = 0,
            dilation: IntTuple = 1, groups: int = 1, *, strategy: str | None = None) -> np.ndarray:
     """1-D convolution, as ``torch.nn.functional.conv1d``.
@@ -133,6 +135,7 @@ def conv1d(input: Any, weight: Any, bias: Any = None, stride: IntTuple = 1, padd
     return _conv(1, input, weight, bias, stride, padding, dilation, groups, strategy)
 
 
+@dask_dispatch
 def conv3d(input: Any, weight: Any, bias: Any = None, stride: IntTuple = 1, padding: IntTuple | str = 0,
            dilation: IntTuple = 1, groups: int = 1, *, strategy: str | None = None) -> np.ndarray:
     """3-D convolution, as ``torch.nn.functional.conv3d``: ``(N, C, D, H, W)`` by ``(FN, C/groups, KD, KH, KW)``.

@@ -20,6 +20,7 @@ from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window, as_tuple
 from .conv import _grouped
 from .conv_nd import check_conv_weight, grouped_matmul
+from .dispatch import dask_dispatch
 from .im2col_nd import col2im_any, im2col_any
 
 __all__ = [
@@ -126,18 +127,21 @@ _DOC = """{d}-D transposed convolution, as ``torch.nn.functional.conv_transpose{
     """
 
 
+@dask_dispatch
 def conv_transpose1d(input: Any, weight: Any, bias: Any = None, stride: IntTuple = 1, padding: IntTuple = 0,
                      output_padding: IntTuple = 0, groups: int = 1, dilation: IntTuple = 1, *,
                      strategy: str | None = None) -> np.ndarray:
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation, strategy)
 
 
+@dask_dispatch
 def conv_transpose2d(input: Any, weight: Any, bias: Any = None, stride: IntTuple = 1, padding: IntTuple = 0,
                      output_padding: IntTuple = 0, groups: int = 1, dilation: IntTuple = 1, *,
                      strategy: str | None = None) -> np.ndarray:
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation, strategy)
 
 
+@dask_dispatch
 def conv_transpose3d(input: Any, weight: Any, bias: Any = None, stride: IntTuple = 1, padding: IntTuple = 0,
                      output_padding: IntTuple = 0, groups: int = 1, dilation: IntTuple = 1, *,
                      strategy: str | None = None) -> np.ndarray:

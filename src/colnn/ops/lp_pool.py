@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
+from .dispatch import dask_dispatch
 from .pooling import pool_window
 from .pooling_nd import avg_pool_nd_backward, avg_pool_nd_forward, max_pool_nd_backward, max_pool_nd_forward
 
@@ -73,6 +74,7 @@ def _lp_pool(ndim, input, norm_type, kernel_size, stride, ceil_mode, strategy):
     return out[0] if unbatched else out
 
 
+@dask_dispatch
 def lp_pool1d(input: Any, norm_type: float, kernel_size: IntTuple, stride: IntTuple | None = None,
               ceil_mode: bool = False, *, strategy: str | None = None) -> np.ndarray:
     """1-D power-average pooling, as ``torch.nn.functional.lp_pool1d``.
@@ -87,12 +89,14 @@ def lp_pool1d(input: Any, norm_type: float, kernel_size: IntTuple, stride: IntTu
     return _lp_pool(1, input, norm_type, kernel_size, stride, ceil_mode, strategy)
 
 
+@dask_dispatch
 def lp_pool2d(input: Any, norm_type: float, kernel_size: IntTuple, stride: IntTuple | None = None,
               ceil_mode: bool = False, *, strategy: str | None = None) -> np.ndarray:
     """2-D power-average pooling, as ``torch.nn.functional.lp_pool2d``; see :func:`lp_pool1d`."""
     return _lp_pool(2, input, norm_type, kernel_size, stride, ceil_mode, strategy)
 
 
+@dask_dispatch
 def lp_pool3d(input: Any, norm_type: float, kernel_size: IntTuple, stride: IntTuple | None = None,
               ceil_mode: bool = False, *, strategy: str | None = None) -> np.ndarray:
     """3-D power-average pooling, as ``torch.nn.functional.lp_pool3d``; see :func:`lp_pool1d`."""

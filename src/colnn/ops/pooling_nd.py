@@ -27,6 +27,7 @@ from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
 from .im2col_nd import col2im_nd, pad_nd, window_view_nd
 from .pooling import _accumulator, _torch_argmax, check_divisor, get_strategy, pool_window
+from .dispatch import dask_dispatch
 
 __all__ = [
     "max_pool1d",
@@ -179,6 +180,7 @@ def _max_pool(ndim: int, input: Any, kernel_size, stride, padding, dilation, cei
     return (out[0], indices[0]) if unbatched else (out, indices)
 
 
+@dask_dispatch
 def max_pool1d(
     input: Any,
     kernel_size: IntTuple,
@@ -218,6 +220,7 @@ def max_pool1d(
     return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, strategy)
 
 
+@dask_dispatch
 def max_pool3d(
     input: Any,
     kernel_size: IntTuple,
@@ -314,6 +317,7 @@ def _avg_pool(ndim: int, input: Any, kernel_size, stride, padding, ceil_mode, co
     return out[0] if unbatched else out
 
 
+@dask_dispatch
 def avg_pool1d(
     input: Any,
     kernel_size: IntTuple,
@@ -350,6 +354,7 @@ def avg_pool1d(
     return _avg_pool(1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, strategy)
 
 
+@dask_dispatch
 def avg_pool3d(
     input: Any,
     kernel_size: IntTuple,
