@@ -238,23 +238,37 @@ class Window:
             flat = flat * k + first.reshape((-1,) + (1,) * (self.ndim - 1 - axis))
         return flat
 
-    def cell_coordinates(self, window_offset: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Input coordinates, per axis, of the cell at flat offset ``window_offset`` ``(..., *out_size)`` of each window."""
-        offset = window_offset.astype(np.int64, copy=False)
-        kernel_coordinates = np.unravel_index(offset, self.kernel_size)
-        return tuple(
-            start.reshape((-1,) + (1,) * (self.ndim - 1 - axis)) + k_axis * d
-            for axis, (start, k_axis, d) in enumerate(zip(self.starts(), kernel_coordinates, self.dilation))
-        )
+    def cell_coordinates(self, window_offset: Any) -> tuple[Any, ...]:
+        """Input coordinates, per axis, of the cell at flat offset ``window_offset`` ``(..., *out_size)`` of each window.
 
-    def flat_indices(self, window_offset: np.ndarray) -> np.ndarray:
+        ``window_offset`` may be an array of any Array API library (NumPy's, PyTorch's,
+        JAX's...): the coordinates are int64 arrays of the same library and device.
+        """
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(window_offset)
+        device = array_api_compat.device(window_offset)
+        offset = xp.astype(window_offset, xp.int64)
+        coordinates = []
+        kernel_stride = self.kernel_volume
+        for axis, (k, s, p, d, out) in enumerate(zip(self.kernel_size, self.stride, self.padding, self.dilation,
+                                                     self.out_size)):
+            kernel_stride //= k
+            shape = [1] * self.ndim
+            shape[axis] = out
+            start = xp.reshape(xp.arange(out, dtype=xp.int64, device=device) * s - p, tuple(shape))
+            coordinates.append(start + ((offset // kernel_stride) % k) * d)
+        return tuple(coordinates)
+
+    def flat_indices(self, window_offset: Any) -> Any:
         """Convert flat offsets inside windows to flat int64 indices into the input's spatial volume.
 
-        ``window_offset`` has shape ``(..., *out_size)``; the result is PyTorch's
-        ``return_indices`` (row-major over ``in_size``).
+        ``window_offset`` has shape ``(..., *out_size)`` (any Array API library); the
+        result is PyTorch's ``return_indices`` (row-major over ``in_size``), of the same library.
         """
-        flat = np.zeros(np.shape(window_offset), dtype=np.int64)
-        for position, size in zip(self.cell_coordinates(window_offset), self.in_size):
+        coordinates = self.cell_coordinates(window_offset)
+        flat = coordinates[0]
+        for position, size in zip(coordinates[1:], self.in_size[1:]):
             flat = flat * size + position
         return flat
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..ops.conv import available_strategies as conv_strategies
-from ..ops.array_api import as_common_dtype, copy_as, flat_indices
+from ..ops.array_api import as_common_dtype, copy_as
 from ..ops.conv import check_conv_args, conv2d_backward, conv2d_forward, conv_window
 from ..ops.pooling import available_strategies as pool_strategies
 from ..ops.pooling import (
@@ -176,7 +176,7 @@ class MaxPool2d(_WindowLayer):
     def indices(self) -> np.ndarray:
         """int64 flat indices (into ``H*W``) of the maxima chosen by the last forward."""
         saved = self._saved()
-        flat = flat_indices(saved.window, saved.state)
+        flat = saved.window.flat_indices(saved.state)
         return flat[0] if saved.unbatched else flat
 
 

@@ -45,7 +45,6 @@ __all__ = [
     "unfold_window",
     "fold_window",
     "ArrayAPIPoolStrategy",
-    "flat_indices",
     "conv_forward",
     "conv_backward",
     "check_strategy",
@@ -277,28 +276,6 @@ class ArrayAPIPoolStrategy:
         share = xp.astype(grad_output, acc) / _on_device(xp, divisor, grad_output, acc)
         cells = xp.stack([share] * window.kernel_volume, axis=2)
         return xp.astype(scatter_cells(cells, input_shape, window), grad_output.dtype)
-
-
-def flat_indices(window: Window, window_offset: Any) -> Any:
-    """Offsets inside windows (row-major over ``kernel_size``) as int64 flat indices into each input plane.
-
-    ``window_offset`` ``(..., *out_size)`` of any namespace and integer dtype;
-    PyTorch's ``return_indices`` convention (``y*W + x`` in 2-D).
-    """
-    xp = namespace(window_offset)
-    offset = xp.astype(window_offset, xp.int64)
-    axes = _axes(window)
-    device = _device(window_offset)
-    flat = None
-    kernel_stride = int(np.prod([axis[1] for axis in axes]))
-    for position, (size, kernel, stride, dilation, pad, out) in enumerate(axes):
-        kernel_stride //= kernel
-        shape = [1] * len(axes)
-        shape[position] = out
-        start = xp.reshape(xp.arange(out, dtype=xp.int64, device=device) * stride - pad, tuple(shape))
-        coordinate = start + ((offset // kernel_stride) % kernel) * dilation
-        flat = coordinate if flat is None else flat * size + coordinate
-    return flat
 
 
 # --- convolution ----------------------------------------------------------------------------

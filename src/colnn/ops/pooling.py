@@ -22,7 +22,7 @@ from ..core.checks import (
 )
 from ..core.window import IntPair, Window
 from ..kernels.pool import NumbaStrategy
-from .array_api import ArrayAPIPoolStrategy, check_strategy, flat_indices
+from .array_api import ArrayAPIPoolStrategy, check_strategy
 from .dispatch import dask_dispatch
 
 __all__ = [
@@ -208,7 +208,7 @@ def max_pool2d(
     out, window_offset = max_pool2d_forward(x, window, strategy)
     if unbatched:
         out = out[0]
-    indices = flat_indices(window, window_offset)
+    indices = window.flat_indices(window_offset)
     return out, (indices[0] if unbatched else indices)
 
 
