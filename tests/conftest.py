@@ -1,15 +1,23 @@
-"""Shared fixtures: PyTorch as the oracle (skipped cleanly when it is absent)."""
+"""Shared fixtures: PyTorch as the oracle, and the backends every conformance test runs on."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from backends import BACKENDS, Backend, make_backend
+
 
 @pytest.fixture(scope="session")
 def torch():
     """The torch module, or a skip if it is not installed (CI installs torch==2.13.0)."""
     return pytest.importorskip("torch")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> Backend:
+    """Each NumPy strategy, then the Array API path on array_api_strict, PyTorch and JAX arrays."""
+    return make_backend(request.param)
 
 
 @pytest.fixture

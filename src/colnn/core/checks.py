@@ -185,6 +185,14 @@ def to_batched(x: np.ndarray) -> tuple[np.ndarray, bool]:
     return x, False
 
 
+def from_batched(x, unbatched: bool):
+    """Undo :func:`to_batched`: drop the batch axis of a one-sample result when the input had none.
+
+    ``x[0, ...]`` rather than ``x[0]``: the Array API standard requires an index for every axis.
+    """
+    return x[0, ...] if unbatched else x
+
+
 def gradient_dtype(forward_dtype: np.dtype, dout_dtype: np.dtype) -> np.dtype:
     """dtype of a gradient: the forward's if floating, else ``dout``'s if floating, else float64.
 

@@ -27,6 +27,7 @@ from ..ops.pooling import (
     max_pool2d_forward,
 )
 from ..core.checks import (
+    from_batched,
     as_numpy_dtype, cast_array, check_array, check_choice, check_flag, check_float_array, check_grad_shape, describe,
     gradient_dtype, to_batched,
 )
@@ -121,7 +122,7 @@ class _WindowLayer(Layer):
         x4, unbatched = to_batched(self._check(x))
         out4, window, state = self._forward(x4)
         self._cache = _Saved(x4.shape, out4.shape, out4.dtype, unbatched, window, state)
-        return out4[0] if unbatched else out4
+        return from_batched(out4, unbatched)
 
     def backward(self, dout: Any) -> np.ndarray:
         saved = self._saved()

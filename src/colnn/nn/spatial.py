@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from .layers import _Saved, _WindowLayer
 
@@ -31,7 +32,7 @@ class SpatialLayer(_WindowLayer):
         # A gradient is never an integer: integer max pooling takes and gives float64 gradients.
         grad_dtype = out.dtype if out.dtype.kind == "f" else np.dtype(np.float64)
         self._cache = _Saved(batched.shape, out.shape, grad_dtype, unbatched, window, state)
-        return out[0] if unbatched else out
+        return from_batched(out, unbatched)
 
     def config(self) -> dict[str, Any]:
         """Hyper-parameters as JSON-ready values (tuples as lists)."""

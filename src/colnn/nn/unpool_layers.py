@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_grad_shape
+from ..core.checks import check_grad_shape, from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, as_tuple
 from ..ops.unpool import check_unpool_indices, max_unpool_backward, max_unpool_forward, unpool_output_size
@@ -41,7 +41,7 @@ class _MaxUnpoolNd(Layer):
                                      batched.shape, int(np.prod(out_size)))
         out = max_unpool_forward(batched, index, out_size)
         self._cache = (index, out.shape, unbatched)
-        return out[0] if unbatched else out
+        return from_batched(out, unbatched)
 
     def backward(self, dout: Any) -> np.ndarray:
         index, out_shape, unbatched = self._saved()
@@ -50,7 +50,7 @@ class _MaxUnpoolNd(Layer):
         grad = check_grad_shape(dout, out_shape[1:] if unbatched else out_shape,
                                 kind if kind.kind == "f" else np.dtype(np.float64))
         grad_input = max_unpool_backward(grad[np.newaxis] if unbatched else grad, index)
-        return grad_input[0] if unbatched else grad_input
+        return from_batched(grad_input, unbatched)
 
 
 class MaxUnpool1d(_MaxUnpoolNd):

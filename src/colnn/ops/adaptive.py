@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import INDEX_MAX
 from .dispatch import dask_dispatch
@@ -134,14 +135,13 @@ def adaptive_max_backward(grad_output: np.ndarray, indices: np.ndarray, input_sh
 def _avg(ndim: int, input: Any, output_size: Any) -> np.ndarray:
     x, unbatched = check_spatial_input(input, "input", ndim, floating=True)
     out = adaptive_avg_forward(x, adaptive_output_size(output_size, x.shape[2:]))
-    return out[0] if unbatched else out
+    return from_batched(out, unbatched)
 
 
 def _max(ndim: int, input: Any, output_size: Any, return_indices: bool):
     x, unbatched = check_spatial_input(input, "input", ndim)
     out, indices = adaptive_max_forward(x, adaptive_output_size(output_size, x.shape[2:]))
-    if unbatched:
-        out, indices = out[0], indices[0]
+    out, indices = from_batched(out, unbatched), from_batched(indices, unbatched)
     return (out, indices) if return_indices else out
 
 

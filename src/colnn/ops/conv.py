@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import (
+    from_batched,
     accumulation_dtype, as_numpy_dtype, cast_array, check_float_array, foreign_namespace, to_batched,
 )
 from ..core.window import IntPair, Window, as_tuple
@@ -243,4 +244,4 @@ def conv2d(
     weight, bias, groups = check_conv_args(weight, bias, groups, in_channels=x.shape[1])
     window = conv_window(x.shape[2:], weight.shape[2:], stride, padding, dilation)
     out, _ = conv2d_forward(*as_common_dtype(x, weight, bias), window, groups, strategy)
-    return out[0] if unbatched else out
+    return from_batched(out, unbatched)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_float_array
+from ..core.checks import check_float_array, from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
 from .conv import _grouped, _ungrouped, check_conv_args, conv2d_backward, conv2d_forward, conv_window
@@ -103,7 +103,7 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, strategy
     window = conv_window(x.shape[2:], weight.shape[2:], stride, padding, dilation)
     out, _ = conv_nd_forward(x.astype(dtype, copy=False), weight.astype(dtype, copy=False),
                              None if bias is None else bias.astype(dtype, copy=False), window, groups, strategy)
-    return out[0] if unbatched else out
+    return from_batched(out, unbatched)
 
 
 @dask_dispatch

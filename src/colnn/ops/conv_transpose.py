@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window, as_tuple
 from .conv import _grouped
@@ -104,7 +105,7 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
     x, weight, bias, groups, window, unbatched = check_transpose_args(
         ndim, input, weight, bias, stride, padding, output_padding, groups, dilation)
     out = conv_transpose_forward(x, weight, bias, window, groups, strategy)
-    return out[0] if unbatched else out
+    return from_batched(out, unbatched)
 
 
 _DOC = """{d}-D transposed convolution, as ``torch.nn.functional.conv_transpose{d}d``.

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import (
+    from_batched,
     accumulation_dtype, as_numpy_dtype, cast_array, cast_pad_value, check_array, check_batch_shape,
     foreign_namespace, to_batched,
 )
@@ -156,7 +157,7 @@ def unfold(
     x, unbatched = to_batched(check_array(input, "input", array_api=True))
     window = Window.build(x.shape[2:], kernel_size, stride, padding, dilation)
     blocks = unfold_windows(x, window) if _runs_kernels(strategy, x) else unfold_window(x, window)
-    return blocks[0] if unbatched else blocks
+    return from_batched(blocks, unbatched)
 
 
 def fold(
@@ -199,4 +200,4 @@ def fold(
     else:
         image = fold_window(sums, image_shape, window)
     image = cast_array(image, as_numpy_dtype(blocks.dtype))
-    return image[0] if unbatched else image
+    return from_batched(image, unbatched)

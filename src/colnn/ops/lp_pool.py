@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
 from .dispatch import dask_dispatch
@@ -71,7 +72,7 @@ def _lp_pool(ndim, input, norm_type, kernel_size, stride, ceil_mode, strategy):
     norm_type = check_norm_type(norm_type)
     window = pool_window(x, kernel_size, stride, 0, 1, ceil_mode)
     out, _ = lp_pool_forward(x, norm_type, window, strategy)
-    return out[0] if unbatched else out
+    return from_batched(out, unbatched)
 
 
 @dask_dispatch

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..core.checks import (
+    from_batched,
     accumulation_dtype, cast_array, check_array, check_flag, check_float_array, foreign_namespace, gradient_dtype,
     to_batched,
 )
@@ -204,12 +205,10 @@ def max_pool2d(
     window = pool_window(x, kernel_size, stride, padding, dilation, ceil_mode)
     if not check_flag(return_indices, "return_indices"):
         out = get_strategy(strategy, x).max_values(x, window)
-        return out[0] if unbatched else out
+        return from_batched(out, unbatched)
     out, window_offset = max_pool2d_forward(x, window, strategy)
-    if unbatched:
-        out = out[0]
     indices = window.flat_indices(window_offset)
-    return out, (indices[0] if unbatched else indices)
+    return from_batched(out, unbatched), from_batched(indices, unbatched)
 
 
 # --- average pooling -------------------------------------------------------
@@ -270,4 +269,4 @@ def avg_pool2d(
     window = pool_window(x, kernel_size, stride, padding, 1, ceil_mode)
     divisor = window.avg_divisor(check_flag(count_include_pad, "count_include_pad"), check_divisor(divisor_override))
     out = avg_pool2d_forward(x, window, divisor, strategy)
-    return out[0] if unbatched else out
+    return from_batched(out, unbatched)

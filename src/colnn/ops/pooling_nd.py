@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import lowest_value
+from ..core.checks import from_batched, lowest_value
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
 from .im2col_nd import col2im_nd, pad_nd, window_view_nd
@@ -175,9 +175,9 @@ def _max_pool(ndim: int, input: Any, kernel_size, stride, padding, dilation, cei
     window = pool_window(x, kernel_size, stride, padding, dilation, ceil_mode)
     out, offset = max_pool_nd_forward(x, window, strategy, keep_offset=bool(return_indices))
     if not return_indices:
-        return out[0] if unbatched else out
+        return from_batched(out, unbatched)
     indices = window.flat_indices(offset)
-    return (out[0], indices[0]) if unbatched else (out, indices)
+    return from_batched(out, unbatched), from_batched(indices, unbatched)
 
 
 @dask_dispatch
@@ -314,7 +314,7 @@ def _avg_pool(ndim: int, input: Any, kernel_size, stride, padding, ceil_mode, co
     window = pool_window(x, kernel_size, stride, padding, 1, ceil_mode)
     divisor = window.avg_divisor(bool(count_include_pad), check_divisor(divisor_override))
     out = avg_pool_nd_forward(x, window, divisor, strategy)
-    return out[0] if unbatched else out
+    return from_batched(out, unbatched)
 
 
 @dask_dispatch

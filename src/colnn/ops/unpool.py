@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, as_tuple
 
@@ -83,7 +84,7 @@ def _unpool(ndim, input, indices, kernel_size, stride, padding, output_size):
     index = check_unpool_indices(index[np.newaxis] if unbatched and index.ndim == x.ndim - 1 else index,
                                  x.shape, int(np.prod(out_size)))
     out = max_unpool_forward(x, index, out_size)
-    return out[0] if unbatched else out
+    return from_batched(out, unbatched)
 
 
 def max_unpool1d(input: Any, indices: Any, kernel_size: IntTuple, stride: IntTuple | None = None,
