@@ -98,3 +98,11 @@ def test_arguments_beyond_int64_are_value_errors_naming_them(name, kwargs):
 def test_a_kernel_volume_beyond_int64_is_a_value_error():
     with pytest.raises(ValueError, match="kernel_size"):
         Window.build((2, 2), 2**40, padding=2**39, pooling=True)
+
+
+def test_an_empty_output_names_dilation_only_when_the_window_is_dilated():
+    with pytest.raises(ValueError, match=r"kernel_size=\(9, 9\).*padding=\(0, 0\) gives output \(0, 0\)") as plain:
+        Window.build((4, 4), 9)
+    assert "dilation" not in str(plain.value)
+    with pytest.raises(ValueError, match=r"dilation=\(2, 2\) gives output"):
+        Window.build((4, 4), 3, dilation=2)

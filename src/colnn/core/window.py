@@ -170,10 +170,12 @@ class Window:
             for size, k, s, p, d in zip(in_size, kernel, strides, pads, dilations)
         )
         if min(out) < 1 and not (allow_empty and min(out) == 0):
+            # An undilated window's dilation says nothing (and a command may have no such flag).
+            dilated = f", {dilation_name}={_fmt(dilations)}" if any(d != 1 for d in dilations) else ""
             raise ValueError(
                 f"output would be empty: input size {_fmt(in_size)} with "
                 f"{kernel_name}={_fmt(kernel)}, {stride_name}={_fmt(strides)}, "
-                f"{padding_name}={_fmt(pads)}, {dilation_name}={_fmt(dilations)} "
+                f"{padding_name}={_fmt(pads)}{dilated} "
                 f"gives output {_fmt(tuple(max(size, 0) for size in out))}"
             )
         return cls(in_size, kernel, strides, pads, dilations, out)
