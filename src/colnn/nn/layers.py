@@ -129,7 +129,7 @@ class _WindowLayer(Layer):
         out_shape = saved.output_shape[1:] if saved.unbatched else saved.output_shape
         grad = check_grad_shape(dout, out_shape, saved.dtype)
         grad_input = self._backward(grad[None, ...] if saved.unbatched else grad, saved)
-        return grad_input[0] if saved.unbatched else grad_input
+        return from_batched(grad_input, saved.unbatched)
 
 
 class MaxPool2d(_WindowLayer):
