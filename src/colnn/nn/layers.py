@@ -9,6 +9,7 @@ was, and no layer modifies the arrays it is given.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..core.checks import (
 )
 from ..kernels.blas import blas_threads_for
 from ..kernels.relu import relu_backward, relu_forward
+from ..ops import dense
 from ..core.window import IntPair, as_pair
 
 __all__ = [
@@ -299,7 +301,12 @@ class Convolution(_WeightAndBias, _WindowLayer):
 
 
 class Relu(Layer):
-    """``max(x, 0)`` elementwise; any shape, dtype preserved (the gradient is floating)."""
+    """``max(x, 0)`` elementwise, as ``torch.relu``; any shape, dtype preserved (the gradient is floating).
+
+    NumPy input takes the compiled kernels; another Array API library's array
+    (PyTorch, JAX, CuPy, ...) is computed in its library, on its device, and
+    ``mask`` and ``backward``'s result are of that library.
+    """
 
     def __init__(self) -> None:
         self.mask: np.ndarray | None = None
@@ -308,15 +315,18 @@ class Relu(Layer):
         return "Relu()"
 
     def forward(self, x: Any) -> np.ndarray:
-        x = check_array(x, "x", ndims=None, batch_ndims=_ANY_RANK)
-        out, self.mask = relu_forward(x)
+        x = check_array(x, "x", ndims=None, batch_ndims=_ANY_RANK, array_api=True)
+        # NumPy takes the compiled pass; another library's array the Array API formula where it lives.
+        out, self.mask = relu_forward(x) if isinstance(x, np.ndarray) else dense.relu_forward(x)
         return out
 
     def backward(self, dout: Any) -> np.ndarray:
         if self.mask is None:
             raise RuntimeError("Relu.backward called before forward")
-        dout = check_grad_shape(dout, self.mask.shape, np.dtype(np.int8))
-        return relu_backward(dout, self.mask)
+        dout = check_grad_shape(dout, tuple(self.mask.shape), np.dtype(np.int8))
+        if isinstance(self.mask, np.ndarray) and isinstance(dout, np.ndarray):
+            return relu_backward(dout, self.mask)
+        return dense.relu_backward(dense.in_namespace_of(dout, self.mask), self.mask)
 
 
 class Affine(_WeightAndBias, Layer):
@@ -328,26 +338,39 @@ class Affine(_WeightAndBias, Layer):
     """
 
     def __init__(self, W: Any, b: Any) -> None:
-        weight = check_float_array(W, "W", ndims=(2,), batch_ndims=())
-        bias = check_float_array(b, "b", ndims=(1,), batch_ndims=())
-        if bias.shape != (weight.shape[1],):
-            raise ValueError(f"b must have shape ({weight.shape[1]},), got {bias.shape}")
-        self.W = np.array(weight, copy=True)
-        self.b = np.array(bias, dtype=weight.dtype, copy=True)
+        weight = check_float_array(W, "W", ndims=(2,), batch_ndims=(), array_api=True)
+        bias = check_float_array(b, "b", ndims=(1,), batch_ndims=(), array_api=True)
+        if tuple(bias.shape) != (weight.shape[1],):
+            raise ValueError(f"b must have shape ({weight.shape[1]},), got {tuple(bias.shape)}")
+        if isinstance(weight, np.ndarray):
+            self.W = np.array(weight, copy=True)
+            self.b = np.array(bias, dtype=weight.dtype, copy=True)
+        else:
+            # Copies, kept in the namespace (and on the device) of the weights given.
+            self.W, self.b = copy_as(weight), copy_as(dense.in_namespace_of(bias, weight), weight.dtype)
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
         self._cache: tuple[np.ndarray, tuple[int, ...]] | None = None
 
     def __repr__(self) -> str:
-        return f"Affine(W={self.W.shape}, dtype={self.W.dtype})"
+        return f"Affine(W={tuple(self.W.shape)}, dtype={as_numpy_dtype(self.W.dtype)})"
+
+    def _on_numpy(self, *arrays: Any) -> bool:
+        return all(isinstance(array, np.ndarray) for array in (self.W, *arrays))
 
     def forward(self, x: Any) -> np.ndarray:
-        x = check_float_array(x, "x", ndims=tuple(range(1, 9)), batch_ndims=_ANY_RANK[1:])
-        x2 = x.reshape(x.shape[0], int(np.prod(x.shape[1:]))) if x.ndim > 1 else x.reshape(1, -1)
-        if x2.shape[1] != self.W.shape[0]:
+        x = check_float_array(x, "x", ndims=tuple(range(1, 9)), batch_ndims=_ANY_RANK[1:], array_api=True)
+        features = math.prod(x.shape[1:]) if x.ndim > 1 else x.shape[0]
+        if features != self.W.shape[0]:
             raise ValueError(
-                f"x has {x2.shape[1]} features per sample but W expects {self.W.shape[0]} (x shape {x.shape})"
+                f"x has {features} features per sample but W expects {self.W.shape[0]} (x shape {tuple(x.shape)})"
             )
+        if not self._on_numpy(x):
+            # Another library's arrays: the same formula in their namespace; mixing libraries raises TypeError.
+            out, x2 = dense.affine_forward(x, self.W, self.b)
+            self._cache = (x2, tuple(x.shape))
+            return out
+        x2 = x.reshape(x.shape[0], int(np.prod(x.shape[1:]))) if x.ndim > 1 else x.reshape(1, -1)
         with blas_threads_for(2.0 * x2.shape[0] * self.W.size):
             out = x2 @ self.W + self.b
         self._cache = (x2, x.shape)
@@ -356,6 +379,11 @@ class Affine(_WeightAndBias, Layer):
     def backward(self, dout: Any) -> np.ndarray:
         x2, input_shape = self._saved()
         dout = check_grad_shape(dout, (x2.shape[0], self.W.shape[1]), self.W.dtype)
+        if not self._on_numpy(x2, dout):
+            grad_input, grad_weight, grad_bias = dense.affine_backward(dense.in_namespace_of(dout, x2), x2, self.W,
+                                                                       self.b.dtype)
+            self.dW, self.db = grad_weight, grad_bias
+            return dense.namespace_of(grad_input).reshape(grad_input, input_shape)
         with blas_threads_for(2.0 * x2.shape[0] * self.W.size):
             self.dW = (x2.T @ dout).astype(self.W.dtype, copy=False)
             grad_input = dout @ self.W.T
