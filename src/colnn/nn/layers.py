@@ -416,16 +416,22 @@ class SoftmaxWithLoss(Layer):
         return "SoftmaxWithLoss()"
 
     def forward(self, x: Any, t: Any) -> float:  # type: ignore[override]
-        x = check_float_array(x, "x", ndims=(2,), batch_ndims=(2,))
-        target = _check_target(t, x.shape)
-        shifted = x - x.max(axis=1, keepdims=True, initial=-np.inf)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        # Written on the Array API (NumPy 2's namespace is one), so another library's
+        # scores are computed where they live; ``y`` and the gradient stay there.
+        x = check_float_array(x, "x", ndims=(2,), batch_ndims=(2,), array_api=True)
+        xp = dense.namespace_of(x)
+        target = dense.in_namespace_of(_check_target(t, tuple(x.shape)), x)
+        shifted = x - xp.max(x, axis=1, keepdims=True)
+        log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
         if target.ndim == 2:
-            per_sample = -(np.where(target > 0, target, 0) * np.where(target > 0, log_probs, 0)).sum(axis=1)
+            chosen = target > 0
+            terms = xp.where(chosen, target, dense.zero_like(target)) * xp.where(chosen, log_probs,
+                                                                                dense.zero_like(log_probs))
         else:
-            per_sample = -log_probs[np.arange(x.shape[0]), target]
-        loss = float(per_sample.mean()) if per_sample.size else float("nan")
-        self.y, self.t, self.loss = np.exp(log_probs), target, loss
+            terms = xp.where(_one_hot(target, x.shape[1]), log_probs, dense.zero_like(log_probs))
+        per_sample = -xp.sum(terms, axis=1)
+        loss = float(xp.mean(per_sample)) if per_sample.shape[0] else float("nan")
+        self.y, self.t, self.loss = xp.exp(log_probs), target, loss
         return loss
 
     def __call__(self, x: Any, t: Any) -> float:  # type: ignore[override]
@@ -434,38 +440,48 @@ class SoftmaxWithLoss(Layer):
     def backward(self, dout: Any = 1.0) -> np.ndarray:
         if self.y is None:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
-        grad = self.y.copy()
-        if self.t.ndim == 2:
-            grad -= self.t
-        else:
-            grad[np.arange(grad.shape[0]), self.t] -= 1
-        scale = check_array(dout, "dout", ndims=(0,)).astype(grad.dtype)
-        return grad * (scale / max(grad.shape[0], 1))
+        xp = dense.namespace_of(self.y)
+        subtrahend = self.t if self.t.ndim == 2 else _one_hot(self.t, self.y.shape[1])
+        grad = xp.astype(self.y - xp.astype(subtrahend, xp.result_type(self.y, self.t)), self.y.dtype)
+        scale = float(check_array(dout, "dout", ndims=(0,), array_api=True))
+        divisor = xp.asarray(scale, dtype=grad.dtype, device=dense.device_of(grad)) / max(grad.shape[0], 1)
+        return grad * divisor
+
+
+def _one_hot(labels: Any, classes: int) -> Any:
+    """``(N, K)`` booleans, true at ``labels[n]`` in row ``n``: the standard has no fancy indexing to gather with."""
+    xp = dense.namespace_of(labels)
+    return labels[:, None] == xp.arange(classes, dtype=labels.dtype, device=dense.device_of(labels))[None, :]
 
 
 def _check_target(t: Any, scores_shape: tuple[int, int]) -> np.ndarray:
     """``t`` as integer labels ``(N,)`` or float class probabilities ``(N, K)``; ValueError naming ``t`` if neither."""
     n, classes = scores_shape
-    target = check_array(t, "t", ndims=(1, 2), batch_ndims=(1, 2))
+    target = check_array(t, "t", ndims=(1, 2), batch_ndims=(1, 2), array_api=True)
+    xp = dense.namespace_of(target)
     if target.ndim == 1:
-        if target.shape != (n,) or target.dtype.kind not in "iu":
+        if tuple(target.shape) != (n,) or not xp.isdtype(target.dtype, "integral"):
             raise ValueError(
                 f"t must be integer labels of shape ({n},) or class probabilities of shape {scores_shape}, "
-                f"got shape {target.shape} dtype {target.dtype}"
+                f"got shape {tuple(target.shape)} dtype {target.dtype}"
             )
-        if target.size and (target.min() < 0 or target.max() >= classes):
-            raise ValueError(f"t must hold labels in [0, {classes}), got range [{target.min()}, {target.max()}]")
+        if n and (int(xp.min(target)) < 0 or int(xp.max(target)) >= classes):
+            raise ValueError(
+                f"t must hold labels in [0, {classes}), got range [{int(xp.min(target))}, {int(xp.max(target))}]"
+            )
         return target
-    if target.shape != scores_shape:
-        raise ValueError(f"t of class probabilities must have x's shape {scores_shape}, got {target.shape}")
-    probs = target.astype(gradient_dtype(target.dtype, target.dtype), copy=False)
-    tolerance = max(1e-6, float(np.sqrt(np.finfo(probs.dtype).eps)))
-    sums = probs.sum(axis=1)
-    bad = ~((probs >= 0).all(axis=1) & (np.abs(sums - 1) <= tolerance))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+    if tuple(target.shape) != scores_shape:
+        raise ValueError(f"t of class probabilities must have x's shape {scores_shape}, got {tuple(target.shape)}")
+    probs = cast_array(target, gradient_dtype(target.dtype, target.dtype))
+    tolerance = max(1e-6, float(np.sqrt(np.finfo(as_numpy_dtype(probs.dtype)).eps)))
+    sums = xp.sum(probs, axis=1)
+    bad = ~(xp.all(probs >= 0, axis=1) & (xp.abs(sums - 1) <= tolerance))
+    if bool(xp.any(bad)):
+        rows = xp.arange(n, device=dense.device_of(bad))
+        row = int(xp.min(xp.where(bad, rows, xp.full_like(rows, n))))
+        shown = target[row] if isinstance(target, np.ndarray) else [float(v) for v in probs[row, ...]]
         raise ValueError(
             f"t must hold class probabilities (rows >= 0 that sum to 1 within {tolerance:.1e}); "
-            f"row {row} is {describe(target[row])}, summing to {float(sums[row])!r}"
+            f"row {row} is {describe(shown)}, summing to {float(sums[row])!r}"
         )
     return probs

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..core.checks import foreign_namespace
 
-__all__ = ["namespace_of", "in_namespace_of", "relu_forward", "relu_backward", "affine_forward", "affine_backward"]
+__all__ = ["namespace_of", "in_namespace_of", "device_of", "zero_like", "relu_forward", "relu_backward", "affine_forward", "affine_backward"]
 
 
 def namespace_of(x: Any) -> Any:
@@ -37,31 +37,39 @@ def in_namespace_of(value: Any, like: Any) -> Any:
     that library; an array of a third library is left alone, so that the
     operation that mixes them raises.
     """
-    import array_api_compat
-
     xp = foreign_namespace(like)
     if xp is None or foreign_namespace(value) is not None:
         return value
-    return xp.asarray(value, device=array_api_compat.device(like))
+    return xp.asarray(value, device=device_of(like))
 
 
-def _zero(xp: Any, like: Any) -> Any:
+def device_of(x: Any) -> Any:
+    """The device ``x`` lives on (``"cpu"`` for NumPy), for creating arrays beside it."""
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        return "cpu"
     import array_api_compat
 
-    return xp.zeros((), dtype=like.dtype, device=array_api_compat.device(like))
+    return array_api_compat.device(x)
+
+
+def zero_like(like: Any) -> Any:
+    """A 0-d zero of ``like``'s dtype, namespace and device (``where``'s other branch)."""
+    return namespace_of(like).zeros((), dtype=like.dtype, device=device_of(like))
 
 
 def relu_forward(x: Any) -> tuple[Any, Any]:
     """``(out, mask)``: ``mask = x <= 0`` and ``out = 0 where mask else x``; NaN is not ``<= 0`` and passes, as in ``torch.relu``."""
     xp = namespace_of(x)
     mask = x <= 0
-    return xp.where(mask, _zero(xp, x), x), mask
+    return xp.where(mask, zero_like(x), x), mask
 
 
 def relu_backward(grad_output: Any, mask: Any) -> Any:
     """``0 where mask else grad_output`` (``mask`` from :func:`relu_forward`)."""
     xp = namespace_of(grad_output)
-    return xp.where(mask, _zero(xp, grad_output), grad_output)
+    return xp.where(mask, zero_like(grad_output), grad_output)
 
 
 def affine_forward(x: Any, weight: Any, bias: Any) -> tuple[Any, Any]:
