@@ -441,8 +441,11 @@ class SoftmaxWithLoss(Layer):
         if self.y is None:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
         xp = dense.namespace_of(self.y)
-        subtrahend = self.t if self.t.ndim == 2 else _one_hot(self.t, self.y.shape[1])
-        grad = xp.astype(self.y - xp.astype(subtrahend, xp.result_type(self.y, self.t)), self.y.dtype)
+        if self.t.ndim == 2:
+            subtrahend = xp.astype(self.t, xp.result_type(self.y, self.t))
+        else:
+            subtrahend = xp.astype(_one_hot(self.t, self.y.shape[1]), self.y.dtype)
+        grad = xp.astype(self.y - subtrahend, self.y.dtype)
         scale = float(check_array(dout, "dout", ndims=(0,), array_api=True))
         divisor = xp.asarray(scale, dtype=grad.dtype, device=dense.device_of(grad)) / max(grad.shape[0], 1)
         return grad * divisor
