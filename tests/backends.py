@@ -123,7 +123,3 @@ def examples_for(backend: Backend, base: Any) -> Any:
     share = _EXAMPLE_SHARE.get(backend.name, 1)
     return settings(base, max_examples=max(10, base.max_examples // share)) if share > 1 else base
 
-
-def to_all(backend: Backend, *values):
-    """Each of ``values`` as this backend's array (see :meth:`Backend.to`)."""
-    return tuple(backend.to(value) for value in values)

@@ -70,7 +70,7 @@ def test_small_layer_gradient_matches_finite_differences(backend, name):
     x = rng.standard_normal(shape)
     weights = rng.standard_normal(tuple(layer.forward(backend.to(x)).shape))
     dx = backend.back(layer.backward(backend.to(weights)))
-    loss = lambda v: float((backend.back(layer.forward(backend.to(v))) * weights).sum())  # noqa: E731
+    loss = lambda v: float((backend.back(layer.forward(backend.to(v))) * weights).sum())
     np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-7)
 
 

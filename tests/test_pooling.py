@@ -188,7 +188,7 @@ def test_max_pool2d_matches_naive_loop(backend):
     @given(x=pool_input([np.float32, np.int16]), args=window_args())
     def check(x, args):
         x4 = x if x.ndim == 4 else x[None]
-        pool = lambda values, **kwargs: backend.call(colnn.max_pool2d, values, **kwargs)  # noqa: E731
+        pool = lambda values, **kwargs: backend.call(colnn.max_pool2d, values, **kwargs)
         if not output_is_nonempty(x4, args, pytest.raises(ValueError), pool):
             return
         stride = args["stride"] or args["kernel_size"]
@@ -207,7 +207,7 @@ def test_avg_pool2d_matches_naive_loop(backend):
     @given(x=pool_input([np.float64]), args=avg_args())
     def check(x, args):
         x4 = np.nan_to_num(x if x.ndim == 4 else x[None], nan=1.0, posinf=2.0, neginf=-2.0)
-        pool = lambda values, **kwargs: backend.call(colnn.avg_pool2d, values, **kwargs)  # noqa: E731
+        pool = lambda values, **kwargs: backend.call(colnn.avg_pool2d, values, **kwargs)
         if not output_is_nonempty(x4, args, pytest.raises(ValueError), pool):
             return
         stride = args["stride"] or args["kernel_size"]
