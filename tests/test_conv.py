@@ -135,23 +135,29 @@ def test_convolution_copies_its_parameters():
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: colnn.conv2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 2, 2, 2))), ValueError, "input channels"),
-        (lambda: colnn.conv2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 1, 2, 2)), groups=2), ValueError, "groups"),
-        (lambda: colnn.conv2d(np.zeros((1, 4, 4, 4)), np.zeros((3, 2, 2, 2)), groups=2), ValueError, "out_channels"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3))), ValueError, "empty"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(3)), ValueError, "bias"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), padding="full"), ValueError, "padding"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), stride=2, padding="same"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 3, 4, 4))), to(np.zeros((2, 2, 2, 2)))), ValueError, "input channels"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 3, 4, 4))), to(np.zeros((2, 1, 2, 2))), groups=2),
+         ValueError, "groups"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 4, 4, 4))), to(np.zeros((3, 2, 2, 2))), groups=2),
+         ValueError, "out_channels"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 2, 2))), to(np.zeros((1, 1, 3, 3)))), ValueError, "empty"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((2, 1, 3, 3))), to(np.zeros(3))),
+         ValueError, "bias"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((1, 1, 3, 3))), padding="full"),
+         ValueError, "padding"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((1, 1, 3, 3))), stride=2, padding="same"),
          ValueError, "stride"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4), dtype=int), np.zeros((1, 1, 3, 3))), TypeError, "input"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 3, 3))), ValueError, "weight"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), groups=0), ValueError, "groups"),
-        (lambda: colnn.Convolution(np.zeros((1, 1, 3, 3)), None), TypeError, "b"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4), dtype=int)), to(np.zeros((1, 1, 3, 3)))),
+         TypeError, "input"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((1, 3, 3)))), ValueError, "weight"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((1, 1, 3, 3))), groups=0),
+         ValueError, "groups"),
+        (lambda to: colnn.Convolution(to(np.zeros((1, 1, 3, 3))), None), TypeError, "b"),
     ],
 )
-def test_bad_input_raises_naming_the_argument(call, error, match):
+def test_bad_input_raises_naming_the_argument(backend, call, error, match):
     with pytest.raises(error, match=match):
-        call()
+        call(backend.to)
 
 
 # --- IEEE semantics of every path ------------------------------------------------

@@ -240,7 +240,8 @@ def test_pooling_gradient_matches_finite_differences(backend, layer_args):
     rng = np.random.default_rng(7)
     # A permutation of well-separated values: no ties, so max pooling is differentiable.
     x = rng.permutation(2 * 2 * 6 * 7).reshape(2, 2, 6, 7).astype(np.float64) * 0.1
-    weights = rng.standard_normal(backend.back(layer_cls(**args, strategy=backend.strategy).forward(backend.to(x))).shape)
+    out = layer_cls(**args, strategy=backend.strategy).forward(backend.to(x))
+    weights = rng.standard_normal(tuple(out.shape))
 
     def loss(values: np.ndarray) -> float:
         return float((backend.back(layer_cls(**args, strategy=backend.strategy).forward(backend.to(values)))

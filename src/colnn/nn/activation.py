@@ -47,5 +47,7 @@ class Sigmoid(Layer):
             raise RuntimeError("Sigmoid.backward called before forward")
         dout = dense.in_namespace_of(dout if foreign_namespace(dout) is not None else np.asarray(dout), self.out)
         if tuple(dout.shape) != tuple(self.out.shape):
-            raise ValueError(f"dout must have the forward output's shape {tuple(self.out.shape)}, got {tuple(dout.shape)}")
+            raise ValueError(
+                f"dout must have the forward output's shape {tuple(self.out.shape)}, got {tuple(dout.shape)}"
+            )
         return dout * (1.0 - self.out) * self.out

@@ -15,7 +15,10 @@ from typing import Any
 
 from ..core.checks import foreign_namespace
 
-__all__ = ["namespace_of", "in_namespace_of", "device_of", "zero_like", "relu_forward", "relu_backward", "affine_forward", "affine_backward"]
+__all__ = [
+    "affine_backward", "affine_forward", "device_of", "in_namespace_of", "namespace_of", "relu_backward",
+    "relu_forward", "zero_like",
+]
 
 
 def namespace_of(x: Any) -> Any:
@@ -60,7 +63,10 @@ def zero_like(like: Any) -> Any:
 
 
 def relu_forward(x: Any) -> tuple[Any, Any]:
-    """``(out, mask)``: ``mask = x <= 0`` and ``out = 0 where mask else x``; NaN is not ``<= 0`` and passes, as in ``torch.relu``."""
+    """``(out, mask)``: ``mask = x <= 0`` and ``out = 0 where mask else x``, x's shape and dtype.
+
+    NaN is not ``<= 0``, so it passes through, as in ``torch.relu``.
+    """
     xp = namespace_of(x)
     mask = x <= 0
     return xp.where(mask, zero_like(x), x), mask
