@@ -492,6 +492,9 @@ def test_affine_answers_as_the_numpy_path_does(backend):
         colnn.Affine(backend.to(np.ones((7, 2), np.int32)), backend.to(bias))
     with pytest.raises(TypeError, match=r"x must be a floating array"):
         layer.forward(backend.to(np.ones((2, 7), np.int64)))
+    if backend.foreign:  # NumPy input to a layer whose weights live in another library
+        with pytest.raises(TypeError, match="namespace"):
+            layer.forward(x)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

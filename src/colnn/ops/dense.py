@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from ..core.checks import foreign_namespace
+from .array_api import namespace
 
 __all__ = [
     "affine_backward", "affine_forward", "device_of", "in_namespace_of", "namespace_of", "relu_backward",
@@ -82,9 +83,10 @@ def affine_forward(x: Any, weight: Any, bias: Any) -> tuple[Any, Any]:
     """``(out, x2)``: ``x`` ``(N, ...)`` (or one sample ``(D,)``) flattened to ``x2`` ``(N, D)``, ``out = x2 @ W + b``.
 
     dtypes promote as NumPy's ``@`` and ``+`` do (float32 ``x`` with float64 ``W``
-    gives float64); the caller checks that ``D`` matches ``W``.
+    gives float64); the caller checks that ``D`` matches ``W``. Arrays of two
+    libraries raise TypeError (``array_api_compat``'s "Multiple namespaces").
     """
-    xp = namespace_of(x)
+    xp = namespace(x, weight, bias)
     x2 = xp.reshape(x, (x.shape[0], math.prod(x.shape[1:])) if x.ndim > 1 else (1, x.shape[0]))
     dtype = xp.result_type(x2, weight, bias)
     out = xp.matmul(xp.astype(x2, dtype), xp.astype(weight, dtype)) + xp.astype(bias, dtype)
@@ -93,7 +95,7 @@ def affine_forward(x: Any, weight: Any, bias: Any) -> tuple[Any, Any]:
 
 def affine_backward(grad_output: Any, x2: Any, weight: Any, bias_dtype: Any) -> tuple[Any, Any, Any]:
     """``(dx2, dW, db)``: ``dout @ W.T``, ``x2.T @ dout`` in ``W``'s dtype, ``sum(dout, axis=0)`` in ``bias_dtype``."""
-    xp = namespace_of(grad_output)
+    xp = namespace(grad_output, x2, weight)
     dtype = xp.result_type(grad_output, weight)
     grad = xp.astype(grad_output, dtype)
     grad_weight = xp.matmul(xp.matrix_transpose(xp.astype(x2, dtype)), grad)
