@@ -100,3 +100,26 @@ def make_backend(name: str) -> Backend:
         jnp = importlib.import_module("jax.numpy")
         return Backend(name, jnp.asarray, np.asarray, lambda a: isinstance(a, jax.Array))
     raise ValueError(f"unknown backend {name!r}")
+
+
+# JAX compiles each new shape on first use (about a third of a second per example
+# here), so its hypothesis tests draw fewer examples; the other backends draw all.
+_EXAMPLE_SHARE = {"jax": 6}
+
+
+def examples_for(backend: Backend, base: Any) -> Any:
+    """``base`` (hypothesis ``settings``) with ``max_examples`` cut for a backend whose calls are slow.
+
+    Use it on a hypothesis test written inside the test function::
+
+        def test_x(backend):
+            @examples_for(backend, HYPOTHESIS)
+            @given(x=...)
+            def check(x): ...
+            check()
+    """
+    from hypothesis import settings
+
+    share = _EXAMPLE_SHARE.get(backend.name, 1)
+    return settings(base, max_examples=max(10, base.max_examples // share)) if share > 1 else base
+

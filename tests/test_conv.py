@@ -1,7 +1,9 @@
 """Convolution against PyTorch (outputs and all three gradients), a naive loop and finite differences.
 
-The oracle tests run once per strategy (:func:`colnn.ops.conv.available_strategies`),
-so the compiled default and the tutorial's im2col path meet the same bar.
+The oracle tests take the ``backend`` fixture (``tests/backends.py``): once per NumPy
+strategy (:func:`colnn.ops.conv.available_strategies`) and once on array_api_strict,
+PyTorch and JAX arrays, so the compiled default, the tutorial's im2col path and the
+Array API path meet the same bar.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 import colnn
 from colnn.ops.conv import available_strategies, set_column_budget
+from backends import examples_for
 from reference import naive_conv2d, numerical_gradient
 
 HYPOTHESIS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -42,77 +45,83 @@ def conv_case(draw):
     return x, weight, bias, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@HYPOTHESIS
-@given(case=conv_case())
-def test_conv2d_and_its_gradients_match_torch(torch, strategy, case):
-    x, weight, bias, args = case
-    tol = TOL[x.dtype.type]
-    x_t, w_t, b_t = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, weight, bias))
-    out_t = torch.nn.functional.conv2d(x_t, w_t, b_t, **args)
-    out = colnn.conv2d(x, weight, bias, **args, strategy=strategy)
-    assert out.dtype == x.dtype
-    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=tol, atol=tol)
+def test_conv2d_and_its_gradients_match_torch(torch, backend):
+    @examples_for(backend, HYPOTHESIS)
+    @given(case=conv_case())
+    def check(case):
+        x, weight, bias, args = case
+        tol = TOL[x.dtype.type]
+        x_t, w_t, b_t = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, weight, bias))
+        out_t = torch.nn.functional.conv2d(x_t, w_t, b_t, **args)
+        out = backend.call(colnn.conv2d, x, weight, bias, **args)
+        assert out.dtype == x.dtype
+        np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=tol, atol=tol)
 
-    dout = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype)
-    out_t.backward(torch.from_numpy(dout))
-    layer = colnn.Convolution(weight, bias, args["stride"], args["padding"],
-                              dilation=args["dilation"], groups=args["groups"], strategy=strategy)
-    np.testing.assert_allclose(layer.forward(x), out, rtol=tol, atol=tol)
-    dx = layer.backward(dout)
-    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(layer.dW, w_t.grad.numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(layer.db, b_t.grad.numpy(), rtol=tol, atol=tol)
+        dout = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype)
+        out_t.backward(torch.from_numpy(dout))
+        layer = colnn.Convolution(backend.to(weight), backend.to(bias), args["stride"], args["padding"],
+                                  dilation=args["dilation"], groups=args["groups"], strategy=backend.strategy)
+        np.testing.assert_allclose(backend.back(layer.forward(backend.to(x))), out, rtol=tol, atol=tol)
+        dx = backend.back(layer.backward(backend.to(dout)))
+        np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(backend.back(layer.dW), w_t.grad.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(backend.back(layer.db), b_t.grad.numpy(), rtol=tol, atol=tol)
+
+    check()
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@settings(max_examples=40, deadline=None)
-@given(case=conv_case())
-def test_conv2d_matches_naive_loop(strategy, case):
-    x, weight, bias, args = case
-    x, weight, bias = (a.astype(np.float64) for a in (x, weight, bias))
-    expected = naive_conv2d(x, weight, bias, args["stride"], args["padding"], args["dilation"], args["groups"])
-    out = colnn.conv2d(x, weight, bias, **args, strategy=strategy)
-    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+def test_conv2d_matches_naive_loop(backend):
+    @examples_for(backend, settings(max_examples=40, deadline=None))
+    @given(case=conv_case())
+    def check(case):
+        x, weight, bias, args = case
+        x, weight, bias = (a.astype(np.float64) for a in (x, weight, bias))
+        expected = naive_conv2d(x, weight, bias, args["stride"], args["padding"], args["dilation"], args["groups"])
+        out = backend.call(colnn.conv2d, x, weight, bias, **args)
+        np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+
+    check()
 
 
 @pytest.mark.filterwarnings("ignore:Using padding=.same.:UserWarning")
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_string_padding_matches_torch(torch, padding):
+def test_string_padding_matches_torch(torch, backend, padding):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 7, 6))
     weight = rng.standard_normal((4, 3, 4, 3))  # even kernel: "same" pads one more at the bottom
     expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight), padding=padding,
                                           dilation=(1, 2) if padding == "same" else 1).numpy()
-    out = colnn.conv2d(x, weight, padding=padding, dilation=(1, 2) if padding == "same" else 1)
+    out = backend.call(colnn.conv2d, x, weight, padding=padding, dilation=(1, 2) if padding == "same" else 1)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_convolution_gradient_matches_finite_differences(strategy):
+def test_convolution_gradient_matches_finite_differences(backend):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 2, 5, 5))
     weight = rng.standard_normal((4, 1, 3, 3))
     bias = rng.standard_normal(4)
-    layer = colnn.Convolution(weight, bias, stride=2, pad=1, groups=2, strategy=strategy)
-    weights = rng.standard_normal(layer.forward(x).shape)
-    dx = layer.backward(weights)
+    layer = colnn.Convolution(backend.to(weight), backend.to(bias), stride=2, pad=1, groups=2,
+                              strategy=backend.strategy)
+    weights = rng.standard_normal(tuple(layer.forward(backend.to(x)).shape))
+    dx = backend.back(layer.backward(backend.to(weights)))
 
     def loss_of(x_=x, w_=weight, b_=bias) -> float:
-        return float((colnn.conv2d(x_, w_, b_, stride=2, padding=1, groups=2, strategy=strategy) * weights).sum())
+        return float((backend.call(colnn.conv2d, x_, w_, b_, stride=2, padding=1, groups=2) * weights).sum())
 
     np.testing.assert_allclose(dx, numerical_gradient(lambda v: loss_of(x_=v), x), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(layer.dW, numerical_gradient(lambda v: loss_of(w_=v), weight), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(layer.db, numerical_gradient(lambda v: loss_of(b_=v), bias), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(backend.back(layer.dW), numerical_gradient(lambda v: loss_of(w_=v), weight),
+                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(backend.back(layer.db), numerical_gradient(lambda v: loss_of(b_=v), bias),
+                               rtol=1e-6, atol=1e-8)
 
 
-def test_float32_stays_float32_and_unbatched_works():
+def test_float32_stays_float32_and_unbatched_works(backend):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 5, 5)).astype(np.float32)
     weight = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
-    out = colnn.conv2d(x, weight)
+    out = backend.call(colnn.conv2d, x, weight)
     assert out.dtype == np.float32 and out.shape == (2, 3, 3)
-    np.testing.assert_allclose(out, colnn.conv2d(x[None], weight)[0])
+    np.testing.assert_allclose(out, backend.call(colnn.conv2d, x[None], weight)[0])
 
 
 def test_convolution_copies_its_parameters():
@@ -126,23 +135,29 @@ def test_convolution_copies_its_parameters():
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: colnn.conv2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 2, 2, 2))), ValueError, "input channels"),
-        (lambda: colnn.conv2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 1, 2, 2)), groups=2), ValueError, "groups"),
-        (lambda: colnn.conv2d(np.zeros((1, 4, 4, 4)), np.zeros((3, 2, 2, 2)), groups=2), ValueError, "out_channels"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3))), ValueError, "empty"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(3)), ValueError, "bias"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), padding="full"), ValueError, "padding"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), stride=2, padding="same"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 3, 4, 4))), to(np.zeros((2, 2, 2, 2)))), ValueError, "input channels"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 3, 4, 4))), to(np.zeros((2, 1, 2, 2))), groups=2),
+         ValueError, "groups"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 4, 4, 4))), to(np.zeros((3, 2, 2, 2))), groups=2),
+         ValueError, "out_channels"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 2, 2))), to(np.zeros((1, 1, 3, 3)))), ValueError, "empty"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((2, 1, 3, 3))), to(np.zeros(3))),
+         ValueError, "bias"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((1, 1, 3, 3))), padding="full"),
+         ValueError, "padding"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((1, 1, 3, 3))), stride=2, padding="same"),
          ValueError, "stride"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4), dtype=int), np.zeros((1, 1, 3, 3))), TypeError, "input"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 3, 3))), ValueError, "weight"),
-        (lambda: colnn.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), groups=0), ValueError, "groups"),
-        (lambda: colnn.Convolution(np.zeros((1, 1, 3, 3)), None), TypeError, "b"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4), dtype=int)), to(np.zeros((1, 1, 3, 3)))),
+         TypeError, "input"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((1, 3, 3)))), ValueError, "weight"),
+        (lambda to: colnn.conv2d(to(np.zeros((1, 1, 4, 4))), to(np.zeros((1, 1, 3, 3))), groups=0),
+         ValueError, "groups"),
+        (lambda to: colnn.Convolution(to(np.zeros((1, 1, 3, 3))), None), TypeError, "b"),
     ],
 )
-def test_bad_input_raises_naming_the_argument(call, error, match):
+def test_bad_input_raises_naming_the_argument(backend, call, error, match):
     with pytest.raises(error, match=match):
-        call()
+        call(backend.to)
 
 
 # --- IEEE semantics of every path ------------------------------------------------
@@ -161,13 +176,13 @@ def _with_specials(rng, shape, dtype, huge):
     return values.astype(dtype)
 
 
-@pytest.mark.parametrize("strategy", available_strategies())
 @pytest.mark.parametrize("dtype, huge", [(np.float32, 1e38), (np.float64, 1e307)])
 @pytest.mark.parametrize("kernel, stride, dilation, groups", FAST_PATHS)
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NumPy's note on NaN in matmul
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # array_api_strict's matmul of huge values
 def test_every_path_equals_a_direct_float64_sum_with_nan_inf_and_huge_values(
-    strategy, dtype, huge, kernel, stride, dilation, groups, seed
+    backend, dtype, huge, kernel, stride, dilation, groups, seed
 ):
     rng = np.random.default_rng(seed)
     x = _with_specials(rng, (3, 4, 9, 10), dtype, huge)
@@ -177,7 +192,7 @@ def test_every_path_equals_a_direct_float64_sum_with_nan_inf_and_huge_values(
     bias = rng.integers(-2, 3, size=4).astype(dtype)
     previous = set_column_budget(1)  # one image per chunk: a poisoned chunk must not spread
     try:
-        out = colnn.conv2d(x, weight, bias, stride, 1, dilation, groups, strategy=strategy)
+        out = backend.call(colnn.conv2d, x, weight, bias, stride, 1, dilation, groups)
     finally:
         set_column_budget(previous)
     pair = lambda v: (v, v)  # noqa: E731
@@ -191,30 +206,30 @@ def test_every_path_equals_a_direct_float64_sum_with_nan_inf_and_huge_values(
     np.testing.assert_allclose(out[finite], expected[finite], rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("strategy", available_strategies())
-def test_the_issue_examples_give_what_pytorch_gives(strategy):
+def test_the_issue_examples_give_what_pytorch_gives(backend):
     inf_input = np.full((1, 16, 3, 3), np.inf, np.float32)
-    assert colnn.conv2d(inf_input, np.ones((1, 16, 3, 3), np.float32), strategy=strategy).item() == np.inf
+    assert backend.call(colnn.conv2d, inf_input, np.ones((1, 16, 3, 3), np.float32)).item() == np.inf
     x = np.zeros((1, 16, 5, 5), np.float32)
     x[0, 0, 1, 1] = np.nan
-    out = colnn.conv2d(x, np.ones((1, 16, 3, 3), np.float32), strategy=strategy)
+    out = backend.call(colnn.conv2d, x, np.ones((1, 16, 3, 3), np.float32))
     np.testing.assert_array_equal(np.isnan(out[0, 0]), [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
     x[0, 0, 1, 1] = 1e38
-    out = colnn.conv2d(x, np.full((1, 16, 3, 3), 0.01, np.float32), strategy=strategy)
+    out = backend.call(colnn.conv2d, x, np.full((1, 16, 3, 3), 0.01, np.float32))
     assert np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("strategy", available_strategies())
 @pytest.mark.parametrize("kernel, stride, dilation, groups", FAST_PATHS)
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # dW of the large gradient
-def test_float16_is_summed_in_float32_and_rounded_once(torch, strategy, kernel, stride, dilation, groups):
+def test_float16_is_summed_in_float32_and_rounded_once(torch, backend, kernel, stride, dilation, groups):
+    if not backend.supports(np.float16):
+        pytest.skip(f"{backend.name} has no float16")
     rng = np.random.default_rng(3)
     # Sums of these reach 2**12, where float16 steps by 4: summed in float16 they would round.
     x = rng.integers(0, 64, size=(2, 4, 9, 10)).astype(np.float16)
     weight = rng.integers(0, 4, size=(4, 4 // groups, *kernel)).astype(np.float16)
-    layer = colnn.Convolution(weight, np.zeros(4, np.float16), stride, 1, dilation=dilation, groups=groups,
-                              strategy=strategy)
-    out = layer.forward(x)
+    layer = colnn.Convolution(backend.to(weight), backend.to(np.zeros(4, np.float16)), stride, 1, dilation=dilation,
+                              groups=groups, strategy=backend.strategy)
+    out = backend.back(layer.forward(backend.to(x)))
     x64 = torch.tensor(x.astype(np.float64), requires_grad=True)
     w64 = torch.tensor(weight.astype(np.float64), requires_grad=True)
     expected = torch.nn.functional.conv2d(x64, w64, None, stride, 1, dilation, groups)
@@ -225,10 +240,11 @@ def test_float16_is_summed_in_float32_and_rounded_once(torch, strategy, kernel, 
     # every position) below float16's maximum while its sums still pass 2**11.
     for high in (256, 4):
         grad = rng.integers(0, high, size=out.shape).astype(np.float16)
-        dx = layer.backward(grad)
+        dx = backend.back(layer.backward(backend.to(grad)))
+        dW = backend.back(layer.dW)
         x64.grad = w64.grad = None
         expected.backward(torch.tensor(grad.astype(np.float64)), retain_graph=True)
-        assert dx.dtype == layer.dW.dtype == np.float16
+        assert dx.dtype == dW.dtype == np.float16
         np.testing.assert_array_equal(dx, x64.grad.numpy().astype(np.float16))
         if high == 4:
-            np.testing.assert_array_equal(layer.dW, w64.grad.numpy().astype(np.float16))
+            np.testing.assert_array_equal(dW, w64.grad.numpy().astype(np.float16))

@@ -42,19 +42,19 @@ def test_the_seed_fixes_the_masks_and_the_global_state_is_untouched(rng):
     assert state[0] == after[0] and np.array_equal(state[1], after[1]) and state[2:] == after[2:]
 
 
-def test_gradient_through_a_fixed_mask_matches_finite_differences(rng):
+def test_gradient_through_a_fixed_mask_matches_finite_differences(backend, rng):
     x = rng.normal(size=(4, 3, 2))
     weights = rng.normal(size=x.shape)
     layer = Dropout(0.4, seed=3)
 
     def loss(v):
         layer.rng = np.random.default_rng(3)  # replays the same mask on every call
-        return float((layer.forward(v) * weights).sum())
+        return float((backend.back(layer.forward(backend.to(v))) * weights).sum())
 
     expected = numerical_gradient(loss, x)
     layer.rng = np.random.default_rng(3)
-    layer.forward(x)
-    np.testing.assert_allclose(layer.backward(weights), expected, rtol=1e-7, atol=1e-9)
+    layer.forward(backend.to(x))
+    np.testing.assert_allclose(backend.back(layer.backward(backend.to(weights))), expected, rtol=1e-7, atol=1e-9)
     assert np.count_nonzero(expected == 0) > 0  # some elements were dropped
 
 
@@ -64,12 +64,28 @@ def test_bad_ratios_are_rejected(ratio, error):
         Dropout(ratio)
 
 
-def test_backward_needs_forward_and_the_output_shape():
+def test_backward_needs_forward_and_the_output_shape(backend):
     layer = Dropout()
     with pytest.raises(RuntimeError, match="backward called before forward"):
-        layer.backward(np.ones(3))
-    layer.forward(np.ones((2, 3)))
+        layer.backward(backend.to(np.ones(3)))
+    layer.forward(backend.to(np.ones((2, 3))))
     with pytest.raises(ValueError, match=r"dout must have the forward output's shape \(2, 3\)"):
-        layer.backward(np.ones(3))
+        layer.backward(backend.to(np.ones(3)))
     with pytest.raises(TypeError, match="x must be a floating array"):
-        layer.forward(np.ones(3, dtype=int))
+        layer.forward(backend.to(np.ones(3, dtype=int)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_backend_draws_the_numpy_mask_and_keeps_the_dtype(backend, rng, dtype):
+    x = rng.normal(size=(6, 5)).astype(dtype)
+    expected_layer, layer = Dropout(0.3, seed=4), Dropout(0.3, seed=4)
+    expected = expected_layer.forward(x)
+    out = backend.back(layer.forward(backend.to(x)))
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, expected)
+    dout = rng.normal(size=x.shape).astype(dtype)
+    np.testing.assert_array_equal(backend.back(layer.backward(backend.to(dout))), expected_layer.backward(dout))
+    evaluated = backend.back(layer.forward(backend.to(x), train_flg=False))
+    assert evaluated.dtype == dtype
+    np.testing.assert_array_equal(evaluated, expected_layer.forward(x, train_flg=False))
+    np.testing.assert_array_equal(backend.back(layer.backward(backend.to(dout))), expected_layer.backward(dout))

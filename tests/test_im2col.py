@@ -1,6 +1,8 @@
 """im2col/col2im against the tutorial and the book's code; unfold/fold against PyTorch; adjointness.
 
-The oracle tests run once per strategy: the compiled default and the NumPy reference.
+The oracle tests take the ``backend`` fixture (``tests/backends.py``): the compiled
+default, the NumPy reference, and the Array API path on array_api_strict, PyTorch and
+JAX arrays.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from colnn.kernels.geometry import STRATEGIES
+from backends import examples_for
 from reference import (
     TUTORIAL_OUT,
     TUTORIAL_STEP1,
@@ -42,103 +44,108 @@ def unfold_case(draw):
 # --- the tutorial's worked example -----------------------------------------
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_tutorial_worked_example_step_by_step(strategy):
-    step1 = colnn.im2col(TUTORIAL_X, 2, 2, 2, 0, strategy=strategy)
+def test_tutorial_worked_example_step_by_step(backend):
+    step1 = backend.call(colnn.im2col, TUTORIAL_X, 2, 2, 2, 0)
     np.testing.assert_array_equal(step1, TUTORIAL_STEP1)
     rows = step1.reshape(-1, 4)
     np.testing.assert_array_equal(rows, TUTORIAL_STEP1_ROWS)
     maxima = rows.max(axis=1)
     np.testing.assert_array_equal(maxima, TUTORIAL_STEP2)
     np.testing.assert_array_equal(maxima.reshape(1, 2, 2, -1).transpose(0, 3, 1, 2), TUTORIAL_OUT)
-    np.testing.assert_array_equal(colnn.Pooling(2, 2, 2).forward(TUTORIAL_X), TUTORIAL_OUT)
+    np.testing.assert_array_equal(backend.back(colnn.Pooling(2, 2, 2).forward(backend.to(TUTORIAL_X))), TUTORIAL_OUT)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_im2col_keeps_dtype_unlike_the_tutorial(strategy):
+def test_im2col_keeps_dtype_unlike_the_tutorial(backend):
     for dtype in (np.int64, np.float16, np.float32):
-        assert colnn.im2col(TUTORIAL_X.astype(dtype), 2, 2, 2, 0, strategy=strategy).dtype == dtype
+        if backend.supports(dtype):
+            assert backend.call(colnn.im2col, TUTORIAL_X.astype(dtype), 2, 2, 2, 0).dtype == dtype
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@HYPOTHESIS
-@given(case=unfold_case())
-def test_im2col_matches_the_books_code(strategy, case):
-    x, args = case
-    stride, padding = args["stride"][0], args["padding"][0]
-    kernel = args["kernel_size"]
-    if (x.shape[3] + 2 * padding - kernel[1]) // stride + 1 < 1 or (x.shape[2] + 2 * padding - kernel[0]) // stride + 1 < 1:
-        return
-    expected = book_im2col(x, kernel[0], kernel[1], stride, padding)
-    np.testing.assert_array_equal(colnn.im2col(x, kernel[0], kernel[1], stride, padding, strategy=strategy), expected)
+def test_im2col_matches_the_books_code(backend):
+    @examples_for(backend, HYPOTHESIS)
+    @given(case=unfold_case())
+    def check(case):
+        x, args = case
+        stride, padding = args["stride"][0], args["padding"][0]
+        kernel = args["kernel_size"]
+        if ((x.shape[3] + 2 * padding - kernel[1]) // stride + 1 < 1
+                or (x.shape[2] + 2 * padding - kernel[0]) // stride + 1 < 1):
+            return
+        expected = book_im2col(x, kernel[0], kernel[1], stride, padding)
+        np.testing.assert_array_equal(backend.call(colnn.im2col, x, kernel[0], kernel[1], stride, padding), expected)
+
+    check()
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_im2col_pad_value_fills_padding(strategy):
-    col = colnn.im2col(np.ones((1, 1, 1, 1)), 3, 3, 1, 1, pad_value=-np.inf, strategy=strategy)
+def test_im2col_pad_value_fills_padding(backend):
+    col = backend.call(colnn.im2col, np.ones((1, 1, 1, 1)), 3, 3, 1, 1, pad_value=-np.inf)
     assert np.isneginf(col).sum() == 8 and (col == 1).sum() == 1
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_im2col_integer_input_reads_minus_inf_as_the_minimum(strategy):
-    col = colnn.im2col(np.ones((1, 1, 1, 1), dtype=np.int16), 3, 3, 1, 1, pad_value=-np.inf, strategy=strategy)
+def test_im2col_integer_input_reads_minus_inf_as_the_minimum(backend):
+    col = backend.call(colnn.im2col, np.ones((1, 1, 1, 1), dtype=np.int16), 3, 3, 1, 1, pad_value=-np.inf)
     assert col.dtype == np.int16 and (col == np.iinfo(np.int16).min).sum() == 8
     with pytest.raises(ValueError, match="pad_value"):
-        colnn.im2col(np.ones((1, 1, 1, 1), dtype=np.uint8), 3, 3, 1, 1, pad_value=-1)
+        backend.call(colnn.im2col, np.ones((1, 1, 1, 1), dtype=np.uint8), 3, 3, 1, 1, pad_value=-1)
 
 
 # --- adjointness -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@HYPOTHESIS
-@given(case=unfold_case())
-def test_col2im_is_the_adjoint_of_im2col(strategy, case):
-    x, args = case
-    kh, kw = args["kernel_size"]
-    col = colnn.im2col(x, kh, kw, args["stride"], args["padding"], dilation=args["dilation"], strategy=strategy)
-    y = np.random.default_rng(1).standard_normal(col.shape)
-    back = colnn.col2im(y, x.shape, kh, kw, args["stride"], args["padding"], dilation=args["dilation"],
-                        strategy=strategy)
-    assert back.shape == x.shape
-    np.testing.assert_allclose(np.vdot(col, y), np.vdot(x, back), rtol=1e-10)
+def test_col2im_is_the_adjoint_of_im2col(backend):
+    @examples_for(backend, HYPOTHESIS)
+    @given(case=unfold_case())
+    def check(case):
+        x, args = case
+        kh, kw = args["kernel_size"]
+        col = backend.call(colnn.im2col, x, kh, kw, args["stride"], args["padding"], dilation=args["dilation"])
+        y = np.random.default_rng(1).standard_normal(col.shape)
+        back = backend.call(colnn.col2im, y, x.shape, kh, kw, args["stride"], args["padding"],
+                            dilation=args["dilation"])
+        assert back.shape == x.shape
+        np.testing.assert_allclose(np.vdot(col, y), np.vdot(x, back), rtol=1e-10)
+
+    check()
 
 
 # --- PyTorch's unfold/fold ---------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@HYPOTHESIS
-@given(case=unfold_case(), unbatched=st.booleans())
-def test_unfold_and_fold_match_torch(torch, strategy, case, unbatched):
-    x, args = case
-    x = x[0] if unbatched else x
-    blocks = colnn.unfold(x, **args, strategy=strategy)
-    expected = torch.nn.functional.unfold(torch.from_numpy(x), **args).numpy()
-    np.testing.assert_array_equal(blocks, expected)
+def test_unfold_and_fold_match_torch(torch, backend):
+    @examples_for(backend, HYPOTHESIS)
+    @given(case=unfold_case(), unbatched=st.booleans())
+    def check(case, unbatched):
+        x, args = case
+        x = x[0] if unbatched else x
+        blocks = backend.call(colnn.unfold, x, **args)
+        expected = torch.nn.functional.unfold(torch.from_numpy(x), **args).numpy()
+        np.testing.assert_array_equal(blocks, expected)
 
-    y = np.random.default_rng(2).standard_normal(blocks.shape)
-    folded = colnn.fold(y, x.shape[-2:], **args, strategy=strategy)
-    expected_fold = torch.nn.functional.fold(torch.from_numpy(y), x.shape[-2:], **args).numpy()
-    np.testing.assert_allclose(folded, expected_fold, rtol=1e-12, atol=1e-12)
+        y = np.random.default_rng(2).standard_normal(blocks.shape)
+        folded = backend.call(colnn.fold, y, x.shape[-2:], **args)
+        expected_fold = torch.nn.functional.fold(torch.from_numpy(y), x.shape[-2:], **args).numpy()
+        np.testing.assert_allclose(folded, expected_fold, rtol=1e-12, atol=1e-12)
+
+    check()
 
 
-def test_unfold_is_im2col_transposed():
+def test_unfold_is_im2col_transposed(backend):
     x = np.random.default_rng(0).standard_normal((2, 3, 5, 6))
-    col = colnn.im2col(x, 3, 2, 1, 1)
-    blocks = colnn.unfold(x, (3, 2), padding=1)
+    col = backend.call(colnn.im2col, x, 3, 2, 1, 1)
+    blocks = backend.call(colnn.unfold, x, (3, 2), padding=1)
     np.testing.assert_array_equal(blocks, col.reshape(2, -1, col.shape[1]).transpose(0, 2, 1))
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_outputs_do_not_alias_the_input(strategy):
-    x = np.random.default_rng(0).standard_normal((1, 2, 3, 3))
-    blocks = colnn.unfold(x, 1, strategy=strategy)
+def test_outputs_do_not_alias_the_input(backend):
+    if backend.name == "jax":
+        pytest.skip("JAX arrays are immutable: nothing can be written through an alias")
+    x = backend.to(np.random.default_rng(0).standard_normal((1, 2, 3, 3)))  # PyTorch shares NumPy's memory
+    blocks = colnn.unfold(x, 1, strategy=backend.strategy)
     blocks[...] = 0  # must be writable and independent
-    assert np.abs(x).sum() > 0
-    col = colnn.im2col(x, 1, 1, strategy=strategy)
+    assert np.abs(backend.back(x)).sum() > 0
+    col = colnn.im2col(x, 1, 1, strategy=backend.strategy)
     col[...] = 0
-    assert np.abs(x).sum() > 0
+    assert np.abs(backend.back(x)).sum() > 0
 
 
 # --- bad input ---------------------------------------------------------------
@@ -147,24 +154,24 @@ def test_outputs_do_not_alias_the_input(strategy):
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: colnn.im2col(np.zeros((2, 4, 4)), 2, 2), ValueError, "input_data"),
-        (lambda: colnn.im2col(np.zeros((1, 1, 4, 4)), 0, 2), ValueError, "filter_h"),
-        (lambda: colnn.im2col(np.zeros((1, 1, 4, 4)), 2, 2, stride=0), ValueError, "stride"),
-        (lambda: colnn.im2col(np.zeros((1, 1, 4, 4)), 2, 2, pad=-1), ValueError, "pad"),
-        (lambda: colnn.im2col(np.zeros((1, 1, 2, 2)), 3, 3), ValueError, "empty"),
-        (lambda: colnn.im2col(np.zeros((1, 1, 2, 2), dtype=complex), 1, 1), TypeError, "complex"),
-        (lambda: colnn.im2col(None, 1, 1), TypeError, "None"),
-        (lambda: colnn.col2im(np.zeros((3, 4)), (1, 1, 4, 4), 2, 2, 2), ValueError, "col must have shape"),
-        (lambda: colnn.col2im(np.zeros((4, 4)), (1, 4, 4), 2, 2, 2), ValueError, "input_shape"),
-        (lambda: colnn.unfold(np.zeros((1, 1, 4, 4)), 2, dilation=0), ValueError, "dilation"),
-        (lambda: colnn.fold(np.zeros((1, 5, 9)), (4, 4), 2), ValueError, "divisible"),
-        (lambda: colnn.fold(np.zeros((1, 4, 8)), (4, 4), 2), ValueError, "number of blocks"),
-        (lambda: colnn.unfold(np.zeros((1, 1, 4, 4)), 2.5), TypeError, "kernel_size"),
-        (lambda: colnn.unfold(np.zeros((1, 1, 4, 4)), (1, 2, 3)), ValueError, "kernel_size"),
-        (lambda: colnn.im2col(np.zeros((1, 1, 4, 4)), 2, 2, strategy="fft"), ValueError, "strategy"),
-        (lambda: colnn.fold(np.zeros((1, 4, 9)), (4, 4), 2, strategy="numpy"), ValueError, "strategy"),
+        (lambda to: colnn.im2col(to(np.zeros((2, 4, 4))), 2, 2), ValueError, "input_data"),
+        (lambda to: colnn.im2col(to(np.zeros((1, 1, 4, 4))), 0, 2), ValueError, "filter_h"),
+        (lambda to: colnn.im2col(to(np.zeros((1, 1, 4, 4))), 2, 2, stride=0), ValueError, "stride"),
+        (lambda to: colnn.im2col(to(np.zeros((1, 1, 4, 4))), 2, 2, pad=-1), ValueError, "pad"),
+        (lambda to: colnn.im2col(to(np.zeros((1, 1, 2, 2))), 3, 3), ValueError, "empty"),
+        (lambda to: colnn.im2col(to(np.zeros((1, 1, 2, 2), dtype=complex)), 1, 1), TypeError, "complex"),
+        (lambda to: colnn.im2col(None, 1, 1), TypeError, "None"),
+        (lambda to: colnn.col2im(to(np.zeros((3, 4))), (1, 1, 4, 4), 2, 2, 2), ValueError, "col must have shape"),
+        (lambda to: colnn.col2im(to(np.zeros((4, 4))), (1, 4, 4), 2, 2, 2), ValueError, "input_shape"),
+        (lambda to: colnn.unfold(to(np.zeros((1, 1, 4, 4))), 2, dilation=0), ValueError, "dilation"),
+        (lambda to: colnn.fold(to(np.zeros((1, 5, 9))), (4, 4), 2), ValueError, "divisible"),
+        (lambda to: colnn.fold(to(np.zeros((1, 4, 8))), (4, 4), 2), ValueError, "number of blocks"),
+        (lambda to: colnn.unfold(to(np.zeros((1, 1, 4, 4))), 2.5), TypeError, "kernel_size"),
+        (lambda to: colnn.unfold(to(np.zeros((1, 1, 4, 4))), (1, 2, 3)), ValueError, "kernel_size"),
+        (lambda to: colnn.im2col(to(np.zeros((1, 1, 4, 4))), 2, 2, strategy="fft"), ValueError, "strategy"),
+        (lambda to: colnn.fold(to(np.zeros((1, 4, 9))), (4, 4), 2, strategy="numpy"), ValueError, "strategy"),
     ],
 )
-def test_bad_input_raises_naming_the_argument(call, error, match):
+def test_bad_input_raises_naming_the_argument(backend, call, error, match):
     with pytest.raises(error, match=match):
-        call()
+        call(backend.to)

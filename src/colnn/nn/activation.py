@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_float_array
+from ..core.checks import check_float_array, foreign_namespace
+from ..ops import dense
 from .layers import Layer
 
 __all__ = ["Sigmoid"]
@@ -17,6 +18,8 @@ class Sigmoid(Layer):
 
     ``backward(dout)`` returns ``dout * y * (1 - y)`` with ``y`` the forward output
     (the book's ``Sigmoid``, chapter 5.5). Large ``|x|`` neither overflows nor warns.
+    Written on the Array API: another library's array (PyTorch, JAX, CuPy, ...)
+    is computed in its library, on its device, and so is the gradient.
 
     Examples
     --------
@@ -31,17 +34,20 @@ class Sigmoid(Layer):
         return "Sigmoid()"
 
     def forward(self, x: Any) -> np.ndarray:
-        x = check_float_array(x, "x", ndims=tuple(range(0, 9)))
+        x = check_float_array(x, "x", ndims=tuple(range(0, 9)), array_api=True)
+        xp = dense.namespace_of(x)
         # exp(-|x|) never overflows; the two branches are the same function rearranged.
-        decay = np.exp(-np.abs(x))
-        out = np.where(x >= 0, 1.0 / (1.0 + decay), decay / (1.0 + decay)).astype(x.dtype, copy=False)
+        decay = xp.exp(-xp.abs(x))
+        out = xp.astype(xp.where(x >= 0, 1.0 / (1.0 + decay), decay / (1.0 + decay)), x.dtype)
         self.out = out
         return out
 
     def backward(self, dout: Any) -> np.ndarray:
         if self.out is None:
             raise RuntimeError("Sigmoid.backward called before forward")
-        dout = np.asarray(dout)
-        if dout.shape != self.out.shape:
-            raise ValueError(f"dout must have the forward output's shape {self.out.shape}, got {dout.shape}")
+        dout = dense.in_namespace_of(dout if foreign_namespace(dout) is not None else np.asarray(dout), self.out)
+        if tuple(dout.shape) != tuple(self.out.shape):
+            raise ValueError(
+                f"dout must have the forward output's shape {tuple(self.out.shape)}, got {tuple(dout.shape)}"
+            )
         return dout * (1.0 - self.out) * self.out

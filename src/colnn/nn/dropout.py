@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import as_numpy_dtype, foreign_namespace
+from ..ops import dense
 from .layers import Layer
 
 __all__ = ["Dropout"]
@@ -30,6 +32,8 @@ class Dropout(Layer):
     ``forward(x, train_flg=True)``: any shape -> the same shape and dtype;
     ``backward(dout)`` passes the gradient through the last training mask
     (or scales it by ``1 - dropout_ratio`` after an evaluation forward).
+    Another Array API library's array (PyTorch, JAX, CuPy, ...) is computed in
+    its library and on its device; the mask is drawn by ``rng`` and moved there.
 
     Examples
     --------
@@ -53,22 +57,35 @@ class Dropout(Layer):
         return f"Dropout(dropout_ratio={self.dropout_ratio})"
 
     def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
-        x = np.asarray(x)
-        if x.dtype.kind != "f":
+        x = _as_array(x)
+        if as_numpy_dtype(x.dtype).kind != "f":
             raise TypeError(f"x must be a floating array, got dtype {x.dtype}")
+        xp = dense.namespace_of(x)
         if train_flg:
-            mask = self.rng.random(x.shape) >= self.dropout_ratio
+            mask = dense.in_namespace_of(self.rng.random(tuple(x.shape)) >= self.dropout_ratio, x)
             self.mask, self._scale = mask, None
-            return np.where(mask, x, np.zeros((), dtype=x.dtype))
+            return xp.where(mask, x, dense.zero_like(x))
         self.mask, self._scale = None, 1.0 - self.dropout_ratio
-        return x * x.dtype.type(self._scale)
+        return x * _scalar(self._scale, x)
 
     def backward(self, dout: Any) -> np.ndarray:
-        dout = np.asarray(dout)
+        dout = _as_array(dout)
         if self._scale is not None:
-            return dout * dout.dtype.type(self._scale)
+            return dout * _scalar(self._scale, dout)
         if self.mask is None:
             raise RuntimeError("Dropout.backward called before forward")
-        if dout.shape != self.mask.shape:
-            raise ValueError(f"dout must have the forward output's shape {self.mask.shape}, got {dout.shape}")
-        return np.where(self.mask, dout, np.zeros((), dtype=dout.dtype))
+        if tuple(dout.shape) != tuple(self.mask.shape):
+            raise ValueError(f"dout must have the forward output's shape {tuple(self.mask.shape)}, "
+                             f"got {tuple(dout.shape)}")
+        dout = dense.in_namespace_of(dout, self.mask)
+        return dense.namespace_of(dout).where(self.mask, dout, dense.zero_like(dout))
+
+
+def _as_array(value: Any) -> Any:
+    """Another Array API library's array as it is; anything else as a NumPy array."""
+    return value if foreign_namespace(value) is not None else np.asarray(value)
+
+
+def _scalar(value: float, like: Any) -> Any:
+    """``value`` as a 0-d array of ``like``'s dtype, so that scaling keeps the dtype on every library."""
+    return dense.namespace_of(like).asarray(value, dtype=like.dtype, device=dense.device_of(like))

@@ -9,6 +9,7 @@ was, and no layer modifies the arrays it is given.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..core.checks import (
 )
 from ..kernels.blas import blas_threads_for
 from ..kernels.relu import relu_backward, relu_forward
+from ..ops import dense
 from ..core.window import IntPair, as_pair
 
 __all__ = [
@@ -129,7 +131,7 @@ class _WindowLayer(Layer):
         out_shape = saved.output_shape[1:] if saved.unbatched else saved.output_shape
         grad = check_grad_shape(dout, out_shape, saved.dtype)
         grad_input = self._backward(grad[None, ...] if saved.unbatched else grad, saved)
-        return grad_input[0] if saved.unbatched else grad_input
+        return from_batched(grad_input, saved.unbatched)
 
 
 class MaxPool2d(_WindowLayer):
@@ -299,7 +301,12 @@ class Convolution(_WeightAndBias, _WindowLayer):
 
 
 class Relu(Layer):
-    """``max(x, 0)`` elementwise; any shape, dtype preserved (the gradient is floating)."""
+    """``max(x, 0)`` elementwise, as ``torch.relu``; any shape, dtype preserved (the gradient is floating).
+
+    NumPy input takes the compiled kernels; another Array API library's array
+    (PyTorch, JAX, CuPy, ...) is computed in its library, on its device, and
+    ``mask`` and ``backward``'s result are of that library.
+    """
 
     def __init__(self) -> None:
         self.mask: np.ndarray | None = None
@@ -308,15 +315,18 @@ class Relu(Layer):
         return "Relu()"
 
     def forward(self, x: Any) -> np.ndarray:
-        x = check_array(x, "x", ndims=None, batch_ndims=_ANY_RANK)
-        out, self.mask = relu_forward(x)
+        x = check_array(x, "x", ndims=None, batch_ndims=_ANY_RANK, array_api=True)
+        # NumPy takes the compiled pass; another library's array the Array API formula where it lives.
+        out, self.mask = relu_forward(x) if isinstance(x, np.ndarray) else dense.relu_forward(x)
         return out
 
     def backward(self, dout: Any) -> np.ndarray:
         if self.mask is None:
             raise RuntimeError("Relu.backward called before forward")
-        dout = check_grad_shape(dout, self.mask.shape, np.dtype(np.int8))
-        return relu_backward(dout, self.mask)
+        dout = check_grad_shape(dout, tuple(self.mask.shape), np.dtype(np.int8))
+        if isinstance(self.mask, np.ndarray) and isinstance(dout, np.ndarray):
+            return relu_backward(dout, self.mask)
+        return dense.relu_backward(dense.in_namespace_of(dout, self.mask), self.mask)
 
 
 class Affine(_WeightAndBias, Layer):
@@ -328,26 +338,39 @@ class Affine(_WeightAndBias, Layer):
     """
 
     def __init__(self, W: Any, b: Any) -> None:
-        weight = check_float_array(W, "W", ndims=(2,), batch_ndims=())
-        bias = check_float_array(b, "b", ndims=(1,), batch_ndims=())
-        if bias.shape != (weight.shape[1],):
-            raise ValueError(f"b must have shape ({weight.shape[1]},), got {bias.shape}")
-        self.W = np.array(weight, copy=True)
-        self.b = np.array(bias, dtype=weight.dtype, copy=True)
+        weight = check_float_array(W, "W", ndims=(2,), batch_ndims=(), array_api=True)
+        bias = check_float_array(b, "b", ndims=(1,), batch_ndims=(), array_api=True)
+        if tuple(bias.shape) != (weight.shape[1],):
+            raise ValueError(f"b must have shape ({weight.shape[1]},), got {tuple(bias.shape)}")
+        if isinstance(weight, np.ndarray):
+            self.W = np.array(weight, copy=True)
+            self.b = np.array(bias, dtype=weight.dtype, copy=True)
+        else:
+            # Copies, kept in the namespace (and on the device) of the weights given.
+            self.W, self.b = copy_as(weight), copy_as(dense.in_namespace_of(bias, weight), weight.dtype)
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
         self._cache: tuple[np.ndarray, tuple[int, ...]] | None = None
 
     def __repr__(self) -> str:
-        return f"Affine(W={self.W.shape}, dtype={self.W.dtype})"
+        return f"Affine(W={tuple(self.W.shape)}, dtype={as_numpy_dtype(self.W.dtype)})"
+
+    def _on_numpy(self, *arrays: Any) -> bool:
+        return all(isinstance(array, np.ndarray) for array in (self.W, *arrays))
 
     def forward(self, x: Any) -> np.ndarray:
-        x = check_float_array(x, "x", ndims=tuple(range(1, 9)), batch_ndims=_ANY_RANK[1:])
-        x2 = x.reshape(x.shape[0], int(np.prod(x.shape[1:]))) if x.ndim > 1 else x.reshape(1, -1)
-        if x2.shape[1] != self.W.shape[0]:
+        x = check_float_array(x, "x", ndims=tuple(range(1, 9)), batch_ndims=_ANY_RANK[1:], array_api=True)
+        features = math.prod(x.shape[1:]) if x.ndim > 1 else x.shape[0]
+        if features != self.W.shape[0]:
             raise ValueError(
-                f"x has {x2.shape[1]} features per sample but W expects {self.W.shape[0]} (x shape {x.shape})"
+                f"x has {features} features per sample but W expects {self.W.shape[0]} (x shape {tuple(x.shape)})"
             )
+        if not self._on_numpy(x):
+            # Another library's arrays: the same formula in their namespace; mixing libraries raises TypeError.
+            out, x2 = dense.affine_forward(x, self.W, self.b)
+            self._cache = (x2, tuple(x.shape))
+            return out
+        x2 = x.reshape(x.shape[0], int(np.prod(x.shape[1:]))) if x.ndim > 1 else x.reshape(1, -1)
         with blas_threads_for(2.0 * x2.shape[0] * self.W.size):
             out = x2 @ self.W + self.b
         self._cache = (x2, x.shape)
@@ -356,6 +379,11 @@ class Affine(_WeightAndBias, Layer):
     def backward(self, dout: Any) -> np.ndarray:
         x2, input_shape = self._saved()
         dout = check_grad_shape(dout, (x2.shape[0], self.W.shape[1]), self.W.dtype)
+        if not self._on_numpy(x2, dout):
+            grad_input, grad_weight, grad_bias = dense.affine_backward(dense.in_namespace_of(dout, x2), x2, self.W,
+                                                                       self.b.dtype)
+            self.dW, self.db = grad_weight, grad_bias
+            return dense.namespace_of(grad_input).reshape(grad_input, input_shape)
         with blas_threads_for(2.0 * x2.shape[0] * self.W.size):
             self.dW = (x2.T @ dout).astype(self.W.dtype, copy=False)
             grad_input = dout @ self.W.T
@@ -388,16 +416,22 @@ class SoftmaxWithLoss(Layer):
         return "SoftmaxWithLoss()"
 
     def forward(self, x: Any, t: Any) -> float:  # type: ignore[override]
-        x = check_float_array(x, "x", ndims=(2,), batch_ndims=(2,))
-        target = _check_target(t, x.shape)
-        shifted = x - x.max(axis=1, keepdims=True, initial=-np.inf)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        # Written on the Array API (NumPy 2's namespace is one), so another library's
+        # scores are computed where they live; ``y`` and the gradient stay there.
+        x = check_float_array(x, "x", ndims=(2,), batch_ndims=(2,), array_api=True)
+        xp = dense.namespace_of(x)
+        target = dense.in_namespace_of(_check_target(t, tuple(x.shape)), x)
+        shifted = x - xp.max(x, axis=1, keepdims=True)
+        log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
         if target.ndim == 2:
-            per_sample = -(np.where(target > 0, target, 0) * np.where(target > 0, log_probs, 0)).sum(axis=1)
+            chosen = target > 0
+            terms = xp.where(chosen, target, dense.zero_like(target)) * xp.where(chosen, log_probs,
+                                                                                dense.zero_like(log_probs))
         else:
-            per_sample = -log_probs[np.arange(x.shape[0]), target]
-        loss = float(per_sample.mean()) if per_sample.size else float("nan")
-        self.y, self.t, self.loss = np.exp(log_probs), target, loss
+            terms = xp.where(_one_hot(target, x.shape[1]), log_probs, dense.zero_like(log_probs))
+        per_sample = -xp.sum(terms, axis=1)
+        loss = float(xp.mean(per_sample)) if per_sample.shape[0] else float("nan")
+        self.y, self.t, self.loss = xp.exp(log_probs), target, loss
         return loss
 
     def __call__(self, x: Any, t: Any) -> float:  # type: ignore[override]
@@ -406,38 +440,51 @@ class SoftmaxWithLoss(Layer):
     def backward(self, dout: Any = 1.0) -> np.ndarray:
         if self.y is None:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
-        grad = self.y.copy()
+        xp = dense.namespace_of(self.y)
         if self.t.ndim == 2:
-            grad -= self.t
+            subtrahend = xp.astype(self.t, xp.result_type(self.y, self.t))
         else:
-            grad[np.arange(grad.shape[0]), self.t] -= 1
-        scale = check_array(dout, "dout", ndims=(0,)).astype(grad.dtype)
-        return grad * (scale / max(grad.shape[0], 1))
+            subtrahend = xp.astype(_one_hot(self.t, self.y.shape[1]), self.y.dtype)
+        grad = xp.astype(self.y - subtrahend, self.y.dtype)
+        scale = float(check_array(dout, "dout", ndims=(0,), array_api=True))
+        divisor = xp.asarray(scale, dtype=grad.dtype, device=dense.device_of(grad)) / max(grad.shape[0], 1)
+        return grad * divisor
+
+
+def _one_hot(labels: Any, classes: int) -> Any:
+    """``(N, K)`` booleans, true at ``labels[n]`` in row ``n``: the standard has no fancy indexing to gather with."""
+    xp = dense.namespace_of(labels)
+    return labels[:, None] == xp.arange(classes, dtype=labels.dtype, device=dense.device_of(labels))[None, :]
 
 
 def _check_target(t: Any, scores_shape: tuple[int, int]) -> np.ndarray:
     """``t`` as integer labels ``(N,)`` or float class probabilities ``(N, K)``; ValueError naming ``t`` if neither."""
     n, classes = scores_shape
-    target = check_array(t, "t", ndims=(1, 2), batch_ndims=(1, 2))
+    target = check_array(t, "t", ndims=(1, 2), batch_ndims=(1, 2), array_api=True)
+    xp = dense.namespace_of(target)
     if target.ndim == 1:
-        if target.shape != (n,) or target.dtype.kind not in "iu":
+        if tuple(target.shape) != (n,) or not xp.isdtype(target.dtype, "integral"):
             raise ValueError(
                 f"t must be integer labels of shape ({n},) or class probabilities of shape {scores_shape}, "
-                f"got shape {target.shape} dtype {target.dtype}"
+                f"got shape {tuple(target.shape)} dtype {target.dtype}"
             )
-        if target.size and (target.min() < 0 or target.max() >= classes):
-            raise ValueError(f"t must hold labels in [0, {classes}), got range [{target.min()}, {target.max()}]")
+        if n and (int(xp.min(target)) < 0 or int(xp.max(target)) >= classes):
+            raise ValueError(
+                f"t must hold labels in [0, {classes}), got range [{int(xp.min(target))}, {int(xp.max(target))}]"
+            )
         return target
-    if target.shape != scores_shape:
-        raise ValueError(f"t of class probabilities must have x's shape {scores_shape}, got {target.shape}")
-    probs = target.astype(gradient_dtype(target.dtype, target.dtype), copy=False)
-    tolerance = max(1e-6, float(np.sqrt(np.finfo(probs.dtype).eps)))
-    sums = probs.sum(axis=1)
-    bad = ~((probs >= 0).all(axis=1) & (np.abs(sums - 1) <= tolerance))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+    if tuple(target.shape) != scores_shape:
+        raise ValueError(f"t of class probabilities must have x's shape {scores_shape}, got {tuple(target.shape)}")
+    probs = cast_array(target, gradient_dtype(target.dtype, target.dtype))
+    tolerance = max(1e-6, float(np.sqrt(np.finfo(as_numpy_dtype(probs.dtype)).eps)))
+    sums = xp.sum(probs, axis=1)
+    bad = ~(xp.all(probs >= 0, axis=1) & (xp.abs(sums - 1) <= tolerance))
+    if bool(xp.any(bad)):
+        rows = xp.arange(n, device=dense.device_of(bad))
+        row = int(xp.min(xp.where(bad, rows, xp.full_like(rows, n))))
+        shown = target[row] if isinstance(target, np.ndarray) else [float(v) for v in probs[row, ...]]
         raise ValueError(
             f"t must hold class probabilities (rows >= 0 that sum to 1 within {tolerance:.1e}); "
-            f"row {row} is {describe(target[row])}, summing to {float(sums[row])!r}"
+            f"row {row} is {describe(shown)}, summing to {float(sums[row])!r}"
         )
     return probs
