@@ -414,19 +414,24 @@ _VECTOR_ROUND = 64
 
 
 @njit(cache=True, inline="always")
-def _gather_k3s2_row(grad_row, offset_row, ky, padded_grad, padded_offset, even, odd):
+def _pad_window_row(grad_row, offset_row, padded_grad, padded_offset):
+    """Copy one window row between sentinels: ``padded_*[j + 1]`` is window ``j``; offset 255 matches no cell."""
+    for j in range(grad_row.shape[0]):
+        padded_grad[j + 1] = grad_row[j]
+        padded_offset[j + 1] = offset_row[j]
+
+
+@njit(cache=True, inline="always")
+def _gather_k3s2_row(padded_grad, padded_offset, ky, even, odd):
     """Add one window row's routed gradients (kernel row ``ky``) to the cells of one input row.
 
     In padded column coordinates ``u = c + pad``, cell ``u = 2n`` is column 2 of
     window ``n - 1`` and column 0 of window ``n`` (``even[n]``, in that order,
     PyTorch's); cell ``u = 2n + 1`` is column 1 of window ``n`` (``odd[n]``). The
-    row is copied between sentinels (offset 255 matches no cell), so every pass
-    is a unit-stride select-and-add that vectorizes. A cell not chosen adds
-    +0.0, which leaves any sum that starts from +0.0 unchanged.
+    window row comes padded by :func:`_pad_window_row`, so every pass is a
+    unit-stride select-and-add that vectorizes. A cell not chosen adds +0.0,
+    which leaves any sum that starts from +0.0 unchanged.
     """
-    for j in range(grad_row.shape[0]):
-        padded_grad[j + 1] = grad_row[j]
-        padded_offset[j + 1] = offset_row[j]
     first, middle, last = np.uint8(3 * ky), np.uint8(3 * ky + 1), np.uint8(3 * ky + 2)
     zero = padded_grad.dtype.type(0)
     for n in range(odd.shape[0] - 1):
@@ -457,18 +462,23 @@ def max_pool_backward_k3s2(grad_out, window_offset, pad_h, pad_w, grad_pairs):
         odd = np.empty(length + 1, np.float32)
         even_bits, odd_bits = even.view(np.uint32), odd.view(np.uint32)
         packed = np.empty(length, np.uint64)
-        padded_grad = np.zeros(length + 1, np.float32)
-        padded_offset = np.full(length + 1, 255, np.uint8)
+        # Window row oy, padded, in slot oy % 2: each is copied once and read by its three input rows.
+        padded_grad = np.zeros((2, length + 1), np.float32)
+        padded_offset = np.full((2, length + 1), 255, np.uint8)
+        padded_row = np.full(2, -1, np.int64)
         for r in range(height):
             even[:] = 0
             odd[:] = 0
             q = r + pad_h
-            if q % 2 == 0 and 1 <= q // 2 <= out_h:  # kernel row 2 of the window row above
-                _gather_k3s2_row(grad_out[p, q // 2 - 1], window_offset[p, q // 2 - 1], 2,
-                                 padded_grad, padded_offset, even, odd)
-            if q // 2 < out_h:  # kernel row 0 (q even) or 1 (q odd) of window row q // 2
-                _gather_k3s2_row(grad_out[p, q // 2], window_offset[p, q // 2], q % 2,
-                                 padded_grad, padded_offset, even, odd)
+            for oy in range(max(q // 2 - 1, 0), min(q // 2 + 1, out_h)):
+                ky = q - 2 * oy  # 2 for the window row above, else 0 (q even) or 1 (q odd)
+                if ky > 2:
+                    continue
+                slot = oy % 2
+                if padded_row[slot] != oy:
+                    _pad_window_row(grad_out[p, oy], window_offset[p, oy], padded_grad[slot], padded_offset[slot])
+                    padded_row[slot] = oy
+                _gather_k3s2_row(padded_grad[slot], padded_offset[slot], ky, even, odd)
             if pad_w == 1:  # cell 2m is u = 2m + 1, cell 2m + 1 is u = 2m + 2
                 for m in range(packed.shape[0]):
                     packed[m] = np.uint64(odd_bits[m]) | (np.uint64(even_bits[m + 1]) << np.uint64(32))
