@@ -24,6 +24,9 @@ def test_bench_quick_writes_a_table_and_json(tmp_path, capsys):
         assert 0 < row["min_ms"] <= row["median_ms"] <= row["max_ms"]
         assert row["ratio_limit"] > 0
         assert row["case"] in table
+    backward = [row for row in rows if row["case"] == "S1 max bwd"]
+    assert {"colnn", bench.COPY_IMPL} <= {row["impl"] for row in backward}
+    assert all(row["ratio_copy"] > 0 for row in backward) and "/ x.copy()" in table
     if "torch" in result["versions"]:
         assert all(row["ratio_torch"] is not None for row in rows)
 

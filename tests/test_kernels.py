@@ -125,6 +125,51 @@ def test_2x2_stride_2_fast_kernels_equal_reference(shape, dtype, rng):
                                REFERENCE.avg_backward(grad, shape, window, divisor))
 
 
+def _gradient_with_edge_values(rng, shape, dtype):
+    """A gradient with -0.0, infinities, NaN of both signs and a signalling NaN (PyTorch's sum quiets it)."""
+    grad = rng.standard_normal(shape).astype(dtype)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    signalling = np.array(0x7F800001 if dtype == np.float32 else 0x7FF0000000000001, dtype=bits).view(dtype)
+    for step, value in ((5, -0.0), (7, np.inf), (11, -np.inf), (13, np.nan), (17, -np.nan), (19, signalling)):
+        grad.flat[rng.integers(0, step)::step] = value
+    return grad
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 2, 1), (3, 2, 0), (2, 2, 0)])
+@pytest.mark.parametrize("size", [(11, 12), (12, 11), (13, 13), (16, 14), (1, 2), (3, 3)])
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_write_once_max_backward_is_pytorchs_bit_for_bit(torch, rng, kernel, stride, padding, size, ceil_mode, dtype):
+    """The 2x2/stride-2 and 3x3/stride-2 backward kernels that write each gradient cell once (no zero-fill
+    and scatter): PyTorch's autograd bit for bit, -0.0, infinities and overlapping windows' sums included."""
+    if min(size) + 2 * padding < kernel:
+        pytest.skip("no window fits")
+    x = rng.integers(0, 3, size=(2, 3, *size)).astype(dtype)  # ties: cells chosen by two or four windows
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x_torch = torch.from_numpy(x).requires_grad_()
+    out = torch.nn.functional.max_pool2d(x_torch, kernel, stride, padding, ceil_mode=ceil_mode)
+    grad = _gradient_with_edge_values(rng, tuple(out.shape), dtype)
+    (expected,) = torch.autograd.grad(out, x_torch, torch.from_numpy(grad))
+    layer = colnn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode)
+    layer.forward(x)
+    got = layer.backward(grad)
+    expected = expected.numpy()
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    assert got.dtype == dtype
+    # Which of two NaN a sum returns is the compiler's choice (LLVM may swap an addition's operands), so NaN
+    # is compared as NaN; every other cell, -0.0 against +0.0 included, bit for bit.
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    number = ~np.isnan(expected)
+    np.testing.assert_array_equal(got[number].view(bits), expected[number].view(bits))
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 2, 1), (2, 2, 0)])
+def test_write_once_max_backward_of_an_empty_batch(kernel, stride, padding):
+    layer = colnn.MaxPool2d(kernel, stride, padding)
+    out = layer.forward(np.zeros((0, 3, 12, 12), np.float32))
+    assert layer.backward(out).shape == (0, 3, 12, 12)
+
+
 @pytest.mark.parametrize(("kernel", "dtype"), [(2, np.uint8), (16, np.uint8), (17, np.uint16), ((1, 300), np.uint16)])
 def test_offsets_are_compact(kernel, dtype, rng):
     x = rng.standard_normal((1, 2, 40, 600)).astype(np.float32)

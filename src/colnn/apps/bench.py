@@ -8,6 +8,9 @@ NCHW layout, and against a limit. For pooling the limit is memory bandwidth:
 the time needed just to read the input and write the output (and offsets) at
 the bandwidth of a large ``np.copyto`` into a prefaulted buffer (bytes read +
 written). For convolution it is compute: the GEMMs' FLOPs at the SGEMM rate.
+A backward pass returns a fresh array of the input's size, whose first touch
+(page faults, no prefaulted buffer) can cost more than that bandwidth limit:
+its cases also time ``x.copy()`` of the input, and a third ratio is over it.
 
 Memory is the peak resident memory one call adds, read from ``VmHWM`` in
 ``/proc/self/status`` after resetting it (``echo 5 > /proc/self/clear_refs``)
@@ -56,6 +59,8 @@ CONV_SHAPES = {
 QUICK_POOL_SHAPES = {"S1": ((4, 8, 56, 56), 2, 2, 0), "S2": ((2, 8, 32, 32), 3, 2, 1)}
 QUICK_CONV_SHAPES = {"C1": ((2, 8, 16, 16), (8, 8, 3, 3), 1), "C2": ((4, 1, 28, 28), (6, 1, 5, 5), 0)}
 
+# The floor of a backward pass that returns a fresh array of the input's size.
+COPY_IMPL = "x.copy()"
 # These tune old OpenBLAS builds; set, they can halve a current one's SGEMM.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -71,6 +76,7 @@ class Row:
     max_ms: float
     ratio_torch: float | None = None
     ratio_limit: float | None = None
+    ratio_copy: float | None = None
     peak_added_mb: float | None = None
     input_mb: float | None = None
 
@@ -202,6 +208,8 @@ def _pool_cases(shapes: dict, torch: Any, tutorial: Any, bandwidth: float) -> li
         training.impls["colnn im2col"] = lambda x=x, w=window: max_pool2d_forward(x, w, "im2col")
         backward = Case(f"{name} max bwd", limit(x.nbytes + out_bytes + offsets_bytes), x.nbytes / 2**20)
         backward.impls["colnn"] = lambda g=grad, o=window_offset, x=x, w=window: max_pool2d_backward(g, o, x.shape, w)
+        # The gradient is fresh memory of the input's size: first touching it is the floor (no prefaulted buffer).
+        backward.impls[COPY_IMPL] = x.copy
         _, im2col_offset = max_pool2d_forward(x, window, "im2col")
         backward.impls["colnn im2col"] = (
             lambda g=grad, o=im2col_offset, x=x, w=window: max_pool2d_backward(g, o, x.shape, w, "im2col"))
@@ -312,9 +320,11 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial_path: Path | None,
     for case in cases:
         case_rows = [timed[case.name, impl] for impl in case.impls]
         torch_ms = next((row.median_ms for row in case_rows if row.impl == "torch NCHW"), None)
+        copy_ms = next((row.median_ms for row in case_rows if row.impl == COPY_IMPL), None)
         for row in case_rows:
             row.ratio_torch = row.median_ms / torch_ms if torch_ms else None
             row.ratio_limit = row.median_ms / case.limit_ms if case.limit_ms else None
+            row.ratio_copy = row.median_ms / copy_ms if copy_ms else None
         rows += case_rows
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -373,17 +383,19 @@ def format_table(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"Median and min-max of {result['repeat']} calls; ratios are time / time (lower is faster); "
-        "memory: peak resident memory one call adds.",
+        f"/ {COPY_IMPL}: over a copy of the input into fresh memory (backward's floor: its gradient is such an "
+        "array); memory: peak resident memory one call adds.",
         "",
-        "| case | implementation | median ms | min-max ms | / torch NCHW | / limit | added MB (x input) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| case | implementation | median ms | min-max ms | / torch NCHW | / limit | / {COPY_IMPL} | added MB (x input) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in result["rows"]:
         memory = "" if row["peak_added_mb"] is None else (
             f"{row['peak_added_mb']:.0f} ({row['peak_added_mb'] / row['input_mb']:.2f})")
         lines.append(
             f"| {row['case']} | {row['impl']} | {row['median_ms']:.2f} | {row['min_ms']:.2f}-{row['max_ms']:.2f} | "
-            f"{_ratio(row['ratio_torch'])} | {_ratio(row['ratio_limit'])} | {memory} |")
+            f"{_ratio(row['ratio_torch'])} | {_ratio(row['ratio_limit'])} | {_ratio(row.get('ratio_copy'))} | "
+            f"{memory} |")
     return "\n".join(lines)
 
 

@@ -187,8 +187,8 @@ def jax_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> C
 # --- cases ----------------------------------------------------------------------------
 
 
-def _op_cases(quick: bool, threads: int) -> list[tuple[str, str, dict[str, Callable[[], Any]]]]:
-    """``(section, case, {impl: func})`` for each forward op, colnn first."""
+def _op_cases(quick: bool, threads: int, match: str = "") -> list[tuple[str, str, dict[str, Callable[[], Any]]]]:
+    """``(section, case, {impl: func})`` for each forward op whose name contains ``match``, colnn first."""
     from ..ops.conv import conv2d
     from ..ops.pooling import avg_pool2d, max_pool2d
 
@@ -198,6 +198,8 @@ def _op_cases(quick: bool, threads: int) -> list[tuple[str, str, dict[str, Calla
     for name, (shape, kernel, stride, pad) in (QUICK_POOL_SHAPES if quick else POOL_SHAPES).items():
         x = rng.random(shape, dtype=np.float32)
         for kind, pool in (("max", max_pool2d), ("avg", avg_pool2d)):
+            if match not in f"{name} {kind} fwd":
+                continue
             impls = {"colnn": lambda x=x, p=pool, k=kernel, s=stride, q=pad: p(x, k, s, q)}
             if has_ort:
                 out_shape = impls["colnn"]().shape
@@ -206,6 +208,8 @@ def _op_cases(quick: bool, threads: int) -> list[tuple[str, str, dict[str, Calla
                 impls["jax jit"] = jax_pool(kind, x, kernel, stride, pad)
             cases.append(("forward ops", f"{name} {kind} fwd", impls))
     for name, (x_shape, w_shape, pad) in (QUICK_CONV_SHAPES if quick else PEER_CONV_SHAPES).items():
+        if match not in f"{name} conv fwd":
+            continue
         x = rng.random(x_shape, dtype=np.float32)
         weight = rng.random(w_shape, dtype=np.float32) - 0.5
         bias = rng.random(w_shape[0], dtype=np.float32)
@@ -291,30 +295,40 @@ def predict_pair(images: int, threads: int, seed: int = 0) -> dict[str, Callable
 # --- timing and reporting ---------------------------------------------------------------
 
 
-def time_interleaved(impls: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
-    """Median seconds per implementation, timed A, B, A, B, ... after one warm-up call each."""
+def time_interleaved(impls: dict[str, Callable[[], Any]], repeat: int, settle_s: float = 0.0) -> dict[str, float]:
+    """Median seconds per implementation, timed A, B, A, B, ... after one warm-up call each.
+
+    ``settle_s``: a pause before each timed call, so that threads the previous
+    call left spinning (XLA's, TBB's) are idle when the next one starts.
+    """
     for func in impls.values():
         func()
     seconds: dict[str, list[float]] = {name: [] for name in impls}
     for _ in range(repeat):
         for name, func in impls.items():
+            if settle_s:
+                time.sleep(settle_s)
             start = time.perf_counter()
             func()
             seconds[name].append(time.perf_counter() - start)
     return {name: statistics.median(times) for name, times in seconds.items()}
 
 
-def run_peers(quick: bool = False, repeat: int = 7, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Time every peer case; returns JSON-ready :class:`PeerRow` dicts (colnn's row first in each case)."""
+def run_peers(quick: bool = False, repeat: int = 7, log: Callable[[str], None] | None = None, *,
+              match: str = "", settle_s: float = 0.0) -> list[dict[str, Any]]:
+    """Time every peer case whose name contains ``match`` (e.g. ``"max fwd"``, ``"S3"``); returns JSON-ready
+    :class:`PeerRow` dicts (colnn's row first in each case). ``settle_s``: see :func:`time_interleaved`."""
     from .. import get_num_threads
 
     threads = get_num_threads()
     torch = _optional("torch")
-    cases = _op_cases(quick, threads)
+    cases = _op_cases(quick, threads, match)
     for name, (shape, filters) in (QUICK_STEP_SHAPES if quick else STEP_SHAPES).items():
-        cases.append(("training step", name, step_pair(shape, filters, torch)))
-    cases.append(("predict", f"SimpleConvNet on {10 if quick else PREDICT_IMAGES} images",
-                  predict_pair(10 if quick else PREDICT_IMAGES, threads)))
+        if match in name:
+            cases.append(("training step", name, step_pair(shape, filters, torch)))
+    predict_case = f"SimpleConvNet on {10 if quick else PREDICT_IMAGES} images"
+    if match in predict_case:
+        cases.append(("predict", predict_case, predict_pair(10 if quick else PREDICT_IMAGES, threads)))
     torch_threads = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(threads)
@@ -323,7 +337,7 @@ def run_peers(quick: bool = False, repeat: int = 7, log: Callable[[str], None] |
         for section, case, impls in cases:
             if log:
                 log(f"timing peers: {case}")
-            medians = time_interleaved(impls, repeat)
+            medians = time_interleaved(impls, repeat, settle_s)
             rows += [asdict(PeerRow(section, case, impl, 1e3 * median, median / medians["colnn"]))
                      for impl, median in medians.items()]
     finally:

@@ -6,6 +6,7 @@ first use so that ``import colnn`` compiles nothing.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,18 @@ from .geometry import as_planes, is_k2s2, kernel_dtype, offset_dtype, plane_geom
 from .threads import threads_for
 
 __all__ = ["NumbaStrategy"]
+
+def _pairs_fit(grad_input: np.ndarray) -> bool:
+    """Whether the float32 gradient's rows split into whole pairs of cells, low half first (little-endian)."""
+    return grad_input.dtype == np.float32 and grad_input.shape[-1] % 2 == 0 and sys.byteorder == "little"
+
+
+def _is_k3s2(window: Window) -> bool:
+    """3x3 windows at stride 2, padding 0 or 1, no dilation (ResNet's stem pool): the gathering backward's case."""
+    return ((window.kernel_h, window.kernel_w, window.stride_h, window.stride_w) == (3, 3, 2, 2)
+            and (window.dilation_h, window.dilation_w) == (1, 1)
+            and window.pad_h in (0, 1) and window.pad_w in (0, 1))
+
 
 class NumbaStrategy:
     """Pooling by compiled loops over planes; no im2col matrix, compact offsets.
@@ -77,8 +90,14 @@ class NumbaStrategy:
         offset_planes = as_planes(window_offset, window_offset.dtype)
         grad_input = np.empty((grad_planes.shape[0], *input_shape[2:]), dtype=dtype)
         with threads_for(grad_input.nbytes):
-            if is_k2s2(window):
+            if is_k2s2(window) and _pairs_fit(grad_input):
+                pool_loops.max_pool_backward_k2s2_pairs(
+                    grad_planes.view(np.uint32), offset_planes, grad_input.view(np.uint64))
+            elif is_k2s2(window):
                 pool_loops.max_pool_backward_k2s2(grad_planes, offset_planes, grad_input)
+            elif _is_k3s2(window) and _pairs_fit(grad_input):
+                pool_loops.max_pool_backward_k3s2(
+                    grad_planes, offset_planes, window.pad_h, window.pad_w, grad_input.view(np.uint64))
             else:
                 geometry = plane_geometry(window)
                 pool_loops.max_pool_backward_planes(

@@ -38,6 +38,8 @@ __all__ = [
     "max_pool_values_planes",
     "max_pool_backward_planes",
     "max_pool_backward_k2s2",
+    "max_pool_backward_k2s2_pairs",
+    "max_pool_backward_k3s2",
     "avg_pool_planes",
     "avg_pool_k2s2",
     "avg_pool_backward_planes",
@@ -348,6 +350,7 @@ def max_pool_backward_k2s2(grad_out, window_offset, grad_in):
     """
     n_planes, height, width = grad_in.shape
     out_h, out_w = grad_out.shape[1], grad_out.shape[2]
+    zero = grad_in.dtype.type(0)
     for p in prange(n_planes):
         plane = grad_in[p]
         trip = np.empty(out_w, np.int8)  # only its length is used, see the codegen notes
@@ -357,7 +360,7 @@ def max_pool_backward_k2s2(grad_out, window_offset, grad_in):
             top = plane[2 * oy]
             bottom = plane[2 * oy + 1]
             for j in range(trip.shape[0]):
-                grad = grad_row[j]
+                grad = grad_row[j] + zero  # PyTorch's sum into a zeroed gradient: -0.0 becomes +0.0
                 offset = offset_row[j]
                 top[2 * j] = grad if offset == 0 else 0
                 top[2 * j + 1] = grad if offset == 1 else 0
@@ -365,6 +368,126 @@ def max_pool_backward_k2s2(grad_out, window_offset, grad_in):
                 bottom[2 * j + 1] = grad if offset == 3 else 0
         plane[2 * out_h:, :] = 0
         plane[:2 * out_h, 2 * out_w:] = 0
+
+
+@njit(cache=True, inline="always")
+def _route_pairs(grad_bits, offsets, top, bottom):
+    """Pair ``j`` of ``top`` and of ``bottom`` (uint64) gets window ``j``'s gradient in the half its offset names.
+
+    The float32 bits stored are those of ``0.0 + grad``, PyTorch's sum into a
+    zeroed gradient: -0.0 becomes +0.0 and a signalling NaN quiet. Branch-free
+    (a shift by 0 or 32 and one select per row), so the loop vectorizes and
+    random offsets cost no mispredictions.
+    """
+    for j in range(top.shape[0]):
+        bits = grad_bits[j]
+        bits = np.uint32(0) if bits == np.uint32(0x80000000) else bits
+        bits = bits | np.uint32(0x400000) if bits & np.uint32(0x7FFFFFFF) > np.uint32(0x7F800000) else bits
+        offset = np.uint64(offsets[j])
+        shifted = np.uint64(bits) << ((offset & np.uint64(1)) * np.uint64(32))
+        in_top = offset < np.uint64(2)
+        top[j] = shifted if in_top else np.uint64(0)
+        bottom[j] = np.uint64(0) if in_top else shifted
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def max_pool_backward_k2s2_pairs(grad_bits, window_offset, grad_pairs):
+    """:func:`max_pool_backward_k2s2` for float32 with an even width, two cells per 64-bit store.
+
+    ``grad_bits`` is the float32 gradient viewed as uint32 ``(P, out_h, out_w)``,
+    ``grad_pairs`` the gradient of the input viewed as uint64 ``(P, H, W/2)``
+    with ``W = 2*out_w`` (little-endian: cell ``2*j`` is the low half of pair
+    ``j``). Float stores at stride 2 compile to scatters; unit-stride stores of
+    pairs do not. Rows past the last window (odd H) are zeroed.
+    """
+    out_h = grad_bits.shape[1]
+    for p in prange(grad_pairs.shape[0]):
+        for oy in range(out_h):
+            _route_pairs(grad_bits[p, oy], window_offset[p, oy], grad_pairs[p, 2 * oy], grad_pairs[p, 2 * oy + 1])
+        grad_pairs[p, 2 * out_h:, :] = 0
+
+
+# Loops over a scratch row run to its full length, a multiple of this: LLVM's
+# vector body covers up to 64 floats (16 lanes x 4 interleaved), and in a
+# shorter or ragged row the rest runs through its scalar remainder loop.
+_VECTOR_ROUND = 64
+
+
+@njit(cache=True, inline="always")
+def _pad_window_row(grad_row, offset_row, padded_grad, padded_offset):
+    """Copy one window row between sentinels: ``padded_*[j + 1]`` is window ``j``; offset 255 matches no cell."""
+    for j in range(grad_row.shape[0]):
+        padded_grad[j + 1] = grad_row[j]
+        padded_offset[j + 1] = offset_row[j]
+
+
+@njit(cache=True, inline="always")
+def _gather_k3s2_row(padded_grad, padded_offset, ky, even, odd):
+    """Add one window row's routed gradients (kernel row ``ky``) to the cells of one input row.
+
+    In padded column coordinates ``u = c + pad``, cell ``u = 2n`` is column 2 of
+    window ``n - 1`` and column 0 of window ``n`` (``even[n]``, in that order,
+    PyTorch's); cell ``u = 2n + 1`` is column 1 of window ``n`` (``odd[n]``). The
+    window row comes padded by :func:`_pad_window_row`, so every pass is a
+    unit-stride select-and-add that vectorizes. A cell not chosen adds +0.0,
+    which leaves any sum that starts from +0.0 unchanged.
+    """
+    first, middle, last = np.uint8(3 * ky), np.uint8(3 * ky + 1), np.uint8(3 * ky + 2)
+    zero = padded_grad.dtype.type(0)
+    for n in range(odd.shape[0] - 1):
+        odd[n] += padded_grad[n + 1] if padded_offset[n + 1] == middle else zero
+    for n in range(even.shape[0] - 1):
+        left = padded_grad[n] if padded_offset[n] == last else zero
+        right = padded_grad[n + 1] if padded_offset[n + 1] == first else zero
+        even[n] = (even[n] + left) + right
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def max_pool_backward_k3s2(grad_out, window_offset, pad_h, pad_w, grad_pairs):
+    """Backward of 3x3 max pooling at stride 2 (padding 0 or 1, no dilation), float32: each input row written once.
+
+    ``grad_pairs`` is the float32 gradient of the input viewed as uint64
+    ``(P, H, W/2)`` (even ``W``, little-endian). Instead of zeroing the gradient
+    and scattering into it, every input row gathers from the (at most two)
+    window rows that cover it, in output order, into two L1-resident rows (its
+    even and odd padded columns), which are then interleaved into pairs and
+    stored in one pass. The sums are PyTorch's: the same additions in the same
+    order, starting from +0.0.
+    """
+    out_h, out_w = grad_out.shape[1], grad_out.shape[2]
+    height, pairs = grad_pairs.shape[1], grad_pairs.shape[2]
+    length = -(-max(out_w + 1, pairs + 1) // _VECTOR_ROUND) * _VECTOR_ROUND
+    for p in prange(grad_pairs.shape[0]):
+        even = np.empty(length + 1, np.float32)
+        odd = np.empty(length + 1, np.float32)
+        even_bits, odd_bits = even.view(np.uint32), odd.view(np.uint32)
+        packed = np.empty(length, np.uint64)
+        # Window row oy, padded, in slot oy % 2: each is copied once and read by its three input rows.
+        padded_grad = np.zeros((2, length + 1), np.float32)
+        padded_offset = np.full((2, length + 1), 255, np.uint8)
+        padded_row = np.full(2, -1, np.int64)
+        for r in range(height):
+            even[:] = 0
+            odd[:] = 0
+            q = r + pad_h
+            for oy in range(max(q // 2 - 1, 0), min(q // 2 + 1, out_h)):
+                ky = q - 2 * oy  # 2 for the window row above, else 0 (q even) or 1 (q odd)
+                if ky > 2:
+                    continue
+                slot = oy % 2
+                if padded_row[slot] != oy:
+                    _pad_window_row(grad_out[p, oy], window_offset[p, oy], padded_grad[slot], padded_offset[slot])
+                    padded_row[slot] = oy
+                _gather_k3s2_row(padded_grad[slot], padded_offset[slot], ky, even, odd)
+            if pad_w == 1:  # cell 2m is u = 2m + 1, cell 2m + 1 is u = 2m + 2
+                for m in range(packed.shape[0]):
+                    packed[m] = np.uint64(odd_bits[m]) | (np.uint64(even_bits[m + 1]) << np.uint64(32))
+            else:
+                for m in range(packed.shape[0]):
+                    packed[m] = np.uint64(even_bits[m]) | (np.uint64(odd_bits[m]) << np.uint64(32))
+            row = grad_pairs[p, r]
+            for m in range(pairs):
+                row[m] = packed[m]
 
 
 # --- average pooling --------------------------------------------------------
