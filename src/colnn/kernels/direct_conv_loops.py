@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from .epilogue_loops import store_row
+
 __all__ = ["conv_valid_into"]
 
 
@@ -60,11 +62,13 @@ def _add_taps(acc0, acc1, source, taps0, taps1, count):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def conv_valid_into(x, weight, bias, add_bias, out, grid):
-    """``out[b, f] = sum_{c,ky,kx} weight[f, c, ky, kx] * x[b, c, oy+ky, ox+kx]`` (+ ``bias[f]``).
+def conv_valid_into(x, weight, bias, add_bias, relu, out, mask, keep_mask, grid):
+    """``out[b, f] = sum_{c,ky,kx} weight[f, c, ky, kx] * x[b, c, oy+ky, ox+kx]`` (+ ``bias[f]``, then ReLU).
 
     ``x`` ``(B, C, H, W)`` (already padded, contiguous), ``weight`` ``(F, C, kh, kw)``,
     ``out`` ``(B, F, H-kh+1, W-kw+1)``, ``grid`` scratch of ``2*(H-kh+1)*W`` cells, one dtype.
+    With ``relu`` the store applies :func:`~colnn.kernels.epilogue_loops.store_row`'s
+    ReLU, writing ``mask`` (bool, ``out``'s shape) if ``keep_mask``.
     Filters go in pairs (an odd last one is paired with itself).
     """
     n_images, channels, width = x.shape[0], x.shape[1], x.shape[3]
@@ -89,12 +93,7 @@ def conv_valid_into(x, weight, bias, add_bias, out, grid):
                         _add_taps(acc0, acc1, plane[start:start + cells + count - 1],
                                   taps0[kx:kx + count], taps1[kx:kx + count], count)
             for f, acc in ((first, acc0), (second, acc1)):
+                shift = bias[f]
                 for oy in range(out_h):
-                    row = out[b, f, oy]
-                    wide = acc[oy * width:oy * width + out_w]
-                    if add_bias:
-                        term = bias[f]
-                        for ox in range(out_w):
-                            row[ox] = wide[ox] + term
-                    else:
-                        row[:] = wide
+                    store_row(acc[oy * width:oy * width + out_w], shift, add_bias, relu, out[b, f, oy],
+                              mask[b, f, oy] if keep_mask else mask[0, 0, 0], keep_mask)
