@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from colnn.kernels.epilogue import affine_bias_relu, relu_in_place
+from colnn.kernels.epilogue import affine_bias_relu, relu_in_place, relu_mask
 from colnn.kernels.relu import relu_forward
 from colnn.ops import conv
 
@@ -40,20 +40,19 @@ def test_conv_relu_equals_conv_then_relu(case, strategy, dtype, with_bias, keep_
     assert type(fused_saved) is type(saved) and fused_saved.shape == saved.shape
 
 
-def test_relu_in_place_and_the_affine_pass_match_relu_forward():
+def test_relu_in_place_the_affine_pass_and_the_mask_match_relu_forward():
     rng = np.random.default_rng(1)
     values = rng.standard_normal((6, 7)).astype(np.float32)
-    values[0, :4] = [np.nan, -np.inf, np.inf, -0.0]
+    values[0, :6] = [np.nan, -np.inf, np.inf, -0.0, 0.0, np.finfo(np.float32).tiny]
     bias = rng.standard_normal(7).astype(np.float32)
+    bias[:6] = 0
     expected, expected_mask = relu_forward(values + bias)
-    product, mask = values.copy(), np.empty(values.shape, np.bool_)
-    affine_bias_relu(product, bias, mask)
+    product = values.copy()
+    affine_bias_relu(product, bias)
     np.testing.assert_array_equal(product, expected, strict=True)
-    np.testing.assert_array_equal(mask, expected_mask)
+    np.testing.assert_array_equal(relu_mask(product), expected_mask, strict=True)
     expected, expected_mask = relu_forward(values)
-    for keep in (True, False):
-        in_place, mask = values.copy(), np.empty(values.shape, np.bool_)
-        relu_in_place(in_place, mask if keep else None)
-        np.testing.assert_array_equal(in_place, expected, strict=True)
-        if keep:
-            np.testing.assert_array_equal(mask, expected_mask)
+    in_place = values.copy()
+    relu_in_place(in_place)
+    np.testing.assert_array_equal(in_place, expected, strict=True)
+    np.testing.assert_array_equal(relu_mask(in_place), expected_mask, strict=True)

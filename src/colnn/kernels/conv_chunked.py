@@ -27,7 +27,6 @@ from typing import Callable
 import numpy as np
 
 from ..core.window import Window
-from .epilogue import mask_args
 from .geometry import window_args
 from . import threads
 from .threads import get_num_threads
@@ -120,22 +119,20 @@ def _col_bytes(x: np.ndarray, window: Window) -> int:
 
 def conv2d_forward_chunked(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int, budget_bytes: int,
-    relu: bool = False, mask: np.ndarray | None = None,
+    relu: bool = False,
 ) -> np.ndarray:
     """Convolution by chunked im2col and one GEMM per chunk and group; all buffers within ``budget_bytes``.
 
     ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C/groups, kh, kw)`` and ``bias``
     ``(FN,)`` share a dtype, float32 or float64. Returns ``(N, FN, out_h, out_w)``,
-    ``relu(conv + bias)`` with ``relu``, ``mask`` (if given) receiving ``conv + bias <= 0``
-    (:mod:`colnn.kernels.epilogue`).
+    ``relu(conv + bias)`` with ``relu`` (:mod:`colnn.kernels.epilogue`).
     """
     x = np.ascontiguousarray(x)
     n_images, out_channels = x.shape[0], weight.shape[0]
     out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
 
     def forward_share(share: slice, parts: int) -> None:
-        forward_images(x[share], weight, bias, window, groups, budget_bytes // parts, out[share],
-                       relu, None if mask is None else mask[share])
+        forward_images(x[share], weight, bias, window, groups, budget_bytes // parts, out[share], relu)
 
     in_parallel(n_images, _col_bytes(x, window), forward_share)
     return out
@@ -143,7 +140,7 @@ def conv2d_forward_chunked(
 
 def forward_images(
     images_in: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int,
-    budget_bytes: int, out: np.ndarray, relu: bool = False, mask: np.ndarray | None = None,
+    budget_bytes: int, out: np.ndarray, relu: bool = False,
 ) -> None:
     """One thread's share of :func:`conv2d_forward_chunked`: ``out`` ``(B, FN, out_h, out_w)`` of ``images_in``.
 
@@ -157,7 +154,6 @@ def forward_images(
     group_channels = out_channels // groups
     bias_or_empty = np.zeros(out_channels, images_in.dtype) if bias is None else np.ascontiguousarray(bias)
     out_planes = out.reshape(out.shape[0], out_channels, window.out_h * window.out_w)
-    mask_planes, keep_mask = mask_args(None if mask is None else mask.reshape(out_planes.shape), 3)
     geometry = window_args(window)
     buffers = _Buffers(images_in.shape, out_channels, window, images_in.dtype, budget_bytes)
     group_rows = buffers.col_rows // groups
@@ -166,8 +162,7 @@ def forward_images(
         for g in range(groups):
             np.matmul(weight_rows[g], col[g * group_rows:(g + 1) * group_rows],
                       out=rows[g * group_channels:(g + 1) * group_channels])
-        im2col_loops.rows_to_nchw(rows, bias_or_empty, bias is not None, relu, out_planes[first:first + images],
-                                  mask_planes[first:first + images] if keep_mask else mask_planes, keep_mask)
+        im2col_loops.rows_to_nchw(rows, bias_or_empty, bias is not None, relu, out_planes[first:first + images])
 
 
 def conv2d_backward_chunked(

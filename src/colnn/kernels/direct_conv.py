@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_chunked import in_parallel
-from .epilogue import mask_args
 from ..core.window import Window
 
 __all__ = ["MAX_CHANNELS", "applies", "conv2d_forward_direct"]
@@ -49,7 +48,7 @@ def _padded(x: np.ndarray, window: Window) -> np.ndarray:
 
 def conv2d_forward_direct(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window,
-    relu: bool = False, mask: np.ndarray | None = None,
+    relu: bool = False,
 ) -> np.ndarray:
     """Convolution summed directly from the input: ``(N, FN, out_h, out_w)``.
 
@@ -57,8 +56,7 @@ def conv2d_forward_direct(
     None share a dtype (float32 or float64); ``window`` has stride 1 and no
     dilation. The batch is split over colnn's threads as in
     :func:`colnn.kernels.conv_chunked.in_parallel`. With ``relu`` the output is
-    ``relu(conv + bias)``, and ``mask`` (bool, the output's shape), if given,
-    receives ``conv + bias <= 0`` (:mod:`colnn.kernels.epilogue`).
+    ``relu(conv + bias)`` (:mod:`colnn.kernels.epilogue`).
     """
     from . import direct_conv_loops
 
@@ -66,12 +64,10 @@ def conv2d_forward_direct(
     weight = np.ascontiguousarray(weight)
     out = np.empty((x.shape[0], weight.shape[0], window.out_h, window.out_w), dtype=x.dtype)
     bias_or_zero = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias)
-    mask, keep_mask = mask_args(mask, 4)
 
     def forward_share(share: slice, parts: int) -> None:
         grid = np.empty(2 * window.out_h * source.shape[3], dtype=x.dtype)
-        direct_conv_loops.conv_valid_into(source[share], weight, bias_or_zero, bias is not None, relu, out[share],
-                                          mask[share] if keep_mask else mask, keep_mask, grid)
+        direct_conv_loops.conv_valid_into(source[share], weight, bias_or_zero, bias is not None, relu, out[share], grid)
 
     in_parallel(x.shape[0], out.nbytes * window.kernel_area * x.shape[1] // weight.shape[0], forward_share)
     return out

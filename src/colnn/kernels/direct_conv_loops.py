@@ -62,13 +62,12 @@ def _add_taps(acc0, acc1, source, taps0, taps1, count):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def conv_valid_into(x, weight, bias, add_bias, relu, out, mask, keep_mask, grid):
+def conv_valid_into(x, weight, bias, add_bias, relu, out, grid):
     """``out[b, f] = sum_{c,ky,kx} weight[f, c, ky, kx] * x[b, c, oy+ky, ox+kx]`` (+ ``bias[f]``, then ReLU).
 
     ``x`` ``(B, C, H, W)`` (already padded, contiguous), ``weight`` ``(F, C, kh, kw)``,
     ``out`` ``(B, F, H-kh+1, W-kw+1)``, ``grid`` scratch of ``2*(H-kh+1)*W`` cells, one dtype.
-    With ``relu`` the store applies :func:`~colnn.kernels.epilogue_loops.store_row`'s
-    ReLU, writing ``mask`` (bool, ``out``'s shape) if ``keep_mask``.
+    With ``relu`` the store applies ReLU (:func:`~colnn.kernels.epilogue_loops.store_row`).
     Filters go in pairs (an odd last one is paired with itself).
     """
     n_images, channels, width = x.shape[0], x.shape[1], x.shape[3]
@@ -93,7 +92,10 @@ def conv_valid_into(x, weight, bias, add_bias, relu, out, mask, keep_mask, grid)
                         _add_taps(acc0, acc1, plane[start:start + cells + count - 1],
                                   taps0[kx:kx + count], taps1[kx:kx + count], count)
             for f, acc in ((first, acc0), (second, acc1)):
-                shift = bias[f]
+                # Bias and ReLU over the whole wide grid, one long loop (a row of out_w cells would leave a
+                # scalar remainder whose branches mispredict), then plain row copies.
+                store_row(acc, bias[f], add_bias, relu, acc)
                 for oy in range(out_h):
-                    store_row(acc[oy * width:oy * width + out_w], shift, add_bias, relu, out[b, f, oy],
-                              mask[b, f, oy] if keep_mask else mask[0, 0, 0], keep_mask)
+                    row, wide = out[b, f, oy], acc[oy * width:oy * width + out_w]
+                    for ox in range(out_w):
+                        row[ox] = wide[ox]

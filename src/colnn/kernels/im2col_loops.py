@@ -146,17 +146,15 @@ def col2im_book(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilatio
 
 
 @njit(cache=True, nogil=True)
-def rows_to_nchw(rows, bias, add_bias, relu, out, mask, keep_mask):
+def rows_to_nchw(rows, bias, add_bias, relu, out):
     """``rows`` ``(FN, B*L)`` (a chunk's GEMM result), plus ``bias`` ``(FN,)`` if ``add_bias``, into ``out`` ``(B, FN, L)``.
 
-    With ``relu`` the copy is also the ReLU layer's pass (``mask`` ``(B, FN, L)``
-    written if ``keep_mask``): see :func:`colnn.kernels.epilogue_loops.store_row`.
+    With ``relu`` the copy is also the ReLU layer's pass (:func:`colnn.kernels.epilogue_loops.store_row`).
     """
     n_images, channels, plane_len = out.shape
     for b in range(n_images):
         for f in range(channels):
-            store_row(rows[f, b * plane_len:(b + 1) * plane_len], bias[f], add_bias, relu, out[b, f],
-                      mask[b, f] if keep_mask else mask[0, 0], keep_mask)
+            store_row(rows[f, b * plane_len:(b + 1) * plane_len], bias[f], add_bias, relu, out[b, f])
 
 
 @njit(cache=True, nogil=True)

@@ -181,8 +181,10 @@ class Network:
         ``train_flg`` is passed to the layers whose forward depends on it
         (dropout, batch normalisation): False, the default, evaluates.
         A ``Convolution`` or ``Affine`` followed by ``Relu`` runs as one pass
-        (:mod:`colnn.nn.fusion`) while :attr:`fuse_epilogues` is True: same
-        results and same state for ``backward`` as the layers one by one.
+        (:mod:`colnn.nn.fusion`) while :attr:`fuse_epilogues` is True: the same
+        results as the layers one by one, and with ``train_flg`` the same state
+        for ``backward`` (evaluation keeps no ReLU mask: :meth:`loss_and_gradient`
+        runs in training mode).
         """
         if is_dask_array(x):  # lazy scores, chunk by chunk of samples
             return map_batches(x, self.predict)
@@ -200,7 +202,7 @@ class Network:
         while index < len(layers):
             layer = layers[index]
             if self.fuse_epilogues and index + 1 < len(layers) and fusable(layer, layers[index + 1]):
-                fused = fused_forward(layer, layers[index + 1], out)
+                fused = fused_forward(layer, layers[index + 1], out, keep_mask=train_flg)
                 if fused is not None:
                     out, index = fused, index + 2
                     continue

@@ -23,7 +23,7 @@ from ..core.checks import (
 )
 from ..core.window import IntPair, Window, as_tuple
 from ..kernels import conv_chunked, direct_conv, winograd
-from ..kernels.epilogue import LOOP_DTYPES, relu_in_place
+from ..kernels.epilogue import LOOP_DTYPES, relu_in_place, relu_mask
 from ..kernels.relu import relu_forward
 from ..kernels.geometry import STRATEGIES, use_kernels
 from .array_api import as_common_dtype, check_strategy, conv_backward, conv_forward
@@ -170,19 +170,18 @@ def conv2d_forward(
 
 def _forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int,
-    strategy: str | None, transforms: bool, relu: bool = False, mask: np.ndarray | None = None,
+    strategy: str | None, transforms: bool, relu: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`conv2d_forward` in ``x``'s dtype; Winograd only if ``transforms``; ReLU on the kernels' path if ``relu``."""
     if _chunked(strategy, x):
         if transforms and winograd.applies(x.shape, weight.shape, window, groups):
             out = winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes)
             if relu:  # Winograd's output transform does not take the epilogue: one pass in place
-                relu_in_place(out, mask)
+                relu_in_place(out)
             return out, x
         if direct_conv.applies(x.shape, weight.shape, window, groups):
-            return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu, mask), x
-        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes,
-                                                   relu, mask), x
+            return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu), x
+        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes, relu), x
     return conv_forward(x, weight, bias, window, groups)
 
 
@@ -207,9 +206,8 @@ def conv2d_relu_forward(
     cases run them one after the other.
     """
     if as_numpy_dtype(x.dtype) in LOOP_DTYPES and _chunked(strategy, x):
-        mask = np.empty((x.shape[0], weight.shape[0], window.out_h, window.out_w), np.bool_) if keep_mask else None
-        out, saved = _forward(x, weight, bias, window, groups, strategy, transforms=True, relu=True, mask=mask)
-        return out, saved, mask
+        out, saved = _forward(x, weight, bias, window, groups, strategy, transforms=True, relu=True)
+        return out, saved, relu_mask(out) if keep_mask else None
     out, saved = conv2d_forward(x, weight, bias, window, groups, strategy)
     out, mask = relu_forward(out)
     return out, saved, mask if keep_mask else None
