@@ -66,7 +66,7 @@ def conv2d_forward_direct(
     bias_or_zero = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias)
 
     def forward_share(share: slice, parts: int) -> None:
-        grid = np.empty(2 * window.out_h * source.shape[3], dtype=x.dtype)
+        grid = np.empty(direct_conv_loops.FILTERS * window.out_h * source.shape[3], dtype=x.dtype)
         direct_conv_loops.conv_valid_into(source[share], weight, bias_or_zero, bias is not None, relu, out[share], grid)
 
     in_parallel(x.shape[0], out.nbytes * window.kernel_area * x.shape[1] // weight.shape[0], forward_share)
