@@ -105,8 +105,8 @@ def conv_valid_into(x, weight, bias, add_bias, relu, out, grid):
     cells = (out_h - 1) * width + out_w
     # Contiguous 1-d slices (rows of a 2-d slice would have a runtime stride, which does not vectorize).
     part = grid.shape[0] // FILTERS
-    acc0, acc1, acc2, acc3 = grid[:cells], grid[part:part + cells], grid[2 * part:2 * part + cells], \
-        grid[3 * part:3 * part + cells]
+    acc0, acc1 = grid[:cells], grid[part:part + cells]
+    acc2, acc3 = grid[2 * part:2 * part + cells], grid[3 * part:3 * part + cells]
     for b in range(n_images):
         for first in range(0, filters, FILTERS):
             f0, f1, f2, f3 = first, min(first + 1, filters - 1), min(first + 2, filters - 1), min(first + 3, filters - 1)

@@ -186,13 +186,8 @@ def _forward(
 
 
 def conv2d_relu_forward(
-    x: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
-    window: Window,
-    groups: int = 1,
-    strategy: str | None = None,
-    keep_mask: bool = True,
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int = 1,
+    strategy: str | None = None, keep_mask: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``relu(conv2d + bias)`` with the ReLU applied as the convolution stores its output.
 
