@@ -112,6 +112,6 @@ def test_run_peers_quick_gives_a_ratio_per_row():
 
 
 def test_run_peers_keeps_only_the_matching_cases():
-    rows = bench_peers.run_peers(quick=True, repeat=1, match="S1 max", settle_s=0.001)
+    rows = bench_peers.run_peers(quick=True, repeat=1, only=["S1 max"], settle_s=0.001)
     assert rows and {row["case"] for row in rows} == {"S1 max fwd"}
     assert rows[0]["impl"] == "colnn"

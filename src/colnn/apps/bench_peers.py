@@ -31,7 +31,7 @@ import importlib
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -187,8 +187,14 @@ def jax_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> C
 # --- cases ----------------------------------------------------------------------------
 
 
-def _op_cases(quick: bool, threads: int, match: str = "") -> list[tuple[str, str, dict[str, Callable[[], Any]]]]:
-    """``(section, case, {impl: func})`` for each forward op whose name contains ``match``, colnn first."""
+def _selected(case: str, only: Sequence[str] | None) -> bool:
+    """Whether ``case`` is to be timed: every case without ``only``, else those whose name contains one of its strings."""
+    return only is None or any(part in case for part in only)
+
+
+def _op_cases(quick: bool, threads: int, only: Sequence[str] | None = None,
+              ) -> list[tuple[str, str, dict[str, Callable[[], Any]]]]:
+    """``(section, case, {impl: func})`` for each forward op selected by ``only``, colnn first."""
     from ..ops.conv import conv2d
     from ..ops.pooling import avg_pool2d, max_pool2d
 
@@ -198,7 +204,7 @@ def _op_cases(quick: bool, threads: int, match: str = "") -> list[tuple[str, str
     for name, (shape, kernel, stride, pad) in (QUICK_POOL_SHAPES if quick else POOL_SHAPES).items():
         x = rng.random(shape, dtype=np.float32)
         for kind, pool in (("max", max_pool2d), ("avg", avg_pool2d)):
-            if match not in f"{name} {kind} fwd":
+            if not _selected(f"{name} {kind} fwd", only):
                 continue
             impls = {"colnn": lambda x=x, p=pool, k=kernel, s=stride, q=pad: p(x, k, s, q)}
             if has_ort:
@@ -208,7 +214,7 @@ def _op_cases(quick: bool, threads: int, match: str = "") -> list[tuple[str, str
                 impls["jax jit"] = jax_pool(kind, x, kernel, stride, pad)
             cases.append(("forward ops", f"{name} {kind} fwd", impls))
     for name, (x_shape, w_shape, pad) in (QUICK_CONV_SHAPES if quick else PEER_CONV_SHAPES).items():
-        if match not in f"{name} conv fwd":
+        if not _selected(f"{name} conv fwd", only):
             continue
         x = rng.random(x_shape, dtype=np.float32)
         weight = rng.random(w_shape, dtype=np.float32) - 0.5
@@ -314,21 +320,27 @@ def time_interleaved(impls: dict[str, Callable[[], Any]], repeat: int, settle_s:
     return {name: statistics.median(times) for name, times in seconds.items()}
 
 
-def run_peers(quick: bool = False, repeat: int = 7, log: Callable[[str], None] | None = None, *,
-              match: str = "", settle_s: float = 0.0) -> list[dict[str, Any]]:
-    """Time every peer case whose name contains ``match`` (e.g. ``"max fwd"``, ``"S3"``); returns JSON-ready
-    :class:`PeerRow` dicts (colnn's row first in each case). ``settle_s``: see :func:`time_interleaved`."""
+def run_peers(quick: bool = False, repeat: int = 7, log: Callable[[str], None] | None = None,
+              only: Sequence[str] | None = None, *, settle_s: float = 0.0) -> list[dict[str, Any]]:
+    """Time every peer case; returns JSON-ready :class:`PeerRow` dicts (colnn's row first in each case).
+
+    ``only`` restricts the run to the cases whose name contains one of its
+    strings (``["C2", "C3", "predict"]``); the predict case is named
+    ``"SimpleConvNet on 1000 images"`` and also matches ``"predict"``.
+    ``settle_s``: see :func:`time_interleaved`.
+    """
     from .. import get_num_threads
 
     threads = get_num_threads()
     torch = _optional("torch")
-    cases = _op_cases(quick, threads, match)
+    cases = _op_cases(quick, threads, only)
     for name, (shape, filters) in (QUICK_STEP_SHAPES if quick else STEP_SHAPES).items():
-        if match in name:
+        if _selected(name, only):
             cases.append(("training step", name, step_pair(shape, filters, torch)))
-    predict_case = f"SimpleConvNet on {10 if quick else PREDICT_IMAGES} images"
-    if match in predict_case:
-        cases.append(("predict", predict_case, predict_pair(10 if quick else PREDICT_IMAGES, threads)))
+    images = 10 if quick else PREDICT_IMAGES
+    predict_case = f"SimpleConvNet on {images} images"
+    if _selected(predict_case, only) or _selected("predict", only):
+        cases.append(("predict", predict_case, predict_pair(images, threads)))
     torch_threads = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(threads)

@@ -118,19 +118,21 @@ def _col_bytes(x: np.ndarray, window: Window) -> int:
 
 
 def conv2d_forward_chunked(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int, budget_bytes: int
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int, budget_bytes: int,
+    relu: bool = False,
 ) -> np.ndarray:
     """Convolution by chunked im2col and one GEMM per chunk and group; all buffers within ``budget_bytes``.
 
     ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C/groups, kh, kw)`` and ``bias``
-    ``(FN,)`` share a dtype, float32 or float64. Returns ``(N, FN, out_h, out_w)``.
+    ``(FN,)`` share a dtype, float32 or float64. Returns ``(N, FN, out_h, out_w)``,
+    ``relu(conv + bias)`` with ``relu`` (:mod:`colnn.kernels.epilogue`).
     """
     x = np.ascontiguousarray(x)
     n_images, out_channels = x.shape[0], weight.shape[0]
     out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
 
     def forward_share(share: slice, parts: int) -> None:
-        forward_images(x[share], weight, bias, window, groups, budget_bytes // parts, out[share])
+        forward_images(x[share], weight, bias, window, groups, budget_bytes // parts, out[share], relu)
 
     in_parallel(n_images, _col_bytes(x, window), forward_share)
     return out
@@ -138,7 +140,7 @@ def conv2d_forward_chunked(
 
 def forward_images(
     images_in: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int,
-    budget_bytes: int, out: np.ndarray,
+    budget_bytes: int, out: np.ndarray, relu: bool = False,
 ) -> None:
     """One thread's share of :func:`conv2d_forward_chunked`: ``out`` ``(B, FN, out_h, out_w)`` of ``images_in``.
 
@@ -160,7 +162,7 @@ def forward_images(
         for g in range(groups):
             np.matmul(weight_rows[g], col[g * group_rows:(g + 1) * group_rows],
                       out=rows[g * group_channels:(g + 1) * group_channels])
-        im2col_loops.rows_to_nchw(rows, bias_or_empty, bias is not None, out_planes[first:first + images])
+        im2col_loops.rows_to_nchw(rows, bias_or_empty, bias is not None, relu, out_planes[first:first + images])
 
 
 def conv2d_backward_chunked(

@@ -46,13 +46,17 @@ def _padded(x: np.ndarray, window: Window) -> np.ndarray:
     return frame
 
 
-def conv2d_forward_direct(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window) -> np.ndarray:
+def conv2d_forward_direct(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window,
+    relu: bool = False,
+) -> np.ndarray:
     """Convolution summed directly from the input: ``(N, FN, out_h, out_w)``.
 
     ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C, kh, kw)``, ``bias`` ``(FN,)`` or
     None share a dtype (float32 or float64); ``window`` has stride 1 and no
     dilation. The batch is split over colnn's threads as in
-    :func:`colnn.kernels.conv_chunked.in_parallel`.
+    :func:`colnn.kernels.conv_chunked.in_parallel`. With ``relu`` the output is
+    ``relu(conv + bias)`` (:mod:`colnn.kernels.epilogue`).
     """
     from . import direct_conv_loops
 
@@ -62,8 +66,8 @@ def conv2d_forward_direct(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
     bias_or_zero = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias)
 
     def forward_share(share: slice, parts: int) -> None:
-        grid = np.empty(2 * window.out_h * source.shape[3], dtype=x.dtype)
-        direct_conv_loops.conv_valid_into(source[share], weight, bias_or_zero, bias is not None, out[share], grid)
+        grid = np.empty(direct_conv_loops.FILTERS * window.out_h * source.shape[3], dtype=x.dtype)
+        direct_conv_loops.conv_valid_into(source[share], weight, bias_or_zero, bias is not None, relu, out[share], grid)
 
     in_parallel(x.shape[0], out.nbytes * window.kernel_area * x.shape[1] // weight.shape[0], forward_share)
     return out

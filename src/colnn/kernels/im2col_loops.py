@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from numba import njit, prange
 
+from .epilogue_loops import store_row
 from .rows import spread_cells, take_cells
 from .threads import choose_threading_layer
 
@@ -145,16 +146,15 @@ def col2im_book(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilatio
 
 
 @njit(cache=True, nogil=True)
-def rows_to_nchw(rows, bias, add_bias, out):
-    """``rows`` ``(FN, B*L)`` (a chunk's GEMM result), plus ``bias`` ``(FN,)`` if ``add_bias``, into ``out`` ``(B, FN, L)``."""
+def rows_to_nchw(rows, bias, add_bias, relu, out):
+    """``rows`` ``(FN, B*L)`` (a chunk's GEMM result), plus ``bias`` ``(FN,)`` if ``add_bias``, into ``out`` ``(B, FN, L)``.
+
+    With ``relu`` the copy is also the ReLU layer's pass (:func:`colnn.kernels.epilogue_loops.store_row`).
+    """
     n_images, channels, plane_len = out.shape
     for b in range(n_images):
         for f in range(channels):
-            src = rows[f, b * plane_len:(b + 1) * plane_len]
-            dst = out[b, f]
-            shift = bias[f] if add_bias else rows.dtype.type(0)
-            for j in range(dst.shape[0]):
-                dst[j] = src[j] + shift
+            store_row(rows[f, b * plane_len:(b + 1) * plane_len], bias[f], add_bias, relu, out[b, f])
 
 
 @njit(cache=True, nogil=True)

@@ -284,9 +284,13 @@ class Convolution(_WeightAndBias, _WindowLayer):
     def _check(self, x: Any) -> np.ndarray:
         return check_float_array(x, "x", array_api=True)
 
-    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+    def window_for(self, x: np.ndarray) -> Any:
+        """The window geometry of a batch ``x`` ``(N, C, H, W)``, after checking it against ``W`` and ``b``."""
         check_conv_args(self.W, self.b, self.groups, in_channels=x.shape[-3], names=("W", "b"))
-        window = conv_window(x.shape[2:], self.W.shape[2:], self.stride, self.pad, self.dilation)
+        return conv_window(x.shape[2:], self.W.shape[2:], self.stride, self.pad, self.dilation)
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+        window = self.window_for(x)
         out, saved = conv2d_forward(*as_common_dtype(x, self.W, self.b), window, self.groups, self.strategy)
         return out, window, saved
 

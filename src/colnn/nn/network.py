@@ -25,6 +25,7 @@ import numpy as np
 from ..core.arrayfile import ArrayFileError, read_npz, write_whole
 from .activation import Sigmoid
 from .dropout import Dropout
+from .fusion import fusable, fused_forward
 from ..ops.dispatch import is_dask_array, map_batches
 from . import conv_layers, pooling_layers
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
@@ -146,6 +147,8 @@ class Network:
                 raise TypeError(f"layers[{index}] must be a Layer other than SoftmaxWithLoss, got {layer!r}")
         self.layers: tuple[Layer, ...] = layers
         self.loss_layer = SoftmaxWithLoss()
+        # Bias and ReLU in the output pass of the layer before (colnn.nn.fusion); False runs every layer alone.
+        self.fuse_epilogues = True
         self.input_shape: tuple[int, ...] | None = None if input_shape is None else tuple(int(s) for s in input_shape)
 
     def __repr__(self) -> str:
@@ -177,6 +180,11 @@ class Network:
         run a float32 network in float32; the caller's array is not modified.
         ``train_flg`` is passed to the layers whose forward depends on it
         (dropout, batch normalisation): False, the default, evaluates.
+        A ``Convolution`` or ``Affine`` followed by ``Relu`` runs as one pass
+        (:mod:`colnn.nn.fusion`) while :attr:`fuse_epilogues` is True: the same
+        results as the layers one by one, and with ``train_flg`` the same state
+        for ``backward`` (evaluation keeps no ReLU mask: :meth:`loss_and_gradient`
+        runs in training mode).
         """
         if is_dask_array(x):  # lazy scores, chunk by chunk of samples
             return map_batches(x, self.predict)
@@ -190,8 +198,16 @@ class Network:
             )
         if self.params and out.dtype != self.dtype:
             out = out.astype(self.dtype)
-        for layer in self.layers:
+        layers, index = self.layers, 0
+        while index < len(layers):
+            layer = layers[index]
+            if self.fuse_epilogues and index + 1 < len(layers) and fusable(layer, layers[index + 1]):
+                fused = fused_forward(layer, layers[index + 1], out, keep_mask=train_flg)
+                if fused is not None:
+                    out, index = fused, index + 2
+                    continue
             out = layer.forward(out, train_flg) if isinstance(layer, _MODE_LAYERS) else layer.forward(out)
+            index += 1
         return out
 
     def loss(self, x: Any, t: Any, train_flg: bool = False) -> float:

@@ -23,6 +23,8 @@ from ..core.checks import (
 )
 from ..core.window import IntPair, Window, as_tuple
 from ..kernels import conv_chunked, direct_conv, winograd
+from ..kernels.epilogue import LOOP_DTYPES, relu_in_place, relu_mask
+from ..kernels.relu import relu_forward
 from ..kernels.geometry import STRATEGIES, use_kernels
 from .array_api import as_common_dtype, check_strategy, conv_backward, conv_forward
 from .dispatch import dask_dispatch
@@ -31,6 +33,7 @@ __all__ = [
     "conv2d",
     "conv2d_forward",
     "conv2d_backward",
+    "conv2d_relu_forward",
     "check_conv_args",
     "conv_window",
     "available_strategies",
@@ -167,16 +170,42 @@ def conv2d_forward(
 
 def _forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int,
-    strategy: str | None, transforms: bool,
+    strategy: str | None, transforms: bool, relu: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`conv2d_forward` in ``x``'s dtype; Winograd only if ``transforms``."""
+    """:func:`conv2d_forward` in ``x``'s dtype; Winograd only if ``transforms``; ReLU on the kernels' path if ``relu``."""
     if _chunked(strategy, x):
         if transforms and winograd.applies(x.shape, weight.shape, window, groups):
-            return winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes), x
+            out = winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes)
+            if relu:  # Winograd's output transform does not take the epilogue: one pass in place
+                relu_in_place(out)
+            return out, x
         if direct_conv.applies(x.shape, weight.shape, window, groups):
-            return direct_conv.conv2d_forward_direct(x, weight, bias, window), x
-        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
+            return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu), x
+        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes, relu), x
     return conv_forward(x, weight, bias, window, groups)
+
+
+def conv2d_relu_forward(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int = 1,
+    strategy: str | None = None, keep_mask: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``relu(conv2d + bias)`` with the ReLU applied as the convolution stores its output.
+
+    Arguments as :func:`conv2d_forward`, whose ``saved`` it returns too:
+    ``(out, saved, mask)``, where ``mask`` ``(N, FN, out_h, out_w)`` bool is
+    ``conv + bias <= 0`` (what :class:`colnn.nn.layers.Relu` keeps for backward),
+    or None unless ``keep_mask``. ``out`` and ``mask`` equal ``conv2d_forward``
+    followed by :func:`colnn.kernels.relu.relu_forward` bit for bit, NaN passing
+    through as in ``torch.relu``. The default strategy on float32/float64
+    NumPy arrays fuses the two passes (:mod:`colnn.kernels.epilogue`); other
+    cases run them one after the other.
+    """
+    if as_numpy_dtype(x.dtype) in LOOP_DTYPES and _chunked(strategy, x):
+        out, saved = _forward(x, weight, bias, window, groups, strategy, transforms=True, relu=True)
+        return out, saved, relu_mask(out) if keep_mask else None
+    out, saved = conv2d_forward(x, weight, bias, window, groups, strategy)
+    out, mask = relu_forward(out)
+    return out, saved, mask if keep_mask else None
 
 
 def conv2d_backward(
