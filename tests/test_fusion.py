@@ -105,7 +105,7 @@ def test_nan_and_inf_pass_relu_as_in_torch(case, torch):
     x[0, 0, 4, 4], x[1, -1, 0, 0], x[2, 0, 5, 5] = np.nan, np.inf, -np.inf
     assert_same(fused.predict(x), separate.predict(x))
     conv, relu = fused.layers[0], fused.layers[1]
-    assert relu.mask is None  # inference keeps no mask
+    assert_same(relu.mask, separate.layers[1].mask)  # evaluation keeps the mask, as the layers do
     out = fusion.fused_forward(conv, relu, x)
     expected = torch.relu(torch.nn.functional.conv2d(
         torch.from_numpy(x), torch.from_numpy(conv.W), torch.from_numpy(conv.b),
@@ -161,3 +161,21 @@ def test_a_network_with_a_wrong_input_raises_the_layers_error_fused_or_not():
     with pytest.raises(ValueError) as separate_error:
         separate.predict(x)
     assert str(fused_error.value) == str(separate_error.value)
+
+
+@pytest.mark.parametrize("case", ["direct", "chunked"])
+def test_the_books_backward_loop_after_loss_works_fused(case):
+    """The book's ``gradient``: ``loss`` (evaluation mode), then each layer's ``backward`` by hand."""
+    fused, separate = fused_and_separate(case, np.float64)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, *fused.input_shape))
+    t = rng.integers(0, fused.layers[-1].W.shape[1], size=4)
+    grads = []
+    for net in (fused, separate):
+        net.loss(x, t)
+        dout = net.loss_layer.backward(1)
+        for layer in reversed(net.layers):
+            dout = layer.backward(dout)
+        grads.append((dout, fused.layers[0].dW if net is fused else separate.layers[0].dW))
+    assert_same(grads[0][0], grads[1][0])
+    assert_same(grads[0][1], grads[1][1])

@@ -6,8 +6,9 @@ bias and ReLU applied as the layer stores its output
 (:mod:`colnn.kernels.epilogue`) instead of in a second pass over the
 activation. Both layers are left exactly as after their own ``forward``: the
 convolution or affine layer keeps its input for backward, and the ``Relu``
-its mask ``x <= 0``, so ``backward`` runs layer by layer unchanged. (Only
-inference, ``keep_mask=False``, skips the mask: it costs a pass over the output.) Outputs,
+its mask ``x <= 0``, so ``backward`` runs layer by layer unchanged (a
+network keeps the mask in evaluation too, as the separate layers do: the
+book's ``loss`` followed by a hand-written backward loop must work). Outputs,
 masks and hence gradients equal the separate layers' bit for bit.
 
 Fusion is transparent: it applies only where it computes the same thing --

@@ -182,9 +182,8 @@ class Network:
         (dropout, batch normalisation): False, the default, evaluates.
         A ``Convolution`` or ``Affine`` followed by ``Relu`` runs as one pass
         (:mod:`colnn.nn.fusion`) while :attr:`fuse_epilogues` is True: the same
-        results as the layers one by one, and with ``train_flg`` the same state
-        for ``backward`` (evaluation keeps no ReLU mask: :meth:`loss_and_gradient`
-        runs in training mode).
+        results as the layers one by one, and the same state for ``backward``
+        (the book's loop of ``layer.backward`` after :meth:`loss` works either way).
         """
         if is_dask_array(x):  # lazy scores, chunk by chunk of samples
             return map_batches(x, self.predict)
@@ -202,7 +201,7 @@ class Network:
         while index < len(layers):
             layer = layers[index]
             if self.fuse_epilogues and index + 1 < len(layers) and fusable(layer, layers[index + 1]):
-                fused = fused_forward(layer, layers[index + 1], out, keep_mask=train_flg)
+                fused = fused_forward(layer, layers[index + 1], out)
                 if fused is not None:
                     out, index = fused, index + 2
                     continue
