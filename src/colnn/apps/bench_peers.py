@@ -300,6 +300,11 @@ def predict_pair(images: int, threads: int, seed: int = 0) -> dict[str, Callable
 
 # --- timing and reporting ---------------------------------------------------------------
 
+# The pause before each timed call in run_peers: on 2 shared cores, a peer's worker threads still
+# winding down from the previous call (ONNX Runtime's pool even with spinning off, XLA's) slowed
+# the next timed call; with 20 ms between calls each implementation starts on idle cores.
+SETTLE_S = 0.02
+
 
 def time_interleaved(impls: dict[str, Callable[[], Any]], repeat: int, settle_s: float = 0.0) -> dict[str, float]:
     """Median seconds per implementation, timed A, B, A, B, ... after one warm-up call each.
@@ -321,7 +326,7 @@ def time_interleaved(impls: dict[str, Callable[[], Any]], repeat: int, settle_s:
 
 
 def run_peers(quick: bool = False, repeat: int = 7, log: Callable[[str], None] | None = None,
-              only: Sequence[str] | None = None, *, settle_s: float = 0.0) -> list[dict[str, Any]]:
+              only: Sequence[str] | None = None, *, settle_s: float = SETTLE_S) -> list[dict[str, Any]]:
     """Time every peer case; returns JSON-ready :class:`PeerRow` dicts (colnn's row first in each case).
 
     ``only`` restricts the run to the cases whose name contains one of its
