@@ -157,18 +157,40 @@ def pad_input(x: Any, window: Window, pad_value: Any = 0) -> Any:
     return xpx.pad(x, widths, constant_values=pad_value, xp=namespace(x))
 
 
+def _window_slices(window: Window) -> list[tuple[slice, ...]]:
+    """For each window, row-major, the slice of the padded input it covers (its cells, strided by the dilation)."""
+    per_axis = [
+        [slice(o * stride, o * stride + dilation * (kernel - 1) + 1, dilation) for o in range(out)]
+        for _, kernel, stride, dilation, _, out in _axes(window)
+    ]
+    return [(slice(None), slice(None), *combo) for combo in itertools.product(*per_axis)]
+
+
+def _per_window(window: Window) -> bool:
+    """Whether there are fewer windows than kernel offsets (a kernel nearly as large as the input).
+
+    Then one slice per window is the shorter loop: eager JAX compiles every distinct slice.
+    """
+    return window_size(window) < window.kernel_volume
+
+
 def window_cells(x: Any, window: Window, pad_value: Any = 0) -> Any:
     """``(N, C, K, *out)``: cell ``k`` (row-major kernel offset) of every window, ``K = kernel_area``."""
     xp = namespace(x)
     padded = pad_input(x, window, pad_value)
-    return xp.stack([padded[index] for index in _offset_slices(window)], axis=2)
+    if not _per_window(window):
+        return xp.stack([padded[index] for index in _offset_slices(window)], axis=2)
+    n, c, area = x.shape[0], x.shape[1], window.kernel_volume
+    blocks = [xp.reshape(padded[index], (n, c, area)) for index in _window_slices(window)]
+    return xp.reshape(xp.stack(blocks, axis=3), (n, c, area, *_spatial_out(window)))
 
 
 def scatter_cells(cells: Any, input_shape: tuple[int, ...], window: Window) -> Any:
     """Adjoint of :func:`window_cells`: sum ``(N, C, K, *out)`` cells back into ``input_shape``.
 
-    One strided add per kernel offset, in the same order as the NumPy loops, so
-    the sums agree bit for bit with them.
+    One strided add per kernel offset (or per window, when there are fewer), so
+    that each cell sums its terms in kernel-offset order, as the NumPy loops do,
+    and the sums agree bit for bit with them.
     """
     import array_api_extra as xpx
 
@@ -177,8 +199,15 @@ def scatter_cells(cells: Any, input_shape: tuple[int, ...], window: Window) -> A
         before + size + after for (size, _, _, _, before, _), after in zip(_axes(window), _pad_after(window))
     ])
     padded = xp.zeros(padded_shape, dtype=cells.dtype, device=device_of(cells))
-    for k, index in enumerate(_offset_slices(window)):
-        padded = xpx.at(padded, index).add(cells[:, :, k, ...])
+    if _per_window(window):
+        # Windows last to first: every cell then receives its terms in kernel-offset order, as below.
+        n, c, area = cells.shape[:3]
+        rows = xp.reshape(cells, (n, c, area, window_size(window)))
+        for w, index in reversed(list(enumerate(_window_slices(window)))):
+            padded = xpx.at(padded, index).add(xp.reshape(rows[:, :, :, w], (n, c, *window.kernel_size)))
+    else:
+        for k, index in enumerate(_offset_slices(window)):
+            padded = xpx.at(padded, index).add(cells[:, :, k, ...])
     inside = tuple(slice(before, before + size) for size, _, _, _, before, _ in _axes(window))
     return padded[(slice(None), slice(None), *inside)]
 
