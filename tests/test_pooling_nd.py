@@ -87,7 +87,7 @@ def test_avg_pool_matches_torch(backend):
 
 
 def test_gradients_match_torch(backend):
-    @backend.settings(30, 8)
+    @backend.settings(30, 6)
     @given(ndim=st.sampled_from([1, 3]), data=st.data())
     def check(ndim, data):
         size, kernel, stride, padding, dilation, ceil = data.draw(geometry(ndim))
