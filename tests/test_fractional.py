@@ -94,3 +94,22 @@ def test_layer_gradient_and_round_trip(ndim, tmp_path):
     net.save(tmp_path / "model.npz")
     loaded = Network.load(tmp_path / "model.npz")
     assert type(loaded.layers[0]) is type(layer) and loaded.layers[0].kernel_size == layer.kernel_size
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_layer_gradient_on_every_backend(backend, ndim):
+    """Samples given in the input's library or drawn by colnn: the layer answers in that library, backward too."""
+    rng = np.random.default_rng(4)
+    shape = (2, 2) + (5,) * ndim
+    x = rng.permutation(np.prod(shape)).reshape(shape) * 0.1
+    samples = rng.random((2, 2, ndim))
+    weights = rng.standard_normal((2, 2) + (3,) * ndim)
+    cls = getattr(colnn, f"FractionalMaxPool{ndim}d")
+    reference = cls(2, output_size=3)
+    expected = numerical_gradient(lambda v: float((reference.forward(v, samples) * weights).sum()), x)
+    layer = cls(2, output_size=3, rng=np.random.default_rng(6))
+    layer.forward(backend.to(x), backend.to(samples))
+    np.testing.assert_allclose(backend.back(layer.backward(backend.to(weights))), expected, rtol=1e-6, atol=1e-6)
+    drawn = backend.back(layer.forward(backend.to(x)))
+    np.testing.assert_array_equal(drawn, cls(2, output_size=3, rng=np.random.default_rng(6)).forward(x))
+    assert backend.back(layer.indices).dtype == np.int64
