@@ -72,14 +72,18 @@ def test_bad_arguments_name_themselves(backend, kwargs, name):
         backend.call(colnn.fractional_max_pool2d, np.ones((1, 1, 5, 5)), **kwargs, strategy=False)
 
 
-@pytest.mark.parametrize("ndim", [2, 3])
-def test_layer_gradient_and_round_trip(ndim, tmp_path):
-    rng = np.random.default_rng(3)
+def _layer_case(seed, ndim):
+    """``(shape, x, samples, weights)``: distinct values (a finite difference never moves a maximum)."""
+    rng = np.random.default_rng(seed)
     shape = (2, 2) + (5,) * ndim
     x = rng.permutation(np.prod(shape)).reshape(shape) * 0.1
-    samples = rng.random((2, 2, ndim))
+    return shape, x, rng.random((2, 2, ndim)), rng.standard_normal((2, 2) + (3,) * ndim)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_layer_gradient_and_round_trip(ndim, tmp_path):
+    shape, x, samples, weights = _layer_case(3, ndim)
     layer = getattr(colnn, f"FractionalMaxPool{ndim}d")(2, output_size=3, rng=np.random.default_rng(0))
-    weights = rng.standard_normal((2, 2) + (3,) * ndim)
     layer.forward(x, samples)
     dx = layer.backward(weights)
     np.testing.assert_allclose(
@@ -99,11 +103,7 @@ def test_layer_gradient_and_round_trip(ndim, tmp_path):
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_layer_gradient_on_every_backend(backend, ndim):
     """Samples given in the input's library or drawn by colnn: the layer answers in that library, backward too."""
-    rng = np.random.default_rng(4)
-    shape = (2, 2) + (5,) * ndim
-    x = rng.permutation(np.prod(shape)).reshape(shape) * 0.1
-    samples = rng.random((2, 2, ndim))
-    weights = rng.standard_normal((2, 2) + (3,) * ndim)
+    _, x, samples, weights = _layer_case(4, ndim)
     cls = getattr(colnn, f"FractionalMaxPool{ndim}d")
     reference = cls(2, output_size=3)
     expected = numerical_gradient(lambda v: float((reference.forward(v, samples) * weights).sum()), x)
