@@ -25,15 +25,18 @@ def conv_case(draw):
             draw(st.sampled_from(["float32", "float64"])))
 
 
+def _arrays(rng, dtype, *shapes):
+    """Standard normal arrays of ``shapes`` in ``dtype``: input, weight, bias."""
+    return tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes)
+
+
 def test_conv_matches_torch(backend):
     @backend.settings(40, 8)
     @given(case=conv_case())
     def check(case):
         ndim, groups, size, kernel, stride, padding, dilation, dtype = case
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((2, 2 * groups, *size)).astype(dtype)
-        weight = rng.standard_normal((3 * groups, 2, *kernel)).astype(dtype)
-        bias = rng.standard_normal(3 * groups).astype(dtype)
+        x, weight, bias = _arrays(rng, dtype, (2, 2 * groups, *size), (3 * groups, 2, *kernel), 3 * groups)
         xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, bias))
         function = getattr(colnn, f"conv{ndim}d")
         try:
@@ -68,9 +71,7 @@ def test_conv_transpose_matches_torch(backend):
         size = tuple(min(s, 4) for s in size)
         output_padding = tuple(extra.draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
         rng = np.random.default_rng(1)
-        x = rng.standard_normal((2, 2 * groups, *size)).astype(dtype)
-        weight = rng.standard_normal((2 * groups, 3, *kernel)).astype(dtype)
-        bias = rng.standard_normal(3 * groups).astype(dtype)
+        x, weight, bias = _arrays(rng, dtype, (2, 2 * groups, *size), (2 * groups, 3, *kernel), 3 * groups)
         xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, bias))
         function = getattr(colnn, f"conv_transpose{ndim}d")
         arguments = (stride, padding, output_padding, groups, dilation)
