@@ -11,14 +11,17 @@ and pooling or convolution is then one reduction or one matrix product.
 What the standard lacks, and what stands in for it:
 
 - no strided *view* (``as_strided``): the ``kh*kw`` strided slices are stacked
-  with ``xp.stack`` (a copy, as the tutorial's loop makes);
+  with ``xp.stack`` (a copy, as the tutorial's loop makes), or, when there are
+  fewer windows than kernel offsets, one slice per window;
 - no ``pad``: :func:`array_api_extra.pad`;
 - no scatter-add (col2im, the backward passes): :func:`array_api_extra.at`
   adds one strided slice per kernel offset (in place where the library allows
   it, functionally for JAX);
 - ``argmax`` does not say which of tied maxima it returns, and ``max`` does
   not say what NaN does: PyTorch's rule (first maximum; a NaN wins, the last
-  NaN) is built from comparisons, ``where`` and ``min``/``max`` of indices.
+  NaN) is built from comparisons, ``where`` and ``min``/``max`` of indices
+  (:func:`torch_max`, also for adaptive and fractional max pooling);
+- no scatter by flat index (``np.add.at``): :mod:`colnn.ops.flat_index`.
 
 The geometry (window starts, divisors, first in-bounds cells) is plain
 arithmetic on the :class:`~colnn.core.window.Window` and is moved to the
