@@ -69,6 +69,18 @@ class Backend:
         assert self.is_of_library(value), f"expected a {self.name} array, got {type(value)}"
         return np.asarray(self.to_numpy(value))
 
+    def settings(self, numpy_examples: int, foreign_examples: int):
+        """Hypothesis settings for a ``@given`` test run inside a test that takes this backend.
+
+        Eager JAX and array_api_strict calls are slow: other libraries run
+        ``foreign_examples``, the NumPy strategies ``numpy_examples``. Use as
+        ``@backend.settings(40, 10)`` over ``@given(...) def check(...)``, then call ``check()``.
+        """
+        from hypothesis import HealthCheck, settings
+
+        return settings(max_examples=foreign_examples if self.foreign else numpy_examples, deadline=None,
+                        suppress_health_check=[HealthCheck.function_scoped_fixture])
+
     def call(self, fn: Callable, *args, strategy: bool = True, **kwargs):
         """``fn(*args, **kwargs)`` with NumPy arguments converted here and the result converted back.
 

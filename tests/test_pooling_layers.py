@@ -1,6 +1,8 @@
-"""The 1/2/3-d layers: finite differences in float64, layer guarantees, Network round trips, huge arguments."""
+"""The 1/2/3-d layers: finite differences in float64, layer guarantees (on every backend), Network round trips, huge arguments."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
@@ -43,20 +45,27 @@ LAYERS = [
 ]
 
 
-@pytest.mark.parametrize("make", LAYERS, ids=lambda make: type(make()[0]).__name__)
-def test_backward_is_the_finite_difference(make):
-    layer, shape = make()
-    x = _distinct(shape)
-    out = layer.forward(x)
-    weights = rng.standard_normal(out.shape)
-    dx = layer.backward(weights)
-    np.testing.assert_allclose(dx, numerical_gradient(lambda v: float((layer.forward(v) * weights).sum()), x),
-                               rtol=1e-6, atol=1e-8)
-    for name, param in layer.params.items():
-        layer.forward(x)
-        layer.backward(weights)
-        analytic = layer.grads[name].copy()
+LAYER_IDS = [type(make()[0]).__name__ for make in LAYERS]
 
+
+def on_backend(layer, backend):
+    """A copy of ``layer`` with its parameters in ``backend``'s library, running ``backend``'s strategy."""
+    params = {name: backend.to(np.array(param)) for name, param in layer.params.items()}
+    copy = type(layer).from_config(layer.config(), params)
+    if hasattr(copy, "strategy"):
+        copy.strategy = backend.strategy
+    return copy
+
+
+@functools.lru_cache(maxsize=None)
+def finite_differences(index):
+    """Layer ``index`` of LAYERS (NumPy), an input, output weights, and the central-difference gradients of
+    ``sum(forward(x) * weights)`` w.r.t. the input and each parameter: the oracle every backend is held to."""
+    layer, shape = LAYERS[index]()
+    x = _distinct(shape)
+    weights = rng.standard_normal(layer.forward(x).shape)
+    grads = {"x": numerical_gradient(lambda v: float((layer.forward(v) * weights).sum()), x)}
+    for name, param in layer.params.items():
         def loss(value, name=name):
             saved = layer.params[name].copy()
             layer.params[name][...] = value
@@ -64,32 +73,47 @@ def test_backward_is_the_finite_difference(make):
                 return float((layer.forward(x) * weights).sum())
             finally:
                 layer.params[name][...] = saved
-        np.testing.assert_allclose(analytic, numerical_gradient(loss, param.copy()), rtol=1e-6, atol=1e-8)
+        grads[name] = numerical_gradient(loss, param.copy())
+    return layer, x, weights, grads
 
 
-@pytest.mark.parametrize("make", LAYERS, ids=lambda make: type(make()[0]).__name__)
-def test_unbatched_input_and_dtype(make):
-    layer, shape = make()
+@pytest.mark.parametrize("index", range(len(LAYERS)), ids=LAYER_IDS)
+def test_backward_is_the_finite_difference(backend, index):
+    reference, x, weights, expected = finite_differences(index)
+    layer = on_backend(reference, backend)
+    layer.forward(backend.to(x))
+    dx = backend.back(layer.backward(backend.to(weights)))
+    np.testing.assert_allclose(dx, expected["x"], rtol=1e-6, atol=1e-8)
+    for name in layer.params:
+        backend.back(layer.params[name])  # kept in the weights' library
+        np.testing.assert_allclose(backend.back(layer.grads[name]), expected[name], rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("make", LAYERS, ids=LAYER_IDS)
+def test_unbatched_input_and_dtype(backend, make):
+    reference, shape = make()
+    layer = on_backend(reference, backend)
     x = _distinct(shape).astype(np.float32)
-    batched = layer.forward(x)
-    single = layer.forward(x[0])
-    assert single.dtype == np.result_type(x, *layer.params.values()) and single.shape == batched.shape[1:]
+    batched = backend.back(layer.forward(backend.to(x)))
+    single = backend.back(layer.forward(backend.to(x[0])))
+    assert single.dtype == np.result_type(x, *reference.params.values()) and single.shape == batched.shape[1:]
     np.testing.assert_allclose(single, batched[0], rtol=1e-5, atol=1e-6)
-    assert layer.backward(np.ones_like(single)).shape == x.shape[1:]
+    assert backend.back(layer.backward(backend.to(np.ones_like(single)))).shape == x.shape[1:]
 
 
-@pytest.mark.parametrize("make", LAYERS, ids=lambda make: type(make()[0]).__name__)
-def test_a_failed_call_leaves_the_layer_as_it_was(make):
-    layer, shape = make()
+@pytest.mark.parametrize("make", LAYERS, ids=LAYER_IDS)
+def test_a_failed_call_leaves_the_layer_as_it_was(backend, make):
+    reference, shape = make()
+    layer = on_backend(reference, backend)
     x = _distinct(shape)
-    before = x.copy()
-    out = layer.forward(x)
+    given_x = backend.to(x)
+    out = backend.back(layer.forward(given_x))
     with pytest.raises(ValueError):
-        layer.forward(np.ones((1,) * (len(shape) + 1)))
+        layer.forward(backend.to(np.ones((1,) * (len(shape) + 1))))
     with pytest.raises(ValueError):
-        layer.backward(np.ones((1,) * len(shape)))
-    assert layer.backward(np.ones_like(out)).shape == x.shape
-    np.testing.assert_array_equal(x, before)
+        layer.backward(backend.to(np.ones((1,) * len(shape))))
+    assert backend.back(layer.backward(backend.to(np.ones_like(out)))).shape == x.shape
+    np.testing.assert_array_equal(backend.back(given_x), x)
 
 
 def test_a_network_of_the_new_layers_round_trips(tmp_path):
@@ -121,10 +145,10 @@ def test_a_network_of_the_new_layers_round_trips(tmp_path):
         np.testing.assert_allclose(Network.load(tmp_path / "other.npz").predict(x), net.predict(x))
 
 
-def test_integer_max_pooling_gives_float_gradients():
-    layer = colnn.MaxPool3d(2)
-    layer.forward(np.arange(8).reshape(1, 1, 2, 2, 2))
-    grad = layer.backward(np.full((1, 1, 1, 1, 1), 0.5))
+def test_integer_max_pooling_gives_float_gradients(backend):
+    layer = colnn.MaxPool3d(2, strategy=backend.strategy)
+    layer.forward(backend.to(np.arange(8).reshape(1, 1, 2, 2, 2)))
+    grad = backend.back(layer.backward(backend.to(np.full((1, 1, 1, 1, 1), 0.5))))
     assert grad.dtype.kind == "f" and grad[0, 0, 1, 1, 1] == 0.5
 
 
@@ -187,14 +211,13 @@ def test_huge_stride_and_dilation_in_unfold_and_conv():
     assert colnn.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2**63 - 1).shape == (1, 1, 1)
 
 
-def test_max_unpool_backward_is_the_finite_difference():
+def test_max_unpool_backward_is_the_finite_difference(backend):
     pooled, indices = colnn.max_pool3d(_distinct((1, 2, 4, 4, 4)), 2, return_indices=True)
     layer = colnn.MaxUnpool3d(2)
     weights = rng.standard_normal((1, 2, 4, 4, 4))
-    layer.forward(pooled, indices)
-    np.testing.assert_allclose(
-        layer.backward(weights),
-        numerical_gradient(lambda v: float((layer.forward(v, indices) * weights).sum()), pooled), rtol=1e-6)
+    expected = numerical_gradient(lambda v: float((layer.forward(v, indices) * weights).sum()), pooled)
+    layer.forward(backend.to(pooled), backend.to(indices))
+    np.testing.assert_allclose(backend.back(layer.backward(backend.to(weights))), expected, rtol=1e-6)
 
 
 EMPTY_BATCH_LAYERS = [
@@ -207,14 +230,15 @@ EMPTY_BATCH_LAYERS = [
 
 
 @pytest.mark.parametrize("make", EMPTY_BATCH_LAYERS, ids=lambda make: type(make()).__name__)
-@pytest.mark.parametrize("strategy", [None, "im2col"])
-def test_an_empty_batch_gives_empty_results_and_zero_gradients(make, strategy):
+def test_an_empty_batch_gives_empty_results_and_zero_gradients(backend, make):
     layer = make()
+    if layer.params:
+        layer = on_backend(layer, backend)
     if hasattr(layer, "strategy"):
-        layer.strategy = strategy
+        layer.strategy = backend.strategy
     x = np.zeros((0, 2) + (4,) * layer.ndim)
-    out = layer.forward(x)
+    out = backend.back(layer.forward(backend.to(x)))
     assert out.shape[0] == 0
-    assert layer.backward(np.ones_like(out)).shape == x.shape
+    assert backend.back(layer.backward(backend.to(np.ones_like(out)))).shape == x.shape
     for grad in layer.grads.values():
-        assert not grad.any()
+        assert not backend.back(grad).any()

@@ -1,17 +1,16 @@
-"""max_pool1d/3d and avg_pool1d/3d against PyTorch, on every strategy, plus named edge cases."""
+"""max_pool1d/3d and avg_pool1d/3d against PyTorch, on every backend (NumPy strategies and other libraries), plus named edge cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import colnn
 from colnn.core.window import Window
 from colnn.ops.pooling_nd import avg_pool_nd_backward, avg_pool_nd_forward, max_pool_nd_backward, max_pool_nd_forward
 
-STRATEGIES = (None, "im2col")
 torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
 F = torch.nn.functional
 
@@ -35,141 +34,152 @@ def _values(rng, shape, dtype, special):
     return x
 
 
-@settings(max_examples=40, deadline=None)
-@given(ndim=st.sampled_from([1, 3]), data=st.data(), dtype=st.sampled_from(["float32", "float64", "int32", "int64"]),
-       special=st.booleans(), unbatched=st.booleans(), strategy=st.sampled_from(STRATEGIES))
-def test_max_pool_matches_torch(ndim, data, dtype, special, unbatched, strategy):
-    size, kernel, stride, padding, dilation, ceil = data.draw(geometry(ndim))
-    x = _values(np.random.default_rng(len(size)), (2, 3, *size), dtype, special)
-    if unbatched:
-        x = x[0]
-    pool = getattr(colnn, f"max_pool{ndim}d")
-    try:
-        expected, expected_indices = getattr(F, f"max_pool{ndim}d")(
-            torch.from_numpy(x), kernel, stride, padding, dilation, ceil, True)
-    except RuntimeError as error:
-        if "smaller than kernel size" in str(error):
-            return  # the 3-d ops' unpadded-size check: a deliberate difference (README)
-        with pytest.raises(ValueError):
-            pool(x, kernel, stride, padding, dilation, ceil, True, strategy=strategy)
-        return
-    out, indices = pool(x, kernel, stride, padding, dilation, ceil, True, strategy=strategy)
-    assert out.dtype == x.dtype
-    np.testing.assert_array_equal(out, expected.numpy())
-    np.testing.assert_array_equal(indices, expected_indices.numpy())
-    np.testing.assert_array_equal(pool(x, kernel, stride, padding, dilation, ceil, strategy=strategy), out)
+def test_max_pool_matches_torch(backend):
+    @backend.settings(40, 10)
+    @given(ndim=st.sampled_from([1, 3]), data=st.data(), dtype=st.sampled_from(["float32", "float64", "int32", "int64"]),
+           special=st.booleans(), unbatched=st.booleans())
+    def check(ndim, data, dtype, special, unbatched):
+        size, kernel, stride, padding, dilation, ceil = data.draw(geometry(ndim))
+        x = _values(np.random.default_rng(len(size)), (2, 3, *size), dtype, special)
+        if unbatched:
+            x = x[0]
+        pool = getattr(colnn, f"max_pool{ndim}d")
+        try:
+            expected, expected_indices = getattr(F, f"max_pool{ndim}d")(
+                torch.from_numpy(x), kernel, stride, padding, dilation, ceil, True)
+        except RuntimeError as error:
+            if "smaller than kernel size" in str(error):
+                return  # the 3-d ops' unpadded-size check: a deliberate difference (README)
+            with pytest.raises(ValueError):
+                backend.call(pool, x, kernel, stride, padding, dilation, ceil, True)
+            return
+        out, indices = backend.call(pool, x, kernel, stride, padding, dilation, ceil, True)
+        assert out.dtype == x.dtype and indices.dtype == np.int64
+        np.testing.assert_array_equal(out, expected.numpy())
+        np.testing.assert_array_equal(indices, expected_indices.numpy())
+        np.testing.assert_array_equal(backend.call(pool, x, kernel, stride, padding, dilation, ceil), out)
+
+    check()
 
 
-@settings(max_examples=40, deadline=None)
-@given(ndim=st.sampled_from([1, 3]), data=st.data(), dtype=st.sampled_from(["float32", "float64"]),
-       count_include_pad=st.booleans(), strategy=st.sampled_from(STRATEGIES))
-def test_avg_pool_matches_torch(ndim, data, dtype, count_include_pad, strategy):
-    size, kernel, stride, padding, _, ceil = data.draw(geometry(ndim))
-    x = np.random.default_rng(1).standard_normal((2, 3, *size)).astype(dtype)
-    pool = getattr(colnn, f"avg_pool{ndim}d")
-    try:
-        expected = getattr(F, f"avg_pool{ndim}d")(torch.from_numpy(x), kernel, stride, padding, ceil, count_include_pad)
-    except RuntimeError as error:
-        if "smaller than kernel size" in str(error):
-            return  # avg_pool3d's unpadded-size check: a deliberate difference (README)
-        with pytest.raises(ValueError):
-            pool(x, kernel, stride, padding, ceil, count_include_pad, strategy=strategy)
-        return
-    out = pool(x, kernel, stride, padding, ceil, count_include_pad, strategy=strategy)
-    assert out.dtype == x.dtype
-    np.testing.assert_allclose(out, expected.numpy(), rtol=1e-5, atol=1e-6)
+def test_avg_pool_matches_torch(backend):
+    @backend.settings(40, 10)
+    @given(ndim=st.sampled_from([1, 3]), data=st.data(), dtype=st.sampled_from(["float32", "float64"]),
+           count_include_pad=st.booleans())
+    def check(ndim, data, dtype, count_include_pad):
+        size, kernel, stride, padding, _, ceil = data.draw(geometry(ndim))
+        x = np.random.default_rng(1).standard_normal((2, 3, *size)).astype(dtype)
+        pool = getattr(colnn, f"avg_pool{ndim}d")
+        try:
+            expected = getattr(F, f"avg_pool{ndim}d")(torch.from_numpy(x), kernel, stride, padding, ceil,
+                                                      count_include_pad)
+        except RuntimeError as error:
+            if "smaller than kernel size" in str(error):
+                return  # avg_pool3d's unpadded-size check: a deliberate difference (README)
+            with pytest.raises(ValueError):
+                backend.call(pool, x, kernel, stride, padding, ceil, count_include_pad)
+            return
+        out = backend.call(pool, x, kernel, stride, padding, ceil, count_include_pad)
+        assert out.dtype == x.dtype
+        np.testing.assert_allclose(out, expected.numpy(), rtol=1e-5, atol=1e-6)
+
+    check()
 
 
-@settings(max_examples=30, deadline=None)
-@given(ndim=st.sampled_from([1, 3]), data=st.data(), strategy=st.sampled_from(STRATEGIES))
-def test_gradients_match_torch(ndim, data, strategy):
-    size, kernel, stride, padding, dilation, ceil = data.draw(geometry(ndim))
-    rng = np.random.default_rng(2)
-    x = rng.integers(-2, 3, (2, 2, *size)).astype(np.float64)
-    try:
-        window = Window.build(size, kernel, stride, padding, dilation, ceil_mode=ceil, pooling=True)
-        avg_window = Window.build(size, kernel, stride, padding, 1, ceil_mode=ceil, pooling=True)
-    except ValueError:
-        return
-    xt = torch.tensor(x, requires_grad=True)
-    try:
-        out_t = getattr(F, f"max_pool{ndim}d")(xt, kernel, stride, padding, dilation, ceil)
-        getattr(F, f"avg_pool{ndim}d")(xt, kernel, stride, padding, ceil, False)
-    except RuntimeError:
-        return  # the 3-d ops' unpadded-size check (README)
-    grad = rng.standard_normal(out_t.shape)
-    out_t.backward(torch.from_numpy(grad))
-    _, offset = max_pool_nd_forward(x, window, strategy)
-    if np.isfinite(out_t.detach().numpy()).all():
-        # A window with no cell inside: PyTorch's backward writes into the next plane (its bug); colnn drops it.
-        np.testing.assert_allclose(max_pool_nd_backward(grad, offset, x.shape, window, strategy), xt.grad.numpy())
-    xt.grad = None
-    out_t = getattr(F, f"avg_pool{ndim}d")(xt, kernel, stride, padding, ceil, False)
-    grad = rng.standard_normal(out_t.shape)
-    out_t.backward(torch.from_numpy(grad))
-    divisor = avg_window.avg_divisor(False, None)
-    assert np.allclose(avg_pool_nd_forward(x, avg_window, divisor, strategy), out_t.detach().numpy())
-    np.testing.assert_allclose(avg_pool_nd_backward(grad, x.shape, avg_window, divisor, strategy), xt.grad.numpy())
+def test_gradients_match_torch(backend):
+    @backend.settings(30, 6)
+    @given(ndim=st.sampled_from([1, 3]), data=st.data())
+    def check(ndim, data):
+        size, kernel, stride, padding, dilation, ceil = data.draw(geometry(ndim))
+        rng = np.random.default_rng(2)
+        x = rng.integers(-2, 3, (2, 2, *size)).astype(np.float64)
+        try:
+            window = Window.build(size, kernel, stride, padding, dilation, ceil_mode=ceil, pooling=True)
+            avg_window = Window.build(size, kernel, stride, padding, 1, ceil_mode=ceil, pooling=True)
+        except ValueError:
+            return
+        xt = torch.tensor(x, requires_grad=True)
+        try:
+            out_t = getattr(F, f"max_pool{ndim}d")(xt, kernel, stride, padding, dilation, ceil)
+            getattr(F, f"avg_pool{ndim}d")(xt, kernel, stride, padding, ceil, False)
+        except RuntimeError:
+            return  # the 3-d ops' unpadded-size check (README)
+        grad = rng.standard_normal(out_t.shape)
+        out_t.backward(torch.from_numpy(grad))
+        _, offset = backend.call(max_pool_nd_forward, x, window)
+        if np.isfinite(out_t.detach().numpy()).all():
+            # A window with no cell inside: PyTorch's backward writes into the next plane (its bug); colnn drops it.
+            np.testing.assert_allclose(backend.call(max_pool_nd_backward, grad, offset, x.shape, window),
+                                       xt.grad.numpy())
+        xt.grad = None
+        out_t = getattr(F, f"avg_pool{ndim}d")(xt, kernel, stride, padding, ceil, False)
+        grad = rng.standard_normal(out_t.shape)
+        out_t.backward(torch.from_numpy(grad))
+        divisor = avg_window.avg_divisor(False, None)
+        assert np.allclose(backend.call(avg_pool_nd_forward, x, avg_window, divisor), out_t.detach().numpy())
+        np.testing.assert_allclose(backend.call(avg_pool_nd_backward, grad, x.shape, avg_window, divisor),
+                                   xt.grad.numpy())
+
+    check()
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_float16_sums_in_float32(strategy):
+def test_float16_sums_in_float32(backend):
+    if not backend.supports(np.float16):
+        pytest.skip(f"{backend.name} has no float16")
     x = np.zeros((1, 1, 3, 46, 46), np.float16)
     x[0, 0, 1, 23, 23] = 1
     x[0, 0, 0] = 0.001
     expected = F.avg_pool3d(torch.from_numpy(x.astype(np.float32)), (3, 46, 46)).numpy().astype(np.float16)
-    out = colnn.avg_pool3d(x, (3, 46, 46), strategy=strategy)
+    out = backend.call(colnn.avg_pool3d, x, (3, 46, 46))
     assert out.dtype == np.float16
     np.testing.assert_allclose(out, expected, rtol=1e-3)
 
 
-def test_padded_cells_never_win_and_empty_windows_report_first_inside():
+def test_padded_cells_never_win_and_empty_windows_report_first_inside(backend):
     x = np.full((1, 1, 3, 3, 3), -np.inf)
     expected = F.max_pool3d(torch.from_numpy(x), 3, 2, 1, 2, True, True)
-    for strategy in STRATEGIES:
-        out, indices = colnn.max_pool3d(x, 3, 2, 1, 2, True, True, strategy=strategy)
-        np.testing.assert_array_equal(out, expected[0].numpy())
-        np.testing.assert_array_equal(indices, expected[1].numpy())
+    out, indices = backend.call(colnn.max_pool3d, x, 3, 2, 1, 2, True, True)
+    np.testing.assert_array_equal(out, expected[0].numpy())
+    np.testing.assert_array_equal(indices, expected[1].numpy())
 
 
 @pytest.mark.parametrize("pool, shape", [(colnn.max_pool1d, (1, 2, 3, 4)), (colnn.max_pool3d, (2, 3, 4)),
                                          (colnn.avg_pool3d, (4, 4)), (colnn.avg_pool1d, (4,))])
-def test_wrong_rank_is_a_value_error(pool, shape):
+def test_wrong_rank_is_a_value_error(backend, pool, shape):
     with pytest.raises(ValueError, match="input"):
-        pool(np.ones(shape), 1)
+        backend.call(pool, np.ones(shape), 1)
 
 
-def test_a_4d_array_to_a_3d_op_is_one_unbatched_sample():
+def test_a_4d_array_to_a_3d_op_is_one_unbatched_sample(backend):
     x = np.arange(16.0).reshape(2, 2, 2, 2)
-    np.testing.assert_array_equal(colnn.max_pool3d(x, 2), F.max_pool3d(torch.from_numpy(x), 2).numpy())
+    np.testing.assert_array_equal(backend.call(colnn.max_pool3d, x, 2), F.max_pool3d(torch.from_numpy(x), 2).numpy())
 
 
 @pytest.mark.parametrize("kwargs, name", [({"kernel_size": (2, 2)}, "kernel_size"), ({"kernel_size": 0}, "kernel_size"),
                                           ({"kernel_size": 2, "padding": 2}, "padding"),
                                           ({"kernel_size": 2, "stride": 2**64}, "stride"),
                                           ({"kernel_size": 9}, "empty")])
-def test_bad_arguments_name_themselves(kwargs, name):
+def test_bad_arguments_name_themselves(backend, kwargs, name):
     with pytest.raises(ValueError, match=name):
-        colnn.max_pool1d(np.ones((1, 1, 4)), **kwargs)
+        backend.call(colnn.max_pool1d, np.ones((1, 1, 4)), **kwargs)
 
 
-def test_integer_avg_pool_is_a_type_error():
+def test_integer_avg_pool_is_a_type_error(backend):
     with pytest.raises(TypeError, match="input"):
-        colnn.avg_pool3d(np.ones((1, 1, 2, 2, 2), int), 2)
+        backend.call(colnn.avg_pool3d, np.ones((1, 1, 2, 2, 2), int), 2)
 
 
-def test_an_empty_windows_gradient_stays_in_its_plane():
+def test_an_empty_windows_gradient_stays_in_its_plane(backend):
     x = np.array([[[3.0]], [[5.0]]])
     window = Window.build((1,), 2, 1, 1, 2, pooling=True)
-    for strategy in STRATEGIES:
-        _, offset = max_pool_nd_forward(x[:, :, :], window, strategy)
-        grad = max_pool_nd_backward(np.array([[[10.0]], [[20.0]]]), offset, x.shape, window, strategy)
-        np.testing.assert_array_equal(grad, np.zeros_like(x))
+    _, offset = backend.call(max_pool_nd_forward, x, window)
+    grad = backend.call(max_pool_nd_backward, np.array([[[10.0]], [[20.0]]]), offset, x.shape, window)
+    np.testing.assert_array_equal(grad, np.zeros_like(x))
 
 
-def test_caller_arrays_are_not_modified():
+def test_caller_arrays_are_not_modified(backend):
     x = np.random.default_rng(0).standard_normal((1, 2, 4, 4, 4))
-    before = x.copy()
-    colnn.max_pool3d(x, 2, 1, 1, return_indices=True)
-    colnn.avg_pool3d(x, 3, 1, 1)
-    np.testing.assert_array_equal(x, before)
+    given_x = backend.to(x)
+    colnn.max_pool3d(given_x, 2, 1, 1, return_indices=True, strategy=backend.strategy)
+    colnn.avg_pool3d(given_x, 3, 1, 1, strategy=backend.strategy)
+    np.testing.assert_array_equal(backend.back(given_x), x)

@@ -8,35 +8,35 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from .checks import check_array
+from .checks import as_numpy_dtype, check_array
 
 __all__ = ["check_spatial_input"]
 
 
 def check_spatial_input(
     x: Any, name: str, spatial_ndim: int, *, floating: bool = False
-) -> tuple[np.ndarray, bool]:
+) -> tuple[Any, bool]:
     """``x`` as a batched ``(N, C, *spatial)`` array and whether it came unbatched.
 
     TypeError for non-numeric dtypes (and integers when ``floating``); ValueError
     for a rank other than ``spatial_ndim + 1`` or ``+ 2``, or an empty channel or
-    spatial axis (the batch axis may be empty, as in PyTorch). Not copied.
+    spatial axis (the batch axis may be empty, as in PyTorch). Not copied; another
+    Array API library's array (PyTorch, JAX, CuPy...) stays that library's array.
     """
     batched_rank, unbatched_rank = spatial_ndim + 2, spatial_ndim + 1
     # check_array owns the dtype, byte-order and ragged-input rules and their messages.
-    array = check_array(x, name, ndims=None, batch_ndims=(batched_rank,))
-    if floating and array.dtype.kind != "f":
+    array = check_array(x, name, ndims=None, batch_ndims=(batched_rank,), array_api=True)
+    if floating and as_numpy_dtype(array.dtype).kind != "f":
         raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
     if array.ndim not in (batched_rank, unbatched_rank):
         raise ValueError(
             f"{name} must be {unbatched_rank}-D (unbatched) or {batched_rank}-D (batched) for a "
-            f"{spatial_ndim}-d op, got shape {array.shape}"
+            f"{spatial_ndim}-d op, got shape {tuple(array.shape)}"
         )
     unbatched = array.ndim == unbatched_rank
     if unbatched:
-        array = array[np.newaxis]
+        array = array[None, ...]
     if 0 in array.shape[1:]:
-        raise ValueError(f"{name} must have non-zero channel and spatial sizes, got shape {np.shape(x)}")
+        raise ValueError(f"{name} must have non-zero channel and spatial sizes, "
+                         f"got shape {tuple(array.shape[1:]) if unbatched else tuple(array.shape)}")
     return array, unbatched

@@ -4,7 +4,9 @@ Like the book's ``Convolution`` (which stays), a layer is made from its
 weights: ``Conv{1,2,3}d(W, b, stride=1, padding=0, dilation=1, groups=1)`` with
 ``W`` ``(FN, C/groups, *k)``, and ``ConvTranspose{1,2,3}d(W, b, stride=1,
 padding=0, output_padding=0, groups=1, dilation=1)`` with ``W`` ``(C, FN/groups, *k)``.
-``W`` and ``b`` are copied; ``backward(dout)`` returns ``dx`` and sets ``dW``, ``db``.
+``W`` and ``b`` are copied, in the library and on the device they came in (NumPy,
+PyTorch, JAX, CuPy...); ``backward(dout)`` returns ``dx`` in the input's library
+and sets ``dW``, ``db`` in the weights'.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import as_numpy_dtype, cast_array
 from ..core.window import IntTuple, as_tuple
+from ..ops.array_api import as_common_dtype, copy_as
 from ..ops.conv import conv_window
 from ..ops.conv_nd import check_conv_weight, conv_nd_backward, conv_nd_forward
 from ..ops.conv_transpose import conv_transpose_backward, conv_transpose_forward, transpose_window
@@ -32,23 +36,21 @@ class _ConvBase(_WeightAndBias, SpatialLayer):
         if b is None:
             raise TypeError("b must be an array of output channels, got None")
         weight, bias, self.groups = check_conv_weight(W, b, groups, self.ndim, None, transposed=self.transposed)
-        self.W = np.array(weight, copy=True)
-        self.b = np.array(bias, dtype=weight.dtype, copy=True)
+        self.W, self.b = copy_as(weight), copy_as(bias, weight.dtype)
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
 
     def _cast(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         check_conv_weight(self.W, self.b, self.groups, self.ndim, x.shape[1], transposed=self.transposed)
-        dtype = np.result_type(x, self.W)
-        return x.astype(dtype, copy=False), self.W.astype(dtype, copy=False), self.b.astype(dtype, copy=False)
+        return as_common_dtype(x, self.W, self.b)
 
     def _set_grads(self, grad_weight: np.ndarray, grad_bias: np.ndarray) -> None:
-        self.dW = grad_weight.astype(self.W.dtype, copy=False)
-        self.db = grad_bias.astype(self.b.dtype, copy=False)
+        self.dW = cast_array(grad_weight, as_numpy_dtype(self.W.dtype))
+        self.db = cast_array(grad_bias, as_numpy_dtype(self.b.dtype))
 
     def __repr__(self) -> str:
         arguments = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._config_names)
-        return f"{type(self).__name__}(W={self.W.shape}, {arguments})"
+        return f"{type(self).__name__}(W={tuple(self.W.shape)}, {arguments})"
 
 
 class _ConvNd(_ConvBase):
@@ -70,7 +72,7 @@ class _ConvNd(_ConvBase):
 
     def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
         grad_input, grad_weight, grad_bias = conv_nd_backward(
-            grad, saved.input_shape, saved.state, self.W.astype(saved.dtype, copy=False), saved.window,
+            grad, saved.input_shape, saved.state, cast_array(self.W, saved.dtype), saved.window,
             self.groups, self.strategy)
         self._set_grads(grad_weight, grad_bias)
         return grad_input
@@ -99,7 +101,7 @@ class _ConvTransposeNd(_ConvBase):
 
     def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
         grad_input, grad_weight, grad_bias = conv_transpose_backward(
-            grad, saved.state, self.W.astype(saved.dtype, copy=False), saved.window, self.groups, self.strategy)
+            grad, saved.state, cast_array(self.W, saved.dtype), saved.window, self.groups, self.strategy)
         self._set_grads(grad_weight, grad_bias)
         return grad_input
 

@@ -15,7 +15,8 @@ import numpy as np
 from ..core.window import IntTuple, as_tuple
 from ..ops.adaptive import (adaptive_avg_backward, adaptive_avg_forward, adaptive_max_backward,
                             adaptive_max_forward, adaptive_output_size)
-from ..ops.fractional import check_samples, fractional_max_backward, fractional_max_forward, fractional_output_size
+from ..ops.fractional import (fractional_max_backward, fractional_max_forward, fractional_output_size,
+                              fractional_samples)
 from ..ops.lp_pool import check_norm_type, lp_pool_backward, lp_pool_forward
 from ..ops.pooling import check_divisor, pool_window
 from ..ops.pooling_nd import avg_pool_nd_backward, avg_pool_nd_forward, max_pool_nd_backward, max_pool_nd_forward
@@ -58,7 +59,7 @@ class _MaxPoolNd(SpatialLayer):
         """int64 flat indices of the maxima chosen by the last forward (``return_indices``)."""
         saved = self._saved()
         flat = saved.window.flat_indices(saved.state)
-        return flat[0] if saved.unbatched else flat
+        return flat[0, ...] if saved.unbatched else flat
 
 
 class _AvgPoolNd(SpatialLayer):
@@ -151,7 +152,7 @@ class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
     def indices(self) -> np.ndarray:
         """int64 flat indices of the maxima chosen by the last forward."""
         saved = self._saved()
-        return saved.state[0] if saved.unbatched else saved.state
+        return saved.state[0, ...] if saved.unbatched else saved.state
 
 
 class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
@@ -257,10 +258,7 @@ class _FractionalMaxPoolNd(SpatialLayer):
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any, Any]:
         kernel, out_size = fractional_output_size(x.shape[2:], self.kernel_size, self.output_size, self.output_ratio)
-        if self._samples is None:
-            samples = self.rng.random((*x.shape[:2], self.ndim))
-        else:
-            samples = check_samples(self._samples, x.shape[:2], self.ndim, np.ndim(self._samples) == 2)
+        samples = fractional_samples(self._samples, x, self.ndim, np.ndim(self._samples) == 2, self.rng)
         out, indices = fractional_max_forward(x, kernel, out_size, samples)
         return out, None, indices
 
@@ -271,7 +269,7 @@ class _FractionalMaxPoolNd(SpatialLayer):
     def indices(self) -> np.ndarray:
         """int64 flat indices of the maxima chosen by the last forward."""
         saved = self._saved()
-        return saved.state[0] if saved.unbatched else saved.state
+        return saved.state[0, ...] if saved.unbatched else saved.state
 
 
 class FractionalMaxPool2d(_FractionalMaxPoolNd):

@@ -6,6 +6,7 @@ chain of one-input layers (nor its files); use them in code of your own, e.g. a 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -36,20 +37,17 @@ class _MaxUnpoolNd(Layer):
             raise TypeError(f"{type(self).__name__}.forward needs the max pool's indices, got None")
         batched, unbatched = check_spatial_input(x, "x", self.ndim)
         out_size = unpool_output_size(batched.shape[2:], self.kernel_size, self.stride, self.padding, output_size)
-        index = np.asarray(indices)
-        index = check_unpool_indices(index[np.newaxis] if unbatched and index.ndim == batched.ndim - 1 else index,
-                                     batched.shape, int(np.prod(out_size)))
+        index = check_unpool_indices(indices, batched, math.prod(out_size), unbatched)
         out = max_unpool_forward(batched, index, out_size)
-        self._cache = (index, out.shape, unbatched)
+        self._cache = (index, tuple(out.shape), unbatched)
         return from_batched(out, unbatched)
 
     def backward(self, dout: Any) -> np.ndarray:
         index, out_shape, unbatched = self._saved()
-        # A gradient is never an integer, even after unpooling an integer array.
-        kind = np.asarray(dout).dtype
-        grad = check_grad_shape(dout, out_shape[1:] if unbatched else out_shape,
-                                kind if kind.kind == "f" else np.dtype(np.float64))
-        grad_input = max_unpool_backward(grad[np.newaxis] if unbatched else grad, index)
+        # A gradient is never an integer, even after unpooling an integer array: check_grad_shape
+        # gives dout's dtype if floating, else float64.
+        grad = check_grad_shape(dout, out_shape[1:] if unbatched else out_shape, np.int64)
+        grad_input = max_unpool_backward(grad[None, ...] if unbatched else grad, index)
         return from_batched(grad_input, unbatched)
 
 

@@ -8,10 +8,15 @@ Output cell ``i`` along an axis of length ``L`` pools the bin
   so a NaN or inf reaches only the bins that hold it; backward spreads back;
 - max: each axis folds its bins with PyTorch's rule (first maximum, last NaN),
   last axis first, which gives the row-major scan's cell over the whole box.
+
+Both are written on the Array API standard (slices, sums, ``take_along_axis``;
+the backward scatter-add of :mod:`colnn.ops.flat_index`), so any library's
+arrays are pooled where they live and come back as that library's arrays.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,9 +24,9 @@ import numpy as np
 from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import INDEX_MAX
+from .array_api import accumulator, device_of, namespace, torch_max
 from .dispatch import dask_dispatch
-from .pooling import _accumulator, _torch_argmax
-from .pooling_nd import scatter_add_flat
+from .flat_index import scatter_add_flat
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -60,74 +65,89 @@ def adaptive_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
     return start.astype(np.int64), end.astype(np.int64)
 
 
-def _bin_means(x: np.ndarray, dim: int, out: int) -> np.ndarray:
+def _along(dim: int, index: Any) -> tuple[Any, ...]:
+    """An index that applies ``index`` to axis ``dim`` and keeps every axis before it."""
+    return (slice(None),) * dim + (index, ...)
+
+
+def _bin_means(x: Any, dim: int, out: int) -> Any:
     """Mean of every bin of axis ``dim``: a sum over each bin's own cells (a NaN or inf stays in its bins)."""
+    xp = namespace(x)
     start, end = adaptive_bins(x.shape[dim], out)
-    means = [x[(slice(None),) * dim + (slice(lo, hi),)].sum(axis=dim, keepdims=True) / (hi - lo)
+    means = [xp.sum(x[_along(dim, slice(int(lo), int(hi)))], axis=dim, keepdims=True) / int(hi - lo)
              for lo, hi in zip(start, end)]
-    return np.concatenate(means, axis=dim)
+    return xp.concat(means, axis=dim)
 
 
-def _bin_spread(grad: np.ndarray, dim: int, size: int) -> np.ndarray:
+def _bin_spread(grad: Any, dim: int, size: int) -> Any:
     """Adjoint of :func:`_bin_means`: each bin's gradient over its cells, divided by its length."""
+    import array_api_extra as xpx
+
+    xp = namespace(grad)
     start, end = adaptive_bins(size, grad.shape[dim])
     shape = list(grad.shape)
     shape[dim] = size
-    spread = np.zeros(shape, dtype=grad.dtype)
+    spread = xp.zeros(tuple(shape), dtype=grad.dtype, device=device_of(grad))
+    # The standard has no scatter-add: one slice add per bin (in place where the library allows it).
     for i, (lo, hi) in enumerate(zip(start, end)):
-        spread[(slice(None),) * dim + (slice(lo, hi),)] += grad[(slice(None),) * dim + (slice(i, i + 1),)] / (hi - lo)
+        share = grad[_along(dim, slice(i, i + 1))] / int(hi - lo)
+        spread = xpx.at(spread, _along(dim, slice(int(lo), int(hi)))).add(share)
     return spread
 
 
-def adaptive_avg_forward(x: np.ndarray, out_size: tuple[int, ...]) -> np.ndarray:
+def adaptive_avg_forward(x: Any, out_size: tuple[int, ...]) -> Any:
     """Adaptive average of a validated batched floating array ``(N, C, *in)`` -> ``(N, C, *out_size)``."""
-    acc = _accumulator(x.dtype)
+    xp = namespace(x)
+    acc = accumulator(xp, x.dtype)
     if all(out == 1 for out in out_size):
         # Global pooling (a CNN's head): one GEMV with ones. No zero weights, so a NaN or
         # inf reaches exactly the sum of its own plane, as in a direct sum.
-        volume = int(np.prod(x.shape[2:]))
-        sums = x.reshape(*x.shape[:2], volume).astype(acc, copy=False) @ np.ones(volume, dtype=acc)
-        return (sums / acc.type(volume)).astype(x.dtype).reshape(*x.shape[:2], *out_size)
-    result = x.astype(acc, copy=False)
+        volume = math.prod(x.shape[2:])
+        planes = xp.astype(xp.reshape(x, (*x.shape[:2], volume)), acc)
+        sums = xp.matmul(planes, xp.ones(volume, dtype=acc, device=device_of(x)))
+        return xp.reshape(xp.astype(sums / volume, x.dtype), (*x.shape[:2], *out_size))
+    result = xp.astype(x, acc)
     for axis, out in enumerate(out_size):
         result = _bin_means(result, 2 + axis, out)
-    return result.astype(x.dtype)
+    return xp.astype(result, x.dtype)
 
 
-def adaptive_avg_backward(grad_output: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+def adaptive_avg_backward(grad_output: Any, input_shape: tuple[int, ...]) -> Any:
     """Gradient of :func:`adaptive_avg_forward`."""
-    grad = grad_output.astype(_accumulator(grad_output.dtype), copy=False)
+    xp = namespace(grad_output)
+    grad = xp.astype(grad_output, accumulator(xp, grad_output.dtype))
     for axis, size in enumerate(input_shape[2:]):
         grad = _bin_spread(grad, 2 + axis, size)
-    return np.ascontiguousarray(grad.astype(grad_output.dtype))
+    return xp.astype(grad, grad_output.dtype)
 
 
-def adaptive_max_forward(x: np.ndarray, out_size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Adaptive max of a validated batched array: ``(out, indices)``, indices flat into each input volume."""
+def adaptive_max_forward(x: Any, out_size: tuple[int, ...]) -> tuple[Any, Any]:
+    """Adaptive max of a validated batched array: ``(out, indices)``, int64 indices flat into each input volume."""
+    xp = namespace(x)
     values = x
-    coordinates: list[np.ndarray] = []  # input coordinate per reduced axis, last axis first
+    coordinates: list[Any] = []  # input coordinate per reduced axis, last axis first
     for axis in reversed(range(len(out_size))):
         dim = 2 + axis
         start, end = adaptive_bins(x.shape[dim], out_size[axis])
-        value_parts: list[np.ndarray] = []
-        coordinate_parts: list[list[np.ndarray]] = [[] for _ in range(len(coordinates) + 1)]
+        value_parts: list[Any] = []
+        coordinate_parts: list[list[Any]] = [[] for _ in range(len(coordinates) + 1)]
         for lo, hi in zip(start, end):
-            segment = np.moveaxis(values[(slice(None),) * dim + (slice(lo, hi),)], dim, -1)
-            choice = _torch_argmax(segment.reshape(-1, hi - lo)).reshape(*segment.shape[:-1], 1)
-            value_parts.append(np.take_along_axis(segment, choice, -1))
+            segment = _along(dim, slice(int(lo), int(hi)))
+            maxima, choice = torch_max(values[segment], axis=dim)
+            choice = xp.expand_dims(choice, axis=dim)
+            value_parts.append(xp.expand_dims(maxima, axis=dim))
             for parts, coordinate in zip(coordinate_parts, coordinates):
-                part = np.moveaxis(coordinate[(slice(None),) * dim + (slice(lo, hi),)], dim, -1)
-                parts.append(np.take_along_axis(part, choice, -1))
-            coordinate_parts[-1].append(choice + lo)
-        values = np.moveaxis(np.concatenate(value_parts, -1), -1, dim)
-        coordinates = [np.moveaxis(np.concatenate(parts, -1), -1, dim) for parts in coordinate_parts]
-    flat = np.zeros(values.shape, dtype=np.int64)
+                parts.append(xp.take_along_axis(coordinate[segment], choice, axis=dim))
+            coordinate_parts[-1].append(choice + int(lo))
+        values = xp.concat(value_parts, axis=dim)
+        coordinates = [xp.concat(parts, axis=dim) for parts in coordinate_parts]
+    flat = xp.zeros(tuple(values.shape), dtype=xp.int64, device=device_of(x))
     for axis, coordinate in zip(range(len(out_size)), reversed(coordinates)):
         flat = flat * x.shape[2 + axis] + coordinate
     return values, flat
 
 
-def adaptive_max_backward(grad_output: np.ndarray, indices: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+def adaptive_max_backward(grad_output: Any, indices: Any, input_shape: tuple[int, ...]) -> Any:
     """Gradient of :func:`adaptive_max_forward`: each output's gradient to its cell; overlapping bins sum."""
     return scatter_add_flat(grad_output, indices, input_shape)
 

@@ -11,14 +11,17 @@ and pooling or convolution is then one reduction or one matrix product.
 What the standard lacks, and what stands in for it:
 
 - no strided *view* (``as_strided``): the ``kh*kw`` strided slices are stacked
-  with ``xp.stack`` (a copy, as the tutorial's loop makes);
+  with ``xp.stack`` (a copy, as the tutorial's loop makes), or, when there are
+  fewer windows than kernel offsets, one slice per window;
 - no ``pad``: :func:`array_api_extra.pad`;
 - no scatter-add (col2im, the backward passes): :func:`array_api_extra.at`
   adds one strided slice per kernel offset (in place where the library allows
   it, functionally for JAX);
 - ``argmax`` does not say which of tied maxima it returns, and ``max`` does
   not say what NaN does: PyTorch's rule (first maximum; a NaN wins, the last
-  NaN) is built from comparisons, ``where`` and ``min``/``max`` of indices.
+  NaN) is built from comparisons, ``where`` and ``min``/``max`` of indices
+  (:func:`torch_max`, also for adaptive and fractional max pooling);
+- no scatter by flat index (``np.add.at``): :mod:`colnn.ops.flat_index`.
 
 The geometry (window starts, divisors, first in-bounds cells) is plain
 arithmetic on the :class:`~colnn.core.window.Window` and is moved to the
@@ -33,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import accumulation_dtype
 from ..core.window import Window
 
 __all__ = [
@@ -50,6 +54,13 @@ __all__ = [
     "check_strategy",
     "as_common_dtype",
     "copy_as",
+    "device_of",
+    "accumulator",
+    "as_namespace_of",
+    "torch_max",
+    "grouped",
+    "grouped_matmul",
+    "expand_axis",
 ]
 
 
@@ -88,7 +99,27 @@ def copy_as(array: Any, dtype: Any = None, *, copy: bool = True) -> Any:
     return xp.astype(array, dtype, copy=True) if array.dtype != dtype else xp.asarray(array, copy=True)
 
 
-def _device(x: Any) -> Any:
+def as_namespace_of(value: Any, like: Any) -> Any:
+    """``value`` (an array of any library, or a sequence) as an array of ``like``'s namespace, on its device.
+
+    No copy when it is one already; NumPy's when ``like`` is NumPy's.
+    """
+    xp = namespace(like)
+    try:
+        if namespace(value) is xp:
+            return value
+    except TypeError:
+        pass
+    return xp.asarray(np.asarray(value), device=device_of(like))
+
+
+def expand_axis(x: Any, axis: int) -> Any:
+    """``x`` with a unit axis inserted at ``axis`` (1-d ops run as 2-d with a unit height)."""
+    return namespace(x).expand_dims(x, axis=axis)
+
+
+def device_of(x: Any) -> Any:
+    """The device ``x`` lives on (``"cpu"`` for NumPy)."""
     import array_api_compat
 
     return array_api_compat.device(x)
@@ -129,18 +160,40 @@ def pad_input(x: Any, window: Window, pad_value: Any = 0) -> Any:
     return xpx.pad(x, widths, constant_values=pad_value, xp=namespace(x))
 
 
+def _window_slices(window: Window) -> list[tuple[slice, ...]]:
+    """For each window, row-major, the slice of the padded input it covers (its cells, strided by the dilation)."""
+    per_axis = [
+        [slice(o * stride, o * stride + dilation * (kernel - 1) + 1, dilation) for o in range(out)]
+        for _, kernel, stride, dilation, _, out in _axes(window)
+    ]
+    return [(slice(None), slice(None), *combo) for combo in itertools.product(*per_axis)]
+
+
+def _per_window(window: Window) -> bool:
+    """Whether there are fewer windows than kernel offsets (a kernel nearly as large as the input).
+
+    Then one slice per window is the shorter loop: eager JAX compiles every distinct slice.
+    """
+    return window_size(window) < window.kernel_volume
+
+
 def window_cells(x: Any, window: Window, pad_value: Any = 0) -> Any:
     """``(N, C, K, *out)``: cell ``k`` (row-major kernel offset) of every window, ``K = kernel_area``."""
     xp = namespace(x)
     padded = pad_input(x, window, pad_value)
-    return xp.stack([padded[index] for index in _offset_slices(window)], axis=2)
+    if not _per_window(window):
+        return xp.stack([padded[index] for index in _offset_slices(window)], axis=2)
+    n, c, area = x.shape[0], x.shape[1], window.kernel_volume
+    blocks = [xp.reshape(padded[index], (n, c, area)) for index in _window_slices(window)]
+    return xp.reshape(xp.stack(blocks, axis=3), (n, c, area, *_spatial_out(window)))
 
 
 def scatter_cells(cells: Any, input_shape: tuple[int, ...], window: Window) -> Any:
     """Adjoint of :func:`window_cells`: sum ``(N, C, K, *out)`` cells back into ``input_shape``.
 
-    One strided add per kernel offset, in the same order as the NumPy loops, so
-    the sums agree bit for bit with them.
+    One strided add per kernel offset (or per window, when there are fewer), so
+    that each cell sums its terms in kernel-offset order, as the NumPy loops do,
+    and the sums agree bit for bit with them.
     """
     import array_api_extra as xpx
 
@@ -148,9 +201,16 @@ def scatter_cells(cells: Any, input_shape: tuple[int, ...], window: Window) -> A
     padded_shape = (*input_shape[:2], *[
         before + size + after for (size, _, _, _, before, _), after in zip(_axes(window), _pad_after(window))
     ])
-    padded = xp.zeros(padded_shape, dtype=cells.dtype, device=_device(cells))
-    for k, index in enumerate(_offset_slices(window)):
-        padded = xpx.at(padded, index).add(cells[:, :, k, ...])
+    padded = xp.zeros(padded_shape, dtype=cells.dtype, device=device_of(cells))
+    if _per_window(window):
+        # Windows last to first: every cell then receives its terms in kernel-offset order, as below.
+        n, c, area = cells.shape[:3]
+        rows = xp.reshape(cells, (n, c, area, window_size(window)))
+        for w, index in reversed(list(enumerate(_window_slices(window)))):
+            padded = xpx.at(padded, index).add(xp.reshape(rows[:, :, :, w], (n, c, *window.kernel_size)))
+    else:
+        for k, index in enumerate(_offset_slices(window)):
+            padded = xpx.at(padded, index).add(cells[:, :, k, ...])
     inside = tuple(slice(before, before + size) for size, _, _, _, before, _ in _axes(window))
     return padded[(slice(None), slice(None), *inside)]
 
@@ -199,12 +259,38 @@ def fold_window(blocks: Any, input_shape: tuple[int, ...], window: Window) -> An
     return scatter_cells(cells, input_shape, window)
 
 
+def torch_max(cells: Any, axis: int) -> tuple[Any, Any]:
+    """Maxima along ``axis`` and the int64 offset PyTorch chooses: the first maximum, or the last NaN.
+
+    ``cells`` is integer or floating, of any namespace; both results drop ``axis``.
+    """
+    xp = namespace(cells)
+    device = device_of(cells)
+    count = cells.shape[axis]
+    shape = [1] * cells.ndim
+    shape[axis] = count
+    offsets = xp.reshape(xp.arange(count, dtype=xp.int64, device=device), tuple(shape))
+    if not xp.isdtype(cells.dtype, "real floating"):
+        maxima = xp.max(cells, axis=axis, keepdims=True)
+        first = xp.min(xp.where(cells == maxima, offsets, count), axis=axis)
+        return xp.squeeze(maxima, axis=axis), first
+    is_nan = xp.isnan(cells)
+    # ``max`` may propagate NaN or not: take it over the non-NaN cells, then apply the rule.
+    lowest = xp.asarray(-math.inf, dtype=cells.dtype, device=device)
+    maxima = xp.max(xp.where(is_nan, lowest, cells), axis=axis, keepdims=True)
+    first = xp.min(xp.where(cells == maxima, offsets, count), axis=axis)
+    last_nan = xp.max(xp.where(is_nan, offsets, -1), axis=axis)
+    has_nan = last_nan >= 0
+    nan = xp.asarray(math.nan, dtype=cells.dtype, device=device)
+    return xp.where(has_nan, nan, xp.squeeze(maxima, axis=axis)), xp.where(has_nan, last_nan, first)
+
+
 # --- pooling ------------------------------------------------------------------------------
 
 
-def _accumulator(xp: Any, dtype: Any) -> Any:
-    """Sums of float16 are taken in float32, as PyTorch's CPU kernels do."""
-    return xp.float32 if dtype == getattr(xp, "float16", None) else dtype
+def accumulator(xp: Any, dtype: Any) -> Any:
+    """The dtype of ``xp`` that sums of ``dtype`` are taken in: float32 for float16 (PyTorch's CPU kernels), else ``dtype``."""
+    return getattr(xp, accumulation_dtype(dtype).name)
 
 
 def _lowest(xp: Any, dtype: Any) -> Any:
@@ -216,7 +302,7 @@ def _lowest(xp: Any, dtype: Any) -> Any:
 
 def _on_device(xp: Any, array: np.ndarray, like: Any, dtype: Any = None) -> Any:
     """A small NumPy geometry array as an array of ``like``'s namespace and device."""
-    return xp.asarray(np.ascontiguousarray(array), dtype=dtype, device=_device(like))
+    return xp.asarray(np.ascontiguousarray(array), dtype=dtype, device=device_of(like))
 
 
 class ArrayAPIPoolStrategy:
@@ -231,48 +317,32 @@ class ArrayAPIPoolStrategy:
     def max_forward(self, x: Any, window: Window) -> tuple[Any, Any]:
         xp = namespace(x)
         lowest = _lowest(xp, x.dtype)
-        cells = window_cells(x, window, lowest)  # (N, C, K, oh, ow)
-        area = cells.shape[2]
-        offsets = xp.reshape(xp.arange(area, dtype=xp.int64, device=_device(x)), (1, 1, area, 1, 1))
-        if xp.isdtype(x.dtype, "real floating"):
-            is_nan = xp.isnan(cells)
-            # ``max`` may propagate NaN or not: take it over the non-NaN cells, then apply the rule.
-            maxima = xp.max(xp.where(is_nan, xp.asarray(lowest, dtype=x.dtype, device=_device(x)), cells), axis=2)
-            last_nan = xp.max(xp.where(is_nan, offsets, -1), axis=2)
-            has_nan = last_nan >= 0
-        else:
-            maxima = xp.max(cells, axis=2)
-            has_nan = None
-        first_max = xp.min(xp.where(cells == maxima[:, :, None, ...], offsets, area), axis=2)
+        maxima, offset = torch_max(window_cells(x, window, lowest), axis=2)  # cells (N, C, K, *out)
         # A window whose in-bounds cells all hold the lowest value may have matched a
         # padded cell first: PyTorch reports the first in-bounds one.
         first_inside = _on_device(xp, window.first_inside(), x, xp.int64)
-        offset = xp.where(maxima == lowest, first_inside, first_max)
-        if has_nan is not None:
-            offset = xp.where(has_nan, last_nan, offset)
-            maxima = xp.where(has_nan, xp.asarray(float("nan"), dtype=x.dtype, device=_device(x)), maxima)
-        return maxima, offset
+        return maxima, xp.where(maxima == lowest, first_inside, offset)
 
     def max_values(self, x: Any, window: Window) -> Any:
         return self.max_forward(x, window)[0]
 
     def max_backward(self, grad_output: Any, window_offset: Any, input_shape: tuple[int, ...], window: Window) -> Any:
         xp = namespace(grad_output)
-        acc = _accumulator(xp, grad_output.dtype)
+        acc = accumulator(xp, grad_output.dtype)
         grad = xp.astype(grad_output, acc)
-        zero = xp.zeros((), dtype=acc, device=_device(grad_output))
+        zero = xp.zeros((), dtype=acc, device=device_of(grad_output))
         cells = xp.stack([xp.where(window_offset == k, grad, zero) for k in range(window.kernel_volume)], axis=2)
         return xp.astype(scatter_cells(cells, input_shape, window), grad_output.dtype)
 
     def avg_forward(self, x: Any, window: Window, divisor: np.ndarray) -> Any:
         xp = namespace(x)
-        acc = _accumulator(xp, x.dtype)
+        acc = accumulator(xp, x.dtype)
         sums = xp.sum(xp.astype(window_cells(x, window, 0), acc), axis=2)
         return xp.astype(sums / _on_device(xp, divisor, x, acc), x.dtype)
 
     def avg_backward(self, grad_output: Any, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray) -> Any:
         xp = namespace(grad_output)
-        acc = _accumulator(xp, grad_output.dtype)
+        acc = accumulator(xp, grad_output.dtype)
         share = xp.astype(grad_output, acc) / _on_device(xp, divisor, grad_output, acc)
         cells = xp.stack([share] * window.kernel_volume, axis=2)
         return xp.astype(scatter_cells(cells, input_shape, window), grad_output.dtype)
@@ -326,3 +396,18 @@ def conv_backward(
     grad_col = concat(grad_col_parts, axis=1)
     grad_bias = xp.sum(grad_rows, axis=0)
     return col2im_window(grad_col, input_shape, window), grad_weight, grad_bias
+
+
+def grouped(matrix: Any, groups: int) -> Any:
+    """``(R, groups*K)`` -> ``(groups, R, K)``: each group's columns as one matrix of a batch."""
+    xp = namespace(matrix)
+    return xp.permute_dims(xp.reshape(matrix, (matrix.shape[0], groups, matrix.shape[1] // groups)), (1, 0, 2))
+
+
+def grouped_matmul(left: Any, right: Any, groups: int) -> Any:
+    """``(R, groups*K) x (groups, K, M)`` -> ``(R, groups*M)``: one GEMM per group; float16 summed in float32."""
+    xp = namespace(left, right)
+    acc = accumulator(xp, left.dtype)
+    product = xp.matmul(grouped(xp.astype(left, acc), groups), xp.astype(right, acc))  # (groups, R, M)
+    rows = xp.reshape(xp.permute_dims(product, (1, 0, 2)), (left.shape[0], groups * right.shape[2]))
+    return xp.astype(rows, left.dtype)

@@ -129,17 +129,6 @@ def conv_window(
     return Window.build(in_hw, kernel_hw, stride, padding, dilation, kernel_name="weight's (FH, FW)")
 
 
-def _grouped(matrix: np.ndarray, groups: int) -> np.ndarray:
-    """``(R, groups*K)`` -> ``(groups, R, K)`` view (used by the N-d reference in :mod:`colnn.ops.conv_nd`)."""
-    rows = matrix.shape[0]
-    return matrix.reshape(rows, groups, -1).transpose(1, 0, 2)
-
-
-def _ungrouped(stack: np.ndarray) -> np.ndarray:
-    """``(groups, R, K)`` -> ``(R, groups*K)``."""
-    return stack.transpose(1, 0, 2).reshape(stack.shape[1], -1)
-
-
 def conv2d_forward(
     x: np.ndarray,
     weight: np.ndarray,

@@ -6,7 +6,9 @@ into a column of kernel-sized patches, and col2im sums them into the output
 the convolution that maps the output back to the input's size, so its
 geometry, checks and messages are :class:`colnn.core.window.Window`'s.
 Backward: ``grad_input`` is that convolution of ``grad_output``, ``grad_weight``
-pairs the input rows with im2col of ``grad_output``.
+pairs the input rows with im2col of ``grad_output``. Written on the Array API
+standard: another library's arrays are computed where they live (the reference
+col2im/im2col of :mod:`colnn.ops.array_api`) and come back as that library's.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import numpy as np
 from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window, as_tuple
-from .conv import _grouped
-from .conv_nd import check_conv_weight, grouped_matmul
+from .array_api import as_common_dtype, grouped_matmul, namespace
+from .conv_nd import add_bias, channels_first, channels_last, check_conv_weight, empty_batch_gradients, grouped_outer
 from .dispatch import dask_dispatch
 from .im2col_nd import col2im_any, im2col_any
 
@@ -65,40 +67,33 @@ def conv_transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray |
     """Transposed convolution of a validated batch ``(N, C, *in)`` into ``(N, FN, *out)``."""
     n, in_channels = x.shape[:2]
     out_channels = weight.shape[1] * groups
-    rows = np.moveaxis(x, 1, -1).reshape(-1, in_channels)
-    weight_rows = weight.reshape(groups, in_channels // groups, -1)
-    col = grouped_matmul(rows, weight_rows, groups)
-    out = col2im_any(col, (n, out_channels, *window.in_size), window, strategy)
-    if bias is not None:
-        out = out + bias.reshape(1, -1, *(1,) * window.ndim)
-    return out
+    weight_rows = namespace(weight).reshape(weight, (groups, in_channels // groups, -1))
+    col = grouped_matmul(channels_last(x), weight_rows, groups)
+    return add_bias(col2im_any(col, (n, out_channels, *window.in_size), window, strategy), bias)
 
 
 def conv_transpose_backward(grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, window: Window,
                             groups: int = 1, strategy: str | None = None):
     """Gradients ``(grad_input, grad_weight, grad_bias)`` of :func:`conv_transpose_forward`."""
     in_channels = x.shape[1]
-    if x.shape[0] == 0:  # an empty batch: empty input gradient, zero parameter gradients
-        return (np.zeros(x.shape, grad_output.dtype), np.zeros_like(weight, dtype=grad_output.dtype),
-                np.zeros(grad_output.shape[1], grad_output.dtype))
+    if x.shape[0] == 0:
+        return empty_batch_gradients(x.shape, weight, grad_output.shape[1], grad_output)
+    xp = namespace(grad_output, weight)
     grad_col = im2col_any(grad_output, window, strategy)
-    weight_rows = weight.reshape(groups, in_channels // groups, -1)
-    grad_rows = grouped_matmul(grad_col, weight_rows.transpose(0, 2, 1), groups)
-    grad_input = np.moveaxis(grad_rows.reshape(x.shape[0], *window.out_size, in_channels), -1, 1)
-    rows = np.moveaxis(x, 1, -1).reshape(-1, in_channels)
-    grad_weight = (_grouped(rows, groups).transpose(0, 2, 1) @ _grouped(grad_col, groups)).reshape(weight.shape)
-    grad_bias = grad_output.sum(axis=(0, *range(2, grad_output.ndim)))
-    return np.ascontiguousarray(grad_input), grad_weight, grad_bias
+    weight_rows = xp.reshape(weight, (groups, in_channels // groups, -1))
+    grad_rows = grouped_matmul(grad_col, xp.permute_dims(weight_rows, (0, 2, 1)), groups)
+    grad_input = channels_first(grad_rows, x.shape[0], window.out_size)
+    grad_weight = grouped_outer(channels_last(x), grad_col, groups, weight.shape)
+    grad_bias = xp.sum(grad_output, axis=(0, *range(2, grad_output.ndim)))
+    return grad_input, grad_weight, grad_bias
 
 
 def check_transpose_args(ndim: int, input: Any, weight: Any, bias: Any, stride, padding, output_padding, groups, dilation):
     """Check a transposed convolution's arguments: ``(x, weight, bias, groups, window, unbatched)``, common dtype."""
     x, unbatched = check_spatial_input(input, "input", ndim, floating=True)
     weight, bias, groups = check_conv_weight(weight, bias, groups, ndim, x.shape[1], transposed=True)
-    dtype = np.result_type(x, weight, *(() if bias is None else (bias,)))
     window = transpose_window(x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation)
-    return (x.astype(dtype, copy=False), weight.astype(dtype, copy=False),
-            None if bias is None else bias.astype(dtype, copy=False), groups, window, unbatched)
+    return (*as_common_dtype(x, weight, bias), groups, window, unbatched)
 
 
 def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, strategy):

@@ -7,21 +7,27 @@ floating type: with ``alpha = (in - k) / (out - 1)``,
 ``start[out - 1] = in - k``. Each window is then reduced with PyTorch's rule
 (first maximum; NaN wins with the last NaN). Samples are ordered per axis as
 the spatial axes (``(h, w)`` is PyTorch's ``[1], [0]`` in 2-D: see :func:`_axis_samples`).
+
+Written on the Array API standard (the gather of :mod:`colnn.ops.flat_index`,
+PyTorch's max rule of :mod:`colnn.ops.array_api`): any library's arrays are
+pooled where they live. Samples may be given in the input's library (or NumPy's);
+drawn by colnn, they come from NumPy's generator and move to the input's device.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..core.spatial import check_spatial_input
 from ..core.window import as_tuple
-from .pooling import _torch_argmax
-from .pooling_nd import scatter_add_flat
+from .array_api import as_namespace_of, device_of, namespace, torch_max
+from .flat_index import gather_flat, scatter_add_flat
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d", "fractional_output_size", "check_samples",
-           "fractional_max_forward", "fractional_max_backward"]
+           "fractional_samples", "fractional_max_forward", "fractional_max_backward"]
 
 
 def fractional_output_size(in_size: tuple[int, ...], kernel_size: Any, output_size: Any,
@@ -50,64 +56,74 @@ def fractional_output_size(in_size: tuple[int, ...], kernel_size: Any, output_si
     return kernel, out
 
 
-def check_samples(random_samples: Any, batch: tuple[int, int], ndim: int, unbatched: bool) -> np.ndarray:
-    """``random_samples`` as a floating ``(N, C, ndim)`` array in [0, 1); errors name it."""
-    samples = np.asarray(random_samples)
-    if samples.dtype.kind != "f":
+def check_samples(random_samples: Any, x: Any, ndim: int, unbatched: bool) -> Any:
+    """``random_samples`` as a floating ``(N, C, ndim)`` array of batched ``x``'s namespace, in [0, 1); errors name it."""
+    samples = as_namespace_of(random_samples, x)
+    xp = namespace(samples)
+    if not xp.isdtype(samples.dtype, "real floating"):
         raise TypeError(f"random_samples must be a floating array, got dtype {samples.dtype}")
-    if unbatched and samples.shape == (batch[1], ndim):
-        samples = samples[np.newaxis]
-    if samples.shape != (*batch, ndim):
-        raise ValueError(f"random_samples must have shape {(*batch, ndim)}, got {samples.shape}")
-    if not ((samples >= 0) & (samples < 1)).all():
+    batch = tuple(x.shape[:2])
+    if unbatched and tuple(samples.shape) == (batch[1], ndim):
+        samples = samples[None, ...]
+    if tuple(samples.shape) != (*batch, ndim):
+        raise ValueError(f"random_samples must have shape {(*batch, ndim)}, got {tuple(samples.shape)}")
+    if not bool(xp.all((samples >= 0) & (samples < 1))):
         raise ValueError("random_samples must lie in [0, 1)")
     return samples
 
 
-def _axis_samples(samples: np.ndarray) -> list[np.ndarray]:
+def fractional_samples(random_samples: Any, x: Any, ndim: int, unbatched: bool,
+                       rng: np.random.Generator | None) -> Any:
+    """The checked ``random_samples``, or ``(N, C, ndim)`` fresh ones from ``rng`` (NumPy's) on ``x``'s device."""
+    if random_samples is not None:
+        return check_samples(random_samples, x, ndim, unbatched)
+    generator = np.random.default_rng() if rng is None else rng
+    return as_namespace_of(generator.random((*x.shape[:2], ndim)), x)
+
+
+def _axis_samples(samples: Any) -> list[Any]:
     """Per spatial axis, in axis order. PyTorch keeps 2-D's samples as (w, h) and 3-D's as (t, h, w)."""
     if samples.shape[-1] == 2:
         return [samples[..., 1], samples[..., 0]]
     return [samples[..., axis] for axis in range(samples.shape[-1])]
 
 
-def _starts(sample: np.ndarray, size: int, out: int, kernel: int, dtype: np.dtype) -> np.ndarray:
-    """PyTorch's interval sequence for every plane: ``(N, C, out)`` int64."""
-    starts = np.full((*sample.shape, out), size - kernel, dtype=np.int64)
-    if out > 1:
-        u = sample.astype(dtype)[..., np.newaxis]
-        alpha = dtype.type(size - kernel) / dtype.type(out - 1)
-        index = np.arange(out - 1, dtype=dtype)
-        starts[..., :-1] = ((index + u) * alpha).astype(np.int64) - (u * alpha).astype(np.int64)
-    return starts
+def _starts(sample: Any, size: int, out: int, kernel: int, dtype: Any) -> Any:
+    """PyTorch's interval sequence for every plane, computed in ``dtype``: ``(N, C, out)`` int64."""
+    xp, device = namespace(sample), device_of(sample)
+    last = xp.full((*sample.shape, 1), size - kernel, dtype=xp.int64, device=device)
+    if out == 1:
+        return last
+    u = xp.expand_dims(xp.astype(sample, dtype), axis=-1)
+    alpha = xp.asarray(size - kernel, dtype=dtype, device=device) / xp.asarray(out - 1, dtype=dtype, device=device)
+    index = xp.arange(out - 1, dtype=dtype, device=device)
+    # Both products are >= 0, where the standard's float-to-int cast truncates as C++'s int() does.
+    head = xp.astype((index + u) * alpha, xp.int64) - xp.astype(u * alpha, xp.int64)
+    return xp.concat([head, last], axis=-1)
 
 
-def fractional_max_forward(x: np.ndarray, kernel: tuple[int, ...], out_size: tuple[int, ...],
-                           samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(out, indices)`` of a validated batched array; indices flat into each input volume."""
+def fractional_max_forward(x: Any, kernel: tuple[int, ...], out_size: tuple[int, ...],
+                           samples: Any) -> tuple[Any, Any]:
+    """``(out, indices)`` of a validated batched array; int64 indices flat into each input volume."""
+    xp, device = namespace(x), device_of(x)
     n, c, ndim = x.shape[0], x.shape[1], len(kernel)
-    dtype = np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
+    dtype = xp.float64 if x.dtype == xp.float64 else xp.float32
     # Cell coordinates per axis, shaped to broadcast to (N, C, *out, *kernel).
-    flat = np.zeros((n, c) + (1,) * (2 * ndim), dtype=np.int64)
+    flat = xp.zeros((n, c) + (1,) * (2 * ndim), dtype=xp.int64, device=device)
     for axis, (sample, size, out, k) in enumerate(zip(_axis_samples(samples), x.shape[2:], out_size, kernel)):
-        cells = _starts(sample, size, out, k, dtype)[..., np.newaxis] + np.arange(k)  # (N, C, out, k)
+        starts = _starts(sample, size, out, k, dtype)
+        cells = xp.expand_dims(starts, axis=-1) + xp.arange(k, dtype=xp.int64, device=device)  # (N, C, out, k)
         shape = [n, c] + [1] * (2 * ndim)
         shape[2 + axis], shape[2 + ndim + axis] = out, k
-        flat = flat * size + cells.reshape(shape)
-    volume = int(np.prod(x.shape[2:]))
-    planes = x.reshape(n * c, volume)
-    plane_index = np.arange(n * c).reshape(n, c, *(1,) * (2 * ndim))
-    windows = np.broadcast_to(flat, (n, c, *out_size, *kernel))
-    cells = int(np.prod(out_size)) * int(np.prod(kernel))
-    values = planes[np.broadcast_to(plane_index, windows.shape).reshape(n * c, cells),
-                    windows.reshape(n * c, cells)].reshape(-1, int(np.prod(kernel)))
-    choice = _torch_argmax(values)
-    out = values[np.arange(values.shape[0]), choice].reshape(n, c, *out_size)
-    indices = windows.reshape(-1, int(np.prod(kernel)))[np.arange(values.shape[0]), choice].reshape(out.shape)
-    return out, indices
+        flat = flat * size + xp.reshape(cells, tuple(shape))
+    area = math.prod(kernel)
+    windows = xp.reshape(xp.broadcast_to(flat, (n, c, *out_size, *kernel)), (n, c, *out_size, area))
+    out, choice = torch_max(gather_flat(x, windows), axis=-1)
+    indices = xp.take_along_axis(windows, xp.expand_dims(choice, axis=-1), axis=-1)
+    return out, indices[..., 0]
 
 
-def fractional_max_backward(grad_output: np.ndarray, indices: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+def fractional_max_backward(grad_output: Any, indices: Any, input_shape: tuple[int, ...]) -> Any:
     """Each output's gradient to its chosen cell; overlapping windows sum."""
     return scatter_add_flat(grad_output, indices, input_shape)
 
@@ -115,14 +131,10 @@ def fractional_max_backward(grad_output: np.ndarray, indices: np.ndarray, input_
 def _fractional(ndim, input, kernel_size, output_size, output_ratio, return_indices, random_samples, rng):
     x, unbatched = check_spatial_input(input, "input", ndim)
     kernel, out_size = fractional_output_size(x.shape[2:], kernel_size, output_size, output_ratio)
-    if random_samples is None:
-        generator = np.random.default_rng() if rng is None else rng
-        samples = generator.random((*x.shape[:2], ndim))
-    else:
-        samples = check_samples(random_samples, x.shape[:2], ndim, unbatched)
+    samples = fractional_samples(random_samples, x, ndim, unbatched, rng)
     out, indices = fractional_max_forward(x, kernel, out_size, samples)
     if unbatched:
-        out, indices = out[0], indices[0]
+        out, indices = out[0, ...], indices[0, ...]
     return (out, indices) if return_indices else out
 
 

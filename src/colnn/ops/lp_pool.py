@@ -3,11 +3,13 @@
 PyTorch's definition, quirks included: ``s = avg_pool(x**p)`` (no padding,
 ``count_include_pad``), then ``(sign(s) * relu(|s|) * prod(kernel_size)) ** (1/p)``.
 So a ``ceil_mode`` window clipped at the border is scaled by the full kernel
-volume over its clipped divisor, exactly as in PyTorch.
+volume over its clipped divisor, exactly as in PyTorch. Written on the Array API
+standard (``pow``, ``sign``, ``abs``, ``where``): any library's arrays, where they live.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy as np
 from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
+from .array_api import device_of, namespace
 from .dispatch import dask_dispatch
 from .pooling import pool_window
 from .pooling_nd import avg_pool_nd_backward, avg_pool_nd_forward, max_pool_nd_backward, max_pool_nd_forward
@@ -33,38 +36,47 @@ def check_norm_type(norm_type: Any) -> float:
     return float(norm_type)
 
 
-def lp_pool_forward(x: np.ndarray, norm_type: float, window: Window, strategy: str | None = None):
+def _scalar(value: float, like: Any) -> Any:
+    """``value`` as a 0-d array of ``like``'s dtype, namespace and device (no Python-scalar promotion rules)."""
+    return namespace(like).asarray(value, dtype=like.dtype, device=device_of(like))
+
+
+def lp_pool_forward(x: Any, norm_type: float, window: Window, strategy: str | None = None):
     """``(out, saved)`` of a validated batched floating array; ``saved`` is for :func:`lp_pool_backward`.
 
     ``norm_type`` ±inf is the limit PyTorch computes: the largest ``|x|`` of each
     window (+inf), or the smallest (-inf), by max pooling.
     """
-    if np.isinf(norm_type):
-        sign = x.dtype.type(1 if norm_type > 0 else -1)
-        out, offset = max_pool_nd_forward(sign * np.abs(x), window, strategy)
+    xp = namespace(x)
+    if math.isinf(norm_type):
+        sign = _scalar(1 if norm_type > 0 else -1, x)
+        out, offset = max_pool_nd_forward(sign * xp.abs(x), window, strategy)
         return sign * out, (x, offset)
     divisor = window.avg_divisor(True, None)
-    power = np.power(x, x.dtype.type(norm_type))
+    power = xp.pow(x, _scalar(norm_type, x))
     mean = avg_pool_nd_forward(power, window, divisor, strategy)
     # PyTorch's sign(s) * relu(|s|): s itself, kept in its form so that NaN and signed zeros match.
-    scaled = np.sign(mean) * np.maximum(np.abs(mean), 0) * x.dtype.type(window.kernel_volume)
-    out = np.power(scaled, x.dtype.type(1.0 / norm_type))
+    scaled = xp.sign(mean) * xp.maximum(xp.abs(mean), _scalar(0, mean)) * _scalar(window.kernel_volume, mean)
+    out = xp.pow(scaled, _scalar(1.0 / norm_type, x))
     return out, (x, mean, out, divisor)
 
 
-def lp_pool_backward(grad_output: np.ndarray, norm_type: float, window: Window, saved, strategy: str | None = None):
+def lp_pool_backward(grad_output: Any, norm_type: float, window: Window, saved, strategy: str | None = None):
     """Gradient of :func:`lp_pool_forward` w.r.t. its input (PyTorch's chain rule; 0 where the mean is 0)."""
-    if np.isinf(norm_type):  # d|x|/dx = sign(x), at the cell each window chose
+    xp = namespace(grad_output)
+    if math.isinf(norm_type):  # d|x|/dx = sign(x), at the cell each window chose
         x, offset = saved
-        return max_pool_nd_backward(grad_output, offset, x.shape, window, strategy) * np.sign(x).astype(
-            grad_output.dtype)
+        grad = max_pool_nd_backward(grad_output, offset, tuple(x.shape), window, strategy)
+        return grad * xp.astype(xp.sign(x), grad_output.dtype)
     x, mean, out, divisor = saved
-    dtype = grad_output.dtype.type
+    volume = _scalar(window.kernel_volume, grad_output)
     with np.errstate(divide="ignore", invalid="ignore"):
-        d_scaled = np.where(mean != 0, out / (mean * dtype(window.kernel_volume)) / dtype(norm_type), 0)
-    grad_mean = (grad_output * d_scaled * dtype(window.kernel_volume)).astype(grad_output.dtype)
-    grad_power = avg_pool_nd_backward(grad_mean, x.shape, window, divisor, strategy)
-    return (grad_power * dtype(norm_type) * np.power(x, dtype(norm_type - 1))).astype(grad_output.dtype)
+        d_scaled = xp.where(mean != 0, out / (mean * volume) / _scalar(norm_type, grad_output),
+                            _scalar(0, grad_output))
+    grad_mean = xp.astype(grad_output * d_scaled * volume, grad_output.dtype)
+    grad_power = avg_pool_nd_backward(grad_mean, tuple(x.shape), window, divisor, strategy)
+    power = xp.pow(x, _scalar(norm_type - 1, grad_output))
+    return xp.astype(grad_power * _scalar(norm_type, grad_output) * power, grad_output.dtype)
 
 
 def _lp_pool(ndim, input, norm_type, kernel_size, stride, ceil_mode, strategy):

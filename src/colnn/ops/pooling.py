@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.checks import (
     from_batched,
-    accumulation_dtype, cast_array, check_array, check_flag, check_float_array, foreign_namespace, gradient_dtype,
+    cast_array, check_array, check_flag, check_float_array, foreign_namespace, gradient_dtype,
     to_batched,
 )
 from ..core.window import IntPair, Window
@@ -67,21 +67,6 @@ class PoolStrategy(Protocol):
         self, grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray
     ) -> np.ndarray:
         """Spread ``grad_output / divisor`` over each window's cells; overlaps sum."""
-
-
-_accumulator = accumulation_dtype
-
-
-def _torch_argmax(rows: np.ndarray) -> np.ndarray:
-    """Index of PyTorch's maximum in each row of ``rows`` ``(R, K)``: first maximum, or last NaN."""
-    offset = np.argmax(rows, axis=1)
-    if rows.dtype.kind == "f":
-        is_nan = np.isnan(rows)
-        has_nan = is_nan.any(axis=1)
-        if has_nan.any():
-            last_nan = rows.shape[1] - 1 - np.argmax(is_nan[:, ::-1], axis=1)
-            offset = np.where(has_nan, last_nan, offset)
-    return offset
 
 
 # The reference: the tutorial's im2col path, written once on the Array API standard,

@@ -9,8 +9,9 @@ checks have one home:
   kernels, then folds the slices of each depth window in order. For max that is
   PyTorch's row-major scan (first maximum; NaN wins with the last NaN), for
   average the sum of the slices' window sums (float16 summed in float32).
-- ``strategy="im2col"`` is the readable reference in any dimension: one strided
-  window view (:mod:`colnn.ops.im2col_nd`), then one reduction.
+- ``strategy="im2col"`` is the readable reference in any dimension, and the
+  only path of another library's arrays (PyTorch, JAX, CuPy...): the Array API
+  strategy of :mod:`colnn.ops.array_api`, whose window cells and scatter are N-d.
 
 A max-pool forward returns, besides the output, each maximum's flat offset in
 its window (row-major over ``kernel_size``); indices are built from it on demand.
@@ -22,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import from_batched, lowest_value
+from ..core.checks import accumulation_dtype, from_batched, lowest_value
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
-from .im2col_nd import col2im_nd, pad_nd, window_view_nd
-from .pooling import _accumulator, _torch_argmax, check_divisor, get_strategy, pool_window
+from .array_api import ArrayAPIPoolStrategy, expand_axis
 from .dispatch import dask_dispatch
+from .flat_index import scatter_add_flat
+from .pooling import check_divisor, get_strategy, pool_window
 
 __all__ = [
     "max_pool1d",
@@ -38,10 +40,13 @@ __all__ = [
     "max_pool_nd_backward",
     "avg_pool_nd_forward",
     "avg_pool_nd_backward",
-    "scatter_add_flat",
 ]
 
-REFERENCE = "im2col"
+
+def _reference(strategy: str | None, x) -> ArrayAPIPoolStrategy | None:
+    """The Array API strategy if it runs ``x`` (``strategy="im2col"``, or another library's array), else None."""
+    pools = get_strategy(strategy, x)
+    return pools if isinstance(pools, ArrayAPIPoolStrategy) else None
 
 
 def _depth_slices(window: Window) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -67,21 +72,6 @@ def _batched_planes(x: np.ndarray) -> np.ndarray:
 
 
 # --- max pooling -----------------------------------------------------------
-
-
-def _reference_max(x: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    n, c = x.shape[:2]
-    lowest = lowest_value(x.dtype)
-    view = window_view_nd(pad_nd(x, window, lowest), window)
-    volume = int(np.prod(window.out_size))
-    rows = np.moveaxis(view.reshape(n, c, window.kernel_volume, volume), 2, -1)
-    rows = rows.reshape(n * c * volume, window.kernel_volume)
-    offset = _torch_argmax(rows)
-    out = rows[np.arange(rows.shape[0]), offset].reshape(n, c, *window.out_size)
-    offset = offset.reshape(n, c, *window.out_size)
-    # A window whose in-bounds cells all hold the lowest value may have picked a padded
-    # cell; PyTorch reports the first in-bounds one.
-    return out, np.where(out == lowest, window.first_inside(), offset)
 
 
 def _max3d(x: np.ndarray, window: Window, strategy: str | None, keep_offset: bool):
@@ -116,9 +106,9 @@ def _max3d(x: np.ndarray, window: Window, strategy: str | None, keep_offset: boo
 def max_pool_nd_forward(x: np.ndarray, window: Window, strategy: str | None = None,
                         keep_offset: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Max pooling of a validated batched ``(N, C, *in_size)``: ``(out, window_offset)``, both ``(N, C, *out_size)``."""
-    get_strategy(strategy)
-    if strategy == REFERENCE:
-        return _reference_max(x, window)
+    reference = _reference(strategy, x)
+    if reference is not None:
+        return reference.max_forward(x, window) if keep_offset else (reference.max_values(x, window), None)
     if window.ndim == 1:
         pools = get_strategy(strategy)
         flat = window.with_unit_axis()
@@ -135,12 +125,15 @@ def max_pool_nd_forward(x: np.ndarray, window: Window, strategy: str | None = No
 def max_pool_nd_backward(grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...],
                          window: Window, strategy: str | None = None) -> np.ndarray:
     """Gradient of max pooling w.r.t. its input: each output's gradient to its chosen cell; overlaps sum."""
-    if window.ndim == 1 and strategy != REFERENCE:
+    reference = _reference(strategy, grad_output)
+    if reference is not None:
+        return reference.max_backward(grad_output, window_offset, input_shape, window)
+    if window.ndim == 1:
         grad = get_strategy(strategy).max_backward(
             grad_output[:, :, np.newaxis], window_offset[:, :, np.newaxis],
             (*input_shape[:2], 1, *input_shape[2:]), window.with_unit_axis())
         return grad[:, :, 0]
-    if window.ndim == 2 and strategy != REFERENCE:
+    if window.ndim == 2:
         return get_strategy(strategy).max_backward(grad_output, window_offset, input_shape, window)
     # An empty window's reported cell lies outside the input: it gets nothing.
     coordinates = window.cell_coordinates(window_offset)
@@ -150,24 +143,6 @@ def max_pool_nd_backward(grad_output: np.ndarray, window_offset: np.ndarray, inp
         inside &= (position >= 0) & (position < size)
         flat = flat * size + position
     return scatter_add_flat(grad_output, flat, input_shape, inside)
-
-
-def scatter_add_flat(values: np.ndarray, flat_indices: np.ndarray, input_shape: tuple[int, ...],
-                     keep: np.ndarray | None = None) -> np.ndarray:
-    """Add ``values`` ``(N, C, *out)`` at ``flat_indices`` (into each ``(n, c)`` volume) of a zero ``input_shape``.
-
-    Adds in output order (PyTorch's), so repeated indices sum; ``keep`` masks entries out.
-    """
-    n, c = input_shape[:2]
-    volume = int(np.prod(input_shape[2:]))
-    plane = np.arange(n * c, dtype=np.int64).reshape(n, c, *(1,) * (values.ndim - 2)) * volume
-    target = flat_indices + plane
-    grad_input = np.zeros(n * c * volume, dtype=values.dtype)
-    if keep is None:
-        np.add.at(grad_input, target.reshape(-1), values.reshape(-1))
-    else:
-        np.add.at(grad_input, target[keep], values[keep])
-    return grad_input.reshape(input_shape)
 
 
 def _max_pool(ndim: int, input: Any, kernel_size, stride, padding, dilation, ceil_mode, return_indices, strategy):
@@ -251,7 +226,7 @@ def max_pool3d(
 
 def _window_sums3d(x: np.ndarray, window: Window, strategy: str | None) -> np.ndarray:
     """Window sums ``(N, C, *out_size)`` in the accumulator dtype, by depth slices of 2-D sums."""
-    acc = _accumulator(x.dtype)
+    acc = accumulation_dtype(x.dtype)
     plane_window = window.inner()
     ones = np.ones(plane_window.out_size, dtype=np.int64)
     n, c = x.shape[:2]
@@ -265,47 +240,41 @@ def _window_sums3d(x: np.ndarray, window: Window, strategy: str | None) -> np.nd
 
 def avg_pool_nd_forward(x: np.ndarray, window: Window, divisor: np.ndarray, strategy: str | None = None) -> np.ndarray:
     """Average pooling of a validated batched floating array, ``(N, C, *out_size)``, input's dtype."""
-    get_strategy(strategy)
-    acc = _accumulator(x.dtype)
-    if window.ndim == 1 and strategy != REFERENCE:
+    reference = _reference(strategy, x)
+    if reference is not None:
+        return reference.avg_forward(x, window, divisor)
+    if window.ndim == 1:
         return get_strategy(strategy).avg_forward(x[:, :, np.newaxis], window.with_unit_axis(), divisor[np.newaxis])[:, :, 0]
-    if window.ndim == 2 and strategy != REFERENCE:
+    if window.ndim == 2:
         return get_strategy(strategy).avg_forward(x, window, divisor)
-    if window.ndim == 3 and strategy != REFERENCE:
-        sums = _window_sums3d(x, window, strategy)
-    else:
-        n, c = x.shape[:2]
-        view = window_view_nd(pad_nd(x, window, 0), window)
-        sums = view.reshape(n, c, window.kernel_volume, *window.out_size).sum(axis=2, dtype=acc)
-    return (sums / divisor.astype(acc)).astype(x.dtype)
+    acc = accumulation_dtype(x.dtype)
+    return (_window_sums3d(x, window, strategy) / divisor.astype(acc)).astype(x.dtype)
 
 
 def avg_pool_nd_backward(grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window,
                          divisor: np.ndarray, strategy: str | None = None) -> np.ndarray:
     """Gradient of average pooling: ``grad_output / divisor`` spread over each window's cells."""
-    if window.ndim == 1 and strategy != REFERENCE:
+    reference = _reference(strategy, grad_output)
+    if reference is not None:
+        return reference.avg_backward(grad_output, input_shape, window, divisor)
+    if window.ndim == 1:
         grad = get_strategy(strategy).avg_backward(
             grad_output[:, :, np.newaxis], (*input_shape[:2], 1, *input_shape[2:]), window.with_unit_axis(),
             divisor[np.newaxis])
         return grad[:, :, 0]
-    if window.ndim == 2 and strategy != REFERENCE:
+    if window.ndim == 2:
         return get_strategy(strategy).avg_backward(grad_output, input_shape, window, divisor)
-    acc = _accumulator(grad_output.dtype)
+    acc = accumulation_dtype(grad_output.dtype)
     share = grad_output.astype(acc) / divisor.astype(acc)
     n, c = input_shape[:2]
-    if window.ndim == 3 and strategy != REFERENCE:
-        plane_window = window.inner()
-        plane_shares = np.zeros((n, c, window.in_size[0], *plane_window.out_size), dtype=acc)
-        for _, mask, depth in _depth_slices(window):
-            plane_shares[:, :, depth] += share[:, :, mask]
-        grad = get_strategy(strategy).avg_backward(
-            _batched_planes(plane_shares), (n, c * window.in_size[0], *window.in_size[1:]), plane_window,
-            np.ones(plane_window.out_size, dtype=np.int64))
-        return grad.reshape(input_shape).astype(grad_output.dtype)
-    rows = np.moveaxis(share, 1, -1).reshape(-1, c, 1)
-    grad_cols = np.broadcast_to(rows, (rows.shape[0], c, window.kernel_volume)).reshape(rows.shape[0],
-                                                                                       c * window.kernel_volume)
-    return col2im_nd(grad_cols, input_shape, window).astype(grad_output.dtype)
+    plane_window = window.inner()
+    plane_shares = np.zeros((n, c, window.in_size[0], *plane_window.out_size), dtype=acc)
+    for _, mask, depth in _depth_slices(window):
+        plane_shares[:, :, depth] += share[:, :, mask]
+    grad = get_strategy(strategy).avg_backward(
+        _batched_planes(plane_shares), (n, c * window.in_size[0], *window.in_size[1:]), plane_window,
+        np.ones(plane_window.out_size, dtype=np.int64))
+    return grad.reshape(input_shape).astype(grad_output.dtype)
 
 
 def _avg_pool(ndim: int, input: Any, kernel_size, stride, padding, ceil_mode, count_include_pad,

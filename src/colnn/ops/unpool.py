@@ -4,10 +4,13 @@ The inverse scatter of the max pools' ``return_indices``: each input value goes
 to its flat index in a zero output volume; backward gathers from the same
 indices. The default output size per axis is ``(in-1)*stride - 2*padding + kernel_size``;
 an ``output_size`` may move it by less than a stride either way (PyTorch's range).
+Scatter and gather are :mod:`colnn.ops.flat_index`'s, on the Array API standard:
+any library's arrays (indices in the input's library, or NumPy's) stay where they live.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,6 +18,8 @@ import numpy as np
 from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, as_tuple
+from .array_api import as_namespace_of, namespace
+from .flat_index import gather_flat, scatter_last_flat
 
 __all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d", "unpool_output_size", "check_unpool_indices",
            "max_unpool_forward", "max_unpool_backward"]
@@ -45,44 +50,40 @@ def unpool_output_size(in_size: Sequence[int], kernel_size: IntTuple, stride: In
     return sizes
 
 
-def check_unpool_indices(indices: Any, shape: tuple[int, ...], volume: int) -> np.ndarray:
-    """``indices`` as int64 of ``shape`` (batched), each in ``[0, volume)``; errors name ``indices``."""
-    array = np.asarray(indices)
-    if array.dtype.kind not in "iu":
+def check_unpool_indices(indices: Any, x: Any, volume: int, unbatched: bool) -> Any:
+    """``indices`` as int64 of batched ``x``'s shape and namespace, each in ``[0, volume)``; errors name ``indices``.
+
+    Unbatched indices (one axis fewer) go with an unbatched input.
+    """
+    array = as_namespace_of(indices, x)
+    xp = namespace(array)
+    if not xp.isdtype(array.dtype, "integral"):
         raise TypeError(f"indices must be an integer array, got dtype {array.dtype}")
-    if array.shape != shape:
-        raise ValueError(f"indices must have the input's shape {shape}, got {array.shape}")
-    if array.size and (array.min() < 0 or array.max() >= volume):
-        raise ValueError(f"indices must lie in [0, {volume}) (the output plane), got values in "
-                         f"[{array.min()}, {array.max()}]")
-    return array.astype(np.int64, copy=False)
+    if unbatched and array.ndim == x.ndim - 1:
+        array = array[None, ...]
+    if tuple(array.shape) != tuple(x.shape):
+        raise ValueError(f"indices must have the input's shape {tuple(x.shape)}, got {tuple(array.shape)}")
+    if math.prod(array.shape):
+        low, high = int(xp.min(array)), int(xp.max(array))
+        if low < 0 or high >= volume:
+            raise ValueError(f"indices must lie in [0, {volume}) (the output plane), got values in [{low}, {high}]")
+    return xp.astype(array, xp.int64)
 
 
-def _flat(indices: np.ndarray, volume: int) -> np.ndarray:
-    n, c = indices.shape[:2]
-    return (indices + np.arange(n * c, dtype=np.int64).reshape(n, c, *(1,) * (indices.ndim - 2)) * volume).reshape(-1)
-
-
-def max_unpool_forward(x: np.ndarray, indices: np.ndarray, out_size: tuple[int, ...]) -> np.ndarray:
+def max_unpool_forward(x: Any, indices: Any, out_size: tuple[int, ...]) -> Any:
     """Scatter validated batched ``x`` to ``indices`` in a zero ``(N, C, *out_size)``; a repeated index keeps the last."""
-    volume = int(np.prod(out_size))
-    out = np.zeros(x.shape[0] * x.shape[1] * volume, dtype=x.dtype)
-    out[_flat(indices, volume)] = x.reshape(-1)
-    return out.reshape(*x.shape[:2], *out_size)
+    return scatter_last_flat(x, indices, (*x.shape[:2], *out_size))
 
 
-def max_unpool_backward(grad_output: np.ndarray, indices: np.ndarray) -> np.ndarray:
+def max_unpool_backward(grad_output: Any, indices: Any) -> Any:
     """Gradient w.r.t. the unpooled values: gathered from ``indices``."""
-    volume = int(np.prod(grad_output.shape[2:]))
-    return grad_output.reshape(-1)[_flat(indices, volume)].reshape(indices.shape)
+    return gather_flat(grad_output, indices)
 
 
 def _unpool(ndim, input, indices, kernel_size, stride, padding, output_size):
     x, unbatched = check_spatial_input(input, "input", ndim)
     out_size = unpool_output_size(x.shape[2:], kernel_size, stride, padding, output_size)
-    index = np.asarray(indices)
-    index = check_unpool_indices(index[np.newaxis] if unbatched and index.ndim == x.ndim - 1 else index,
-                                 x.shape, int(np.prod(out_size)))
+    index = check_unpool_indices(indices, x, math.prod(out_size), unbatched)
     out = max_unpool_forward(x, index, out_size)
     return from_batched(out, unbatched)
 
