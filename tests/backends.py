@@ -69,17 +69,23 @@ class Backend:
         assert self.is_of_library(value), f"expected a {self.name} array, got {type(value)}"
         return np.asarray(self.to_numpy(value))
 
-    def settings(self, numpy_examples: int, foreign_examples: int):
+    def settings(self, numpy_examples: int, foreign_examples: int | None = None):
         """Hypothesis settings for a ``@given`` test run inside a test that takes this backend.
 
-        Eager JAX and array_api_strict calls are slow: other libraries run
-        ``foreign_examples``, the NumPy strategies ``numpy_examples``. Use as
+        The NumPy strategies run ``numpy_examples``; other libraries run
+        ``foreign_examples`` (default: as many, but a sixth, at least 10, on JAX,
+        whose eager calls compile each new shape). Use as
         ``@backend.settings(40, 10)`` over ``@given(...) def check(...)``, then call ``check()``.
         """
         from hypothesis import HealthCheck, settings
 
-        return settings(max_examples=foreign_examples if self.foreign else numpy_examples, deadline=None,
-                        suppress_health_check=[HealthCheck.function_scoped_fixture])
+        if not self.foreign:
+            examples = numpy_examples
+        elif foreign_examples is not None:
+            examples = foreign_examples
+        else:
+            examples = max(10, numpy_examples // 6) if self.name == "jax" else numpy_examples
+        return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
     def call(self, fn: Callable, *args, strategy: bool = True, **kwargs):
         """``fn(*args, **kwargs)`` with NumPy arguments converted here and the result converted back.
@@ -112,26 +118,3 @@ def make_backend(name: str) -> Backend:
         jnp = importlib.import_module("jax.numpy")
         return Backend(name, jnp.asarray, np.asarray, lambda a: isinstance(a, jax.Array))
     raise ValueError(f"unknown backend {name!r}")
-
-
-# JAX compiles each new shape on first use (about a third of a second per example
-# here), so its hypothesis tests draw fewer examples; the other backends draw all.
-_EXAMPLE_SHARE = {"jax": 6}
-
-
-def examples_for(backend: Backend, base: Any) -> Any:
-    """``base`` (hypothesis ``settings``) with ``max_examples`` cut for a backend whose calls are slow.
-
-    Use it on a hypothesis test written inside the test function::
-
-        def test_x(backend):
-            @examples_for(backend, HYPOTHESIS)
-            @given(x=...)
-            def check(x): ...
-            check()
-    """
-    from hypothesis import settings
-
-    share = _EXAMPLE_SHARE.get(backend.name, 1)
-    return settings(base, max_examples=max(10, base.max_examples // share)) if share > 1 else base
-

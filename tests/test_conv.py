@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 import colnn
 from colnn.ops.conv import available_strategies, set_column_budget
-from backends import examples_for
 from reference import naive_conv2d, numerical_gradient
 
 HYPOTHESIS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -46,7 +45,7 @@ def conv_case(draw):
 
 
 def test_conv2d_and_its_gradients_match_torch(torch, backend):
-    @examples_for(backend, HYPOTHESIS)
+    @backend.settings(HYPOTHESIS.max_examples)
     @given(case=conv_case())
     def check(case):
         x, weight, bias, args = case
@@ -71,7 +70,7 @@ def test_conv2d_and_its_gradients_match_torch(torch, backend):
 
 
 def test_conv2d_matches_naive_loop(backend):
-    @examples_for(backend, settings(max_examples=40, deadline=None))
+    @backend.settings(40)
     @given(case=conv_case())
     def check(case):
         x, weight, bias, args = case

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from backends import examples_for
 from reference import (
     TUTORIAL_OUT,
     TUTORIAL_STEP1,
@@ -62,7 +61,7 @@ def test_im2col_keeps_dtype_unlike_the_tutorial(backend):
 
 
 def test_im2col_matches_the_books_code(backend):
-    @examples_for(backend, HYPOTHESIS)
+    @backend.settings(HYPOTHESIS.max_examples)
     @given(case=unfold_case())
     def check(case):
         x, args = case
@@ -93,7 +92,7 @@ def test_im2col_integer_input_reads_minus_inf_as_the_minimum(backend):
 
 
 def test_col2im_is_the_adjoint_of_im2col(backend):
-    @examples_for(backend, HYPOTHESIS)
+    @backend.settings(HYPOTHESIS.max_examples)
     @given(case=unfold_case())
     def check(case):
         x, args = case
@@ -112,7 +111,7 @@ def test_col2im_is_the_adjoint_of_im2col(backend):
 
 
 def test_unfold_and_fold_match_torch(torch, backend):
-    @examples_for(backend, HYPOTHESIS)
+    @backend.settings(HYPOTHESIS.max_examples)
     @given(case=unfold_case(), unbatched=st.booleans())
     def check(case, unbatched):
         x, args = case

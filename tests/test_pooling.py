@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from backends import examples_for
 from reference import naive_avg_pool2d, naive_max_pool2d, out_size
 
 STRATEGIES = colnn.available_strategies()
@@ -84,7 +83,7 @@ def torch_or_error(torch, fn, x, **kwargs):
 
 
 def test_max_pool2d_matches_torch_bit_exactly(torch, backend):
-    @examples_for(backend, HYPOTHESIS)
+    @backend.settings(HYPOTHESIS.max_examples)
     @given(x=pool_input(FLOATS + INTEGERS), args=window_args())
     def check(x, args):
         assume(backend.supports(x.dtype))
@@ -102,7 +101,7 @@ def test_max_pool2d_matches_torch_bit_exactly(torch, backend):
 
 
 def test_max_pool2d_backward_matches_torch(torch, backend):
-    @examples_for(backend, HYPOTHESIS)
+    @backend.settings(HYPOTHESIS.max_examples)
     @given(x=pool_input(FLOATS), args=window_args())
     def check(x, args):
         assume(backend.supports(x.dtype))
@@ -135,7 +134,7 @@ def avg_args(draw):
 
 
 def test_avg_pool2d_forward_and_backward_match_torch(torch, backend):
-    @examples_for(backend, HYPOTHESIS)
+    @backend.settings(HYPOTHESIS.max_examples)
     @given(x=pool_input(FLOATS), args=avg_args())
     def check(x, args):
         assume(backend.supports(x.dtype))
@@ -184,7 +183,7 @@ NAIVE = settings(max_examples=60, deadline=None)
 
 
 def test_max_pool2d_matches_naive_loop(backend):
-    @examples_for(backend, NAIVE)
+    @backend.settings(NAIVE.max_examples)
     @given(x=pool_input([np.float32, np.int16]), args=window_args())
     def check(x, args):
         x4 = x if x.ndim == 4 else x[None]
@@ -203,7 +202,7 @@ def test_max_pool2d_matches_naive_loop(backend):
 
 
 def test_avg_pool2d_matches_naive_loop(backend):
-    @examples_for(backend, NAIVE)
+    @backend.settings(NAIVE.max_examples)
     @given(x=pool_input([np.float64]), args=avg_args())
     def check(x, args):
         x4 = np.nan_to_num(x if x.ndim == 4 else x[None], nan=1.0, posinf=2.0, neginf=-2.0)

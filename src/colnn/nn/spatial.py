@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_grad_shape, from_batched, gradient_dtype
+from ..core.checks import from_batched, gradient_dtype
 from ..core.spatial import check_spatial_input
 from .layers import _Saved, _WindowLayer
 
@@ -33,14 +33,6 @@ class SpatialLayer(_WindowLayer):
         grad_dtype = gradient_dtype(out.dtype, out.dtype)
         self._cache = _Saved(tuple(batched.shape), tuple(out.shape), grad_dtype, unbatched, window, state)
         return from_batched(out, unbatched)
-
-    def backward(self, dout: Any) -> Any:
-        """``dx`` of the input's shape, in the input's library (``dout`` of the output's shape)."""
-        saved = self._saved()
-        out_shape = saved.output_shape[1:] if saved.unbatched else saved.output_shape
-        grad = check_grad_shape(dout, out_shape, saved.dtype)
-        # from_batched, not [0]: the Array API standard wants an index for every axis.
-        return from_batched(self._backward(grad[None, ...] if saved.unbatched else grad, saved), saved.unbatched)
 
     def config(self) -> dict[str, Any]:
         """Hyper-parameters as JSON-ready values (tuples as lists)."""
