@@ -320,7 +320,7 @@ def test_small_inputs_run_on_the_calling_thread_alone(monkeypatch):
 def test_import_neither_loads_numba_nor_compiles():
     out = run_python("""
         import sys, colnn
-        print(sorted(name for name in ("numba", "colnn.kernels.pool_loops", "colnn.kernels.im2col_loops") if name in sys.modules))
+        print(sorted(name for name in ("numba", "colnn.kernels.max_pool_loops", "colnn.kernels.avg_pool_loops", "colnn.kernels.im2col_loops") if name in sys.modules))
     """)
     assert out.strip() == "[]"
 
@@ -328,7 +328,7 @@ def test_import_neither_loads_numba_nor_compiles():
 def test_a_fresh_process_loads_the_kernels_from_the_disk_cache():
     code = """
         import json, numpy as np, colnn
-        from colnn.kernels import pool_loops as kernels_pool
+        from colnn.kernels import max_pool_loops as kernels_pool
         colnn.max_pool2d(np.ones((1, 2, 4, 4), np.float32), 2)
         stats = kernels_pool.max_pool_k2s2_values.stats
         print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}))

@@ -5,7 +5,7 @@ The column matrix of a chunk of ``B`` images is ``col`` ``(C*kh*kw, B*L)`` with
 ``weight (FN, C*kh*kw) @ col`` is the whole chunk's output in one BLAS call,
 and each stretch of a ``col`` row is a shifted, strided copy of an input row,
 so im2col streams. Geometry arrays are those of
-:class:`colnn.kernels.geometry.PlaneGeometry`. As in :mod:`colnn.kernels.pool_loops`, source
+:class:`colnn.kernels.geometry.PlaneGeometry`. As in :mod:`colnn.kernels.max_pool_loops`, source
 and destination rows are sliced to start at their first cell so that indices
 are provably non-negative and the copy loops vectorize.
 

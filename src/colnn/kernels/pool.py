@@ -1,6 +1,7 @@
 """Pooling by compiled loops over planes: the default strategy of :mod:`colnn.ops.pooling`.
 
-The Numba loops themselves are in :mod:`colnn.kernels.pool_loops`, imported on
+The Numba loops themselves are in :mod:`colnn.kernels.max_pool_loops` and
+:mod:`colnn.kernels.avg_pool_loops`, imported on
 first use so that ``import colnn`` compiles nothing.
 """
 
@@ -43,7 +44,7 @@ class NumbaStrategy:
         self.fallback = fallback
 
     def _max(self, x: np.ndarray, window: Window, keep_offset: bool) -> tuple[np.ndarray, np.ndarray]:
-        from . import pool_loops
+        from . import max_pool_loops
 
         dtype = kernel_dtype(x.dtype)
         planes = as_planes(x, dtype)
@@ -52,15 +53,15 @@ class NumbaStrategy:
         window_offset = np.empty(shape, dtype=offset_dtype(window))
         with threads_for(planes.nbytes):
             if is_k2s2(window) and keep_offset:
-                pool_loops.max_pool_k2s2(planes, out, window_offset)
+                max_pool_loops.max_pool_k2s2(planes, out, window_offset)
             elif is_k2s2(window):
-                pool_loops.max_pool_k2s2_values(planes, out)
+                max_pool_loops.max_pool_k2s2_values(planes, out)
             elif not keep_offset and window.dilation_w == 1 and window.stride_w <= 2:
-                pool_loops.max_pool_values_planes(
+                max_pool_loops.max_pool_values_planes(
                     planes, *plane_geometry(window).bounds(), window.kernel_w, window.stride_w,
                     window.dilation_h, dtype.type(lowest_value(dtype)), out)
             else:
-                pool_loops.max_pool_planes(
+                max_pool_loops.max_pool_planes(
                     planes, *plane_geometry(window).bounds(),
                     window.kernel_w, window.stride_w, window.dilation_h, window.dilation_w,
                     dtype.type(lowest_value(dtype)), out, window_offset, keep_offset,
@@ -84,23 +85,23 @@ class NumbaStrategy:
         dtype = kernel_dtype(grad_output.dtype)
         if dtype is None or dtype.kind != "f":
             return self.fallback.max_backward(grad_output, window_offset, input_shape, window)
-        from . import pool_loops
+        from . import max_pool_loops
 
         grad_planes = as_planes(grad_output, dtype)
         offset_planes = as_planes(window_offset, window_offset.dtype)
         grad_input = np.empty((grad_planes.shape[0], *input_shape[2:]), dtype=dtype)
         with threads_for(grad_input.nbytes):
             if is_k2s2(window) and _pairs_fit(grad_input):
-                pool_loops.max_pool_backward_k2s2_pairs(
+                max_pool_loops.max_pool_backward_k2s2_pairs(
                     grad_planes.view(np.uint32), offset_planes, grad_input.view(np.uint64))
             elif is_k2s2(window):
-                pool_loops.max_pool_backward_k2s2(grad_planes, offset_planes, grad_input)
+                max_pool_loops.max_pool_backward_k2s2(grad_planes, offset_planes, grad_input)
             elif _is_k3s2(window) and _pairs_fit(grad_input):
-                pool_loops.max_pool_backward_k3s2(
+                max_pool_loops.max_pool_backward_k3s2(
                     grad_planes, offset_planes, window.pad_h, window.pad_w, grad_input.view(np.uint64))
             else:
                 geometry = plane_geometry(window)
-                pool_loops.max_pool_backward_planes(
+                max_pool_loops.max_pool_backward_planes(
                     grad_planes, offset_planes, geometry.row_start, geometry.col_start,
                     window.kernel_w, window.dilation_h, window.dilation_w,
                     geometry.has_empty_window, grad_input,
@@ -111,15 +112,15 @@ class NumbaStrategy:
         dtype = kernel_dtype(x.dtype)
         if dtype is None:
             return self.fallback.avg_forward(x, window, divisor)
-        from . import pool_loops
+        from . import avg_pool_loops
 
         planes = as_planes(x, dtype)
         out = np.empty((planes.shape[0], window.out_h, window.out_w), dtype=dtype)
         with threads_for(planes.nbytes):
             if is_k2s2(window):  # every window whole and inside: one divisor for all
-                pool_loops.avg_pool_k2s2(planes, dtype.type(divisor.flat[0]), out)
+                avg_pool_loops.avg_pool_k2s2(planes, dtype.type(divisor.flat[0]), out)
             else:
-                pool_loops.avg_pool_planes(planes, *plane_geometry(window).bounds(), window.kernel_w,
+                avg_pool_loops.avg_pool_planes(planes, *plane_geometry(window).bounds(), window.kernel_w,
                                              window.stride_w, np.ascontiguousarray(divisor, dtype=dtype), out)
         return out.reshape(*x.shape[:2], window.out_h, window.out_w).astype(x.dtype, copy=False)
 
@@ -129,15 +130,15 @@ class NumbaStrategy:
         dtype = kernel_dtype(grad_output.dtype)
         if dtype is None:
             return self.fallback.avg_backward(grad_output, input_shape, window, divisor)
-        from . import pool_loops
+        from . import avg_pool_loops
 
         grad_planes = as_planes(grad_output, dtype)
         grad_input = np.empty((grad_planes.shape[0], *input_shape[2:]), dtype=dtype)
         with threads_for(grad_input.nbytes):
             if is_k2s2(window):  # every window whole and inside: one divisor for all
-                pool_loops.avg_pool_backward_k2s2(grad_planes, dtype.type(divisor.flat[0]), grad_input)
+                avg_pool_loops.avg_pool_backward_k2s2(grad_planes, dtype.type(divisor.flat[0]), grad_input)
             else:
-                pool_loops.avg_pool_backward_planes(grad_planes, *plane_geometry(window).bounds(), window.kernel_w,
+                avg_pool_loops.avg_pool_backward_planes(grad_planes, *plane_geometry(window).bounds(), window.kernel_w,
                                                       window.stride_w, np.ascontiguousarray(divisor, dtype=dtype),
                                                       grad_input)
         return grad_input.reshape(input_shape).astype(grad_output.dtype, copy=False)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..core.checks import as_numpy_dtype, foreign_namespace
 from ..ops import dense
+from ..ops.array_api import device_of
 from .layers import Layer
 
 __all__ = ["Dropout"]
@@ -88,4 +89,4 @@ def _as_array(value: Any) -> Any:
 
 def _scalar(value: float, like: Any) -> Any:
     """``value`` as a 0-d array of ``like``'s dtype, so that scaling keeps the dtype on every library."""
-    return dense.namespace_of(like).asarray(value, dtype=like.dtype, device=dense.device_of(like))
+    return dense.namespace_of(like).asarray(value, dtype=like.dtype, device=device_of(like))

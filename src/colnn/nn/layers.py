@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..ops.conv import available_strategies as conv_strategies
-from ..ops.array_api import as_common_dtype, copy_as
+from ..ops.array_api import as_common_dtype, copy_as, device_of
 from ..ops.conv import check_conv_args, conv2d_backward, conv2d_forward, conv_window
 from ..ops.pooling import available_strategies as pool_strategies
 from ..ops.pooling import (
@@ -451,14 +451,14 @@ class SoftmaxWithLoss(Layer):
             subtrahend = xp.astype(_one_hot(self.t, self.y.shape[1]), self.y.dtype)
         grad = xp.astype(self.y - subtrahend, self.y.dtype)
         scale = float(check_array(dout, "dout", ndims=(0,), array_api=True))
-        divisor = xp.asarray(scale, dtype=grad.dtype, device=dense.device_of(grad)) / max(grad.shape[0], 1)
+        divisor = xp.asarray(scale, dtype=grad.dtype, device=device_of(grad)) / max(grad.shape[0], 1)
         return grad * divisor
 
 
 def _one_hot(labels: Any, classes: int) -> Any:
     """``(N, K)`` booleans, true at ``labels[n]`` in row ``n``: the standard has no fancy indexing to gather with."""
     xp = dense.namespace_of(labels)
-    return labels[:, None] == xp.arange(classes, dtype=labels.dtype, device=dense.device_of(labels))[None, :]
+    return labels[:, None] == xp.arange(classes, dtype=labels.dtype, device=device_of(labels))[None, :]
 
 
 def _check_target(t: Any, scores_shape: tuple[int, int]) -> np.ndarray:
@@ -484,7 +484,7 @@ def _check_target(t: Any, scores_shape: tuple[int, int]) -> np.ndarray:
     sums = xp.sum(probs, axis=1)
     bad = ~(xp.all(probs >= 0, axis=1) & (xp.abs(sums - 1) <= tolerance))
     if bool(xp.any(bad)):
-        rows = xp.arange(n, device=dense.device_of(bad))
+        rows = xp.arange(n, device=device_of(bad))
         row = int(xp.min(xp.where(bad, rows, xp.full_like(rows, n))))
         shown = target[row] if isinstance(target, np.ndarray) else [float(v) for v in probs[row, ...]]
         raise ValueError(

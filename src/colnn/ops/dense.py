@@ -13,11 +13,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ..core.checks import foreign_namespace
-from .array_api import namespace
+from .array_api import device_of, namespace
 
 __all__ = [
-    "affine_backward", "affine_forward", "device_of", "in_namespace_of", "namespace_of", "relu_backward",
+    "affine_backward", "affine_forward", "in_namespace_of", "namespace_of", "relu_backward",
     "relu_forward", "zero_like",
 ]
 
@@ -28,8 +30,6 @@ def namespace_of(x: Any) -> Any:
     NumPy 2's main namespace follows the standard, so code written against the
     namespace runs NumPy arrays without importing ``array_api_compat``.
     """
-    import numpy as np
-
     xp = foreign_namespace(x)
     return np if xp is None else xp
 
@@ -45,17 +45,6 @@ def in_namespace_of(value: Any, like: Any) -> Any:
     if xp is None or foreign_namespace(value) is not None:
         return value
     return xp.asarray(value, device=device_of(like))
-
-
-def device_of(x: Any) -> Any:
-    """The device ``x`` lives on (``"cpu"`` for NumPy), for creating arrays beside it."""
-    import numpy as np
-
-    if isinstance(x, np.ndarray):
-        return "cpu"
-    import array_api_compat
-
-    return array_api_compat.device(x)
 
 
 def zero_like(like: Any) -> Any:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .array_api import device_of, namespace, torch_max
+from .array_api import device_of, namespace
 
 __all__ = ["plane_offsets", "gather_flat", "scatter_add_flat", "scatter_last_flat"]
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..core.checks import accumulation_dtype, from_batched, lowest_value
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
-from .array_api import ArrayAPIPoolStrategy, expand_axis
+from .array_api import ArrayAPIPoolStrategy
 from .dispatch import dask_dispatch
 from .flat_index import scatter_add_flat
 from .pooling import check_divisor, get_strategy, pool_window

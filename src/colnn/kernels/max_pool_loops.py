@@ -1,4 +1,4 @@
-"""Numba kernels of max and average pooling over a stack of planes ``(P, H, W)``.
+"""Numba kernels of max pooling over a stack of planes ``(P, H, W)``, forward and backward.
 
 Every kernel runs ``prange`` over the ``P = N*C`` planes, so one thread owns a
 plane and its gradient (no races in the scatter-adds) and reads it from cache.
@@ -13,11 +13,11 @@ scalar loop per window. Padding is never materialized.
 Max pooling follows PyTorch's CPU rule exactly: scanning the window row-major
 from its first in-bounds cell, a cell replaces the running maximum when it is
 greater or NaN. No ``fastmath`` anywhere: it would let LLVM drop the NaN test.
-Sums run in the planes' dtype (the caller converts float16 to float32), in
-PyTorch's order: row-major over the in-bounds cells.
+Average pooling's kernels are in :mod:`colnn.kernels.avg_pool_loops`.
 
 2x2 windows at stride 2 without padding, the common case, have kernels of
-their own (``*_k2s2``) that take whole rows and need no geometry.
+their own (``*_k2s2``) that take whole rows and need no geometry; 3x3 at
+stride 2 (ResNet's stem pool) has its own backward.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .rows import add_cells, spread_cells
 from .threads import choose_threading_layer
 
 # Before the first parallel compile, which launches Numba's threads.
@@ -40,10 +39,6 @@ __all__ = [
     "max_pool_backward_k2s2",
     "max_pool_backward_k2s2_pairs",
     "max_pool_backward_k3s2",
-    "avg_pool_planes",
-    "avg_pool_k2s2",
-    "avg_pool_backward_planes",
-    "avg_pool_backward_k2s2",
 ]
 
 
@@ -488,104 +483,3 @@ def max_pool_backward_k3s2(grad_out, window_offset, pad_h, pad_w, grad_pairs):
             row = grad_pairs[p, r]
             for m in range(pairs):
                 row[m] = packed[m]
-
-
-# --- average pooling --------------------------------------------------------
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def avg_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
-                    kernel_w, stride_w, divisor, out):
-    """Average pooling: window sums of ``planes`` ``(P, H, W)`` over ``divisor`` ``(out_h, out_w)`` into ``out``."""
-    out_h, out_w = out.shape[1], out.shape[2]
-    first_col = ox_in_lo * stride_w + col_start[0]
-    for p in prange(planes.shape[0]):
-        plane = planes[p]
-        sums = np.empty(ox_in_hi - ox_in_lo, planes.dtype)
-        for oy in range(out_h):
-            row0 = row_start[oy]
-            sums[:] = 0
-            for ky in range(ky_lo[oy], ky_hi[oy]):
-                row = plane[row0 + ky]
-                for kx in range(kernel_w if sums.shape[0] > 0 else 0):
-                    add_cells(row[first_col + kx:], stride_w, sums)
-            out_row = out[p, oy]
-            divisor_row = divisor[oy]
-            out_vals = out_row[ox_in_lo:]
-            divisor_vals = divisor_row[ox_in_lo:]
-            for j in range(sums.shape[0]):
-                out_vals[j] = sums[j] / divisor_vals[j]
-            for side in range(2):  # the border columns left, then right, of the interior
-                for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
-                    total = planes.dtype.type(0)
-                    for ky in range(ky_lo[oy], ky_hi[oy]):
-                        row = plane[row0 + ky]
-                        for kx in range(kx_lo[ox], kx_hi[ox]):
-                            total += row[col_start[ox] + kx]
-                    out_row[ox] = total / divisor_row[ox]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def avg_pool_k2s2(planes, divisor, out):
-    """2x2 windows at stride 2 without padding, all divided by the scalar ``divisor``."""
-    out_h, out_w = out.shape[1], out.shape[2]
-    for p in prange(planes.shape[0]):
-        trip = np.empty(out_w, np.int8)  # only its length is used, see the codegen notes
-        for oy in range(out_h):
-            top = planes[p, 2 * oy]
-            bottom = planes[p, 2 * oy + 1]
-            out_row = out[p, oy]
-            for j in range(trip.shape[0]):
-                total = top[2 * j] + top[2 * j + 1] + bottom[2 * j] + bottom[2 * j + 1]
-                out_row[j] = total / divisor
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def avg_pool_backward_planes(grad_out, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_in_lo, ox_in_hi,
-                             kernel_w, stride_w, divisor, grad_in):
-    """Spread ``grad_out / divisor`` over each window's in-bounds cells of ``grad_in`` ``(P, H, W)``."""
-    out_h, out_w = grad_out.shape[1], grad_out.shape[2]
-    first_col = ox_in_lo * stride_w + col_start[0]
-    for p in prange(grad_in.shape[0]):
-        plane = grad_in[p]
-        plane[:, :] = 0
-        shares = np.empty(ox_in_hi - ox_in_lo, grad_in.dtype)
-        for oy in range(out_h):
-            grad_row = grad_out[p, oy]
-            divisor_row = divisor[oy]
-            grad_vals = grad_row[ox_in_lo:]
-            divisor_vals = divisor_row[ox_in_lo:]
-            for j in range(shares.shape[0]):
-                shares[j] = grad_vals[j] / divisor_vals[j]
-            row0 = row_start[oy]
-            for ky in range(ky_lo[oy], ky_hi[oy]):
-                row = plane[row0 + ky]
-                for kx in range(kernel_w if shares.shape[0] > 0 else 0):
-                    spread_cells(shares, stride_w, row[first_col + kx:])
-                for side in range(2):
-                    for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
-                        share = grad_row[ox] / divisor_row[ox]
-                        for kx in range(kx_lo[ox], kx_hi[ox]):
-                            row[col_start[ox] + kx] += share
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def avg_pool_backward_k2s2(grad_out, divisor, grad_in):
-    """Backward of :func:`avg_pool_k2s2`: each cell of a window gets its share, written once."""
-    n_planes, height, width = grad_in.shape
-    out_h, out_w = grad_out.shape[1], grad_out.shape[2]
-    for p in prange(n_planes):
-        plane = grad_in[p]
-        trip = np.empty(out_w, np.int8)  # only its length is used, see the codegen notes
-        for oy in range(out_h):
-            grad_row = grad_out[p, oy]
-            top = plane[2 * oy]
-            bottom = plane[2 * oy + 1]
-            for j in range(trip.shape[0]):
-                share = grad_row[j] / divisor
-                top[2 * j] = share
-                top[2 * j + 1] = share
-                bottom[2 * j] = share
-                bottom[2 * j + 1] = share
-        plane[2 * out_h:, :] = 0
-        plane[:2 * out_h, 2 * out_w:] = 0
