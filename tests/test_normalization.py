@@ -271,3 +271,12 @@ def test_networks_save_running_statistics_and_evaluate_with_them(tmp_path, rng):
     np.testing.assert_array_equal(back.predict(x), net.predict(x))
     np.testing.assert_allclose(back.predict(x[:1]), net.predict(x)[:1], rtol=1e-12)
     assert sorted(back.params) == sorted(net.params)  # running estimates are not trained
+
+
+def test_torch_inputs_that_require_grad_are_taken_as_values(torch, rng):
+    x = rng.normal(size=(4, 2, 3, 3))
+    layer = BatchNorm2d(2, dtype=np.float64, like=torch.zeros(1, dtype=torch.float64))
+    out = layer.forward(torch.tensor(x, requires_grad=True))
+    # Like torch's own running estimates (updated under no_grad), no step's graph is kept.
+    assert not (out.requires_grad or layer.running_mean.requires_grad or layer.running_var.requires_grad)
+    np.testing.assert_allclose(out.numpy(), BatchNorm2d(2, dtype=np.float64).forward(x), rtol=1e-12, atol=1e-12)

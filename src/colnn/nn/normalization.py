@@ -113,6 +113,10 @@ class _BatchNormBase(Layer):
     def _check_input(self, x: Any, ndims: tuple[int, ...]) -> Any:
         """``x`` checked as a floating array of the parameters' library and device; TypeError/ValueError naming both."""
         x = check_float_array(x, "x", ndims=ndims, batch_ndims=ndims, array_api=True)
+        if getattr(x, "requires_grad", False):
+            # A PyTorch tensor is taken as a value (colnn's backward is its own); running estimates
+            # that tracked autograd would chain every step's graph to the next, as torch's never do.
+            x = x.detach()
         scale = getattr(self, self._scale_name)
         if dense.namespace_of(x) is not dense.namespace_of(scale):
             raise TypeError(
