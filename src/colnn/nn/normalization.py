@@ -13,7 +13,10 @@ how the estimates are kept:
   the unbiased variance ``var * n / (n - 1)``.
 
 Both share :func:`_normalize` and :func:`_normalize_backward`, the one copy of
-the arithmetic.
+the arithmetic, written on the Python Array API standard: NumPy 2's namespace
+follows it, so NumPy input runs this same code (bit for bit the results of the
+NumPy methods it replaced), and a layer whose arrays are PyTorch's, JAX's or
+CuPy's computes in that library, on that device.
 """
 
 from __future__ import annotations
