@@ -2,7 +2,9 @@
 
 Oracles: NumPy's mean and variance written out per feature (the book's
 definition), ``torch.nn.BatchNorm2d`` with autograd, and central differences
-in float64.
+in float64. The conformance tests take the ``backend`` fixture: the layer is
+built from that library's arrays (``like=`` for BatchNorm2d), so it computes
+there, and every result must come back as that library's array.
 """
 
 from __future__ import annotations
@@ -16,57 +18,83 @@ from colnn.nn import BatchNorm2d, BatchNormalization, Network
 SHAPES_BOOK = [(6, 5), (4, 2, 3, 3)]
 
 
+@pytest.fixture
+def backend(backend):
+    """The conftest backends less ``im2col``: batch normalisation has no strategy, so NumPy runs once."""
+    if backend.name == "im2col":
+        pytest.skip("batch normalisation has no strategy; the numba backend ran it on NumPy")
+    return backend
+
+
 def weighted_sum_of(forward, weights):
     """A scalar loss whose gradient w.r.t. the output is ``weights``."""
     return lambda v: float((forward(v) * weights).sum())
 
 
-def book_layer(features, rng, dtype=np.float64, **kwargs):
-    return BatchNormalization(rng.normal(1.0, 0.3, features).astype(dtype),
-                              rng.normal(0.0, 0.3, features).astype(dtype), **kwargs)
+def book_layer(features, rng, dtype=np.float64, backend=None, **kwargs):
+    to = (lambda a: a) if backend is None else backend.to
+    kwargs = {key: to(np.asarray(value, dtype)) for key, value in kwargs.items()}
+    return BatchNormalization(to(rng.normal(1.0, 0.3, features).astype(dtype)),
+                              to(rng.normal(0.0, 0.3, features).astype(dtype)), **kwargs)
+
+
+def bn2d(backend, channels, dtype=np.float64, **arrays):
+    """A BatchNorm2d whose four arrays are ``backend``'s (``arrays`` overrides, given as NumPy)."""
+    layer = BatchNorm2d(channels, eps=1e-5, momentum=arrays.pop("momentum", 0.1), dtype=dtype,
+                        like=backend.to(np.zeros(1, dtype)) if backend.foreign else None)
+    for name, value in arrays.items():
+        setattr(layer, name, backend.to(np.array(value, dtype)))
+    return layer
+
+
+def state_of(backend, layer, *names):
+    """The named arrays of ``layer`` as NumPy, failing unless they are of ``backend``'s library."""
+    return [backend.back(getattr(layer, name)) for name in names]
 
 
 # --- BatchNormalization (the book's) ------------------------------------------------
 
 
 @pytest.mark.parametrize("shape", SHAPES_BOOK, ids=str)
-def test_book_forward_normalises_each_flattened_feature(shape, rng):
+def test_book_forward_normalises_each_flattened_feature(backend, shape, rng):
     x = rng.normal(2.0, 3.0, shape)
-    layer = book_layer(int(np.prod(shape[1:])), rng)
-    out = layer.forward(x)
+    layer = book_layer(int(np.prod(shape[1:])), rng, backend=backend)
+    gamma, beta = state_of(backend, layer, "gamma", "beta")
+    out = backend.back(layer.forward(backend.to(x)))
     flat = x.reshape(shape[0], -1)
     mean, var = flat.mean(axis=0), ((flat - flat.mean(axis=0)) ** 2).mean(axis=0)
-    expected = layer.gamma * (flat - mean) / np.sqrt(var + 1e-6) + layer.beta
+    expected = gamma * (flat - mean) / np.sqrt(var + 1e-6) + beta
     np.testing.assert_allclose(out, expected.reshape(shape), rtol=1e-12, atol=1e-12)
     # momentum=0.9 keeps 90% of the old estimate (zeros) and takes 10% of the batch's biased variance.
-    np.testing.assert_allclose(layer.running_mean, 0.1 * mean, rtol=1e-12)
-    np.testing.assert_allclose(layer.running_var, 0.1 * var, rtol=1e-12)
-    evaluated = layer.forward(x, train_flg=False)
-    expected_eval = layer.gamma * (flat - 0.1 * mean) / np.sqrt(0.1 * var + 1e-6) + layer.beta
+    running_mean, running_var = state_of(backend, layer, "running_mean", "running_var")
+    np.testing.assert_allclose(running_mean, 0.1 * mean, rtol=1e-12)
+    np.testing.assert_allclose(running_var, 0.1 * var, rtol=1e-12)
+    evaluated = backend.back(layer.forward(backend.to(x), train_flg=False))
+    expected_eval = gamma * (flat - 0.1 * mean) / np.sqrt(0.1 * var + 1e-6) + beta
     np.testing.assert_allclose(evaluated, expected_eval.reshape(shape), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("train_flg", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("shape", SHAPES_BOOK, ids=str)
-def test_book_gradients_match_finite_differences(shape, train_flg, rng):
+def test_book_gradients_match_finite_differences(backend, shape, train_flg, rng):
     x = rng.normal(size=shape)
     features = int(np.prod(shape[1:]))
-    layer = book_layer(features, rng, running_mean=rng.normal(size=features),
+    layer = book_layer(features, rng, backend=backend, running_mean=rng.normal(size=features),
                        running_var=rng.uniform(0.5, 2.0, features))
     weights = rng.normal(size=shape)
-    start = (layer.running_mean.copy(), layer.running_var.copy())
+    gamma0, beta0, *start = state_of(backend, layer, "gamma", "beta", "running_mean", "running_var")
 
-    def forward(v, gamma=layer.gamma, beta=layer.beta):
-        probe = BatchNormalization(gamma, beta, 0.9, *start)
-        return probe.forward(v, train_flg)
+    def forward(v, gamma=gamma0, beta=beta0):
+        probe = BatchNormalization(*(backend.to(a) for a in (gamma, beta)), 0.9, *map(backend.to, start))
+        return backend.back(probe.forward(backend.to(v), train_flg))
 
-    layer.forward(x, train_flg)
-    dx = layer.backward(weights)
+    layer.forward(backend.to(x), train_flg)
+    dx = backend.back(layer.backward(backend.to(weights)))
     np.testing.assert_allclose(dx, numerical_gradient(weighted_sum_of(forward, weights), x), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(layer.dgamma, numerical_gradient(
-        weighted_sum_of(lambda g: forward(x, gamma=g), weights), layer.gamma), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(layer.dbeta, numerical_gradient(
-        weighted_sum_of(lambda b: forward(x, beta=b), weights), layer.beta), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(backend.back(layer.dgamma), numerical_gradient(
+        weighted_sum_of(lambda g: forward(x, gamma=g), weights), gamma0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(backend.back(layer.dbeta), numerical_gradient(
+        weighted_sum_of(lambda b: forward(x, beta=b), weights), beta0), rtol=1e-6, atol=1e-8)
     assert layer.grads.keys() == {"gamma", "beta"}
 
 
@@ -100,20 +128,19 @@ def test_book_rejects_bad_input_and_a_failed_call_changes_nothing(rng):
 # --- BatchNorm2d (PyTorch's) -------------------------------------------------------
 
 
-def torch_pair(torch, channels, rng, dtype=np.float64):
-    ours = BatchNorm2d(channels, eps=1e-5, momentum=0.2, dtype=dtype)
-    ours.weight[:] = rng.normal(1.0, 0.3, channels)
-    ours.bias[:] = rng.normal(0.0, 0.3, channels)
+def torch_pair(torch, backend, channels, rng, dtype=np.float64):
+    weight, bias = rng.normal(1.0, 0.3, channels), rng.normal(0.0, 0.3, channels)
+    ours = bn2d(backend, channels, dtype, momentum=0.2, weight=weight, bias=bias)
     theirs = torch.nn.BatchNorm2d(channels, eps=1e-5, momentum=0.2).to(getattr(torch, np.dtype(dtype).name))
     with torch.no_grad():
-        theirs.weight.copy_(torch.from_numpy(ours.weight.copy()))
-        theirs.bias.copy_(torch.from_numpy(ours.bias.copy()))
+        theirs.weight.copy_(torch.from_numpy(weight.astype(dtype)))
+        theirs.bias.copy_(torch.from_numpy(bias.astype(dtype)))
     return ours, theirs
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)], ids=["float64", "float32"])
-def test_batchnorm2d_matches_torch_in_training_and_evaluation(torch, rng, dtype, tol):
-    ours, theirs = torch_pair(torch, 3, rng, dtype)
+def test_batchnorm2d_matches_torch_in_training_and_evaluation(torch, backend, rng, dtype, tol):
+    ours, theirs = torch_pair(torch, backend, 3, rng, dtype)
     for step in range(3):  # running estimates accumulate over steps
         x = rng.normal(1.5, 2.0, (4, 3, 5, 6)).astype(dtype)
         dout = rng.normal(size=x.shape).astype(dtype)
@@ -122,15 +149,19 @@ def test_batchnorm2d_matches_torch_in_training_and_evaluation(torch, rng, dtype,
         theirs.zero_grad()
         out_t = theirs(xt)
         out_t.backward(torch.from_numpy(dout))
-        out = ours.forward(x)
-        dx = ours.backward(dout)
+        out = backend.back(ours.forward(backend.to(x)))
+        dx = backend.back(ours.backward(backend.to(dout)))
         assert out.dtype == dx.dtype == dtype
         np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=tol, atol=tol)
         np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol)
-        np.testing.assert_allclose(ours.grads["weight"], theirs.weight.grad.numpy(), rtol=tol, atol=tol * 10)
-        np.testing.assert_allclose(ours.grads["bias"], theirs.bias.grad.numpy(), rtol=tol, atol=tol * 10)
-        np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=tol, atol=tol)
-        np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=tol, atol=tol)
+        grad_weight, grad_bias = backend.back(ours.grads["weight"]), backend.back(ours.grads["bias"])
+        assert grad_weight.dtype == grad_bias.dtype == dtype
+        np.testing.assert_allclose(grad_weight, theirs.weight.grad.numpy(), rtol=tol, atol=tol * 10)
+        np.testing.assert_allclose(grad_bias, theirs.bias.grad.numpy(), rtol=tol, atol=tol * 10)
+        running_mean, running_var = state_of(backend, ours, "running_mean", "running_var")
+        assert running_mean.dtype == running_var.dtype == dtype
+        np.testing.assert_allclose(running_mean, theirs.running_mean.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(running_var, theirs.running_var.numpy(), rtol=tol, atol=tol)
     x = rng.normal(size=(2, 3, 4, 4)).astype(dtype)
     dout = rng.normal(size=x.shape).astype(dtype)
     theirs.eval()
@@ -138,49 +169,90 @@ def test_batchnorm2d_matches_torch_in_training_and_evaluation(torch, rng, dtype,
     xt = torch.tensor(x, requires_grad=True)
     out_t = theirs(xt)
     out_t.backward(torch.from_numpy(dout))
-    running = ours.running_var.copy()
-    np.testing.assert_allclose(ours.forward(x, train_flg=False), out_t.detach().numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(ours.backward(dout), xt.grad.numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(ours.grads["weight"], theirs.weight.grad.numpy(), rtol=tol, atol=tol * 10)
-    assert np.array_equal(ours.running_var, running)  # evaluation leaves the estimates alone
+    running = backend.back(ours.running_var).copy()
+    np.testing.assert_allclose(backend.back(ours.forward(backend.to(x), train_flg=False)), out_t.detach().numpy(),
+                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(backend.back(ours.backward(backend.to(dout))), xt.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(backend.back(ours.grads["weight"]), theirs.weight.grad.numpy(), rtol=tol,
+                               atol=tol * 10)
+    assert np.array_equal(backend.back(ours.running_var), running)  # evaluation leaves the estimates alone
 
 
 @pytest.mark.parametrize("train_flg", [True, False], ids=["train", "eval"])
-def test_batchnorm2d_gradients_match_finite_differences(rng, train_flg):
+def test_batchnorm2d_gradients_match_finite_differences(backend, rng, train_flg):
     x = rng.normal(size=(3, 2, 3, 4))
     weights = rng.normal(size=x.shape)
-    layer = BatchNorm2d(2, dtype=np.float64)
-    layer.weight[:], layer.bias[:] = rng.normal(size=2), rng.normal(size=2)
-    layer.running_mean[:], layer.running_var[:] = rng.normal(size=2), rng.uniform(0.5, 2, 2)
-    state = {name: getattr(layer, name).copy() for name in ("weight", "bias", "running_mean", "running_var")}
+    state = {"weight": rng.normal(size=2), "bias": rng.normal(size=2), "running_mean": rng.normal(size=2),
+             "running_var": rng.uniform(0.5, 2, 2)}
+    layer = bn2d(backend, 2, **state)
 
     def forward(v, **override):
-        probe = BatchNorm2d(2, dtype=np.float64)
-        for name, value in {**state, **override}.items():
-            setattr(probe, name, value.copy())
-        return probe.forward(v, train_flg)
+        probe = bn2d(backend, 2, **{**state, **override})
+        return backend.back(probe.forward(backend.to(v), train_flg))
 
-    layer.forward(x, train_flg)
-    dx = layer.backward(weights)
+    layer.forward(backend.to(x), train_flg)
+    dx = backend.back(layer.backward(backend.to(weights)))
     np.testing.assert_allclose(dx, numerical_gradient(weighted_sum_of(forward, weights), x), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(layer.grads["weight"], numerical_gradient(
+    np.testing.assert_allclose(backend.back(layer.grads["weight"]), numerical_gradient(
         weighted_sum_of(lambda w: forward(x, weight=w), weights), state["weight"]), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(layer.grads["bias"], numerical_gradient(
+    np.testing.assert_allclose(backend.back(layer.grads["bias"]), numerical_gradient(
         weighted_sum_of(lambda b: forward(x, bias=b), weights), state["bias"]), rtol=1e-6, atol=1e-8)
 
 
-def test_batchnorm2d_rejects_what_torch_rejects(rng):
-    layer = BatchNorm2d(3)
+def test_batchnorm2d_rejects_what_torch_rejects(backend, rng):
+    layer = bn2d(backend, 3, np.float32)
     with pytest.raises(ValueError, match="more than one value per channel when training"):
-        layer.forward(np.ones((1, 3, 1, 1), np.float32))
-    assert layer.forward(np.ones((1, 3, 1, 1), np.float32), train_flg=False).shape == (1, 3, 1, 1)
+        layer.forward(backend.to(np.ones((1, 3, 1, 1), np.float32)))
+    out = backend.back(layer.forward(backend.to(np.ones((1, 3, 1, 1), np.float32)), train_flg=False))
+    assert out.shape == (1, 3, 1, 1)
     with pytest.raises(ValueError, match=r"x must have 3 channels, got shape \(2, 4, 2, 2\)"):
-        layer.forward(np.ones((2, 4, 2, 2), np.float32))
+        layer.forward(backend.to(np.ones((2, 4, 2, 2), np.float32)))
     with pytest.raises(ValueError, match="num_features must be a positive int, got 0"):
         BatchNorm2d(0)
     with pytest.raises(ValueError, match="eps must be a finite number > 0, got -1"):
         BatchNorm2d(2, eps=-1)
-    assert np.array_equal(layer.running_mean, np.zeros(3)) and np.array_equal(layer.running_var, np.ones(3))
+    running_mean, running_var = state_of(backend, layer, "running_mean", "running_var")
+    assert np.array_equal(running_mean, np.zeros(3)) and np.array_equal(running_var, np.ones(3))
+
+
+# --- any array library: where the arrays live -------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["book", "2d"])
+def test_a_layer_rejects_an_input_of_another_library_and_stays_as_it_was(backend, kind, rng):
+    if not backend.foreign:
+        pytest.skip("needs another library's arrays")
+    x = rng.normal(size=(4, 2, 3, 3))
+    numpy_layer = book_layer(18, rng) if kind == "book" else BatchNorm2d(2, dtype=np.float64)
+    foreign_layer = book_layer(18, rng, backend=backend) if kind == "book" else bn2d(backend, 2)
+    scale = "gamma" if kind == "book" else "weight"
+    before = numpy_layer.running_mean.copy()
+    with pytest.raises(TypeError, match=rf"x is a \S+ but \w+'s {scale} is a numpy.ndarray"):
+        numpy_layer.forward(backend.to(x))
+    assert np.array_equal(numpy_layer.running_mean, before)
+    with pytest.raises(TypeError, match=rf"x is a numpy.ndarray but \w+'s {scale} is a "):
+        foreign_layer.forward(x)
+    assert np.array_equal(backend.back(foreign_layer.running_mean), np.zeros(18 if kind == "book" else 2))
+
+
+def test_foreign_layers_keep_their_arrays_in_their_library_and_take_a_numpy_gradient(backend, rng):
+    x, dout = rng.normal(size=(4, 2, 3, 3)), rng.normal(size=(4, 2, 3, 3))
+    # gamma decides the library: NumPy beta and running estimates move there, in gamma's dtype.
+    gamma = backend.to(np.ones(18, np.float32))
+    layer = BatchNormalization(gamma, np.zeros(18), 0.9, np.zeros(18), np.ones(18))
+    for name in ("gamma", "beta", "running_mean", "running_var"):
+        assert backend.back(getattr(layer, name)).dtype == np.float32, name
+    layer.forward(backend.to(x.astype(np.float32)))
+    dx = backend.back(layer.backward(dout.astype(np.float32)))  # a NumPy gradient answers in the input's library
+    reference = BatchNormalization(np.ones(18, np.float32), np.zeros(18, np.float32), 0.9, np.zeros(18), np.ones(18))
+    reference.forward(x.astype(np.float32))
+    np.testing.assert_allclose(dx, reference.backward(dout.astype(np.float32)), rtol=1e-5, atol=1e-5)
+    assert [backend.back(g).dtype for g in layer.grads.values()] == [np.float32, np.float32]
+    layer2d = bn2d(backend, 2, np.float32)
+    layer2d.forward(backend.to(x.astype(np.float32)))
+    backend.back(layer2d.backward(dout.astype(np.float32)))
+    assert all(backend.back(array).dtype == np.float32 for array in (*layer2d.params.values(),
+                                                                     *layer2d.buffers.values()))
 
 
 # --- in a network: saved running statistics, evaluation mode ------------------------
@@ -207,3 +279,12 @@ def test_networks_save_running_statistics_and_evaluate_with_them(tmp_path, rng):
     np.testing.assert_array_equal(back.predict(x), net.predict(x))
     np.testing.assert_allclose(back.predict(x[:1]), net.predict(x)[:1], rtol=1e-12)
     assert sorted(back.params) == sorted(net.params)  # running estimates are not trained
+
+
+def test_torch_inputs_that_require_grad_are_taken_as_values(torch, rng):
+    x = rng.normal(size=(4, 2, 3, 3))
+    layer = BatchNorm2d(2, dtype=np.float64, like=torch.zeros(1, dtype=torch.float64))
+    out = layer.forward(torch.tensor(x, requires_grad=True))
+    # Like torch's own running estimates (updated under no_grad), no step's graph is kept.
+    assert not (out.requires_grad or layer.running_mean.requires_grad or layer.running_var.requires_grad)
+    np.testing.assert_allclose(out.numpy(), BatchNorm2d(2, dtype=np.float64).forward(x), rtol=1e-12, atol=1e-12)

@@ -13,39 +13,50 @@ how the estimates are kept:
   the unbiased variance ``var * n / (n - 1)``.
 
 Both share :func:`_normalize` and :func:`_normalize_backward`, the one copy of
-the arithmetic.
+the arithmetic, written on the Python Array API standard: NumPy 2's namespace
+follows it, so NumPy input runs this same code (bit for bit the results of the
+NumPy methods it replaced), and a layer whose arrays are PyTorch's, JAX's or
+CuPy's computes in that library, on that device.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_float_array
+from ..core.checks import as_numpy_dtype, check_array, check_float_array
+from ..ops import dense
+from ..ops.array_api import copy_as
 from .layers import Layer
 
 __all__ = ["BatchNormalization", "BatchNorm2d"]
 
 
-def _normalize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(x_hat, inv_std, mean, var)`` of ``x`` over ``axes``; ``var`` is biased, the others broadcast."""
-    mean = x.mean(axis=axes, keepdims=True)
+def _normalize(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any, Any, Any]:
+    """``(x_hat, inv_std, mean, var)`` of ``x`` over ``axes``; ``var`` is biased, the others broadcast.
+
+    Written on the Array API (NumPy 2's namespace is one), so NumPy runs the same
+    arithmetic as any other library; a Python ``eps`` takes ``x``'s dtype.
+    """
+    xp = dense.namespace_of(x)
+    mean = xp.mean(x, axis=axes, keepdims=True)
     centered = x - mean
-    var = (centered * centered).mean(axis=axes, keepdims=True)
-    inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    var = xp.mean(centered * centered, axis=axes, keepdims=True)
+    inv_std = 1.0 / xp.sqrt(var + eps)
     return centered * inv_std, inv_std, mean, var
 
 
-def _normalize_backward(grad_x_hat: np.ndarray, x_hat: np.ndarray, inv_std: np.ndarray,
-                        axes: tuple[int, ...]) -> np.ndarray:
+def _normalize_backward(grad_x_hat: Any, x_hat: Any, inv_std: Any, axes: tuple[int, ...]) -> Any:
     """Gradient w.r.t. ``x`` of a loss whose gradient w.r.t. ``x_hat = (x - mean) * inv_std`` is ``grad_x_hat``.
 
     The batch statistics depend on every sample, hence the two mean terms
     (chain rule through the mean and the variance).
     """
-    mean_grad = grad_x_hat.mean(axis=axes, keepdims=True)
-    mean_grad_x_hat = (grad_x_hat * x_hat).mean(axis=axes, keepdims=True)
+    xp = dense.namespace_of(grad_x_hat)
+    mean_grad = xp.mean(grad_x_hat, axis=axes, keepdims=True)
+    mean_grad_x_hat = xp.mean(grad_x_hat * x_hat, axis=axes, keepdims=True)
     return inv_std * (grad_x_hat - mean_grad - x_hat * mean_grad_x_hat)
 
 
@@ -65,19 +76,33 @@ def _check_eps(eps: Any) -> float:
     return float(eps)
 
 
-def _feature_vector(value: Any, name: str, size: int, dtype: np.dtype) -> np.ndarray:
-    array = check_float_array(value, name, ndims=(1,))
-    if array.shape != (size,):
-        raise ValueError(f"{name} must have shape ({size},), got {array.shape}")
-    return np.array(array, dtype=dtype, copy=True)
+def _feature_vector(value: Any, name: str, size: int, like: Any) -> Any:
+    """A copy of ``value`` ``(size,)`` in ``like``'s dtype, namespace and device (NumPy input moves there)."""
+    array = check_float_array(value, name, ndims=(1,), batch_ndims=(), array_api=True)
+    if tuple(array.shape) != (size,):
+        raise ValueError(f"{name} must have shape ({size},), got {tuple(array.shape)}")
+    if isinstance(like, np.ndarray) and isinstance(array, np.ndarray):
+        return np.array(array, dtype=like.dtype, copy=True)
+    return copy_as(dense.in_namespace_of(array, like), like.dtype)
+
+
+def _library(array: Any) -> str:
+    return "numpy.ndarray" if isinstance(array, np.ndarray) else f"{type(array).__module__}.{type(array).__name__}"
 
 
 class _BatchNormBase(Layer):
-    """Shared state: ``params`` (scale and shift), ``buffers`` (running estimates), ``grads``."""
+    """Shared state: ``params`` (scale and shift), ``buffers`` (running estimates), ``grads``.
+
+    The four arrays live in one namespace and on one device, those of the arrays
+    the layer was given (NumPy by default); ``forward`` computes in them and
+    answers in them. An input of another library is a TypeError, as for
+    :class:`~colnn.nn.layers.Affine`: PyTorch, too, refuses a module and an input
+    on different devices rather than moving either behind the caller's back.
+    """
 
     _scale_name: str
     _shift_name: str
-    _cache: tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None = None
+    _cache: tuple[Any, Any, tuple[int, ...]] | None = None
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -88,22 +113,51 @@ class _BatchNormBase(Layer):
         """The running estimates: saved with a network, not trained by optimizers."""
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
-    def _scale_and_shift(self, x_hat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        scale = getattr(self, self._scale_name).reshape(shape).astype(x_hat.dtype, copy=False)
-        shift = getattr(self, self._shift_name).reshape(shape).astype(x_hat.dtype, copy=False)
+    def _check_input(self, x: Any, ndims: tuple[int, ...]) -> Any:
+        """``x`` checked as a floating array of the parameters' library and device; TypeError/ValueError naming both."""
+        x = check_float_array(x, "x", ndims=ndims, batch_ndims=ndims, array_api=True)
+        if getattr(x, "requires_grad", False):
+            # A PyTorch tensor is taken as a value (colnn's backward is its own); running estimates
+            # that tracked autograd would chain every step's graph to the next, as torch's never do.
+            x = x.detach()
+        scale = getattr(self, self._scale_name)
+        if dense.namespace_of(x) is not dense.namespace_of(scale):
+            raise TypeError(
+                f"x is a {_library(x)} but {type(self).__name__}'s {self._scale_name} is a {_library(scale)}: "
+                f"create the layer with parameters of x's library (see {type(self).__name__}'s docstring)"
+            )
+        if not isinstance(x, np.ndarray) and dense.device_of(x) != dense.device_of(scale):
+            raise ValueError(f"x is on device {dense.device_of(x)} but {type(self).__name__}'s parameters are on "
+                             f"{dense.device_of(scale)}")
+        return x
+
+    def _check_dout(self, dout: Any, input_shape: tuple[int, ...], like: Any) -> Any:
+        """``dout`` of the forward's shape, in the forward's library (a NumPy gradient moves there)."""
+        if isinstance(like, np.ndarray):
+            dout = np.asarray(dout)
+        else:
+            dout = dense.in_namespace_of(check_array(dout, "dout", ndims=None, array_api=True), like)
+        if tuple(dout.shape) != input_shape:
+            raise ValueError(f"dout must have the forward output's shape {input_shape}, got {tuple(dout.shape)}")
+        return dout
+
+    def _scale_and_shift(self, x_hat: Any, shape: tuple[int, ...]) -> Any:
+        xp = dense.namespace_of(x_hat)
+        scale = xp.astype(xp.reshape(getattr(self, self._scale_name), shape), x_hat.dtype, copy=False)
+        shift = xp.astype(xp.reshape(getattr(self, self._shift_name), shape), x_hat.dtype, copy=False)
         return x_hat * scale + shift
 
-    def _backward_through(self, dout: np.ndarray, axes: tuple[int, ...], shape: tuple[int, ...]) -> tuple[
-            np.ndarray, np.ndarray, np.ndarray]:
+    def _backward_through(self, dout: Any, axes: tuple[int, ...], shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
         """``(dx, d_scale, d_shift)`` for ``dout`` of the layout the forward normalised in."""
         x_hat, inv_std, _ = self._saved()
+        xp = dense.namespace_of(dout)
         scale = getattr(self, self._scale_name)
-        d_shift = dout.sum(axis=axes).astype(scale.dtype, copy=False)
-        d_scale = (dout * x_hat).sum(axis=axes).astype(scale.dtype, copy=False)
-        grad_x_hat = dout * scale.reshape(shape).astype(dout.dtype, copy=False)
+        d_shift = xp.astype(xp.sum(dout, axis=axes), scale.dtype, copy=False)
+        d_scale = xp.astype(xp.sum(dout * x_hat, axis=axes), scale.dtype, copy=False)
+        grad_x_hat = dout * xp.astype(xp.reshape(scale, shape), dout.dtype, copy=False)
         if inv_std is None:  # evaluation: fixed statistics, an affine map per feature
-            running_inv_std = 1.0 / np.sqrt(self.running_var.reshape(shape) + self.eps)
-            return (grad_x_hat * running_inv_std).astype(dout.dtype, copy=False), d_scale, d_shift
+            running_inv_std = 1.0 / xp.sqrt(xp.reshape(self.running_var, shape) + self.eps)
+            return xp.astype(grad_x_hat * running_inv_std, dout.dtype, copy=False), d_scale, d_shift
         return _normalize_backward(grad_x_hat, x_hat, inv_std, axes), d_scale, d_shift
 
 
@@ -123,6 +177,12 @@ class BatchNormalization(_BatchNormBase):
     updates the running estimates, evaluation uses them. ``backward(dout)``
     returns ``dx`` and sets ``dgamma``, ``dbeta`` (also ``grads``).
 
+    Any array library: ``gamma`` of PyTorch, JAX, CuPy, ... keeps the four arrays
+    (``beta`` and the estimates move to ``gamma``'s library and device) and the
+    gradients in that library, and ``forward``/``backward`` compute there on the
+    Array API. An ``x`` of another library than ``gamma``'s is a TypeError that
+    names both (a NumPy ``gamma`` takes NumPy ``x``), as for ``Affine``.
+
     Examples
     --------
     >>> bn = BatchNormalization(np.ones(2), np.zeros(2))
@@ -137,16 +197,18 @@ class BatchNormalization(_BatchNormBase):
 
     def __init__(self, gamma: Any, beta: Any, momentum: float = 0.9, running_mean: Any = None,
                  running_var: Any = None, *, eps: float = 1e-6) -> None:
-        gamma_array = check_float_array(gamma, "gamma", ndims=(1,))
-        size, dtype = gamma_array.shape[0], gamma_array.dtype
-        self.gamma = np.array(gamma_array, copy=True)
-        self.beta = _feature_vector(beta, "beta", size, dtype)
+        gamma_array = check_float_array(gamma, "gamma", ndims=(1,), batch_ndims=(), array_api=True)
+        size = gamma_array.shape[0]
+        self.gamma = np.array(gamma_array, copy=True) if isinstance(gamma_array, np.ndarray) else copy_as(gamma_array)
+        self.beta = _feature_vector(beta, "beta", size, self.gamma)
         self.momentum = _check_fraction(momentum, "momentum")
         self.eps = _check_eps(eps)
-        self.running_mean = (np.zeros(size, dtype) if running_mean is None
-                             else _feature_vector(running_mean, "running_mean", size, dtype))
-        self.running_var = (np.zeros(size, dtype) if running_var is None
-                            else _feature_vector(running_var, "running_var", size, dtype))
+        zeros = dense.namespace_of(self.gamma).zeros((size,), dtype=self.gamma.dtype,
+                                                      device=dense.device_of(self.gamma))
+        self.running_mean = (zeros if running_mean is None
+                             else _feature_vector(running_mean, "running_mean", size, self.gamma))
+        self.running_var = (copy_as(zeros) if running_var is None
+                            else _feature_vector(running_var, "running_var", size, self.gamma))
         self.dgamma: np.ndarray | None = None
         self.dbeta: np.ndarray | None = None
 
@@ -158,31 +220,32 @@ class BatchNormalization(_BatchNormBase):
         return {} if self.dgamma is None else {"gamma": self.dgamma, "beta": self.dbeta}
 
     def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
-        x = check_float_array(x, "x", ndims=(2, 4))
-        flat = x.reshape(x.shape[0], -1)
+        x = self._check_input(x, (2, 4))
+        xp = dense.namespace_of(x)
+        shape = tuple(x.shape)
+        flat = xp.reshape(x, (shape[0], math.prod(shape[1:])))
         if flat.shape[1] != self.gamma.shape[0]:
             raise ValueError(f"x has {flat.shape[1]} features per sample but gamma has {self.gamma.shape[0]} "
-                             f"(x shape {x.shape})")
+                             f"(x shape {shape})")
         if train_flg:
             if flat.shape[0] == 0:
-                raise ValueError(f"x must hold at least one sample when training, got shape {x.shape}")
+                raise ValueError(f"x must hold at least one sample when training, got shape {shape}")
             x_hat, inv_std, mean, var = _normalize(flat, (0,), self.eps)
-            keep = self.momentum
-            self.running_mean = (keep * self.running_mean + (1 - keep) * mean[0]).astype(self.gamma.dtype)
-            self.running_var = (keep * self.running_var + (1 - keep) * var[0]).astype(self.gamma.dtype)
+            keep, dtype = self.momentum, self.gamma.dtype
+            self.running_mean = xp.astype(keep * self.running_mean + (1 - keep) * xp.reshape(mean, (-1,)), dtype)
+            self.running_var = xp.astype(keep * self.running_var + (1 - keep) * xp.reshape(var, (-1,)), dtype)
         else:
-            std = np.sqrt(self.running_var + self.eps).astype(x.dtype, copy=False)
-            x_hat, inv_std = (flat - self.running_mean.astype(x.dtype, copy=False)) / std, None
-        self._cache = (x_hat, inv_std, x.shape)
-        return self._scale_and_shift(x_hat, (1, -1)).reshape(x.shape)
+            std = xp.astype(xp.sqrt(self.running_var + self.eps), x.dtype, copy=False)
+            x_hat, inv_std = (flat - xp.astype(self.running_mean, x.dtype, copy=False)) / std, None
+        self._cache = (x_hat, inv_std, shape)
+        return xp.reshape(self._scale_and_shift(x_hat, (1, -1)), shape)
 
     def backward(self, dout: Any) -> np.ndarray:
         x_hat, _, input_shape = self._saved()
-        dout = np.asarray(dout)
-        if dout.shape != input_shape:
-            raise ValueError(f"dout must have the forward output's shape {input_shape}, got {dout.shape}")
-        dx, self.dgamma, self.dbeta = self._backward_through(dout.reshape(x_hat.shape), (0,), (1, -1))
-        return dx.reshape(input_shape)
+        dout = self._check_dout(dout, input_shape, x_hat)
+        xp = dense.namespace_of(dout)
+        dx, self.dgamma, self.dbeta = self._backward_through(xp.reshape(dout, tuple(x_hat.shape)), (0,), (1, -1))
+        return xp.reshape(dx, input_shape)
 
 
 class BatchNorm2d(_BatchNormBase):
@@ -194,7 +257,10 @@ class BatchNorm2d(_BatchNormBase):
     eps : added to the variance under the square root
     momentum : weight of the new batch statistic in the running estimates, in [0, 1]
     dtype : floating dtype of ``weight`` (ones), ``bias`` (zeros), ``running_mean``
-        (zeros) and ``running_var`` (ones)
+        (zeros) and ``running_var`` (ones): NumPy's, or the same type of ``like``'s library
+    like : None (NumPy arrays), or an array of the library and device the four arrays
+        are created in (NumPy's ``like=``, PyTorch's ``device=``): ``like=x`` for
+        a PyTorch/JAX/CuPy ``x`` keeps them, the gradients and the computation there
 
     ``forward(x, train_flg=True)``: ``(N, C, H, W)`` -> the same shape and dtype.
     Training normalises each channel with the mean and the biased variance over
@@ -207,24 +273,36 @@ class BatchNorm2d(_BatchNormBase):
     ValueError
         When training on a batch with one value per channel (``N*H*W == 1``),
         whose variance is undefined -- as PyTorch does.
+    TypeError
+        When ``x`` is of another library than the layer's arrays (a NumPy layer
+        given a PyTorch tensor: create it with ``like=x``), as ``Affine``.
     """
 
     _scale_name, _shift_name = "weight", "bias"
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
-                 dtype: Any = np.float32) -> None:
+                 dtype: Any = np.float32, like: Any = None) -> None:
         if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
-        dtype = np.dtype(dtype)
+        dtype = as_numpy_dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"dtype must be a floating dtype, got {dtype}")
         self.num_features = int(num_features)
         self.eps = _check_eps(eps)
         self.momentum = _check_fraction(momentum, "momentum")
-        self.weight = np.ones(num_features, dtype)
-        self.bias = np.zeros(num_features, dtype)
-        self.running_mean = np.zeros(num_features, dtype)
-        self.running_var = np.ones(num_features, dtype)
+        if like is None or isinstance(like, np.ndarray):
+            self.weight = np.ones(num_features, dtype)
+            self.bias = np.zeros(num_features, dtype)
+            self.running_mean = np.zeros(num_features, dtype)
+            self.running_var = np.ones(num_features, dtype)
+        else:
+            like = check_array(like, "like", ndims=None, array_api=True)
+            xp, device = dense.namespace_of(like), dense.device_of(like)
+            xp_dtype = getattr(xp, dtype.name)
+            self.weight = xp.ones((self.num_features,), dtype=xp_dtype, device=device)
+            self.bias = xp.zeros((self.num_features,), dtype=xp_dtype, device=device)
+            self.running_mean = xp.zeros((self.num_features,), dtype=xp_dtype, device=device)
+            self.running_var = xp.ones((self.num_features,), dtype=xp_dtype, device=device)
         self.grad_weight: np.ndarray | None = None
         self.grad_bias: np.ndarray | None = None
 
@@ -236,30 +314,30 @@ class BatchNorm2d(_BatchNormBase):
         return {} if self.grad_weight is None else {"weight": self.grad_weight, "bias": self.grad_bias}
 
     def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
-        x = check_float_array(x, "x", ndims=(4,))
+        x = self._check_input(x, (4,))
+        xp = dense.namespace_of(x)
         if x.shape[1] != self.num_features:
-            raise ValueError(f"x must have {self.num_features} channels, got shape {x.shape}")
+            raise ValueError(f"x must have {self.num_features} channels, got shape {tuple(x.shape)}")
         axes, shape = (0, 2, 3), (1, -1, 1, 1)
         if train_flg:
             count = x.shape[0] * x.shape[2] * x.shape[3]
             if count < 2:
-                raise ValueError(f"x must hold more than one value per channel when training, got shape {x.shape}")
+                raise ValueError(
+                    f"x must hold more than one value per channel when training, got shape {tuple(x.shape)}")
             x_hat, inv_std, mean, var = _normalize(x, axes, self.eps)
-            new = self.momentum
-            unbiased = var.reshape(-1) * (count / (count - 1))
-            self.running_mean = ((1 - new) * self.running_mean + new * mean.reshape(-1)).astype(self.weight.dtype)
-            self.running_var = ((1 - new) * self.running_var + new * unbiased).astype(self.weight.dtype)
+            new, dtype = self.momentum, self.weight.dtype
+            unbiased = xp.reshape(var, (-1,)) * (count / (count - 1))
+            self.running_mean = xp.astype((1 - new) * self.running_mean + new * xp.reshape(mean, (-1,)), dtype)
+            self.running_var = xp.astype((1 - new) * self.running_var + new * unbiased, dtype)
         else:
-            mean = self.running_mean.reshape(shape).astype(x.dtype, copy=False)
-            std = np.sqrt(self.running_var.reshape(shape) + self.eps).astype(x.dtype, copy=False)
+            mean = xp.astype(xp.reshape(self.running_mean, shape), x.dtype, copy=False)
+            std = xp.astype(xp.sqrt(xp.reshape(self.running_var, shape) + self.eps), x.dtype, copy=False)
             x_hat, inv_std = (x - mean) / std, None
-        self._cache = (x_hat, inv_std, x.shape)
+        self._cache = (x_hat, inv_std, tuple(x.shape))
         return self._scale_and_shift(x_hat, shape)
 
     def backward(self, dout: Any) -> np.ndarray:
-        _, _, input_shape = self._saved()
-        dout = np.asarray(dout)
-        if dout.shape != input_shape:
-            raise ValueError(f"dout must have the forward output's shape {input_shape}, got {dout.shape}")
+        x_hat, _, input_shape = self._saved()
+        dout = self._check_dout(dout, input_shape, x_hat)
         dx, self.grad_weight, self.grad_bias = self._backward_through(dout, (0, 2, 3), (1, -1, 1, 1))
         return dx
