@@ -16,6 +16,8 @@ from typing import Any, Sequence, Tuple, Union
 
 import numpy as np
 
+from .indices import index_dtype
+
 IntPair = Union[int, Tuple[int, int], Sequence[int]]
 IntTuple = Union[int, Sequence[int]]
 
@@ -244,13 +246,15 @@ class Window:
         """Input coordinates, per axis, of the cell at flat offset ``window_offset`` ``(..., *out_size)`` of each window.
 
         ``window_offset`` may be an array of any Array API library (NumPy's, PyTorch's,
-        JAX's...): the coordinates are int64 arrays of the same library and device.
+        JAX's...): the coordinates are arrays of the same library and device, in its index
+        dtype (:func:`colnn.core.indices.index_dtype`).
         """
         import array_api_compat
 
         xp = array_api_compat.array_namespace(window_offset)
         device = array_api_compat.device(window_offset)
-        offset = xp.astype(window_offset, xp.int64)
+        dtype = index_dtype(xp, math.prod(self.in_size))
+        offset = xp.astype(window_offset, dtype)
         coordinates = []
         kernel_stride = self.kernel_volume
         for axis, (k, s, p, d, out) in enumerate(zip(self.kernel_size, self.stride, self.padding, self.dilation,
@@ -258,12 +262,12 @@ class Window:
             kernel_stride //= k
             shape = [1] * self.ndim
             shape[axis] = out
-            start = xp.reshape(xp.arange(out, dtype=xp.int64, device=device) * s - p, tuple(shape))
+            start = xp.reshape(xp.arange(out, dtype=dtype, device=device) * s - p, tuple(shape))
             coordinates.append(start + ((offset // kernel_stride) % k) * d)
         return tuple(coordinates)
 
     def flat_indices(self, window_offset: Any) -> Any:
-        """Convert flat offsets inside windows to flat int64 indices into the input's spatial volume.
+        """Convert flat offsets inside windows to flat indices into the input's spatial volume (the index dtype).
 
         ``window_offset`` has shape ``(..., *out_size)`` (any Array API library); the
         result is PyTorch's ``return_indices`` (row-major over ``in_size``), of the same library.

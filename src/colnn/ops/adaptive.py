@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.checks import from_batched
+from ..core.indices import index_dtype
 from ..core.spatial import check_spatial_input
 from ..core.window import INDEX_MAX
 from .array_api import accumulator, device_of, namespace, torch_max
@@ -122,7 +123,7 @@ def adaptive_avg_backward(grad_output: Any, input_shape: tuple[int, ...]) -> Any
 
 
 def adaptive_max_forward(x: Any, out_size: tuple[int, ...]) -> tuple[Any, Any]:
-    """Adaptive max of a validated batched array: ``(out, indices)``, int64 indices flat into each input volume."""
+    """Adaptive max of a validated batched array: ``(out, indices)``, indices (the index dtype) flat into each input volume."""
     xp = namespace(x)
     values = x
     coordinates: list[Any] = []  # input coordinate per reduced axis, last axis first
@@ -141,7 +142,7 @@ def adaptive_max_forward(x: Any, out_size: tuple[int, ...]) -> tuple[Any, Any]:
             coordinate_parts[-1].append(choice + int(lo))
         values = xp.concat(value_parts, axis=dim)
         coordinates = [xp.concat(parts, axis=dim) for parts in coordinate_parts]
-    flat = xp.zeros(tuple(values.shape), dtype=xp.int64, device=device_of(x))
+    flat = xp.zeros(tuple(values.shape), dtype=index_dtype(xp, math.prod(x.shape[2:])), device=device_of(x))
     for axis, coordinate in zip(range(len(out_size)), reversed(coordinates)):
         flat = flat * x.shape[2 + axis] + coordinate
     return values, flat

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import accumulation_dtype
+from ..core.indices import index_dtype
 from ..core.window import Window
 
 __all__ = [
@@ -260,7 +261,7 @@ def fold_window(blocks: Any, input_shape: tuple[int, ...], window: Window) -> An
 
 
 def torch_max(cells: Any, axis: int) -> tuple[Any, Any]:
-    """Maxima along ``axis`` and the int64 offset PyTorch chooses: the first maximum, or the last NaN.
+    """Maxima along ``axis`` and the offset PyTorch chooses (the index dtype): the first maximum, or the last NaN.
 
     ``cells`` is integer or floating, of any namespace; both results drop ``axis``.
     """
@@ -269,7 +270,7 @@ def torch_max(cells: Any, axis: int) -> tuple[Any, Any]:
     count = cells.shape[axis]
     shape = [1] * cells.ndim
     shape[axis] = count
-    offsets = xp.reshape(xp.arange(count, dtype=xp.int64, device=device), tuple(shape))
+    offsets = xp.reshape(xp.arange(count, dtype=index_dtype(xp, count), device=device), tuple(shape))
     if not xp.isdtype(cells.dtype, "real floating"):
         maxima = xp.max(cells, axis=axis, keepdims=True)
         first = xp.min(xp.where(cells == maxima, offsets, count), axis=axis)
@@ -309,7 +310,7 @@ class ArrayAPIPoolStrategy:
     """Pooling on any Array API namespace: the tutorial's im2col rows, one reduction per window.
 
     Implements :class:`colnn.ops.pooling.PoolStrategy`; ``window_offset`` is an
-    int64 array of the input's namespace holding ``ky*kernel_w + kx``.
+    array of the input's namespace, in its index dtype, holding ``ky*kernel_w + kx``.
     """
 
     name = "im2col"
@@ -320,7 +321,7 @@ class ArrayAPIPoolStrategy:
         maxima, offset = torch_max(window_cells(x, window, lowest), axis=2)  # cells (N, C, K, *out)
         # A window whose in-bounds cells all hold the lowest value may have matched a
         # padded cell first: PyTorch reports the first in-bounds one.
-        first_inside = _on_device(xp, window.first_inside(), x, xp.int64)
+        first_inside = _on_device(xp, window.first_inside(), x, offset.dtype)
         return maxima, xp.where(maxima == lowest, first_inside, offset)
 
     def max_values(self, x: Any, window: Window) -> Any:

@@ -21,22 +21,26 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..core.indices import index_dtype
 from .array_api import device_of, namespace
 
 __all__ = ["plane_offsets", "gather_flat", "scatter_add_flat", "scatter_last_flat"]
 
 
 def plane_offsets(xp: Any, shape: tuple[int, ...], volume: int, device: Any) -> Any:
-    """``(N, C, 1, ...)`` int64: where each ``(n, c)`` volume of ``volume`` cells starts in the flattened array."""
+    """``(N, C, 1, ...)``: where each ``(n, c)`` volume of ``volume`` cells starts in the flattened array.
+
+    In the index dtype; ValueError if the whole array's ``N*C*volume`` cells overflow it.
+    """
     n, c = shape[:2]
-    planes = xp.arange(n * c, dtype=xp.int64, device=device) * volume
+    planes = xp.arange(n * c, dtype=index_dtype(xp, n * c * volume), device=device) * volume
     return xp.reshape(planes, (n, c, *(1,) * (len(shape) - 2)))
 
 
 def _global(xp: Any, flat_indices: Any, volume: int) -> Any:
     """Indices into each ``(n, c)`` volume as indices into the whole flattened array, 1-D."""
-    indices = xp.astype(flat_indices, xp.int64)
-    return xp.reshape(indices + plane_offsets(xp, tuple(indices.shape), volume, device_of(indices)), (-1,))
+    offsets = plane_offsets(xp, tuple(flat_indices.shape), volume, device_of(flat_indices))
+    return xp.reshape(xp.astype(flat_indices, offsets.dtype) + offsets, (-1,))
 
 
 def gather_flat(array: Any, flat_indices: Any) -> Any:
@@ -51,7 +55,7 @@ def _runs(xp: Any, values: Any, targets: Any, total: int) -> tuple[Any, Any, Any
     """``values`` sorted stably by ``targets``, and where each of the ``total`` targets' run starts and ends."""
     order = xp.argsort(targets, stable=True)
     sorted_targets = xp.take(targets, order, axis=0)
-    cells = xp.arange(total, dtype=xp.int64, device=device_of(targets))
+    cells = xp.arange(total, dtype=targets.dtype, device=device_of(targets))
     return (xp.take(values, order, axis=0), xp.searchsorted(sorted_targets, cells, side="left"),
             xp.searchsorted(sorted_targets, cells, side="right"))
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.indices import index_dtype
 from ..core.spatial import check_spatial_input
 from ..core.window import as_tuple
 from .array_api import as_namespace_of, device_of, namespace, torch_max
@@ -88,31 +89,32 @@ def _axis_samples(samples: Any) -> list[Any]:
     return [samples[..., axis] for axis in range(samples.shape[-1])]
 
 
-def _starts(sample: Any, size: int, out: int, kernel: int, dtype: Any) -> Any:
-    """PyTorch's interval sequence for every plane, computed in ``dtype``: ``(N, C, out)`` int64."""
+def _starts(sample: Any, size: int, out: int, kernel: int, dtype: Any, index: Any) -> Any:
+    """PyTorch's interval sequence for every plane, computed in ``dtype``: ``(N, C, out)`` of dtype ``index``."""
     xp, device = namespace(sample), device_of(sample)
-    last = xp.full((*sample.shape, 1), size - kernel, dtype=xp.int64, device=device)
+    last = xp.full((*sample.shape, 1), size - kernel, dtype=index, device=device)
     if out == 1:
         return last
     u = xp.expand_dims(xp.astype(sample, dtype), axis=-1)
     alpha = xp.asarray(size - kernel, dtype=dtype, device=device) / xp.asarray(out - 1, dtype=dtype, device=device)
-    index = xp.arange(out - 1, dtype=dtype, device=device)
+    position = xp.arange(out - 1, dtype=dtype, device=device)
     # Both products are >= 0, where the standard's float-to-int cast truncates as C++'s int() does.
-    head = xp.astype((index + u) * alpha, xp.int64) - xp.astype(u * alpha, xp.int64)
+    head = xp.astype((position + u) * alpha, index) - xp.astype(u * alpha, index)
     return xp.concat([head, last], axis=-1)
 
 
 def fractional_max_forward(x: Any, kernel: tuple[int, ...], out_size: tuple[int, ...],
                            samples: Any) -> tuple[Any, Any]:
-    """``(out, indices)`` of a validated batched array; int64 indices flat into each input volume."""
+    """``(out, indices)`` of a validated batched array; indices (the index dtype) flat into each input volume."""
     xp, device = namespace(x), device_of(x)
     n, c, ndim = x.shape[0], x.shape[1], len(kernel)
     dtype = xp.float64 if x.dtype == xp.float64 else xp.float32
+    index = index_dtype(xp, math.prod(x.shape[2:]))
     # Cell coordinates per axis, shaped to broadcast to (N, C, *out, *kernel).
-    flat = xp.zeros((n, c) + (1,) * (2 * ndim), dtype=xp.int64, device=device)
+    flat = xp.zeros((n, c) + (1,) * (2 * ndim), dtype=index, device=device)
     for axis, (sample, size, out, k) in enumerate(zip(_axis_samples(samples), x.shape[2:], out_size, kernel)):
-        starts = _starts(sample, size, out, k, dtype)
-        cells = xp.expand_dims(starts, axis=-1) + xp.arange(k, dtype=xp.int64, device=device)  # (N, C, out, k)
+        starts = _starts(sample, size, out, k, dtype, index)
+        cells = xp.expand_dims(starts, axis=-1) + xp.arange(k, dtype=index, device=device)  # (N, C, out, k)
         shape = [n, c] + [1] * (2 * ndim)
         shape[2 + axis], shape[2 + ndim + axis] = out, k
         flat = flat * size + xp.reshape(cells, tuple(shape))

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.checks import from_batched
+from ..core.indices import index_dtype
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, as_tuple
 from .array_api import as_namespace_of, namespace
@@ -51,12 +52,15 @@ def unpool_output_size(in_size: Sequence[int], kernel_size: IntTuple, stride: In
 
 
 def check_unpool_indices(indices: Any, x: Any, volume: int, unbatched: bool) -> Any:
-    """``indices`` as int64 of batched ``x``'s shape and namespace, each in ``[0, volume)``; errors name ``indices``.
+    """``indices`` in the index dtype, of batched ``x``'s shape and namespace, each in ``[0, volume)``.
+
+    Errors name ``indices``; a ``volume`` the index dtype cannot address is a ValueError.
 
     Unbatched indices (one axis fewer) go with an unbatched input.
     """
     array = as_namespace_of(indices, x)
     xp = namespace(array)
+    dtype = index_dtype(xp, volume, "the output plane")
     if not xp.isdtype(array.dtype, "integral"):
         raise TypeError(f"indices must be an integer array, got dtype {array.dtype}")
     if unbatched and array.ndim == x.ndim - 1:
@@ -67,7 +71,7 @@ def check_unpool_indices(indices: Any, x: Any, volume: int, unbatched: bool) -> 
         low, high = int(xp.min(array)), int(xp.max(array))
         if low < 0 or high >= volume:
             raise ValueError(f"indices must lie in [0, {volume}) (the output plane), got values in [{low}, {high}]")
-    return xp.astype(array, xp.int64)
+    return xp.astype(array, dtype)
 
 
 def max_unpool_forward(x: Any, indices: Any, out_size: tuple[int, ...]) -> Any:
