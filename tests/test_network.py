@@ -396,3 +396,116 @@ def test_a_network_given_one_unbatched_sample_says_what_shape_it_expects():
     with pytest.raises(ValueError, match=r"x must be a batch of shape \(N, 1, 8, 8\).*got shape \(1, 8, 8\).*x\[np.newaxis\]"):
         net.predict(np.zeros((1, 8, 8)))
     assert net.predict(np.zeros((1, 1, 8, 8))).shape == (1, 3)
+
+
+# --- another library's arrays at the boundary ---------------------------------------------
+
+LIBRARIES = {
+    "torch": lambda torch, a: torch.asarray(a),
+    "torch_requires_grad": lambda torch, a: (torch.tensor(a, requires_grad=True) if a.dtype.kind == "f"
+                                             else torch.asarray(a)),
+    "jax": lambda jnp, a: jnp.asarray(a),
+    "array_api_strict": lambda xs, a: xs.asarray(a),
+}
+ENTRY_POINTS = {
+    "predict": lambda net, x, t: net.predict(x),
+    "loss": lambda net, x, t: net.loss(x, t),
+    "accuracy": lambda net, x, t: net.accuracy(x, t, batch_size=2),
+    "gradient": lambda net, x, t: net.gradient(x, t),
+    "loss_and_gradient": lambda net, x, t: net.loss_and_gradient(x, t),
+}
+
+
+def _library(name):
+    module = {"torch": "torch", "torch_requires_grad": "torch", "jax": "jax.numpy"}.get(name, name)
+    lib = pytest.importorskip(module, reason=f"needs {module.split('.')[0]}")
+    return lambda array: LIBRARIES[name](lib, array)
+
+
+def _values(array):
+    """The library's own way to NumPy (not colnn's)."""
+    return array.detach().numpy() if hasattr(array, "detach") else np.asarray(array)
+
+
+def _as_numpy_tree(value):
+    if isinstance(value, tuple):
+        return tuple(_as_numpy_tree(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _as_numpy_tree(item) for key, item in value.items()}
+    if isinstance(value, float):
+        return value
+    assert isinstance(value, np.ndarray), f"a Network answers in NumPy, got {type(value)}"
+    return value
+
+
+@pytest.mark.parametrize("one_hot", [False, True], ids=["labels", "one_hot"])
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+def test_every_entry_point_takes_another_librarys_cpu_arrays(batch, library, entry, one_hot):
+    """x and t of PyTorch (requiring grad too), JAX or array_api_strict: NumPy answers equal to the NumPy call's."""
+    to_library = _library(library)
+    x, t = batch
+    t = np.eye(4)[t] if one_hot else t
+    x_library, t_library = to_library(x), to_library(t)
+    # The oracle sees the values the library holds (JAX without x64 holds float32 and int32).
+    expected = ENTRY_POINTS[entry](small_float64_net(), _values(x_library), _values(t_library))
+    got = ENTRY_POINTS[entry](small_float64_net(), x_library, t_library)
+    got, expected = _as_numpy_tree(got), _as_numpy_tree(expected)
+    flat_got = got if isinstance(got, tuple) else (got,)
+    flat_expected = expected if isinstance(expected, tuple) else (expected,)
+    for value, oracle in zip(flat_got, flat_expected):
+        if isinstance(oracle, dict):
+            assert sorted(value) == sorted(oracle)
+            for key in oracle:
+                np.testing.assert_allclose(value[key], oracle[key], rtol=1e-12, atol=1e-12)
+        else:
+            np.testing.assert_allclose(value, oracle, rtol=1e-12, atol=1e-12)
+
+
+def test_the_book_nets_and_fit_take_another_librarys_arrays(batch):
+    from colnn.apps.data import Dataset
+    from colnn.apps.train import fit
+    from colnn.book import SimpleConvNet
+
+    torch = pytest.importorskip("torch")
+    x, t = batch
+    book, oracle = (SimpleConvNet((2, 6, 6), hidden_size=5, output_size=4, weight_init_std=0.5, seed=3) for _ in range(2))
+    x_torch = torch.tensor(x, requires_grad=True)
+    for method in ("loss", "accuracy", "gradient"):
+        got, expected = getattr(book, method)(x_torch, torch.asarray(t)), getattr(oracle, method)(x, t)
+        if method == "gradient":
+            for key in expected:
+                np.testing.assert_allclose(got[key], expected[key], rtol=1e-12)
+        else:
+            np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_allclose(book.predict(x_torch), oracle.predict(x), rtol=1e-12)
+    nets = small_float64_net(), small_float64_net()
+    data = Dataset(x, t, x, t, "numpy", num_classes=4)
+    torch_data = Dataset(x_torch, torch.asarray(t), torch.asarray(x), torch.asarray(t), "torch", num_classes=4)
+    history = fit(nets[0], SGD(lr=0.1), torch_data, epochs=2, batch_size=2, seed=1)
+    expected_history = fit(nets[1], SGD(lr=0.1), data, epochs=2, batch_size=2, seed=1)
+    assert history.loss == expected_history.loss and history.accuracy == expected_history.accuracy
+
+
+class _FakeCudaArray:
+    """Just enough of an Array API array living in GPU memory (DLPack device type 2, kDLCUDA)."""
+
+    shape, ndim, dtype = (3, 2, 6, 6), 4, np.float64
+
+    def __array_namespace__(self, api_version=None):
+        return np
+
+    def __dlpack_device__(self):
+        return 2, 0
+
+    def __len__(self):
+        return self.shape[0]
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_an_array_off_the_cpu_is_refused_naming_it(batch, entry, monkeypatch):
+    import array_api_compat
+
+    monkeypatch.setattr(array_api_compat, "device", lambda array: "cuda:0")
+    with pytest.raises(TypeError, match=r"^x is a .*_FakeCudaArray on device cuda:0; a Network computes with NumPy"):
+        ENTRY_POINTS[entry](small_float64_net(), _FakeCudaArray(), batch[1])

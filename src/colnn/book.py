@@ -32,7 +32,7 @@ from .apps.data import Dataset, load_mnist5k_split, load_mnist_dir
 from .apps.train import Callback, History, fit
 from .nn.deep_conv_net import DEEP_CONV_PARAMS, deep_conv_net
 from .nn.dropout import Dropout
-from .nn.network import Network, simple_conv_net
+from .nn.network import Network, as_network_array, simple_conv_net
 from .nn.optim import OPTIMIZERS
 
 __all__ = ["SimpleConvNet", "DeepConvNet", "Trainer", "load_mnist", "MNIST_DIR_VARIABLE"]
@@ -228,8 +228,8 @@ class _BookRecorder(Callback):
             print(f"=== epoch:{epoch}, train acc:{train_acc}, test acc:{test_acc} ===", flush=True)
 
 
-def _labels(t: Any) -> np.ndarray:
-    labels = np.asarray(t)
+def _labels(t: Any, name: str) -> np.ndarray:
+    labels = as_network_array(t, name)
     return labels.argmax(axis=1) if labels.ndim == 2 else labels
 
 
@@ -264,8 +264,8 @@ class Trainer:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} (any case), got {optimizer!r}")
         self.network = network
         self.optimizer = OPTIMIZERS[name](**dict({"lr": 0.01} if optimizer_param is None else optimizer_param))
-        self.x_train, self.t_train = np.asarray(x_train), _labels(t_train)
-        self.x_test, self.t_test = np.asarray(x_test), _labels(t_test)
+        self.x_train, self.t_train = as_network_array(x_train, "x_train"), _labels(t_train, "t_train")
+        self.x_test, self.t_test = as_network_array(x_test, "x_test"), _labels(t_test, "t_test")
         self.epochs, self.batch_size, self.verbose, self.seed = epochs, mini_batch_size, verbose, seed
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.train_loss_list: list[float] = []

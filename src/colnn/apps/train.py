@@ -25,7 +25,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -36,7 +36,7 @@ from ..core.arrayfile import write_whole
 from ..nn.deep_conv_net import deep_conv_net
 from .cli import is_installed
 from .data import DataError, Dataset, add_shifted_copies, load_digits_split, load_mnist5k_split, load_mnist_dir
-from ..nn.network import ModelFileError, Network, simple_conv_net
+from ..nn.network import ModelFileError, Network, as_network_array, simple_conv_net
 from ..nn.optim import OPTIMIZERS, Optimizer, make_optimizer
 
 # The files of a run folder, in the order they are written: the model first, the figure last.
@@ -156,7 +156,8 @@ def fit(
     ----------
     network : updated in place
     optimizer : steps ``network.params`` with each batch's gradients
-    data : the train/test split; its arrays are not modified
+    data : the train/test split; its arrays are not modified. They may be another library's
+        CPU arrays (PyTorch, JAX...): read as NumPy once, as :meth:`Network.predict` reads its input
     epochs, batch_size : number of passes and samples per batch (the last one may be smaller)
     seed : seed of the per-epoch shuffling; with the same network, data and seed
         the results are identical from run to run
@@ -175,6 +176,8 @@ def fit(
         On Ctrl-C (KeyboardInterrupt), with the history of the completed epochs.
     """
     epochs, batch_size = _check_count(epochs, "epochs"), _check_count(batch_size, "batch_size")
+    data = replace(data, **{name: as_network_array(getattr(data, name), f"data.{name}")
+                            for name in ("x_train", "t_train", "x_test", "t_test")})
     rng = np.random.default_rng(seed)
     history = History()
     started = time.perf_counter()

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.arrayfile import ArrayFileError, read_npz, write_whole
+from ..core.checks import foreign_namespace
 from .activation import Sigmoid
 from .dropout import Dropout
 from .fusion import fusable, fused_forward
@@ -31,7 +32,7 @@ from . import conv_layers, pooling_layers
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 from .normalization import BatchNorm2d, BatchNormalization
 
-__all__ = ["Network", "ModelFileError", "simple_conv_net"]
+__all__ = ["Network", "ModelFileError", "simple_conv_net", "as_network_array"]
 
 FORMAT_NAME = "colnn.nn.network"
 FORMAT_VERSION = 1
@@ -40,6 +41,40 @@ ARCHITECTURE_KEY = "architecture"
 
 class ModelFileError(ValueError):
     """A model file is missing, unreadable or not a colnn network; the message names the file."""
+
+
+_DLPACK_CPU = 1  # DLPack's device type of host memory (kDLCPU)
+
+
+def as_network_array(value: Any, name: str) -> Any:
+    """``value`` as the NumPy array a :class:`Network` computes on: the one conversion at its boundary.
+
+    A Network's layers hold NumPy parameters and compute on the CPU, so inputs
+    and labels of another library are read as NumPy arrays: PyTorch tensors
+    (one that requires grad is taken as a value: colnn's backward is its own),
+    JAX and ``array_api_strict`` arrays, through DLPack (no copy). Lists and
+    NumPy arrays go through :func:`numpy.asarray`; a Dask array is returned as it
+    is (:meth:`Network.predict` maps it chunk by chunk).
+
+    Raises
+    ------
+    TypeError naming ``name``, the library and the device when the array is not in CPU memory
+    (a CUDA tensor, a CuPy array): move it to the CPU first.
+    """
+    if is_dask_array(value):
+        return value
+    if foreign_namespace(value) is None:
+        return np.asarray(value)
+    if callable(getattr(value, "detach", None)):  # a PyTorch tensor, perhaps in an autograd graph
+        value = value.detach()
+    device_type, _ = value.__dlpack_device__()
+    if device_type != _DLPACK_CPU:
+        import array_api_compat
+
+        raise TypeError(f"{name} is a {type(value).__module__}.{type(value).__name__} on device "
+                        f"{array_api_compat.device(value)}; a Network computes with NumPy on the CPU: "
+                        f"move {name} to the CPU first (e.g. {name}.cpu())")
+    return np.from_dlpack(value)
 
 
 # --- layer <-> JSON config -------------------------------------------------
@@ -185,9 +220,9 @@ class Network:
         results as the layers one by one, and the same state for ``backward``
         (the book's loop of ``layer.backward`` after :meth:`loss` works either way).
         """
-        if is_dask_array(x):  # lazy scores, chunk by chunk of samples
-            return map_batches(x, self.predict)
-        out = np.asarray(x)
+        out = as_network_array(x, "x")
+        if is_dask_array(out):  # lazy scores, chunk by chunk of samples
+            return map_batches(out, self.predict)
         expected = self.input_shape
         if expected is not None and out.shape[1:] != expected:
             hint = "; for one sample use x[np.newaxis]" if out.shape == expected else ""
@@ -211,7 +246,7 @@ class Network:
 
     def loss(self, x: Any, t: Any, train_flg: bool = False) -> float:
         """Mean cross-entropy of the softmax of :meth:`predict` against labels ``t`` ``(N,)`` or one-hot."""
-        return self.loss_layer.forward(self.predict(x, train_flg), t)
+        return self.loss_layer.forward(self.predict(x, train_flg), as_network_array(t, "t"))
 
     def loss_and_gradient(self, x: Any, t: Any) -> tuple[float, dict[str, np.ndarray]]:
         """One training-mode forward and backward pass: ``(loss, grads)``, grads keyed like :attr:`params`."""
@@ -228,7 +263,7 @@ class Network:
     def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
         """Fraction of samples whose highest score is the label; evaluated ``batch_size`` samples at a time."""
         batch_size = _positive_int(batch_size, "batch_size")
-        labels = np.asarray(t)
+        x, labels = as_network_array(x, "x"), as_network_array(t, "t")
         if labels.ndim == 2:
             labels = labels.argmax(axis=1)
         n = len(labels)
