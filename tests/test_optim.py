@@ -198,3 +198,58 @@ def test_book_optimizers_have_the_books_names_and_defaults():
     assert OPTIMIZERS["nesterov"] is Nesterov and OPTIMIZERS["rmsprop"] is RMSprop
     with pytest.raises(ValueError, match=r"decay_rate must be a finite number in \[0, 1\), got 1.0"):
         RMSprop(decay_rate=1.0)
+
+
+# --- parameters of another array library ---------------------------------------------------
+
+def _mutable_library(name):
+    """``(to_library, to_numpy)`` for a library whose arrays can be written in place, or a skip."""
+    if name == "torch":
+        torch = pytest.importorskip("torch")
+        return torch.asarray, lambda a: a.numpy()
+    xs = pytest.importorskip("array_api_strict")
+    return xs.asarray, np.asarray
+
+
+@pytest.mark.parametrize("library", ["torch", "array_api_strict"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_updates_another_librarys_arrays_in_place_as_numpy(library, name):
+    to_library, to_numpy = _mutable_library(library)
+    theirs = {"p": to_library(START.copy())}
+    same_object = theirs["p"]
+    ours = {"p": START.copy()}
+    optimizer, oracle = make_optimizer(name, 0.05), make_optimizer(name, 0.05)
+    for _ in range(STEPS):
+        optimizer.update(theirs, {"p": to_library(CURVATURE) * theirs["p"]})
+        oracle.update(ours, {"p": CURVATURE * ours["p"]})
+    assert theirs["p"] is same_object
+    np.testing.assert_allclose(to_numpy(same_object), ours["p"], rtol=1e-14, atol=0)
+
+
+def test_a_layer_with_torch_weights_trains_in_place(rng):
+    torch = pytest.importorskip("torch")
+    from colnn.nn.layers import Convolution
+
+    weight, bias = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal(2)
+    x, dout = rng.standard_normal((2, 1, 5, 5)), rng.standard_normal((2, 2, 3, 3))
+    layer, oracle = Convolution(torch.asarray(weight), torch.asarray(bias)), Convolution(weight.copy(), bias.copy())
+    for net, to in ((layer, torch.asarray), (oracle, np.asarray)):
+        net.forward(to(x))
+        net.backward(to(dout))
+        Adam(0.1).update({"W": net.W, "b": net.b}, {"W": net.dW, "b": net.db})
+    np.testing.assert_allclose(layer.forward(torch.asarray(x)).numpy(), oracle.forward(x), rtol=1e-12)
+
+
+def test_arrays_that_cannot_be_written_in_place_are_refused_naming_them():
+    jnp = pytest.importorskip("jax.numpy")
+    before = jnp.ones(2)
+    with pytest.raises(TypeError, match=r"params\['w'\] .* got an immutable JAX array"):
+        SGD(0.1).update({"w": before}, {"w": jnp.ones(2)})
+    torch = pytest.importorskip("torch")
+    leaf = torch.ones(2, requires_grad=True)
+    with pytest.raises(TypeError, match=r"params\['w'\] is a torch.Tensor that requires grad"):
+        SGD(0.1).update({"w": leaf}, {"w": torch.ones(2)})
+    params = {"v": torch.ones(2), "w": torch.ones(2)}
+    with pytest.raises(TypeError, match=r"grads\['w'\] must be an array of params\['w'\]'s library \(torch\), got numpy"):
+        SGD(0.1).update(params, {"v": torch.ones(2), "w": np.ones(2)})
+    assert torch.equal(params["v"], torch.ones(2))  # refused before any step
