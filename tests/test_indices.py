@@ -25,6 +25,7 @@ X[0, 1, 2, 3] = X[0, 1, 2, 4]  # a tie: the first index wins
 W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
 B = RNG.standard_normal(4).astype(np.float32)
 SAMPLES = RNG.random((2, 3, 2)).astype(np.float32)
+AFFINE_W = RNG.standard_normal((3 * 7 * 6, 3)).astype(np.float32)
 
 
 @pytest.fixture
@@ -86,6 +87,9 @@ LAYERS = {
     "ConvTranspose2d": lambda like: colnn.ConvTranspose2d(like(W.transpose(1, 0, 2, 3)), like(B), stride=2),
     "BatchNorm2d": lambda like: colnn.BatchNorm2d(3, like=like(X)),
     "Relu": lambda like: colnn.Relu(),
+    "Sigmoid": lambda like: colnn.Sigmoid(),
+    "Dropout": lambda like: colnn.Dropout(0.5, seed=4),  # NumPy's generator draws the same mask everywhere
+    "Affine": lambda like: colnn.Affine(like(AFFINE_W), like(B[:3])),
 }
 
 
