@@ -29,6 +29,12 @@ from colnn.core.checks import same_library, type_name
 NAMES = {"numpy": "a numpy.ndarray", "torch": "a torch.Tensor", "array_api_strict": "an array_api_strict Array"}
 
 
+def mixed(argument: str, library: str, reference: str, reference_library: str) -> str:
+    """The whole TypeError message, as a regex, for ``argument`` of ``library`` beside ``reference``."""
+    return (rf"^{argument} is {NAMES[library]} but {reference} is {NAMES[reference_library]}; "
+            "pass arrays of one library$")
+
+
 def converter(library: str):
     """A NumPy array -> that library's array (a skip if it is not installed)."""
     if library == "numpy":
@@ -102,8 +108,7 @@ def test_an_array_of_another_library_is_a_type_error_naming_the_argument(op, arg
         np.testing.assert_array_equal(to_numpy(result), expected)
         return
     reference = CHECKED_AGAINST[argument]
-    with pytest.raises(TypeError, match=rf"^{argument} is {NAMES[odd_library]} but {reference} is "
-                                        rf"{NAMES[input_library]}; pass arrays of one library$"):
+    with pytest.raises(TypeError, match=mixed(argument, odd_library, reference, input_library)):
         call_op(op, input_library, argument, odd_library)
 
 
@@ -256,8 +261,7 @@ def test_every_backward_takes_a_numpy_dout_to_the_inputs_library(name, library):
 @pytest.mark.parametrize("library, dout_library", [("numpy", "torch"), ("torch", "array_api_strict")])
 @pytest.mark.parametrize("name", LAYERS)
 def test_every_backward_refuses_a_dout_of_another_library(name, library, dout_library):
-    with pytest.raises(TypeError, match=rf"^dout is {NAMES[dout_library]} but the forward's input is "
-                                        rf"{NAMES[library]}; pass arrays of one library$"):
+    with pytest.raises(TypeError, match=mixed("dout", dout_library, "the forward's input", library)):
         run_layer(name, library, dout_library=dout_library)
 
 
@@ -277,8 +281,7 @@ def test_a_layers_parameters_are_of_one_library(name, first, second):
     make = LAYERS[name][0]
     first_name, second_name = PARAMETERS[name]
     arrays = iter([converter(first), converter(second)])
-    with pytest.raises(TypeError, match=rf"^{second_name} is {NAMES[second]} but {first_name} is {NAMES[first]}; "
-                                        "pass arrays of one library$"):
+    with pytest.raises(TypeError, match=mixed(second_name, second, first_name, first)):
         make(lambda array: next(arrays)(array))
 
 
@@ -286,8 +289,7 @@ def test_a_layers_parameters_are_of_one_library(name, first, second):
                                                       ("torch", "array_api_strict")])
 @pytest.mark.parametrize("name", INPUT_REFERENCE)
 def test_a_layer_with_parameters_refuses_an_input_of_another_library(name, layer_library, x_library):
-    with pytest.raises(TypeError, match=rf"^x is {NAMES[x_library]} but {INPUT_REFERENCE[name]} is "
-                                        rf"{NAMES[layer_library]}; pass arrays of one library$"):
+    with pytest.raises(TypeError, match=mixed("x", x_library, INPUT_REFERENCE[name], layer_library)):
         run_layer(name, layer_library, x_library=x_library)
 
 
