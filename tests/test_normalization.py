@@ -227,19 +227,22 @@ def test_a_layer_rejects_an_input_of_another_library_and_stays_as_it_was(backend
     foreign_layer = book_layer(18, rng, backend=backend) if kind == "book" else bn2d(backend, 2)
     scale = "gamma" if kind == "book" else "weight"
     before = numpy_layer.running_mean.copy()
-    with pytest.raises(TypeError, match=rf"x is a \S+ but \w+'s {scale} is a numpy.ndarray"):
+    with pytest.raises(TypeError, match=rf"x is an? [\w. ]+ but \w+'s {scale} is a numpy.ndarray; pass arrays of one"):
         numpy_layer.forward(backend.to(x))
     assert np.array_equal(numpy_layer.running_mean, before)
-    with pytest.raises(TypeError, match=rf"x is a numpy.ndarray but \w+'s {scale} is a "):
+    with pytest.raises(TypeError, match=rf"x is a numpy.ndarray but \w+'s {scale} is an? "):
         foreign_layer.forward(x)
     assert np.array_equal(backend.back(foreign_layer.running_mean), np.zeros(18 if kind == "book" else 2))
 
 
 def test_foreign_layers_keep_their_arrays_in_their_library_and_take_a_numpy_gradient(backend, rng):
     x, dout = rng.normal(size=(4, 2, 3, 3)), rng.normal(size=(4, 2, 3, 3))
-    # gamma decides the library: NumPy beta and running estimates move there, in gamma's dtype.
+    # All four of gamma's library (any float dtype: they take gamma's); a NumPy beta with them is a TypeError.
     gamma = backend.to(np.ones(18, np.float32))
-    layer = BatchNormalization(gamma, np.zeros(18), 0.9, np.zeros(18), np.ones(18))
+    if backend.foreign:
+        with pytest.raises(TypeError, match=r"beta is a numpy.ndarray but gamma is an? [\w. ]+; pass arrays of one"):
+            BatchNormalization(gamma, np.zeros(18))
+    layer = BatchNormalization(gamma, *map(backend.to, (np.zeros(18), 0.9, np.zeros(18), np.ones(18))))
     for name in ("gamma", "beta", "running_mean", "running_var"):
         assert backend.back(getattr(layer, name)).dtype == np.float32, name
     layer.forward(backend.to(x.astype(np.float32)))

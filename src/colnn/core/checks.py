@@ -13,12 +13,17 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
+import sys
 from typing import Any, Iterable
 
 import numpy as np
 
 __all__ = [
     "foreign_namespace",
+    "type_name",
+    "as_value",
+    "same_library",
+    "library_token",
     "as_numpy_dtype",
     "cast_array",
     "check_array",
@@ -68,6 +73,83 @@ def foreign_namespace(x: Any) -> Any | None:
     if array_api_compat.is_numpy_array(x) or array_api_compat.is_dask_array(x):
         return None
     return array_api_compat.array_namespace(x)
+
+
+def type_name(value: Any) -> str:
+    """How a message names ``value``'s type: "a numpy.ndarray", "a torch.Tensor", "an array_api_strict Array", "a list".
+
+    The dotted name when the library exports the class under it, else the
+    library and the class (never a private module path); every JAX array is "a jax.Array".
+    """
+    kind = type(value)
+    library = kind.__module__.partition(".")[0]
+    if library == "builtins":
+        text = kind.__name__
+    elif library in ("jax", "jaxlib"):
+        text = "jax.Array"
+    elif getattr(sys.modules.get(library), kind.__name__, None) is kind:
+        text = f"{library}.{kind.__name__}"
+    else:
+        text = f"{library} {kind.__name__}"
+    return ("an " if text[0] in "aeiou" else "a ") + text
+
+
+def as_value(x: Any) -> Any:
+    """A PyTorch tensor that requires grad as a plain tensor sharing its memory; anything else as it is.
+
+    colnn's backward is its own, not autograd: a graph built inside colnn
+    would only hold memory, and a copy of a Parameter would still track it.
+    """
+    return x.detach() if getattr(x, "requires_grad", False) else x
+
+
+def _device(x: Any) -> Any:
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+def same_library(array: Any, name: str, like: Any, like_name: str, *, moves: bool = False) -> Any:
+    """``array`` if it is of ``like``'s library and on its device; TypeError/ValueError naming both else.
+
+    The one rule of the public boundary: the arrays of one call (an op's
+    input, weight and bias; a layer's parameters and its input; a backward's
+    ``dout`` and the forward's input) are of one library, on one device. When
+    ``moves`` (a gradient, indices or samples, which the README lets come as
+    NumPy; or a list or scalar, already read by NumPy's rules), a NumPy
+    ``array`` is moved to ``like``'s library and device instead.
+    NumPy with NumPy costs two ``isinstance`` checks. A PyTorch tensor that
+    requires grad comes back detached.
+    """
+    if isinstance(array, np.ndarray) and isinstance(like, np.ndarray):
+        return array
+    like_xp, xp = foreign_namespace(like), foreign_namespace(array)
+    if xp is None and not isinstance(array, np.ndarray):
+        array, moves = np.asarray(array), True  # a list or scalar belongs to no library
+    if like_xp is not None and xp is None and moves:
+        return like_xp.asarray(array, device=_device(like))
+    if xp is not like_xp:
+        raise TypeError(f"{name} is {type_name(array)} but {like_name} is {type_name(like)}; "
+                        "pass arrays of one library")
+    if xp is not None and _device(array) != _device(like):
+        raise ValueError(f"{name} is on device {_device(array)} but {like_name} is on device {_device(like)}; "
+                         "pass arrays on one device")
+    return as_value(array)
+
+
+_NUMPY_TOKEN = np.empty(0)
+
+
+def library_token(x: Any) -> Any:
+    """An empty array of ``x``'s library and device (one shared for NumPy).
+
+    What a layer keeps from its forward so that ``backward`` can check ``dout``
+    against the input's library without keeping the input.
+    """
+    xp = foreign_namespace(x)
+    if xp is None:
+        return _NUMPY_TOKEN
+    return xp.empty((0,), dtype=x.dtype, device=_device(x))
 
 
 def as_numpy_dtype(dtype: Any) -> np.dtype:
@@ -120,6 +202,9 @@ def check_array(
     ndims: tuple[int, ...] | None = (3, 4),
     batch_ndims: Iterable[int] = (4,),
     array_api: bool = False,
+    like: Any = None,
+    like_name: str = "input",
+    moves: bool = False,
 ) -> np.ndarray:
     """Return ``x`` as a real numeric ndarray (integer or floating) of an allowed rank, in native byte order.
 
@@ -133,15 +218,21 @@ def check_array(
         parameters (a weight with no filters is an error).
     array_api : let an array of another Array API library (PyTorch, JAX,
         CuPy, ...) through as it is, checked where it lives, for the ops that
-        compute on any namespace; otherwise it is converted to NumPy.
+        compute on any namespace; otherwise it is converted to NumPy. A
+        PyTorch tensor that requires grad comes back detached (a value).
+    like, like_name : the array ``x`` must match in library and device (see
+        :func:`same_library`), and its name for messages; None: no check.
+        A list or scalar is read by NumPy's rules, then moved to ``like``'s
+        library; a NumPy array too if ``moves``.
 
     Raises
     ------
     TypeError
-        For strings, objects, booleans, complex numbers and None.
+        For strings, objects, booleans, complex numbers and None; for an
+        array of another library than ``like``'s.
     ValueError
         For a ragged nested sequence, a rank not in ``ndims`` or an empty
-        non-batch axis.
+        non-batch axis; for an array on another device than ``like``.
 
     The array is copied only to change a non-native byte order.
     """
@@ -151,7 +242,11 @@ def check_array(
     elif not xp.isdtype(x.dtype, ("integral", "real floating")):
         raise TypeError(f"{name} must be a real integer or floating array, got dtype {x.dtype}")
     else:
-        array = x
+        array = as_value(x)
+    if like is not None:
+        # A list or scalar belongs to no library: read by NumPy's rules, it goes where ``like`` is.
+        no_library = xp is None and not isinstance(x, np.ndarray)
+        array = same_library(array, name, like, like_name, moves=moves or no_library)
     shape = tuple(array.shape)
     if ndims is not None and array.ndim not in ndims:
         got = f"a scalar {describe(x)}" if array.ndim == 0 else f"shape {shape}"
@@ -170,9 +265,12 @@ def check_float_array(
     ndims: tuple[int, ...] | None = (3, 4),
     batch_ndims: Iterable[int] = (4,),
     array_api: bool = False,
+    like: Any = None,
+    like_name: str = "input",
 ) -> np.ndarray:
     """Like :func:`check_array`, but integer dtypes raise TypeError."""
-    array = check_array(x, name, ndims=ndims, batch_ndims=batch_ndims, array_api=array_api)
+    array = check_array(x, name, ndims=ndims, batch_ndims=batch_ndims, array_api=array_api, like=like,
+                        like_name=like_name)
     if as_numpy_dtype(array.dtype).kind != "f":
         raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
     return array
@@ -215,10 +313,14 @@ def accumulation_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
-def check_grad_shape(dout: Any, expected_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Return ``dout`` in :func:`gradient_dtype` of ``dtype`` if its shape is ``expected_shape``."""
+def check_grad_shape(dout: Any, expected_shape: tuple[int, ...], dtype: np.dtype, like: Any = None) -> np.ndarray:
+    """Return ``dout`` in :func:`gradient_dtype` of ``dtype`` if its shape is ``expected_shape``.
+
+    ``like`` (the forward's input, or its :func:`library_token`): ``dout`` must
+    be of its library and device, or NumPy (moved there).
+    """
     grad = check_array(dout, "dout", ndims=(len(expected_shape),), batch_ndims=(len(expected_shape),),
-                       array_api=True)
+                       array_api=True, like=like, like_name="the forward's input", moves=True)
     if tuple(grad.shape) != tuple(expected_shape):
         raise ValueError(
             f"dout must have the forward output's shape {tuple(expected_shape)}, got {tuple(grad.shape)}"

@@ -14,18 +14,21 @@ __all__ = ["check_spatial_input"]
 
 
 def check_spatial_input(
-    x: Any, name: str, spatial_ndim: int, *, floating: bool = False
+    x: Any, name: str, spatial_ndim: int, *, floating: bool = False, like: Any = None, like_name: str = "input"
 ) -> tuple[Any, bool]:
     """``x`` as a batched ``(N, C, *spatial)`` array and whether it came unbatched.
 
     TypeError for non-numeric dtypes (and integers when ``floating``); ValueError
     for a rank other than ``spatial_ndim + 1`` or ``+ 2``, or an empty channel or
     spatial axis (the batch axis may be empty, as in PyTorch). Not copied; another
-    Array API library's array (PyTorch, JAX, CuPy...) stays that library's array.
+    Array API library's array (PyTorch, JAX, CuPy...) stays that library's array;
+    with ``like``, it must be of ``like``'s library and device (TypeError/ValueError
+    naming ``name`` and ``like_name``, see :func:`~colnn.core.checks.same_library`).
     """
     batched_rank, unbatched_rank = spatial_ndim + 2, spatial_ndim + 1
     # check_array owns the dtype, byte-order and ragged-input rules and their messages.
-    array = check_array(x, name, ndims=None, batch_ndims=(batched_rank,), array_api=True)
+    array = check_array(x, name, ndims=None, batch_ndims=(batched_rank,), array_api=True, like=like,
+                        like_name=like_name)
     if floating and as_numpy_dtype(array.dtype).kind != "f":
         raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
     if array.ndim not in (batched_rank, unbatched_rank):

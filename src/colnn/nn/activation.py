@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_float_array, foreign_namespace
+from ..core.checks import check_float_array, same_library
 from ..ops import dense
 from .layers import Layer
 
@@ -45,7 +45,7 @@ class Sigmoid(Layer):
     def backward(self, dout: Any) -> np.ndarray:
         if self.out is None:
             raise RuntimeError("Sigmoid.backward called before forward")
-        dout = dense.in_namespace_of(dout if foreign_namespace(dout) is not None else np.asarray(dout), self.out)
+        dout = same_library(dout, "dout", self.out, "the forward's input", moves=True)
         if tuple(dout.shape) != tuple(self.out.shape):
             raise ValueError(
                 f"dout must have the forward output's shape {tuple(self.out.shape)}, got {tuple(dout.shape)}"

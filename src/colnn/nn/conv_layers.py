@@ -40,6 +40,9 @@ class _ConvBase(_WeightAndBias, SpatialLayer):
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
 
+    def _weights(self) -> Any:
+        return self.W
+
     def _cast(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         check_conv_weight(self.W, self.b, self.groups, self.ndim, x.shape[1], transposed=self.transposed)
         return as_common_dtype(x, self.W, self.b)

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import as_numpy_dtype, foreign_namespace
+from ..core.checks import as_numpy_dtype, as_value, foreign_namespace, library_token, same_library
 from ..ops import dense
-from ..ops.array_api import device_of
+from ..ops.array_api import as_namespace_of, device_of
 from .layers import Layer
 
 __all__ = ["Dropout"]
@@ -53,6 +53,7 @@ class Dropout(Layer):
         self.rng = np.random.default_rng(seed)
         self.mask: np.ndarray | None = None  # kept elements of the last training forward
         self._scale: float | None = None  # set instead of mask by an evaluation forward
+        self._like: Any = None  # the last input's library_token, which dout must match
 
     def __repr__(self) -> str:
         return f"Dropout(dropout_ratio={self.dropout_ratio})"
@@ -62,29 +63,29 @@ class Dropout(Layer):
         if as_numpy_dtype(x.dtype).kind != "f":
             raise TypeError(f"x must be a floating array, got dtype {x.dtype}")
         xp = dense.namespace_of(x)
+        self._like = library_token(x)
         if train_flg:
-            mask = dense.in_namespace_of(self.rng.random(tuple(x.shape)) >= self.dropout_ratio, x)
+            mask = as_namespace_of(self.rng.random(tuple(x.shape)) >= self.dropout_ratio, x)
             self.mask, self._scale = mask, None
             return xp.where(mask, x, dense.zero_like(x))
         self.mask, self._scale = None, 1.0 - self.dropout_ratio
         return x * _scalar(self._scale, x)
 
     def backward(self, dout: Any) -> np.ndarray:
-        dout = _as_array(dout)
+        if self._like is None:
+            raise RuntimeError("Dropout.backward called before forward")
+        dout = same_library(dout, "dout", self._like, "the forward's input", moves=True)
         if self._scale is not None:
             return dout * _scalar(self._scale, dout)
-        if self.mask is None:
-            raise RuntimeError("Dropout.backward called before forward")
         if tuple(dout.shape) != tuple(self.mask.shape):
             raise ValueError(f"dout must have the forward output's shape {tuple(self.mask.shape)}, "
                              f"got {tuple(dout.shape)}")
-        dout = dense.in_namespace_of(dout, self.mask)
         return dense.namespace_of(dout).where(self.mask, dout, dense.zero_like(dout))
 
 
 def _as_array(value: Any) -> Any:
-    """Another Array API library's array as it is; anything else as a NumPy array."""
-    return value if foreign_namespace(value) is not None else np.asarray(value)
+    """Another Array API library's array as a value (detached); anything else as a NumPy array."""
+    return as_value(value) if foreign_namespace(value) is not None else np.asarray(value)
 
 
 def _scalar(value: float, like: Any) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import library_token
 from ..kernels.blas import blas_threads_for
 from ..kernels.epilogue import LOOP_DTYPES, affine_bias_relu, relu_mask
 from ..ops.conv import conv2d_relu_forward
@@ -54,7 +55,7 @@ def fused_forward(layer: Layer, relu: Relu, x: Any, keep_mask: bool = True) -> n
     if type(layer) is Convolution and _native(x, layer, (4,)):
         window = layer.window_for(x)
         out, saved, mask = conv2d_relu_forward(x, layer.W, layer.b, window, layer.groups, layer.strategy, keep_mask)
-        layer._cache = _Saved(x.shape, out.shape, out.dtype, False, window, saved)
+        layer._cache = _Saved(x.shape, out.shape, out.dtype, False, window, saved, library_token(x))
     elif type(layer) is Affine and _native(x, layer, tuple(range(2, 9))):
         features = int(np.prod(x.shape[1:]))
         if features != layer.W.shape[0]:

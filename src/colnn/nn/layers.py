@@ -30,7 +30,7 @@ from ..ops.pooling import (
 from ..core.checks import (
     from_batched,
     as_numpy_dtype, cast_array, check_array, check_choice, check_flag, check_float_array, check_grad_shape, describe,
-    gradient_dtype, to_batched,
+    gradient_dtype, library_token, to_batched,
 )
 from ..kernels.blas import blas_threads_for
 from ..kernels.relu import relu_backward, relu_forward
@@ -109,6 +109,7 @@ class _Saved:
     unbatched: bool
     window: Any
     state: Any  # the op's own: window offsets, divisor, or col
+    like: Any = None  # the input's library_token: dout must be of its library and device, or NumPy
 
 
 class _WindowLayer(Layer):
@@ -123,13 +124,13 @@ class _WindowLayer(Layer):
     def forward(self, x: Any) -> np.ndarray:
         x4, unbatched = to_batched(self._check(x))
         out4, window, state = self._forward(x4)
-        self._cache = _Saved(x4.shape, out4.shape, out4.dtype, unbatched, window, state)
+        self._cache = _Saved(x4.shape, out4.shape, out4.dtype, unbatched, window, state, library_token(x4))
         return from_batched(out4, unbatched)
 
     def backward(self, dout: Any) -> np.ndarray:
         saved = self._saved()
         out_shape = saved.output_shape[1:] if saved.unbatched else saved.output_shape
-        grad = check_grad_shape(dout, out_shape, saved.dtype)
+        grad = check_grad_shape(dout, out_shape, saved.dtype, saved.like)
         grad_input = self._backward(grad[None, ...] if saved.unbatched else grad, saved)
         return from_batched(grad_input, saved.unbatched)
 
@@ -282,7 +283,7 @@ class Convolution(_WeightAndBias, _WindowLayer):
         )
 
     def _check(self, x: Any) -> np.ndarray:
-        return check_float_array(x, "x", array_api=True)
+        return check_float_array(x, "x", array_api=True, like=self.W, like_name="W")
 
     def window_for(self, x: np.ndarray) -> Any:
         """The window geometry of a batch ``x`` ``(N, C, H, W)``, after checking it against ``W`` and ``b``."""
@@ -327,10 +328,10 @@ class Relu(Layer):
     def backward(self, dout: Any) -> np.ndarray:
         if self.mask is None:
             raise RuntimeError("Relu.backward called before forward")
-        dout = check_grad_shape(dout, tuple(self.mask.shape), np.dtype(np.int8))
-        if isinstance(self.mask, np.ndarray) and isinstance(dout, np.ndarray):
+        dout = check_grad_shape(dout, tuple(self.mask.shape), np.dtype(np.int8), self.mask)
+        if isinstance(self.mask, np.ndarray):
             return relu_backward(dout, self.mask)
-        return dense.relu_backward(dense.in_namespace_of(dout, self.mask), self.mask)
+        return dense.relu_backward(dout, self.mask)
 
 
 class Affine(_WeightAndBias, Layer):
@@ -343,7 +344,7 @@ class Affine(_WeightAndBias, Layer):
 
     def __init__(self, W: Any, b: Any) -> None:
         weight = check_float_array(W, "W", ndims=(2,), batch_ndims=(), array_api=True)
-        bias = check_float_array(b, "b", ndims=(1,), batch_ndims=(), array_api=True)
+        bias = check_float_array(b, "b", ndims=(1,), batch_ndims=(), array_api=True, like=weight, like_name="W")
         if tuple(bias.shape) != (weight.shape[1],):
             raise ValueError(f"b must have shape ({weight.shape[1]},), got {tuple(bias.shape)}")
         if isinstance(weight, np.ndarray):
@@ -351,7 +352,7 @@ class Affine(_WeightAndBias, Layer):
             self.b = np.array(bias, dtype=weight.dtype, copy=True)
         else:
             # Copies, kept in the namespace (and on the device) of the weights given.
-            self.W, self.b = copy_as(weight), copy_as(dense.in_namespace_of(bias, weight), weight.dtype)
+            self.W, self.b = copy_as(weight), copy_as(bias, weight.dtype)
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
         self._cache: tuple[np.ndarray, tuple[int, ...]] | None = None
@@ -363,14 +364,15 @@ class Affine(_WeightAndBias, Layer):
         return all(isinstance(array, np.ndarray) for array in (self.W, *arrays))
 
     def forward(self, x: Any) -> np.ndarray:
-        x = check_float_array(x, "x", ndims=tuple(range(1, 9)), batch_ndims=_ANY_RANK[1:], array_api=True)
+        x = check_float_array(x, "x", ndims=tuple(range(1, 9)), batch_ndims=_ANY_RANK[1:], array_api=True,
+                              like=self.W, like_name="W")
         features = math.prod(x.shape[1:]) if x.ndim > 1 else x.shape[0]
         if features != self.W.shape[0]:
             raise ValueError(
                 f"x has {features} features per sample but W expects {self.W.shape[0]} (x shape {tuple(x.shape)})"
             )
         if not self._on_numpy(x):
-            # Another library's arrays: the same formula in their namespace; mixing libraries raises TypeError.
+            # Another library's arrays: the same formula in their namespace.
             out, x2 = dense.affine_forward(x, self.W, self.b)
             self._cache = (x2, tuple(x.shape))
             return out
@@ -382,10 +384,9 @@ class Affine(_WeightAndBias, Layer):
 
     def backward(self, dout: Any) -> np.ndarray:
         x2, input_shape = self._saved()
-        dout = check_grad_shape(dout, (x2.shape[0], self.W.shape[1]), self.W.dtype)
-        if not self._on_numpy(x2, dout):
-            grad_input, grad_weight, grad_bias = dense.affine_backward(dense.in_namespace_of(dout, x2), x2, self.W,
-                                                                       self.b.dtype)
+        dout = check_grad_shape(dout, (x2.shape[0], self.W.shape[1]), self.W.dtype, x2)
+        if not self._on_numpy(x2):
+            grad_input, grad_weight, grad_bias = dense.affine_backward(dout, x2, self.W, self.b.dtype)
             self.dW, self.db = grad_weight, grad_bias
             return dense.namespace_of(grad_input).reshape(grad_input, input_shape)
         with blas_threads_for(2.0 * x2.shape[0] * self.W.size):

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.arrayfile import ArrayFileError, read_npz, write_whole
-from ..core.checks import foreign_namespace
+from ..core.checks import foreign_namespace, type_name
 from .activation import Sigmoid
 from .dropout import Dropout
 from .fusion import fusable, fused_forward
@@ -71,7 +71,7 @@ def as_network_array(value: Any, name: str) -> Any:
     if device_type != _DLPACK_CPU:
         import array_api_compat
 
-        raise TypeError(f"{name} is a {type(value).__module__}.{type(value).__name__} on device "
+        raise TypeError(f"{name} is {type_name(value)} on device "
                         f"{array_api_compat.device(value)}; a Network computes with NumPy on the CPU: "
                         f"move {name} to the CPU first (e.g. {name}.cpu())")
     return np.from_dlpack(value)

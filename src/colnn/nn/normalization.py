@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import as_numpy_dtype, check_array, check_float_array
+from ..core.checks import as_numpy_dtype, check_array, check_float_array, same_library
 from ..ops import dense
 from ..ops.array_api import copy_as
 from .layers import Layer
@@ -77,17 +77,13 @@ def _check_eps(eps: Any) -> float:
 
 
 def _feature_vector(value: Any, name: str, size: int, like: Any) -> Any:
-    """A copy of ``value`` ``(size,)`` in ``like``'s dtype, namespace and device (NumPy input moves there)."""
-    array = check_float_array(value, name, ndims=(1,), batch_ndims=(), array_api=True)
+    """A copy of ``value`` ``(size,)`` of ``like``'s (``gamma``'s) library and device, in its dtype."""
+    array = check_float_array(value, name, ndims=(1,), batch_ndims=(), array_api=True, like=like, like_name="gamma")
     if tuple(array.shape) != (size,):
         raise ValueError(f"{name} must have shape ({size},), got {tuple(array.shape)}")
     if isinstance(like, np.ndarray) and isinstance(array, np.ndarray):
         return np.array(array, dtype=like.dtype, copy=True)
-    return copy_as(dense.in_namespace_of(array, like), like.dtype)
-
-
-def _library(array: Any) -> str:
-    return "numpy.ndarray" if isinstance(array, np.ndarray) else f"{type(array).__module__}.{type(array).__name__}"
+    return copy_as(array, like.dtype)
 
 
 class _BatchNormBase(Layer):
@@ -115,28 +111,15 @@ class _BatchNormBase(Layer):
 
     def _check_input(self, x: Any, ndims: tuple[int, ...]) -> Any:
         """``x`` checked as a floating array of the parameters' library and device; TypeError/ValueError naming both."""
-        x = check_float_array(x, "x", ndims=ndims, batch_ndims=ndims, array_api=True)
-        if getattr(x, "requires_grad", False):
-            # A PyTorch tensor is taken as a value (colnn's backward is its own); running estimates
-            # that tracked autograd would chain every step's graph to the next, as torch's never do.
-            x = x.detach()
-        scale = getattr(self, self._scale_name)
-        if dense.namespace_of(x) is not dense.namespace_of(scale):
-            raise TypeError(
-                f"x is a {_library(x)} but {type(self).__name__}'s {self._scale_name} is a {_library(scale)}: "
-                f"create the layer with parameters of x's library (see {type(self).__name__}'s docstring)"
-            )
-        if not isinstance(x, np.ndarray) and dense.device_of(x) != dense.device_of(scale):
-            raise ValueError(f"x is on device {dense.device_of(x)} but {type(self).__name__}'s parameters are on "
-                             f"{dense.device_of(scale)}")
-        return x
+        # check_array detaches a PyTorch tensor (colnn's backward is its own): running estimates
+        # that tracked autograd would chain every step's graph to the next, as torch's never do.
+        return check_float_array(x, "x", ndims=ndims, batch_ndims=ndims, array_api=True,
+                                 like=getattr(self, self._scale_name),
+                                 like_name=f"{type(self).__name__}'s {self._scale_name}")
 
     def _check_dout(self, dout: Any, input_shape: tuple[int, ...], like: Any) -> Any:
         """``dout`` of the forward's shape, in the forward's library (a NumPy gradient moves there)."""
-        if isinstance(like, np.ndarray):
-            dout = np.asarray(dout)
-        else:
-            dout = dense.in_namespace_of(check_array(dout, "dout", ndims=None, array_api=True), like)
+        dout = same_library(dout, "dout", like, "the forward's input", moves=True)
         if tuple(dout.shape) != input_shape:
             raise ValueError(f"dout must have the forward output's shape {input_shape}, got {tuple(dout.shape)}")
         return dout

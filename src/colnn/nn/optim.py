@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..core.checks import foreign_namespace
+from ..core.checks import foreign_namespace, type_name
 
 __all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "Adam", "Nesterov", "RMSprop", "OPTIMIZERS", "make_optimizer"]
 
@@ -109,7 +109,7 @@ def _checked_grad(key: str, param: Any, grad: Any) -> Any:
     else:
         xp = foreign_namespace(param)
         if xp is None or library in ("jax", "jaxlib"):
-            kind = "an immutable JAX array" if xp is not None else f"a {type(param).__name__}"
+            kind = "an immutable JAX array" if xp is not None else type_name(param)
             raise TypeError(f"params[{key!r}] must be a writeable ndarray or a mutable Array API array "
                             f"(PyTorch, CuPy, array_api_strict) to be updated in place, got {kind}")
         if getattr(param, "requires_grad", False):
@@ -117,7 +117,7 @@ def _checked_grad(key: str, param: Any, grad: Any) -> Any:
                             "colnn write in place; give the layers detached tensors (tensor.detach())")
         if foreign_namespace(grad) is not xp:
             raise TypeError(f"grads[{key!r}] must be an array of params[{key!r}]'s library ({library}), "
-                            f"got {type(grad).__module__}.{type(grad).__name__}")
+                            f"got {type_name(grad)}")
     if tuple(grad.shape) != tuple(param.shape):
         raise ValueError(f"grads[{key!r}] has shape {tuple(grad.shape)}, but params[{key!r}] has {tuple(param.shape)}")
     return grad

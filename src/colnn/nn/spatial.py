@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import from_batched, gradient_dtype
+from ..core.checks import from_batched, gradient_dtype, library_token
 from ..core.spatial import check_spatial_input
 from .layers import _Saved, _WindowLayer
 
@@ -27,12 +27,18 @@ class SpatialLayer(_WindowLayer):
     floating: bool = True
 
     def forward(self, x: Any) -> np.ndarray:
-        batched, unbatched = check_spatial_input(x, "x", self.ndim, floating=self.floating)
+        batched, unbatched = check_spatial_input(x, "x", self.ndim, floating=self.floating, like=self._weights(),
+                                                 like_name="W")
         out, window, state = self._forward(batched)
         # A gradient is never an integer: integer max pooling takes and gives float64 gradients.
         grad_dtype = gradient_dtype(out.dtype, out.dtype)
-        self._cache = _Saved(tuple(batched.shape), tuple(out.shape), grad_dtype, unbatched, window, state)
+        self._cache = _Saved(tuple(batched.shape), tuple(out.shape), grad_dtype, unbatched, window, state,
+                             library_token(batched))
         return from_batched(out, unbatched)
+
+    def _weights(self) -> Any:
+        """The array whose library and device the input must share (a convolution's ``W``); None: any."""
+        return None
 
     def config(self) -> dict[str, Any]:
         """Hyper-parameters as JSON-ready values (tuples as lists)."""

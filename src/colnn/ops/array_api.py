@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import accumulation_dtype
+from ..core.checks import accumulation_dtype, foreign_namespace, same_library, type_name
 from ..core.indices import index_dtype
 from ..core.window import Window
 
@@ -73,12 +73,17 @@ def namespace(*arrays: Any) -> Any:
     return array_api_compat.array_namespace(*arrays)
 
 
-def check_strategy(strategy: str | None, x: Any) -> None:
-    """Another library's array runs the Array API path only: ``strategy`` None or ``"im2col"``."""
-    if strategy not in (None, "im2col"):
+def check_strategy(strategy: str | None, x: Any, choices: tuple[str, ...]) -> None:
+    """``strategy`` None or one of ``choices``; for another library's array ``x``, None or ``"im2col"`` only.
+
+    The value is checked first, so that a misspelt name is called that, whatever ``x`` is.
+    """
+    if strategy is not None and not (isinstance(strategy, str) and strategy in choices):
+        raise ValueError(f"strategy must be one of {[None, *choices]}, got {strategy!r}")
+    if strategy not in (None, "im2col") and foreign_namespace(x) is not None:
         raise ValueError(
-            f"strategy {strategy!r} runs NumPy arrays only; a {type(x).__module__}.{type(x).__name__} "
-            "runs strategy None or 'im2col' (the Array API path)"
+            f"strategy {strategy!r} runs NumPy arrays only; {type_name(x)} runs strategy None or 'im2col' "
+            "(the Array API path)"
         )
 
 
@@ -93,6 +98,8 @@ def as_common_dtype(*arrays: Any) -> tuple[Any, ...]:
 
 def copy_as(array: Any, dtype: Any = None, *, copy: bool = True) -> Any:
     """``array`` in ``dtype`` (default: its own), in its own namespace and on its device; a copy unless ``copy=False``."""
+    if getattr(array, "requires_grad", False):
+        array = array.detach()  # a copy of a Parameter that still tracked autograd would warn and build a graph
     xp = namespace(array)
     dtype = array.dtype if dtype is None else dtype
     if array.dtype == dtype and not copy:
@@ -100,18 +107,14 @@ def copy_as(array: Any, dtype: Any = None, *, copy: bool = True) -> Any:
     return xp.astype(array, dtype, copy=True) if array.dtype != dtype else xp.asarray(array, copy=True)
 
 
-def as_namespace_of(value: Any, like: Any) -> Any:
-    """``value`` (an array of any library, or a sequence) as an array of ``like``'s namespace, on its device.
+def as_namespace_of(value: Any, like: Any, name: str = "value", like_name: str = "input") -> Any:
+    """``value`` (an array of ``like``'s library, a NumPy array or a sequence) as an array of ``like``'s, on its device.
 
-    No copy when it is one already; NumPy's when ``like`` is NumPy's.
+    No copy when it is one already. An array of a third library, or of
+    ``like``'s on another device, is a TypeError or ValueError naming ``name``
+    and ``like_name`` (:func:`colnn.core.checks.same_library`).
     """
-    xp = namespace(like)
-    try:
-        if namespace(value) is xp:
-            return value
-    except TypeError:
-        pass
-    return xp.asarray(np.asarray(value), device=device_of(like))
+    return same_library(value, name, like, like_name, moves=True)
 
 
 def expand_axis(x: Any, axis: int) -> Any:

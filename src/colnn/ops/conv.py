@@ -73,21 +73,24 @@ def _chunked(strategy: str | None, x: Any) -> bool:
     Another library's array runs the Array API reference on its own device.
     """
     if foreign_namespace(x) is not None:
-        check_strategy(strategy, x)
+        check_strategy(strategy, x, STRATEGIES)
         return False
     return use_kernels(strategy, x.dtype) and conv_chunked.supports_dtype(x.dtype)
 
 
 def check_conv_args(
-    weight: Any, bias: Any, groups: Any, in_channels: int | None = None, *, names: tuple[str, str] = ("weight", "bias")
+    weight: Any, bias: Any, groups: Any, in_channels: int | None = None, *, names: tuple[str, str] = ("weight", "bias"),
+    like: Any = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Validate a weight ``(FN, C/groups, FH, FW)``, a bias ``(FN,)`` or None, and ``groups``.
 
     Every axis of the weight and bias must be non-empty (no filters is a
     ValueError); messages call them by ``names`` (the layer's ``W`` and ``b``).
+    The weight must be of ``like``'s library and device (the input; None: no
+    check), the bias of the weight's (TypeError/ValueError naming both).
     """
     weight_name, bias_name = names
-    weight = check_float_array(weight, weight_name, ndims=(4,), batch_ndims=(), array_api=True)
+    weight = check_float_array(weight, weight_name, ndims=(4,), batch_ndims=(), array_api=True, like=like)
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"groups must be an int, got {groups!r}")
     groups = int(groups)
@@ -107,7 +110,8 @@ def check_conv_args(
                 f"with groups={groups}, but input has {in_channels}"
             )
     if bias is not None:
-        bias = check_float_array(bias, bias_name, ndims=(1,), batch_ndims=(), array_api=True)
+        bias = check_float_array(bias, bias_name, ndims=(1,), batch_ndims=(), array_api=True, like=weight,
+                                 like_name=weight_name)
         if tuple(bias.shape) != (out_channels,):
             raise ValueError(f"{bias_name} must have shape ({out_channels},), got {tuple(bias.shape)}")
     return weight, bias, groups
@@ -258,8 +262,9 @@ def conv2d(
     array([[[[4., 4.],
              [4., 4.]]]], dtype=float32)
     """
+    check_strategy(strategy, input, STRATEGIES)
     x, unbatched = to_batched(check_float_array(input, "input", array_api=True))
-    weight, bias, groups = check_conv_args(weight, bias, groups, in_channels=x.shape[1])
+    weight, bias, groups = check_conv_args(weight, bias, groups, in_channels=x.shape[1], like=x)
     window = conv_window(x.shape[2:], weight.shape[2:], stride, padding, dilation)
     out, _ = conv2d_forward(*as_common_dtype(x, weight, bias), window, groups, strategy)
     return from_batched(out, unbatched)

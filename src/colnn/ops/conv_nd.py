@@ -19,7 +19,8 @@ import numpy as np
 from ..core.checks import check_float_array, from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
-from .array_api import as_common_dtype, device_of, expand_axis, grouped, grouped_matmul, namespace
+from ..kernels.geometry import STRATEGIES
+from .array_api import as_common_dtype, check_strategy, device_of, expand_axis, grouped, grouped_matmul, namespace
 from .conv import check_conv_args, conv2d_backward, conv2d_forward, conv_window
 from .dispatch import dask_dispatch
 from .im2col_nd import col2im_any, im2col_any
@@ -29,12 +30,13 @@ __all__ = ["conv1d", "conv3d", "check_conv_weight", "conv_nd_forward", "conv_nd_
 
 
 def check_conv_weight(weight: Any, bias: Any, groups: Any, ndim: int, in_channels: int | None,
-                      *, transposed: bool = False) -> tuple[np.ndarray, np.ndarray | None, int]:
+                      *, transposed: bool = False, like: Any = None) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Validate an N-d weight ``(FN, C/groups, *k)`` (transposed: ``(C, FN/groups, *k)``), bias and groups.
 
-    The 2-D rules of :func:`colnn.ops.conv.check_conv_args` apply, on a 4-D view.
+    The 2-D rules of :func:`colnn.ops.conv.check_conv_args` apply, on a 4-D view,
+    the library rule too: the weight of ``like``'s library and device, the bias of the weight's.
     """
-    weight = check_float_array(weight, "weight", ndims=(ndim + 2,), batch_ndims=(), array_api=True)
+    weight = check_float_array(weight, "weight", ndims=(ndim + 2,), batch_ndims=(), array_api=True, like=like)
     folded = namespace(weight).reshape(weight, (*weight.shape[:2], math.prod(weight.shape[2:]), 1))
     if transposed:
         # (C, FN/groups, *k): as a convolution from FN/groups*groups channels to C filters.
@@ -44,7 +46,8 @@ def check_conv_weight(weight: Any, bias: Any, groups: Any, ndim: int, in_channel
                              f"but input has {in_channels}")
         out_channels = weight.shape[1] * groups
         if bias is not None:
-            bias = check_float_array(bias, "bias", ndims=(1,), batch_ndims=(), array_api=True)
+            bias = check_float_array(bias, "bias", ndims=(1,), batch_ndims=(), array_api=True, like=weight,
+                                     like_name="weight")
             if tuple(bias.shape) != (out_channels,):
                 raise ValueError(f"bias must have shape ({out_channels},), got {tuple(bias.shape)}")
         return weight, bias, groups
@@ -126,8 +129,9 @@ def conv_nd_backward(grad_output: np.ndarray, input_shape: tuple[int, ...], save
 
 
 def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, strategy):
+    check_strategy(strategy, input, STRATEGIES)
     x, unbatched = check_spatial_input(input, "input", ndim, floating=True)
-    weight, bias, groups = check_conv_weight(weight, bias, groups, ndim, x.shape[1])
+    weight, bias, groups = check_conv_weight(weight, bias, groups, ndim, x.shape[1], like=x)
     window = conv_window(x.shape[2:], weight.shape[2:], stride, padding, dilation)
     out, _ = conv_nd_forward(*as_common_dtype(x, weight, bias), window, groups, strategy)
     return from_batched(out, unbatched)

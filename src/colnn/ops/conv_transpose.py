@@ -21,7 +21,8 @@ import numpy as np
 from ..core.checks import from_batched
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window, as_tuple
-from .array_api import as_common_dtype, grouped_matmul, namespace
+from ..kernels.geometry import STRATEGIES
+from .array_api import as_common_dtype, check_strategy, grouped_matmul, namespace
 from .conv_nd import add_bias, channels_first, channels_last, check_conv_weight, empty_batch_gradients, grouped_outer
 from .dispatch import dask_dispatch
 from .im2col_nd import col2im_any, im2col_any
@@ -91,12 +92,13 @@ def conv_transpose_backward(grad_output: np.ndarray, x: np.ndarray, weight: np.n
 def check_transpose_args(ndim: int, input: Any, weight: Any, bias: Any, stride, padding, output_padding, groups, dilation):
     """Check a transposed convolution's arguments: ``(x, weight, bias, groups, window, unbatched)``, common dtype."""
     x, unbatched = check_spatial_input(input, "input", ndim, floating=True)
-    weight, bias, groups = check_conv_weight(weight, bias, groups, ndim, x.shape[1], transposed=True)
+    weight, bias, groups = check_conv_weight(weight, bias, groups, ndim, x.shape[1], transposed=True, like=x)
     window = transpose_window(x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation)
     return (*as_common_dtype(x, weight, bias), groups, window, unbatched)
 
 
 def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, strategy):
+    check_strategy(strategy, input, STRATEGIES)
     x, weight, bias, groups, window, unbatched = check_transpose_args(
         ndim, input, weight, bias, stride, padding, output_padding, groups, dilation)
     out = conv_transpose_forward(x, weight, bias, window, groups, strategy)

@@ -59,7 +59,7 @@ def fractional_output_size(in_size: tuple[int, ...], kernel_size: Any, output_si
 
 def check_samples(random_samples: Any, x: Any, ndim: int, unbatched: bool) -> Any:
     """``random_samples`` as a floating ``(N, C, ndim)`` array of batched ``x``'s namespace, in [0, 1); errors name it."""
-    samples = as_namespace_of(random_samples, x)
+    samples = as_namespace_of(random_samples, x, "random_samples")
     xp = namespace(samples)
     if not xp.isdtype(samples.dtype, "real floating"):
         raise TypeError(f"random_samples must be a floating array, got dtype {samples.dtype}")

@@ -23,7 +23,7 @@ from ..core.checks import (
     foreign_namespace, to_batched,
 )
 from ..core.window import IntPair, Window, as_pair
-from ..kernels.geometry import use_kernels
+from ..kernels.geometry import STRATEGIES, use_kernels
 from ..kernels.unfold import col2im_rows, fold_windows, im2col_rows, unfold_windows
 from .array_api import check_strategy, col2im_window, fold_window, im2col_window, unfold_window
 from .dispatch import dask_dispatch
@@ -35,7 +35,7 @@ def _runs_kernels(strategy: str | None, x: Any, dtype: Any = None) -> bool:
     """Whether ``x`` goes to the compiled kernels (in ``dtype``, default its own); another library's array
     runs the Array API path where it lives."""
     if foreign_namespace(x) is not None:
-        check_strategy(strategy, x)
+        check_strategy(strategy, x, STRATEGIES)
         return False
     return use_kernels(strategy, x.dtype if dtype is None else dtype)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core.checks import foreign_namespace
 from ..core.window import Window
-from ..kernels.geometry import use_kernels
+from ..kernels.geometry import STRATEGIES, use_kernels
 from ..kernels.unfold import col2im_rows, im2col_rows
 from .array_api import check_strategy, col2im_window, im2col_window
 
@@ -22,7 +22,7 @@ __all__ = ["im2col_any", "col2im_any"]
 
 def _compiled(window: Window, array: Any, strategy: str | None) -> bool:
     if foreign_namespace(array) is not None:
-        check_strategy(strategy, array)
+        check_strategy(strategy, array, STRATEGIES)
         return False
     return use_kernels(strategy, array.dtype) and window.ndim <= 2
 

@@ -92,7 +92,7 @@ def get_strategy(name: str | None = None, x: Any = None) -> PoolStrategy:
     """The strategy called ``name`` (None: the default)."""
     if x is not None and foreign_namespace(x) is not None:
         # Another library's array (PyTorch, JAX, CuPy...) runs the Array API reference on its device.
-        check_strategy(name, x)
+        check_strategy(name, x, tuple(sorted(_STRATEGIES)))
         return _STRATEGIES["im2col"]
     key = _DEFAULT_STRATEGY if name is None else name
     if key not in _STRATEGIES:

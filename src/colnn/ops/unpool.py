@@ -58,7 +58,7 @@ def check_unpool_indices(indices: Any, x: Any, volume: int, unbatched: bool) -> 
 
     Unbatched indices (one axis fewer) go with an unbatched input.
     """
-    array = as_namespace_of(indices, x)
+    array = as_namespace_of(indices, x, "indices")
     xp = namespace(array)
     dtype = index_dtype(xp, volume, "the output plane")
     if not xp.isdtype(array.dtype, "integral"):
