@@ -454,7 +454,10 @@ def run(args: argparse.Namespace) -> int:
         from . import bench_peers
 
         result["peers"] = bench_peers.run_peers(args.quick, result["repeat"], lambda m: print(m, file=sys.stderr))
-    print(format_table(result) + (bench_peers.format_peers(result["peers"], legend=False) if "peers" in result else ""))
+        result["noisy"] = result["noisy"] or any(row["noisy"] for row in result["peers"])
+    print(format_table(result))
+    if "peers" in result:  # after the main table, whose header stated the ratio convention for both
+        print(bench_peers.format_peers(result["peers"], legend=False))
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -481,7 +484,9 @@ def register(subparsers: Any) -> None:
         "bench", help="time colnn against the tutorial, its reference strategy and PyTorch",
         description="Time colnn's pooling and convolution against the tutorial's im2col code, colnn's "
                     "reference strategy and torch.nn.functional (NCHW and channels_last), with the "
-                    "memory-bandwidth limit. Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.")
+                    "memory-bandwidth limit. Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset. "
+                    "Ratios 'X ÷ colnn' are X's time over colnn's (above 1: colnn is faster); 'x limit' and "
+                    "'x copy' are a time over a limit's (1.0 is the limit).")
     bench.add_argument("--quick", action="store_true", help="small shapes and few repeats (a smoke test)")
     bench.add_argument("--repeat", type=_positive_int, help="timed calls per row; default 7 (--quick: 3)")
     bench.add_argument("--json", metavar="FILE", help="also save the results as JSON")
