@@ -6,9 +6,9 @@ table gives the median and the min-max in milliseconds and two kinds of
 ratio. "÷ colnn" is a row's time over colnn's time (above 1: colnn is faster),
 the convention of the peers' section too. "x limit" is a row's time over a
 limit's time (1.0 is the limit, below 1 the data stayed in cache). For pooling
-the limit is memory bandwidth: the time needed just to read the input and write the output (and offsets) at
-the bandwidth of a large ``np.copyto`` into a prefaulted buffer (bytes read +
-written). For convolution it is compute: the GEMMs' FLOPs at the SGEMM rate.
+the limit is memory bandwidth: the time needed just to read the input and
+write the output (and offsets) at the bandwidth of a large ``np.copyto`` into
+a prefaulted buffer (bytes read + written). For convolution it is compute: the GEMMs' FLOPs at the SGEMM rate.
 A backward pass returns a fresh array of the input's size, whose first touch
 (page faults, no prefaulted buffer) can cost more than that bandwidth limit:
 its cases also time ``x.copy()`` of the input, and "x copy" is the time over it.
@@ -47,7 +47,7 @@ from .bench_env import environment, format_environment, load_average
 from .bench_family import family_cases
 
 __all__ = ["Row", "Case", "run_benchmark", "format_table", "measure_bandwidth", "measure_sgemm", "register",
-           "RATIO_LEGEND", "COLNN_RATIO_NOTE", "LIMIT_FLOOR_MS", "NOISE_RATIO"]
+           "RATIO_LEGEND", "COLNN_RATIO_NOTE", "COLNN_RATIO", "LIMIT_FLOOR_MS", "NOISE_RATIO"]
 
 # Shapes of the issue (float32): pooling (input shape, kernel, stride, padding) and
 # convolution (input shape, weight shape, padding).
@@ -71,12 +71,13 @@ COPY_IMPL = "x.copy()"
 LIMIT_FLOOR_MS = 0.02
 # Repeats of one row further apart than this (max / min): something else ran on the cores.
 NOISE_RATIO = 1.3
-# The one statement of the conventions, for the printed header and the JSON.
-COLNN_RATIO_NOTE = "Ratios: 'X ÷ colnn' is X's median time over colnn's (above 1: colnn is faster)."
+# The column names of the two kinds of ratio, and the one statement of what they mean (printed header, JSON).
+COLNN_RATIO, LIMIT_RATIO, COPY_RATIO = "÷ colnn", "x limit", "x copy"
+COLNN_RATIO_NOTE = f"Ratios: 'X {COLNN_RATIO}' is X's median time over colnn's (above 1: colnn is faster)."
 RATIO_LEGEND = COLNN_RATIO_NOTE + (
-    " 'x limit' is a time over the limit's time, 1.0 is the limit (below 1: the data stayed in cache): "
+    f" '{LIMIT_RATIO}' is a time over the limit's time, 1.0 is the limit (below 1: the data stayed in cache): "
     "for pooling the bytes read + written at the measured bandwidth, for convolution the direct method's "
-    "FLOPs at the SGEMM rate; 'x copy' is a time over that of x.copy() of the input into fresh memory "
+    f"FLOPs at the SGEMM rate; '{COPY_RATIO}' is a time over that of x.copy() of the input into fresh memory "
     "(backward's floor: its gradient is such an array). '-': the limit took under "
     f"{LIMIT_FLOOR_MS * 1e3:.0f} us, too short to compare against.")
 SHAPE_LEGEND = ("Shapes: input (N,C,H,W) with kernel k, stride s, padding p; a convolution's "
@@ -412,7 +413,8 @@ def format_table(result: dict[str, Any]) -> str:
         RATIO_LEGEND,
         SHAPE_LEGEND,
         "",
-        f"| case | shape | implementation | median ms | min-max ms | ÷ colnn | x limit | x copy | added MB (x input) |",
+        f"| case | shape | implementation | median ms | min-max ms | {COLNN_RATIO} | {LIMIT_RATIO} | {COPY_RATIO} "
+        "| added MB (x input) |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in result["rows"]:

@@ -36,8 +36,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .bench import (COLNN_RATIO_NOTE, CONV_SHAPES, NOISE_RATIO, POOL_SHAPES, QUICK_CONV_SHAPES, QUICK_POOL_SHAPES,
-                    conv_geometry, noise_warnings, pool_geometry, shape_text, summarize_times)
+from .bench import (COLNN_RATIO, COLNN_RATIO_NOTE, CONV_SHAPES, NOISE_RATIO, POOL_SHAPES, QUICK_CONV_SHAPES,
+                    QUICK_POOL_SHAPES, conv_geometry, noise_warnings, pool_geometry, shape_text, summarize_times)
 
 __all__ = ["PeerRow", "export_onnx", "ort_session", "run_peers", "format_peers"]
 
@@ -381,7 +381,7 @@ def format_peers(rows: list[dict[str, Any]], legend: bool = True) -> str:
     """
     lines = ["", "Peers, timed interleaved (A, B, A, B, ...): median and min-max (* : repeats more than "
              f"{NOISE_RATIO}x apart).", *([COLNN_RATIO_NOTE] if legend else []), "",
-             "| section | case | shape | implementation | median ms | min-max ms | ÷ colnn |",
+             f"| section | case | shape | implementation | median ms | min-max ms | {COLNN_RATIO} |",
              "| --- | --- | --- | --- | ---: | ---: | ---: |"]
     lines += [f"| {row['section']} | {row['case']} | {row['shape']} | {row['impl']} | {row['median_ms']:.2f} | "
               f"{row['min_ms']:.2f}-{row['max_ms']:.2f}{'*' if row['noisy'] else ''} | {row['ratio_to_colnn']:.2f} |"
