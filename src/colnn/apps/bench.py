@@ -105,6 +105,11 @@ def summarize_times(seconds: list[float]) -> dict[str, Any]:
             "max_ms": 1e3 * max(seconds), "noisy": max(seconds) > NOISE_RATIO * min(seconds)}
 
 
+def spread_cell(row: dict[str, Any]) -> str:
+    """A row's min-max as printed, marked ``*`` where its repeats disagree (``noisy``)."""
+    return f"{row['min_ms']:.2f}-{row['max_ms']:.2f}{'*' if row['noisy'] else ''}"
+
+
 def ratio_over(time_ms: float, reference_ms: float | None) -> float | None:
     """``time_ms / reference_ms``, or None where there is no reference or it is below :data:`LIMIT_FLOOR_MS`."""
     if reference_ms is None or reference_ms < LIMIT_FLOOR_MS:
@@ -422,9 +427,9 @@ def format_table(result: dict[str, Any]) -> str:
             f"{row['peak_added_mb']:.0f} ({row['peak_added_mb'] / row['input_mb']:.2f})")
         lines.append(
             f"| {row['case']} | {row['shape']} | {row['impl']} | {row['median_ms']:.2f} | "
-            f"{row['min_ms']:.2f}-{row['max_ms']:.2f}{'*' if row['noisy'] else ''} | "
-            f"{ratio_cell(row['ratio_to_colnn'], None)} | {ratio_cell(row['ratio_limit'], row['limit_ms'])} | "
-            f"{ratio_cell(row['ratio_copy'], row['copy_ms'])} | {memory} |")
+            f"{spread_cell(row)} | {ratio_cell(row['ratio_to_colnn'], None)} | "
+            f"{ratio_cell(row['ratio_limit'], row['limit_ms'])} | {ratio_cell(row['ratio_copy'], row['copy_ms'])} | "
+            f"{memory} |")
     warnings = noise_warnings(result["rows"], result["load_average"], result["machine"]["cores"])
     return "\n".join(lines + ([""] + warnings if warnings else []))
 

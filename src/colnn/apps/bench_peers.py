@@ -37,7 +37,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .bench import (COLNN_RATIO, COLNN_RATIO_NOTE, CONV_SHAPES, NOISE_RATIO, POOL_SHAPES, QUICK_CONV_SHAPES,
-                    QUICK_POOL_SHAPES, conv_geometry, noise_warnings, pool_geometry, shape_text, summarize_times)
+                    QUICK_POOL_SHAPES, conv_geometry, noise_warnings, pool_geometry, shape_text, spread_cell,
+                    summarize_times)
 
 __all__ = ["PeerRow", "export_onnx", "ort_session", "run_peers", "format_peers"]
 
@@ -384,7 +385,7 @@ def format_peers(rows: list[dict[str, Any]], legend: bool = True) -> str:
              f"| section | case | shape | implementation | median ms | min-max ms | {COLNN_RATIO} |",
              "| --- | --- | --- | --- | ---: | ---: | ---: |"]
     lines += [f"| {row['section']} | {row['case']} | {row['shape']} | {row['impl']} | {row['median_ms']:.2f} | "
-              f"{row['min_ms']:.2f}-{row['max_ms']:.2f}{'*' if row['noisy'] else ''} | {row['ratio_to_colnn']:.2f} |"
+              f"{spread_cell(row)} | {row['ratio_to_colnn']:.2f} |"
               for row in rows]
     warnings = noise_warnings(rows, None, None)
     return "\n".join(lines + ([""] + warnings if warnings else []))
