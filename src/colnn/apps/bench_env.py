@@ -51,6 +51,9 @@ def _cpuinfo() -> dict[str, str]:
 def _numba_block() -> dict[str, Any]:
     import numba
 
+    from .. import get_num_threads
+
+    threads = get_num_threads()  # launches colnn's threading layer if no kernel has yet
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet: name the configured one
@@ -61,7 +64,7 @@ def _numba_block() -> dict[str, Any]:
         host_cpu = binding.get_host_cpu_name()
     except (ImportError, AttributeError):
         host_cpu = None
-    return {"numba": numba.get_num_threads(), "threading_layer": layer,
+    return {"numba": threads, "threading_layer": layer,
             "numba_cpu_name": os.environ.get("NUMBA_CPU_NAME"), "llvm_host_cpu": host_cpu}
 
 
