@@ -108,7 +108,22 @@ def test_run_peers_quick_gives_a_ratio_per_row():
         assert row["median_ms"] > 0 and row["ratio_to_colnn"] > 0
         if row["impl"] == "colnn":
             assert row["ratio_to_colnn"] == 1.0
-    assert "peer / colnn" in bench_peers.format_peers(rows)
+        assert row["shape"].startswith("(") and row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+    assert "| ÷ colnn |" in bench_peers.format_peers(rows)
+
+
+def test_peer_rows_whose_repeats_disagree_are_marked_and_warned_about(monkeypatch):
+    # Fake timer: colnn's repeats agree, ONNX Runtime's and JAX's lie 3x apart.
+    monkeypatch.setattr(bench_peers, "time_interleaved", lambda impls, repeat, settle_s=0.0: {
+        impl: [0.002] * 3 if impl == "colnn" else [0.001, 0.003, 0.002] for impl in impls})
+    rows = bench_peers.run_peers(quick=True, only=["S1 max"])
+    assert [row["noisy"] for row in rows] == [row["impl"] != "colnn" for row in rows]
+    table = bench_peers.format_peers(rows)
+    marked = [line for line in table.splitlines() if line.startswith("| forward ops") and "*" in line]
+    assert len(marked) == len(rows) - 1
+    assert "WARNING" in table and "unreliable" in table
+    assert table.count("above 1: colnn is faster") == 1
+    assert "above 1: colnn is faster" not in bench_peers.format_peers(rows, legend=False)
 
 
 def test_run_peers_keeps_only_the_matching_cases():

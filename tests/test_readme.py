@@ -19,3 +19,15 @@ def test_the_readme_has_python_examples():
 def test_readme_example_runs(source, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     exec(compile(source, str(README), "exec"), {"__name__": "__readme__"})
+
+
+def test_the_speed_tables_use_the_benchmarks_ratio_names():
+    """Every ratio column of the README's speed tables is "X ÷ colnn" or a multiple of a limit ("x limit")."""
+    speed = README.read_text(encoding="utf-8").split("## Speed", 1)[1].split("\n## ", 1)[0]
+    headers = [line for line in speed.splitlines() if line.startswith("| case |")]
+    assert len(headers) >= 2
+    for header in headers:
+        for cell in (cell.strip() for cell in header.strip("|").split("|")):
+            assert "/" not in cell, cell
+            if "÷" in cell:
+                assert cell.endswith(" ÷ colnn"), cell

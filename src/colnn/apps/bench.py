@@ -2,15 +2,20 @@
 
 Everything runs in one process: each case is warmed up once (which compiles
 the kernels, or loads them from the cache), then timed ``repeat`` times; the
-table gives the median and the min-max in milliseconds, and two ratios (time
-over time, lower is faster): against ``torch.nn.functional`` in the default
-NCHW layout, and against a limit. For pooling the limit is memory bandwidth:
-the time needed just to read the input and write the output (and offsets) at
-the bandwidth of a large ``np.copyto`` into a prefaulted buffer (bytes read +
-written). For convolution it is compute: the GEMMs' FLOPs at the SGEMM rate.
+table gives the median and the min-max in milliseconds and two kinds of
+ratio. "÷ colnn" is a row's time over colnn's time (above 1: colnn is faster),
+the convention of the peers' section too. "x limit" is a row's time over a
+limit's time (1.0 is the limit, below 1 the data stayed in cache). For pooling
+the limit is memory bandwidth: the time needed just to read the input and
+write the output (and offsets) at the bandwidth of a large ``np.copyto`` into
+a prefaulted buffer (bytes read + written). For convolution it is compute: the GEMMs' FLOPs at the SGEMM rate.
 A backward pass returns a fresh array of the input's size, whose first touch
 (page faults, no prefaulted buffer) can cost more than that bandwidth limit:
-its cases also time ``x.copy()`` of the input, and a third ratio is over it.
+its cases also time ``x.copy()`` of the input, and "x copy" is the time over it.
+A limit under :data:`LIMIT_FLOOR_MS` is too short to time a ratio against
+(printed "-"); a row whose repeats differ by more than :data:`NOISE_RATIO`
+(max over min) is marked noisy, and so is the whole run when the load average
+exceeds the number of cores.
 
 Memory is the peak resident memory one call adds, read from ``VmHWM`` in
 ``/proc/self/status`` after resetting it (``echo 5 > /proc/self/clear_refs``)
@@ -28,7 +33,6 @@ import gc
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,9 +43,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .bench_env import environment, format_environment, load_average
 from .bench_family import family_cases
 
-__all__ = ["Row", "Case", "run_benchmark", "format_table", "measure_bandwidth", "measure_sgemm", "register"]
+__all__ = ["Row", "Case", "run_benchmark", "format_table", "measure_bandwidth", "measure_sgemm", "register",
+           "RATIO_LEGEND", "COLNN_RATIO_NOTE", "COLNN_RATIO", "LIMIT_FLOOR_MS", "NOISE_RATIO"]
 
 # Shapes of the issue (float32): pooling (input shape, kernel, stride, padding) and
 # convolution (input shape, weight shape, padding).
@@ -61,8 +67,74 @@ QUICK_CONV_SHAPES = {"C1": ((2, 8, 16, 16), (8, 8, 3, 3), 1), "C2": ((4, 1, 28, 
 
 # The floor of a backward pass that returns a fresh array of the input's size.
 COPY_IMPL = "x.copy()"
-# These tune old OpenBLAS builds; set, they can halve a current one's SGEMM.
-OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Below 20 us a limit is a few cache lines and timer jitter: a ratio to it says nothing.
+LIMIT_FLOOR_MS = 0.02
+# Repeats of one row further apart than this (max / min): something else ran on the cores.
+NOISE_RATIO = 1.3
+# The column names of the two kinds of ratio, and the one statement of what they mean (printed header, JSON).
+COLNN_RATIO, LIMIT_RATIO, COPY_RATIO = "÷ colnn", "x limit", "x copy"
+COLNN_RATIO_NOTE = f"Ratios: 'X {COLNN_RATIO}' is X's median time over colnn's (above 1: colnn is faster)."
+RATIO_LEGEND = COLNN_RATIO_NOTE + (
+    f" '{LIMIT_RATIO}' is a time over the limit's time, 1.0 is the limit (below 1: the data stayed in cache): "
+    "for pooling the bytes read + written at the measured bandwidth, for convolution the direct method's "
+    f"FLOPs at the SGEMM rate; '{COPY_RATIO}' is a time over that of x.copy() of the input into fresh memory "
+    "(backward's floor: its gradient is such an array). '-': the limit took under "
+    f"{LIMIT_FLOOR_MS * 1e3:.0f} us, too short to compare against.")
+SHAPE_LEGEND = ("Shapes: input (N,C,H,W) with kernel k, stride s, padding p; a convolution's "
+                "input * weight (out,in,kh,kw).")
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """``(64,64,56,56)``: a shape without spaces, so that table cells stay narrow."""
+    return "(" + ",".join(str(size) for size in shape) + ")"
+
+
+def pool_geometry(shape: tuple[int, ...], kernel: int, stride: int, pad: int) -> str:
+    """A pooling case's geometry as the table prints it: ``(64,64,56,56) k2 s2 p0``."""
+    return f"{shape_text(shape)} k{kernel} s{stride} p{pad}"
+
+
+def conv_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int, pad: int) -> str:
+    """A convolution case's geometry: ``(32,64,56,56) * (64,64,3,3) s1 p1``."""
+    return f"{shape_text(x_shape)} * {shape_text(w_shape)} s{stride} p{pad}"
+
+
+def summarize_times(seconds: list[float]) -> dict[str, Any]:
+    """Median, min and max in milliseconds of one row's repeats, and whether they disagree (``noisy``)."""
+    return {"median_ms": 1e3 * statistics.median(seconds), "min_ms": 1e3 * min(seconds),
+            "max_ms": 1e3 * max(seconds), "noisy": max(seconds) > NOISE_RATIO * min(seconds)}
+
+
+def spread_cell(row: dict[str, Any]) -> str:
+    """A row's min-max as printed, marked ``*`` where its repeats disagree (``noisy``)."""
+    return f"{row['min_ms']:.2f}-{row['max_ms']:.2f}{'*' if row['noisy'] else ''}"
+
+
+def ratio_over(time_ms: float, reference_ms: float | None) -> float | None:
+    """``time_ms / reference_ms``, or None where there is no reference or it is below :data:`LIMIT_FLOOR_MS`."""
+    if reference_ms is None or reference_ms < LIMIT_FLOOR_MS:
+        return None
+    return time_ms / reference_ms
+
+
+def ratio_cell(ratio: float | None, reference_ms: float | None) -> str:
+    """A ratio as printed: blank where there is nothing to compare with, "-" where the reference is below the floor."""
+    if ratio is not None:
+        return f"{ratio:.2f}"
+    return "" if reference_ms is None else "-"
+
+
+def noise_warnings(rows: list[dict[str, Any]], load: float | None, cores: int | None) -> list[str]:
+    """Warning lines under a table: rows marked noisy, and a load average above the number of cores."""
+    lines = []
+    noisy = sum(bool(row["noisy"]) for row in rows)
+    if noisy:
+        lines.append(f"WARNING: {noisy} of {len(rows)} rows (marked *) had repeats more than {NOISE_RATIO}x apart "
+                     "(max / min): their ratios are unreliable; rerun on a quiet machine or with more --repeat.")
+    if load is not None and cores and load > cores:
+        lines.append(f"WARNING: load average {load:.2f} above the {cores} cores: other work shared them, "
+                     "so every ratio is unreliable.")
+    return lines
 
 
 @dataclass
@@ -70,22 +142,27 @@ class Row:
     """One timed implementation of one case; times in milliseconds."""
 
     case: str
+    shape: str
     impl: str
     median_ms: float
     min_ms: float
     max_ms: float
-    ratio_torch: float | None = None
-    ratio_limit: float | None = None
-    ratio_copy: float | None = None
+    noisy: bool
+    ratio_to_colnn: float | None = None  # this row's time / colnn's
+    limit_ms: float | None = None
+    ratio_limit: float | None = None  # this row's time / limit_ms; None below LIMIT_FLOOR_MS
+    copy_ms: float | None = None
+    ratio_copy: float | None = None  # this row's time / copy_ms; None below LIMIT_FLOOR_MS
     peak_added_mb: float | None = None
     input_mb: float | None = None
 
 
 @dataclass
 class Case:
-    """A benchmark case: what it computes, its limit, and the implementations to time."""
+    """A benchmark case: what it computes, on what shape, its limit, and the implementations to time."""
 
     name: str
+    shape: str
     limit_ms: float | None
     input_mb: float
     impls: dict[str, Callable[[], Any]] = field(default_factory=dict)
@@ -148,19 +225,6 @@ def peak_added_mb(func: Callable[[], Any]) -> float | None:
     return (peak - before) / 1024
 
 
-def blas_info() -> list[dict[str, Any]]:
-    """BLAS libraries numpy (and torch) loaded, with their kernel (``architecture``), via threadpoolctl."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return []
-    return [
-        {key: info.get(key) for key in ("internal_api", "version", "architecture", "num_threads", "filepath")}
-        for info in threadpool_info()
-        if info.get("user_api") == "blas"
-    ]
-
-
 # --- cases -------------------------------------------------------------------------
 
 
@@ -193,27 +257,28 @@ def _pool_cases(shapes: dict, torch: Any, tutorial: Any, bandwidth: float) -> li
         offsets_bytes = int(np.prod(out_shape)) * offset_dtype(window).itemsize
         _, window_offset = max_pool2d_forward(x, window)
         grad = rng.random(out_shape, dtype=np.float32)
+        geometry = pool_geometry(shape, kernel, stride, pad)
 
         def limit(nbytes: int) -> float:
             return nbytes / bandwidth * 1e3
 
-        forward = Case(f"{name} max fwd (inference)", limit(x.nbytes + out_bytes), x.nbytes / 2**20)
+        forward = Case(f"{name} max fwd (inference)", geometry, limit(x.nbytes + out_bytes), x.nbytes / 2**20)
         forward.impls["colnn"] = lambda x=x, k=kernel, s=stride, p=pad: max_pool2d(x, k, s, p)
         forward.impls["colnn im2col"] = lambda x=x, k=kernel, s=stride, p=pad: max_pool2d(x, k, s, p, strategy="im2col")
         if tutorial is not None and pad == 0:  # the tutorial's output size ignores padding
             layer = tutorial.Pooling(kernel, kernel, stride, pad)
             forward.impls["tutorial"] = lambda x=x, layer=layer: layer.forward(x)
-        training = Case(f"{name} max fwd + offsets", limit(x.nbytes + out_bytes + offsets_bytes), x.nbytes / 2**20)
+        training = Case(f"{name} max fwd + offsets", geometry, limit(x.nbytes + out_bytes + offsets_bytes), x.nbytes / 2**20)
         training.impls["colnn"] = lambda x=x, w=window: max_pool2d_forward(x, w)
         training.impls["colnn im2col"] = lambda x=x, w=window: max_pool2d_forward(x, w, "im2col")
-        backward = Case(f"{name} max bwd", limit(x.nbytes + out_bytes + offsets_bytes), x.nbytes / 2**20)
+        backward = Case(f"{name} max bwd", geometry, limit(x.nbytes + out_bytes + offsets_bytes), x.nbytes / 2**20)
         backward.impls["colnn"] = lambda g=grad, o=window_offset, x=x, w=window: max_pool2d_backward(g, o, x.shape, w)
         # The gradient is fresh memory of the input's size: first touching it is the floor (no prefaulted buffer).
         backward.impls[COPY_IMPL] = x.copy
         _, im2col_offset = max_pool2d_forward(x, window, "im2col")
         backward.impls["colnn im2col"] = (
             lambda g=grad, o=im2col_offset, x=x, w=window: max_pool2d_backward(g, o, x.shape, w, "im2col"))
-        average = Case(f"{name} avg fwd", limit(x.nbytes + out_bytes), x.nbytes / 2**20)
+        average = Case(f"{name} avg fwd", geometry, limit(x.nbytes + out_bytes), x.nbytes / 2**20)
         average.impls["colnn"] = lambda x=x, k=kernel, s=stride, p=pad: avg_pool2d(x, k, s, p)
         average.impls["colnn im2col"] = lambda x=x, k=kernel, s=stride, p=pad: avg_pool2d(x, k, s, p, strategy="im2col")
         if torch is not None:
@@ -248,10 +313,11 @@ def _conv_cases(shapes: dict, torch: Any, sgemm: float) -> list[Case]:
         out, col = conv2d_forward(x, weight, bias, window, strategy="im2col")
         grad = rng.random(out.shape, dtype=np.float32)
         gemm_flop = 2.0 * out.size * weight[0].size  # every output: one dot product of a weight row
-        forward = Case(f"{name} conv fwd", gemm_flop / sgemm * 1e3, x.nbytes / 2**20)
+        geometry = conv_geometry(x_shape, w_shape, 1, pad)
+        forward = Case(f"{name} conv fwd", geometry, gemm_flop / sgemm * 1e3, x.nbytes / 2**20)
         forward.impls["colnn"] = lambda x=x, w=weight, b=bias, win=window: conv2d_forward(x, w, b, win)[0]
         forward.impls["colnn im2col"] = lambda x=x, w=weight, b=bias, win=window: conv2d_forward(x, w, b, win, strategy="im2col")[0]
-        backward = Case(f"{name} conv bwd", 2 * gemm_flop / sgemm * 1e3, x.nbytes / 2**20)
+        backward = Case(f"{name} conv bwd", geometry, 2 * gemm_flop / sgemm * 1e3, x.nbytes / 2**20)
         backward.impls["colnn"] = lambda g=grad, x=x, w=weight, win=window: conv2d_backward(g, x.shape, x, w, win)
         backward.impls["colnn im2col"] = (
             lambda g=grad, c=col, x=x, w=weight, win=window: conv2d_backward(g, x.shape, c, w, win, strategy="im2col"))
@@ -291,8 +357,9 @@ def run_benchmark(quick: bool = False, repeat: int | None = None, use_torch: boo
 
 def _run_cases(quick: bool, repeat: int, torch: Any, tutorial_path: Path | None,
                log: Callable[[str], None] | None) -> dict[str, Any]:
-    from .. import __version__, get_num_threads
+    from .. import __version__
 
+    load = load_average()  # before the timing, which adds its own threads to it
     settle_s = 0.1 if quick else 2.0
     bandwidth = measure_bandwidth(64 << 20 if quick else 512 << 20)
     sgemm = measure_sgemm(512 if quick else 2048)
@@ -312,91 +379,59 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial_path: Path | None,
         for case in cases:
             if impl in case.impls:
                 func = case.impls[impl]
-                seconds = time_call(func, repeat)
-                timed[case.name, impl] = Row(
-                    case.name, impl, 1e3 * statistics.median(seconds), 1e3 * min(seconds), 1e3 * max(seconds),
-                    peak_added_mb=peak_added_mb(func), input_mb=case.input_mb)
+                timed[case.name, impl] = Row(case.name, case.shape, impl, **summarize_times(time_call(func, repeat)),
+                                             peak_added_mb=peak_added_mb(func), input_mb=case.input_mb)
     rows = []
     for case in cases:
         case_rows = [timed[case.name, impl] for impl in case.impls]
-        torch_ms = next((row.median_ms for row in case_rows if row.impl == "torch NCHW"), None)
-        copy_ms = next((row.median_ms for row in case_rows if row.impl == COPY_IMPL), None)
+        colnn_ms = timed[case.name, "colnn"].median_ms
+        copy_ms = timed[case.name, COPY_IMPL].median_ms if COPY_IMPL in case.impls else None
         for row in case_rows:
-            row.ratio_torch = row.median_ms / torch_ms if torch_ms else None
-            row.ratio_limit = row.median_ms / case.limit_ms if case.limit_ms else None
-            row.ratio_copy = row.median_ms / copy_ms if copy_ms else None
+            row.ratio_to_colnn = row.median_ms / colnn_ms
+            row.limit_ms, row.ratio_limit = case.limit_ms, ratio_over(row.median_ms, case.limit_ms)
+            row.copy_ms, row.ratio_copy = copy_ms, ratio_over(row.median_ms, copy_ms)
         rows += case_rows
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
-        "versions": _versions(__version__, torch),
-        "threads": {"numba": get_num_threads()},
-        "blas": blas_info(),
-        "openblas_overrides": {name: os.environ[name] for name in OPENBLAS_OVERRIDES if name in os.environ},
-        "bandwidth_GBps": bandwidth / 1e9,
-        "sgemm_GFLOPS": sgemm / 1e9,
-        "quick": quick,
-        "repeat": repeat,
-        "rows": [asdict(row) for row in rows],
-    }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _versions(colnn_version: str, torch: Any) -> dict[str, str]:
-    import numba
-
-    versions = {"python": platform.python_version(), "colnn": colnn_version, "numpy": np.__version__,
-                "numba": numba.__version__}
-    if torch is not None:
-        versions["torch"] = torch.__version__
-    return versions
-
-
-def _ratio(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              **environment(__version__, torch),
+              "load_average": load,
+              "bandwidth_GBps": bandwidth / 1e9,
+              "sgemm_GFLOPS": sgemm / 1e9,
+              "quick": quick,
+              "repeat": repeat,
+              "conventions": {"ratios": RATIO_LEGEND, "limit_floor_ms": LIMIT_FLOOR_MS, "noise_ratio": NOISE_RATIO},
+              "rows": [asdict(row) for row in rows]}
+    result["noisy"] = bool(noise_warnings(result["rows"], load, result["machine"]["cores"]))
+    return result
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The result as a plain-text table (a Markdown table, so the README can show it as is)."""
-    versions = ", ".join(f"{name} {version}" for name, version in result["versions"].items())
+    """The result as a plain-text table (a Markdown table, so the README can show it as is).
+
+    The header says once what the ratios mean (:data:`RATIO_LEGEND`), for this
+    table and the peers' after it; warnings about noise follow the table.
+    """
     lines = [
-        f"{result['date']} on {result['machine']['cpu']} ({result['machine']['cores']} cores); {versions}",
-        f"numba threads: {result['threads']['numba']}; memory bandwidth {result['bandwidth_GBps']:.1f} GB/s "
-        f"(np.copyto, read + write); SGEMM {result['sgemm_GFLOPS']:.0f} GFLOP/s",
-    ]
-    for blas in result["blas"]:
-        lines.append(f"BLAS: {blas['internal_api']} {blas['version']} ({Path(blas['filepath']).name}), "
-                     f"kernel {blas['architecture']}, {blas['num_threads']} threads")
-    if result["openblas_overrides"]:
-        lines.append(f"WARNING: {result['openblas_overrides']} set: they can halve SGEMM; rerun with "
-                     f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE")
-    lines += [
+        *format_environment(result),
         "",
-        f"Median and min-max of {result['repeat']} calls; ratios are time / time (lower is faster); "
-        f"/ {COPY_IMPL}: over a copy of the input into fresh memory (backward's floor: its gradient is such an "
-        "array); memory: peak resident memory one call adds.",
+        f"Median and min-max of {result['repeat']} calls (* : repeats more than {NOISE_RATIO}x apart); "
+        "memory: peak resident memory one call adds (x input: over the input's size).",
+        RATIO_LEGEND,
+        SHAPE_LEGEND,
         "",
-        f"| case | implementation | median ms | min-max ms | / torch NCHW | / limit | / {COPY_IMPL} | added MB (x input) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| case | shape | implementation | median ms | min-max ms | {COLNN_RATIO} | {LIMIT_RATIO} | {COPY_RATIO} "
+        "| added MB (x input) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in result["rows"]:
         memory = "" if row["peak_added_mb"] is None else (
             f"{row['peak_added_mb']:.0f} ({row['peak_added_mb'] / row['input_mb']:.2f})")
         lines.append(
-            f"| {row['case']} | {row['impl']} | {row['median_ms']:.2f} | {row['min_ms']:.2f}-{row['max_ms']:.2f} | "
-            f"{_ratio(row['ratio_torch'])} | {_ratio(row['ratio_limit'])} | {_ratio(row.get('ratio_copy'))} | "
+            f"| {row['case']} | {row['shape']} | {row['impl']} | {row['median_ms']:.2f} | "
+            f"{spread_cell(row)} | {ratio_cell(row['ratio_to_colnn'], None)} | "
+            f"{ratio_cell(row['ratio_limit'], row['limit_ms'])} | {ratio_cell(row['ratio_copy'], row['copy_ms'])} | "
             f"{memory} |")
-    return "\n".join(lines)
+    warnings = noise_warnings(result["rows"], result["load_average"], result["machine"]["cores"])
+    return "\n".join(lines + ([""] + warnings if warnings else []))
 
 
 # --- command line ---------------------------------------------------------------------
@@ -426,7 +461,10 @@ def run(args: argparse.Namespace) -> int:
         from . import bench_peers
 
         result["peers"] = bench_peers.run_peers(args.quick, result["repeat"], lambda m: print(m, file=sys.stderr))
-    print(format_table(result) + (bench_peers.format_peers(result["peers"]) if "peers" in result else ""))
+        result["noisy"] = result["noisy"] or any(row["noisy"] for row in result["peers"])
+    print(format_table(result))
+    if "peers" in result:  # after the main table, whose header stated the ratio convention for both
+        print(bench_peers.format_peers(result["peers"], legend=False))
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -453,7 +491,9 @@ def register(subparsers: Any) -> None:
         "bench", help="time colnn against the tutorial, its reference strategy and PyTorch",
         description="Time colnn's pooling and convolution against the tutorial's im2col code, colnn's "
                     "reference strategy and torch.nn.functional (NCHW and channels_last), with the "
-                    "memory-bandwidth limit. Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.")
+                    "memory-bandwidth limit. Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset. "
+                    "Ratios 'X ÷ colnn' are X's time over colnn's (above 1: colnn is faster); 'x limit' and "
+                    "'x copy' are a time over a limit's (1.0 is the limit).")
     bench.add_argument("--quick", action="store_true", help="small shapes and few repeats (a smoke test)")
     bench.add_argument("--repeat", type=_positive_int, help="timed calls per row; default 7 (--quick: 3)")
     bench.add_argument("--json", metavar="FILE", help="also save the results as JSON")

@@ -31,7 +31,7 @@ QUICK_FAMILY_SHAPES = {
 def family_cases(quick: bool, torch: Any, bandwidth: float, sgemm: float) -> list:
     """The cases, as :class:`colnn.apps.bench.Case` objects."""
     from .. import adaptive_avg_pool2d, conv1d, conv_transpose2d, max_pool3d
-    from .bench import Case
+    from .bench import Case, conv_geometry, pool_geometry, shape_text
 
     shapes = QUICK_FAMILY_SHAPES if quick else FAMILY_SHAPES
     rng = np.random.default_rng(2)
@@ -39,7 +39,7 @@ def family_cases(quick: bool, torch: Any, bandwidth: float, sgemm: float) -> lis
     cases = []
 
     video = rng.random(shapes["V3"], dtype=np.float32)
-    case = Case("V3 max_pool3d fwd", (video.nbytes * 9 / 8) / bandwidth * 1e3, video.nbytes / 2**20)
+    case = Case("V3 max_pool3d fwd", pool_geometry(video.shape, 2, 2, 0), (video.nbytes * 9 / 8) / bandwidth * 1e3, video.nbytes / 2**20)
     case.impls["colnn"] = lambda: max_pool3d(video, 2)
     case.impls["colnn im2col"] = lambda: max_pool3d(video, 2, strategy="im2col")
     if functional is not None:
@@ -48,7 +48,7 @@ def family_cases(quick: bool, torch: Any, bandwidth: float, sgemm: float) -> lis
     cases.append(case)
 
     head = rng.random(shapes["A1"], dtype=np.float32)
-    case = Case("A1 adaptive avg 1x1", head.nbytes / bandwidth * 1e3, head.nbytes / 2**20)
+    case = Case("A1 adaptive avg 1x1", f"{shape_text(head.shape)} to 1x1", head.nbytes / bandwidth * 1e3, head.nbytes / 2**20)
     case.impls["colnn"] = lambda: adaptive_avg_pool2d(head, 1)
     if functional is not None:
         head_t = torch.from_numpy(head)
@@ -60,7 +60,7 @@ def family_cases(quick: bool, torch: Any, bandwidth: float, sgemm: float) -> lis
     filters = rng.random(w_shape, dtype=np.float32) - 0.5
     out_len = (x_shape[2] - w_shape[2]) // 4 + 1
     flop = 2.0 * x_shape[0] * w_shape[0] * out_len * w_shape[1] * w_shape[2]
-    case = Case("W1 conv1d fwd", flop / sgemm * 1e3, audio.nbytes / 2**20)
+    case = Case("W1 conv1d fwd", conv_geometry(x_shape, w_shape, 4, 0), flop / sgemm * 1e3, audio.nbytes / 2**20)
     case.impls["colnn"] = lambda: conv1d(audio, filters, stride=4)
     case.impls["colnn im2col"] = lambda: conv1d(audio, filters, stride=4, strategy="im2col")
     if functional is not None:
@@ -72,7 +72,7 @@ def family_cases(quick: bool, torch: Any, bandwidth: float, sgemm: float) -> lis
     codes = rng.random(x_shape, dtype=np.float32)
     kernel = rng.random(w_shape, dtype=np.float32) - 0.5
     flop = 2.0 * codes.size * w_shape[1] * w_shape[2] * w_shape[3]
-    case = Case("T2 conv_transpose2d fwd", flop / sgemm * 1e3, codes.nbytes / 2**20)
+    case = Case("T2 conv_transpose2d fwd", conv_geometry(x_shape, w_shape, 2, 1), flop / sgemm * 1e3, codes.nbytes / 2**20)
     case.impls["colnn"] = lambda: conv_transpose2d(codes, kernel, stride=2, padding=1)
     case.impls["colnn im2col"] = lambda: conv_transpose2d(codes, kernel, stride=2, padding=1, strategy="im2col")
     if functional is not None:

@@ -18,7 +18,9 @@ MLAS kernels) and the compiler a NumPy user reaches for (JAX/XLA):
 
 The implementations of a case are timed interleaved (A, B, A, B, ...) and
 the median kept, so a machine shared with other work slows them alike. The
-ratio is the peer's time over colnn's: above 1, colnn is faster. ONNX Runtime
+ratio is the peer's time over colnn's ("÷ colnn", as in :mod:`colnn.apps.bench`):
+above 1, colnn is faster. A row whose repeats lie more than
+:data:`colnn.apps.bench.NOISE_RATIO` apart is marked noisy. ONNX Runtime
 and PyTorch run on colnn's thread count (:func:`colnn.get_num_threads`), and
 ONNX Runtime's workers do not spin between calls, so they leave the cores to
 whatever runs next. XLA picks its own thread count. A peer that is not
@@ -28,14 +30,15 @@ installed is left out (``pip install colnn[bench]``).
 from __future__ import annotations
 
 import importlib
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .bench import CONV_SHAPES, POOL_SHAPES, QUICK_CONV_SHAPES, QUICK_POOL_SHAPES
+from .bench import (COLNN_RATIO, COLNN_RATIO_NOTE, CONV_SHAPES, NOISE_RATIO, POOL_SHAPES, QUICK_CONV_SHAPES,
+                    QUICK_POOL_SHAPES, conv_geometry, noise_warnings, pool_geometry, shape_text, spread_cell,
+                    summarize_times)
 
 __all__ = ["PeerRow", "export_onnx", "ort_session", "run_peers", "format_peers"]
 
@@ -50,12 +53,16 @@ PREDICT_IMAGES = 1000
 
 @dataclass
 class PeerRow:
-    """One implementation of one case: median milliseconds and the ratio to colnn (peer / colnn)."""
+    """One implementation of one case: its times in milliseconds and ``ratio_to_colnn`` (its median / colnn's)."""
 
     section: str
     case: str
+    shape: str
     impl: str
     median_ms: float
+    min_ms: float
+    max_ms: float
+    noisy: bool
     ratio_to_colnn: float
 
 
@@ -193,8 +200,8 @@ def _selected(case: str, only: Sequence[str] | None) -> bool:
 
 
 def _op_cases(quick: bool, threads: int, only: Sequence[str] | None = None,
-              ) -> list[tuple[str, str, dict[str, Callable[[], Any]]]]:
-    """``(section, case, {impl: func})`` for each forward op selected by ``only``, colnn first."""
+              ) -> list[tuple[str, str, str, dict[str, Callable[[], Any]]]]:
+    """``(section, case, shape, {impl: func})`` for each forward op selected by ``only``, colnn first."""
     from ..ops.conv import conv2d
     from ..ops.pooling import avg_pool2d, max_pool2d
 
@@ -212,7 +219,7 @@ def _op_cases(quick: bool, threads: int, only: Sequence[str] | None = None,
                 impls["onnxruntime"] = ort_pool(kind, x, out_shape, kernel, stride, pad, threads)
             if has_jax:
                 impls["jax jit"] = jax_pool(kind, x, kernel, stride, pad)
-            cases.append(("forward ops", f"{name} {kind} fwd", impls))
+            cases.append(("forward ops", f"{name} {kind} fwd", pool_geometry(shape, kernel, stride, pad), impls))
     for name, (x_shape, w_shape, pad) in (QUICK_CONV_SHAPES if quick else PEER_CONV_SHAPES).items():
         if not _selected(f"{name} conv fwd", only):
             continue
@@ -224,7 +231,7 @@ def _op_cases(quick: bool, threads: int, only: Sequence[str] | None = None,
             impls["onnxruntime"] = ort_conv(x, weight, bias, impls["colnn"]().shape, pad, threads)
         if has_jax:
             impls["jax jit"] = jax_conv(x, weight, bias, pad)
-        cases.append(("forward ops", f"{name} conv fwd", impls))
+        cases.append(("forward ops", f"{name} conv fwd", conv_geometry(x_shape, w_shape, 1, pad), impls))
     return cases
 
 
@@ -306,8 +313,9 @@ def predict_pair(images: int, threads: int, seed: int = 0) -> dict[str, Callable
 SETTLE_S = 0.02
 
 
-def time_interleaved(impls: dict[str, Callable[[], Any]], repeat: int, settle_s: float = 0.0) -> dict[str, float]:
-    """Median seconds per implementation, timed A, B, A, B, ... after one warm-up call each.
+def time_interleaved(impls: dict[str, Callable[[], Any]], repeat: int,
+                     settle_s: float = 0.0) -> dict[str, list[float]]:
+    """Seconds of each of ``repeat`` calls per implementation, timed A, B, A, B, ... after one warm-up call each.
 
     ``settle_s``: a pause before each timed call, so that threads the previous
     call left spinning (XLA's, TBB's) are idle when the next one starts.
@@ -322,7 +330,7 @@ def time_interleaved(impls: dict[str, Callable[[], Any]], repeat: int, settle_s:
             start = time.perf_counter()
             func()
             seconds[name].append(time.perf_counter() - start)
-    return {name: statistics.median(times) for name, times in seconds.items()}
+    return seconds
 
 
 def run_peers(quick: bool = False, repeat: int = 7, log: Callable[[str], None] | None = None,
@@ -341,32 +349,43 @@ def run_peers(quick: bool = False, repeat: int = 7, log: Callable[[str], None] |
     cases = _op_cases(quick, threads, only)
     for name, (shape, filters) in (QUICK_STEP_SHAPES if quick else STEP_SHAPES).items():
         if _selected(name, only):
-            cases.append(("training step", name, step_pair(shape, filters, torch)))
+            cases.append(("training step", name, f"{shape_text(shape)}, {filters} filters",
+                          step_pair(shape, filters, torch)))
     images = 10 if quick else PREDICT_IMAGES
     predict_case = f"SimpleConvNet on {images} images"
     if _selected(predict_case, only) or _selected("predict", only):
-        cases.append(("predict", predict_case, predict_pair(images, threads)))
+        cases.append(("predict", predict_case, shape_text((images, 1, 28, 28)), predict_pair(images, threads)))
     torch_threads = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(threads)
     rows = []
     try:
-        for section, case, impls in cases:
+        for section, case, shape, impls in cases:
             if log:
                 log(f"timing peers: {case}")
-            medians = time_interleaved(impls, repeat, settle_s)
-            rows += [asdict(PeerRow(section, case, impl, 1e3 * median, median / medians["colnn"]))
-                     for impl, median in medians.items()]
+            times = {impl: summarize_times(seconds) for impl, seconds in time_interleaved(impls, repeat, settle_s).items()}
+            rows += [asdict(PeerRow(section, case, shape, impl, **summary,
+                                    ratio_to_colnn=summary["median_ms"] / times["colnn"]["median_ms"]))
+                     for impl, summary in times.items()]
     finally:
         if torch is not None:
             torch.set_num_threads(torch_threads)
     return rows
 
 
-def format_peers(rows: list[dict[str, Any]]) -> str:
-    """The peer rows as a Markdown table; ratio = peer time / colnn time (above 1: colnn is faster)."""
-    lines = ["", "Peers, timed interleaved (median); ratio = peer ms / colnn ms, above 1 means colnn is faster.", "",
-             "| section | case | implementation | median ms | peer / colnn |", "| --- | --- | --- | ---: | ---: |"]
-    lines += [f"| {row['section']} | {row['case']} | {row['impl']} | {row['median_ms']:.2f} | "
-              f"{row['ratio_to_colnn']:.2f} |" for row in rows]
-    return "\n".join(lines)
+def format_peers(rows: list[dict[str, Any]], legend: bool = True) -> str:
+    """The peer rows as a Markdown table; "÷ colnn" is a row's median over colnn's (above 1: colnn is faster).
+
+    ``legend=False`` leaves out the line that says so, for ``colnn bench``,
+    whose header says it once for both tables. Warnings about noisy rows follow
+    the table.
+    """
+    lines = ["", "Peers, timed interleaved (A, B, A, B, ...): median and min-max (* : repeats more than "
+             f"{NOISE_RATIO}x apart).", *([COLNN_RATIO_NOTE] if legend else []), "",
+             f"| section | case | shape | implementation | median ms | min-max ms | {COLNN_RATIO} |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: |"]
+    lines += [f"| {row['section']} | {row['case']} | {row['shape']} | {row['impl']} | {row['median_ms']:.2f} | "
+              f"{spread_cell(row)} | {row['ratio_to_colnn']:.2f} |"
+              for row in rows]
+    warnings = noise_warnings(rows, None, None)
+    return "\n".join(lines + ([""] + warnings if warnings else []))
