@@ -1,6 +1,7 @@
 """First-layer convolutions (few input channels) by each forward kernel of colnn, against ONNX Runtime.
 
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv_first_layer.py [--rounds 3] [--threads 1]``
+(``--profile``: the per-image GEMM's steps on C3, one thread, each timed on its own).
 
 Each case is timed interleaved (``colnn.apps.bench_peers.time_interleaved``),
 in several rounds; the median of each round is printed with its ratio to ONNX
@@ -27,13 +28,63 @@ CASES = {
 }
 
 
+def profile(rounds: int, repeat: int) -> None:
+    """Time split of the per-image GEMM on C3, one thread: im2col, GEMM, ReLU, first touch of the output, threads."""
+    from colnn.kernels import epilogue_loops, im2col_loops
+    from colnn.kernels.conv_chunked import in_parallel
+    from colnn.kernels.geometry import window_args
+
+    colnn.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    (x_shape, w_shape, pad), n = CASES["C3 (100,1,28,28)x(30,1,5,5)"], 100
+    x = rng.random(x_shape, dtype=np.float32)
+    weight = rng.random(w_shape, dtype=np.float32) - 0.5
+    bias = rng.random(w_shape[0], dtype=np.float32)
+    window = conv_window(x_shape[2:], w_shape[2:], 1, pad, 1)
+    geometry, plane_len = window_args(window), window.out_h * window.out_w
+    group = image_gemm.GROUP_BYTES // (26 * plane_len * 4)
+    cols = np.ones((group, 26, plane_len), np.float32)
+    weight_rows = np.concatenate([weight.reshape(30, 25), bias[:, None]], axis=1)
+    out = np.empty((n, 30, plane_len), np.float32)
+
+    def im2col_only() -> None:
+        for first in range(0, n, group):
+            im2col_loops.im2col_images(x[first:first + group], *geometry, cols)
+
+    def gemm_only() -> None:  # into memory already touched, from hot column blocks
+        for first in range(0, n, group):
+            np.matmul(weight_rows, cols[:min(group, n - first)], out=out[first:first + group])
+
+    impls = {
+        "image_gemm (all)": lambda: image_gemm.conv2d_forward_image_gemm(x, weight, bias, window),
+        "image_gemm+relu": lambda: image_gemm.conv2d_forward_image_gemm(x, weight, bias, window, True),
+        "im2col": im2col_only,
+        "gemm": gemm_only,
+        "relu pass": lambda: epilogue_loops.relu_in_place(out.reshape(-1)),
+        "np.empty+fill (first touch)": lambda: np.empty_like(out).fill(0),
+        "in_parallel, 2 threads, no work": lambda: (colnn.set_num_threads(2),
+                                                    in_parallel(n, 1 << 30, lambda share, parts: None),
+                                                    colnn.set_num_threads(1)),
+        "onnxruntime 1 thread": ort_conv(x, weight, bias, (n, 30, window.out_h, window.out_w), pad, 1),
+    }
+    flops = 2 * n * np.prod(w_shape) * plane_len
+    for round_ in range(rounds):
+        medians = time_interleaved(impls, repeat, 0.02)
+        print("  " + "  ".join(f"{impl} {1e3 * s:.2f} ms" + (f" ({flops / s / 1e9:.0f} GF/s)" if impl in (
+            "image_gemm (all)", "gemm", "onnxruntime 1 thread") else "") for impl, s in medians.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--only", default=None)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
+    if args.profile:
+        profile(args.rounds, args.repeat)
+        return
     if args.threads:
         colnn.set_num_threads(args.threads)
     threads = colnn.get_num_threads()

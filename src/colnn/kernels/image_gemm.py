@@ -81,15 +81,19 @@ def conv2d_forward_image_gemm(
     geometry = window_args(window)
     group = max(1, min(n_images, GROUP_BYTES // (rows * plane_len * x.itemsize)))
 
-    def forward_share(share: slice, parts: int) -> None:
-        cols = np.empty((min(group, share.stop - share.start), rows, plane_len), dtype=x.dtype)
+    # Each thread takes the next group when it is done with one, rather than a fixed share: on a machine
+    # shared with other work, a thread that gets less of a core then does fewer images.
+    firsts = iter(range(0, n_images, group))
+
+    def forward_groups(share: slice, parts: int) -> None:
+        cols = np.empty((min(group, n_images), rows, plane_len), dtype=x.dtype)
         cols[:, depth:] = 1
-        for first in range(share.start, share.stop, group):
-            last = min(first + group, share.stop)
+        for first in firsts:
+            last = min(first + group, n_images)
             im2col_loops.im2col_images(x[first:last], *geometry, cols)
             np.matmul(weight_rows, cols[:last - first], out=out_planes[first:last])
             if relu:
                 epilogue_loops.relu_in_place(out_planes[first:last].reshape(-1))
 
-    in_parallel(n_images, n_images * depth * plane_len * x.itemsize, forward_share)
+    in_parallel(n_images, n_images * depth * plane_len * x.itemsize, forward_groups)
     return out
