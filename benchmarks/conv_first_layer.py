@@ -62,16 +62,21 @@ def profile(rounds: int, repeat: int) -> None:
         "gemm": gemm_only,
         "relu pass": lambda: epilogue_loops.relu_in_place(out.reshape(-1)),
         "np.empty+fill (first touch)": lambda: np.empty_like(out).fill(0),
-        "in_parallel, 2 threads, no work": lambda: (colnn.set_num_threads(2),
-                                                    in_parallel(n, 1 << 30, lambda share, parts: None),
-                                                    colnn.set_num_threads(1)),
         "onnxruntime 1 thread": ort_conv(x, weight, bias, (n, 30, window.out_h, window.out_w), pad, 1),
+    }
+    two_threads = {
+        "image_gemm, 2 threads": impls["image_gemm (all)"],
+        "in_parallel, 2 threads, no work": lambda: in_parallel(n, 1 << 30, lambda share, parts: None),
+        "onnxruntime 2 threads": ort_conv(x, weight, bias, (n, 30, window.out_h, window.out_w), pad, 2),
     }
     flops = 2 * n * np.prod(w_shape) * plane_len
     for round_ in range(rounds):
-        medians = time_interleaved(impls, repeat, 0.02)
-        print("  " + "  ".join(f"{impl} {1e3 * s:.2f} ms" + (f" ({flops / s / 1e9:.0f} GF/s)" if impl in (
-            "image_gemm (all)", "gemm", "onnxruntime 1 thread") else "") for impl, s in medians.items()))
+        for threads, timed in ((1, impls), (2, two_threads)):
+            colnn.set_num_threads(threads)
+            medians = time_interleaved(timed, repeat, 0.02)
+            print("  " + "  ".join(f"{impl} {1e3 * s:.2f} ms" + (f" ({flops / s / 1e9:.0f} GF/s)" if impl in (
+                "image_gemm (all)", "gemm", "onnxruntime 1 thread", "image_gemm, 2 threads",
+                "onnxruntime 2 threads") else "") for impl, s in medians.items()))
 
 
 def main() -> None:

@@ -84,13 +84,18 @@ class _Buffers:
                    self._rows[:self.out_channels * size].reshape(self.out_channels, size))
 
 
-def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], object]) -> list:
+def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], object], shared_queue: bool = False,
+                ) -> list:
     """Call ``work(share, parts)`` on each of ``parts`` contiguous shares of the images, one per thread
     (the calling thread's included).
 
     Returns the results in share order. With one thread, one image or a column
     matrix of under :data:`~colnn.kernels.threads.SERIAL_BELOW_BYTES` in all, it runs
-    in the calling thread and leaves BLAS as it is.
+    in the calling thread and leaves BLAS as it is. ``shared_queue``: ``work``
+    takes its images from a queue shared by all threads, not from its share, so
+    a worker that has not started when the calling thread is done has nothing
+    left to do; it is cancelled rather than waited for (its result is None). On
+    a machine busy with other work, waking a thread can take milliseconds.
     """
     global _executor, _executor_workers, _blas_controller
     parts = 1 if col_bytes < threads.SERIAL_BELOW_BYTES else max(1, min(get_num_threads(), n_images))
@@ -115,8 +120,11 @@ def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], obje
             try:
                 first = work(shares[0], parts)
             finally:  # never leave while a worker still writes, nor lift the BLAS limit under it
+                if shared_queue:
+                    for future in futures:
+                        future.cancel()
                 wait(futures)
-            return [first, *(future.result() for future in futures)]
+            return [first, *(None if future.cancelled() else future.result() for future in futures)]
 
 
 def _col_bytes(x: np.ndarray, window: Window) -> int:

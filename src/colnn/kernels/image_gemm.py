@@ -82,7 +82,8 @@ def conv2d_forward_image_gemm(
     group = max(1, min(n_images, GROUP_BYTES // (rows * plane_len * x.itemsize)))
 
     # Each thread takes the next group when it is done with one, rather than a fixed share: on a machine
-    # shared with other work, a thread that gets less of a core then does fewer images.
+    # shared with other work, a thread that gets less of a core does fewer images, and one that has not
+    # started by the time the calling thread has done them all is not waited for.
     firsts = iter(range(0, n_images, group))
 
     def forward_groups(share: slice, parts: int) -> None:
@@ -95,5 +96,5 @@ def conv2d_forward_image_gemm(
             if relu:
                 epilogue_loops.relu_in_place(out_planes[first:last].reshape(-1))
 
-    in_parallel(n_images, n_images * depth * plane_len * x.itemsize, forward_groups)
+    in_parallel(n_images, n_images * depth * plane_len * x.itemsize, forward_groups, shared_queue=True)
     return out
