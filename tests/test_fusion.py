@@ -12,7 +12,7 @@ import copy
 import numpy as np
 import pytest
 
-from colnn.kernels import conv_chunked, direct_conv, winograd
+from colnn.kernels import conv_chunked, direct_conv, image_gemm, winograd
 from colnn.nn import fusion
 from colnn.nn.layers import Affine, Convolution, MaxPool2d, Relu
 from colnn.nn.network import Network
@@ -20,6 +20,7 @@ from colnn.nn.network import Network
 # (C, H, W), filters (FN, C/groups, kh, kw), stride, pad, groups: one case per convolution kernel.
 CONV_CASES = {
     "direct": ((1, 12, 12), (6, 1, 5, 5), 1, 0, 1),
+    "image_gemm": ((1, 12, 12), (16, 1, 5, 5), 1, 1, 1),
     "direct_padded": ((3, 9, 11), (4, 3, 2, 3), 1, 1, 1),
     "chunked": ((6, 10, 10), (5, 6, 5, 5), 1, 2, 1),
     "chunked_stride2": ((2, 11, 11), (4, 2, 3, 3), 2, 1, 1),
@@ -63,7 +64,7 @@ def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
 def test_the_cases_reach_each_convolution_kernel(monkeypatch):
     seen = []
     for module, name in [(direct_conv, "conv2d_forward_direct"), (conv_chunked, "conv2d_forward_chunked"),
-                         (winograd, "conv2d_forward_winograd")]:
+                         (winograd, "conv2d_forward_winograd"), (image_gemm, "conv2d_forward_image_gemm")]:
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *args, original=original, name=name:
                             seen.append(name) or original(*args))
@@ -72,7 +73,8 @@ def test_the_cases_reach_each_convolution_kernel(monkeypatch):
         net.predict(np.ones((2, *net.input_shape), np.float32))
         assert seen, case
         kind = seen.pop()
-        assert kind == {"direct": "conv2d_forward_direct", "winograd": "conv2d_forward_winograd"}.get(
+        assert kind == {"direct": "conv2d_forward_direct", "winograd": "conv2d_forward_winograd",
+                        "image": "conv2d_forward_image_gemm"}.get(
             case.split("_")[0], "conv2d_forward_chunked"), case
         seen.clear()
 

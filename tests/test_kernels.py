@@ -14,6 +14,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -350,3 +352,47 @@ def test_a_forked_child_can_still_convolve_in_parallel():
             print(pool.apply_async(colnn.conv2d, (x, w)).get(timeout=120).sum() == colnn.conv2d(x, w).sum())
     """
     assert run_python(code).strip().endswith("True")
+
+
+def test_in_parallel_covers_the_batch_once_in_share_order(monkeypatch):
+    monkeypatch.setattr(conv_chunked, "get_num_threads", lambda: 3)
+    seen = []
+    results = conv_chunked.in_parallel(10, 1 << 30, lambda share, parts: seen.append((share, parts)) or share.start)
+    shares = sorted((share.start, share.stop) for share, _ in seen)
+    assert shares[0][0] == 0 and shares[-1][1] == 10 and len(shares) == 3
+    assert all(stop == start for (_, stop), (start, _) in zip(shares, shares[1:]))
+    assert {parts for _, parts in seen} == {3}
+    assert results == [start for start, _ in shares]
+
+
+def test_in_parallel_with_a_shared_queue_does_not_wait_for_workers_that_find_it_empty(monkeypatch):
+    monkeypatch.setattr(conv_chunked, "get_num_threads", lambda: 2)
+    caller = threading.get_ident()
+    for _ in range(5):
+        queue, done = iter(range(50)), []
+
+        def work(share, parts, queue=queue, done=done):
+            for item in queue:  # each item once, whichever thread takes it
+                done.append(item)
+            return threading.get_ident() == caller
+
+        results = conv_chunked.in_parallel(50, 1 << 30, work, shared_queue=True)
+        assert sorted(done) == list(range(50))
+        assert results[0] is True and results[1] in (False, None)  # None: cancelled before it started
+
+
+def test_in_parallel_raises_the_calling_threads_error_after_the_workers_finish(monkeypatch):
+    monkeypatch.setattr(conv_chunked, "get_num_threads", lambda: 2)
+    started, finished, caller = [], [], threading.get_ident()
+
+    def work(share, parts):
+        if threading.get_ident() == caller:
+            time.sleep(0.02)  # time for the worker to start
+            raise RuntimeError("boom")
+        started.append(share)
+        time.sleep(0.05)
+        finished.append(share)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        conv_chunked.in_parallel(4, 1 << 30, work, shared_queue=True)
+    assert finished == started  # a worker that started ran to its end before the error came out

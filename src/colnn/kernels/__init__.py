@@ -4,7 +4,8 @@
 - :mod:`.geometry`: clipped window bounds, offset and kernel dtypes;
 - :mod:`.pool`: pooling by loops over planes (the default pooling strategy);
 - :mod:`.unfold`: compiled im2col/col2im/unfold/fold;
-- :mod:`.conv_chunked`, :mod:`.winograd`, :mod:`.direct_conv`: the default convolution strategy;
+- :mod:`.conv_chunked`, :mod:`.winograd`, :mod:`.image_gemm`, :mod:`.direct_conv`: the default
+  convolution strategy;
 - :mod:`.epilogue`: bias and ReLU fused into a layer's output pass;
 - ``*_loops`` and :mod:`.rows`: the ``@njit`` loops themselves.
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable
 
 import numpy as np
@@ -84,12 +84,18 @@ class _Buffers:
                    self._rows[:self.out_channels * size].reshape(self.out_channels, size))
 
 
-def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], object]) -> list:
+def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], object], shared_queue: bool = False,
+                ) -> list:
     """Call ``work(share, parts)`` on each of ``parts`` contiguous shares of the images, one per thread.
 
     Returns the results in share order. With one thread, one image or a column
     matrix of under :data:`~colnn.kernels.threads.SERIAL_BELOW_BYTES` in all, it runs
-    in the calling thread and leaves BLAS as it is.
+    in the calling thread and leaves BLAS as it is. ``shared_queue``: ``work``
+    takes its images from a queue shared by all threads, not from its share;
+    the calling thread then runs the first call itself, and a worker that has
+    not started when it is done has nothing left to do, so it is cancelled
+    rather than waited for (its result is None): on a machine busy with other
+    work, waking a thread can take milliseconds.
     """
     global _executor, _executor_workers, _blas_controller
     parts = 1 if col_bytes < threads.SERIAL_BELOW_BYTES else max(1, min(get_num_threads(), n_images))
@@ -108,8 +114,20 @@ def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], obje
         if _blas_controller is None:
             _blas_controller = ThreadpoolController()
         with _blas_controller.limit(limits=1, user_api="blas"):
-            futures = [_executor.submit(work, share, parts) for share in shares]
-            return [future.result() for future in futures]
+            if not shared_queue:
+                futures = [_executor.submit(work, share, parts) for share in shares]
+                return [future.result() for future in futures]
+            # The calling thread works too: it starts on the queue at once, and a worker the machine is slow
+            # to wake finds nothing left. (With fixed shares, the calling thread taking one made C1 of
+            # ``colnn bench``, Winograd, 10-20% slower against ONNX Runtime on the loaded 2-core machine.)
+            futures = [_executor.submit(work, share, parts) for share in shares[1:]]
+            try:
+                first = work(shares[0], parts)
+            finally:  # never leave while a worker still writes, nor lift the BLAS limit under it
+                for future in futures:
+                    future.cancel()
+                wait(futures)
+            return [first, *(None if future.cancelled() else future.result() for future in futures)]
 
 
 def _col_bytes(x: np.ndarray, window: Window) -> int:

@@ -28,7 +28,7 @@ from .threads import choose_threading_layer
 # Before the first parallel compile, which launches Numba's threads.
 choose_threading_layer()
 
-__all__ = ["im2col_chunk", "col2im_chunk", "rows_to_nchw", "nchw_to_rows", "im2col_book", "col2im_book"]
+__all__ = ["im2col_chunk", "im2col_images", "col2im_chunk", "rows_to_nchw", "nchw_to_rows", "im2col_book", "col2im_book"]
 
 
 @njit(cache=True, inline="always")
@@ -61,6 +61,18 @@ def im2col_chunk(images, row_start, col_start, kernel_h, kernel_w, stride_w, dil
                         dst[:ox_lo] = 0
                         dst[ox_hi:] = 0
                         take_cells(images[b, c, in_row, ox_lo * stride_w + col0:], stride_w, dst[ox_lo:ox_hi])
+
+
+@njit(cache=True, nogil=True)
+def im2col_images(images, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, cols):
+    """Each image's own column block: ``cols[b, :C*kh*kw]`` ``(C*kh*kw, L)`` from ``images[b]``, ``cols`` ``(B, R, L)``.
+
+    Rows of ``cols`` past ``C*kh*kw`` are left as they are (the per-image GEMM keeps its bias row of ones there).
+    """
+    depth = images.shape[1] * kernel_h * kernel_w
+    for b in range(images.shape[0]):
+        im2col_chunk(images[b:b + 1], row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w,
+                     cols[b, :depth])
 
 
 @njit(cache=True, nogil=True)

@@ -22,7 +22,7 @@ from ..core.checks import (
     accumulation_dtype, as_numpy_dtype, cast_array, check_float_array, foreign_namespace, to_batched,
 )
 from ..core.window import IntPair, Window, as_tuple
-from ..kernels import conv_chunked, direct_conv, winograd
+from ..kernels import conv_chunked, direct_conv, image_gemm, winograd
 from ..kernels.epilogue import LOOP_DTYPES, relu_in_place, relu_mask
 from ..kernels.relu import relu_forward
 from ..kernels.geometry import STRATEGIES, use_kernels
@@ -145,7 +145,8 @@ def conv2d_forward(
 
     ``saved`` is ``col`` for the ``"im2col"`` strategy and ``x`` itself for the
     default one, which rebuilds the columns in backward. The default computes
-    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`), and
+    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`),
+    one-channel inputs with enough filters by one GEMM per image (:mod:`colnn.kernels.image_gemm`), and
     other stride-1 convolutions of few input channels directly (:mod:`colnn.kernels.direct_conv`),
     when every value is finite and small enough that no transform can overflow;
     otherwise by im2col, whose sums are the direct sums (IEEE: NaN and inf only
@@ -172,6 +173,8 @@ def _forward(
             if relu:  # Winograd's output transform does not take the epilogue: one pass in place
                 relu_in_place(out)
             return out, x
+        if image_gemm.applies(x.shape, weight.shape, window, groups):
+            return image_gemm.conv2d_forward_image_gemm(x, weight, bias, window, relu), x
         if direct_conv.applies(x.shape, weight.shape, window, groups):
             return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu), x
         return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes, relu), x
