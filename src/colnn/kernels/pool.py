@@ -56,6 +56,9 @@ class NumbaStrategy:
                 max_pool_loops.max_pool_k2s2(planes, out, window_offset)
             elif is_k2s2(window):
                 max_pool_loops.max_pool_k2s2_values(planes, out)
+            elif _is_k3s2(window) and not plane_geometry(window).has_empty_window:
+                max_pool_loops.max_pool_k3s2(planes, *plane_geometry(window).bounds(), window.pad_w, out,
+                                             window_offset, keep_offset)
             elif not keep_offset and window.dilation_w == 1 and window.stride_w <= 2:
                 max_pool_loops.max_pool_values_planes(
                     planes, *plane_geometry(window).bounds(), window.kernel_w, window.stride_w,
