@@ -428,9 +428,9 @@ def test_a_task_runs_the_kernels_on_one_thread():
 
 def test_numba_loops_release_the_gil():
     pytest.importorskip("numba")
-    from colnn.kernels import avg_pool_loops, im2col_loops, max_pool_loops
+    from colnn.kernels import avg_pool_loops, im2col_loops, max_pool_k3s2_loops, max_pool_loops
 
-    for module in (max_pool_loops, avg_pool_loops, im2col_loops):
+    for module in (max_pool_loops, max_pool_k3s2_loops, avg_pool_loops, im2col_loops):
         for name in module.__all__:
             function = getattr(module, name)
             if hasattr(function, "targetoptions"):

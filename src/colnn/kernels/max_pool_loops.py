@@ -17,7 +17,8 @@ Average pooling's kernels are in :mod:`colnn.kernels.avg_pool_loops`.
 
 2x2 windows at stride 2 without padding, the common case, have kernels of
 their own (``*_k2s2``) that take whole rows and need no geometry; 3x3 at
-stride 2 (ResNet's stem pool) has its own backward.
+stride 2 (ResNet's stem pool) has its own backward here and its own forward in
+:mod:`colnn.kernels.max_pool_k3s2_loops`.
 """
 
 from __future__ import annotations
@@ -483,3 +484,4 @@ def max_pool_backward_k3s2(grad_out, window_offset, pad_h, pad_w, grad_pairs):
             row = grad_pairs[p, r]
             for m in range(pairs):
                 row[m] = packed[m]
+

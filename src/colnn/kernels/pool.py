@@ -1,7 +1,7 @@
 """Pooling by compiled loops over planes: the default strategy of :mod:`colnn.ops.pooling`.
 
-The Numba loops themselves are in :mod:`colnn.kernels.max_pool_loops` and
-:mod:`colnn.kernels.avg_pool_loops`, imported on
+The Numba loops themselves are in :mod:`colnn.kernels.max_pool_loops`,
+:mod:`colnn.kernels.max_pool_k3s2_loops` and :mod:`colnn.kernels.avg_pool_loops`, imported on
 first use so that ``import colnn`` compiles nothing.
 """
 
@@ -44,7 +44,7 @@ class NumbaStrategy:
         self.fallback = fallback
 
     def _max(self, x: np.ndarray, window: Window, keep_offset: bool) -> tuple[np.ndarray, np.ndarray]:
-        from . import max_pool_loops
+        from . import max_pool_k3s2_loops, max_pool_loops
 
         dtype = kernel_dtype(x.dtype)
         planes = as_planes(x, dtype)
@@ -56,6 +56,9 @@ class NumbaStrategy:
                 max_pool_loops.max_pool_k2s2(planes, out, window_offset)
             elif is_k2s2(window):
                 max_pool_loops.max_pool_k2s2_values(planes, out)
+            elif _is_k3s2(window) and not plane_geometry(window).has_empty_window:
+                max_pool_k3s2_loops.max_pool_k3s2(planes, *plane_geometry(window).bounds(), window.pad_w, out,
+                                                  window_offset, keep_offset)
             elif not keep_offset and window.dilation_w == 1 and window.stride_w <= 2:
                 max_pool_loops.max_pool_values_planes(
                     planes, *plane_geometry(window).bounds(), window.kernel_w, window.stride_w,
