@@ -34,6 +34,8 @@ __all__ = [
     "accumulation_dtype",
     "check_choice",
     "check_flag",
+    "check_rng",
+    "check_seed",
     "check_batch_shape",
     "cast_pad_value",
     "lowest_value",
@@ -344,6 +346,32 @@ def check_flag(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {describe(value)}")
     return bool(value)
+
+
+def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
+    """``rng`` if it is a ``numpy.random.Generator``, a fresh one for None; else a TypeError naming ``name``.
+
+    colnn draws its randomness from NumPy generators only (seeds go to ``seed=``
+    arguments), so an int, a legacy ``RandomState`` or a ``torch.Generator`` is refused here,
+    where it is passed, rather than failing at the first draw.
+    """
+    if rng is None:
+        return np.random.default_rng()
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator or None, got {type_name(rng)} "
+                        f"({describe(rng)}); e.g. numpy.random.default_rng(0)")
+    return rng
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """``seed`` as an int >= 0 or None (fresh randomness): TypeError/ValueError naming ``name`` otherwise."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be an int or None, got {type_name(seed)} ({describe(seed)})")
+    if seed < 0:
+        raise ValueError(f"{name} must be >= 0, got {seed!r}")
+    return int(seed)
 
 
 def check_batch_shape(value: Any, name: str, ndim: int = 4) -> tuple[int, ...]:

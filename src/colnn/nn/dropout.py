@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import as_numpy_dtype, as_value, foreign_namespace, library_token, same_library
+from ..core.checks import as_numpy_dtype, as_value, check_seed, foreign_namespace, library_token, same_library
 from ..ops import dense
 from ..ops.array_api import as_namespace_of, device_of
 from .layers import Layer
@@ -50,7 +50,7 @@ class Dropout(Layer):
         if not 0 <= float(dropout_ratio) < 1:
             raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
         self.dropout_ratio = float(dropout_ratio)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(check_seed(seed))
         self.mask: np.ndarray | None = None  # kept elements of the last training forward
         self._scale: float | None = None  # set instead of mask by an evaluation forward
         self._like: Any = None  # the last input's library_token, which dout must match
