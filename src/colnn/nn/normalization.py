@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import as_numpy_dtype, check_array, check_float_array, same_library
+from ..core.ieee import quiet_ieee
 from ..ops import dense
 from ..ops.array_api import copy_as
 from .layers import Layer
@@ -34,6 +35,7 @@ from .layers import Layer
 __all__ = ["BatchNormalization", "BatchNorm2d"]
 
 
+@quiet_ieee
 def _normalize(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any, Any, Any]:
     """``(x_hat, inv_std, mean, var)`` of ``x`` over ``axes``; ``var`` is biased, the others broadcast.
 
@@ -48,6 +50,7 @@ def _normalize(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any, Any
     return centered * inv_std, inv_std, mean, var
 
 
+@quiet_ieee
 def _normalize_backward(grad_x_hat: Any, x_hat: Any, inv_std: Any, axes: tuple[int, ...]) -> Any:
     """Gradient w.r.t. ``x`` of a loss whose gradient w.r.t. ``x_hat = (x - mean) * inv_std`` is ``grad_x_hat``.
 
