@@ -28,6 +28,7 @@ __all__ = [
     "cast_array",
     "check_array",
     "check_float_array",
+    "check_float_dtype",
     "to_batched",
     "check_grad_shape",
     "gradient_dtype",
@@ -273,9 +274,28 @@ def check_float_array(
     """Like :func:`check_array`, but integer dtypes raise TypeError."""
     array = check_array(x, name, ndims=ndims, batch_ndims=batch_ndims, array_api=array_api, like=like,
                         like_name=like_name)
-    if as_numpy_dtype(array.dtype).kind != "f":
-        raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
+    check_float_dtype(array.dtype, name)
     return array
+
+
+def check_float_dtype(dtype: Any, name: str) -> np.dtype:
+    """NumPy's dtype for the float dtype of ``name`` (any library's); TypeError naming ``name`` otherwise.
+
+    The one rule of colnn's floating-point ops: float16 (summed in float32),
+    float32 or float64. bfloat16 is refused, not computed: NumPy has no such dtype,
+    so a NumPy path (and every strategy) could not keep it. Integers, bools and
+    complex numbers are refused as well.
+    """
+    try:
+        numpy_dtype = as_numpy_dtype(dtype)
+    except TypeError:  # a dtype NumPy does not know: PyTorch's or JAX's bfloat16, float8 ...
+        numpy_dtype = None
+    if numpy_dtype is not None and numpy_dtype.kind == "f":
+        return numpy_dtype
+    if numpy_dtype is not None and numpy_dtype.kind in "biu":
+        raise TypeError(f"{name} must be a floating array, got dtype {dtype} (use float16, float32 or float64)")
+    raise TypeError(f"{name} has dtype {dtype}; colnn's floating-point ops take float16, float32 or float64 "
+                    f"only: convert {name} first (e.g. to float32)")
 
 
 def to_batched(x: np.ndarray) -> tuple[np.ndarray, bool]:

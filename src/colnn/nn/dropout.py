@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import as_numpy_dtype, as_value, check_seed, foreign_namespace, library_token, same_library
+from ..core.checks import (as_numpy_dtype, as_value, check_float_dtype, check_seed, foreign_namespace, library_token,
+                           same_library)
 from ..ops import dense
 from ..ops.array_api import as_namespace_of, device_of
 from .layers import Layer
@@ -60,8 +61,7 @@ class Dropout(Layer):
 
     def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
         x = _as_array(x)
-        if as_numpy_dtype(x.dtype).kind != "f":
-            raise TypeError(f"x must be a floating array, got dtype {x.dtype}")
+        check_float_dtype(x.dtype, "x")
         xp = dense.namespace_of(x)
         self._like = library_token(x)
         if train_flg:
