@@ -7,6 +7,8 @@ outputs and gradients must then be of the input's library.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -289,7 +291,7 @@ def test_every_layer_takes_an_empty_batch_forward_and_backward(torch, backend, n
         if backend.name == "im2col":
             pytest.skip(f"{name} has no strategy; the numba backend ran it on NumPy")
         layer, make_module = TRAIN_MODE_LAYERS[name][0](backend.to), TRAIN_MODE_LAYERS[name][1]
-        forward = lambda x: layer.forward(x, train_flg)  # noqa: E731
+        forward = functools.partial(layer.forward, train_flg=train_flg)
     else:
         skip_repeat_without_strategy(backend, name)
         layer, make_module = build_layer(name, backend.strategy, backend.to), torch_module(name)

@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import (as_numpy_dtype, as_value, check_float_dtype, check_seed, foreign_namespace, library_token,
-                           same_library)
+from ..core.checks import as_value, check_float_dtype, check_seed, foreign_namespace, library_token, same_library
 from ..ops import dense
 from ..ops.array_api import as_namespace_of, device_of
 from .layers import Layer
