@@ -198,3 +198,42 @@ def test_the_1_2_3d_family_answers_big_endian_input_in_native_order(name):
     swapped = FAMILY_CALLS[name](x.astype(">f8"))
     assert swapped.dtype == np.dtype("=f8") and swapped.dtype.isnative
     np.testing.assert_array_equal(swapped, native)
+
+
+def _as_float32(x):
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(x)
+    return xp.astype(x, xp.float32)
+
+
+BFLOAT16_OPS = {
+    "avg_pool2d": lambda x: colnn.avg_pool2d(x, 2),
+    "lp_pool2d": lambda x: colnn.lp_pool2d(x, 2, 2),
+    "adaptive_avg_pool2d": lambda x: colnn.adaptive_avg_pool2d(x, 2),
+    "conv2d": lambda x: colnn.conv2d(x, x[:1, :, :2, :2]),
+    "conv2d weight": lambda x: colnn.conv2d(_as_float32(x), x[:1, :, :2, :2]),
+    "Dropout": lambda x: colnn.Dropout(0.5).forward(x),
+}
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("op", sorted(BFLOAT16_OPS))
+def test_bfloat16_is_refused_by_every_float_op_naming_the_supported_dtypes(library, op):
+    """One rule in check_float_dtype: float16/32/64 only (NumPy has no bfloat16), max pooling aside."""
+    if library == "torch":
+        torch = pytest.importorskip("torch", reason="PyTorch's bfloat16")
+        x = torch.ones((1, 1, 4, 4), dtype=torch.bfloat16)
+        assert colnn.max_pool2d(x, 2).dtype == torch.bfloat16  # compares only: kept
+    else:
+        jnp = pytest.importorskip("jax.numpy", reason="JAX's bfloat16")
+        x = jnp.ones((1, 1, 4, 4), dtype=jnp.bfloat16)
+    with pytest.raises(TypeError, match=r"(input|x|weight) has dtype (torch\.)?bfloat16; colnn's floating-point "
+                                        r"ops take float16, float32 or float64 only"):
+        BFLOAT16_OPS[op](x)
+
+
+def test_integers_are_refused_by_float_ops_naming_the_supported_dtypes():
+    with pytest.raises(TypeError, match=r"^input must be a floating array, got dtype int64 "
+                                        r"\(use float16, float32 or float64\)"):
+        colnn.avg_pool2d(np.ones((1, 1, 2, 2), np.int64), 2)

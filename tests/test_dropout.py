@@ -89,3 +89,14 @@ def test_every_backend_draws_the_numpy_mask_and_keeps_the_dtype(backend, rng, dt
     assert evaluated.dtype == dtype
     np.testing.assert_array_equal(evaluated, expected_layer.forward(x, train_flg=False))
     np.testing.assert_array_equal(backend.back(layer.backward(backend.to(dout))), expected_layer.backward(dout))
+
+
+@pytest.mark.parametrize("seed, error, message", [
+    (1.5, TypeError, r"seed must be an int or None, got a float \(1\.5\)"),
+    (True, TypeError, r"seed must be an int or None, got a bool"),
+    (np.random.default_rng(0), TypeError, r"seed must be an int or None, got a numpy"),
+    (-1, ValueError, r"seed must be >= 0, got -1"),
+])
+def test_a_bad_seed_is_refused_at_construction_naming_it(seed, error, message):
+    with pytest.raises(error, match=message):
+        Dropout(0.5, seed=seed)

@@ -113,3 +113,23 @@ def test_layer_gradient_on_every_backend(backend, ndim):
     drawn = backend.back(layer.forward(backend.to(x)))
     np.testing.assert_array_equal(drawn, cls(2, output_size=3, rng=np.random.default_rng(6)).forward(x))
     assert backend.back(layer.indices).dtype == np.int64
+
+
+BAD_RNGS = [(0, "an int"), (np.random.RandomState(0), "a numpy RandomState"), (torch.Generator(), "a torch.Generator")]
+RNG_TAKERS = {
+    "fractional_max_pool2d": lambda rng: colnn.fractional_max_pool2d(np.ones((1, 1, 8, 8)), 2, output_size=4, rng=rng),
+    "fractional_max_pool3d": lambda rng: colnn.fractional_max_pool3d(np.ones((1, 1, 8, 8, 8)), 2, output_size=4,
+                                                                     rng=rng),
+    "fractional_max_pool2d with samples": lambda rng: colnn.fractional_max_pool2d(
+        np.ones((1, 1, 8, 8)), 2, output_size=4, random_samples=np.full((1, 1, 2), 0.5), rng=rng),
+    "FractionalMaxPool2d": lambda rng: colnn.FractionalMaxPool2d(2, output_size=4, rng=rng),
+    "FractionalMaxPool3d": lambda rng: colnn.FractionalMaxPool3d(2, output_size=4, rng=rng),
+}
+
+
+@pytest.mark.parametrize("bad, kind", BAD_RNGS, ids=["int", "RandomState", "torch"])
+@pytest.mark.parametrize("taker", sorted(RNG_TAKERS))
+def test_every_rng_taker_refuses_what_is_not_a_numpy_generator_where_it_is_passed(taker, bad, kind):
+    with pytest.raises(TypeError, match=rf"^rng must be a numpy\.random\.Generator or None, got {kind}"):
+        RNG_TAKERS[taker](bad)
+    RNG_TAKERS[taker](np.random.default_rng(0))  # a NumPy Generator is taken

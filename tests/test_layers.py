@@ -7,6 +7,8 @@ outputs and gradients must then be of the input's library.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -273,15 +275,31 @@ def skip_repeat_without_strategy(backend, name):
         pytest.skip(f"{name} has no strategy; the numba backend ran it on NumPy")
 
 
-@pytest.mark.parametrize("name", LAYER_KINDS)
-def test_every_layer_takes_an_empty_batch_forward_and_backward(torch, backend, name):
-    skip_repeat_without_strategy(backend, name)
-    layer = build_layer(name, backend.strategy, backend.to)
+# Layers whose forward depends on train_flg; an empty batch must work in both modes.
+TRAIN_MODE_LAYERS = {
+    "Dropout": (lambda to: colnn.Dropout(0.5, seed=0), lambda nn: nn.Dropout(0.5)),
+    "BatchNorm2d": (lambda to: colnn.BatchNorm2d(3, like=to(np.zeros(1, np.float32))), lambda nn: nn.BatchNorm2d(3)),
+    "BatchNormalization": (lambda to: colnn.BatchNormalization(to(np.ones(3 * 7 * 6, np.float32)),
+                                                               to(np.zeros(3 * 7 * 6, np.float32))), None),
+}
+
+
+@pytest.mark.parametrize("train_flg", [True, False])
+@pytest.mark.parametrize("name", [*LAYER_KINDS, *TRAIN_MODE_LAYERS])
+def test_every_layer_takes_an_empty_batch_forward_and_backward(torch, backend, name, train_flg):
+    if name in TRAIN_MODE_LAYERS:
+        if backend.name == "im2col":
+            pytest.skip(f"{name} has no strategy; the numba backend ran it on NumPy")
+        layer, make_module = TRAIN_MODE_LAYERS[name][0](backend.to), TRAIN_MODE_LAYERS[name][1]
+        forward = functools.partial(layer.forward, train_flg=train_flg)
+    else:
+        skip_repeat_without_strategy(backend, name)
+        layer, make_module = build_layer(name, backend.strategy, backend.to), torch_module(name)
+        forward = layer.forward
     x = np.zeros((0, 3, 7, 6), np.float32)
-    out = backend.back(layer.forward(backend.to(x)))
-    make_module = torch_module(name)
+    out = backend.back(forward(backend.to(x)))
     if make_module is not None:
-        assert out.shape == tuple(make_module(torch.nn)(torch.zeros(x.shape)).shape)
+        assert out.shape == tuple(make_module(torch.nn).train(train_flg)(torch.zeros(x.shape)).shape)
     assert out.dtype == np.float32 or name in ("Convolution 3x3", "Convolution 2x2 stride 2", "Affine")
     dx = backend.back(layer.backward(backend.to(np.zeros(out.shape, out.dtype))))
     assert dx.shape == x.shape

@@ -509,3 +509,28 @@ def test_an_array_off_the_cpu_is_refused_naming_it(batch, entry, monkeypatch):
     monkeypatch.setattr(array_api_compat, "device", lambda array: "cuda:0")
     with pytest.raises(TypeError, match=r"^x is a .*_FakeCudaArray on device cuda:0; a Network computes with NumPy"):
         ENTRY_POINTS[entry](small_float64_net(), _FakeCudaArray(), batch[1])
+
+
+@pytest.mark.parametrize("make", [
+    lambda torch: torch.ones((2, 3, 6, 6), dtype=torch.bfloat16),  # DLPack has no bfloat16 for NumPy
+    lambda torch: torch.ones((2, 3, 6, 6), dtype=torch.complex64).conj(),  # a conjugate view: BufferError
+    lambda torch: torch.ones((2, 3, 6, 6), device="meta"),  # no DLPack device number at all
+], ids=["bfloat16", "conj", "meta"])
+@pytest.mark.parametrize("entry", ["predict", "loss"])
+def test_a_tensor_dlpack_cannot_export_is_a_type_error_naming_it(torch, batch, entry, make):
+    x = make(torch)
+    with pytest.raises(TypeError, match=r"^x is a torch\.Tensor .*(dtype torch\.\w+|device meta).*"
+                                        r"a Network computes with NumPy on the CPU"):
+        ENTRY_POINTS[entry](small_float64_net(), x, batch[1])
+
+
+def test_a_layer_with_parameters_of_another_library_is_refused_at_construction(torch):
+    from colnn.nn import BatchNorm2d
+
+    numpy_affine = Affine(np.ones((4, 3)), np.zeros(3))
+    with pytest.raises(TypeError, match=r"^layers\[1\] \(Affine\) holds W as a torch\.Tensor; "
+                                        r"a Network keeps NumPy parameters"):
+        Network([numpy_affine, Affine(torch.ones((3, 2)), torch.zeros(2))])
+    with pytest.raises(TypeError, match=r"^layers\[0\] \(BatchNorm2d\) holds weight as a torch\.Tensor"):
+        Network([BatchNorm2d(3, like=torch.ones(1))])
+    Network([numpy_affine])  # NumPy layers still build

@@ -291,3 +291,27 @@ def test_torch_inputs_that_require_grad_are_taken_as_values(torch, rng):
     # Like torch's own running estimates (updated under no_grad), no step's graph is kept.
     assert not (out.requires_grad or layer.running_mean.requires_grad or layer.running_var.requires_grad)
     np.testing.assert_allclose(out.numpy(), BatchNorm2d(2, dtype=np.float64).forward(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["book", "2d"])
+@pytest.mark.parametrize("train_flg", [True, False])
+def test_an_empty_batch_works_as_in_pytorch(torch, backend, kind, train_flg, rng):
+    """PyTorch: an empty output, running estimates unchanged, an empty dx and zero parameter gradients."""
+    theirs = torch.nn.BatchNorm2d(3).train(train_flg)
+    x = torch.zeros((0, 3, 4, 4), requires_grad=True)
+    expected = theirs(x)
+    expected.sum().backward()
+    layer = bn2d(backend, 3, np.float32) if kind == "2d" else book_layer(3 * 4 * 4, rng, np.float32, backend)
+    before = [backend.back(array).copy() for array in layer.buffers.values()]
+    out = backend.back(layer.forward(backend.to(np.zeros((0, 3, 4, 4), np.float32)), train_flg))
+    assert out.shape == tuple(expected.shape) and out.dtype == np.float32
+    for old, new in zip(before, layer.buffers.values()):
+        np.testing.assert_array_equal(backend.back(new), old)
+    assert np.array_equal(theirs.running_mean.numpy(), np.zeros(3)) and np.array_equal(
+        theirs.running_var.numpy(), np.ones(3))
+    dx = backend.back(layer.backward(backend.to(np.zeros((0, 3, 4, 4), np.float32))))
+    assert dx.shape == tuple(x.grad.shape)
+    assert not theirs.weight.grad.any()
+    for name, grad in layer.grads.items():
+        grad = backend.back(grad)
+        assert grad.shape == tuple(layer.params[name].shape) and not grad.any()

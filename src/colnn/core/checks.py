@@ -28,12 +28,15 @@ __all__ = [
     "cast_array",
     "check_array",
     "check_float_array",
+    "check_float_dtype",
     "to_batched",
     "check_grad_shape",
     "gradient_dtype",
     "accumulation_dtype",
     "check_choice",
     "check_flag",
+    "check_rng",
+    "check_seed",
     "check_batch_shape",
     "cast_pad_value",
     "lowest_value",
@@ -271,9 +274,28 @@ def check_float_array(
     """Like :func:`check_array`, but integer dtypes raise TypeError."""
     array = check_array(x, name, ndims=ndims, batch_ndims=batch_ndims, array_api=array_api, like=like,
                         like_name=like_name)
-    if as_numpy_dtype(array.dtype).kind != "f":
-        raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
+    check_float_dtype(array.dtype, name)
     return array
+
+
+def check_float_dtype(dtype: Any, name: str) -> np.dtype:
+    """NumPy's dtype for the float dtype of ``name`` (any library's); TypeError naming ``name`` otherwise.
+
+    The one rule of colnn's floating-point ops: float16 (summed in float32),
+    float32 or float64. bfloat16 is refused, not computed: NumPy has no such dtype,
+    so a NumPy path (and every strategy) could not keep it. Integers, bools and
+    complex numbers are refused as well.
+    """
+    try:
+        numpy_dtype = as_numpy_dtype(dtype)
+    except TypeError:  # a dtype NumPy does not know: PyTorch's or JAX's bfloat16, float8 ...
+        numpy_dtype = None
+    if numpy_dtype is not None and numpy_dtype.kind == "f":
+        return numpy_dtype
+    if numpy_dtype is not None and numpy_dtype.kind in "biu":
+        raise TypeError(f"{name} must be a floating array, got dtype {dtype} (use float16, float32 or float64)")
+    raise TypeError(f"{name} has dtype {dtype}; colnn's floating-point ops take float16, float32 or float64 "
+                    f"only: convert {name} first (e.g. to float32)")
 
 
 def to_batched(x: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -344,6 +366,32 @@ def check_flag(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {describe(value)}")
     return bool(value)
+
+
+def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
+    """``rng`` if it is a ``numpy.random.Generator``, a fresh one for None; else a TypeError naming ``name``.
+
+    colnn draws its randomness from NumPy generators only (seeds go to ``seed=``
+    arguments), so an int, a legacy ``RandomState`` or a ``torch.Generator`` is refused here,
+    where it is passed, rather than failing at the first draw.
+    """
+    if rng is None:
+        return np.random.default_rng()
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator or None, got {type_name(rng)} "
+                        f"({describe(rng)}); e.g. numpy.random.default_rng(0)")
+    return rng
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """``seed`` as an int >= 0 or None (fresh randomness): TypeError/ValueError naming ``name`` otherwise."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be an int or None, got {type_name(seed)} ({describe(seed)})")
+    if seed < 0:
+        raise ValueError(f"{name} must be >= 0, got {seed!r}")
+    return int(seed)
 
 
 def check_batch_shape(value: Any, name: str, ndim: int = 4) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .checks import as_numpy_dtype, check_array
+from .checks import check_array, check_float_dtype
 
 __all__ = ["check_spatial_input"]
 
@@ -29,8 +29,8 @@ def check_spatial_input(
     # check_array owns the dtype, byte-order and ragged-input rules and their messages.
     array = check_array(x, name, ndims=None, batch_ndims=(batched_rank,), array_api=True, like=like,
                         like_name=like_name)
-    if floating and as_numpy_dtype(array.dtype).kind != "f":
-        raise TypeError(f"{name} must be a floating array, got dtype {array.dtype}")
+    if floating:
+        check_float_dtype(array.dtype, name)
     if array.ndim not in (batched_rank, unbatched_rank):
         raise ValueError(
             f"{name} must be {unbatched_rank}-D (unbatched) or {batched_rank}-D (batched) for a "

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import as_numpy_dtype, as_value, foreign_namespace, library_token, same_library
+from ..core.checks import as_value, check_float_dtype, check_seed, foreign_namespace, library_token, same_library
 from ..ops import dense
 from ..ops.array_api import as_namespace_of, device_of
 from .layers import Layer
@@ -50,7 +50,7 @@ class Dropout(Layer):
         if not 0 <= float(dropout_ratio) < 1:
             raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
         self.dropout_ratio = float(dropout_ratio)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(check_seed(seed))
         self.mask: np.ndarray | None = None  # kept elements of the last training forward
         self._scale: float | None = None  # set instead of mask by an evaluation forward
         self._like: Any = None  # the last input's library_token, which dout must match
@@ -60,8 +60,7 @@ class Dropout(Layer):
 
     def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
         x = _as_array(x)
-        if as_numpy_dtype(x.dtype).kind != "f":
-            raise TypeError(f"x must be a floating array, got dtype {x.dtype}")
+        check_float_dtype(x.dtype, "x")
         xp = dense.namespace_of(x)
         self._like = library_token(x)
         if train_flg:

@@ -35,6 +35,7 @@ from ..core.checks import (
 from ..kernels.blas import blas_threads_for
 from ..kernels.relu import relu_backward, relu_forward
 from ..ops import dense
+from ..core.ieee import quiet_ieee
 from ..core.window import IntPair, as_pair
 
 __all__ = [
@@ -363,6 +364,7 @@ class Affine(_WeightAndBias, Layer):
     def _on_numpy(self, *arrays: Any) -> bool:
         return all(isinstance(array, np.ndarray) for array in (self.W, *arrays))
 
+    @quiet_ieee  # inf - inf in the products: NaN, as torch gives it without a warning
     def forward(self, x: Any) -> np.ndarray:
         x = check_float_array(x, "x", ndims=tuple(range(1, 9)), batch_ndims=_ANY_RANK[1:], array_api=True,
                               like=self.W, like_name="W")
@@ -382,6 +384,7 @@ class Affine(_WeightAndBias, Layer):
         self._cache = (x2, x.shape)
         return out
 
+    @quiet_ieee
     def backward(self, dout: Any) -> np.ndarray:
         x2, input_shape = self._saved()
         dout = check_grad_shape(dout, (x2.shape[0], self.W.shape[1]), self.W.dtype, x2)

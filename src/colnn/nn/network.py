@@ -59,7 +59,8 @@ def as_network_array(value: Any, name: str) -> Any:
     Raises
     ------
     TypeError naming ``name``, the library and the device when the array is not in CPU memory
-    (a CUDA tensor, a CuPy array): move it to the CPU first.
+    (a CUDA tensor, a CuPy array, a meta tensor): move it to the CPU first; and naming
+    its dtype when NumPy cannot read it through DLPack (bfloat16, a conjugate view).
     """
     if is_dask_array(value):
         return value
@@ -67,14 +68,37 @@ def as_network_array(value: Any, name: str) -> Any:
         return np.asarray(value)
     if callable(getattr(value, "detach", None)):  # a PyTorch tensor, perhaps in an autograd graph
         value = value.detach()
-    device_type, _ = value.__dlpack_device__()
-    if device_type != _DLPACK_CPU:
-        import array_api_compat
+    import array_api_compat
 
+    try:
+        device_type, _ = value.__dlpack_device__()
+    except Exception:  # a device DLPack has no number for (PyTorch's meta)
+        device_type = None
+    if device_type != _DLPACK_CPU:
         raise TypeError(f"{name} is {type_name(value)} on device "
                         f"{array_api_compat.device(value)}; a Network computes with NumPy on the CPU: "
                         f"move {name} to the CPU first (e.g. {name}.cpu())")
-    return np.from_dlpack(value)
+    try:
+        return np.from_dlpack(value)
+    except Exception as error:  # DLPack cannot export it: bfloat16, a conjugate view, ...
+        raise TypeError(f"{name} is {type_name(value)} of dtype {value.dtype} on device "
+                        f"{array_api_compat.device(value)}, which NumPy cannot read through DLPack ({error}); "
+                        f"a Network computes with NumPy on the CPU: convert {name} to a NumPy dtype "
+                        f"(float16, float32 or float64; resolve a conjugate view) first") from None
+
+
+def _check_numpy_arrays(index: int, layer: Layer) -> None:
+    """TypeError naming the layer and the array unless its parameters and buffers are NumPy arrays.
+
+    A Network computes with NumPy on the CPU (its input is read as NumPy), so a
+    layer that keeps PyTorch or JAX arrays could only fail later, deep inside.
+    """
+    arrays = {**layer.params, **getattr(layer, "buffers", {})}
+    for name, array in arrays.items():
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"layers[{index}] ({type(layer).__name__}) holds {name} as {type_name(array)}; "
+                            f"a Network keeps NumPy parameters and computes with NumPy on the CPU: "
+                            f"build the layer from NumPy arrays (numpy.asarray({name})), or use the layer on its own")
 
 
 # --- layer <-> JSON config -------------------------------------------------
@@ -180,6 +204,7 @@ class Network:
         for index, layer in enumerate(layers):
             if not isinstance(layer, Layer) or isinstance(layer, SoftmaxWithLoss):
                 raise TypeError(f"layers[{index}] must be a Layer other than SoftmaxWithLoss, got {layer!r}")
+            _check_numpy_arrays(index, layer)
         self.layers: tuple[Layer, ...] = layers
         self.loss_layer = SoftmaxWithLoss()
         # Bias and ReLU in the output pass of the layer before (colnn.nn.fusion); False runs every layer alone.

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import as_numpy_dtype, check_array, check_float_array, same_library
+from ..core.ieee import quiet_ieee
 from ..ops import dense
 from ..ops.array_api import copy_as
 from .layers import Layer
@@ -34,6 +35,7 @@ from .layers import Layer
 __all__ = ["BatchNormalization", "BatchNorm2d"]
 
 
+@quiet_ieee
 def _normalize(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any, Any, Any]:
     """``(x_hat, inv_std, mean, var)`` of ``x`` over ``axes``; ``var`` is biased, the others broadcast.
 
@@ -48,6 +50,7 @@ def _normalize(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any, Any
     return centered * inv_std, inv_std, mean, var
 
 
+@quiet_ieee
 def _normalize_backward(grad_x_hat: Any, x_hat: Any, inv_std: Any, axes: tuple[int, ...]) -> Any:
     """Gradient w.r.t. ``x`` of a loss whose gradient w.r.t. ``x_hat = (x - mean) * inv_std`` is ``grad_x_hat``.
 
@@ -210,9 +213,10 @@ class BatchNormalization(_BatchNormBase):
         if flat.shape[1] != self.gamma.shape[0]:
             raise ValueError(f"x has {flat.shape[1]} features per sample but gamma has {self.gamma.shape[0]} "
                              f"(x shape {shape})")
-        if train_flg:
-            if flat.shape[0] == 0:
-                raise ValueError(f"x must hold at least one sample when training, got shape {shape}")
+        if train_flg and flat.shape[0] == 0:
+            # PyTorch: an empty batch leaves the running estimates as they were and gives an empty output
+            x_hat, inv_std = flat, None
+        elif train_flg:
             x_hat, inv_std, mean, var = _normalize(flat, (0,), self.eps)
             keep, dtype = self.momentum, self.gamma.dtype
             self.running_mean = xp.astype(keep * self.running_mean + (1 - keep) * xp.reshape(mean, (-1,)), dtype)
@@ -255,7 +259,9 @@ class BatchNorm2d(_BatchNormBase):
     ------
     ValueError
         When training on a batch with one value per channel (``N*H*W == 1``),
-        whose variance is undefined -- as PyTorch does.
+        whose variance is undefined -- as PyTorch does. An empty batch
+        (``N = 0``) gives an empty output and leaves the running estimates as
+        they were, as PyTorch's does; its backward gives zero gradients.
     TypeError
         When ``x`` is of another library than the layer's arrays (a NumPy layer
         given a PyTorch tensor: create it with ``like=x``), as ``Affine``.
@@ -302,9 +308,12 @@ class BatchNorm2d(_BatchNormBase):
         if x.shape[1] != self.num_features:
             raise ValueError(f"x must have {self.num_features} channels, got shape {tuple(x.shape)}")
         axes, shape = (0, 2, 3), (1, -1, 1, 1)
-        if train_flg:
-            count = x.shape[0] * x.shape[2] * x.shape[3]
-            if count < 2:
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+        if train_flg and count == 0:
+            # PyTorch: an empty batch leaves the running estimates as they were and gives an empty output
+            x_hat, inv_std = x, None
+        elif train_flg:
+            if count == 1:
                 raise ValueError(
                     f"x must hold more than one value per channel when training, got shape {tuple(x.shape)}")
             x_hat, inv_std, mean, var = _normalize(x, axes, self.eps)

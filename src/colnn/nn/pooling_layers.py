@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import check_rng
 from ..core.window import IntTuple, as_tuple
 from ..ops.adaptive import (adaptive_avg_backward, adaptive_avg_forward, adaptive_max_backward,
                             adaptive_max_forward, adaptive_output_size)
@@ -246,7 +247,7 @@ class _FractionalMaxPoolNd(SpatialLayer):
         fractional_output_size((1 << 62,) * self.ndim, kernel_size, output_size, output_ratio)  # checks now
         self.output_size = output_size
         self.output_ratio = output_ratio
-        self.rng = np.random.default_rng() if rng is None else rng
+        self.rng = check_rng(rng)
         self._samples: Any = None
 
     def forward(self, x: Any, random_samples: Any = None) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.checks import from_batched
+from ..core.ieee import quiet_ieee
 from ..core.indices import index_dtype
 from ..core.spatial import check_spatial_input
 from ..core.window import INDEX_MAX
@@ -96,6 +97,7 @@ def _bin_spread(grad: Any, dim: int, size: int) -> Any:
     return spread
 
 
+@quiet_ieee
 def adaptive_avg_forward(x: Any, out_size: tuple[int, ...]) -> Any:
     """Adaptive average of a validated batched floating array ``(N, C, *in)`` -> ``(N, C, *out_size)``."""
     xp = namespace(x)
@@ -113,6 +115,7 @@ def adaptive_avg_forward(x: Any, out_size: tuple[int, ...]) -> Any:
     return xp.astype(result, x.dtype)
 
 
+@quiet_ieee
 def adaptive_avg_backward(grad_output: Any, input_shape: tuple[int, ...]) -> Any:
     """Gradient of :func:`adaptive_avg_forward`."""
     xp = namespace(grad_output)

@@ -21,6 +21,7 @@ from ..core.checks import (
     from_batched,
     accumulation_dtype, as_numpy_dtype, cast_array, check_float_array, foreign_namespace, to_batched,
 )
+from ..core.ieee import quiet_ieee
 from ..core.window import IntPair, Window, as_tuple
 from ..kernels import conv_chunked, direct_conv, image_gemm, winograd
 from ..kernels.epilogue import LOOP_DTYPES, relu_in_place, relu_mask
@@ -133,6 +134,7 @@ def conv_window(
     return Window.build(in_hw, kernel_hw, stride, padding, dilation, kernel_name="weight's (FH, FW)")
 
 
+@quiet_ieee
 def conv2d_forward(
     x: np.ndarray,
     weight: np.ndarray,
@@ -204,6 +206,7 @@ def conv2d_relu_forward(
     return out, saved, mask if keep_mask else None
 
 
+@quiet_ieee
 def conv2d_backward(
     grad_output: np.ndarray,
     input_shape: tuple[int, ...],

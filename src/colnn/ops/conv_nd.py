@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ..core.checks import check_float_array, from_batched
+from ..core.ieee import quiet_ieee
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
 from ..kernels.geometry import STRATEGIES
@@ -89,6 +90,7 @@ def grouped_outer(left: Any, right: Any, groups: int, shape: tuple[int, ...]) ->
     return xp.reshape(xp.matmul(xp.matrix_transpose(grouped(left, groups)), grouped(right, groups)), tuple(shape))
 
 
+@quiet_ieee
 def conv_nd_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window,
                     groups: int = 1, strategy: str | None = None) -> tuple[np.ndarray, Any]:
     """Convolve a validated batch ``(N, C, *in)``: ``(out (N, FN, *out), saved)`` for :func:`conv_nd_backward`."""
@@ -106,6 +108,7 @@ def conv_nd_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     return add_bias(out, bias), col
 
 
+@quiet_ieee
 def conv_nd_backward(grad_output: np.ndarray, input_shape: tuple[int, ...], saved: Any, weight: np.ndarray,
                      window: Window, groups: int = 1, strategy: str | None = None):
     """Gradients ``(grad_input, grad_weight, grad_bias)``; ``saved`` from :func:`conv_nd_forward`."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import check_rng
 from ..core.indices import index_dtype
 from ..core.spatial import check_spatial_input
 from ..core.window import as_tuple
@@ -78,8 +79,7 @@ def fractional_samples(random_samples: Any, x: Any, ndim: int, unbatched: bool,
     """The checked ``random_samples``, or ``(N, C, ndim)`` fresh ones from ``rng`` (NumPy's) on ``x``'s device."""
     if random_samples is not None:
         return check_samples(random_samples, x, ndim, unbatched)
-    generator = np.random.default_rng() if rng is None else rng
-    return as_namespace_of(generator.random((*x.shape[:2], ndim)), x)
+    return as_namespace_of(check_rng(rng).random((*x.shape[:2], ndim)), x)
 
 
 def _axis_samples(samples: Any) -> list[Any]:
@@ -132,6 +132,7 @@ def fractional_max_backward(grad_output: Any, indices: Any, input_shape: tuple[i
 
 def _fractional(ndim, input, kernel_size, output_size, output_ratio, return_indices, random_samples, rng):
     x, unbatched = check_spatial_input(input, "input", ndim)
+    rng = check_rng(rng)  # at the boundary, also when random_samples leaves it unused
     kernel, out_size = fractional_output_size(x.shape[2:], kernel_size, output_size, output_ratio)
     samples = fractional_samples(random_samples, x, ndim, unbatched, rng)
     out, indices = fractional_max_forward(x, kernel, out_size, samples)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import from_batched
+from ..core.ieee import quiet_ieee
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
 from .array_api import device_of, namespace
@@ -41,6 +42,7 @@ def _scalar(value: float, like: Any) -> Any:
     return namespace(like).asarray(value, dtype=like.dtype, device=device_of(like))
 
 
+@quiet_ieee
 def lp_pool_forward(x: Any, norm_type: float, window: Window, strategy: str | None = None):
     """``(out, saved)`` of a validated batched floating array; ``saved`` is for :func:`lp_pool_backward`.
 
@@ -61,6 +63,7 @@ def lp_pool_forward(x: Any, norm_type: float, window: Window, strategy: str | No
     return out, (x, mean, out, divisor)
 
 
+@quiet_ieee
 def lp_pool_backward(grad_output: Any, norm_type: float, window: Window, saved, strategy: str | None = None):
     """Gradient of :func:`lp_pool_forward` w.r.t. its input (PyTorch's chain rule; 0 where the mean is 0)."""
     xp = namespace(grad_output)

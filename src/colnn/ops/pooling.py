@@ -21,6 +21,7 @@ from ..core.checks import (
     cast_array, check_array, check_flag, check_float_array, foreign_namespace, gradient_dtype,
     to_batched,
 )
+from ..core.ieee import quiet_ieee
 from ..core.window import IntPair, Window
 from ..kernels.pool import NumbaStrategy
 from .array_api import ArrayAPIPoolStrategy, check_strategy
@@ -199,6 +200,7 @@ def max_pool2d(
 # --- average pooling -------------------------------------------------------
 
 
+@quiet_ieee
 def avg_pool2d_forward(
     x: np.ndarray, window: Window, divisor: np.ndarray, strategy: str | None = None
 ) -> np.ndarray:
@@ -206,6 +208,7 @@ def avg_pool2d_forward(
     return get_strategy(strategy, x).avg_forward(x, window, divisor)
 
 
+@quiet_ieee
 def avg_pool2d_backward(
     grad_output: np.ndarray,
     input_shape: tuple[int, ...],

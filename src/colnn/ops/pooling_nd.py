@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import accumulation_dtype, from_batched, lowest_value
+from ..core.ieee import quiet_ieee
 from ..core.spatial import check_spatial_input
 from ..core.window import IntTuple, Window
 from .array_api import ArrayAPIPoolStrategy
@@ -238,6 +239,7 @@ def _window_sums3d(x: np.ndarray, window: Window, strategy: str | None) -> np.nd
     return sums
 
 
+@quiet_ieee
 def avg_pool_nd_forward(x: np.ndarray, window: Window, divisor: np.ndarray, strategy: str | None = None) -> np.ndarray:
     """Average pooling of a validated batched floating array, ``(N, C, *out_size)``, input's dtype."""
     reference = _reference(strategy, x)
@@ -251,6 +253,7 @@ def avg_pool_nd_forward(x: np.ndarray, window: Window, divisor: np.ndarray, stra
     return (_window_sums3d(x, window, strategy) / divisor.astype(acc)).astype(x.dtype)
 
 
+@quiet_ieee
 def avg_pool_nd_backward(grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window,
                          divisor: np.ndarray, strategy: str | None = None) -> np.ndarray:
     """Gradient of average pooling: ``grad_output / divisor`` spread over each window's cells."""
