@@ -534,3 +534,13 @@ def test_a_layer_with_parameters_of_another_library_is_refused_at_construction(t
     with pytest.raises(TypeError, match=r"^layers\[0\] \(BatchNorm2d\) holds weight as a torch\.Tensor"):
         Network([BatchNorm2d(3, like=torch.ones(1))])
     Network([numpy_affine])  # NumPy layers still build
+
+
+@pytest.mark.parametrize("build", ["simple_conv_net", "deep_conv_net"])
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, TypeError), ("0", TypeError), (True, TypeError)])
+def test_a_bad_seed_is_refused_naming_it(build, seed, error):
+    from colnn.nn import deep_conv_net, network
+
+    factory = getattr(network, build, None) or getattr(deep_conv_net, build)
+    with pytest.raises(error, match=r"seed must be (an int or None|>= 0), got"):
+        factory(seed=seed)

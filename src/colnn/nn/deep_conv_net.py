@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.checks import check_seed
 from .dropout import Dropout
 from .layers import Affine, Convolution, Layer, MaxPool2d, Relu
 from .network import Network, _initial_std, _positive_int
@@ -70,7 +71,7 @@ def deep_conv_net(
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
 
     def weight(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
         return (_initial_std(weight_init_std, fan_in, "weight_init_std") * rng.standard_normal(shape)).astype(dtype)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.arrayfile import ArrayFileError, read_npz, write_whole
-from ..core.checks import foreign_namespace, type_name
+from ..core.checks import check_seed, foreign_namespace, type_name
 from .activation import Sigmoid
 from .dropout import Dropout
 from .fusion import fusable, fused_forward
@@ -511,7 +511,7 @@ def simple_conv_net(
         raise ValueError(f"input_dim {tuple(input_dim)} is too small for filter_size={filter_size}, pad={pad}, "
                          f"stride={stride} and pool_size={pool_size}")
     pooled = filter_num * pool_h * pool_w
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
 
     def weight(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
         std = _initial_std(weight_init_std, fan_in, "weight_init_std")
