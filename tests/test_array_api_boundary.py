@@ -17,6 +17,7 @@ values come from the NumPy path on the same data.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -541,3 +542,21 @@ def test_batchnorm2d_refuses_a_dtype_array_api_strict_lacks():
     strict = pytest.importorskip("array_api_strict")
     with pytest.raises(TypeError, match=r"^dtype float16 is not a dtype of array_api_strict"):
         colnn.BatchNorm2d(3, dtype=np.float16, like=strict.zeros((1, 3, 2, 2)))
+
+
+@pytest.mark.parametrize("name", ["MaxPool2d", "MaxPool1d", "AdaptiveMaxPool2d", "Relu"])
+def test_an_integer_forward_s_gradient_follows_jax_s_default_float_without_a_warning(name, jax_without_x64):
+    # The gradient of an integer forward is float64 on NumPy (gradient_dtype); JAX without x64
+    # has none, so it answers its default float, as jnp.asarray does for float64 data.
+    jnp = jax_without_x64.numpy
+    make, shape, forward = LAYERS[name]
+    x = np.arange(math.prod(shape)).reshape(shape) % 7
+    layer, oracle = make(jnp.asarray), make(np.asarray)
+    out = forward(layer, jnp.asarray(x, dtype=jnp.int32), jnp.asarray)
+    forward(oracle, x, np.asarray)
+    dout = np.arange(math.prod(tuple(out.shape))).reshape(tuple(out.shape)) % 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not JAX's "Explicitly requested dtype float64" warning
+        dx = layer.backward(jnp.asarray(dout, dtype=jnp.int32))
+    assert dx.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(dx), oracle.backward(dout).astype(np.float32))

@@ -220,12 +220,26 @@ def as_numpy_dtype(dtype: Any) -> np.dtype:
 
 
 def cast_array(array: Any, dtype: Any) -> Any:
-    """``array`` in ``dtype`` (a NumPy dtype or name), in its own namespace; no copy if it has it already."""
+    """``array`` in ``dtype`` (a NumPy dtype or name), in its own namespace; no copy if it has it already.
+
+    ``dtype`` is one colnn derived (a gradient's, an accumulator's), not one the
+    caller named: where the namespace lacks a floating ``dtype`` (float64 on JAX
+    without x64) its default float stands in, as ``jnp.asarray`` does for a
+    float64 NumPy array, without JAX's warning. Any other missing dtype is a
+    TypeError (:func:`namespace_dtype`).
+    """
     dtype = as_numpy_dtype(dtype)
     xp = foreign_namespace(array)
     if xp is None:
         return array.astype(dtype, copy=False)
-    target = getattr(xp, dtype.name)
+    if array.dtype == getattr(xp, dtype.name, None):
+        return array
+    info = xp.__array_namespace_info__()
+    target = info.dtypes().get(dtype.name)
+    if target is None and dtype.kind == "f":
+        target = info.default_dtypes(device=_device(array))["real floating"]
+    if target is None:
+        target = namespace_dtype(xp, dtype)
     return array if array.dtype == target else xp.astype(array, target)
 
 
