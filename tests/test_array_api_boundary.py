@@ -560,3 +560,9 @@ def test_an_integer_forward_s_gradient_follows_jax_s_default_float_without_a_war
         dx = layer.backward(jnp.asarray(dout, dtype=jnp.int32))
     assert dx.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(dx), oracle.backward(dout).astype(np.float32))
+
+
+def test_batchnorm2d_takes_float16_on_torch_though_the_standard_lacks_it():
+    torch = pytest.importorskip("torch")
+    layer = colnn.BatchNorm2d(3, dtype=np.float16, like=torch.zeros(1))
+    assert layer.weight.dtype == torch.float16

@@ -188,11 +188,27 @@ def namespace_dtype(xp: Any, dtype: Any, name: str = "dtype") -> Any:
     message (``array_api_strict`` has no float16).
     """
     dtype = as_numpy_dtype(dtype)
-    available = xp.__array_namespace_info__().dtypes()
-    if dtype.name not in available:
-        raise TypeError(f"{name} {dtype} is not a dtype of {xp.__name__}, which has {sorted(available)}"
-                        f"{x64_hint(xp)}")
-    return available[dtype.name]
+    found = _lookup_dtype(xp, dtype.name)
+    if found is None:
+        available = sorted(xp.__array_namespace_info__().dtypes())
+        raise TypeError(f"{name} {dtype} is not a dtype of {xp.__name__}, which has {available}{x64_hint(xp)}")
+    return found
+
+
+# The standard's dtypes, which ``__array_namespace_info__().dtypes()`` reports; float16 is not one.
+_STANDARD_DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                              "float32", "float64", "complex64", "complex128"})
+
+
+def _lookup_dtype(xp: Any, name: str) -> Any:
+    """``xp``'s dtype called ``name``, or None where it has none.
+
+    A standard dtype as the namespace reports it (JAX without x64 keeps the name
+    ``float64`` but stores float32); any other (float16) by attribute.
+    """
+    if name in _STANDARD_DTYPES:
+        return xp.__array_namespace_info__().dtypes().get(name)
+    return getattr(xp, name, None)
 
 
 _NUMPY_TOKEN = np.empty(0)
@@ -234,10 +250,9 @@ def cast_array(array: Any, dtype: Any) -> Any:
         return array.astype(dtype, copy=False)
     if array.dtype == getattr(xp, dtype.name, None):
         return array
-    info = xp.__array_namespace_info__()
-    target = info.dtypes().get(dtype.name)
+    target = _lookup_dtype(xp, dtype.name)
     if target is None and dtype.kind == "f":
-        target = info.default_dtypes(device=_device(array))["real floating"]
+        target = xp.__array_namespace_info__().default_dtypes(device=_device(array))["real floating"]
     if target is None:
         target = namespace_dtype(xp, dtype)
     return array if array.dtype == target else xp.astype(array, target)
