@@ -307,8 +307,11 @@ def _lowest(xp: Any, dtype: Any) -> Any:
 def _on_device(xp: Any, array: np.ndarray, like: Any, dtype: Any = None) -> Any:
     """A small NumPy geometry array as an array of ``like``'s namespace and device, in ``dtype`` (one of ``xp``'s).
 
-    Cast on the NumPy side, so that ``xp`` is never asked for a dtype it may lack.
+    Cast on the NumPy side, so that ``xp`` is never asked for a dtype it may lack;
+    an array of ``xp`` already (a divisor the caller built there) is only moved.
     """
+    if not isinstance(array, np.ndarray):
+        return xp.asarray(array, dtype=dtype, device=device_of(like))
     if dtype is not None:
         array = array.astype(as_numpy_dtype(dtype), copy=False)
     return move_numpy(np.ascontiguousarray(array), xp, device_of(like), "geometry")
