@@ -17,6 +17,7 @@ values come from the NumPy path on the same data.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -385,3 +386,183 @@ def test_a_layer_of_float64_weights_promotes_a_float32_input(name, library):
     assert "float64" in str(out.dtype)
     np.testing.assert_allclose(to_numpy(out), forward(make(np.asarray), x.astype(np.float64), np.asarray),
                                rtol=1e-12, atol=1e-12)
+
+
+# --- NumPy moved into another library: any byte order, read-only or broadcast, never narrowed --------
+
+
+def _swapped(array):
+    return array.astype(array.dtype.newbyteorder("S"))
+
+
+def _read_only(array):
+    array = array.copy()
+    array.flags.writeable = False
+    return array
+
+
+def _broadcast(array):
+    # Every test array here is constant, so a broadcast of its first value holds the same values.
+    return np.broadcast_to(array.reshape(-1)[0], array.shape)
+
+
+ODD_NUMPY = {"non-native byte order": _swapped, "read-only": _read_only, "broadcast": _broadcast}
+
+
+@pytest.fixture
+def jax_without_x64():
+    """JAX with its default 32-bit types (other tests turn x64 on for the whole session); restored after."""
+    jax = pytest.importorskip("jax", reason="needs jax (pip install colnn[bench])")
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    yield jax
+    jax.config.update("jax_enable_x64", before)
+
+
+def _library_converter(library: str):
+    return pytest.importorskip("jax.numpy").asarray if library == "jax" else converter(library)
+
+
+@pytest.mark.parametrize("odd", ODD_NUMPY)
+@pytest.mark.parametrize("library", ["torch", "jax", "array_api_strict"])
+@pytest.mark.parametrize("op, argument", [(op, argument) for op, argument in OP_ARGUMENTS if argument in MAY_BE_NUMPY])
+def test_numpy_indices_and_samples_of_any_layout_move_without_error_or_warning(op, argument, library, odd):
+    to = _library_converter(library)
+    function, arrays, options = OPS[op]
+    moved = {name: ODD_NUMPY[odd](array) if name == argument else to(array) for name, array in arrays.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyTorch's "The given NumPy array is not writable" included
+        result = function(**moved, **options)
+    np.testing.assert_allclose(to_numpy(result), call_op(op, "numpy"), rtol=1e-6)
+
+
+@pytest.mark.parametrize("odd", ODD_NUMPY)
+@pytest.mark.parametrize("library", ["torch", "array_api_strict"])
+@pytest.mark.parametrize("name", LAYERS)
+def test_every_backward_takes_a_numpy_dout_of_any_layout(name, library, odd):
+    make, shape, forward = LAYERS[name]
+    to = converter(library)
+    x = floats(*shape)
+    layer, oracle = make(to), make(np.asarray)
+    out = forward(layer, to(x), to)
+    forward(oracle, x, np.asarray)
+    dout = np.full(tuple(out.shape), 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dx = layer.backward(ODD_NUMPY[odd](dout))
+    np.testing.assert_allclose(to_numpy(dx), oracle.backward(dout), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("offset", [2**31, 2**32])
+@pytest.mark.parametrize("op", [op for op in OPS if op.startswith("max_unpool")])
+def test_numpy_indices_beyond_jax_s_int32_are_refused_with_the_caller_s_value(op, offset, jax_without_x64):
+    jnp = jax_without_x64.numpy
+    function, arrays, options = OPS[op]
+    indices = arrays["indices"] + offset  # all 1 + offset: an int32 cast would wrap them into range
+    with pytest.raises(ValueError, match=rf"^indices holds {1 + offset}, which jax.numpy stores as int32 .*jax_enable_x64"):
+        function(jnp.asarray(arrays["input"]), indices, **options)
+
+
+def test_numpy_labels_beyond_jax_s_int32_are_refused_not_wrapped(jax_without_x64):
+    jnp = jax_without_x64.numpy
+    # 2**32 would wrap to label 0, a valid one: the loss would be silently wrong.
+    with pytest.raises(ValueError, match=rf"^t holds {2**32}, which jax.numpy stores as int32"):
+        colnn.SoftmaxWithLoss().forward(jnp.zeros((2, 3)), np.array([1, 2**32]))
+
+
+# --- SoftmaxWithLoss: labels under the one-library rule --------------------------------------------
+
+
+@pytest.mark.parametrize("x_library, t_library", [("torch", "array_api_strict"), ("array_api_strict", "torch"),
+                                                  ("numpy", "torch")])
+def test_labels_of_another_library_than_the_scores_are_a_type_error_naming_t(x_library, t_library):
+    x, t = converter(x_library)(floats(2, 3)), converter(t_library)(np.array([0, 2]))
+    with pytest.raises(TypeError, match=rf"^t is {NAMES[t_library]} but x is {NAMES[x_library]}; "):
+        colnn.SoftmaxWithLoss().forward(x, t)
+
+
+def test_labels_on_another_device_than_the_scores_are_a_value_error_naming_both_devices():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"^t is on device meta but x is on device cpu; pass arrays on one device$"):
+        colnn.SoftmaxWithLoss().forward(torch.zeros(2, 3), torch.tensor([0, 2], device="meta"))
+
+
+@pytest.mark.parametrize("labels", [[0, 2], np.array([0, 2], ">i8"), _read_only(np.array([0, 2]))],
+                         ids=["list", "non-native", "read-only"])
+@pytest.mark.parametrize("library", ["torch", "array_api_strict"])
+def test_numpy_and_list_labels_move_to_the_scores_library(library, labels):
+    to, x = converter(library), floats(2, 3)
+    layer, oracle = colnn.SoftmaxWithLoss(), colnn.SoftmaxWithLoss()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = layer.forward(to(x), labels)
+    assert loss == pytest.approx(oracle.forward(x, np.array([0, 2])), rel=1e-12)
+    assert type(layer.backward()) is type(to(np.zeros(1)))
+
+
+# --- a list or Python scalar takes the dtype of the array it is checked against (NEP 50) -------------
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("op", [op for op in OPS if op.startswith("conv")])
+def test_a_list_bias_takes_the_weight_s_dtype(op, library):
+    function, arrays, options = OPS[op]
+    to = converter(library)
+    single = {name: array.astype(np.float32) for name, array in arrays.items()}
+    result = function(to(single["input"]), to(single["weight"]), arrays["bias"].tolist(), **options)
+    # The oracle: the same bias as a float32 array, as NumPy 2 reads Python floats beside float32.
+    expected = function(to(single["input"]), to(single["weight"]), to(arrays["bias"].astype(np.float32)), **options)
+    assert "float32" in str(result.dtype)
+    np.testing.assert_array_equal(to_numpy(result), to_numpy(expected))
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("name", ["Convolution", "Conv2d", "ConvTranspose2d"])
+def test_a_layer_with_a_list_bias_keeps_the_weight_s_dtype_like_the_function(name, library):
+    make, shape, forward = LAYERS[name]
+    to = converter(library)
+    weight = make(np.asarray).W.astype(np.float32)
+    layer = type(make(np.asarray))(to(weight), [0.1, 0.2, 0.3])
+    out = forward(layer, to(floats(*shape).astype(np.float32)), to)
+    assert "float32" in str(out.dtype)
+
+
+# --- a dtype the namespace lacks is refused, never substituted -----------------------------------------
+
+
+def test_batchnorm2d_refuses_a_dtype_jax_lacks_without_x64(jax_without_x64):
+    jnp = jax_without_x64.numpy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not JAX's "Explicitly requested dtype float64" warning
+        with pytest.raises(TypeError, match=r"^dtype float64 is not a dtype of jax.numpy.*jax_enable_x64"):
+            colnn.BatchNorm2d(3, dtype=np.float64, like=jnp.zeros((1, 3, 2, 2)))
+
+
+def test_batchnorm2d_refuses_a_dtype_array_api_strict_lacks():
+    strict = pytest.importorskip("array_api_strict")
+    with pytest.raises(TypeError, match=r"^dtype float16 is not a dtype of array_api_strict"):
+        colnn.BatchNorm2d(3, dtype=np.float16, like=strict.zeros((1, 3, 2, 2)))
+
+
+@pytest.mark.parametrize("name", ["MaxPool2d", "MaxPool1d", "AdaptiveMaxPool2d", "Relu"])
+def test_an_integer_forward_s_gradient_follows_jax_s_default_float_without_a_warning(name, jax_without_x64):
+    # The gradient of an integer forward is float64 on NumPy (gradient_dtype); JAX without x64
+    # has none, so it answers its default float, as jnp.asarray does for float64 data.
+    jnp = jax_without_x64.numpy
+    make, shape, forward = LAYERS[name]
+    x = np.arange(math.prod(shape)).reshape(shape) % 7
+    layer, oracle = make(jnp.asarray), make(np.asarray)
+    out = forward(layer, jnp.asarray(x, dtype=jnp.int32), jnp.asarray)
+    forward(oracle, x, np.asarray)
+    dout = np.arange(math.prod(tuple(out.shape))).reshape(tuple(out.shape)) % 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not JAX's "Explicitly requested dtype float64" warning
+        dx = layer.backward(jnp.asarray(dout, dtype=jnp.int32))
+    assert dx.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(dx), oracle.backward(dout).astype(np.float32))
+
+
+def test_batchnorm2d_takes_float16_on_torch_though_the_standard_lacks_it():
+    torch = pytest.importorskip("torch")
+    layer = colnn.BatchNorm2d(3, dtype=np.float16, like=torch.zeros(1))
+    assert layer.weight.dtype == torch.float16

@@ -250,6 +250,15 @@ def test_arrays_that_cannot_be_written_in_place_are_refused_naming_them():
     with pytest.raises(TypeError, match=r"params\['w'\] is a torch.Tensor that requires grad"):
         SGD(0.1).update({"w": leaf}, {"w": torch.ones(2)})
     params = {"v": torch.ones(2), "w": torch.ones(2)}
-    with pytest.raises(TypeError, match=r"grads\['w'\] must be an array of params\['w'\]'s library \(torch\), got a numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"grads\['w'\] is a numpy.ndarray but params\['w'\] is a torch.Tensor"):
         SGD(0.1).update(params, {"v": torch.ones(2), "w": np.ones(2)})
     assert torch.equal(params["v"], torch.ones(2))  # refused before any step
+
+
+def test_a_grad_on_another_device_than_its_param_is_refused_naming_the_key_and_both_devices():
+    strict = pytest.importorskip("array_api_strict", reason="array_api_strict has a second device")
+    other = strict.Device("device1")
+    params = {"v": strict.ones(2), "w": strict.ones(2, device=other)}
+    with pytest.raises(ValueError, match=r"grads\['w'\] is on device .*CPU.* but params\['w'\] is on device .*device1"):
+        SGD(0.1).update(params, {"v": strict.ones(2), "w": strict.ones(2)})
+    assert bool(strict.all(params["v"] == 1))  # refused before any step

@@ -18,11 +18,15 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .indices import x64_hint
+
 __all__ = [
     "foreign_namespace",
     "type_name",
     "as_value",
     "same_library",
+    "move_numpy",
+    "namespace_dtype",
     "library_token",
     "as_numpy_dtype",
     "cast_array",
@@ -130,7 +134,7 @@ def same_library(array: Any, name: str, like: Any, like_name: str, *, moves: boo
     if xp is None and not isinstance(array, np.ndarray):
         array, moves = np.asarray(array), True  # a list or scalar belongs to no library
     if like_xp is not None and xp is None and moves:
-        return like_xp.asarray(array, device=_device(like))
+        return move_numpy(array, like_xp, _device(like), name)
     if xp is not like_xp:
         raise TypeError(f"{name} is {type_name(array)} but {like_name} is {type_name(like)}; "
                         "pass arrays of one library")
@@ -138,6 +142,76 @@ def same_library(array: Any, name: str, like: Any, like_name: str, *, moves: boo
         raise ValueError(f"{name} is on device {_device(array)} but {like_name} is on device {_device(like)}; "
                          "pass arrays on one device")
     return as_value(array)
+
+
+def move_numpy(array: np.ndarray, xp: Any, device: Any, name: str) -> Any:
+    """NumPy ``array`` as an array of namespace ``xp`` on ``device``: how every NumPy value enters another library.
+
+    Parameters
+    ----------
+    array : np.ndarray, any dtype, shape and byte order, read-only or not
+    xp, device : the target namespace and device (another library's, :func:`foreign_namespace`)
+    name : the argument's name, for messages
+
+    Returns
+    -------
+    An array of ``xp`` on ``device``, of ``array``'s values and shape, in ``xp``'s
+    dtype for ``array``'s (JAX without x64 stores int64 as int32).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the value, when an integer of ``array`` does not fit
+        the narrower dtype ``xp`` stores it in: the caller's values are checked
+        before the move, so nothing wraps around.
+
+    PyTorch, JAX and ``array_api_strict`` refuse a non-native byte order, and
+    PyTorch warns on a read-only array (a broadcast view), whose memory its
+    tensor would share: either is copied to a native, writable array first;
+    any other array is passed as it is (a copy only where ``xp`` makes one).
+    """
+    if not array.dtype.isnative or not array.flags.writeable:
+        array = array.astype(array.dtype.newbyteorder("="), copy=True)
+    if array.dtype.kind in "iu" and array.size:
+        stored = as_numpy_dtype(xp.asarray(array[:0], device=device).dtype)
+        info = np.iinfo(stored)
+        low, high = int(array.min()), int(array.max())
+        if low < info.min or high > info.max:
+            value = high if high > info.max else low
+            raise ValueError(f"{name} holds {value}, which {xp.__name__} stores as {stored} "
+                             f"(range [{info.min}, {info.max}]){x64_hint(xp)}")
+    return xp.asarray(array, device=device)
+
+
+def namespace_dtype(xp: Any, dtype: Any, name: str = "dtype") -> Any:
+    """``xp``'s dtype named like ``dtype`` (a NumPy dtype or name); TypeError naming ``name`` where ``xp`` has none.
+
+    A library lacking it would otherwise substitute another with a warning
+    (JAX without x64 truncates float64 to float32) or fail with its own
+    message (``array_api_strict`` has no float16).
+    """
+    dtype = as_numpy_dtype(dtype)
+    found = _lookup_dtype(xp, dtype.name)
+    if found is None:
+        available = sorted(xp.__array_namespace_info__().dtypes())
+        raise TypeError(f"{name} {dtype} is not a dtype of {xp.__name__}, which has {available}{x64_hint(xp)}")
+    return found
+
+
+# The standard's dtypes, which ``__array_namespace_info__().dtypes()`` reports; float16 is not one.
+_STANDARD_DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                              "float32", "float64", "complex64", "complex128"})
+
+
+def _lookup_dtype(xp: Any, name: str) -> Any:
+    """``xp``'s dtype called ``name``, or None where it has none.
+
+    A standard dtype as the namespace reports it (JAX without x64 keeps the name
+    ``float64`` but stores float32); any other (float16) by attribute.
+    """
+    if name in _STANDARD_DTYPES:
+        return xp.__array_namespace_info__().dtypes().get(name)
+    return getattr(xp, name, None)
 
 
 _NUMPY_TOKEN = np.empty(0)
@@ -165,12 +239,25 @@ def as_numpy_dtype(dtype: Any) -> np.dtype:
 
 
 def cast_array(array: Any, dtype: Any) -> Any:
-    """``array`` in ``dtype`` (a NumPy dtype or name), in its own namespace; no copy if it has it already."""
+    """``array`` in ``dtype`` (a NumPy dtype or name), in its own namespace; no copy if it has it already.
+
+    ``dtype`` is one colnn derived (a gradient's, an accumulator's), not one the
+    caller named: where the namespace lacks a floating ``dtype`` (float64 on JAX
+    without x64) its default float stands in, as ``jnp.asarray`` does for a
+    float64 NumPy array, without JAX's warning. Any other missing dtype is a
+    TypeError (:func:`namespace_dtype`).
+    """
     dtype = as_numpy_dtype(dtype)
     xp = foreign_namespace(array)
     if xp is None:
         return array.astype(dtype, copy=False)
-    target = getattr(xp, dtype.name)
+    if array.dtype == getattr(xp, dtype.name, None):
+        return array
+    target = _lookup_dtype(xp, dtype.name)
+    if target is None and dtype.kind == "f":
+        target = xp.__array_namespace_info__().default_dtypes(device=_device(array))["real floating"]
+    if target is None:
+        target = namespace_dtype(xp, dtype)
     return array if array.dtype == target else xp.astype(array, target)
 
 
@@ -192,6 +279,21 @@ def _as_numeric_array(x: Any, name: str) -> np.ndarray:
     return array
 
 
+def _weak_dtype(array: np.ndarray, like: Any, kinds: str) -> np.ndarray:
+    """``array`` (read from a list or Python scalar) in ``like``'s floating dtype if its kind is in ``kinds``.
+
+    NumPy 2's promotion (NEP 50) gives Python numbers no dtype of their own, so
+    ``[0.1, 0.2]`` as the bias of a float32 weight is float32, as a layer keeps it.
+    """
+    try:
+        target = as_numpy_dtype(like.dtype)
+    except TypeError:  # bfloat16 and other dtypes NumPy lacks: NumPy's reading stands
+        return array
+    if target.kind != "f" or array.dtype.kind not in kinds or array.dtype == target:
+        return array
+    return array.astype(target)
+
+
 def _ranks(ndims: tuple[int, ...]) -> str:
     if len(ndims) > 2 and ndims == tuple(range(ndims[0], ndims[-1] + 1)):
         return f"{ndims[0]}-D to {ndims[-1]}-D"
@@ -208,6 +310,7 @@ def check_array(
     like: Any = None,
     like_name: str = "input",
     moves: bool = False,
+    weak_kinds: str = "f",
 ) -> np.ndarray:
     """Return ``x`` as a real numeric ndarray (integer or floating) of an allowed rank, in native byte order.
 
@@ -226,7 +329,9 @@ def check_array(
     like, like_name : the array ``x`` must match in library and device (see
         :func:`same_library`), and its name for messages; None: no check.
         A list or scalar is read by NumPy's rules, then moved to ``like``'s
-        library; a NumPy array too if ``moves``.
+        library; a NumPy array too if ``moves``. A list or scalar of a kind in
+        ``weak_kinds`` (NumPy's dtype kinds) takes ``like``'s floating dtype
+        (NumPy 2's NEP 50: Python numbers carry no dtype of their own).
 
     Raises
     ------
@@ -249,6 +354,8 @@ def check_array(
     if like is not None:
         # A list or scalar belongs to no library: read by NumPy's rules, it goes where ``like`` is.
         no_library = xp is None and not isinstance(x, np.ndarray)
+        if no_library:
+            array = _weak_dtype(array, like, weak_kinds)
         array = same_library(array, name, like, like_name, moves=moves or no_library)
     shape = tuple(array.shape)
     if ndims is not None and array.ndim not in ndims:
@@ -271,9 +378,9 @@ def check_float_array(
     like: Any = None,
     like_name: str = "input",
 ) -> np.ndarray:
-    """Like :func:`check_array`, but integer dtypes raise TypeError."""
+    """Like :func:`check_array`, but integer dtypes raise TypeError; a list of ints given with ``like`` takes its dtype."""
     array = check_array(x, name, ndims=ndims, batch_ndims=batch_ndims, array_api=array_api, like=like,
-                        like_name=like_name)
+                        like_name=like_name, weak_kinds="fiu")
     check_float_dtype(array.dtype, name)
     return array
 

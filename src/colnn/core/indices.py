@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["index_dtype"]
+__all__ = ["index_dtype", "x64_hint"]
 
 
 def index_dtype(xp: Any, extent: int = 0, name: str = "input") -> Any:
@@ -38,7 +38,12 @@ def index_dtype(xp: Any, extent: int = 0, name: str = "input") -> Any:
     dtype = xp.__array_namespace_info__().default_dtypes()["indexing"]
     largest = int(xp.iinfo(dtype).max)
     if extent > largest:
-        hint = " (enable JAX's 64-bit types: jax.config.update('jax_enable_x64', True))" if "jax" in xp.__name__ else ""
+        hint = x64_hint(xp)
         raise ValueError(f"{name} of {extent} cells needs indices beyond {largest}, the largest of "
                          f"{xp.__name__}'s index dtype {dtype}{hint}")
     return dtype
+
+
+def x64_hint(xp: Any) -> str:
+    """How to get 64-bit types, for a message about namespace ``xp`` lacking them (JAX's only; empty else)."""
+    return " (enable JAX's 64-bit types: jax.config.update('jax_enable_x64', True))" if "jax" in xp.__name__ else ""

@@ -428,7 +428,7 @@ class SoftmaxWithLoss(Layer):
         # scores are computed where they live; ``y`` and the gradient stay there.
         x = check_float_array(x, "x", ndims=(2,), batch_ndims=(2,), array_api=True)
         xp = dense.namespace_of(x)
-        target = dense.in_namespace_of(_check_target(t, tuple(x.shape)), x)
+        target = _check_target(t, x)
         shifted = x - xp.max(x, axis=1, keepdims=True)
         log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
         if target.ndim == 2:
@@ -465,10 +465,16 @@ def _one_hot(labels: Any, classes: int) -> Any:
     return labels[:, None] == xp.arange(classes, dtype=labels.dtype, device=device_of(labels))[None, :]
 
 
-def _check_target(t: Any, scores_shape: tuple[int, int]) -> np.ndarray:
-    """``t`` as integer labels ``(N,)`` or float class probabilities ``(N, K)``; ValueError naming ``t`` if neither."""
+def _check_target(t: Any, x: Any) -> np.ndarray:
+    """``t`` as integer labels ``(N,)`` or float class probabilities ``(N, K)`` of checked scores ``x``'s library.
+
+    ValueError naming ``t`` if neither; NumPy labels move to ``x``'s library, another
+    library's are a TypeError, another device's a ValueError (:func:`same_library`).
+    """
+    scores_shape = tuple(x.shape)
     n, classes = scores_shape
-    target = check_array(t, "t", ndims=(1, 2), batch_ndims=(1, 2), array_api=True)
+    target = check_array(t, "t", ndims=(1, 2), batch_ndims=(1, 2), array_api=True, like=x, like_name="x",
+                         moves=True)
     xp = dense.namespace_of(target)
     if target.ndim == 1:
         if tuple(target.shape) != (n,) or not xp.isdtype(target.dtype, "integral"):

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import as_numpy_dtype, check_array, check_float_array, same_library
+from ..core.checks import as_numpy_dtype, check_array, check_float_array, namespace_dtype, same_library
 from ..core.ieee import quiet_ieee
 from ..ops import dense
 from ..ops.array_api import copy_as
@@ -287,7 +287,7 @@ class BatchNorm2d(_BatchNormBase):
         else:
             like = check_array(like, "like", ndims=None, array_api=True)
             xp, device = dense.namespace_of(like), dense.device_of(like)
-            xp_dtype = getattr(xp, dtype.name)
+            xp_dtype = namespace_dtype(xp, dtype)
             self.weight = xp.ones((self.num_features,), dtype=xp_dtype, device=device)
             self.bias = xp.zeros((self.num_features,), dtype=xp_dtype, device=device)
             self.running_mean = xp.zeros((self.num_features,), dtype=xp_dtype, device=device)

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..core.checks import foreign_namespace, type_name
+from ..core.checks import foreign_namespace, same_library, type_name
 
 __all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "Adam", "Nesterov", "RMSprop", "OPTIMIZERS", "make_optimizer"]
 
@@ -115,9 +115,7 @@ def _checked_grad(key: str, param: Any, grad: Any) -> Any:
         if getattr(param, "requires_grad", False):
             raise TypeError(f"params[{key!r}] is a torch.Tensor that requires grad, which autograd does not let "
                             "colnn write in place; give the layers detached tensors (tensor.detach())")
-        if foreign_namespace(grad) is not xp:
-            raise TypeError(f"grads[{key!r}] must be an array of params[{key!r}]'s library ({library}), "
-                            f"got {type_name(grad)}")
+        grad = same_library(grad, f"grads[{key!r}]", param, f"params[{key!r}]")
     if tuple(grad.shape) != tuple(param.shape):
         raise ValueError(f"grads[{key!r}] has shape {tuple(grad.shape)}, but params[{key!r}] has {tuple(param.shape)}")
     return grad

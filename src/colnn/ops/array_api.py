@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import accumulation_dtype, foreign_namespace, same_library, type_name
+from ..core.checks import accumulation_dtype, as_numpy_dtype, foreign_namespace, move_numpy, same_library, type_name
 from ..core.indices import index_dtype
 from ..core.window import Window
 
@@ -305,8 +305,16 @@ def _lowest(xp: Any, dtype: Any) -> Any:
 
 
 def _on_device(xp: Any, array: np.ndarray, like: Any, dtype: Any = None) -> Any:
-    """A small NumPy geometry array as an array of ``like``'s namespace and device."""
-    return xp.asarray(np.ascontiguousarray(array), dtype=dtype, device=device_of(like))
+    """A small NumPy geometry array as an array of ``like``'s namespace and device, in ``dtype`` (one of ``xp``'s).
+
+    Cast on the NumPy side, so that ``xp`` is never asked for a dtype it may lack;
+    an array of ``xp`` already (a divisor the caller built there) is only moved.
+    """
+    if not isinstance(array, np.ndarray):
+        return xp.asarray(array, dtype=dtype, device=device_of(like))
+    if dtype is not None:
+        array = array.astype(as_numpy_dtype(dtype), copy=False)
+    return move_numpy(np.ascontiguousarray(array), xp, device_of(like), "geometry")
 
 
 class ArrayAPIPoolStrategy:

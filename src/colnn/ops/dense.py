@@ -19,7 +19,7 @@ from ..core.checks import foreign_namespace
 from .array_api import device_of, namespace
 
 __all__ = [
-    "affine_backward", "affine_forward", "in_namespace_of", "namespace_of", "relu_backward",
+    "affine_backward", "affine_forward", "namespace_of", "relu_backward",
     "relu_forward", "zero_like",
 ]
 
@@ -32,19 +32,6 @@ def namespace_of(x: Any) -> Any:
     """
     xp = foreign_namespace(x)
     return np if xp is None else xp
-
-
-def in_namespace_of(value: Any, like: Any) -> Any:
-    """``value`` (an array of ``like``'s library, or a NumPy array) as an array of ``like``'s namespace and device.
-
-    A gradient given as NumPy for a forward that ran on another library moves to
-    that library; an array of a third library is left alone, so that the
-    operation that mixes them raises.
-    """
-    xp = foreign_namespace(like)
-    if xp is None or foreign_namespace(value) is not None:
-        return value
-    return xp.asarray(value, device=device_of(like))
 
 
 def zero_like(like: Any) -> Any:
