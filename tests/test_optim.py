@@ -262,3 +262,22 @@ def test_a_grad_on_another_device_than_its_param_is_refused_naming_the_key_and_b
     with pytest.raises(ValueError, match=r"grads\['w'\] is on device .*CPU.* but params\['w'\] is on device .*device1"):
         SGD(0.1).update(params, {"v": strict.ones(2), "w": strict.ones(2)})
     assert bool(strict.all(params["v"] == 1))  # refused before any step
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_on_numpy_is_the_textbook_expression_bit_for_bit(dtype):
+    # The oracle is Adam's formula written as plain NumPy expressions (fresh temporaries);
+    # colnn computes NumPy parameters in two scratch buffers and must round identically.
+    rng = np.random.default_rng(3)
+    param = rng.standard_normal((64, 33)).astype(dtype)
+    expected = param.copy()
+    first, second = np.zeros_like(param), np.zeros_like(param)
+    lr, beta1, beta2, eps = 0.003, 0.8, 0.99, 1e-7
+    optimizer = Adam(lr, beta1, beta2, eps)
+    for step in range(1, 6):
+        grad = rng.standard_normal(param.shape).astype(dtype)
+        first = first + (1.0 - beta1) * (grad - first)
+        second = second + (1.0 - beta2) * (grad * grad - second)
+        expected = expected - lr * (first / (1.0 - beta1 ** step)) / (np.sqrt(second / (1.0 - beta2 ** step)) + eps)
+        optimizer.update({"w": param}, {"w": grad})
+        np.testing.assert_array_equal(param, expected)

@@ -209,6 +209,8 @@ class Adam(Optimizer):
         self.steps = 0
         self._first: dict[str, np.ndarray] = {}
         self._second: dict[str, np.ndarray] = {}
+        self._scratch: dict[str, np.ndarray] = {}
+        self._denominator: dict[str, np.ndarray] = {}
 
     def _begin_step(self) -> None:
         self.steps += 1
@@ -216,11 +218,39 @@ class Adam(Optimizer):
     def _step(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
         first = self._state(self._first, key, param)
         second = self._state(self._second, key, param)
+        if isinstance(param, np.ndarray) and grad.dtype == param.dtype:
+            self._step_in_scratch(key, param, grad, first, second)
+            return
         first += (1.0 - self.beta1) * (grad - first)
         second += (1.0 - self.beta2) * (grad * grad - second)
         first_unbiased = first / (1.0 - self.beta1 ** self.steps)
         second_unbiased = second / (1.0 - self.beta2 ** self.steps)
         param -= self.lr * first_unbiased / (_sqrt(second_unbiased) + self.eps)
+
+    def _step_in_scratch(self, key: str, param: np.ndarray, grad: np.ndarray, first: np.ndarray,
+                         second: np.ndarray) -> None:
+        """:meth:`_step`'s operations in the same order, bit for bit, into two buffers kept per key.
+
+        Each NumPy temporary of a large parameter is fresh memory, faulted in page by
+        page: for SimpleConvNet's 432,000 affine weights the expression form took
+        about 5 ms a step, a third of the whole training step.
+        """
+        scratch = self._state(self._scratch, key, param)
+        denominator = self._state(self._denominator, key, param)
+        np.subtract(grad, first, out=scratch)
+        scratch *= 1.0 - self.beta1
+        first += scratch
+        np.multiply(grad, grad, out=scratch)
+        scratch -= second
+        scratch *= 1.0 - self.beta2
+        second += scratch
+        np.divide(second, 1.0 - self.beta2 ** self.steps, out=denominator)
+        np.sqrt(denominator, out=denominator)
+        denominator += self.eps
+        np.divide(first, 1.0 - self.beta1 ** self.steps, out=scratch)
+        np.multiply(self.lr, scratch, out=scratch)
+        scratch /= denominator
+        param -= scratch
 
 
 class Nesterov(Momentum):
