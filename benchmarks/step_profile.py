@@ -1,0 +1,61 @@
+"""Where one SimpleConvNet training step (forward, backward, Adam) spends its time, layer by layer.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/step_profile.py [C H FILTERS]
+
+Defaults: the MNIST step of ``colnn bench`` (100, 1, 28, 28) with 30 filters;
+``3 32 32`` is its CIFAR-shaped step. Each layer's ``forward``/``backward`` is
+wrapped in a timer (fused Convolution/Affine -> Relu forwards run inside the
+network and show up only in the step's total); medians over steps 11-40.
+"""
+
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from colnn.nn.network import simple_conv_net
+from colnn.nn.optim import Adam
+
+
+def timed(layer, name, seconds):
+    forward, backward = layer.forward, layer.backward
+
+    def timed_forward(*args, **kwargs):
+        started = time.perf_counter()
+        out = forward(*args, **kwargs)
+        seconds[f"{name} forward"].append(time.perf_counter() - started)
+        return out
+
+    def timed_backward(*args, **kwargs):
+        started = time.perf_counter()
+        out = backward(*args, **kwargs)
+        seconds[f"{name} backward"].append(time.perf_counter() - started)
+        return out
+
+    layer.forward, layer.backward = timed_forward, timed_backward
+
+
+def main(channels=1, size=28, filters=30, steps=40):
+    rng = np.random.default_rng(0)
+    x = rng.random((100, channels, size, size), dtype=np.float32)
+    labels = rng.integers(0, 10, 100)
+    network = simple_conv_net((channels, size, size), filter_num=filters, seed=0)
+    optimizer = Adam(0.001)
+    seconds = defaultdict(list)
+    for index, layer in enumerate(network.layers):
+        timed(layer, f"{index}: {type(layer).__name__}", seconds)
+    for _ in range(steps):
+        started = time.perf_counter()
+        _, grads = network.loss_and_gradient(x, labels)
+        updating = time.perf_counter()
+        optimizer.update(network.params, grads)
+        done = time.perf_counter()
+        seconds["Adam update"].append(done - updating)
+        seconds["whole step"].append(done - started)
+    for name, values in seconds.items():
+        print(f"{name:26s} {np.median(values[10:]) * 1e3:7.2f} ms")
+
+
+if __name__ == "__main__":
+    main(*(int(value) for value in sys.argv[1:4]))
