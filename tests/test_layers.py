@@ -529,3 +529,22 @@ def test_softmax_with_loss_matches_torch_cross_entropy_in_float32_and_float64(to
     grad = backend.back(layer.backward(2.5))
     assert grad.dtype == dtype
     np.testing.assert_allclose(grad, scores_t.grad.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("strategy", [None, "im2col"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_convolution_without_input_grad_sets_the_same_parameter_grads(strategy, dtype):
+    # The oracle is the full backward of an identical layer: dW and db must not depend on skipping dx.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 9, 8)).astype(dtype)
+    W, b = rng.standard_normal((4, 2, 3, 3)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    full, partial = (colnn.Convolution(W, b, stride=1, pad=1, strategy=strategy) for _ in range(2))
+    dout = rng.standard_normal(full.forward(x).shape).astype(dtype)
+    partial.forward(x)
+    dx = full.backward(dout)
+    assert partial.backward(dout, input_grad=False) is None
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(partial.dW, full.dW)
+    np.testing.assert_array_equal(partial.db, full.db)
+    with pytest.raises(TypeError, match="input_grad"):
+        partial.backward(dout, input_grad="no")

@@ -544,3 +544,23 @@ def test_a_bad_seed_is_refused_naming_it(build, seed, error):
     factory = getattr(network, build, None) or getattr(deep_conv_net, build)
     with pytest.raises(error, match=r"seed must be (an int or None|>= 0), got"):
         factory(seed=seed)
+
+
+def test_gradient_skips_only_the_first_layers_input_gradient():
+    # Oracle: every layer's full backward by hand; the network leaves out the first layer's dx only.
+    from colnn.nn.network import simple_conv_net
+
+    rng = np.random.default_rng(5)
+    x = rng.random((6, 1, 12, 12), dtype=np.float32)
+    t = rng.integers(0, 10, 6)
+    net = simple_conv_net((1, 12, 12), filter_num=4, hidden_size=8, seed=1)
+    grads = net.gradient(x, t)
+    net.loss(x, t, train_flg=True)
+    dout = net.loss_layer.backward(1.0)
+    for layer in reversed(net.layers):
+        dout = layer.backward(dout)
+    assert dout.shape == x.shape
+    expected = net._by_name(lambda layer: layer.grads)
+    assert grads.keys() == expected.keys()
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], expected[key])

@@ -184,9 +184,12 @@ def forward_images(
 
 
 def conv2d_backward_chunked(
-    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, window: Window, groups: int, budget_bytes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, window: Window, groups: int, budget_bytes: int,
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients ``(grad_input, grad_weight, grad_bias)`` of :func:`conv2d_forward_chunked`.
+
+    With ``input_grad=False`` ``grad_input`` is None and its GEMM and col2im are skipped.
 
     The column matrix is rebuilt chunk by chunk rather than kept from forward,
     so memory stays within the budget; per chunk and group, one GEMM gives the
@@ -201,7 +204,7 @@ def conv2d_backward_chunked(
     n_images, out_channels = x.shape[0], weight.shape[0]
     weight_rows = weight.reshape(groups, out_channels // groups, -1)
     group_channels = out_channels // groups
-    grad_input = np.empty(x.shape, dtype=x.dtype)
+    grad_input = np.empty(x.shape, dtype=x.dtype) if input_grad else None
     grad_planes = grad_output.reshape(n_images, out_channels, window.out_h * window.out_w)
     geometry = window_args(window)
 
@@ -220,9 +223,11 @@ def conv2d_backward_chunked(
                 group_grad = rows[g * group_channels:(g + 1) * group_channels]
                 np.matmul(group_col, group_grad.T, out=weight_share)
                 grad_weight[g] += weight_share.T
-                # The column gradient overwrites the columns, which are no longer needed.
-                np.matmul(weight_rows[g].T, group_grad, out=group_col)
-            im2col_loops.col2im_chunk(col, *geometry, grad_input[share][first:first + images])
+                if input_grad:
+                    # The column gradient overwrites the columns, which are no longer needed.
+                    np.matmul(weight_rows[g].T, group_grad, out=group_col)
+            if input_grad:
+                im2col_loops.col2im_chunk(col, *geometry, grad_input[share][first:first + images])
         return grad_weight
 
     grad_weight = sum(in_parallel(n_images, _col_bytes(x, window), backward_share))

@@ -129,11 +129,15 @@ class _WindowLayer(Layer):
         return from_batched(out4, unbatched)
 
     def backward(self, dout: Any) -> np.ndarray:
+        grad, saved = self._batched_grad(dout)
+        return from_batched(self._backward(grad, saved), saved.unbatched)
+
+    def _batched_grad(self, dout: Any) -> tuple[np.ndarray, _Saved]:
+        """``dout`` checked against the forward's output and batched, with what the forward saved."""
         saved = self._saved()
         out_shape = saved.output_shape[1:] if saved.unbatched else saved.output_shape
         grad = check_grad_shape(dout, out_shape, saved.dtype, saved.like)
-        grad_input = self._backward(grad[None, ...] if saved.unbatched else grad, saved)
-        return from_batched(grad_input, saved.unbatched)
+        return (grad[None, ...] if saved.unbatched else grad), saved
 
 
 class MaxPool2d(_WindowLayer):
@@ -296,10 +300,27 @@ class Convolution(_WeightAndBias, _WindowLayer):
         out, saved = conv2d_forward(*as_common_dtype(x, self.W, self.b), window, self.groups, self.strategy)
         return out, window, saved
 
+    def backward(self, dout: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """``dx`` for ``dout`` of the output's shape; sets ``dW`` and ``db``.
+
+        With ``input_grad=False`` only ``dW`` and ``db`` are computed and None is
+        returned: a network's first layer, whose input needs no gradient (PyTorch's
+        autograd skips it there too). The default strategy then leaves out a GEMM
+        and col2im.
+        """
+        if check_flag(input_grad, "input_grad"):
+            return super().backward(dout)
+        grad, saved = self._batched_grad(dout)
+        self._gradients(grad, saved, input_grad=False)
+        return None
+
     def _backward(self, grad: np.ndarray, saved: _Saved) -> np.ndarray:
+        return self._gradients(grad, saved, input_grad=True)
+
+    def _gradients(self, grad: np.ndarray, saved: _Saved, input_grad: bool) -> np.ndarray | None:
         grad_input, grad_weight, grad_bias = conv2d_backward(
             grad, saved.input_shape, saved.state, cast_array(self.W, as_numpy_dtype(saved.dtype)),
-            saved.window, self.groups, self.strategy,
+            saved.window, self.groups, self.strategy, input_grad,
         )
         self.dW = cast_array(grad_weight, as_numpy_dtype(self.W.dtype))
         self.db = cast_array(grad_bias, as_numpy_dtype(self.b.dtype))

@@ -277,8 +277,14 @@ class Network:
         """One training-mode forward and backward pass: ``(loss, grads)``, grads keyed like :attr:`params`."""
         loss = self.loss(x, t, train_flg=True)
         dout = self.loss_layer.backward(1.0)
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
+        first = self.layers[0]
+        if isinstance(first, Convolution):
+            # Nothing needs the gradient of the network's input: only dW and db.
+            first.backward(dout, input_grad=False)
+        else:
+            first.backward(dout)
         return loss, self._by_name(lambda layer: layer.grads)
 
     def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:

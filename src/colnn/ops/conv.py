@@ -215,19 +215,26 @@ def conv2d_backward(
     window: Window,
     groups: int = 1,
     strategy: str | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients ``(grad_input, grad_weight, grad_bias)`` of a convolution.
 
     ``saved`` is what :func:`conv2d_forward` returned with the same ``strategy``.
+    With ``input_grad=False`` ``grad_input`` is None: the default strategy then
+    skips its GEMM and col2im (a network's first layer, whose input needs no
+    gradient; PyTorch's autograd skips it there too).
     """
     acc = accumulation_dtype(grad_output.dtype)
     if acc != as_numpy_dtype(grad_output.dtype):
         grads = conv2d_backward(cast_array(grad_output, acc), input_shape, saved, cast_array(weight, acc),
-                                window, groups, strategy)
-        return tuple(cast_array(grad, as_numpy_dtype(grad_output.dtype)) for grad in grads)
+                                window, groups, strategy, input_grad)
+        return tuple(None if grad is None else cast_array(grad, as_numpy_dtype(grad_output.dtype))
+                     for grad in grads)
     if _chunked(strategy, grad_output):
-        return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups, _column_budget_bytes)
-    return conv_backward(grad_output, input_shape, saved, weight, window, groups)
+        return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups, _column_budget_bytes,
+                                                    input_grad)
+    grad_input, grad_weight, grad_bias = conv_backward(grad_output, input_shape, saved, weight, window, groups)
+    return (grad_input if input_grad else None), grad_weight, grad_bias
 
 
 @dask_dispatch
