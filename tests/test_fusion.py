@@ -14,7 +14,7 @@ import pytest
 
 from colnn.kernels import conv_chunked, direct_conv, image_gemm, winograd
 from colnn.nn import fusion
-from colnn.nn.layers import Affine, Convolution, MaxPool2d, Relu
+from colnn.nn.layers import Affine, Convolution, Layer, MaxPool2d, Relu
 from colnn.nn.network import Network
 
 # (C, H, W), filters (FN, C/groups, kh, kw), stride, pad, groups: one case per convolution kernel.
@@ -181,3 +181,34 @@ def test_the_books_backward_loop_after_loss_works_fused(case):
         grads.append((dout, fused.layers[0].dW if net is fused else separate.layers[0].dW))
     assert_same(grads[0][0], grads[1][0])
     assert_same(grads[0][1], grads[1][1])
+
+
+def test_relu_backward_overwrites_only_gradients_the_network_owns():
+    """ReLU's backward runs in place on a fresh gradient (after pooling or an affine layer), never on another array."""
+
+    class Keep(Layer):
+        """Identity whose backward hands back an array it keeps: not the network's to overwrite."""
+
+        def forward(self, x):
+            return x
+
+        def backward(self, dout):
+            self.kept = np.array(dout)
+            self.seen = self.kept.copy()
+            return self.kept
+
+    rng = np.random.default_rng(5)
+    net = conv_net("direct", np.float64)
+    keep = Keep()
+    layers = list(net.layers)
+    net = Network([*layers[:4], Relu(), keep, *layers[5:]], input_shape=net.input_shape)
+    x = rng.standard_normal((3, *net.input_shape))
+    labels = rng.integers(0, 4, size=3)
+    separate = copy.deepcopy(net)
+    separate.fuse_epilogues = False
+    _, grads = net.loss_and_gradient(x, labels)
+    _, expected = separate.loss_and_gradient(x, labels)
+    assert (keep.seen[net.layers[4].mask] != 0).any()  # an in-place ReLU would change the kept array
+    assert_same(keep.kept, keep.seen)  # the Relu before Keep wrote a new array
+    for name in grads:
+        assert_same(grads[name], expected[name])

@@ -281,3 +281,20 @@ def test_adam_on_numpy_is_the_textbook_expression_bit_for_bit(dtype):
         expected = expected - lr * (first / (1.0 - beta1 ** step)) / (np.sqrt(second / (1.0 - beta2 ** step)) + eps)
         optimizer.update({"w": param}, {"w": grad})
         np.testing.assert_array_equal(param, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_adam_matches_the_textbook_expression_on_zeros_infinities_and_nans(dtype, layout):
+    # eps = 0 and a zero gradient make 0/0; inf and NaN gradients spread as in NumPy.
+    grad = np.array([[0.0, 1.0, -2.0, np.inf], [-np.inf, np.nan, 3e-30, 0.5]], dtype=dtype)
+    param = np.linspace(-1, 1, grad.size).astype(dtype).reshape(grad.shape)
+    if layout == "strided":
+        param, grad = np.asfortranarray(param), np.asfortranarray(grad)
+    lr, beta1, beta2 = 0.01, 0.9, 0.999
+    with np.errstate(all="ignore"):
+        first = (1.0 - beta1) * grad
+        second = (1.0 - beta2) * (grad * grad)
+        expected = param - lr * (first / (1.0 - beta1)) / (np.sqrt(second / (1.0 - beta2)) + 0.0)
+        Adam(lr, beta1, beta2, eps=0.0).update({"w": param}, {"w": grad})
+    np.testing.assert_array_equal(param, expected)

@@ -26,7 +26,7 @@ from ..core.arrayfile import ArrayFileError, read_npz, write_whole
 from ..core.checks import check_seed, foreign_namespace, type_name
 from .activation import Sigmoid
 from .dropout import Dropout
-from .fusion import fusable, fused_forward
+from .fusion import FRESH_GRADIENT_LAYERS, fusable, fused_forward, relu_backward_owned
 from ..ops.dispatch import is_dask_array, map_batches
 from . import conv_layers, pooling_layers
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
@@ -277,8 +277,13 @@ class Network:
         """One training-mode forward and backward pass: ``(loss, grads)``, grads keyed like :attr:`params`."""
         loss = self.loss(x, t, train_flg=True)
         dout = self.loss_layer.backward(1.0)
+        fresh = False  # whether dout is a new array only this loop holds
         for layer in reversed(self.layers[1:]):
-            dout = layer.backward(dout)
+            if fresh and type(layer) is Relu and self.fuse_epilogues:
+                dout = relu_backward_owned(layer, dout)
+            else:
+                dout = layer.backward(dout)
+                fresh = type(layer) in FRESH_GRADIENT_LAYERS
         first = self.layers[0]
         if isinstance(first, Convolution):
             # Nothing needs the gradient of the network's input: only dW and db.
