@@ -73,18 +73,18 @@ class Backend:
         """Hypothesis settings for a ``@given`` test run inside a test that takes this backend.
 
         The NumPy strategies run ``numpy_examples``; other libraries run
-        ``foreign_examples`` (default: as many, but a sixth, at least 10, on JAX,
-        whose eager calls compile each new shape). Use as
+        ``foreign_examples`` (default: as many), but an eighth of that (at least 5) on
+        JAX, whose eager calls compile each new shape. Use as
         ``@backend.settings(40, 10)`` over ``@given(...) def check(...)``, then call ``check()``.
         """
         from hypothesis import HealthCheck, settings
 
         if not self.foreign:
             examples = numpy_examples
-        elif foreign_examples is not None:
-            examples = foreign_examples
         else:
-            examples = max(10, numpy_examples // 6) if self.name == "jax" else numpy_examples
+            examples = numpy_examples if foreign_examples is None else foreign_examples
+            if self.name == "jax":  # each new shape compiles: 1-3 s an example
+                examples = max(5, examples // 8)
         return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
     def call(self, fn: Callable, *args, strategy: bool = True, **kwargs):

@@ -152,6 +152,29 @@ def test_3x3_stride_2_forward_equals_reference_at_every_border(padding, size, ce
     np.testing.assert_array_equal(FAST.max_values(x, window), expected_out)
 
 
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("size", [(3, 3), (4, 5), (7, 6), (12, 131), (13, 130), (1, 2)])
+@pytest.mark.parametrize(("ceil_mode", "count_include_pad", "divisor_override"),
+                         [(False, True, None), (True, True, None), (True, False, None), (False, False, 5)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_3x3_stride_2_average_is_pytorchs_bit_for_bit_at_every_border(
+        torch, rng, padding, size, ceil_mode, count_include_pad, divisor_override, dtype):
+    """The separable 3x3/stride-2 average kernel adds each window's cells in PyTorch's row-major order: equal sums
+    bit for bit (not merely close), clipped border windows, -0.0, infinities and NaN included."""
+    if padding == 0 and min(size) < 3:
+        pytest.skip("no window fits without padding")
+    x = rng.standard_normal((2, 3, *size)).astype(dtype) * 1e3
+    for step, value in ((7, -0.0), (29, np.inf), (31, -np.inf), (37, np.nan)):
+        x.flat[rng.integers(0, step)::step] = value
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(x), 3, 2, padding, ceil_mode, count_include_pad,
+                                              divisor_override).numpy()
+    got = colnn.avg_pool2d(x, 3, 2, padding, ceil_mode, count_include_pad, divisor_override)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    number = ~np.isnan(expected)
+    np.testing.assert_array_equal(got[number].view(bits), expected[number].view(bits))
+
+
 def _gradient_with_edge_values(rng, shape, dtype):
     """A gradient with -0.0, infinities, NaN of both signs and a signalling NaN (PyTorch's sum quiets it)."""
     grad = rng.standard_normal(shape).astype(dtype)

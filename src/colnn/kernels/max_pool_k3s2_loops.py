@@ -17,28 +17,9 @@ import numpy as np
 from numba import njit, prange
 
 from .max_pool_loops import _VECTOR_ROUND, _takes
+from .rows import split_row
 
 __all__ = ["max_pool_k3s2"]
-
-
-@njit(cache=True, inline="always")
-def _split_row(src, pad_w, trip, even, odd):
-    """Split input row ``src`` by padded column ``u = c + pad_w``: ``even[n]`` is ``u = 2n``, ``odd[n]`` is ``2n + 1``.
-
-    ``trip`` has length ``src.shape[0] // 2``; cells in the padding keep what they held.
-    """
-    if pad_w == 1:
-        for n in range(trip.shape[0]):
-            odd[n] = src[2 * n]
-            even[n + 1] = src[2 * n + 1]
-        if src.shape[0] % 2 == 1:
-            odd[trip.shape[0]] = src[src.shape[0] - 1]
-    else:
-        for n in range(trip.shape[0]):
-            even[n] = src[2 * n]
-            odd[n] = src[2 * n + 1]
-        if src.shape[0] % 2 == 1:
-            even[trip.shape[0]] = src[src.shape[0] - 1]
 
 
 @njit(cache=True, inline="always")
@@ -49,7 +30,7 @@ def _fold_columns(src, pad_w, trip, even, odd, col_start, kx_lo, kx_hi, ox_in_lo
     rows hold; the border windows (``ox < ox_in_lo`` or ``>= ox_in_hi``) are then
     refolded over their cells inside the input.
     """
-    _split_row(src, pad_w, trip, even, odd)
+    split_row(src, pad_w, trip, even, odd)
     for j in range(col_vals.shape[0]):
         best = even[j]
         best_kx = np.int32(0)

@@ -25,7 +25,7 @@ def _pairs_fit(grad_input: np.ndarray) -> bool:
 
 
 def _is_k3s2(window: Window) -> bool:
-    """3x3 windows at stride 2, padding 0 or 1, no dilation (ResNet's stem pool): the gathering backward's case."""
+    """3x3 windows at stride 2, padding 0 or 1, no dilation (ResNet's stem pool): separable kernels' case."""
     return ((window.kernel_h, window.kernel_w, window.stride_h, window.stride_w) == (3, 3, 2, 2)
             and (window.dilation_h, window.dilation_w) == (1, 1)
             and window.pad_h in (0, 1) and window.pad_w in (0, 1))
@@ -122,6 +122,9 @@ class NumbaStrategy:
         with threads_for(planes.nbytes):
             if is_k2s2(window):  # every window whole and inside: one divisor for all
                 avg_pool_loops.avg_pool_k2s2(planes, dtype.type(divisor.flat[0]), out)
+            elif _is_k3s2(window) and not plane_geometry(window).has_empty_window:
+                avg_pool_loops.avg_pool_k3s2(planes, *plane_geometry(window).bounds(), window.pad_w,
+                                             np.ascontiguousarray(divisor, dtype=dtype), out)
             else:
                 avg_pool_loops.avg_pool_planes(planes, *plane_geometry(window).bounds(), window.kernel_w,
                                              window.stride_w, np.ascontiguousarray(divisor, dtype=dtype), out)
