@@ -1,6 +1,11 @@
 """Where one SimpleConvNet training step (forward, backward, Adam) spends its time, layer by layer.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/step_profile.py [C H FILTERS]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/step_profile.py predict
+
+``predict``: ``Network.predict`` on 1,000 images (``colnn bench``'s row), each
+fused pair and layer timed, beside ONNX Runtime on the exported network
+(interleaved, when installed).
 
 Defaults: the MNIST step of ``colnn bench`` (100, 1, 28, 28) with 30 filters;
 ``3 32 32`` is its CIFAR-shaped step. Each layer's ``forward``/``backward`` is
@@ -57,5 +62,35 @@ def main(channels=1, size=28, filters=30, steps=40):
         print(f"{name:26s} {np.median(values[10:]) * 1e3:7.2f} ms")
 
 
+def predict_profile(calls=30):
+    import colnn.nn.network as network_module
+    from colnn.apps.bench_peers import predict_pair, time_interleaved
+    from colnn.kernels.threads import get_num_threads
+
+    impls = predict_pair(1000, get_num_threads())
+    network = impls["colnn"].__closure__[0].cell_contents
+    seconds = defaultdict(list)
+    for index, layer in enumerate(network.layers):
+        timed(layer, f"{index}: {type(layer).__name__}", seconds)
+    fused = network_module.fused_forward
+
+    def timed_fused(layer, relu, *args, **kwargs):
+        started = time.perf_counter()
+        out = fused(layer, relu, *args, **kwargs)
+        seconds[f"fused {type(layer).__name__} + Relu"].append(time.perf_counter() - started)
+        return out
+
+    network_module.fused_forward = timed_fused
+    totals = time_interleaved(impls, calls, settle_s=0.02)
+    for name, values in seconds.items():
+        per_call = len(values) // (calls + 1)  # a name can run more than once a call (two fused affine pairs)
+        print(f"{name:26s} {np.median(values) * per_call * 1e3:7.2f} ms")
+    for name, values in totals.items():
+        print(f"whole predict, {name:11s} {np.median(values) * 1e3:7.2f} ms")
+
+
 if __name__ == "__main__":
-    main(*(int(value) for value in sys.argv[1:4]))
+    if sys.argv[1:2] == ["predict"]:
+        predict_profile()
+    else:
+        main(*(int(value) for value in sys.argv[1:4]))

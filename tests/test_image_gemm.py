@@ -55,6 +55,49 @@ def test_image_gemm_equals_the_im2col_reference(case, group_bytes):
     np.testing.assert_allclose(out, expected, rtol=0, atol=TOL[x.dtype.type] * scale)
 
 
+@settings(max_examples=100, deadline=None)
+@given(case=image_gemm_case(), group_bytes=st.sampled_from([1, 4096, image_gemm.GROUP_BYTES]))
+def test_image_gemm_weight_and_bias_gradients_equal_the_im2col_reference(case, group_bytes):
+    x, weight, _, stride, padding, dilation, _ = case
+    window = conv.conv_window(x.shape[2:], weight.shape[2:], stride, padding, dilation)
+    grad = np.random.default_rng(x.size).standard_normal((x.shape[0], weight.shape[0], window.out_h, window.out_w))
+    grad = grad.astype(x.dtype)
+    _, expected_weight, expected_bias = conv.conv2d_backward(grad, x.shape, *conv.conv2d_forward(
+        x, weight, None, window, strategy="im2col")[1:], weight, window, strategy="im2col")
+    previous, image_gemm.GROUP_BYTES = image_gemm.GROUP_BYTES, group_bytes
+    try:
+        grad_weight, grad_bias = image_gemm.conv2d_weight_grad_image_gemm(grad, x, weight, window)
+    finally:
+        image_gemm.GROUP_BYTES = previous
+    assert grad_weight.dtype == grad_bias.dtype == x.dtype
+    for got, expected in ((grad_weight, expected_weight), (grad_bias, expected_bias)):
+        assert got.shape == expected.shape
+        scale = max(1.0, float(np.abs(expected).max()))
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOL[x.dtype.type] * scale * 10)
+
+
+@pytest.mark.parametrize(("padding", "stride"), [(0, 1), (2, 1), (1, 2)])
+def test_the_first_layers_gradients_match_torch_with_and_without_the_input_gradient(torch, rng, padding, stride):
+    """SimpleConvNet's first layer (one channel, 30 filters) takes the per-image GEMM for dW and db."""
+    x = rng.random((20, 1, 28, 28), dtype=np.float32)
+    weight = (rng.standard_normal((30, 1, 5, 5)) / 5).astype(np.float32)
+    bias = rng.standard_normal(30).astype(np.float32)
+    tensors = [torch.from_numpy(a).requires_grad_() for a in (x, weight, bias)]
+    out = torch.nn.functional.conv2d(*tensors, stride=stride, padding=padding)
+    grad = rng.standard_normal(tuple(out.shape)).astype(np.float32)
+    expected = torch.autograd.grad(out, tensors, torch.from_numpy(grad))
+    window = conv.conv_window((28, 28), (5, 5), stride, padding, 1)
+    assert image_gemm.applies(x.shape, weight.shape, window, 1)
+    _, saved = conv.conv2d_forward(x, weight, bias, window)
+    full = conv.conv2d_backward(grad, x.shape, saved, weight, window)
+    partial = conv.conv2d_backward(grad, x.shape, saved, weight, window, input_grad=False)
+    assert partial[0] is None
+    for got, want in zip(full, expected):
+        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=2e-5 * np.abs(want.numpy()).max())
+    for got, same in zip(partial[1:], full[1:]):
+        np.testing.assert_array_equal(got, same)
+
+
 @pytest.mark.parametrize("padding", [0, 2, "same"])
 @pytest.mark.parametrize("relu", [False, True])
 def test_image_gemm_matches_torch_on_the_first_layer_of_simple_conv_net(torch, rng, padding, relu):

@@ -137,7 +137,7 @@ def _col_bytes(x: np.ndarray, window: Window) -> int:
 
 def conv2d_forward_chunked(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int, budget_bytes: int,
-    relu: bool = False,
+    relu: bool = False, out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Convolution by chunked im2col and one GEMM per chunk and group; all buffers within ``budget_bytes``.
 
@@ -147,7 +147,8 @@ def conv2d_forward_chunked(
     """
     x = np.ascontiguousarray(x)
     n_images, out_channels = x.shape[0], weight.shape[0]
-    out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
+    if out is None:
+        out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
 
     def forward_share(share: slice, parts: int) -> None:
         forward_images(x[share], weight, bias, window, groups, budget_bytes // parts, out[share], relu)
@@ -185,11 +186,13 @@ def forward_images(
 
 def conv2d_backward_chunked(
     grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, window: Window, groups: int, budget_bytes: int,
-    input_grad: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    input_grad: bool = True, weight_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Gradients ``(grad_input, grad_weight, grad_bias)`` of :func:`conv2d_forward_chunked`.
 
-    With ``input_grad=False`` ``grad_input`` is None and its GEMM and col2im are skipped.
+    With ``input_grad=False`` ``grad_input`` is None and its GEMM and col2im are
+    skipped; with ``weight_grad=False`` ``grad_weight`` and ``grad_bias`` are None
+    and the columns of ``x`` are not built.
 
     The column matrix is rebuilt chunk by chunk rather than kept from forward,
     so memory stays within the budget; per chunk and group, one GEMM gives the
@@ -216,13 +219,15 @@ def conv2d_backward_chunked(
         # Transposed, (C/groups*kh*kw, FN/groups): col @ rows.T runs faster than rows @ col.T.
         weight_share = np.empty((group_rows, group_channels), dtype=x.dtype)
         for first, images, col, rows in buffers.chunks(len(images_in)):
-            im2col_loops.im2col_chunk(images_in[first:first + images], *geometry, col)
+            if weight_grad:
+                im2col_loops.im2col_chunk(images_in[first:first + images], *geometry, col)
             im2col_loops.nchw_to_rows(grad_planes[share][first:first + images], rows)
             for g in range(groups):
                 group_col = col[g * group_rows:(g + 1) * group_rows]
                 group_grad = rows[g * group_channels:(g + 1) * group_channels]
-                np.matmul(group_col, group_grad.T, out=weight_share)
-                grad_weight[g] += weight_share.T
+                if weight_grad:
+                    np.matmul(group_col, group_grad.T, out=weight_share)
+                    grad_weight[g] += weight_share.T
                 if input_grad:
                     # The column gradient overwrites the columns, which are no longer needed.
                     np.matmul(weight_rows[g].T, group_grad, out=group_col)
@@ -231,5 +236,7 @@ def conv2d_backward_chunked(
         return grad_weight
 
     grad_weight = sum(in_parallel(n_images, _col_bytes(x, window), backward_share))
+    if not weight_grad:
+        return grad_input, None, None
     grad_bias = grad_output.sum(axis=(0, 2, 3))
     return grad_input, grad_weight.reshape(weight.shape), grad_bias

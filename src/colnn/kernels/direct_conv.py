@@ -48,7 +48,7 @@ def _padded(x: np.ndarray, window: Window) -> np.ndarray:
 
 def conv2d_forward_direct(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window,
-    relu: bool = False,
+    relu: bool = False, out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Convolution summed directly from the input: ``(N, FN, out_h, out_w)``.
 
@@ -62,7 +62,8 @@ def conv2d_forward_direct(
 
     source = _padded(x, window)
     weight = np.ascontiguousarray(weight)
-    out = np.empty((x.shape[0], weight.shape[0], window.out_h, window.out_w), dtype=x.dtype)
+    if out is None:
+        out = np.empty((x.shape[0], weight.shape[0], window.out_h, window.out_w), dtype=x.dtype)
     bias_or_zero = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias)
 
     def forward_share(share: slice, parts: int) -> None:

@@ -25,9 +25,12 @@ __all__ = ["LOOP_DTYPES", "relu_mask", "relu_in_place", "affine_bias_relu"]
 LOOP_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def relu_mask(out: np.ndarray) -> np.ndarray:
-    """The mask :func:`colnn.kernels.relu.relu_forward` gives with ``out``: ``out == 0`` (bool), for ReLU outputs."""
-    return np.equal(out, 0)
+def relu_mask(out: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """The mask :func:`colnn.kernels.relu.relu_forward` gives with ``out``: ``out == 0`` (bool), for ReLU outputs.
+
+    Written into ``mask`` (bool, ``out``'s shape) where given.
+    """
+    return np.equal(out, 0, out=mask)
 
 
 def relu_in_place(out: np.ndarray) -> None:

@@ -22,7 +22,14 @@ The sums are BLAS's, like those of :mod:`colnn.kernels.conv_chunked`, with the
 bias added inside the product rather than after it: within float32 rounding
 of PyTorch, not bit for bit. The batch is split over colnn's threads as in
 :func:`colnn.kernels.conv_chunked.in_parallel`, each thread with its own
-column blocks and BLAS on one thread. Backward keeps the chunked path.
+column blocks and BLAS on one thread.
+
+Backward, the weight and bias gradients come the same way:
+``dout[n] (FN, L) @ [col; 1].T (L, C*kh*kw + 1)`` per image, summed over the
+images, where :mod:`colnn.kernels.conv_chunked` first transposes ``dout`` into
+rows and sums ``db`` in a pass of its own (SimpleConvNet's layer on 100 images:
+2.0 ms against 3.6 ms, two threads). The input gradient, where asked for,
+stays on the chunked path.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from ..core.window import Window
 from .conv_chunked import in_parallel
 from .geometry import window_args
 
-__all__ = ["MAX_CHANNELS", "MIN_FILTERS", "MIN_DEPTH", "GROUP_BYTES", "applies", "conv2d_forward_image_gemm"]
+__all__ = ["MAX_CHANNELS", "MIN_FILTERS", "MIN_DEPTH", "GROUP_BYTES", "applies", "conv2d_forward_image_gemm",
+           "conv2d_weight_grad_image_gemm"]
 
 # One input channel: SimpleConvNet's first layer. With 3 (a CIFAR-shaped 5x5 layer) the direct kernel
 # and this one were within the noise of each other on the shared bench machine, so the direct kernel keeps it.
@@ -55,6 +63,7 @@ def applies(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], window: Win
 
 def conv2d_forward_image_gemm(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, relu: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Convolution by one im2col block and one GEMM per image: ``(N, FN, out_h, out_w)``.
 
@@ -76,7 +85,8 @@ def conv2d_forward_image_gemm(
     weight_rows[:, :depth] = weight.reshape(out_channels, depth)
     if bias is not None:
         weight_rows[:, depth] = bias
-    out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
+    if out is None:
+        out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
     out_planes = out.reshape(n_images, out_channels, plane_len)
     geometry = window_args(window)
     group = max(1, min(n_images, GROUP_BYTES // (rows * plane_len * x.itemsize)))
@@ -98,3 +108,40 @@ def conv2d_forward_image_gemm(
 
     in_parallel(n_images, n_images * depth * plane_len * x.itemsize, forward_groups, shared_queue=True)
     return out
+
+
+def conv2d_weight_grad_image_gemm(
+    grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, window: Window,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad_weight, grad_bias)`` of the convolution by one GEMM per image, bias row included.
+
+    ``grad_output`` ``(N, FN, out_h, out_w)``, ``x`` ``(N, C, H, W)`` and
+    ``weight`` ``(FN, C, kh, kw)`` share a dtype (float32 or float64); the
+    gradients are ``weight``'s shape and ``(FN,)``. Each thread sums its images'
+    products in its own ``(FN, C*kh*kw + 1)`` buffer; the shares are added at the end.
+    """
+    from . import im2col_loops
+
+    x = np.ascontiguousarray(x)
+    n_images, out_channels = x.shape[0], weight.shape[0]
+    depth = x.shape[1] * window.kernel_area
+    plane_len = window.out_h * window.out_w
+    grad_planes = np.ascontiguousarray(grad_output).reshape(n_images, out_channels, plane_len)
+    geometry = window_args(window)
+    group = max(1, min(n_images, GROUP_BYTES // ((depth + 1) * plane_len * x.itemsize)))
+
+    def weight_grad_share(share: slice, parts: int) -> np.ndarray:
+        images_in, grads_in = x[share], grad_planes[share]
+        cols = np.empty((group, depth + 1, plane_len), dtype=x.dtype)
+        cols[:, depth:] = 1
+        products = np.empty((group, out_channels, depth + 1), dtype=x.dtype)
+        total = np.zeros((out_channels, depth + 1), dtype=x.dtype)
+        for first in range(0, len(images_in), group):
+            count = min(group, len(images_in) - first)
+            im2col_loops.im2col_images(images_in[first:first + count], *geometry, cols)
+            np.matmul(grads_in[first:first + count], cols[:count].transpose(0, 2, 1), out=products[:count])
+            total += products[:count].sum(axis=0)
+        return total
+
+    total = sum(in_parallel(n_images, n_images * (depth + 1) * plane_len * x.itemsize, weight_grad_share))
+    return total[:, :depth].reshape(weight.shape).copy(), total[:, depth].copy()

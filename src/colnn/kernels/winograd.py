@@ -94,7 +94,8 @@ def filter_transform(weight: np.ndarray) -> np.ndarray:
 
 
 def conv2d_forward_winograd(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, budget_bytes: int
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, budget_bytes: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Convolution by Winograd F(4x4, 3x3), a chunk of images at a time: ``(N, FN, out_h, out_w)``.
 
@@ -110,13 +111,14 @@ def conv2d_forward_winograd(
     n_images, channels = x.shape[:2]
     limit = input_limit(weight, bias)
     if limit is None:
-        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, 1, budget_bytes)
+        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, 1, budget_bytes, out=out)
     out_channels = weight.shape[0]
     tiles_h, tiles_w = -(-window.out_h // 4), -(-window.out_w // 4)
     plane_tiles = tiles_h * (tiles_w + 2)  # two padding tiles per tile row, see winograd_loops
     transformed_weight = filter_transform(weight)
     bias_or_zero = np.zeros(out_channels, x.dtype) if bias is None else np.ascontiguousarray(bias)
-    out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
+    if out is None:
+        out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
     bytes_per_image = 36 * (channels + out_channels) * plane_tiles * x.itemsize
 
     def forward_share(share: slice, parts: int) -> None:

@@ -33,6 +33,7 @@ from ..kernels.epilogue import LOOP_DTYPES, affine_bias_relu, relu_mask
 from ..kernels.relu import relu_backward_in_place
 from ..ops.conv import conv2d_relu_forward
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, _Saved
+from .workspace import Workspace
 
 __all__ = ["fusable", "fused_forward", "FRESH_GRADIENT_LAYERS", "relu_backward_owned"]
 
@@ -53,17 +54,27 @@ def _native(x: Any, layer: Convolution | Affine, ndims: tuple[int, ...]) -> bool
             and x.dtype in LOOP_DTYPES and x.dtype == layer.W.dtype == layer.b.dtype)
 
 
-def fused_forward(layer: Layer, relu: Relu, x: Any, keep_mask: bool = True) -> np.ndarray | None:
+def fused_forward(layer: Layer, relu: Relu, x: Any, keep_mask: bool = True,
+                  workspace: Workspace | None = None) -> np.ndarray | None:
     """``relu.forward(layer.forward(x))`` in one output pass, or None where the pair does not fuse.
 
     ``layer`` is a :class:`~colnn.nn.layers.Convolution` or
     :class:`~colnn.nn.layers.Affine` (see :func:`fusable`). Both layers are
     left ready for ``backward`` as after their own forward; without
     ``keep_mask`` (inference) the ``Relu`` keeps no mask (``relu.mask`` is None).
+    ``workspace``: a convolution's output and mask are written into its buffers
+    (keyed by the layer) instead of new memory; for a caller that does not hand
+    the output on beyond its next layers.
     """
     if type(layer) is Convolution and _native(x, layer, (4,)):
         window = layer.window_for(x)
-        out, saved, mask = conv2d_relu_forward(x, layer.W, layer.b, window, layer.groups, layer.strategy, keep_mask)
+        out = mask = None
+        if workspace is not None:
+            shape = (x.shape[0], layer.W.shape[0], window.out_h, window.out_w)
+            out = workspace.empty((id(layer), "out"), shape, x.dtype)
+            mask = workspace.empty((id(layer), "mask"), shape, np.bool_) if keep_mask else None
+        out, saved, mask = conv2d_relu_forward(x, layer.W, layer.b, window, layer.groups, layer.strategy, keep_mask,
+                                               out, mask)
         layer._cache = _Saved(x.shape, out.shape, out.dtype, False, window, saved, library_token(x))
     elif type(layer) is Affine and _native(x, layer, tuple(range(2, 9))):
         features = int(np.prod(x.shape[1:]))

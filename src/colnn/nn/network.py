@@ -31,6 +31,7 @@ from ..ops.dispatch import is_dask_array, map_batches
 from . import conv_layers, pooling_layers
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 from .normalization import BatchNorm2d, BatchNormalization
+from .workspace import Workspace
 
 __all__ = ["Network", "ModelFileError", "simple_conv_net", "as_network_array"]
 
@@ -209,6 +210,8 @@ class Network:
         self.loss_layer = SoftmaxWithLoss()
         # Bias and ReLU in the output pass of the layer before (colnn.nn.fusion); False runs every layer alone.
         self.fuse_epilogues = True
+        # Fused convolutions' outputs and masks, written again on the next call once nothing holds them.
+        self._workspace = Workspace()
         self.input_shape: tuple[int, ...] | None = None if input_shape is None else tuple(int(s) for s in input_shape)
 
     def __repr__(self) -> str:
@@ -244,6 +247,9 @@ class Network:
         (:mod:`colnn.nn.fusion`) while :attr:`fuse_epilogues` is True: the same
         results as the layers one by one, and the same state for ``backward``
         (the book's loop of ``layer.backward`` after :meth:`loss` works either way).
+        A fused convolution inside the network writes its output and ReLU mask
+        into buffers the network keeps (:mod:`colnn.nn.workspace`, up to two of
+        each, 256 MiB at most each) and reuses once nothing else references them.
         """
         out = as_network_array(x, "x")
         if is_dask_array(out):  # lazy scores, chunk by chunk of samples
@@ -261,7 +267,9 @@ class Network:
         while index < len(layers):
             layer = layers[index]
             if self.fuse_epilogues and index + 1 < len(layers) and fusable(layer, layers[index + 1]):
-                fused = fused_forward(layer, layers[index + 1], out)
+                # The network's own output is the caller's: only intermediate results go to the workspace.
+                workspace = self._workspace if index + 2 < len(layers) else None
+                fused = fused_forward(layer, layers[index + 1], out, workspace=workspace)
                 if fused is not None:
                     out, index = fused, index + 2
                     continue

@@ -166,26 +166,31 @@ def conv2d_forward(
 
 def _forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int,
-    strategy: str | None, transforms: bool, relu: bool = False,
+    strategy: str | None, transforms: bool, relu: bool = False, out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`conv2d_forward` in ``x``'s dtype; Winograd only if ``transforms``; ReLU on the kernels' path if ``relu``."""
+    """:func:`conv2d_forward` in ``x``'s dtype; Winograd only if ``transforms``; ReLU on the kernels' path if ``relu``.
+
+    ``out``: an array of the output's shape and dtype for the kernels' path to write (else a new one).
+    """
     if _chunked(strategy, x):
         if transforms and winograd.applies(x.shape, weight.shape, window, groups):
-            out = winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes)
+            out = winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes, out)
             if relu:  # Winograd's output transform does not take the epilogue: one pass in place
                 relu_in_place(out)
             return out, x
         if image_gemm.applies(x.shape, weight.shape, window, groups):
-            return image_gemm.conv2d_forward_image_gemm(x, weight, bias, window, relu), x
+            return image_gemm.conv2d_forward_image_gemm(x, weight, bias, window, relu, out), x
         if direct_conv.applies(x.shape, weight.shape, window, groups):
-            return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu), x
-        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes, relu), x
+            return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu, out), x
+        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes, relu,
+                                                   out), x
     return conv_forward(x, weight, bias, window, groups)
 
 
 def conv2d_relu_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int = 1,
-    strategy: str | None = None, keep_mask: bool = True,
+    strategy: str | None = None, keep_mask: bool = True, out: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``relu(conv2d + bias)`` with the ReLU applied as the convolution stores its output.
 
@@ -196,11 +201,13 @@ def conv2d_relu_forward(
     followed by :func:`colnn.kernels.relu.relu_forward` bit for bit, NaN passing
     through as in ``torch.relu``. The default strategy on float32/float64
     NumPy arrays fuses the two passes (:mod:`colnn.kernels.epilogue`); other
-    cases run them one after the other.
+    cases run them one after the other. On the fused path, ``out`` and ``mask``
+    (C-contiguous, of the output's shape; ``out`` of ``x``'s dtype, ``mask``
+    bool) are written instead of new arrays where given.
     """
     if as_numpy_dtype(x.dtype) in LOOP_DTYPES and _chunked(strategy, x):
-        out, saved = _forward(x, weight, bias, window, groups, strategy, transforms=True, relu=True)
-        return out, saved, relu_mask(out) if keep_mask else None
+        out, saved = _forward(x, weight, bias, window, groups, strategy, transforms=True, relu=True, out=out)
+        return out, saved, relu_mask(out, mask) if keep_mask else None
     out, saved = conv2d_forward(x, weight, bias, window, groups, strategy)
     out, mask = relu_forward(out)
     return out, saved, mask if keep_mask else None
@@ -231,8 +238,16 @@ def conv2d_backward(
         return tuple(None if grad is None else cast_array(grad, as_numpy_dtype(grad_output.dtype))
                      for grad in grads)
     if _chunked(strategy, grad_output):
-        return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups, _column_budget_bytes,
-                                                    input_grad)
+        if not image_gemm.applies(saved.shape, weight.shape, window, groups):
+            return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups,
+                                                        _column_budget_bytes, input_grad)
+        # One input channel: dW and db by one GEMM per image, whether or not dx is asked for (the same sums).
+        grad_weight, grad_bias = image_gemm.conv2d_weight_grad_image_gemm(grad_output, saved, weight, window)
+        grad_input = None
+        if input_grad:
+            grad_input = conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups,
+                                                              _column_budget_bytes, weight_grad=False)[0]
+        return grad_input, grad_weight, grad_bias
     grad_input, grad_weight, grad_bias = conv_backward(grad_output, input_shape, saved, weight, window, groups)
     return (grad_input if input_grad else None), grad_weight, grad_bias
 
