@@ -298,3 +298,17 @@ def test_adam_matches_the_textbook_expression_on_zeros_infinities_and_nans(dtype
         expected = param - lr * (first / (1.0 - beta1)) / (np.sqrt(second / (1.0 - beta2)) + 0.0)
         Adam(lr, beta1, beta2, eps=0.0).update({"w": param}, {"w": grad})
     np.testing.assert_array_equal(param, expected)
+
+
+def test_the_compiled_adam_step_declines_arrays_it_cannot_write():
+    from colnn.kernels.adam import adam_step_inplace
+
+    arrays = [np.ones(4, np.float32) for _ in range(4)]
+    for index in (0, 2, 3):  # param, first, second
+        readonly = [a.copy() for a in arrays]
+        readonly[index].flags.writeable = False
+        before = [a.copy() for a in readonly]
+        assert adam_step_inplace(*readonly, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, step=1) is False
+        for got, expected in zip(readonly, before):
+            np.testing.assert_array_equal(got, expected)
+    assert adam_step_inplace(*arrays, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, step=1) is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -60,12 +61,31 @@ def test_keys_shapes_dtypes_copies_and_the_size_limit(monkeypatch):
     assert space.nbytes == 0
 
 
-def test_a_copy_starts_empty():
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_a_copy_or_a_pickled_network_starts_with_an_empty_working_workspace(protocol):
     space = Workspace()
     kept = space.empty("a", (5,), np.float32)
     del kept
     assert space.nbytes > 0
     assert copy.deepcopy(space).nbytes == 0
+    clone = pickle.loads(pickle.dumps(space, protocol))
+    assert clone.nbytes == 0 and clone.empty("a", (2,), np.float32).shape == (2,)
+    net = simple_conv_net((1, 12, 12), filter_num=16, hidden_size=8, seed=0, dtype=np.float32)
+    x = np.random.default_rng(1).random((3, 1, 12, 12), dtype=np.float32)
+    expected = net.predict(x)
+    loaded = pickle.loads(pickle.dumps(net, protocol))
+    np.testing.assert_array_equal(loaded.predict(x), expected)
+    np.testing.assert_array_equal(loaded.predict(x), expected)
+
+
+def test_clear_workspace_drops_the_networks_buffers():
+    net = simple_conv_net((1, 12, 12), filter_num=16, hidden_size=8, seed=0, dtype=np.float32)
+    x = np.random.default_rng(1).random((3, 1, 12, 12), dtype=np.float32)
+    expected = net.predict(x)
+    assert net._workspace.nbytes > 0
+    net.clear_workspace()
+    assert net._workspace.nbytes == 0
+    np.testing.assert_array_equal(net.predict(x), expected)
 
 
 def test_a_networks_repeated_predict_reuses_its_buffers_and_keeps_every_result():
@@ -108,3 +128,19 @@ def test_a_networks_repeated_predict_reuses_its_buffers_and_keeps_every_result()
         net.layers[2].x = None
     assert net._workspace.nbytes == before > 0
     assert net.layers[1].mask.__array_interface__["data"][0] == address  # two mask buffers, alternating
+
+
+@pytest.mark.parametrize("bad", ["transposed", "dtype", "shape", "readonly"])
+def test_a_convolution_output_buffer_of_the_wrong_layout_is_refused(bad):
+    from colnn.ops.conv import conv2d_relu_forward, conv_window
+
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 1, 10, 10), dtype=np.float32)
+    weight = rng.random((16, 1, 3, 3), dtype=np.float32)
+    window = conv_window((10, 10), (3, 3), 1, 0, 1)
+    out = {"transposed": np.empty((16, 2, 8, 8), np.float32).transpose(1, 0, 2, 3),
+           "dtype": np.empty((2, 16, 8, 8), np.float64), "shape": np.empty((2, 16, 8, 7), np.float32),
+           "readonly": np.empty((2, 16, 8, 8), np.float32)}[bad]
+    out.flags.writeable = bad != "readonly"
+    with pytest.raises(ValueError, match="out must be a writeable C-contiguous float32 array of shape"):
+        conv2d_relu_forward(x, weight, None, window, out=out)

@@ -25,13 +25,14 @@ def adam_step_inplace(param: np.ndarray, grad: np.ndarray, first: np.ndarray, se
     """Update ``param``, ``first`` and ``second`` in place by Adam's step number ``step``; ``True`` if done.
 
     All four arrays must have one shape and one float32/float64 dtype and be
-    C-contiguous, else nothing is touched and the result is ``False`` (the
-    caller then runs the NumPy expressions).
+    C-contiguous, and ``param``, ``first`` and ``second`` writeable, else nothing
+    is touched and the result is ``False`` (the caller then runs the NumPy expressions).
     """
     dtype = param.dtype
     arrays = (param, grad, first, second)
     if dtype not in _LOOP_DTYPES or param.size == 0 or any(
-            a.dtype != dtype or a.shape != param.shape or not a.flags.c_contiguous for a in arrays):
+            a.dtype != dtype or a.shape != param.shape or not a.flags.c_contiguous for a in arrays) or not all(
+            a.flags.writeable for a in (param, first, second)):
         return False
     from . import adam_loops
 

@@ -218,6 +218,14 @@ class Network:
         names = ", ".join(type(layer).__name__ for layer in self.layers)
         return f"Network([{names}], input_shape={self.input_shape})"
 
+    def clear_workspace(self) -> None:
+        """Drop the buffers :meth:`predict` keeps for fused convolutions between calls (:mod:`colnn.nn.workspace`).
+
+        They are at most two outputs and two masks per fused convolution, each
+        256 MiB at most; arrays still referenced elsewhere live on as ordinary arrays.
+        """
+        self._workspace.clear()
+
     # --- parameters --------------------------------------------------------
 
     @property

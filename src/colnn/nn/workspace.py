@@ -6,9 +6,10 @@ kernel pays for faulting every page in (about a third of its 22 ms on the
 2-core bench machine), where an engine such as ONNX Runtime reuses an arena.
 A :class:`Workspace` keeps such arrays by key and hands one out again only
 when nothing else references it — no layer cache, no view, no caller — so
-reuse can never change an array someone can still see. The test is the
+reuse never changes an array anyone holds a reference to. The test is the
 reference count: the workspace's own list and the probe are the only
-references of a free buffer.
+references of a free buffer. (A ``weakref`` is not a reference: one to a
+buffer sees it written again.)
 """
 
 from __future__ import annotations
@@ -47,12 +48,10 @@ class Workspace:
         self._kept: dict[Hashable, list[np.ndarray]] = {}
         self._lock = threading.Lock()
 
-    # A copy (copy.deepcopy of a network, pickling) starts empty: the buffers are scratch, and a lock cannot be copied.
-    def __getstate__(self) -> dict[str, Any]:
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__()
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        # A copy (copy.deepcopy of a network, pickling with any protocol) is a new, empty workspace:
+        # the buffers are scratch, and a lock cannot be copied.
+        return (type(self), ())
 
     def __repr__(self) -> str:
         count = sum(len(kept) for kept in self._kept.values())

@@ -170,8 +170,15 @@ def _forward(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`conv2d_forward` in ``x``'s dtype; Winograd only if ``transforms``; ReLU on the kernels' path if ``relu``.
 
-    ``out``: an array of the output's shape and dtype for the kernels' path to write (else a new one).
+    ``out``: a C-contiguous array of the output's shape and ``x``'s dtype for the kernels' path to write
+    (else a new one); any other is a ValueError naming it.
     """
+    if out is not None:
+        shape = (x.shape[0], weight.shape[0], window.out_h, window.out_w)
+        if not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == x.dtype
+                and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous {x.dtype} array of shape {shape}, got "
+                             f"{getattr(out, 'dtype', type(out).__name__)} of shape {getattr(out, 'shape', None)}")
     if _chunked(strategy, x):
         if transforms and winograd.applies(x.shape, weight.shape, window, groups):
             out = winograd.conv2d_forward_winograd(x, weight, bias, window, _column_budget_bytes, out)
