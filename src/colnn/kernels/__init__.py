@@ -7,6 +7,8 @@
 - :mod:`.conv_chunked`, :mod:`.winograd`, :mod:`.image_gemm`, :mod:`.direct_conv`: the default
   convolution strategy;
 - :mod:`.epilogue`: bias and ReLU fused into a layer's output pass;
+- :mod:`.relu`, :mod:`.adam`: ReLU forward/backward and Adam's step, one compiled pass each;
+- :mod:`.blas`: small products on one BLAS thread;
 - ``*_loops`` and :mod:`.rows`: the ``@njit`` loops themselves.
 
 Nothing here imports Numba at import time: the loop modules are imported on a

@@ -2,7 +2,9 @@
 
 Layers wrap the ops of :mod:`colnn.ops` as objects whose ``forward`` keeps
 what ``backward`` needs; :mod:`.network` chains them and saves them without
-pickle; :mod:`.optim` updates their parameters in place.
+pickle; :mod:`.optim` updates their parameters in place. A network fuses neighbouring
+layers where that computes the same thing (:mod:`.fusion`) and writes its
+largest intermediate results into buffers it reuses (:mod:`.workspace`).
 """
 
 from .activation import Sigmoid
