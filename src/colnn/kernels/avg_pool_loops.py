@@ -6,10 +6,10 @@ run in the planes' dtype (the caller converts float16 to float32), in PyTorch's
 order: row-major over the in-bounds cells. 2x2 windows at stride 2 without
 padding have kernels of their own (``*_k2s2``), and so has the forward of 3x3
 windows at stride 2 (``avg_pool_k3s2``, ResNet's stem shape): the general
-loop reads each window's columns at stride 2, which on AVX-512 takes permutes
-and gathers (20 ms against 13 ms for the same shape's max pooling, and
-ONNX Runtime's 16.8 ms); split into even and odd columns once, every add has
-unit stride.
+loop reads each window's columns at stride 2 (permutes and gathers on
+AVX-512); split into even and odd columns once, every add has unit stride.
+On ``colnn bench``'s S2 shape that is 10% faster on one thread (32 against
+35 ms) and within noise on two, where the pass is bound by memory.
 """
 
 from __future__ import annotations

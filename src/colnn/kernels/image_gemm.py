@@ -1,4 +1,4 @@
-"""Per-image im2col + GEMM for few input channels: the first layer of a CNN, forward.
+"""Per-image im2col + GEMM for few input channels: the first layer of a CNN, forward and weight gradient.
 
 For ``C = 1`` and a 5x5 filter (SimpleConvNet's first layer, ``(100, 1, 28, 28)``
 by ``(30, 1, 5, 5)``) one image's column block ``(C*kh*kw, out_h*out_w)`` is
@@ -61,6 +61,18 @@ def applies(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], window: Win
             and x_shape[1] * window.kernel_area >= MIN_DEPTH)
 
 
+def _images_per_group(n_images: int, rows: int, plane_len: int, itemsize: int) -> int:
+    """Images whose column blocks ``(rows, plane_len)`` fit in :data:`GROUP_BYTES` together (at least one)."""
+    return max(1, min(n_images, GROUP_BYTES // (rows * plane_len * itemsize)))
+
+
+def _column_blocks(group: int, rows: int, depth: int, plane_len: int, dtype: np.dtype) -> np.ndarray:
+    """``(group, rows, plane_len)`` column blocks whose rows past ``depth`` (the bias row) are ones."""
+    cols = np.empty((group, rows, plane_len), dtype=dtype)
+    cols[:, depth:] = 1
+    return cols
+
+
 def conv2d_forward_image_gemm(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, relu: bool = False,
     out: np.ndarray | None = None,
@@ -89,7 +101,7 @@ def conv2d_forward_image_gemm(
         out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
     out_planes = out.reshape(n_images, out_channels, plane_len)
     geometry = window_args(window)
-    group = max(1, min(n_images, GROUP_BYTES // (rows * plane_len * x.itemsize)))
+    group = _images_per_group(n_images, rows, plane_len, x.itemsize)
 
     # Each thread takes the next group when it is done with one, rather than a fixed share: on a machine
     # shared with other work, a thread that gets less of a core does fewer images, and one that has not
@@ -97,8 +109,7 @@ def conv2d_forward_image_gemm(
     firsts = iter(range(0, n_images, group))
 
     def forward_groups(share: slice, parts: int) -> None:
-        cols = np.empty((min(group, n_images), rows, plane_len), dtype=x.dtype)
-        cols[:, depth:] = 1
+        cols = _column_blocks(group, rows, depth, plane_len, x.dtype)
         for first in firsts:
             last = min(first + group, n_images)
             im2col_loops.im2col_images(x[first:last], *geometry, cols)
@@ -128,12 +139,11 @@ def conv2d_weight_grad_image_gemm(
     plane_len = window.out_h * window.out_w
     grad_planes = np.ascontiguousarray(grad_output).reshape(n_images, out_channels, plane_len)
     geometry = window_args(window)
-    group = max(1, min(n_images, GROUP_BYTES // ((depth + 1) * plane_len * x.itemsize)))
+    group = _images_per_group(n_images, depth + 1, plane_len, x.itemsize)
 
     def weight_grad_share(share: slice, parts: int) -> np.ndarray:
         images_in, grads_in = x[share], grad_planes[share]
-        cols = np.empty((group, depth + 1, plane_len), dtype=x.dtype)
-        cols[:, depth:] = 1
+        cols = _column_blocks(group, depth + 1, depth, plane_len, x.dtype)
         products = np.empty((group, out_channels, depth + 1), dtype=x.dtype)
         total = np.zeros((out_channels, depth + 1), dtype=x.dtype)
         for first in range(0, len(images_in), group):
