@@ -33,7 +33,7 @@ def test_any_byte_order_becomes_native_with_the_same_values(dtype):
 
 
 def test_a_ragged_sequence_is_a_value_error_naming_the_argument():
-    with pytest.raises(ValueError, match=r"x must be a rectangular array, got a ragged sequence \[\[1, 2\], \[3\]\]"):
+    with pytest.raises(ValueError, match=r"x must be a rectangular array, got a ragged sequence \(list of length 2\)"):
         check_array([[1, 2], [3]], "x", ndims=None)
 
 

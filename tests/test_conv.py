@@ -123,12 +123,17 @@ def test_float32_stays_float32_and_unbatched_works(backend):
     np.testing.assert_allclose(out, backend.call(colnn.conv2d, x[None], weight)[0])
 
 
-def test_convolution_copies_its_parameters():
+def test_convolution_shares_its_parameters_as_the_books_layers_do():
+    # The book builds layers on self.params[...] and an optimizer updates those arrays in place:
+    # the layer must see the update (a copy would never train).
     weight = np.ones((1, 1, 2, 2))
     bias = np.zeros(1)
     layer = colnn.Convolution(weight, bias)
-    layer.W -= 1.0  # an optimizer's in-place update
-    assert (weight == 1).all()
+    weight -= 1.0  # an optimizer's in-place update of the caller's params
+    bias += 2.0
+    out = layer.forward(np.ones((1, 1, 2, 2)))
+    assert layer.W is weight and layer.b is bias
+    np.testing.assert_array_equal(out, np.full((1, 1, 1, 1), 2.0))
 
 
 @pytest.mark.parametrize(

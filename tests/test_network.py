@@ -539,7 +539,11 @@ def test_a_layer_with_parameters_of_another_library_is_refused_at_construction(t
 @pytest.mark.parametrize("build", ["simple_conv_net", "deep_conv_net"])
 @pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, TypeError), ("0", TypeError), (True, TypeError)])
 def test_a_bad_seed_is_refused_naming_it(build, seed, error):
-    from colnn.nn import deep_conv_net, network
+    import importlib
+
+    from colnn.nn import network
+
+    deep_conv_net = importlib.import_module("colnn.nn.deep_conv_net")
 
     factory = getattr(network, build, None) or getattr(deep_conv_net, build)
     with pytest.raises(error, match=r"seed must be (an int or None|>= 0), got"):

@@ -52,10 +52,15 @@ _brief.maxlist = _brief.maxtuple = 6
 
 
 def describe(value: Any) -> str:
-    """A short, one-line repr of ``value`` for an error message (long arrays and lists are cut)."""
-    if isinstance(value, np.ndarray):
-        text = " ".join(line.strip() for line in np.array2string(value, threshold=6, edgeitems=2).splitlines())
-        return f"array({text}, dtype={value.dtype}, shape={value.shape})"
+    """A short, one-line description of ``value`` for an error message.
+
+    An array (of any library) is named by its type, dtype and shape, never by its
+    contents, which may be large or private; anything else by a repr cut to a few items.
+    """
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"{type_name(value)[2:].lstrip()} of dtype {value.dtype} and shape {tuple(value.shape)}"
+    if isinstance(value, (list, tuple)) and (len(value) > 6 or any(isinstance(v, (list, tuple)) for v in value)):
+        return f"{type(value).__name__} of length {len(value)}"
     return _brief.repr(value)
 
 
@@ -269,7 +274,7 @@ def _as_numeric_array(x: Any, name: str) -> np.ndarray:
         array = np.asarray(x)
     except (ValueError, TypeError) as error:
         # NumPy's message ("inhomogeneous shape ...") names neither the argument nor the value.
-        raise ValueError(f"{name} must be a rectangular array, got a ragged sequence {describe(x)}") from error
+        raise ValueError(f"{name} must be a rectangular array, got a ragged sequence ({describe(x)})") from error
     if array.dtype.kind not in "iuf":
         raise TypeError(
             f"{name} must be a real integer or floating array, got dtype {array.dtype}: {describe(x)}"

@@ -11,6 +11,7 @@ from .activation import Sigmoid
 from .dropout import Dropout
 from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
 from .normalization import BatchNorm2d, BatchNormalization
+from .deep_conv_net import deep_conv_net
 from .network import ModelFileError, Network, simple_conv_net
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "Network",
     "ModelFileError",
     "simple_conv_net",
+    "deep_conv_net",
 ]

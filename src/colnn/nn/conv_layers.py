@@ -4,8 +4,8 @@ Like the book's ``Convolution`` (which stays), a layer is made from its
 weights: ``Conv{1,2,3}d(W, b, stride=1, padding=0, dilation=1, groups=1)`` with
 ``W`` ``(FN, C/groups, *k)``, and ``ConvTranspose{1,2,3}d(W, b, stride=1,
 padding=0, output_padding=0, groups=1, dilation=1)`` with ``W`` ``(C, FN/groups, *k)``.
-``W`` and ``b`` are copied, in the library and on the device they came in (NumPy,
-PyTorch, JAX, CuPy...); ``backward(dout)`` returns ``dx`` in the input's library
+``W`` and ``b`` are kept, not copied (an optimizer's in-place update trains them), in
+the library and on the device they came in (NumPy, PyTorch, JAX, CuPy...); ``backward(dout)`` returns ``dx`` in the input's library
 and sets ``dW``, ``db`` in the weights'.
 """
 
@@ -17,11 +17,11 @@ import numpy as np
 
 from ..core.checks import as_numpy_dtype, cast_array
 from ..core.window import IntTuple, as_tuple
-from ..ops.array_api import as_common_dtype, copy_as
+from ..ops.array_api import as_common_dtype
 from ..ops.conv import conv_window
 from ..ops.conv_nd import check_conv_weight, conv_nd_backward, conv_nd_forward
 from ..ops.conv_transpose import conv_transpose_backward, conv_transpose_forward, transpose_window
-from .layers import _Saved, _WeightAndBias
+from .layers import _Saved, _WeightAndBias, scalar_bias, shared_parameters
 from .spatial import SpatialLayer
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
@@ -35,8 +35,9 @@ class _ConvBase(_WeightAndBias, SpatialLayer):
     def _take_weights(self, W: Any, b: Any, groups: Any) -> None:
         if b is None:
             raise TypeError("b must be an array of output channels, got None")
-        weight, bias, self.groups = check_conv_weight(W, b, groups, self.ndim, None, transposed=self.transposed)
-        self.W, self.b = copy_as(weight), copy_as(bias, weight.dtype)
+        weight, bias, self.groups = check_conv_weight(W, b if self.transposed else scalar_bias(b, W),
+                                                      groups, self.ndim, None, transposed=self.transposed)
+        self.W, self.b = shared_parameters(weight, bias)
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
 

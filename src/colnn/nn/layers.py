@@ -100,6 +100,24 @@ class _WeightAndBias:
         return {} if self.dW is None else {"W": self.dW, "b": self.db}
 
 
+def scalar_bias(b: Any, W: Any, axis: int = 0) -> Any:
+    """A scalar bias (the book's ``b = 0``) as one value per output, ``W.shape[axis]`` of them; anything else as given."""
+    if b is not None and np.ndim(b) == 0 and np.ndim(W) > axis:
+        return [b] * int(np.shape(W)[axis])
+    return b
+
+
+def shared_parameters(weight: Any, bias: Any) -> tuple[Any, Any]:
+    """The checked ``weight`` and ``bias`` a layer keeps: the caller's arrays themselves wherever they can be.
+
+    As the book's layers (and ``torch.nn.Parameter``) do, a layer shares its
+    parameters with whoever built it: an optimizer that updates the arrays of a
+    ``params`` dict in place trains the layer. Only a bias of another dtype than
+    the weight's (or one given as a list or scalar) becomes a new array.
+    """
+    return weight, copy_as(bias, weight.dtype, copy=False)
+
+
 @dataclass(frozen=True)
 class _Saved:
     """What a windowed layer's forward keeps for backward."""
@@ -249,8 +267,8 @@ class Pooling(MaxPool2d):
 class Convolution(_WeightAndBias, _WindowLayer):
     """Convolution layer, a drop-in replacement for the book's ``Convolution(W, b, stride, pad)``.
 
-    ``W`` ``(FN, C/groups, FH, FW)`` and ``b`` ``(FN,)`` are copied, so training
-    never modifies the caller's arrays. ``forward``: ``(N, C, H, W)`` ->
+    ``W`` ``(FN, C/groups, FH, FW)`` and ``b`` ``(FN,)`` (or a scalar, one value for
+    every filter) are kept, not copied, as in the book: the layer trains the caller's arrays. ``forward``: ``(N, C, H, W)`` ->
     ``(N, FN, out_h, out_w)``; ``backward(dout)`` returns ``dx`` and sets
     ``dW``, ``db``. With the default ``strategy`` forward keeps ``x`` itself (not
     a copy, nor its im2col matrix) and backward rebuilds the columns from it, so
@@ -268,11 +286,10 @@ class Convolution(_WeightAndBias, _WindowLayer):
         groups: int = 1,
         strategy: str | None = None,
     ) -> None:
-        weight, bias, groups = check_conv_args(W, b, groups, names=("W", "b"))
+        weight, bias, groups = check_conv_args(W, scalar_bias(b, W), groups, names=("W", "b"))
         if bias is None:
             raise TypeError("b must be an array of shape (FN,), got None")
-        # Copies, kept in the namespace (and on the device) of the arrays given.
-        self.W, self.b = copy_as(weight), copy_as(bias, weight.dtype)
+        self.W, self.b = shared_parameters(weight, bias)
         self.stride = as_pair(stride, "stride", minimum=1)
         self.pad = pad if isinstance(pad, str) else as_pair(pad, "pad", minimum=0)
         self.dilation = as_pair(dilation, "dilation", minimum=1)
@@ -361,20 +378,16 @@ class Affine(_WeightAndBias, Layer):
 
     ``forward``: ``(N, ...)`` (flattened to ``(N, D)``) -> ``(N, M)`` with ``W``
     ``(D, M)`` and ``b`` ``(M,)``; ``backward`` restores the input's shape and sets
-    ``dW``, ``db``. ``W`` and ``b`` are copied.
+    ``dW``, ``db``. ``W`` and ``b`` are kept, not copied (the book's sharing).
     """
 
     def __init__(self, W: Any, b: Any) -> None:
         weight = check_float_array(W, "W", ndims=(2,), batch_ndims=(), array_api=True)
+        b = scalar_bias(b, weight, axis=1)
         bias = check_float_array(b, "b", ndims=(1,), batch_ndims=(), array_api=True, like=weight, like_name="W")
         if tuple(bias.shape) != (weight.shape[1],):
             raise ValueError(f"b must have shape ({weight.shape[1]},), got {tuple(bias.shape)}")
-        if isinstance(weight, np.ndarray):
-            self.W = np.array(weight, copy=True)
-            self.b = np.array(bias, dtype=weight.dtype, copy=True)
-        else:
-            # Copies, kept in the namespace (and on the device) of the weights given.
-            self.W, self.b = copy_as(weight), copy_as(bias, weight.dtype)
+        self.W, self.b = shared_parameters(weight, bias)
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
         self._cache: tuple[np.ndarray, tuple[int, ...]] | None = None
@@ -424,7 +437,7 @@ class SoftmaxWithLoss(Layer):
     """Softmax followed by mean cross-entropy loss, as ``torch.nn.functional.cross_entropy``.
 
     ``forward(x, t)``: scores ``x`` ``(N, K)`` and a target ``t``, either integer
-    labels ``(N,)`` or class probabilities ``(N, K)`` (rows >= 0 that sum to 1;
+    labels ``(N,)`` (or the book's column ``(N, 1)``, for ``K > 1``) or class probabilities ``(N, K)`` (rows >= 0 that sum to 1;
     one-hot rows are the special case, integer or floating) -> scalar loss
     ``-mean_n sum_k t[n, k] * log softmax(x)[n, k]``. ``backward(dout=1)`` ->
     ``(N, K)`` gradient ``dout * (softmax(x) - t) / N``. Uses log-sum-exp, so
@@ -497,6 +510,8 @@ def _check_target(t: Any, x: Any) -> np.ndarray:
     target = check_array(t, "t", ndims=(1, 2), batch_ndims=(1, 2), array_api=True, like=x, like_name="x",
                          moves=True)
     xp = dense.namespace_of(target)
+    if target.ndim == 2 and tuple(target.shape) == (n, 1) and classes > 1 and xp.isdtype(target.dtype, "integral"):
+        target = target[:, 0]  # the book's labels as a column (t.reshape(-1, 1)): one label per row
     if target.ndim == 1:
         if tuple(target.shape) != (n,) or not xp.isdtype(target.dtype, "integral"):
             raise ValueError(

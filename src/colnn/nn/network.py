@@ -382,6 +382,8 @@ class Network:
     @classmethod
     def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Network":
         config = _read_architecture(arrays.pop(ARCHITECTURE_KEY, None))
+        if config.get("loss", "SoftmaxWithLoss") != "SoftmaxWithLoss":
+            raise ValueError(f"unknown loss {config.get('loss')!r:.60}; colnn networks end in 'SoftmaxWithLoss'")
         input_shape = config.get("input_shape")
         # One sample: (C, L), (C, H, W) or (C, D, H, W) for the 1/2/3-d layers, or (D,) for affine ones.
         if input_shape is not None and not (

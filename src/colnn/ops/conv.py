@@ -147,7 +147,7 @@ def conv2d_forward(
 
     ``saved`` is ``col`` for the ``"im2col"`` strategy and ``x`` itself for the
     default one, which rebuilds the columns in backward. The default computes
-    3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`),
+    float32 3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`),
     one-channel inputs with enough filters by one GEMM per image (:mod:`colnn.kernels.image_gemm`), and
     other stride-1 convolutions of few input channels directly (:mod:`colnn.kernels.direct_conv`),
     when every value is finite and small enough that no transform can overflow;
@@ -161,7 +161,19 @@ def conv2d_forward(
         out, saved = _forward(cast_array(x, acc), cast_array(weight, acc), None if bias is None else cast_array(bias, acc),
                               window, groups, strategy, transforms=False)
         return cast_array(out, as_numpy_dtype(x.dtype)), saved
-    return _forward(x, weight, bias, window, groups, strategy, transforms=True)
+    return _forward(x, weight, bias, window, groups, strategy, transforms=_transforms_allowed(x.dtype))
+
+
+def _transforms_allowed(dtype: Any) -> bool:
+    """Whether the default strategy may take Winograd's transforms for ``dtype``: float32 only.
+
+    Winograd's sums round differently from the direct sum: an output whose exact
+    value is 0 (a blank image region with a zero bias) may come out as 1e-16,
+    which flips ReLU's mask at its kink. float64 (the book's dtype and that of
+    gradient checks) keeps direct sums, whose exact zeros stay zero; float32,
+    where speed matters, keeps the transforms.
+    """
+    return as_numpy_dtype(dtype) == np.float32
 
 
 def _forward(
@@ -213,7 +225,8 @@ def conv2d_relu_forward(
     bool) are written instead of new arrays where given.
     """
     if as_numpy_dtype(x.dtype) in LOOP_DTYPES and _chunked(strategy, x):
-        out, saved = _forward(x, weight, bias, window, groups, strategy, transforms=True, relu=True, out=out)
+        out, saved = _forward(x, weight, bias, window, groups, strategy, transforms=_transforms_allowed(x.dtype),
+                              relu=True, out=out)
         return out, saved, relu_mask(out, mask) if keep_mask else None
     out, saved = conv2d_forward(x, weight, bias, window, groups, strategy)
     out, mask = relu_forward(out)
