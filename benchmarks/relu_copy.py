@@ -7,7 +7,7 @@ memory; the three calls are timed interleaved, medians of 31.
 """
 
 import numpy as np, time
-from colnn.nn.layers import Relu
+from colnn.nn import Relu
 x = np.random.default_rng(0).standard_normal((100, 30, 24, 24)).astype(np.float32)
 relu = Relu(); relu.forward(x); g = np.ones_like(x)
 calls = {"forward": lambda: relu.forward(x), "backward": lambda: relu.backward(g), "x.copy()": x.copy}

@@ -1,11 +1,22 @@
-"""Shared fixtures: PyTorch as the oracle, and the backends every conformance test runs on."""
+"""Shared fixtures: PyTorch as the oracle, and the backends every conformance test runs on.
+
+Also registers ``ci_skips``: under ``CI=true`` a test skipped for want of a dependency that
+CI installs fails the run.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import ci_skips
 from backends import BACKENDS, Backend, make_backend
+
+
+def pytest_configure(config):
+    """Under CI=true, a skip for want of a dependency that CI installs fails the run (see ci_skips)."""
+    if not config.pluginmanager.is_registered(ci_skips):
+        config.pluginmanager.register(ci_skips, "ci_skips")
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +54,12 @@ def winograd_for_any_channel_count(monkeypatch):
 
 @pytest.fixture(scope="session")
 def dask_cluster():
-    """A client of one ``distributed.LocalCluster`` of two worker processes on 127.0.0.1, shared by all tests."""
+    """A client of one ``distributed.LocalCluster`` of two worker processes on 127.0.0.1, shared by all tests.
+
+    It is not made the process's default scheduler: a default client would capture every later
+    ``.compute()`` of the worker process, including the peers' readers in other tests.
+    """
     distributed = pytest.importorskip("distributed", reason="needs distributed (pip install colnn[dask])")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client

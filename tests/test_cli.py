@@ -10,6 +10,7 @@ starts, or go on without an optional piece, and never print a traceback.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from colnn.kernels.compile_notice import NOTICE
 
-from colnn.apps.cli import build_parser, needed_packages
+from colnn.apps.cli import build_parser, main, needed_packages
 from colnn.apps.data import MNIST_FILES, write_idx
 from colnn.nn.network import simple_conv_net
 
@@ -141,3 +142,185 @@ def test_every_command_declares_what_it_needs():
     assert {argv[0] for argv in cases} == commands
     for argv, modules in cases.items():
         assert {need.module for need in needed_packages(parser.parse_args(list(argv)))} == modules, argv
+
+
+# --- bad input: one line, status 1, nothing written, whatever the command ---------------------------
+
+# Each: argv with {tmp} for a scratch folder holding a text file afile.txt, a folder adir/ (with
+# x.py/ inside, a folder with a Python name), an 8x8 model model.npz, a 2-D image image.npy and IDX
+# files in mnist/; and a word the one-line message must hold (the flag, or for a positional argument
+# the path given). Every path a command would write lies under {tmp}/out*, which must not exist
+# afterwards.
+BAD_INPUT = {
+    "train --epochs -1": (["train", "--epochs", "-1"], "--epochs"),
+    "train --batch-size x": (["train", "--batch-size", "x"], "--batch-size"),
+    "train --lr nan": (["train", "--lr", "nan"], "--lr"),
+    "train --limit 0": (["train", "--limit", "0"], "--limit"),
+    "train --threads -2": (["train", "--threads", "-2"], "--threads"),
+    "train --model resnet": (["train", "--model", "resnet"], "--model"),
+    "train --data missing": (["train", "--data", "{tmp}/none", "--out", "{tmp}/out"], "not found"),
+    "train --data a file": (["train", "--data", "{tmp}/afile.txt", "--out", "{tmp}/out"], "afile.txt"),
+    "train --data an empty folder": (["train", "--data", "{tmp}/adir", "--out", "{tmp}/out"], "missing"),
+    "train --out a file": (["train", "--data", "{tmp}/mnist", "--out", "{tmp}/afile.txt"], "not a folder"),
+    "train --out under a file": (["train", "--data", "{tmp}/mnist", "--out", "{tmp}/afile.txt/out"],
+                                 "cannot write"),
+    "evaluate a missing model": (["evaluate", "{tmp}/none.npz", "--data", "{tmp}/mnist"], "no such file"),
+    "evaluate a text model": (["evaluate", "{tmp}/afile.txt", "--data", "{tmp}/mnist"], "not an .npz"),
+    "evaluate a folder": (["evaluate", "{tmp}/adir", "--data", "{tmp}/mnist"], "without model.npz"),
+    "evaluate --batch-size 0": (["evaluate", "{tmp}/model.npz", "--batch-size", "0"], "--batch-size"),
+    "explain --kernel -1": (["explain", "--kernel", "-1"], "--kernel"),
+    "explain --stride 0": (["explain", "--stride", "0"], "--stride"),
+    "explain --pad -1": (["explain", "--pad", "-1"], "--pad"),
+    "explain --dpi 5": (["explain", "--dpi", "5"], "--dpi"),
+    "explain --input missing": (["explain", "--input", "{tmp}/none.npy"], "no such file"),
+    "explain --input a folder": (["explain", "--input", "{tmp}/adir"], "--input"),
+    "explain --input text": (["explain", "--input", "{tmp}/afile.txt"], "--input"),
+    "explain --input 2-D": (["explain", "--input", "{tmp}/image.npy"], "3 or 4-D"),
+    "explain --png .txt": (["explain", "--png", "{tmp}/out.txt"], ".txt"),
+    "explain --png a folder": (["explain", "--png", "{tmp}/adir"], "is a folder"),
+    "explain --svg under a file": (["explain", "--svg", "{tmp}/afile.txt/out.svg"], "cannot write"),
+    "explain --html in no folder": (["explain", "--html", "{tmp}/outdir/walk.html"], "no folder"),
+    "explain --html fine, --png bad": (["explain", "--html", "{tmp}/out.html", "--png", "{tmp}/out.xyz"], ".xyz"),
+    "bench --repeat 0": (["bench", "--repeat", "0"], "--repeat"),
+    "bench --threads -1": (["bench", "--threads", "-1"], "--threads"),
+    "bench --tutorial .txt": (["bench", "--tutorial", "{tmp}/afile.txt", "--json", "{tmp}/out.json"],
+                              "not a Python file"),
+    "bench --tutorial missing": (["bench", "--tutorial", "{tmp}/none.py", "--json", "{tmp}/out.json"],
+                                 "no such file"),
+    "bench --tutorial a folder": (["bench", "--tutorial", "{tmp}/adir/x.py"], "is a folder"),
+    "bench --json a folder": (["bench", "--json", "{tmp}/adir"], "--json"),
+    "bench --json under a file": (["bench", "--json", "{tmp}/afile.txt/out.json"], "--json"),
+    "pool --kernel 0": (["pool", "{tmp}/image.npy", "{tmp}/out.zarr", "--kernel", "0"], "--kernel"),
+    "pool --stride -1": (["pool", "{tmp}/image.npy", "{tmp}/out.zarr", "--kernel", "2", "--stride", "-1"],
+                         "--stride"),
+    "pool --padding -1": (["pool", "{tmp}/image.npy", "{tmp}/out.zarr", "--kernel", "2", "--padding", "-1"],
+                          "padding"),
+    "pool --levels 0": (["pool", "{tmp}/image.npy", "{tmp}/out.zarr", "--kernel", "2", "--levels", "0"],
+                        "--levels"),
+    "pool --chunk 0": (["pool", "{tmp}/image.npy", "{tmp}/out.zarr", "--kernel", "2", "--chunk", "0"], "--chunk"),
+    "pool --mode median": (["pool", "{tmp}/image.npy", "{tmp}/out.zarr", "--kernel", "2", "--mode", "median"],
+                           "--mode"),
+    "pool input missing": (["pool", "{tmp}/none.npy", "{tmp}/out.zarr", "--kernel", "2"], "no such file"),
+    "pool input a folder": (["pool", "{tmp}/adir", "{tmp}/out.zarr", "--kernel", "2"], "adir"),
+    "pool input text": (["pool", "{tmp}/afile.txt", "{tmp}/out.zarr", "--kernel", "2"], "afile.txt"),
+    "pool output a file": (["pool", "{tmp}/image.npy", "{tmp}/afile.txt", "--kernel", "2"], "is a file"),
+    "pool output under a file": (["pool", "{tmp}/image.npy", "{tmp}/afile.txt/out.zarr", "--kernel", "2"],
+                                 "afile.txt/out.zarr"),
+    "no command": ([], "COMMAND"),
+    "an unknown command": (["fly"], "fly"),
+}
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad_input")
+    (folder / "adir" / "x.py").mkdir(parents=True)
+    write_tiny_mnist(folder / "mnist")
+    np.save(folder / "image.npy", np.arange(64, dtype=np.float32).reshape(8, 8))
+    simple_conv_net((1, 8, 8), filter_num=2, filter_size=3, pad=1, hidden_size=8).save(folder / "model.npz")
+    return folder
+
+
+@pytest.mark.parametrize("argv, words", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_is_one_line_and_status_1_for_every_command(scratch, capsys, argv, words):
+    (scratch / "afile.txt").write_text("not an array")
+    status = main([arg.format(tmp=scratch) for arg in argv])
+    captured = capsys.readouterr()
+    err = captured.err.replace(NOTICE + "\n", "")
+    command = f"colnn {argv[0]}" if argv and argv[0] in build_parser()._subparsers._group_actions[0].choices \
+        else "colnn"
+    assert status == 1 and err.count("\n") == 1, err
+    assert err.startswith(f"{command}: error: ") and words in err, err
+    assert "Traceback" not in err + captured.out and "internal error" not in err
+    assert not list(scratch.glob("out*")) and (scratch / "afile.txt").read_text() == "not an array"
+
+
+# --- Ctrl-C: an interruption, not an error --------------------------------------------------
+
+# A command line that starts each sub-command's work (its run function) from the scratch folder.
+COMMAND_LINES = {
+    "train": ["train", "--data", "{tmp}/mnist", "--out", "{tmp}/out"],
+    "evaluate": ["evaluate", "{tmp}/model.npz", "--data", "{tmp}/mnist"],
+    "explain": ["explain"],
+    "bench": ["bench", "--quick"],
+    "pool": ["pool", "{tmp}/image.npy", "{tmp}/out.zarr", "--kernel", "2"],
+}
+
+
+def test_every_command_has_a_command_line_above():
+    assert set(COMMAND_LINES) == set(build_parser()._subparsers._group_actions[0].choices)
+
+
+@pytest.mark.parametrize("command", COMMAND_LINES)
+def test_ctrl_c_in_any_command_says_interrupted_with_status_130(scratch, capsys, monkeypatch, command):
+    from colnn.apps import cli
+
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    def interrupting_parser():
+        parser = real_build_parser()
+        for subparser in parser._subparsers._group_actions[0].choices.values():
+            subparser.set_defaults(run=interrupt)
+        return parser
+
+    real_build_parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", interrupting_parser)
+    status = main([arg.format(tmp=scratch) for arg in COMMAND_LINES[command]])
+    captured = capsys.readouterr()
+    assert status == 130
+    assert captured.err.replace(NOTICE + "\n", "") == f"colnn {command}: interrupted\n"
+
+
+def test_sigint_stops_a_running_command_with_status_130(tmp_path):
+    """A real Ctrl-C (SIGINT) in the middle of ``colnn bench``'s timing."""
+    process = subprocess.Popen([sys.executable, "-m", "colnn", "bench", "--quick", "--no-peers", "--no-torch",
+                                "--repeat", "100000"], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        before = []
+        for line in process.stderr:  # until it times, well past startup
+            before.append(line)
+            if line.startswith("timing"):
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, "".join(before) + err
+    assert err.splitlines() == ["colnn bench: interrupted"]
+    assert out == ""
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path):
+    """``colnn explain --text ... | head -1``: stdout closes early; the command stops quietly, status 1."""
+    process = subprocess.Popen([sys.executable, "-m", "colnn", "explain", "--backward", "--stride", "1", "--text",
+                                "--html", str(tmp_path / "walk.html")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 1 and err == ""
+
+
+def test_a_fault_of_colnns_is_one_line_that_says_so(capsys, monkeypatch):
+    """An exception no command expected: one line naming it, and COLNN_TRACEBACK=1 for the traceback."""
+    from colnn.apps import cli
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    real_build_parser = cli.build_parser
+
+    def broken_parser():
+        parser = real_build_parser()
+        parser._subparsers._group_actions[0].choices["explain"].set_defaults(run=broken)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", broken_parser)
+    monkeypatch.delenv("COLNN_TRACEBACK", raising=False)
+    assert main(["explain"]) == 1
+    assert capsys.readouterr().err == ("colnn explain: error: internal error (ZeroDivisionError: division by zero); "
+                                       "please report it; COLNN_TRACEBACK=1 shows the traceback\n")
+    monkeypatch.setenv("COLNN_TRACEBACK", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["explain"])

@@ -1,4 +1,4 @@
-"""Convolution against PyTorch (outputs and all three gradients), a naive loop and finite differences.
+"""conv1d/2d/3d against PyTorch (outputs and all three gradients), a naive loop and finite differences.
 
 The oracle tests take the ``backend`` fixture (``tests/backends.py``): once per NumPy
 strategy (:func:`colnn.ops.conv.available_strategies`) and once on array_api_strict,
@@ -14,7 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from colnn.ops.conv import available_strategies, set_column_budget
+from cases import arrays, nd_conv_case
+from colnn.core.window import Window
+from colnn.ops.conv import conv_backward as conv_nd_backward, conv_forward as conv_nd_forward
+from colnn.ops.conv import set_column_budget
+from colnn.ops.strategy import available_strategies
 from reference import naive_conv2d, numerical_gradient
 
 HYPOTHESIS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -252,3 +256,67 @@ def test_float16_is_summed_in_float32_and_rounded_once(torch, backend, kernel, s
         np.testing.assert_array_equal(dx, x64.grad.numpy().astype(np.float16))
         if high == 4:
             np.testing.assert_array_equal(dW, w64.grad.numpy().astype(np.float16))
+
+
+# --- 1, 2 and 3 dimensions: the N-d base ------------------------------------------------------------
+
+
+def test_conv1d_2d_3d_match_torch(torch, backend):
+    @backend.settings(40, 8)
+    @given(case=nd_conv_case())
+    def check(case):
+        ndim, groups, size, kernel, stride, padding, dilation, dtype = case
+        rng = np.random.default_rng(0)
+        x, weight, bias = arrays(rng, dtype, (2, 2 * groups, *size), (3 * groups, 2, *kernel), 3 * groups)
+        xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, bias))
+        function = getattr(colnn, f"conv{ndim}d")
+        try:
+            expected = getattr(torch.nn.functional, f"conv{ndim}d")(xt, wt, bt, stride, padding, dilation, groups)
+        except RuntimeError:
+            with pytest.raises(ValueError):
+                backend.call(function, x, weight, bias, stride, padding, dilation, groups)
+            return
+        tol = dict(rtol=1e-4, atol=1e-4) if dtype == "float32" else dict(rtol=1e-10, atol=1e-10)
+        if ndim != 2:
+            out = backend.call(function, x, weight, bias, stride, padding, dilation, groups)
+            assert out.dtype == x.dtype
+            np.testing.assert_allclose(out, expected.detach().numpy(), **tol)
+        grad = rng.standard_normal(expected.shape).astype(dtype)
+        expected.backward(torch.from_numpy(grad))
+        window = Window.build(size, kernel, stride, padding, dilation)
+        given_weight = backend.to(weight)
+        out, saved = conv_nd_forward(backend.to(x), given_weight, backend.to(bias), window, groups, backend.strategy)
+        np.testing.assert_allclose(backend.back(out), expected.detach().numpy(), **tol)
+        grads = conv_nd_backward(backend.to(grad), x.shape, saved, given_weight, window, groups, backend.strategy)
+        for got, want in zip(backend.back(grads), (xt, wt, bt)):
+            np.testing.assert_allclose(got, want.grad.numpy(), **tol)
+
+    check()
+
+
+def test_groups_that_do_not_divide_channels(backend):
+    with pytest.raises(ValueError, match="groups"):
+        backend.call(colnn.conv3d, np.ones((1, 3, 2, 2, 2)), np.ones((2, 1, 1, 1, 1)), groups=2)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning")  # torch, the oracle
+def test_wrong_rank_and_same_padding(torch, backend):
+    with pytest.raises(ValueError, match="input"):
+        backend.call(colnn.conv1d, np.ones((1, 1, 2, 2)), np.ones((1, 1, 2)))
+    x = np.random.default_rng(3).standard_normal((1, 2, 5, 4, 3))
+    weight = np.random.default_rng(4).standard_normal((2, 2, 3, 2, 3))
+    expected = torch.nn.functional.conv3d(torch.from_numpy(x), torch.from_numpy(weight), padding="same")
+    np.testing.assert_allclose(backend.call(colnn.conv3d, x, weight, padding="same"), expected.numpy(), rtol=1e-12)
+
+
+def test_float16_products_are_summed_in_float32(torch, backend):
+    if not backend.supports(np.float16):
+        pytest.skip(f"{backend.name} has no float16")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 5, 5, 5)).astype(np.float16)
+    weight = rng.standard_normal((3, 16, 3, 3, 3)).astype(np.float16)
+    exact = torch.nn.functional.conv3d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(weight.astype(np.float64))).numpy()
+    out = backend.call(colnn.conv3d, x, weight)
+    assert out.dtype == np.float16
+    # Within one float16 rounding of the exact sum (a float16 running sum of 432 products drifts further).
+    np.testing.assert_allclose(out.astype(np.float64), exact, rtol=1e-3, atol=1e-3)

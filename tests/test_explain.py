@@ -351,7 +351,7 @@ def test_cli_conv_with_a_weight_file(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def assert_refused(capsys: pytest.CaptureFixture[str], argv: list[str], *words: str) -> str:
     status, out, err = run_cli(capsys, *argv)
-    assert status == 2 and out == ""
+    assert status == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     for word in words:
         assert word in err
@@ -537,3 +537,80 @@ def test_figure_without_matplotlib_is_a_one_line_error(
     assert status == 1 and out == ""  # checked before the walk starts
     assert len(err.strip().splitlines()) == 1 and "needs matplotlib" in err and 'pip install "colnn[apps]"' in err
     assert not (tmp_path / "walk.png").exists()
+
+
+# --- the files written, and what the command says about them -----------------------
+
+# The first bytes of each format, from the formats' specifications (not from matplotlib).
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpg": b"\xff\xd8\xff", "jpeg": b"\xff\xd8\xff", "pdf": b"%PDF-",
+         "tiff": (b"II*\x00", b"MM\x00*"), "webp": b"RIFF", "eps": b"%!PS-Adobe", "svg": b"<?xml"}
+
+
+@pytest.mark.parametrize("flag, suffix", [("--png", "jpg"), ("--png", "JPEG"), ("--png", "pdf"), ("--png", "tiff"),
+                                          ("--png", "eps"), ("--png", "svg"), ("--svg", "png"), ("--svg", "webp")])
+def test_a_figure_is_written_in_the_format_its_suffix_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, suffix: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / f"walk.{suffix}"
+    status, out, err = run_cli(capsys, flag, str(path))
+    assert status == 0 and err == "" and out == f"figure written to {path}\n"
+    assert path.read_bytes().startswith(MAGIC[suffix.lower()])
+    assert sorted(tmp_path.iterdir()) == [path]  # no partial file left beside it
+
+
+@pytest.mark.parametrize("flag, kind", [("--png", "png"), ("--svg", "svg")])
+def test_a_figure_without_a_suffix_is_written_in_its_flags_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, kind: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "walk"
+    assert run_cli(capsys, flag, str(path))[0] == 0
+    assert path.read_bytes().startswith(MAGIC[kind])
+
+
+@pytest.mark.parametrize("name", ["walk.txt", "walk.png.bak", "walk.docx"])
+def test_an_unknown_figure_suffix_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    status, out, err = run_cli(capsys, "--html", str(tmp_path / "walk.html"), "--png", str(tmp_path / name))
+    suffix = name.rsplit(".", 1)[1]
+    assert status == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"colnn explain: error: --png {tmp_path / name}: ") and f".{suffix}" in err
+    assert ".jpg" in err and ".pdf" in err  # says which suffixes would do
+    assert list(tmp_path.iterdir()) == []  # not even the page, whose path was fine
+
+
+def test_writing_files_prints_one_line_each_and_the_text_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    page, figure = tmp_path / "walk.html", tmp_path / "walk.png"
+    status, out, _ = run_cli(capsys, "--html", str(page))
+    assert status == 0 and out == f"page written to {page}\n"
+    status, out, _ = run_cli(capsys, "--html", str(page), "--png", str(figure))
+    assert status == 0 and out == f"page written to {page}\nfigure written to {figure}\n"
+    _, text, _ = run_cli(capsys)
+    status, out, _ = run_cli(capsys, "--html", str(page), "--text")
+    assert status == 0 and out == text + f"page written to {page}\n"
+    assert "Step 1:" in text and len(text.splitlines()) > 50  # the walk itself, without a file asked for
+
+
+def test_a_failing_figure_leaves_the_earlier_file_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    from colnn.apps.explain import plot
+
+    path = tmp_path / "walk.png"
+    path.write_bytes(b"the earlier figure")
+
+    def fail_halfway(walk: Any, target: Path, **options: Any) -> None:
+        Path(target).write_bytes(b"half a figure")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plot, "save_figure", fail_halfway)
+    status, _, err = run_cli(capsys, "--png", str(path))
+    assert status == 1 and err.count("\n") == 1 and "No space left on device" in err
+    assert path.read_bytes() == b"the earlier figure" and sorted(tmp_path.iterdir()) == [path]

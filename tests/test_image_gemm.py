@@ -1,6 +1,6 @@
 """Per-image im2col + GEMM against the im2col reference, PyTorch, a naive sum, and the strategy's choice of it.
 
-test_fusion.py runs it inside a network (its ``image_gemm`` case), fused ReLU
+test_nn_fusion.py runs it inside a network (its ``image_gemm`` case), fused ReLU
 against the separate layers bit for bit.
 """
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import zipfile
 
 import numpy as np
 import pytest
 
-from colnn.nn.layers import Affine, AvgPool2d, Convolution, MaxPool2d, Pooling, Relu
+import colnn
+from colnn.nn import Affine, AvgPool2d, Convolution, MaxPool2d, Pooling, Relu
 from colnn.nn.network import ModelFileError, Network, simple_conv_net
 from colnn.nn.optim import SGD
 
@@ -568,3 +570,60 @@ def test_gradient_skips_only_the_first_layers_input_gradient():
     assert grads.keys() == expected.keys()
     for key in grads:
         np.testing.assert_array_equal(grads[key], expected[key])
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+
+def test_predict_keeps_no_state_so_another_threads_backward_is_undisturbed():
+    import threading
+
+    net = simple_conv_net((1, 10, 10), filter_num=3, filter_size=3, hidden_size=8, output_size=4, seed=1)
+    twin = copy.deepcopy(net)
+    rng = np.random.default_rng(3)
+    x, t, other = rng.standard_normal((4, 1, 10, 10)), np.array([0, 1, 2, 3]), rng.standard_normal((6, 1, 10, 10))
+    expected = twin.gradient(x, t)
+    # The book's loop by hand: loss keeps each layer's state, a predict from another thread comes in between.
+    net.loss(x, t, train_flg=True)
+    thread = threading.Thread(target=net.predict, args=(other,))
+    thread.start()
+    thread.join()
+    dout = net.loss_layer.backward(1.0)
+    for layer in reversed(net.layers):
+        dout = layer.backward(dout)
+    for key, grad in net._by_name(lambda layer: layer.grads).items():
+        np.testing.assert_array_equal(grad, expected[key])
+
+
+def test_a_backward_in_another_thread_than_its_forward_names_the_layer_and_the_way_out():
+    import threading
+
+    layer = colnn.MaxPool2d(2)
+    out = layer.forward(np.ones((1, 1, 4, 4)))
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(_raised(lambda: layer.backward(np.ones(out.shape)))))
+    thread.start()
+    thread.join()
+    assert isinstance(errors[0], RuntimeError)
+    assert "MaxPool2d.backward" in str(errors[0]) and "copy.deepcopy" in str(errors[0])
+    layer.backward(np.ones(out.shape))  # the forward's own thread still can
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - returned to the test
+        return error
+    return None
+
+
+def test_a_copied_network_has_its_own_lock_and_trains_alone():
+    import pickle
+
+    net = simple_conv_net((1, 8, 8), filter_num=2, filter_size=3, hidden_size=4, output_size=3, seed=2)
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert twin._lock is not net._lock
+        x, t = np.ones((2, 1, 8, 8)), np.array([0, 2])
+        np.testing.assert_array_equal(twin.gradient(x, t)["0.W"], net.gradient(x, t)["0.W"])
+        twin.params["0.W"][...] = 0
+        assert net.params["0.W"].any()

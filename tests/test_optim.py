@@ -228,7 +228,7 @@ def test_updates_another_librarys_arrays_in_place_as_numpy(library, name):
 
 def test_a_layer_with_torch_weights_trains_in_place(rng):
     torch = pytest.importorskip("torch")
-    from colnn.nn.layers import Convolution
+    from colnn.nn import Convolution
 
     weight, bias = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal(2)
     x, dout = rng.standard_normal((2, 1, 5, 5)), rng.standard_normal((2, 2, 3, 3))

@@ -1,11 +1,15 @@
-"""``colnn pool`` (colnn.apps.pool): each pyramid level is the previous one pooled by the NumPy path.
+"""``colnn pool`` end to end: INPUT (.npy, Zarr v2/v3, OME-Zarr) to an OME-Zarr pyramid equal to a NumPy loop.
 
-The oracle is colnn's NumPy pooling (held to PyTorch by tests/test_pooling.py)
-applied level after level to the whole array in memory; the metadata is checked
-against the OME-NGFF 0.4 ``multiscales`` rules a viewer relies on.
+The oracle is test_pool_methods' naive window loop; these tests check what
+the command adds around the methods: reading each kind of input, axes put in
+OME-NGFF order, codecs and shards that read back the same, the summary, the
+progress bars, and a distributed run equal to the local one.
 """
 
 from __future__ import annotations
+
+import json
+import sys
 
 import numpy as np
 import pytest
@@ -13,130 +17,152 @@ import pytest
 pytest.importorskip("dask.array", reason="colnn pool needs dask (pip install colnn[dask])")
 zarr = pytest.importorskip("zarr", reason="colnn pool needs zarr (pip install colnn[dask])")
 
-import colnn  # noqa: E402
-from colnn.apps import pool  # noqa: E402
 from colnn.apps.cli import main  # noqa: E402
+from test_pool_methods import naive_pyramid  # noqa: E402
 
 
-def expected_levels(x: np.ndarray, levels: int, pool_function, **args) -> list[np.ndarray]:
-    """Level 0 and each next level pooled over the last two axes, in memory."""
-    out = [x]
-    for _ in range(levels):
-        lead = out[-1].shape[:-2]
-        planes = out[-1].reshape(-1, 1, *out[-1].shape[-2:])
-        pooled = pool_function(planes, **args)
-        out.append(pooled.reshape(*lead, *pooled.shape[-2:]))
-    return out
+def pool(*argv) -> int:
+    return main(["pool", *(str(arg) for arg in argv)])
 
 
-def test_npy_to_max_pyramid(tmp_path, capsys):
-    x = np.random.default_rng(0).normal(size=(2, 37, 30)).astype(np.float32)
+def levels_of(path) -> list[np.ndarray]:
+    group = zarr.open_group(str(path), mode="r")
+    return [group[str(level)][:] for level in range(len(list(group.array_keys())))]
+
+
+def check_levels(path, expected) -> None:
+    got = levels_of(path)
+    assert len(got) == len(expected)
+    for level, (g, e) in enumerate(zip(got, expected)):
+        assert g.dtype == e.dtype, level
+        np.testing.assert_array_equal(g, e, err_msg=f"level {level}")
+
+
+def test_a_uint16_volume_averages_into_a_uint16_pyramid(tmp_path, capsys):
+    # The reliability issue's case: integer means, rounded half to even, each level from level 0.
+    x = np.random.default_rng(0).integers(0, 65535, (3, 37, 30), dtype=np.uint16)
     np.save(tmp_path / "in.npy", x)
-    assert main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), "--kernel", "2",
-                 "--levels", "3", "--chunk", "8", "--ceil-mode"]) == 0
-    group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")
-    for level, expected in enumerate(expected_levels(x, 3, colnn.max_pool2d, kernel_size=2, ceil_mode=True)):
-        np.testing.assert_array_equal(group[str(level)][:], expected)
-    assert "100%" in capsys.readouterr().out  # Dask's progress bar ran
+    assert pool(tmp_path / "in.npy", tmp_path / "out.zarr", "--kernel", "2", "--levels", "3", "--chunk", "8",
+                "--ceil-mode", "--method", "avg") == 0
+    check_levels(tmp_path / "out.zarr", naive_pyramid(x, 3, "avg", (1, 2), (2, 2), (2, 2), (0, 0), True))
+    out = capsys.readouterr().out.splitlines()
+    assert out[:4] == [f"{tmp_path / 'out.zarr'}/{level}: {shape}"
+                       for level, shape in enumerate([(3, 37, 30), (3, 19, 15), (3, 10, 8), (3, 5, 4)])]
+    assert out[4].startswith(f"colnn pool: {tmp_path / 'out.zarr'}: 4 levels (avg over yx, OME-NGFF 0.5")
+    assert " written in " in out[4] and "peak memory" in out[4]
 
 
-def test_zarr_to_average_pyramid_with_named_axes(tmp_path):
-    x = np.random.default_rng(1).normal(size=(2, 3, 24, 20))
-    zarr.create_array(str(tmp_path / "in.zarr"), shape=x.shape, chunks=(1, 1, 7, 9), dtype=x.dtype)[:] = x
-    assert main(["pool", str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr"), "--kernel", "3", "--stride", "2",
-                 "--padding", "1", "--mode", "avg", "--levels", "2", "--axes", "tcyx", "--chunk", "5"]) == 0
-    group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")
-    expected = expected_levels(x, 2, colnn.avg_pool2d, kernel_size=3, stride=2, padding=1)
-    for level in range(3):
-        np.testing.assert_allclose(group[str(level)][:], expected[level], rtol=1e-12)
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zarr_arrays_are_read_in_their_own_chunks(tmp_path, zarr_format):
+    x = np.random.default_rng(1).normal(size=(2, 3, 24, 20)).astype(np.float32)
+    zarr.create_array(str(tmp_path / "in.zarr"), shape=x.shape, chunks=(1, 1, 7, 9), dtype=x.dtype,
+                      zarr_format=zarr_format)[:] = x
+    assert pool(tmp_path / "in.zarr", tmp_path / "out.zarr", "--kernel", "3", "--stride", "2", "--padding", "1",
+                "--method", "min", "--levels", "2", "--axes", "tcyx", "--chunk", "5") == 0
+    check_levels(tmp_path / "out.zarr", naive_pyramid(x, 2, "min", (2, 3), (3, 3), (2, 2), (1, 1), False))
 
 
-def test_axes_out_of_order_pool_the_named_axes(tmp_path):
+def test_axes_out_of_ome_order_are_written_in_it(tmp_path):
     x = np.random.default_rng(2).normal(size=(12, 3, 10)).astype(np.float32)  # y, c, x
     np.save(tmp_path / "in.npy", x)
-    main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), "--kernel", "2", "--axes", "ycx"])
-    level1 = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["1"][:]
-    expected = colnn.max_pool2d(x.transpose(1, 0, 2), 2).transpose(1, 0, 2)
-    np.testing.assert_array_equal(level1, expected)
+    assert pool(tmp_path / "in.npy", tmp_path / "out.zarr", "--kernel", "2", "--axes", "ycx") == 0
+    expected = naive_pyramid(x.transpose(1, 0, 2), 1, "max", (1, 2), (2, 2), (2, 2), (0, 0), False)
+    check_levels(tmp_path / "out.zarr", expected)
+    assert zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"].metadata.dimension_names == ("c", "y", "x")
 
 
-def test_multiscales_metadata_follows_ome_ngff():
-    meta = pool.multiscales_metadata("cyx", 2, kernel=2, stride=2, padding=0, mode="max", name="scan")
-    assert meta["version"] == "0.4"
-    assert [axis["type"] for axis in meta["axes"]] == ["channel", "space", "space"]
-    assert [d["path"] for d in meta["datasets"]] == ["0", "1", "2"]
-    scales = [d["coordinateTransformations"][0]["scale"] for d in meta["datasets"]]
-    assert scales == [[1, 1, 1], [1, 2, 2], [1, 4, 4]]
-    # A level-1 cell is the mean position of the 2x2 level-0 cells it pools: 0.5; level 2: 1.5.
-    translations = [d["coordinateTransformations"][1]["translation"] for d in meta["datasets"]]
-    assert translations == [[0, 0, 0], [0, 0.5, 0.5], [0, 1.5, 1.5]]
+@pytest.mark.parametrize("layout", ["big-endian", "fortran"])
+def test_npy_files_in_any_layout(tmp_path, layout):
+    x = np.random.default_rng(8).normal(size=(2, 15, 13))
+    stored = x.astype(">f8") if layout == "big-endian" else np.asfortranarray(x)
+    np.save(tmp_path / "in.npy", stored)
+    assert pool(tmp_path / "in.npy", tmp_path / "out.zarr", "--kernel", "2", "--chunk", "4", "--method", "avg") == 0
+    check_levels(tmp_path / "out.zarr", naive_pyramid(x, 1, "avg", (1, 2), (2, 2), (2, 2), (0, 0), False))
 
 
-@pytest.mark.parametrize("axes", ["cy", "cyxx", "cyz", "qyx"])
-def test_bad_axes_name_the_option(axes):
-    with pytest.raises(ValueError, match="--axes"):
-        pool.check_axes(axes, 3)
-
-
-def test_distributed_scheduler(tmp_path, dask_cluster):
-    x = np.random.default_rng(3).integers(0, 255, size=(40, 33)).astype(np.uint8)
+@pytest.mark.parametrize("ngff", ["0.5", "0.4"])
+def test_an_ome_zarr_image_is_pooled_from_its_level_0_with_its_axes_and_scale(tmp_path, ngff):
+    x = np.random.default_rng(3).integers(0, 50, (6, 16, 12), dtype=np.uint8)
     np.save(tmp_path / "in.npy", x)
-    address = dask_cluster.scheduler.address
-    assert main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), "--kernel", "2",
-                 "--levels", "2", "--chunk", "16", "--scheduler", address]) == 0
-    group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")
-    for level, expected in enumerate(expected_levels(x, 2, colnn.max_pool2d, kernel_size=2)):
-        np.testing.assert_array_equal(group[str(level)][:], expected)
+    assert pool(tmp_path / "in.npy", tmp_path / "first.zarr", "--kernel", "2", "--axes", "zyx", "--ngff", ngff,
+                "--scale", "2,0.5,0.25", "--unit", "micrometer") == 0
+    assert pool(tmp_path / "first.zarr", tmp_path / "second.zarr", "--kernel", "2", "--pool-axes", "zyx",
+                "--method", "mode", "--levels", "2") == 0
+    check_levels(tmp_path / "second.zarr", naive_pyramid(x, 2, "mode", (0, 1, 2), (2,) * 3, (2,) * 3, (0,) * 3, False))
+    meta = zarr.open_group(str(tmp_path / "second.zarr"), mode="r").attrs["ome"]["multiscales"][0]
+    assert [(a["name"], a.get("unit")) for a in meta["axes"]] == [("z", "micrometer"), ("y", "micrometer"),
+                                                                   ("x", "micrometer")]
+    assert meta["datasets"][1]["coordinateTransformations"][0]["scale"] == [4, 1, 0.5]
 
 
-# --- nothing lost, one line: the class of bad invocations ------------------------------
+CODECS = {"zstd:5": "zstd", "blosc-lz4": "blosc", "blosc-zstd:3": "blosc", "gzip": "gzip", "none": None}
 
 
-@pytest.fixture
-def small(tmp_path):
-    path = tmp_path / "small.npy"
-    np.save(path, np.random.default_rng(0).random((1, 1, 16, 16), dtype=np.float32))
-    return path
+@pytest.mark.parametrize("codec, name", CODECS.items(), ids=CODECS.keys())
+def test_codecs_read_back_the_same(tmp_path, codec, name):
+    x = np.random.default_rng(4).integers(-900, 900, (20, 18), dtype=np.int16)
+    np.save(tmp_path / "in.npy", x)
+    assert pool(tmp_path / "in.npy", tmp_path / "out.zarr", "--kernel", "2", "--codec", codec, "--chunk", "8") == 0
+    check_levels(tmp_path / "out.zarr", naive_pyramid(x, 1, "max", (0, 1), (2, 2), (2, 2), (0, 0), False))
+    codecs = json.loads((tmp_path / "out.zarr" / "1" / "zarr.json").read_text())["codecs"]
+    assert [c["name"] for c in codecs[1:]] == ([name] if name else [])
 
 
-def test_an_existing_output_is_kept_unless_overwrite(tmp_path, small, capsys):
-    precious = tmp_path / "precious"
-    precious.mkdir()
-    (precious / "keep.txt").write_text("data")
-    assert main(["pool", str(small), str(precious), "--kernel", "2"]) == 1
-    assert (precious / "keep.txt").read_text() == "data"
-    assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
-    assert main(["pool", str(small), str(precious), "--kernel", "2", "--overwrite"]) == 0
-    np.testing.assert_array_equal(zarr.open_group(str(precious), mode="r")["1"][:],
-                                  colnn.max_pool2d(np.load(small), 2))
+def test_shards_hold_several_chunks_in_one_file(tmp_path):
+    x = np.random.default_rng(5).random((2, 40, 40)).astype(np.float32)
+    np.save(tmp_path / "in.npy", x)
+    assert pool(tmp_path / "in.npy", tmp_path / "out.zarr", "--kernel", "2", "--levels", "2",
+                "--chunk", "5", "--shard", "20") == 0
+    check_levels(tmp_path / "out.zarr", naive_pyramid(x, 2, "max", (1, 2), (2, 2), (2, 2), (0, 0), False))
+    meta = json.loads((tmp_path / "out.zarr" / "0" / "zarr.json").read_text())
+    assert meta["chunk_grid"]["configuration"]["chunk_shape"] == [1, 20, 20]
+    assert meta["codecs"][0]["name"] == "sharding_indexed"
+    assert meta["codecs"][0]["configuration"]["chunk_shape"] == [1, 5, 5]
+    assert len([f for f in (tmp_path / "out.zarr" / "0").rglob("*") if f.is_file()]) == 1 + 2 * 2 * 2
 
 
-def test_an_input_inside_the_output_is_refused_even_with_overwrite(tmp_path, small, capsys):
-    pyramid = tmp_path / "pyr.zarr"
-    assert main(["pool", str(small), str(pyramid), "--kernel", "2"]) == 0
-    level0 = zarr.open_group(str(pyramid), mode="r")["0"][:]
-    capsys.readouterr()
-    assert main(["pool", str(pyramid / "0"), str(pyramid), "--kernel", "2", "--overwrite"]) == 1
-    assert "lies inside OUTPUT" in capsys.readouterr().err
-    np.testing.assert_array_equal(zarr.open_group(str(pyramid), mode="r")["0"][:], level0)
+def test_zarr_v2_with_ngff_0_4(tmp_path):
+    x = np.random.default_rng(6).integers(0, 9, (2, 9, 9), dtype=np.uint8)
+    np.save(tmp_path / "in.npy", x)
+    assert pool(tmp_path / "in.npy", tmp_path / "out.zarr", "--kernel", "2", "--ngff", "0.4", "--chunk", "4",
+                "--method", "nearest", "--codec", "blosc-lz4") == 0
+    check_levels(tmp_path / "out.zarr", naive_pyramid(x, 1, "nearest", (1, 2), (2, 2), (2, 2), (0, 0), False))
+    meta = json.loads((tmp_path / "out.zarr" / "0" / ".zarray").read_text())
+    assert meta["dimension_separator"] == "/" and meta["compressor"]["cname"] == "lz4"
+    assert (tmp_path / "out.zarr" / "0" / "1" / "2" / "2").is_file()
 
 
-BAD_RUNS = {
-    "output is a file": (["{small}", "{tmp}/afile.txt", "--kernel", "2"], "is a file"),
-    "missing input": (["{tmp}/missing.npy", "{tmp}/out.zarr", "--kernel", "2"], "no such file"),
-    "text input": (["{tmp}/afile.txt", "{tmp}/out.zarr", "--kernel", "2"], "cannot be read"),
-    "too many levels": (["{small}", "{tmp}/out.zarr", "--kernel", "2", "--levels", "20"], "level 5"),
-    "padding too large": (["{small}", "{tmp}/out.zarr", "--kernel", "2", "--padding", "5"], "--padding"),
-    "kernel larger than the image": (["{small}", "{tmp}/out.zarr", "--kernel", "999"], "output would be empty"),
-    "axes that do not fit": (["{small}", "{tmp}/out.zarr", "--kernel", "2", "--axes", "xy"], "--axes"),
-}
-
-
-@pytest.mark.parametrize("argv, words", BAD_RUNS.values(), ids=BAD_RUNS.keys())
-def test_bad_runs_are_one_line_and_write_nothing(tmp_path, small, capsys, argv, words):
-    (tmp_path / "afile.txt").write_text("not an array")
-    code = main(["pool", *(arg.format(small=small, tmp=tmp_path) for arg in argv)])
+def test_progress_bars_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+    np.save(tmp_path / "in.npy", np.zeros((16, 16), np.float32))
+    assert pool(tmp_path / "in.npy", tmp_path / "quiet.zarr", "--kernel", "2", "--chunk", "4") == 0
+    assert capsys.readouterr().err == ""
+    pytest.importorskip("tqdm", reason="the bars are tqdm's (pip install colnn[apps])")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert pool(tmp_path / "in.npy", tmp_path / "bars.zarr", "--kernel", "2", "--levels", "2", "--chunk", "4") == 0
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and words in err and "Traceback" not in err
-    assert not (tmp_path / "out.zarr").exists()
-    assert (tmp_path / "afile.txt").read_text() == "not an array"
+    # A bar per level, counting Dask blocks (here rows of 4 chunks of 4x4): 4, then 2, then 1.
+    assert "level 0: 100%" in err and "4/4" in err and "level 1: 100%" in err and "2/2" in err
+    assert "level 2: 100%" in err and "1/1" in err
+
+
+def test_slabs_along_an_unpooled_axis_join_up(tmp_path, monkeypatch):
+    from colnn.apps.pool import command
+
+    monkeypatch.setattr(command, "SLAB_BLOCKS", 1)  # a Dask graph per plane of level 0
+    x = np.random.default_rng(9).integers(0, 255, (5, 2, 19, 17), dtype=np.uint8)
+    np.save(tmp_path / "in.npy", x)
+    assert pool(tmp_path / "in.npy", tmp_path / "out.zarr", "--kernel", "2", "--levels", "2", "--axes", "tcyx",
+                "--chunk", "32", "--method", "mode", "--ceil-mode") == 0
+    check_levels(tmp_path / "out.zarr", naive_pyramid(x, 2, "mode", (2, 3), (2, 2), (2, 2), (0, 0), True))
+
+
+def test_a_distributed_run_equals_the_local_one(tmp_path, dask_cluster):
+    x = np.random.default_rng(7).integers(0, 4000, (2, 40, 33), dtype=np.uint16)
+    np.save(tmp_path / "in.npy", x)
+    options = ["--kernel", "2", "--levels", "2", "--chunk", "16", "--method", "avg", "--ceil-mode"]
+    assert pool(tmp_path / "in.npy", tmp_path / "local.zarr", *options) == 0
+    assert pool(tmp_path / "in.npy", tmp_path / "cluster.zarr", *options,
+                "--scheduler", dask_cluster.scheduler.address) == 0
+    local = levels_of(tmp_path / "local.zarr")
+    check_levels(tmp_path / "cluster.zarr", local)
+    check_levels(tmp_path / "local.zarr", naive_pyramid(x, 2, "avg", (1, 2), (2, 2), (2, 2), (0, 0), True))

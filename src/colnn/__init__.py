@@ -1,36 +1,27 @@
 """colnn: im2col-based CNN layers for NumPy, bit-exact against PyTorch.
 
 The public API: ``im2col``/``col2im`` (the book's layout), ``unfold``/``fold``
-(PyTorch's), ``max_pool2d``/``avg_pool2d``/``conv2d`` (as in
-``torch.nn.functional``) and layer objects with ``forward``/``backward``.
-Pooling and convolution run compiled kernels by default (``strategy="numba"``;
-``"im2col"`` is the tutorial's reference path); :func:`set_num_threads` limits
-their threads. Importing colnn neither loads Numba nor compiles anything.
+(PyTorch's), the pooling and convolution functions of ``torch.nn.functional``
+in 1, 2 and 3 dimensions (:mod:`colnn.ops`) and layer objects with
+``forward``/``backward`` (:mod:`colnn.nn`). Pooling and convolution run compiled
+kernels by default (``strategy="numba"``; ``"im2col"`` is the tutorial's
+reference path); :func:`set_num_threads` limits their threads. Importing colnn
+neither loads Numba nor compiles anything.
 """
 
 from typing import Any
 
 from .kernels.threads import get_num_threads, set_num_threads
-from .nn.activation import Sigmoid
-from .nn.dropout import Dropout
-from .nn.normalization import BatchNorm2d, BatchNormalization
-from .nn.layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
-from .ops.conv import conv2d
-from .ops.im2col import col2im, fold, im2col, unfold
-from .ops.pooling import available_strategies, avg_pool2d, max_pool2d
-from .ops.pooling_nd import avg_pool1d, avg_pool3d, max_pool1d, max_pool3d
-from .ops.adaptive import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
-                           adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d)
-from .ops.conv_nd import conv1d, conv3d
-from .ops.conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
-from .nn.pooling_layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
-                                AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool3d, MaxPool1d, MaxPool3d)
-from .ops.lp_pool import lp_pool1d, lp_pool2d, lp_pool3d
-from .ops.unpool import max_unpool1d, max_unpool2d, max_unpool3d
-from .ops.fractional import fractional_max_pool2d, fractional_max_pool3d
-from .nn.pooling_layers import FractionalMaxPool2d, FractionalMaxPool3d, LPPool1d, LPPool2d, LPPool3d
-from .nn.unpool_layers import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
-from .nn.conv_layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .nn import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
+                 AdaptiveMaxPool3d, Affine, AvgPool1d, AvgPool2d, AvgPool3d, BatchNorm2d, BatchNormalization, Conv1d,
+                 Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Convolution, Dropout,
+                 FractionalMaxPool2d, FractionalMaxPool3d, Layer, LPPool1d, LPPool2d, LPPool3d, MaxPool1d, MaxPool2d,
+                 MaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d, Pooling, Relu, Sigmoid, SoftmaxWithLoss)
+from .ops import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d,
+                  adaptive_max_pool2d, adaptive_max_pool3d, available_strategies, avg_pool1d, avg_pool2d, avg_pool3d,
+                  col2im, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, fold,
+                  fractional_max_pool2d, fractional_max_pool3d, im2col, lp_pool1d, lp_pool2d, lp_pool3d, max_pool1d,
+                  max_pool2d, max_pool3d, max_unpool1d, max_unpool2d, max_unpool3d, unfold)
 
 __version__ = "0.1.0"
 

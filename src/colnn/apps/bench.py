@@ -30,84 +30,30 @@ import argparse
 import contextlib
 import ctypes
 import gc
-import importlib.util
 import json
 import os
-import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
 
+from ..core.arrayfile import write_whole
+from .bench_common import (COLNN_RATIO, COLNN_RATIO_NOTE, CONV_SHAPES, COPY_IMPL, COPY_RATIO, LIMIT_FLOOR_MS,
+                           LIMIT_RATIO, NOISE_RATIO, POOL_SHAPES, QUICK_CONV_SHAPES, QUICK_POOL_SHAPES, RATIO_LEGEND,
+                           SHAPE_LEGEND, Case, conv_geometry, noise_warnings, pool_geometry, spread_cell,
+                           summarize_times)
 from .bench_env import environment, format_environment, load_average
 from .bench_family import family_cases
+from .bench_tutorial import TutorialError, load_tutorial, missing_tutorial_note
+from .options import positive_int
 
 __all__ = ["Row", "Case", "run_benchmark", "format_table", "measure_bandwidth", "measure_sgemm", "register",
            "RATIO_LEGEND", "COLNN_RATIO_NOTE", "COLNN_RATIO", "LIMIT_FLOOR_MS", "NOISE_RATIO"]
-
-# Shapes of the issue (float32): pooling (input shape, kernel, stride, padding) and
-# convolution (input shape, weight shape, padding).
-POOL_SHAPES = {
-    "S1": ((64, 64, 56, 56), 2, 2, 0),
-    "S2": ((32, 64, 112, 112), 3, 2, 1),
-    "S3": ((256, 32, 24, 24), 2, 2, 0),
-    "S4": ((8, 3, 1024, 1024), 2, 2, 0),
-}
-CONV_SHAPES = {
-    "C1": ((32, 64, 56, 56), (64, 64, 3, 3), 1),
-    "C2": ((64, 1, 28, 28), (30, 1, 5, 5), 0),
-}
-# --quick: the same kinds of case, small enough for a test.
-QUICK_POOL_SHAPES = {"S1": ((4, 8, 56, 56), 2, 2, 0), "S2": ((2, 8, 32, 32), 3, 2, 1)}
-QUICK_CONV_SHAPES = {"C1": ((2, 8, 16, 16), (8, 8, 3, 3), 1), "C2": ((4, 1, 28, 28), (6, 1, 5, 5), 0)}
-
-# The floor of a backward pass that returns a fresh array of the input's size.
-COPY_IMPL = "x.copy()"
-# Below 20 us a limit is a few cache lines and timer jitter: a ratio to it says nothing.
-LIMIT_FLOOR_MS = 0.02
-# Repeats of one row further apart than this (max / min): something else ran on the cores.
-NOISE_RATIO = 1.3
-# The column names of the two kinds of ratio, and the one statement of what they mean (printed header, JSON).
-COLNN_RATIO, LIMIT_RATIO, COPY_RATIO = "÷ colnn", "x limit", "x copy"
-COLNN_RATIO_NOTE = f"Ratios: 'X {COLNN_RATIO}' is X's median time over colnn's (above 1: colnn is faster)."
-RATIO_LEGEND = COLNN_RATIO_NOTE + (
-    f" '{LIMIT_RATIO}' is a time over the limit's time, 1.0 is the limit (below 1: the data stayed in cache): "
-    "for pooling the bytes read + written at the measured bandwidth, for convolution the direct method's "
-    f"FLOPs at the SGEMM rate; '{COPY_RATIO}' is a time over that of x.copy() of the input into fresh memory "
-    "(backward's floor: its gradient is such an array). '-': the limit took under "
-    f"{LIMIT_FLOOR_MS * 1e3:.0f} us, too short to compare against.")
-SHAPE_LEGEND = ("Shapes: input (N,C,H,W) with kernel k, stride s, padding p; a convolution's "
-                "input * weight (out,in,kh,kw).")
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    """``(64,64,56,56)``: a shape without spaces, so that table cells stay narrow."""
-    return "(" + ",".join(str(size) for size in shape) + ")"
-
-
-def pool_geometry(shape: tuple[int, ...], kernel: int, stride: int, pad: int) -> str:
-    """A pooling case's geometry as the table prints it: ``(64,64,56,56) k2 s2 p0``."""
-    return f"{shape_text(shape)} k{kernel} s{stride} p{pad}"
-
-
-def conv_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int, pad: int) -> str:
-    """A convolution case's geometry: ``(32,64,56,56) * (64,64,3,3) s1 p1``."""
-    return f"{shape_text(x_shape)} * {shape_text(w_shape)} s{stride} p{pad}"
-
-
-def summarize_times(seconds: list[float]) -> dict[str, Any]:
-    """Median, min and max in milliseconds of one row's repeats, and whether they disagree (``noisy``)."""
-    return {"median_ms": 1e3 * statistics.median(seconds), "min_ms": 1e3 * min(seconds),
-            "max_ms": 1e3 * max(seconds), "noisy": max(seconds) > NOISE_RATIO * min(seconds)}
-
-
-def spread_cell(row: dict[str, Any]) -> str:
-    """A row's min-max as printed, marked ``*`` where its repeats disagree (``noisy``)."""
-    return f"{row['min_ms']:.2f}-{row['max_ms']:.2f}{'*' if row['noisy'] else ''}"
 
 
 def ratio_over(time_ms: float, reference_ms: float | None) -> float | None:
@@ -122,19 +68,6 @@ def ratio_cell(ratio: float | None, reference_ms: float | None) -> str:
     if ratio is not None:
         return f"{ratio:.2f}"
     return "" if reference_ms is None else "-"
-
-
-def noise_warnings(rows: list[dict[str, Any]], load: float | None, cores: int | None) -> list[str]:
-    """Warning lines under a table: rows marked noisy, and a load average above the number of cores."""
-    lines = []
-    noisy = sum(bool(row["noisy"]) for row in rows)
-    if noisy:
-        lines.append(f"WARNING: {noisy} of {len(rows)} rows (marked *) had repeats more than {NOISE_RATIO}x apart "
-                     "(max / min): their ratios are unreliable; rerun on a quiet machine or with more --repeat.")
-    if load is not None and cores and load > cores:
-        lines.append(f"WARNING: load average {load:.2f} above the {cores} cores: other work shared them, "
-                     "so every ratio is unreliable.")
-    return lines
 
 
 @dataclass
@@ -155,17 +88,6 @@ class Row:
     ratio_copy: float | None = None  # this row's time / copy_ms; None below LIMIT_FLOOR_MS
     peak_added_mb: float | None = None
     input_mb: float | None = None
-
-
-@dataclass
-class Case:
-    """A benchmark case: what it computes, on what shape, its limit, and the implementations to time."""
-
-    name: str
-    shape: str
-    limit_ms: float | None
-    input_mb: float
-    impls: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
 
 # --- measurements -----------------------------------------------------------------
@@ -228,24 +150,10 @@ def peak_added_mb(func: Callable[[], Any]) -> float | None:
 # --- cases -------------------------------------------------------------------------
 
 
-def load_tutorial(path: Path | None = None) -> Any | None:
-    """The tutorial's module (``benchmarks/tutorial.py``), or None where it is not found."""
-    candidates = [path] if path else [
-        Path.cwd() / "benchmarks" / "tutorial.py",
-        Path(__file__).resolve().parents[2] / "benchmarks" / "tutorial.py",
-    ]
-    for candidate in candidates:
-        if candidate and candidate.is_file():
-            spec = importlib.util.spec_from_file_location("colnn_bench_tutorial", candidate)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module
-    return None
-
-
 def _pool_cases(shapes: dict, torch: Any, tutorial: Any, bandwidth: float) -> list[Case]:
     from ..kernels.geometry import offset_dtype
-    from ..ops.pooling import avg_pool2d, max_pool2d, max_pool2d_backward, max_pool2d_forward, pool_window
+    from ..ops.pooling import (avg_pool2d, max_pool2d, max_pool_backward as max_pool2d_backward,
+                               max_pool_forward as max_pool2d_forward, pool_window)
 
     rng = np.random.default_rng(0)
     cases = []
@@ -340,8 +248,12 @@ def _conv_cases(shapes: dict, torch: Any, sgemm: float) -> list[Case]:
 
 
 def run_benchmark(quick: bool = False, repeat: int | None = None, use_torch: bool = True,
-                  tutorial_path: Path | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run every case; returns a JSON-ready dict (environment, limits, rows, memory)."""
+                  tutorial: ModuleType | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run every case; returns a JSON-ready dict (environment, limits, rows, memory).
+
+    ``tutorial``: the tutorial's module (:func:`~colnn.apps.bench_tutorial.load_tutorial`),
+    whose ``Pooling`` gives the "tutorial" rows; None leaves them out.
+    """
     repeat = repeat or (3 if quick else 7)
     torch = None
     if use_torch:
@@ -352,10 +264,10 @@ def run_benchmark(quick: bool = False, repeat: int | None = None, use_torch: boo
     # Autograd off for PyTorch's forward calls, and back as it was afterwards.
     no_grad = torch.no_grad() if torch is not None else contextlib.nullcontext()
     with no_grad:
-        return _run_cases(quick, repeat, torch, tutorial_path, log)
+        return _run_cases(quick, repeat, torch, tutorial, log)
 
 
-def _run_cases(quick: bool, repeat: int, torch: Any, tutorial_path: Path | None,
+def _run_cases(quick: bool, repeat: int, torch: Any, tutorial: ModuleType | None,
                log: Callable[[str], None] | None) -> dict[str, Any]:
     from .. import __version__
 
@@ -363,7 +275,6 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial_path: Path | None,
     settle_s = 0.1 if quick else 2.0
     bandwidth = measure_bandwidth(64 << 20 if quick else 512 << 20)
     sgemm = measure_sgemm(512 if quick else 2048)
-    tutorial = load_tutorial(tutorial_path)
     cases = _pool_cases(QUICK_POOL_SHAPES if quick else POOL_SHAPES, torch, tutorial, bandwidth)
     cases += _conv_cases(QUICK_CONV_SHAPES if quick else CONV_SHAPES, torch, sgemm)
     cases += family_cases(quick, torch, bandwidth, sgemm)
@@ -440,8 +351,10 @@ def format_table(result: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """``colnn bench``: run the benchmark, print the table, save JSON if asked."""
     # Bad paths are found before the minutes of timing, not after.
-    if args.tutorial is not None and not args.tutorial.is_file():
-        return _error(f"--tutorial {args.tutorial}: no such file")
+    try:
+        tutorial = load_tutorial(args.tutorial)
+    except TutorialError as error:
+        return _error(str(error))
     if args.json:
         existed = os.path.exists(args.json)
         try:
@@ -451,12 +364,14 @@ def run(args: argparse.Namespace) -> int:
                 os.remove(args.json)
         except OSError as error:
             return _error(f"--json {args.json}: cannot write there ({error.strerror or error})")
+    if tutorial is None:
+        print(f"colnn bench: warning: {missing_tutorial_note()}", file=sys.stderr)
     if args.threads is not None:
         from .. import set_num_threads
 
         set_num_threads(args.threads)
     result = run_benchmark(quick=args.quick, repeat=args.repeat, use_torch=not args.no_torch,
-                           tutorial_path=args.tutorial, log=lambda message: print(message, file=sys.stderr))
+                           tutorial=tutorial, log=lambda message: print(message, file=sys.stderr))
     if not args.no_peers:
         from . import bench_peers
 
@@ -466,8 +381,9 @@ def run(args: argparse.Namespace) -> int:
     if "peers" in result:  # after the main table, whose header stated the ratio convention for both
         print(bench_peers.format_peers(result["peers"], legend=False))
     if args.json:
+        text = json.dumps(result, indent=2) + "\n"
         try:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+            write_whole(args.json, lambda partial: partial.write_text(text))
         except OSError as error:
             return _error(f"--json {args.json}: cannot write the results ({error.strerror or error})")
     return 0
@@ -476,13 +392,6 @@ def run(args: argparse.Namespace) -> int:
 def _error(message: str) -> int:
     print(f"colnn bench: error: {message}", file=sys.stderr)
     return 1
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -495,12 +404,13 @@ def register(subparsers: Any) -> None:
                     "Ratios 'X ÷ colnn' are X's time over colnn's (above 1: colnn is faster); 'x limit' and "
                     "'x copy' are a time over a limit's (1.0 is the limit).")
     bench.add_argument("--quick", action="store_true", help="small shapes and few repeats (a smoke test)")
-    bench.add_argument("--repeat", type=_positive_int, help="timed calls per row; default 7 (--quick: 3)")
+    bench.add_argument("--repeat", type=positive_int, help="timed calls per row; default 7 (--quick: 3)")
     bench.add_argument("--json", metavar="FILE", help="also save the results as JSON")
-    bench.add_argument("--threads", type=_positive_int, help="limit colnn and BLAS to this many threads")
+    bench.add_argument("--threads", type=positive_int, help="limit colnn and BLAS to this many threads")
     bench.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     bench.add_argument("--no-peers", action="store_true",
                        help="skip ONNX Runtime, JAX and the training steps against PyTorch (see bench_peers)")
     bench.add_argument("--tutorial", type=Path, metavar="FILE",
-                       help="the tutorial's code; default: benchmarks/tutorial.py of the checkout")
+                       help="the tutorial's code (a .py file); default: benchmarks/tutorial.py of the colnn "
+                            "checkout at or above the package or the current folder (a wheel has none)")
     bench.set_defaults(run=run)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .bench_common import Case, conv_geometry, pool_geometry, shape_text
+
 __all__ = ["FAMILY_SHAPES", "QUICK_FAMILY_SHAPES", "family_cases"]
 
 FAMILY_SHAPES = {
@@ -28,10 +30,9 @@ QUICK_FAMILY_SHAPES = {
 }
 
 
-def family_cases(quick: bool, torch: Any, bandwidth: float, sgemm: float) -> list:
-    """The cases, as :class:`colnn.apps.bench.Case` objects."""
+def family_cases(quick: bool, torch: Any, bandwidth: float, sgemm: float) -> list[Case]:
+    """The cases, as :class:`colnn.apps.bench_common.Case` objects."""
     from .. import adaptive_avg_pool2d, conv1d, conv_transpose2d, max_pool3d
-    from .bench import Case, conv_geometry, pool_geometry, shape_text
 
     shapes = QUICK_FAMILY_SHAPES if quick else FAMILY_SHAPES
     rng = np.random.default_rng(2)

@@ -20,7 +20,7 @@ The implementations of a case are timed interleaved (A, B, A, B, ...) and
 the median kept, so a machine shared with other work slows them alike. The
 ratio is the peer's time over colnn's ("÷ colnn", as in :mod:`colnn.apps.bench`):
 above 1, colnn is faster. A row whose repeats lie more than
-:data:`colnn.apps.bench.NOISE_RATIO` apart is marked noisy. ONNX Runtime
+:data:`colnn.apps.bench_common.NOISE_RATIO` apart is marked noisy. ONNX Runtime
 and PyTorch run on colnn's thread count (:func:`colnn.get_num_threads`), and
 ONNX Runtime's workers do not spin between calls, so they leave the cores to
 whatever runs next. XLA picks its own thread count. A peer that is not
@@ -36,9 +36,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .bench import (COLNN_RATIO, COLNN_RATIO_NOTE, CONV_SHAPES, NOISE_RATIO, POOL_SHAPES, QUICK_CONV_SHAPES,
-                    QUICK_POOL_SHAPES, conv_geometry, noise_warnings, pool_geometry, shape_text, spread_cell,
-                    summarize_times)
+from .bench_common import (COLNN_RATIO, COLNN_RATIO_NOTE, CONV_SHAPES, NOISE_RATIO, POOL_SHAPES, QUICK_CONV_SHAPES,
+                           QUICK_POOL_SHAPES, conv_geometry, noise_warnings, pool_geometry, shape_text,
+                           spread_cell, summarize_times)
 
 __all__ = ["PeerRow", "export_onnx", "ort_session", "run_peers", "format_peers"]
 
@@ -131,7 +131,7 @@ def export_onnx(network: Any, batch: int) -> Any:
     """
     from onnx import TensorProto, helper, numpy_helper
 
-    from ..nn.layers import Affine, Convolution, MaxPool2d, Relu
+    from ..nn import Affine, Convolution, MaxPool2d, Relu
 
     nodes, weights, name = [], [], "x"
     for index, layer in enumerate(network.layers):

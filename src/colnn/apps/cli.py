@@ -9,6 +9,18 @@ A plain ``pip install colnn`` has none of them. Before a command starts,
 missing required one stops it with one line naming the extra to install, a
 missing optional one (the figure of ``colnn train``, PyTorch's columns in
 ``colnn bench``) is a one-line note and the command goes on without it.
+
+What a command says when it stops, the same for every command:
+
+- exit status 0: done;
+- exit status 1 and one line ``colnn CMD: error: ...`` on stderr, never a
+  traceback: a bad option (argparse's usage errors, made one line), a bad
+  input or an output that cannot be written;
+- exit status 130 (the shell's status for Ctrl-C) and the line
+  ``colnn CMD: interrupted``: Ctrl-C, which is the user's choice, not an error.
+
+An exception that no command expected is still one line, which says that it
+is a fault of colnn's and how to see its traceback (``COLNN_TRACEBACK=1``).
 """
 
 from __future__ import annotations
@@ -16,15 +28,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .. import __version__
 
 APPLICATIONS = ("train", "explain", "bench", "pool")
 DASK_EXTRA = 'pip install "colnn[dask]"'
 APPS_EXTRA = 'pip install "colnn[apps]"'
+INTERRUPTED = 130  # the shell's exit status for a process stopped by Ctrl-C (128 + SIGINT)
+TRACEBACK_VARIABLE = "COLNN_TRACEBACK"
 
 
 @dataclass(frozen=True)
@@ -72,10 +87,27 @@ def is_installed(module: str) -> bool:
         return False
 
 
+class UsageError(Exception):
+    """A bad command line, as argparse words it, with the command it belongs to (``colnn train``)."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors raised (:class:`UsageError`) for :func:`main` to print as one line.
+
+    argparse's own error prints the usage block and exits with status 2; every
+    colnn command instead stops with one line and status 1.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="colnn", description="im2col-based CNN layers for NumPy: train, explain, benchmark."
-    )
+    parser = _Parser(prog="colnn", description="im2col-based CNN layers for NumPy: train, explain, benchmark.")
     parser.add_argument("--version", action="version", version=f"colnn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in APPLICATIONS:
@@ -84,21 +116,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``colnn`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``colnn`` console script; returns the exit status (0, 1, or 130 after Ctrl-C)."""
+    prog = "colnn"
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except UsageError as error:
+            return _say(error.prog, f"error: {error} (see {error.prog} --help)", 1)
+        prog = f"colnn {args.command}"
+        return _run(args)
+    except KeyboardInterrupt:
+        return _say(prog, "interrupted", INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (colnn explain | head): nothing more can reach it, and
+        # Python's flush of stdout at exit must not fail into a traceback either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as error:  # a fault of colnn's: still one line, with the way to see where it lies
+        if os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        reason = str(error).splitlines()[0] if str(error) else ""
+        return _say(prog, f"error: internal error ({type(error).__name__}: {reason}); please report it; "
+                          f"{TRACEBACK_VARIABLE}=1 shows the traceback", 1)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Check the optional packages ``args`` needs, then run its command."""
     for need in needed_packages(args):
         if is_installed(need.module):
             continue
         if need.required:
-            print(f"colnn {args.command}: error: {need.purpose} needs {need.package}, which is not installed; "
-                  f"{need.install}", file=sys.stderr)
-            return 1
-        print(f"colnn {args.command}: warning: {need.package} is not installed, so {need.purpose} "
-              f"will be left out; {need.install}", file=sys.stderr)
+            return _say(f"colnn {args.command}", f"error: {need.purpose} needs {need.package}, which is not "
+                                                 f"installed; {need.install}", 1)
+        _say(f"colnn {args.command}", f"warning: {need.package} is not installed, so {need.purpose} "
+                                      f"will be left out; {need.install}", 0)
     from ..kernels.compile_notice import announce_compiles
 
     announce_compiles()  # the first run compiles for seconds; say so rather than look hung
     return int(args.run(args) or 0)
+
+
+def _say(prog: str, message: str, status: int) -> int:
+    """Print ``prog: message`` as one line on stderr; return ``status``."""
+    print(f"{prog}: {message}", file=sys.stderr, flush=True)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

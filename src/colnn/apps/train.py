@@ -1,10 +1,9 @@
-"""Training: the :func:`fit` loop, and the ``colnn train`` / ``colnn evaluate`` commands.
+"""The ``colnn train`` / ``colnn evaluate`` commands, on the :func:`fit` loop of :mod:`colnn.nn.training`.
 
-:func:`fit` is plain Python (no argument parsing, no printing): it runs
-mini-batch training and returns a :class:`History`; progress is reported to
-:class:`Callback` objects. The command-line layer adds a tqdm bar, a one-line
-summary per epoch on stdout and the output files ``model.npz``,
-``metrics.json`` and ``curves.png``.
+:func:`fit` (a library feature, in :mod:`colnn.nn.training`, imported here for
+the commands and for old imports) runs mini-batch training and returns a
+:class:`History`; the command adds a tqdm bar, a one-line summary per epoch on
+stdout and the output files ``model.npz``, ``metrics.json`` and ``curves.png``.
 
 >>> from colnn.apps.data import load_digits_split
 >>> from colnn.nn.network import simple_conv_net
@@ -24,20 +23,21 @@ import json
 import math
 import sys
 import tempfile
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from ..core.arrayfile import write_whole
 from ..nn.deep_conv_net import deep_conv_net
-from .cli import is_installed
+from .cli import INTERRUPTED, is_installed
+from .options import non_negative_int, positive_float, positive_int
 from .data import DataError, Dataset, add_shifted_copies, load_digits_split, load_mnist5k_split, load_mnist_dir
-from ..nn.network import ModelFileError, Network, as_network_array, simple_conv_net
-from ..nn.optim import OPTIMIZERS, Optimizer, make_optimizer
+from ..nn.network import ModelFileError, Network, simple_conv_net
+from ..nn.optim import OPTIMIZERS, make_optimizer
+from ..nn.training import Callback, CosineDecay, History, TrainingDiverged, TrainingInterrupted, fit
 
 # The files of a run folder, in the order they are written: the model first, the figure last.
 RUN_FILES = ("model.npz", "metrics.json", "curves.png")
@@ -57,180 +57,6 @@ DEFAULT_HIDDEN_SIZE = 100
 # DeepConvNet costs about 8x SimpleConvNet per image; on mnist5k with the shifted
 # copies these reach 98% test accuracy (README, "Train a CNN").
 DEEP_DEFAULTS = {"epochs": 8, "batch_size": 100}
-
-
-@dataclass
-class History:
-    """What :func:`fit` measured; the per-epoch lists have one entry per completed epoch.
-
-    ``loss`` is the mean training loss over the epoch's batches, ``accuracy`` the
-    test accuracy after the epoch, ``train_running_accuracy`` the fraction of the
-    epoch's training samples classified right as their batch was trained on,
-    ``lr`` the optimizer's learning rate during the epoch.
-    """
-
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    train_running_accuracy: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    epoch_seconds: list[float] = field(default_factory=list)
-    train_accuracy: float = math.nan
-    test_accuracy: float = math.nan
-    seconds: float = 0.0
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the network holds the last weights that gave a finite loss."""
-
-    def __init__(self, message: str, history: History) -> None:
-        super().__init__(message)
-        self.history = history
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C); ``history`` holds the epochs completed before it.
-
-    A KeyboardInterrupt, so code that stops on Ctrl-C still does; the network
-    keeps the weights it had, which a caller may save.
-    """
-
-    def __init__(self, message: str, history: History) -> None:
-        super().__init__(message)
-        self.history = history
-
-
-class Callback:
-    """Receives :func:`fit`'s progress; every method is a no-op unless overridden."""
-
-    def on_epoch_start(self, epoch: int, epochs: int, num_batches: int) -> None:
-        """Epoch ``epoch`` (1-based) of ``epochs`` starts; it has ``num_batches`` batches."""
-
-    def on_batch_end(self, batch: int, loss: float) -> None:
-        """Batch ``batch`` (0-based) was trained on; ``loss`` is its loss before the update."""
-
-    def on_epoch_end(self, epoch: int, history: History) -> None:
-        """Epoch ``epoch`` is done; its numbers are the last entries of ``history``'s lists."""
-
-
-class CosineDecay(Callback):
-    """Anneal ``optimizer.lr`` from its value at construction towards 0 along half a cosine.
-
-    Epoch ``e`` of ``E`` (1-based) uses ``lr0 * (1 + cos(pi * (e - 1) / E)) / 2``:
-    full steps early, small ones at the end, so the last epochs settle instead
-    of hopping around the minimum.
-
-    >>> from colnn.nn.optim import SGD
-    >>> optimizer = SGD(lr=1.0)
-    >>> CosineDecay(optimizer).on_epoch_start(epoch=2, epochs=3, num_batches=1)
-    >>> optimizer.lr
-    0.75
-    """
-
-    def __init__(self, optimizer: Optimizer) -> None:
-        self.optimizer = optimizer
-        self.base_lr = optimizer.lr
-
-    def on_epoch_start(self, epoch: int, epochs: int, num_batches: int) -> None:
-        self.optimizer.lr = self.base_lr * (1.0 + math.cos(math.pi * (epoch - 1) / epochs)) / 2.0
-
-
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def fit(
-    network: Network,
-    optimizer: Optimizer,
-    data: Dataset,
-    *,
-    epochs: int,
-    batch_size: int,
-    seed: int | None = 0,
-    callbacks: Sequence[Callback] = (),
-) -> History:
-    """Train ``network`` on ``data.x_train`` with mini-batches; evaluate on ``data.x_test`` after each epoch.
-
-    Parameters
-    ----------
-    network : updated in place
-    optimizer : steps ``network.params`` with each batch's gradients
-    data : the train/test split; its arrays are not modified. They may be another library's
-        CPU arrays (PyTorch, JAX...): read as NumPy once, as :meth:`Network.predict` reads its input
-    epochs, batch_size : number of passes and samples per batch (the last one may be smaller)
-    seed : seed of the per-epoch shuffling; with the same network, data and seed
-        the results are identical from run to run
-    callbacks : told of each epoch and batch (progress bars, logging)
-
-    Returns
-    -------
-    History
-
-    Raises
-    ------
-    TrainingDiverged
-        When a batch's loss is NaN or infinite. The weights are first set back to
-        those before the last update, which still gave a finite loss.
-    TrainingInterrupted
-        On Ctrl-C (KeyboardInterrupt), with the history of the completed epochs.
-    """
-    epochs, batch_size = _check_count(epochs, "epochs"), _check_count(batch_size, "batch_size")
-    data = replace(data, **{name: as_network_array(getattr(data, name), f"data.{name}")
-                            for name in ("x_train", "t_train", "x_test", "t_test")})
-    rng = np.random.default_rng(seed)
-    history = History()
-    started = time.perf_counter()
-    try:
-        _run_epochs(network, optimizer, data, epochs, batch_size, rng, callbacks, history, started)
-        history.train_accuracy = network.accuracy(data.x_train, data.t_train, batch_size=max(batch_size, 100))
-    except KeyboardInterrupt:
-        history.seconds = time.perf_counter() - started
-        raise TrainingInterrupted(f"interrupted after {len(history.loss)} of {epochs} epochs", history) from None
-    history.test_accuracy = history.accuracy[-1]
-    history.seconds = time.perf_counter() - started
-    return history
-
-
-def _run_epochs(network: Network, optimizer: Optimizer, data: Dataset, epochs: int, batch_size: int,
-                rng: np.random.Generator, callbacks: Sequence[Callback], history: History, started: float) -> None:
-    """:func:`fit`'s loop over the epochs, appending to ``history``."""
-    params = network.params
-    last_good = {key: param.copy() for key, param in params.items()}
-    num_train = len(data.x_train)
-    num_batches = math.ceil(num_train / batch_size)
-    for epoch in range(1, epochs + 1):
-        epoch_started = time.perf_counter()
-        for callback in callbacks:
-            callback.on_epoch_start(epoch, epochs, num_batches)
-        history.lr.append(optimizer.lr)
-        order = rng.permutation(num_train)
-        loss_sum, correct = 0.0, 0
-        for batch in range(num_batches):
-            indices = order[batch * batch_size:(batch + 1) * batch_size]
-            x_batch, t_batch = data.x_train[indices], data.t_train[indices]
-            loss, grads = network.loss_and_gradient(x_batch, t_batch)
-            if not math.isfinite(loss):
-                for key, param in params.items():
-                    np.copyto(param, last_good[key])
-                history.seconds = time.perf_counter() - started
-                raise TrainingDiverged(
-                    f"training diverged: the loss became {loss} at epoch {epoch}, batch {batch + 1} "
-                    f"(lr={optimizer.lr}); the weights were set back to the last ones with a finite loss",
-                    history)
-            for key, param in params.items():
-                np.copyto(last_good[key], param)
-            optimizer.update(params, grads)
-            loss_sum += loss * len(indices)
-            correct += int(np.count_nonzero(network.loss_layer.y.argmax(axis=1) == t_batch))
-            for callback in callbacks:
-                callback.on_batch_end(batch, loss)
-        history.loss.append(loss_sum / num_train)
-        history.train_running_accuracy.append(correct / num_train)
-        history.accuracy.append(network.accuracy(data.x_test, data.t_test, batch_size=max(batch_size, 100)))
-        history.epoch_seconds.append(time.perf_counter() - epoch_started)
-        for callback in callbacks:
-            callback.on_epoch_end(epoch, history)
 
 
 def plot_curves(history: History, path: str | Path, title: str = "") -> None:
@@ -294,23 +120,6 @@ class _ConsoleProgress(Callback):
         print(f"epoch {epoch:>{width}}/{self._epochs}  lr {history.lr[-1]:.2e}  loss {history.loss[-1]:.4f}  "
               f"running train acc {history.train_running_accuracy[-1]:.4f}  test acc {history.accuracy[-1]:.4f}  "
               f"({history.epoch_seconds[-1]:.1f} s)", flush=True)
-
-
-def _number(convert: Callable[[str], float], minimum: int = 1) -> Callable[[str], Any]:
-    """An argparse ``type``: a finite number read with ``convert`` (int or float), > 0 or, with ``minimum=0``, >= 0."""
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and (value > 0 if minimum else value >= 0)):
-            kind = "positive" if minimum else "non-negative"
-            raise argparse.ArgumentTypeError(f"must be a {kind} {convert.__name__}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_int, _positive_float, _non_negative_int = _number(int), _number(float), _number(int, minimum=0)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -458,15 +267,17 @@ def run_train(args: argparse.Namespace) -> int:
             return _error("train", f"{diverged}; and the outputs could not be written: {error}")
         return _error("train", f"{diverged}; saved them to {out / 'model.npz'}")
     except TrainingInterrupted as interrupted:
+        # Ctrl-C is the user's choice, not a failure: said as an interruption, with the shell's status for it.
         settings["interrupted"] = True
-        print(file=sys.stderr)  # past the progress bar
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # past the progress bar and the terminal's ^C
         try:
             _write_outputs(out, network, interrupted.history, settings)
         except OSError as error:
-            _error("train", f"{interrupted}; and the outputs could not be written: {error}")
-            return 130
-        _error("train", f"{interrupted}; saved the weights as they were to {out / 'model.npz'}")
-        return 130  # the shell's status for Ctrl-C
+            print(f"colnn train: {interrupted}; and the outputs could not be written: {error}", file=sys.stderr)
+            return INTERRUPTED
+        print(f"colnn train: {interrupted}; saved the weights as they were to {out / 'model.npz'}", file=sys.stderr)
+        return INTERRUPTED
     try:
         written = _write_outputs(out, network, history, settings)
     except OSError as error:
@@ -535,12 +346,12 @@ def register(subparsers: Any) -> None:
     train.add_argument("--model", choices=MODELS, default="simple",
                        help="the book's SimpleConvNet (sized by --filter-num, --filter-size, --hidden-size) "
                             "or its eight-layer DeepConvNet with dropout; default: %(default)s")
-    train.add_argument("--epochs", type=_positive_int, metavar="N",
+    train.add_argument("--epochs", type=positive_int, metavar="N",
                        help=f"default: {DEFAULT_EPOCHS} ({DEEP_DEFAULTS['epochs']} for --model deep)")
-    train.add_argument("--batch-size", type=_positive_int, metavar="N",
+    train.add_argument("--batch-size", type=positive_int, metavar="N",
                        help=f"default: {DEFAULT_BATCH_SIZE} ({DEEP_DEFAULTS['batch_size']} for --model deep)")
     default_lrs = ", ".join(f"{name} {cls().lr:g}" for name, cls in sorted(OPTIMIZERS.items()))
-    train.add_argument("--lr", type=_positive_float, help=f"learning rate; default: the optimizer's own ({default_lrs})")
+    train.add_argument("--lr", type=positive_float, help=f"learning rate; default: the optimizer's own ({default_lrs})")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULT_OPTIMIZER,
                        help="default: %(default)s")
     train.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
@@ -548,19 +359,19 @@ def register(subparsers: Any) -> None:
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="add copies of the training images shifted by one pixel (5x the data); "
                             "default: on for the digits, off for --data")
-    train.add_argument("--seed", type=_non_negative_int, metavar="N", default=0, help="seeds the weights and the shuffling; default: 0")
+    train.add_argument("--seed", type=non_negative_int, metavar="N", default=0, help="seeds the weights and the shuffling; default: 0")
     train.add_argument("--out", metavar="DIR", help="output folder; default: runs/<timestamp>")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the model.npz, metrics.json and curves.png an earlier run left in --out")
-    train.add_argument("--threads", type=_positive_int, metavar="N", default=1,
+    train.add_argument("--threads", type=positive_int, metavar="N", default=1,
                        help="threads of the kernels and BLAS; the default 1 is fastest for small images "
                             "(the digits on 2 cores: 3.3 s on one thread, 3.8 s on two) "
                             "(default: %(default)s)")
-    train.add_argument("--limit", type=_positive_int, metavar="N", help="train on the first N training images only")
-    train.add_argument("--filter-num", type=_positive_int, metavar="N", default=DEFAULT_FILTER_NUM, help="default: %(default)s")
-    train.add_argument("--filter-size", type=_positive_int, metavar="N", default=DEFAULT_FILTER_SIZE,
+    train.add_argument("--limit", type=positive_int, metavar="N", help="train on the first N training images only")
+    train.add_argument("--filter-num", type=positive_int, metavar="N", default=DEFAULT_FILTER_NUM, help="default: %(default)s")
+    train.add_argument("--filter-size", type=positive_int, metavar="N", default=DEFAULT_FILTER_SIZE,
                        help="odd sizes keep the image size (padding filter_size // 2); default: %(default)s")
-    train.add_argument("--hidden-size", type=_positive_int, metavar="N", default=DEFAULT_HIDDEN_SIZE, help="default: %(default)s")
+    train.add_argument("--hidden-size", type=positive_int, metavar="N", default=DEFAULT_HIDDEN_SIZE, help="default: %(default)s")
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser("evaluate", help="print a saved model's test accuracy",
@@ -570,5 +381,5 @@ def register(subparsers: Any) -> None:
     evaluate_source.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files; default: digits")
     evaluate_source.add_argument("--dataset", choices=sorted(DATASETS),
                                  help="a built-in data set; default: the run's own (its metrics.json), else digits")
-    evaluate.add_argument("--batch-size", type=_positive_int, metavar="N", default=100, help="default: %(default)s")
+    evaluate.add_argument("--batch-size", type=positive_int, metavar="N", default=100, help="default: %(default)s")
     evaluate.set_defaults(run=run_evaluate)

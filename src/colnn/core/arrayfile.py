@@ -5,7 +5,8 @@ array it advises loading it "unsafely" with ``allow_pickle``, an empty file
 gives ``EOFError``, and a crafted header can ask for terabytes before a byte of
 data is read. Here the header is read with NumPy's own parser
 (``numpy.lib.format``), checked (no object dtype, data size equal to what the
-file holds), and only then is the data read. Every problem is an
+file holds), and only then is the data read (or, for an array larger than
+memory, mapped: :func:`map_npy`). Every problem is an
 :class:`ArrayFileError` (a ValueError) that names the file and what is wrong;
 no message ever suggests unpickling. The format is NumPy's ``.npy``
 specification (NEP 1); an ``.npz`` is a zip archive of ``.npy`` members.
@@ -18,12 +19,13 @@ import math
 import os
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["ArrayFileError", "read_npy", "read_npz", "write_whole"]
+__all__ = ["ArrayFileError", "NpyHeader", "read_npy", "read_npz", "map_npy", "write_whole"]
 
 _NPY_MAGIC = np.lib.format.MAGIC_PREFIX  # b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
@@ -73,11 +75,25 @@ def _kind(head: bytes) -> str:
     return "not a NumPy array file"
 
 
-def _read_array(file: IO[bytes], size: int) -> np.ndarray:
-    """The ``.npy`` array at the start of ``file``, which holds ``size`` bytes in all.
+@dataclass(frozen=True)
+class NpyHeader:
+    """What a checked ``.npy`` header declares: the array's shape, dtype and layout, and where its data starts."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def _read_header(file: IO[bytes], size: int) -> NpyHeader:
+    """The header of the ``.npy`` array at the start of ``file`` (``size`` bytes in all), checked.
 
     Raises ValueError (no file name: the caller adds it) for a bad header, an
-    object dtype, or data of the wrong length.
+    object dtype, or a data length other than the one the header declares.
     """
     version = np.lib.format.read_magic(file)
     if version not in _HEADER_READERS:
@@ -85,18 +101,24 @@ def _read_array(file: IO[bytes], size: int) -> np.ndarray:
     shape, fortran_order, dtype = _HEADER_READERS[version](file)
     if dtype.hasobject:
         raise ValueError(f"holds Python objects (dtype {dtype}), which are never loaded; only plain arrays are")
-    nbytes = math.prod(shape) * dtype.itemsize
-    available = size - file.tell()
-    if nbytes != available:
-        problem = "truncated" if nbytes > available else "trailing data"
-        raise ValueError(f"{problem}: the header declares {dtype} {shape} ({nbytes} bytes) "
+    header = NpyHeader(tuple(shape), dtype, bool(fortran_order), file.tell())
+    available = size - header.offset
+    if header.nbytes != available:
+        problem = "truncated" if header.nbytes > available else "trailing data"
+        raise ValueError(f"{problem}: the header declares {dtype} {header.shape} ({header.nbytes} bytes) "
                          f"but {available} bytes follow it")
-    data = bytearray(file.read(nbytes))  # a bytearray keeps the array writeable
-    if len(data) != nbytes:
-        raise ValueError(f"truncated: {len(data)} of {nbytes} bytes could be read")
-    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    return header
+
+
+def _read_array(file: IO[bytes], size: int) -> np.ndarray:
+    """The ``.npy`` array at the start of ``file``, which holds ``size`` bytes in all (ValueError as above)."""
+    header = _read_header(file, size)
+    data = bytearray(file.read(header.nbytes))  # a bytearray keeps the array writeable
+    if len(data) != header.nbytes:
+        raise ValueError(f"truncated: {len(data)} of {header.nbytes} bytes could be read")
+    array = np.frombuffer(data, dtype=header.dtype).reshape(header.shape, order="F" if header.fortran_order else "C")
     # Native byte order, as every colnn function returns.
-    return array.astype(dtype.newbyteorder("="), copy=False)
+    return array.astype(header.dtype.newbyteorder("="), copy=False)
 
 
 def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
@@ -128,6 +150,37 @@ def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
             return _read_array(file, os.fstat(file.fileno()).st_size)
         except (ValueError, OSError, MemoryError) as error:
             raise ArrayFileError(f"{path}: {_reason(error)}") from None
+
+
+def map_npy(path: str | os.PathLike[str]) -> tuple[NpyHeader, np.memmap]:
+    """The array of a ``.npy`` file memory-mapped read-only, after the same checks as :func:`read_npy`.
+
+    For files larger than memory (``colnn pool``): nothing is read until the
+    map is indexed, and indexing reads only the cells asked for. The map keeps
+    the file's byte order; ``header`` tells where the data starts, so that a
+    reader in another process can map the file again without re-parsing it.
+
+    Raises :class:`ArrayFileError` and TypeError as :func:`read_npy` does, with its messages.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "x.npy"
+    >>> np.save(path, np.arange(6, dtype=np.uint16).reshape(2, 3))
+    >>> header, mapped = map_npy(path)
+    >>> header.shape, header.dtype, mapped[1, 1:]
+    ((2, 3), dtype('uint16'), memmap([4, 5], dtype=uint16))
+    """
+    with _open_file(path, (_NPY_MAGIC,), "an .npy array file") as (path, file):
+        try:
+            header = _read_header(file, os.fstat(file.fileno()).st_size)
+            if header.nbytes == 0:  # mmap cannot map zero bytes: an empty read-only array stands in
+                empty = np.empty(header.shape, header.dtype).view(np.memmap)
+                empty.flags.writeable = False
+                return header, empty
+            mapped = np.memmap(file, dtype=header.dtype, mode="r", offset=header.offset, shape=header.shape,
+                               order="F" if header.fortran_order else "C")
+        except (ValueError, OSError, MemoryError) as error:
+            raise ArrayFileError(f"{path}: {_reason(error)}") from None
+    return header, mapped
 
 
 def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

@@ -1,11 +1,14 @@
-"""Array checks at the public boundary: dtype, byte order, rank, batch axis and gradient shape.
+"""Array and argument checks at the public boundary: dtype, byte order, rank, batch axis, flags and choices.
 
 Every public function and layer reads its array arguments through these
 helpers, once, so that a bad input raises the same error, naming the argument
 and its value, wherever it enters. What passes is normalized here too, so that
 no op below sees it: non-native byte order becomes native (outputs are always
 in native order), and the batch axis may be empty (``N = 0``, as in PyTorch)
-while every other axis may not.
+while every other axis may not. A Dask array is refused where an op has no Dask
+path (:func:`refuse_dask`): reading it as NumPy would compute all of it.
+The helpers these build on are split by concept: :mod:`.namespace` (which
+library an array belongs to) and :mod:`.dtypes` (which dtype a result takes).
 """
 
 from __future__ import annotations
@@ -13,37 +16,28 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
-import sys
 from typing import Any, Iterable
 
 import numpy as np
 
-from .indices import x64_hint
+from .dtypes import as_numpy_dtype, check_float_dtype, gradient_dtype
+from .namespace import as_value, cast_array, foreign_namespace, is_dask_array, same_library, type_name
 
 __all__ = [
-    "foreign_namespace",
-    "type_name",
-    "as_value",
-    "same_library",
-    "move_numpy",
-    "namespace_dtype",
-    "library_token",
-    "as_numpy_dtype",
-    "cast_array",
+    "describe",
+    "refuse_dask",
+    "stand_in",
     "check_array",
     "check_float_array",
-    "check_float_dtype",
     "to_batched",
+    "from_batched",
     "check_grad_shape",
-    "gradient_dtype",
-    "accumulation_dtype",
     "check_choice",
     "check_flag",
     "check_rng",
     "check_seed",
     "check_batch_shape",
     "cast_pad_value",
-    "lowest_value",
 ]
 
 _brief = reprlib.Repr()
@@ -64,212 +58,33 @@ def describe(value: Any) -> str:
     return _brief.repr(value)
 
 
-# Libraries whose arrays may run the Array API path where they live. Their modules
-# are never imported here: an object's type names its library.
-_ARRAY_API_LIBRARIES = frozenset({"torch", "jax", "jaxlib", "cupy", "array_api_strict"})
+def refuse_dask(x: Any, name: str, op: str, way: str = "") -> None:
+    """TypeError if ``x`` is a Dask array: ``op`` has no lazy path for ``name``, and reading it would compute it.
 
-
-def foreign_namespace(x: Any) -> Any | None:
-    """The Array API namespace of ``x`` if it is another library's array than NumPy's (or Dask's), else None.
-
-    Only an object whose library is known, or that has ``__array_namespace__``,
-    makes colnn import ``array_api_compat``; NumPy arrays and lists never do.
+    The message names the op and what to do instead: ``way`` (e.g. "the
+    function form, which is lazy"), else to compute the array first.
     """
-    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)) or x is None:
-        return None
-    library = type(x).__module__.partition(".")[0]
-    if library not in _ARRAY_API_LIBRARIES and not hasattr(x, "__array_namespace__"):
-        return None
-    import array_api_compat
-
-    if array_api_compat.is_numpy_array(x) or array_api_compat.is_dask_array(x):
-        return None
-    return array_api_compat.array_namespace(x)
+    if is_dask_array(x):
+        instead = way or f"compute it first ({name}.compute()) if it fits in memory"
+        raise TypeError(f"{op} takes no Dask array as {name} (it would be computed into memory): {instead}")
 
 
-def type_name(value: Any) -> str:
-    """How a message names ``value``'s type: "a numpy.ndarray", "a torch.Tensor", "an array_api_strict Array", "a list".
+def stand_in(x: Any) -> np.ndarray:
+    """A read-only ndarray of ``x``'s shape and dtype that takes no memory: a lazy array's face for the checks.
 
-    The dotted name when the library exports the class under it, else the
-    library and the class (never a private module path); every JAX array is "a jax.Array".
+    A public op checks a Dask array's shape and dtype through the same helpers,
+    with the same messages, as a NumPy array's, without reading (computing) it.
     """
-    kind = type(value)
-    library = kind.__module__.partition(".")[0]
-    if library == "builtins":
-        text = kind.__name__
-    elif library in ("jax", "jaxlib"):
-        text = "jax.Array"
-    elif getattr(sys.modules.get(library), kind.__name__, None) is kind:
-        text = f"{library}.{kind.__name__}"
-    else:
-        text = f"{library} {kind.__name__}"
-    return ("an " if text[0] in "aeiou" else "a ") + text
-
-
-def as_value(x: Any) -> Any:
-    """A PyTorch tensor that requires grad as a plain tensor sharing its memory; anything else as it is.
-
-    colnn's backward is its own, not autograd: a graph built inside colnn
-    would only hold memory, and a copy of a Parameter would still track it.
-    """
-    return x.detach() if getattr(x, "requires_grad", False) else x
-
-
-def _device(x: Any) -> Any:
-    import array_api_compat
-
-    return array_api_compat.device(x)
-
-
-def same_library(array: Any, name: str, like: Any, like_name: str, *, moves: bool = False) -> Any:
-    """``array`` if it is of ``like``'s library and on its device; TypeError/ValueError naming both else.
-
-    The one rule of the public boundary: the arrays of one call (an op's
-    input, weight and bias; a layer's parameters and its input; a backward's
-    ``dout`` and the forward's input) are of one library, on one device. When
-    ``moves`` (a gradient, indices or samples, which the README lets come as
-    NumPy; or a list or scalar, already read by NumPy's rules), a NumPy
-    ``array`` is moved to ``like``'s library and device instead.
-    NumPy with NumPy costs two ``isinstance`` checks. A PyTorch tensor that
-    requires grad comes back detached.
-    """
-    if isinstance(array, np.ndarray) and isinstance(like, np.ndarray):
-        return array
-    like_xp, xp = foreign_namespace(like), foreign_namespace(array)
-    if xp is None and not isinstance(array, np.ndarray):
-        array, moves = np.asarray(array), True  # a list or scalar belongs to no library
-    if like_xp is not None and xp is None and moves:
-        return move_numpy(array, like_xp, _device(like), name)
-    if xp is not like_xp:
-        raise TypeError(f"{name} is {type_name(array)} but {like_name} is {type_name(like)}; "
-                        "pass arrays of one library")
-    if xp is not None and _device(array) != _device(like):
-        raise ValueError(f"{name} is on device {_device(array)} but {like_name} is on device {_device(like)}; "
-                         "pass arrays on one device")
-    return as_value(array)
-
-
-def move_numpy(array: np.ndarray, xp: Any, device: Any, name: str) -> Any:
-    """NumPy ``array`` as an array of namespace ``xp`` on ``device``: how every NumPy value enters another library.
-
-    Parameters
-    ----------
-    array : np.ndarray, any dtype, shape and byte order, read-only or not
-    xp, device : the target namespace and device (another library's, :func:`foreign_namespace`)
-    name : the argument's name, for messages
-
-    Returns
-    -------
-    An array of ``xp`` on ``device``, of ``array``'s values and shape, in ``xp``'s
-    dtype for ``array``'s (JAX without x64 stores int64 as int32).
-
-    Raises
-    ------
-    ValueError
-        Naming ``name`` and the value, when an integer of ``array`` does not fit
-        the narrower dtype ``xp`` stores it in: the caller's values are checked
-        before the move, so nothing wraps around.
-
-    PyTorch, JAX and ``array_api_strict`` refuse a non-native byte order, and
-    PyTorch warns on a read-only array (a broadcast view), whose memory its
-    tensor would share: either is copied to a native, writable array first;
-    any other array is passed as it is (a copy only where ``xp`` makes one).
-    """
-    if not array.dtype.isnative or not array.flags.writeable:
-        array = array.astype(array.dtype.newbyteorder("="), copy=True)
-    if array.dtype.kind in "iu" and array.size:
-        stored = as_numpy_dtype(xp.asarray(array[:0], device=device).dtype)
-        info = np.iinfo(stored)
-        low, high = int(array.min()), int(array.max())
-        if low < info.min or high > info.max:
-            value = high if high > info.max else low
-            raise ValueError(f"{name} holds {value}, which {xp.__name__} stores as {stored} "
-                             f"(range [{info.min}, {info.max}]){x64_hint(xp)}")
-    return xp.asarray(array, device=device)
-
-
-def namespace_dtype(xp: Any, dtype: Any, name: str = "dtype") -> Any:
-    """``xp``'s dtype named like ``dtype`` (a NumPy dtype or name); TypeError naming ``name`` where ``xp`` has none.
-
-    A library lacking it would otherwise substitute another with a warning
-    (JAX without x64 truncates float64 to float32) or fail with its own
-    message (``array_api_strict`` has no float16).
-    """
-    dtype = as_numpy_dtype(dtype)
-    found = _lookup_dtype(xp, dtype.name)
-    if found is None:
-        available = sorted(xp.__array_namespace_info__().dtypes())
-        raise TypeError(f"{name} {dtype} is not a dtype of {xp.__name__}, which has {available}{x64_hint(xp)}")
-    return found
-
-
-# The standard's dtypes, which ``__array_namespace_info__().dtypes()`` reports; float16 is not one.
-_STANDARD_DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                              "float32", "float64", "complex64", "complex128"})
-
-
-def _lookup_dtype(xp: Any, name: str) -> Any:
-    """``xp``'s dtype called ``name``, or None where it has none.
-
-    A standard dtype as the namespace reports it (JAX without x64 keeps the name
-    ``float64`` but stores float32); any other (float16) by attribute.
-    """
-    if name in _STANDARD_DTYPES:
-        return xp.__array_namespace_info__().dtypes().get(name)
-    return getattr(xp, name, None)
-
-
-_NUMPY_TOKEN = np.empty(0)
-
-
-def library_token(x: Any) -> Any:
-    """An empty array of ``x``'s library and device (one shared for NumPy).
-
-    What a layer keeps from its forward so that ``backward`` can check ``dout``
-    against the input's library without keeping the input.
-    """
-    xp = foreign_namespace(x)
-    if xp is None:
-        return _NUMPY_TOKEN
-    return xp.empty((0,), dtype=x.dtype, device=_device(x))
-
-
-def as_numpy_dtype(dtype: Any) -> np.dtype:
-    """NumPy's dtype of the same kind and size as ``dtype`` (NumPy's, or any Array API library's)."""
-    try:
-        return np.dtype(dtype)
-    except TypeError:
-        # torch.float32, array_api_strict.float32, ...: the standard's names are NumPy's.
-        return np.dtype(str(dtype).rsplit(".", 1)[-1])
-
-
-def cast_array(array: Any, dtype: Any) -> Any:
-    """``array`` in ``dtype`` (a NumPy dtype or name), in its own namespace; no copy if it has it already.
-
-    ``dtype`` is one colnn derived (a gradient's, an accumulator's), not one the
-    caller named: where the namespace lacks a floating ``dtype`` (float64 on JAX
-    without x64) its default float stands in, as ``jnp.asarray`` does for a
-    float64 NumPy array, without JAX's warning. Any other missing dtype is a
-    TypeError (:func:`namespace_dtype`).
-    """
-    dtype = as_numpy_dtype(dtype)
-    xp = foreign_namespace(array)
-    if xp is None:
-        return array.astype(dtype, copy=False)
-    if array.dtype == getattr(xp, dtype.name, None):
-        return array
-    target = _lookup_dtype(xp, dtype.name)
-    if target is None and dtype.kind == "f":
-        target = xp.__array_namespace_info__().default_dtypes(device=_device(array))["real floating"]
-    if target is None:
-        target = namespace_dtype(xp, dtype)
-    return array if array.dtype == target else xp.astype(array, target)
+    cell = np.zeros(1, dtype=x.dtype)
+    return np.lib.stride_tricks.as_strided(cell, shape=tuple(x.shape), strides=(0,) * len(x.shape), writeable=False)
 
 
 def _as_numeric_array(x: Any, name: str) -> np.ndarray:
     """``x`` as a real integer or floating ndarray in native byte order (a copy only if the order changes)."""
     if x is None:
         raise TypeError(f"{name} must be a numeric array, got None")
+    # np.asarray of a Dask array computes all of it: never silently (each op with a Dask path routes it there first).
+    refuse_dask(x, name, "this call")
     try:
         array = np.asarray(x)
     except (ValueError, TypeError) as error:
@@ -390,26 +205,6 @@ def check_float_array(
     return array
 
 
-def check_float_dtype(dtype: Any, name: str) -> np.dtype:
-    """NumPy's dtype for the float dtype of ``name`` (any library's); TypeError naming ``name`` otherwise.
-
-    The one rule of colnn's floating-point ops: float16 (summed in float32),
-    float32 or float64. bfloat16 is refused, not computed: NumPy has no such dtype,
-    so a NumPy path (and every strategy) could not keep it. Integers, bools and
-    complex numbers are refused as well.
-    """
-    try:
-        numpy_dtype = as_numpy_dtype(dtype)
-    except TypeError:  # a dtype NumPy does not know: PyTorch's or JAX's bfloat16, float8 ...
-        numpy_dtype = None
-    if numpy_dtype is not None and numpy_dtype.kind == "f":
-        return numpy_dtype
-    if numpy_dtype is not None and numpy_dtype.kind in "biu":
-        raise TypeError(f"{name} must be a floating array, got dtype {dtype} (use float16, float32 or float64)")
-    raise TypeError(f"{name} has dtype {dtype}; colnn's floating-point ops take float16, float32 or float64 "
-                    f"only: convert {name} first (e.g. to float32)")
-
-
 def to_batched(x: np.ndarray) -> tuple[np.ndarray, bool]:
     """View a ``(C, H, W)`` sample as ``(1, C, H, W)``; return it and whether it was unbatched."""
     if x.ndim == 3:
@@ -423,28 +218,6 @@ def from_batched(x, unbatched: bool):
     ``x[0, ...]`` rather than ``x[0]``: the Array API standard requires an index for every axis.
     """
     return x[0, ...] if unbatched else x
-
-
-def gradient_dtype(forward_dtype: np.dtype, dout_dtype: np.dtype) -> np.dtype:
-    """dtype of a gradient: the forward's if floating, else ``dout``'s if floating, else float64.
-
-    A gradient is never an integer: an integer forward (max pooling, ReLU of
-    integers) still has fractional gradients.
-    """
-    for dtype in (as_numpy_dtype(forward_dtype), as_numpy_dtype(dout_dtype)):
-        if dtype.kind == "f":
-            return dtype
-    return np.dtype(np.float64)
-
-
-def accumulation_dtype(dtype: np.dtype) -> np.dtype:
-    """dtype that sums of ``dtype`` are taken in: float32 for float16 (as PyTorch's CPU kernels), else ``dtype``.
-
-    Every strategy sums float16 in float32 and rounds once at the end, so that
-    strategies agree with each other and with a float64 sum rounded to float16.
-    """
-    dtype = as_numpy_dtype(dtype)
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
 def check_grad_shape(dout: Any, expected_shape: tuple[int, ...], dtype: np.dtype, like: Any = None) -> np.ndarray:
@@ -550,11 +323,3 @@ def cast_pad_value(pad_value: Any, dtype: np.dtype, name: str = "pad_value") -> 
     if not representable:
         raise unrepresentable
     return dtype.type(cast)
-
-
-def lowest_value(dtype: np.dtype) -> Any:
-    """The value a padded cell holds for max pooling: -inf, or the integer minimum."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return dtype.type(-np.inf)
-    return np.iinfo(dtype).min

@@ -9,13 +9,15 @@ arguments are validated here, once, and errors name the argument and its value.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence, Tuple, Union
 
 import numpy as np
 
+from .checks import check_flag
 from .indices import index_dtype
 
 IntPair = Union[int, Tuple[int, int], Sequence[int]]
@@ -24,7 +26,7 @@ IntTuple = Union[int, Sequence[int]]
 #: The largest window argument or extent colnn can index (int64, as NumPy's and PyTorch's indices).
 INDEX_MAX = np.iinfo(np.int64).max
 
-__all__ = ["IntPair", "IntTuple", "INDEX_MAX", "Window", "as_pair", "as_tuple", "output_size"]
+__all__ = ["IntPair", "IntTuple", "INDEX_MAX", "Window", "WindowArgs", "as_pair", "as_tuple", "output_size"]
 
 
 def _as_int(value: Any, name: str, form: str) -> int:
@@ -44,6 +46,12 @@ def as_tuple(value: IntTuple, name: str, ndim: int, *, minimum: int = 0) -> tupl
     >>> as_tuple((3, 1), "kernel_size", 2, minimum=1)
     (3, 1)
     """
+    # The common forms first (a plain int, a tuple of plain ints): one call per op and layer forward.
+    if type(value) is int and minimum <= value <= INDEX_MAX:
+        return (value,) * ndim
+    if (type(value) is tuple and len(value) == ndim
+            and all(type(item) is int and minimum <= item <= INDEX_MAX for item in value)):
+        return value
     form = "an int or a pair of ints" if ndim == 2 else f"an int or a tuple of {ndim} ints"
     if isinstance(value, (tuple, list, np.ndarray)) and np.ndim(value) == 1:
         items = list(value)
@@ -103,6 +111,98 @@ def _fmt(values: tuple[int, ...]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+_NAMES = ("kernel_size", "stride", "padding", "dilation")
+
+
+@dataclass(frozen=True)
+class WindowArgs:
+    """A window's hyper-parameters, normalized and checked once: what a layer keeps, what an op's arguments become.
+
+    Everything that depends on the arguments alone is checked by :meth:`check`
+    (types, ranges, PyTorch's pooling rule ``padding <= kernel_size // 2``);
+    what depends on the input's size too (an empty output, an unindexable span)
+    by :meth:`over`, which returns the :class:`Window` over an input. ``names``
+    are the arguments' names in messages (a command's ``--kernel``, the book's ``pad``).
+    """
+
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    ceil_mode: bool = False
+    names: tuple[str, str, str, str] = field(default=_NAMES, compare=False, repr=False)
+
+    @classmethod
+    def check(
+        cls,
+        ndim: int,
+        kernel_size: IntTuple,
+        stride: IntTuple | None = None,
+        padding: IntTuple = 0,
+        dilation: IntTuple = 1,
+        *,
+        ceil_mode: Any = False,
+        pooling: bool = False,
+        names: tuple[str, str, str, str] = _NAMES,
+    ) -> "WindowArgs":
+        """PyTorch's argument forms (an int, or a tuple of ``ndim`` ints) as tuples, checked.
+
+        ``stride=None`` means ``stride = kernel_size`` (pooling's default), and
+        so does ``stride=()`` when ``pooling``, as in PyTorch's pools.
+        Raises TypeError for a non-int size or a non-bool ``ceil_mode``, and
+        ValueError for a tuple of the wrong length, a kernel, stride or dilation
+        below 1, a negative padding, or (``pooling``) a padding above half the kernel.
+        """
+        kernel_name, stride_name, padding_name, dilation_name = names
+        kernel = as_tuple(kernel_size, kernel_name, ndim, minimum=1)
+        # PyTorch's pools read an empty stride (``stride=()``, the C++ default) as "the kernel".
+        default_stride = stride is None or (pooling and isinstance(stride, (tuple, list)) and len(stride) == 0)
+        strides = kernel if default_stride else as_tuple(stride, stride_name, ndim, minimum=1)
+        pads = as_tuple(padding, padding_name, ndim, minimum=0)
+        dilations = as_tuple(dilation, dilation_name, ndim, minimum=1)
+        if pooling and any(p > k // 2 for p, k in zip(pads, kernel)):
+            raise ValueError(
+                f"{padding_name} must be at most half of {kernel_name} ({_fmt(kernel)}), got {padding!r}"
+            )
+        if math.prod(kernel) > INDEX_MAX:
+            raise ValueError(f"{kernel_name} has more than 2**63 - 1 cells, got {kernel_size!r}")
+        return cls(kernel, strides, pads, dilations, check_flag(ceil_mode, "ceil_mode"), tuple(names))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.kernel_size)
+
+    def over(self, in_size: Sequence[int], *, allow_empty: bool = False) -> "Window":
+        """The :class:`Window` of these arguments over an input of spatial size ``in_size``.
+
+        ValueError if the output would be empty (unless ``allow_empty`` and it is
+        exactly 0) or if the padded span cannot be indexed in int64.
+        """
+        kernel_name, stride_name, padding_name, dilation_name = self.names
+        in_size = tuple(int(v) for v in in_size)
+        for size, k, p, d in zip(in_size, self.kernel_size, self.padding, self.dilation):
+            # Window starts and ends are int64 in the kernels: the whole padded span must be indexable.
+            if size + 2 * p + d * (k - 1) > INDEX_MAX:
+                raise ValueError(
+                    f"{kernel_name}={_fmt(self.kernel_size)}, {padding_name}={_fmt(self.padding)} and "
+                    f"{dilation_name}={_fmt(self.dilation)} span more than 2**63 - 1 cells"
+                )
+        out = tuple(
+            output_size(size, k, s, p, d, self.ceil_mode)
+            for size, k, s, p, d in zip(in_size, self.kernel_size, self.stride, self.padding, self.dilation)
+        )
+        if min(out) < 1 and not (allow_empty and min(out) == 0):
+            # An undilated window's dilation says nothing (and a command may have no such flag).
+            dilated = f", {dilation_name}={_fmt(self.dilation)}" if any(d != 1 for d in self.dilation) else ""
+            raise ValueError(
+                f"output would be empty: input size {_fmt(in_size)} with "
+                f"{kernel_name}={_fmt(self.kernel_size)}, {stride_name}={_fmt(self.stride)}, "
+                f"{padding_name}={_fmt(self.padding)}{dilated} "
+                f"gives output {_fmt(tuple(max(size, 0) for size in out))}"
+            )
+        return Window(in_size, self.kernel_size, self.stride, self.padding, self.dilation, out)
+
+
 @dataclass(frozen=True)
 class Window:
     """Geometry of a sliding window over ``ndim`` spatial axes (1, 2 or 3).
@@ -140,7 +240,7 @@ class Window:
         padding_name: str = "padding",
         dilation_name: str = "dilation",
     ) -> "Window":
-        """Validate window arguments and compute the output size.
+        """Validate window arguments and compute the output size: :meth:`WindowArgs.check`, then :meth:`WindowArgs.over`.
 
         ``in_size`` gives the number of spatial axes. ``stride=None`` means
         ``stride = kernel_size`` (pooling's default). With ``pooling=True`` the
@@ -148,39 +248,10 @@ class Window:
         ValueError if the output would be empty (unless ``allow_empty``) or if
         the padded extent cannot be indexed in int64.
         """
-        in_size = tuple(int(v) for v in in_size)
-        ndim = len(in_size)
-        kernel = as_tuple(kernel_size, kernel_name, ndim, minimum=1)
-        strides = kernel if stride is None else as_tuple(stride, stride_name, ndim, minimum=1)
-        pads = as_tuple(padding, padding_name, ndim, minimum=0)
-        dilations = as_tuple(dilation, dilation_name, ndim, minimum=1)
-        if pooling and any(p > k // 2 for p, k in zip(pads, kernel)):
-            raise ValueError(
-                f"{padding_name} must be at most half of {kernel_name} ({_fmt(kernel)}), got {padding!r}"
-            )
-        for size, k, p, d in zip(in_size, kernel, pads, dilations):
-            # Window starts and ends are int64 in the kernels: the whole padded span must be indexable.
-            if size + 2 * p + d * (k - 1) > INDEX_MAX:
-                raise ValueError(
-                    f"{kernel_name}={kernel_size!r}, {padding_name}={padding!r} and "
-                    f"{dilation_name}={dilation!r} span more than 2**63 - 1 cells"
-                )
-        if math.prod(kernel) > INDEX_MAX:
-            raise ValueError(f"{kernel_name} has more than 2**63 - 1 cells, got {kernel_size!r}")
-        out = tuple(
-            output_size(size, k, s, p, d, bool(ceil_mode))
-            for size, k, s, p, d in zip(in_size, kernel, strides, pads, dilations)
-        )
-        if min(out) < 1 and not (allow_empty and min(out) == 0):
-            # An undilated window's dilation says nothing (and a command may have no such flag).
-            dilated = f", {dilation_name}={_fmt(dilations)}" if any(d != 1 for d in dilations) else ""
-            raise ValueError(
-                f"output would be empty: input size {_fmt(in_size)} with "
-                f"{kernel_name}={_fmt(kernel)}, {stride_name}={_fmt(strides)}, "
-                f"{padding_name}={_fmt(pads)}{dilated} "
-                f"gives output {_fmt(tuple(max(size, 0) for size in out))}"
-            )
-        return cls(in_size, kernel, strides, pads, dilations, out)
+        names = (kernel_name, stride_name, padding_name, dilation_name)
+        arguments = WindowArgs.check(len(in_size), kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
+                                     pooling=pooling, names=names)
+        return arguments.over(in_size, allow_empty=allow_empty)
 
     @classmethod
     def same_padding(cls, in_size: Sequence[int], kernel_size: IntTuple, dilation: IntTuple = 1) -> "Window":
@@ -225,11 +296,26 @@ class Window:
             np.arange(o, dtype=np.int64) * s - p for o, s, p in zip(self.out_size, self.stride, self.padding)
         )
 
-    def _first_offsets(self) -> tuple[np.ndarray, ...]:
-        """Per axis, the first kernel offset of each window at a coordinate >= 0."""
-        return tuple(
-            np.where(start < 0, (-start + d - 1) // d, 0) for start, d in zip(self.starts(), self.dilation)
-        )
+    def axis_bounds(self, axis: int, *, padded: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The in-bounds arithmetic of one axis: ``(start, first, end)``, each ``(out_size[axis],)`` int64.
+
+        Window ``o`` starts at input cell ``start[o]`` (negative inside the
+        leading padding), and its kernel offsets ``k`` in ``[first[o], end[o])``
+        land inside the input, ``0 <= start + k*dilation < size``; with
+        ``padded``, inside the padded input ``[-padding, size + padding)``.
+        ``first`` may exceed ``end`` (a dilated window with no cell inside), and
+        ``end <= kernel_size``. The one home of this arithmetic: the kernels'
+        clipped loops, PyTorch's first in-bounds argmax, the average divisor and
+        3-d pooling's depth slices all read it.
+        """
+        size, kernel, stride, pad, dilation = (self.in_size[axis], self.kernel_size[axis], self.stride[axis],
+                                               self.padding[axis], self.dilation[axis])
+        start = np.arange(self.out_size[axis], dtype=np.int64) * stride - pad
+        low, high = (-pad, size + pad) if padded else (0, size)
+        # ceil((low - start) / dilation) and ceil((high - start) / dilation), clipped to the kernel.
+        first = np.maximum(-((start - low) // dilation), 0)
+        end = np.clip(-((start - high) // dilation), 0, kernel)
+        return start, first, end
 
     def first_inside(self) -> np.ndarray:
         """Flat offset inside each window of its first cell at coordinates >= 0: shape ``out_size``.
@@ -238,7 +324,8 @@ class Window:
         are all the lowest value (e.g. all -inf).
         """
         flat = np.zeros(self.out_size, dtype=np.int64)
-        for axis, (first, k) in enumerate(zip(self._first_offsets(), self.kernel_size)):
+        for axis, k in enumerate(self.kernel_size):
+            first = self.axis_bounds(axis)[1]
             flat = flat * k + first.reshape((-1,) + (1,) * (self.ndim - 1 - axis))
         return flat
 
@@ -284,23 +371,16 @@ class Window:
                       self.dilation[1:], self.out_size[1:])
 
     def avg_divisor(self, count_include_pad: bool, divisor_override: int | None) -> np.ndarray:
-        """Divisor of each average-pooling window, PyTorch's rule: shape ``out_size``.
+        """Divisor of each average-pooling window: shape ``out_size``.
 
-        With ``count_include_pad`` the window is clipped to the padded border
-        (which matters with ``ceil_mode``); without it, to the input. A window with
-        no cell inside the input gets divisor 1 (its sum, and output, is 0).
+        The cells of the window that are counted: with ``count_include_pad``
+        those inside the padded border (which matters with ``ceil_mode``),
+        without it those inside the input (PyTorch's rule). A dilated window
+        counts its dilated cells (ONNX AveragePool's rule, opset 19; PyTorch has
+        no dilated average). A window with no cell inside gets divisor 1 (its
+        sum, and output, is 0). Read-only, shared by the calls with one window (cached).
         """
-        if divisor_override is not None:
-            return np.full(self.out_size, divisor_override, dtype=np.int64)
-        divisor = np.ones((), dtype=np.int64)
-        for start, k, size, p in zip(self.starts(), self.kernel_size, self.in_size, self.padding):
-            ends = np.minimum(start + k, size + p)
-            if count_include_pad:
-                counts = ends - start
-            else:
-                counts = np.maximum(np.minimum(ends, size) - np.maximum(start, 0), 0)
-            divisor = np.multiply.outer(divisor, counts)
-        return np.where(divisor > 0, divisor, 1)
+        return _avg_divisor(self, bool(count_include_pad), divisor_override)
 
     # --- the 2-D names (the last two axes) ---------------------------------
 
@@ -319,3 +399,18 @@ class Window:
     kernel_area = kernel_volume
     pad_bottom = property(lambda self: self.pad_end[-2])
     pad_right = property(lambda self: self.pad_end[-1])
+
+
+@functools.lru_cache(maxsize=64)
+def _avg_divisor(window: Window, count_include_pad: bool, divisor_override: int | None) -> np.ndarray:
+    """:meth:`Window.avg_divisor`, once per window: a layer or a loop calls it with the same geometry."""
+    if divisor_override is not None:
+        divisor = np.full(window.out_size, divisor_override, dtype=np.int64)
+    else:
+        divisor = np.ones((), dtype=np.int64)
+        for axis in range(window.ndim):
+            _, first, end = window.axis_bounds(axis, padded=count_include_pad)
+            divisor = np.multiply.outer(divisor, np.maximum(end - first, 0))
+        divisor = np.where(divisor > 0, divisor, 1)
+    divisor.flags.writeable = False
+    return divisor

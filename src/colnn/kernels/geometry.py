@@ -1,9 +1,11 @@
 """What the compiled kernels take: per-axis window bounds, offset dtypes, kernel dtypes.
 
 The kernels loop over planes with precomputed, clipped window bounds rather
-than padding a copy of the input; this module derives those bounds from a
-:class:`colnn.core.window.Window` (once per shape, cached) and decides which
-dtypes the kernels take as they are.
+than padding a copy of the input; this module lays out those bounds
+(:meth:`colnn.core.window.Window.axis_bounds`, the one home of the in-bounds
+arithmetic) as the loops take them, once per shape (cached), and says which
+dtypes the kernels take as they are (:func:`kernel_dtype`); which path a call
+takes is decided in :mod:`colnn.ops.strategy`.
 """
 
 from __future__ import annotations
@@ -16,20 +18,14 @@ import numpy as np
 from ..core.window import Window
 
 __all__ = [
-    "STRATEGIES",
     "PlaneGeometry",
     "plane_geometry",
     "offset_dtype",
     "is_k2s2",
     "kernel_dtype",
-    "use_kernels",
     "as_planes",
     "window_args",
 ]
-
-# Strategies of convolution and of im2col/col2im/unfold/fold, the default first:
-# these kernels, or the tutorial's NumPy im2col path (the reference).
-STRATEGIES = ("numba", "im2col")
 
 # dtypes the kernels take as they are; float16 (which Numba lacks) runs in float32.
 _KERNEL_DTYPES = frozenset(
@@ -68,21 +64,11 @@ class PlaneGeometry:
         return bool((self.ky_hi <= self.ky_lo).any() or (self.kx_hi <= self.kx_lo).any())
 
 
-def _axis_bounds(size: int, kernel: int, stride: int, pad: int, dilation: int, count: int):
-    start = np.arange(count, dtype=np.int64) * stride - pad
-    first = np.where(start < 0, (-start + dilation - 1) // dilation, 0)
-    # ceil((size - start) / dilation): kernel offsets k with start + k*dilation < size.
-    end = np.clip(-((start - size) // dilation), 0, kernel)
-    return start, first, end
-
-
 @functools.lru_cache(maxsize=64)
 def plane_geometry(window: Window) -> PlaneGeometry:
     """The :class:`PlaneGeometry` of ``window`` (cached: layers call it with the same window)."""
-    row_start, ky_lo, ky_hi = _axis_bounds(
-        window.in_h, window.kernel_h, window.stride_h, window.pad_h, window.dilation_h, window.out_h)
-    col_start, kx_lo, kx_hi = _axis_bounds(
-        window.in_w, window.kernel_w, window.stride_w, window.pad_w, window.dilation_w, window.out_w)
+    row_start, ky_lo, ky_hi = window.axis_bounds(window.ndim - 2)
+    col_start, kx_lo, kx_hi = window.axis_bounds(window.ndim - 1)
     interior = np.flatnonzero((kx_lo == 0) & (kx_hi == window.kernel_w))
     if window.kernel_area > np.iinfo(np.int32).max:
         interior = interior[:0]  # the interior loops keep offsets in int32; huge kernels go cell by cell
@@ -115,19 +101,6 @@ def kernel_dtype(dtype: np.dtype) -> np.dtype | None:
     if dtype == np.float16:
         return np.dtype(np.float32)
     return dtype if dtype in _KERNEL_DTYPES else None
-
-
-def use_kernels(strategy: str | None, dtype: np.dtype) -> bool:
-    """Whether ``strategy`` (None: the default) runs the im2col/convolution kernels on ``dtype``.
-
-    ValueError for an unknown name. The default falls back to the reference for
-    dtypes the kernels cannot take, float16 included (Numba has no float16, and
-    computing it in float32 would round sums differently from the reference).
-    """
-    if strategy not in (None, *STRATEGIES):
-        raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
-    dtype = np.dtype(dtype)
-    return strategy != "im2col" and dtype != np.float16 and kernel_dtype(dtype) is not None
 
 
 def as_planes(x: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Pooling by compiled loops over planes: the default strategy of :mod:`colnn.ops.pooling`.
+"""Pooling by compiled loops over planes: the default strategy of :mod:`colnn.ops.pooling` (see :mod:`colnn.ops.strategy`).
 
 The Numba loops themselves are in :mod:`colnn.kernels.max_pool_loops`,
 :mod:`colnn.kernels.max_pool_k3s2_loops` and :mod:`colnn.kernels.avg_pool_loops`, imported on
@@ -8,11 +8,9 @@ first use so that ``import colnn`` compiles nothing.
 from __future__ import annotations
 
 import sys
-from typing import Any
-
 import numpy as np
 
-from ..core.checks import lowest_value
+from ..core.dtypes import lowest_value
 from ..core.window import Window
 from .geometry import as_planes, is_k2s2, kernel_dtype, offset_dtype, plane_geometry
 from .threads import threads_for
@@ -32,16 +30,14 @@ def _is_k3s2(window: Window) -> bool:
 
 
 class NumbaStrategy:
-    """Pooling by compiled loops over planes; no im2col matrix, compact offsets.
+    """Pooling of 2-D windows by compiled loops over planes; no im2col matrix, compact offsets.
 
-    Offsets come back as uint8 (kernel area <= 256), uint16 or int64. dtypes the
-    kernels cannot take (non-native byte order, long double) go to ``fallback``.
+    Offsets come back as uint8 (kernel area <= 256), uint16 or int64. It takes
+    the dtypes :func:`colnn.kernels.geometry.kernel_dtype` names (float16 computed
+    in float32); :mod:`colnn.ops.strategy` sends it only those.
     """
 
     name = "numba"
-
-    def __init__(self, fallback: Any) -> None:
-        self.fallback = fallback
 
     def _max(self, x: np.ndarray, window: Window, keep_offset: bool) -> tuple[np.ndarray, np.ndarray]:
         from . import max_pool_k3s2_loops, max_pool_loops
@@ -73,21 +69,15 @@ class NumbaStrategy:
         return out.reshape(nchw).astype(x.dtype, copy=False), window_offset.reshape(nchw if keep_offset else -1)
 
     def max_forward(self, x: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        if kernel_dtype(x.dtype) is None:
-            return self.fallback.max_forward(x, window)
         return self._max(x, window, keep_offset=True)
 
     def max_values(self, x: np.ndarray, window: Window) -> np.ndarray:
-        if kernel_dtype(x.dtype) is None:
-            return self.fallback.max_values(x, window)
         return self._max(x, window, keep_offset=False)[0]
 
     def max_backward(
         self, grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...], window: Window
     ) -> np.ndarray:
         dtype = kernel_dtype(grad_output.dtype)
-        if dtype is None or dtype.kind != "f":
-            return self.fallback.max_backward(grad_output, window_offset, input_shape, window)
         from . import max_pool_loops
 
         grad_planes = as_planes(grad_output, dtype)
@@ -113,8 +103,6 @@ class NumbaStrategy:
 
     def avg_forward(self, x: np.ndarray, window: Window, divisor: np.ndarray) -> np.ndarray:
         dtype = kernel_dtype(x.dtype)
-        if dtype is None:
-            return self.fallback.avg_forward(x, window, divisor)
         from . import avg_pool_loops
 
         planes = as_planes(x, dtype)
@@ -134,8 +122,6 @@ class NumbaStrategy:
         self, grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray
     ) -> np.ndarray:
         dtype = kernel_dtype(grad_output.dtype)
-        if dtype is None:
-            return self.fallback.avg_backward(grad_output, input_shape, window, divisor)
         from . import avg_pool_loops
 
         grad_planes = as_planes(grad_output, dtype)

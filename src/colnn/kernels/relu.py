@@ -1,4 +1,4 @@
-"""ReLU as one compiled pass each way (the kernels behind :class:`colnn.nn.layers.Relu`).
+"""ReLU as one compiled pass each way (the kernels behind :class:`colnn.nn.activation.Relu`).
 
 Forward writes the output and the mask ``x <= 0`` (one byte a cell) in the
 same pass; backward reads the mask and the incoming gradient once. That is

@@ -1,18 +1,33 @@
-"""Layers in the book's style, the :class:`Network` that chains them, and optimizers.
+"""Layers in the book's style, the :class:`Network` that chains them, optimizers and training.
 
-Layers wrap the ops of :mod:`colnn.ops` as objects whose ``forward`` keeps
-what ``backward`` needs; :mod:`.network` chains them and saves them without
-pickle; :mod:`.optim` updates their parameters in place. A network fuses neighbouring
-layers where that computes the same thing (:mod:`.fusion`) and writes its
-largest intermediate results into buffers it reuses (:mod:`.workspace`).
+- :mod:`.base`: the layer protocol (``forward`` keeps what ``backward`` needs;
+  what a network asks of a layer: stateless ``infer``, a fused ``Relu``, a
+  skipped input gradient) and the base of the windowed layers;
+- :mod:`.activation`, :mod:`.dense`, :mod:`.loss`, :mod:`.dropout`,
+  :mod:`.normalization`: the book's layers (``Relu``, ``Sigmoid``, ``Affine``,
+  ``SoftmaxWithLoss``, ``Dropout``, batch normalisation);
+- :mod:`.conv`, :mod:`.pooling`, :mod:`.unpool`: the 1/2/3-d layers over the ops of
+  :mod:`colnn.ops` (and the book's ``Convolution`` and ``Pooling``);
+- :mod:`.network`, :mod:`.model_file`: the sequential network and its file;
+  :mod:`.workspace`: the buffers it reuses; :mod:`.optim`: optimizers;
+  :mod:`.training`: the :func:`fit` loop.
 """
 
-from .activation import Sigmoid
-from .dropout import Dropout
-from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
-from .normalization import BatchNorm2d, BatchNormalization
+from .activation import Relu, Sigmoid
+from .base import Layer
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Convolution
 from .deep_conv_net import deep_conv_net
-from .network import ModelFileError, Network, simple_conv_net
+from .dense import Affine
+from .dropout import Dropout
+from .loss import SoftmaxWithLoss
+from .model_file import ModelFileError
+from .network import Network, simple_conv_net
+from .normalization import BatchNorm2d, BatchNormalization
+from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
+                      AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, FractionalMaxPool2d, FractionalMaxPool3d,
+                      LPPool1d, LPPool2d, LPPool3d, MaxPool1d, MaxPool2d, MaxPool3d, Pooling)
+from .training import Callback, History, fit
+from .unpool import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 
 __all__ = [
     "Layer",
@@ -31,4 +46,13 @@ __all__ = [
     "ModelFileError",
     "simple_conv_net",
     "deep_conv_net",
+    # the 1/2/3-d layers
+    "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+    "LPPool1d", "LPPool2d", "LPPool3d", "FractionalMaxPool2d", "FractionalMaxPool3d",
+    "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
+    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    # training
+    "fit", "History", "Callback",
 ]

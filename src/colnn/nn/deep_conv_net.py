@@ -13,7 +13,11 @@ import numpy as np
 
 from ..core.checks import check_seed
 from .dropout import Dropout
-from .layers import Affine, Convolution, Layer, MaxPool2d, Relu
+from .activation import Relu
+from .base import Layer
+from .conv import Convolution
+from .dense import Affine
+from .pooling import MaxPool2d
 from .network import Network, _initial_std, _positive_int
 
 __all__ = ["deep_conv_net", "DEEP_CONV_PARAMS"]

@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import as_value, check_float_dtype, check_seed, foreign_namespace, library_token, same_library
-from ..ops import dense
-from ..ops.array_api import as_namespace_of, device_of
-from .layers import Layer
+from ..core.checks import check_seed
+from ..core.dtypes import check_float_dtype
+from ..core.namespace import as_value, foreign_namespace, is_dask_array, library_token, same_library
+from ..ops.xp import as_namespace_of, device_of, namespace_of, zero_like
+from .base import LAZY as _LAZY_STATE, Layer
 
 __all__ = ["Dropout"]
 
@@ -35,6 +36,8 @@ class Dropout(Layer):
     (or scales it by ``1 - dropout_ratio`` after an evaluation forward).
     Another Array API library's array (PyTorch, JAX, CuPy, ...) is computed in
     its library and on its device; the mask is drawn by ``rng`` and moved there.
+    A Dask array is scaled lazily in evaluation; in training it is refused
+    (its mask would be drawn chunk by chunk): compute it first.
 
     Examples
     --------
@@ -55,31 +58,51 @@ class Dropout(Layer):
         self._scale: float | None = None  # set instead of mask by an evaluation forward
         self._like: Any = None  # the last input's library_token, which dout must match
 
+    mode_dependent = True
+    infers_statelessly = True
+
     def __repr__(self) -> str:
         return f"Dropout(dropout_ratio={self.dropout_ratio})"
 
-    def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
+    def infer(self, x: Any) -> Any:
+        """The evaluation output ``x * (1 - dropout_ratio)``, keeping nothing."""
+        if is_dask_array(x):
+            check_float_dtype(x.dtype, "x")
+            return x * x.dtype.type(1.0 - self.dropout_ratio)
         x = _as_array(x)
         check_float_dtype(x.dtype, "x")
-        xp = dense.namespace_of(x)
+        return x * _scalar(1.0 - self.dropout_ratio, x)
+
+    def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
+        if train_flg:
+            self._refuse_lazy(x, "a training mask would be drawn chunk by chunk")
+        elif is_dask_array(x):
+            out = self.infer(x)
+            self._like, self.mask, self._scale = None, None, None
+            self._keep(_LAZY_STATE)
+            return out
+        x = _as_array(x)
+        check_float_dtype(x.dtype, "x")
+        xp = namespace_of(x)
         self._like = library_token(x)
         if train_flg:
             mask = as_namespace_of(self.rng.random(tuple(x.shape)) >= self.dropout_ratio, x)
             self.mask, self._scale = mask, None
-            return xp.where(mask, x, dense.zero_like(x))
+            self._keep((mask, None, self._like))
+            return xp.where(mask, x, zero_like(x))
         self.mask, self._scale = None, 1.0 - self.dropout_ratio
+        self._keep((None, self._scale, self._like))
         return x * _scalar(self._scale, x)
 
     def backward(self, dout: Any) -> np.ndarray:
-        if self._like is None:
-            raise RuntimeError("Dropout.backward called before forward")
-        dout = same_library(dout, "dout", self._like, "the forward's input", moves=True)
-        if self._scale is not None:
-            return dout * _scalar(self._scale, dout)
-        if tuple(dout.shape) != tuple(self.mask.shape):
-            raise ValueError(f"dout must have the forward output's shape {tuple(self.mask.shape)}, "
+        mask, scale, like = self._saved()
+        dout = same_library(dout, "dout", like, "the forward's input", moves=True)
+        if scale is not None:
+            return dout * _scalar(scale, dout)
+        if tuple(dout.shape) != tuple(mask.shape):
+            raise ValueError(f"dout must have the forward output's shape {tuple(mask.shape)}, "
                              f"got {tuple(dout.shape)}")
-        return dense.namespace_of(dout).where(self.mask, dout, dense.zero_like(dout))
+        return namespace_of(dout).where(mask, dout, zero_like(dout))
 
 
 def _as_array(value: Any) -> Any:
@@ -89,4 +112,4 @@ def _as_array(value: Any) -> Any:
 
 def _scalar(value: float, like: Any) -> Any:
     """``value`` as a 0-d array of ``like``'s dtype, so that scaling keeps the dtype on every library."""
-    return dense.namespace_of(like).asarray(value, dtype=like.dtype, device=device_of(like))
+    return namespace_of(like).asarray(value, dtype=like.dtype, device=device_of(like))

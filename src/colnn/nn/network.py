@@ -3,45 +3,51 @@
 :class:`Network` is a generic sequential container in the book's style: it
 owns its layers (so there is no global state), exposes their parameters and
 gradients under flat names and saves itself, architecture included, to one
-``.npz`` file that loads back without pickle. :func:`simple_conv_net` builds
-the book's ``SimpleConvNet``: conv -> relu -> max pool -> affine -> relu ->
-affine -> softmax.
+``.npz`` file that loads back without pickle (:mod:`.model_file`).
+:func:`simple_conv_net` builds the book's ``SimpleConvNet``: conv -> relu ->
+max pool -> affine -> relu -> affine -> softmax.
 
 Parameter names are ``"<layer index>.<name>"``, where the index counts every
 layer in order (parameter-free ones too), e.g. ``"0.W"``, ``"0.b"``, ``"3.W"``
 for a convolution at position 0 and an affine layer at position 3 -- the
 scheme of PyTorch's ``nn.Sequential.state_dict``.
+
+A network asks its layers what they can do rather than knowing their types:
+whether a layer fuses the ``Relu`` after it (:meth:`Layer.forward_relu
+<colnn.nn.base.Layer.forward_relu>`), whether the first layer with parameters
+can skip its input gradient, whether a gradient is fresh memory it may
+overwrite. Threads: :meth:`Network.predict` may run in several threads at once
+(it keeps no state in the layers); :meth:`Network.loss`,
+:meth:`Network.loss_and_gradient` and :meth:`Network.gradient` of one network
+wait for each other (one lock per network), since each leaves its layers'
+state for the next. For training in parallel, give each thread its own
+network (``copy.deepcopy(net)``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..core.arrayfile import ArrayFileError, read_npz, write_whole
-from ..core.checks import check_seed, foreign_namespace, type_name
-from .activation import Sigmoid
-from .dropout import Dropout
-from .fusion import FRESH_GRADIENT_LAYERS, fusable, fused_forward, relu_backward_owned
-from ..ops.dispatch import is_dask_array, map_batches
-from . import conv_layers, pooling_layers
-from .layers import Affine, AvgPool2d, Convolution, Layer, MaxPool2d, Pooling, Relu, SoftmaxWithLoss
-from .normalization import BatchNorm2d, BatchNormalization
+from ..core.checks import check_seed
+from ..core.namespace import foreign_namespace, is_dask_array, type_name
+from .activation import Relu
+from .base import Layer
+from .conv import Convolution
+from .dense import Affine
+from .loss import SoftmaxWithLoss
+from .model_file import (ARCHITECTURE_KEY, FORMAT_NAME, FORMAT_VERSION, ModelFileError, build_layer, layer_config,
+                         param_names, read_architecture, take_weight)
+from .pooling import MaxPool2d
 from .workspace import Workspace
 
 __all__ = ["Network", "ModelFileError", "simple_conv_net", "as_network_array"]
-
-FORMAT_NAME = "colnn.nn.network"
-FORMAT_VERSION = 1
-ARCHITECTURE_KEY = "architecture"
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, unreadable or not a colnn network; the message names the file."""
 
 
 _DLPACK_CPU = 1  # DLPack's device type of host memory (kDLCPU)
@@ -102,80 +108,6 @@ def _check_numpy_arrays(index: int, layer: Layer) -> None:
                             f"build the layer from NumPy arrays (numpy.asarray({name})), or use the layer on its own")
 
 
-# --- layer <-> JSON config -------------------------------------------------
-# Only the hyper-parameters are written; weights travel as separate arrays.
-# A pooling layer's ``strategy`` is a runtime choice (a kernel registered in
-# this process), so it is deliberately not saved.
-
-def _layer_config(layer: Layer) -> dict[str, Any]:
-    # Exact types: a subclass may compute something else, and would load back as its base.
-    kind = type(layer)
-    if kind is Convolution:
-        return {"type": "Convolution", "stride": list(layer.stride),
-                "pad": layer.pad if isinstance(layer.pad, str) else list(layer.pad),
-                "dilation": list(layer.dilation), "groups": layer.groups}
-    if kind in (MaxPool2d, Pooling):  # the book's Pooling is a MaxPool2d with other argument names
-        return {"type": "MaxPool2d", "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
-                "padding": list(layer.padding), "dilation": list(layer.dilation), "ceil_mode": layer.ceil_mode}
-    if kind is AvgPool2d:
-        return {"type": "AvgPool2d", "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
-                "padding": list(layer.padding), "ceil_mode": layer.ceil_mode,
-                "count_include_pad": layer.count_include_pad, "divisor_override": layer.divisor_override}
-    if kind in (Affine, Relu, Sigmoid):
-        return {"type": kind.__name__}
-    if kind is Dropout:
-        return {"type": "Dropout", "dropout_ratio": layer.dropout_ratio}
-    if kind is BatchNormalization:
-        return {"type": "BatchNormalization", "momentum": layer.momentum, "eps": layer.eps}
-    if kind is BatchNorm2d:
-        return {"type": "BatchNorm2d", "num_features": layer.num_features, "eps": layer.eps,
-                "momentum": layer.momentum}
-    if kind.__name__ in _SPATIAL_LAYERS and _SPATIAL_LAYERS[kind.__name__] is kind:
-        return {"type": kind.__name__, **layer.config()}
-    raise TypeError(f"cannot save a layer of type {kind.__name__}; supported: Convolution, MaxPool2d, "
-                    "Pooling, AvgPool2d, Affine, Relu, Sigmoid, Dropout, BatchNormalization, BatchNorm2d, "
-                    "and the 1/2/3-d pooling and convolution layers")
-
-
-def _batch_norm_2d(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> BatchNorm2d:
-    layer = BatchNorm2d(config["num_features"], config["eps"], config["momentum"], dtype=arrays["weight"].dtype)
-    for name, array in arrays.items():
-        setattr(layer, name, _feature_array(array, layer.num_features, name))
-    return layer
-
-
-def _feature_array(array: np.ndarray, size: int, name: str) -> np.ndarray:
-    if array.shape != (size,):
-        raise ValueError(f"{name} must have shape ({size},), got {array.shape}")
-    return np.array(array, copy=True)
-
-
-_LAYER_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], Layer]] = {
-    "Convolution": lambda c, p: Convolution(p["W"], p["b"], c["stride"], c["pad"],
-                                            dilation=c["dilation"], groups=c["groups"]),
-    "MaxPool2d": lambda c, p: MaxPool2d(c["kernel_size"], c["stride"], c["padding"], c["dilation"], c["ceil_mode"]),
-    "AvgPool2d": lambda c, p: AvgPool2d(c["kernel_size"], c["stride"], c["padding"], c["ceil_mode"],
-                                        c["count_include_pad"], c["divisor_override"]),
-    "Affine": lambda c, p: Affine(p["W"], p["b"]),
-    "Relu": lambda c, p: Relu(),
-    "Sigmoid": lambda c, p: Sigmoid(),
-    "Dropout": lambda c, p: Dropout(c["dropout_ratio"]),
-    "BatchNormalization": lambda c, p: BatchNormalization(p["gamma"], p["beta"], c["momentum"], p["running_mean"],
-                                                          p["running_var"], eps=c["eps"]),
-    "BatchNorm2d": _batch_norm_2d,
-}
-# Learnable parameters and then buffers (running estimates), as saved by Network.save.
-_PARAM_NAMES = {"Convolution": ("W", "b"), "Affine": ("W", "b"),
-                "BatchNormalization": ("gamma", "beta", "running_mean", "running_var"),
-                "BatchNorm2d": ("weight", "bias", "running_mean", "running_var")}
-# Layers whose forward depends on the mode: ``forward(x, train_flg)``.
-_MODE_LAYERS = (Dropout, BatchNormalization, BatchNorm2d)
-# The 1/2/3-d layers describe themselves (SpatialLayer.config / from_config).
-_SPATIAL_LAYERS = {name: getattr(module, name) for module in (conv_layers, pooling_layers) for name in module.__all__}
-_LAYER_BUILDERS.update({name: kind.from_config for name, kind in _SPATIAL_LAYERS.items()})
-_PARAM_NAMES.update({name: ("W", "b") for name in conv_layers.__all__})
-
-
 class Network:
     """Layers applied in order, then :class:`~colnn.nn.layers.SoftmaxWithLoss`.
 
@@ -208,11 +140,23 @@ class Network:
             _check_numpy_arrays(index, layer)
         self.layers: tuple[Layer, ...] = layers
         self.loss_layer = SoftmaxWithLoss()
-        # Bias and ReLU in the output pass of the layer before (colnn.nn.fusion); False runs every layer alone.
+        # A Relu fused into the output pass of the layer before (Layer.forward_relu); False runs every layer alone.
         self.fuse_epilogues = True
         # Fused convolutions' outputs and masks, written again on the next call once nothing holds them.
         self._workspace = Workspace()
+        # loss, loss_and_gradient and gradient leave the layers' state for each other: one at a time.
+        self._lock = threading.RLock()
         self.input_shape: tuple[int, ...] | None = None if input_shape is None else tuple(int(s) for s in input_shape)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A lock cannot be copied: copy.deepcopy and pickle give the copy a fresh one.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         names = ", ".join(type(layer).__name__ for layer in self.layers)
@@ -251,69 +195,110 @@ class Network:
         run a float32 network in float32; the caller's array is not modified.
         ``train_flg`` is passed to the layers whose forward depends on it
         (dropout, batch normalisation): False, the default, evaluates.
-        A ``Convolution`` or ``Affine`` followed by ``Relu`` runs as one pass
-        (:mod:`colnn.nn.fusion`) while :attr:`fuse_epilogues` is True: the same
-        results as the layers one by one, and the same state for ``backward``
-        (the book's loop of ``layer.backward`` after :meth:`loss` works either way).
-        A fused convolution inside the network writes its output and ReLU mask
-        into buffers the network keeps (:mod:`colnn.nn.workspace`, up to two of
-        each, 256 MiB at most each) and reuses once nothing else references them.
+
+        Evaluation keeps nothing in the layers (:meth:`Layer.infer
+        <colnn.nn.base.Layer.infer>`), so several threads may predict with one
+        network at once, also while another trains it; a layer that cannot infer
+        without state, or ``train_flg=True`` (which updates running estimates),
+        waits for the network's lock as :meth:`loss` does. A layer followed by a
+        ``Relu`` that it fuses (convolutions, ``Affine``) runs both in one pass
+        while :attr:`fuse_epilogues` is True: the same results as the layers one
+        by one. A fused convolution inside the network writes its output into
+        buffers the network keeps (:mod:`colnn.nn.workspace`, up to two per
+        layer, 256 MiB at most each) and reuses once nothing else references them.
+        A Dask array gives lazy scores, chunk by chunk of samples.
         """
-        out = as_network_array(x, "x")
+        out = self._input(x)
         if is_dask_array(out):  # lazy scores, chunk by chunk of samples
+            from ..ops.dask import map_batches
+
             return map_batches(out, self.predict)
+        if train_flg or not all(layer.infers_statelessly for layer in self.layers):
+            with self._lock:
+                return self._forward(out, train_flg, keep=True)
+        return self._forward(out, False, keep=False)
+
+    def _input(self, x: Any) -> Any:
+        """``x`` as the network's NumPy input (or a Dask array), checked against ``input_shape``, in its dtype."""
+        out = as_network_array(x, "x")
         expected = self.input_shape
-        if expected is not None and out.shape[1:] != expected:
-            hint = "; for one sample use x[np.newaxis]" if out.shape == expected else ""
+        if expected is not None and tuple(out.shape[1:]) != expected:
+            hint = "; for one sample use x[np.newaxis]" if tuple(out.shape) == expected else ""
             raise ValueError(
                 f"x must be a batch of shape (N, {', '.join(map(str, expected))}) for this network's "
-                f"input_shape {expected}, got shape {out.shape}{hint}"
+                f"input_shape {expected}, got shape {tuple(out.shape)}{hint}"
             )
         if self.params and out.dtype != self.dtype:
             out = out.astype(self.dtype)
+        return out
+
+    def _forward(self, out: Any, train_flg: bool, keep: bool) -> Any:
+        """The layers in order; with ``keep`` each keeps its state for backward (the book's forward)."""
         layers, index = self.layers, 0
         while index < len(layers):
             layer = layers[index]
-            if self.fuse_epilogues and index + 1 < len(layers) and fusable(layer, layers[index + 1]):
+            if self.fuse_epilogues and index + 1 < len(layers):
                 # The network's own output is the caller's: only intermediate results go to the workspace.
                 workspace = self._workspace if index + 2 < len(layers) else None
-                fused = fused_forward(layer, layers[index + 1], out, workspace=workspace)
+                fused = layer.forward_relu(out, layers[index + 1], keep=keep, workspace=workspace)
                 if fused is not None:
                     out, index = fused, index + 2
                     continue
-            out = layer.forward(out, train_flg) if isinstance(layer, _MODE_LAYERS) else layer.forward(out)
+            if not keep:
+                out = layer.infer(out)
+            elif layer.mode_dependent:
+                out = layer.forward(out, train_flg)
+            else:
+                out = layer.forward(out)
             index += 1
         return out
 
     def loss(self, x: Any, t: Any, train_flg: bool = False) -> float:
-        """Mean cross-entropy of the softmax of :meth:`predict` against labels ``t`` ``(N,)`` or one-hot."""
-        return self.loss_layer.forward(self.predict(x, train_flg), as_network_array(t, "t"))
+        """Mean cross-entropy of the softmax of the scores against labels ``t`` ``(N,)`` or one-hot.
+
+        Every layer keeps its state for a backward pass (the book's ``loss`` then
+        its loop of ``layer.backward``); calls on one network wait for each other.
+        """
+        with self._lock:
+            labels = as_network_array(t, "t")
+            return self.loss_layer.forward(self._forward(self._input(x), train_flg, keep=True), labels)
 
     def loss_and_gradient(self, x: Any, t: Any) -> tuple[float, dict[str, np.ndarray]]:
-        """One training-mode forward and backward pass: ``(loss, grads)``, grads keyed like :attr:`params`."""
-        loss = self.loss(x, t, train_flg=True)
-        dout = self.loss_layer.backward(1.0)
-        fresh = False  # whether dout is a new array only this loop holds
-        for layer in reversed(self.layers[1:]):
-            if fresh and type(layer) is Relu and self.fuse_epilogues:
-                dout = relu_backward_owned(layer, dout)
+        """One training-mode forward and backward pass: ``(loss, grads)``, grads keyed like :attr:`params`.
+
+        Calls on one network (and :meth:`loss`, :meth:`gradient`) run one at a
+        time. Backward stops at the first layer with parameters, which computes
+        only its parameters' gradients where it can (``skips_input_grad``):
+        nothing needs the gradient of the network's input.
+        """
+        with self._lock:
+            loss = self.loss(x, t, train_flg=True)
+            dout = self.loss_layer.backward(1.0)
+            fresh = False  # whether dout is a new array only this loop holds
+            first = next((index for index, layer in enumerate(self.layers) if layer.params), 0)
+            for layer in reversed(self.layers[first + 1:]):
+                if fresh and type(layer) is Relu and self.fuse_epilogues:
+                    dout = layer.backward_owned(dout)
+                else:
+                    dout = layer.backward(dout)
+                    fresh = layer.fresh_gradient
+            layer = self.layers[first]
+            if layer.skips_input_grad:
+                layer.backward(dout, input_grad=False)
             else:
-                dout = layer.backward(dout)
-                fresh = type(layer) in FRESH_GRADIENT_LAYERS
-        first = self.layers[0]
-        if isinstance(first, Convolution):
-            # Nothing needs the gradient of the network's input: only dW and db.
-            first.backward(dout, input_grad=False)
-        else:
-            first.backward(dout)
-        return loss, self._by_name(lambda layer: layer.grads)
+                layer.backward(dout)
+            return loss, self._by_name(lambda layer: layer.grads)
 
     def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` w.r.t. every parameter, keyed like :attr:`params`."""
+        """Gradients of :meth:`loss` w.r.t. every parameter, keyed like :attr:`params` (see :meth:`loss_and_gradient`)."""
         return self.loss_and_gradient(x, t)[1]
 
     def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
-        """Fraction of samples whose highest score is the label; evaluated ``batch_size`` samples at a time."""
+        """Fraction of samples whose highest score is the label; evaluated ``batch_size`` samples at a time.
+
+        A Dask ``x`` is scored as one graph (the network sent once, its chunks the
+        batches) and computed here: the answer is a number.
+        """
         batch_size = _positive_int(batch_size, "batch_size")
         x, labels = as_network_array(x, "x"), as_network_array(t, "t")
         if labels.ndim == 2:
@@ -321,7 +306,7 @@ class Network:
         n = len(labels)
         if n == 0 or len(x) != n:
             raise ValueError(f"x and t must hold the same non-zero number of samples, got {len(x)} and {n}")
-        if is_dask_array(x):  # one graph, the network sent once; its chunks are the batches
+        if is_dask_array(x):
             return int(np.count_nonzero((self.predict(x).argmax(axis=1) == labels).compute())) / n
         correct = 0
         for start in range(0, n, batch_size):
@@ -334,7 +319,7 @@ class Network:
     def architecture(self) -> dict[str, Any]:
         """The JSON-able description :meth:`load` rebuilds the layers from (weights not included)."""
         return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "input_shape": self.input_shape,
-                "loss": "SoftmaxWithLoss", "layers": [_layer_config(layer) for layer in self.layers]}
+                "loss": "SoftmaxWithLoss", "layers": [layer_config(layer) for layer in self.layers]}
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write weights and architecture to ``path`` (an ``.npz`` file, written at exactly that path).
@@ -381,7 +366,7 @@ class Network:
 
     @classmethod
     def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Network":
-        config = _read_architecture(arrays.pop(ARCHITECTURE_KEY, None))
+        config = read_architecture(arrays.pop(ARCHITECTURE_KEY, None))
         if config.get("loss", "SoftmaxWithLoss") != "SoftmaxWithLoss":
             raise ValueError(f"unknown loss {config.get('loss')!r:.60}; colnn networks end in 'SoftmaxWithLoss'")
         input_shape = config.get("input_shape")
@@ -394,12 +379,16 @@ class Network:
         if not isinstance(layer_configs, list) or not layer_configs:
             raise ValueError(f"'layers' must be a non-empty list, got {layer_configs!r:.60}")
         layers = []
-        for index, layer_config in enumerate(layer_configs):
-            kind = layer_config.get("type") if isinstance(layer_config, dict) else None
-            if not isinstance(kind, str) or kind not in _LAYER_BUILDERS:
+        for index, described in enumerate(layer_configs):
+            kind = described.get("type") if isinstance(described, dict) else None
+            try:
+                names = param_names(kind) if isinstance(kind, str) else None
+            except ValueError:
+                names = None
+            if names is None:
                 raise ValueError(f"layer {index} has unknown type {kind!r:.60}")
-            params = {name: _weight(arrays, f"{index}.{name}", kind) for name in _PARAM_NAMES.get(kind, ())}
-            layers.append(_LAYER_BUILDERS[kind](layer_config, params))
+            params = {name: take_weight(arrays, f"{index}.{name}", kind) for name in names}
+            layers.append(build_layer(kind, described, params))
         if arrays:
             raise ValueError(f"arrays not used by the architecture: {sorted(arrays)}")
         network = cls(layers, input_shape)
@@ -417,56 +406,6 @@ class Network:
 
 # Largest sample (in elements) that :meth:`Network.load` runs through the layers as a check.
 _PROBE_SIZE = 1 << 22
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"the architecture holds {name}, which is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not np.isfinite(number):
-        raise ValueError(f"the architecture holds the number {text:.40}, too large for a float")
-    return number
-
-
-def _bounded_int(text: str) -> int:
-    # Every size and step of a layer fits in int64; longer numbers are crafted.
-    if len(text.lstrip("-")) > 18:
-        raise ValueError(f"the architecture holds an integer of {len(text)} digits, too large for a layer setting")
-    return int(text)
-
-
-def _read_architecture(entry: np.ndarray | None) -> dict[str, Any]:
-    """The architecture dict of a model file's ``architecture`` entry, checked for format and version."""
-    if entry is None:
-        raise KeyError(f"no '{ARCHITECTURE_KEY}' entry")
-    if entry.dtype.kind != "U" or entry.ndim != 0:
-        raise ValueError(f"'{ARCHITECTURE_KEY}' must be a JSON string, got {entry.dtype} array of shape {entry.shape}")
-    try:
-        config = json.loads(str(entry), parse_constant=_reject_constant, parse_float=_finite_float,
-                            parse_int=_bounded_int)
-    except RecursionError:
-        raise ValueError(f"'{ARCHITECTURE_KEY}' is nested too deeply to be a colnn architecture") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"'{ARCHITECTURE_KEY}' is not valid JSON ({error})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise ValueError(f"'{ARCHITECTURE_KEY}' is not a {FORMAT_NAME} description")
-    if config.get("version") != FORMAT_VERSION:
-        raise ValueError(f"format version {config.get('version')!r:.40} is not supported (expected {FORMAT_VERSION})")
-    return config
-
-
-def _weight(arrays: dict[str, np.ndarray], key: str, kind: str) -> np.ndarray:
-    """Pop the parameter array ``key`` of a ``kind`` layer, if it is real floating and finite."""
-    if key not in arrays:
-        raise KeyError(f"the array '{key}' of the {kind} layer is missing")
-    array = arrays.pop(key)
-    if array.dtype.kind != "f":
-        raise ValueError(f"the array '{key}' must be floating, got dtype {array.dtype}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"the array '{key}' holds NaN or inf")
-    return array
 
 
 def _initial_std(weight_init_std: float | str, fan_in: int, name: str) -> float:

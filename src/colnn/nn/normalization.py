@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import as_numpy_dtype, check_array, check_float_array, namespace_dtype, same_library
+from ..core.checks import check_array, check_float_array
+from ..core.dtypes import as_numpy_dtype
 from ..core.ieee import quiet_ieee
-from ..ops import dense
-from ..ops.array_api import copy_as
-from .layers import Layer
+from ..core.namespace import is_dask_array, namespace_dtype, same_library
+from ..ops.xp import copy_as, device_of, namespace_of
+from .base import LAZY, Layer
 
 __all__ = ["BatchNormalization", "BatchNorm2d"]
 
@@ -42,7 +43,7 @@ def _normalize(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any, Any
     Written on the Array API (NumPy 2's namespace is one), so NumPy runs the same
     arithmetic as any other library; a Python ``eps`` takes ``x``'s dtype.
     """
-    xp = dense.namespace_of(x)
+    xp = namespace_of(x)
     mean = xp.mean(x, axis=axes, keepdims=True)
     centered = x - mean
     var = xp.mean(centered * centered, axis=axes, keepdims=True)
@@ -57,7 +58,7 @@ def _normalize_backward(grad_x_hat: Any, x_hat: Any, inv_std: Any, axes: tuple[i
     The batch statistics depend on every sample, hence the two mean terms
     (chain rule through the mean and the variance).
     """
-    xp = dense.namespace_of(grad_x_hat)
+    xp = namespace_of(grad_x_hat)
     mean_grad = xp.mean(grad_x_hat, axis=axes, keepdims=True)
     mean_grad_x_hat = xp.mean(grad_x_hat * x_hat, axis=axes, keepdims=True)
     return inv_std * (grad_x_hat - mean_grad - x_hat * mean_grad_x_hat)
@@ -101,7 +102,26 @@ class _BatchNormBase(Layer):
 
     _scale_name: str
     _shift_name: str
-    _cache: tuple[Any, Any, tuple[int, ...]] | None = None
+    mode_dependent = True
+    infers_statelessly = True
+
+    def infer(self, x: Any) -> Any:
+        """The evaluation output (running estimates), keeping nothing; a Dask batch lazily, chunk by chunk."""
+        if is_dask_array(x):
+            from ..ops.dask import map_batches
+
+            return map_batches(x, self.infer)
+        return self._normalized(x, False)[0]
+
+    def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
+        if is_dask_array(x):
+            if train_flg:
+                self._refuse_lazy(x, "training normalises with the whole batch's statistics")
+            self._keep(LAZY)
+            return self.infer(x)
+        out, state = self._normalized(x, train_flg)
+        self._keep(state)
+        return out
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -128,7 +148,7 @@ class _BatchNormBase(Layer):
         return dout
 
     def _scale_and_shift(self, x_hat: Any, shape: tuple[int, ...]) -> Any:
-        xp = dense.namespace_of(x_hat)
+        xp = namespace_of(x_hat)
         scale = xp.astype(xp.reshape(getattr(self, self._scale_name), shape), x_hat.dtype, copy=False)
         shift = xp.astype(xp.reshape(getattr(self, self._shift_name), shape), x_hat.dtype, copy=False)
         return x_hat * scale + shift
@@ -136,7 +156,7 @@ class _BatchNormBase(Layer):
     def _backward_through(self, dout: Any, axes: tuple[int, ...], shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
         """``(dx, d_scale, d_shift)`` for ``dout`` of the layout the forward normalised in."""
         x_hat, inv_std, _ = self._saved()
-        xp = dense.namespace_of(dout)
+        xp = namespace_of(dout)
         scale = getattr(self, self._scale_name)
         d_shift = xp.astype(xp.sum(dout, axis=axes), scale.dtype, copy=False)
         d_scale = xp.astype(xp.sum(dout * x_hat, axis=axes), scale.dtype, copy=False)
@@ -189,8 +209,8 @@ class BatchNormalization(_BatchNormBase):
         self.beta = _feature_vector(beta, "beta", size, self.gamma)
         self.momentum = _check_fraction(momentum, "momentum")
         self.eps = _check_eps(eps)
-        zeros = dense.namespace_of(self.gamma).zeros((size,), dtype=self.gamma.dtype,
-                                                      device=dense.device_of(self.gamma))
+        zeros = namespace_of(self.gamma).zeros((size,), dtype=self.gamma.dtype,
+                                                      device=device_of(self.gamma))
         self.running_mean = (zeros if running_mean is None
                              else _feature_vector(running_mean, "running_mean", size, self.gamma))
         self.running_var = (copy_as(zeros) if running_var is None
@@ -205,9 +225,10 @@ class BatchNormalization(_BatchNormBase):
     def grads(self) -> dict[str, np.ndarray]:
         return {} if self.dgamma is None else {"gamma": self.dgamma, "beta": self.dbeta}
 
-    def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
+    def _normalized(self, x: Any, train_flg: bool) -> tuple[Any, Any]:
+        """``(out, state for backward)``; training updates the running estimates."""
         x = self._check_input(x, (2, 4))
-        xp = dense.namespace_of(x)
+        xp = namespace_of(x)
         shape = tuple(x.shape)
         flat = xp.reshape(x, (shape[0], math.prod(shape[1:])))
         if flat.shape[1] != self.gamma.shape[0]:
@@ -224,14 +245,15 @@ class BatchNormalization(_BatchNormBase):
         else:
             std = xp.astype(xp.sqrt(self.running_var + self.eps), x.dtype, copy=False)
             x_hat, inv_std = (flat - xp.astype(self.running_mean, x.dtype, copy=False)) / std, None
-        self._cache = (x_hat, inv_std, shape)
-        return xp.reshape(self._scale_and_shift(x_hat, (1, -1)), shape)
+        return xp.reshape(self._scale_and_shift(x_hat, (1, -1)), shape), (x_hat, inv_std, shape)
 
     def backward(self, dout: Any) -> np.ndarray:
         x_hat, _, input_shape = self._saved()
         dout = self._check_dout(dout, input_shape, x_hat)
-        xp = dense.namespace_of(dout)
-        dx, self.dgamma, self.dbeta = self._backward_through(xp.reshape(dout, tuple(x_hat.shape)), (0,), (1, -1))
+        xp = namespace_of(dout)
+        dx, dgamma, dbeta = self._backward_through(xp.reshape(dout, tuple(x_hat.shape)), (0,), (1, -1))
+        self._check_thread()  # another thread's forward during this backward: its state, not ours
+        self.dgamma, self.dbeta = dgamma, dbeta
         return xp.reshape(dx, input_shape)
 
 
@@ -286,7 +308,7 @@ class BatchNorm2d(_BatchNormBase):
             self.running_var = np.ones(num_features, dtype)
         else:
             like = check_array(like, "like", ndims=None, array_api=True)
-            xp, device = dense.namespace_of(like), dense.device_of(like)
+            xp, device = namespace_of(like), device_of(like)
             xp_dtype = namespace_dtype(xp, dtype)
             self.weight = xp.ones((self.num_features,), dtype=xp_dtype, device=device)
             self.bias = xp.zeros((self.num_features,), dtype=xp_dtype, device=device)
@@ -302,9 +324,10 @@ class BatchNorm2d(_BatchNormBase):
     def grads(self) -> dict[str, np.ndarray]:
         return {} if self.grad_weight is None else {"weight": self.grad_weight, "bias": self.grad_bias}
 
-    def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
+    def _normalized(self, x: Any, train_flg: bool) -> tuple[Any, Any]:
+        """``(out, state for backward)``; training updates the running estimates."""
         x = self._check_input(x, (4,))
-        xp = dense.namespace_of(x)
+        xp = namespace_of(x)
         if x.shape[1] != self.num_features:
             raise ValueError(f"x must have {self.num_features} channels, got shape {tuple(x.shape)}")
         axes, shape = (0, 2, 3), (1, -1, 1, 1)
@@ -325,11 +348,12 @@ class BatchNorm2d(_BatchNormBase):
             mean = xp.astype(xp.reshape(self.running_mean, shape), x.dtype, copy=False)
             std = xp.astype(xp.sqrt(xp.reshape(self.running_var, shape) + self.eps), x.dtype, copy=False)
             x_hat, inv_std = (x - mean) / std, None
-        self._cache = (x_hat, inv_std, tuple(x.shape))
-        return self._scale_and_shift(x_hat, shape)
+        return self._scale_and_shift(x_hat, shape), (x_hat, inv_std, tuple(x.shape))
 
     def backward(self, dout: Any) -> np.ndarray:
         x_hat, _, input_shape = self._saved()
         dout = self._check_dout(dout, input_shape, x_hat)
-        dx, self.grad_weight, self.grad_bias = self._backward_through(dout, (0, 2, 3), (1, -1, 1, 1))
+        dx, grad_weight, grad_bias = self._backward_through(dout, (0, 2, 3), (1, -1, 1, 1))
+        self._check_thread()  # another thread's forward during this backward: its state, not ours
+        self.grad_weight, self.grad_bias = grad_weight, grad_bias
         return dx

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..core.checks import foreign_namespace, same_library, type_name
+from ..core.namespace import foreign_namespace, same_library, type_name
 from ..kernels.adam import adam_step_inplace
 
 __all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "Adam", "Nesterov", "RMSprop", "OPTIMIZERS", "make_optimizer"]

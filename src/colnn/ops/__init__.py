@@ -1,13 +1,35 @@
-"""The NumPy-level operations: im2col/col2im, unfold/fold, pooling and convolution.
+"""The operations: im2col/col2im, unfold/fold, pooling and convolution, forward and backward.
 
-Each public function checks its arguments and builds the window geometry in
-:mod:`colnn.core`, then hands the work to a strategy: the compiled kernels of
-:mod:`colnn.kernels` (the default) or the tutorial's im2col path, kept here as
-the reference. Forward and backward of each op live side by side.
+Each public function checks its arguments once, through its family's arguments
+object, and the input's shape and dtype (:mod:`colnn.core`), then runs where
+:mod:`.strategy` says: the compiled kernels of :mod:`colnn.kernels` (the
+default), the tutorial's im2col path on the Array API standard
+(:mod:`.reference`; also every other library's arrays), or, for a Dask array,
+the lazy path of :mod:`.dask`. Forward and backward of each op live side by side.
+
+- :mod:`.strategy`: the one place that picks the path;
+- :mod:`.unfold`: im2col/col2im (the book's layout), unfold/fold (PyTorch's, N-d);
+- :mod:`.pooling`: max, average, LP, adaptive, fractional pooling and unpooling;
+- :mod:`.conv`: convolution and transposed convolution;
+- :mod:`.reference`, :mod:`.xp`, :mod:`.flat_index`: the Array API path and its plumbing;
+- :mod:`.dask`: the lazy path.
 """
 
-from .conv import conv2d
-from .im2col import col2im, fold, im2col, unfold
-from .pooling import avg_pool2d, max_pool2d
+from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d
+from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d,
+                      adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d, avg_pool2d, avg_pool3d,
+                      fractional_max_pool2d, fractional_max_pool3d, lp_pool1d, lp_pool2d, lp_pool3d, max_pool1d,
+                      max_pool2d, max_pool3d, max_unpool1d, max_unpool2d, max_unpool3d)
+from .strategy import available_strategies
+from .unfold import col2im, fold, im2col, unfold
 
-__all__ = ["im2col", "col2im", "unfold", "fold", "max_pool2d", "avg_pool2d", "conv2d"]
+__all__ = [
+    "im2col", "col2im", "unfold", "fold",
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "lp_pool1d", "lp_pool2d", "lp_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "fractional_max_pool2d", "fractional_max_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "available_strategies",
+]

@@ -5,8 +5,10 @@ need what the Array API standard does not give with PyTorch's
 semantics, so they are built here once from standard pieces, for NumPy arrays
 and every other library's alike:
 
-- :func:`colnn.ops.array_api.torch_max` (there, beside the pooling it serves):
-  which of tied maxima, and which NaN, PyTorch chooses;
+- :func:`torch_max`: which of tied maxima, and which NaN, PyTorch chooses (the
+  standard's ``argmax`` does not say which of tied maxima it returns, nor
+  ``max`` what NaN does); built from comparisons, ``where`` and ``min``/``max``
+  of indices;
 - :func:`scatter_add_flat`: the standard has no scatter-add (``np.add.at``,
   ``index_add_``) and no indexed assignment by an integer array. The entries are
   sorted by target (stably, so each target's entries keep their output order),
@@ -22,9 +24,35 @@ import math
 from typing import Any
 
 from ..core.indices import index_dtype
-from .array_api import device_of, namespace
+from .xp import device_of, namespace
 
-__all__ = ["plane_offsets", "gather_flat", "scatter_add_flat", "scatter_last_flat"]
+__all__ = ["torch_max", "plane_offsets", "gather_flat", "scatter_add_flat", "scatter_last_flat"]
+
+
+def torch_max(cells: Any, axis: int) -> tuple[Any, Any]:
+    """Maxima along ``axis`` and the offset PyTorch chooses (the index dtype): the first maximum, or the last NaN.
+
+    ``cells`` is integer or floating, of any namespace; both results drop ``axis``.
+    """
+    xp = namespace(cells)
+    device = device_of(cells)
+    count = cells.shape[axis]
+    shape = [1] * cells.ndim
+    shape[axis] = count
+    offsets = xp.reshape(xp.arange(count, dtype=index_dtype(xp, count), device=device), tuple(shape))
+    if not xp.isdtype(cells.dtype, "real floating"):
+        maxima = xp.max(cells, axis=axis, keepdims=True)
+        first = xp.min(xp.where(cells == maxima, offsets, count), axis=axis)
+        return xp.squeeze(maxima, axis=axis), first
+    is_nan = xp.isnan(cells)
+    # ``max`` may propagate NaN or not: take it over the non-NaN cells, then apply the rule.
+    lowest = xp.asarray(-math.inf, dtype=cells.dtype, device=device)
+    maxima = xp.max(xp.where(is_nan, lowest, cells), axis=axis, keepdims=True)
+    first = xp.min(xp.where(cells == maxima, offsets, count), axis=axis)
+    last_nan = xp.max(xp.where(is_nan, offsets, -1), axis=axis)
+    has_nan = last_nan >= 0
+    nan = xp.asarray(math.nan, dtype=cells.dtype, device=device)
+    return xp.where(has_nan, nan, xp.squeeze(maxima, axis=axis)), xp.where(has_nan, last_nan, first)
 
 
 def plane_offsets(xp: Any, shape: tuple[int, ...], volume: int, device: Any) -> Any:

@@ -1,6 +1,7 @@
 """``colnn explain``: the tutorial's im2col walk, step by step, as text and a figure.
 
-The walk is data (:mod:`.walk`: :class:`Step` and :class:`Walk`), built by
+The walk is data (:mod:`.walk`: a :class:`Walk` of :class:`Step` records,
+which :mod:`.records` defines below everything else), built by
 :func:`pool_walk` and :func:`conv_walk` from shared steps (:mod:`.steps`);
 :mod:`.command` renders it as text and runs the command, :mod:`.plot` draws it
 (matplotlib, imported only for a figure), :mod:`.html` writes it as an

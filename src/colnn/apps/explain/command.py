@@ -1,8 +1,10 @@
-"""``colnn explain``: replay the tutorial's im2col walk, step by step, as text and a figure.
+"""``colnn explain``: replay the tutorial's im2col walk, step by step, as text, a figure or a page.
 
-Without arguments it replays the tutorial's example (2x2 max pooling of a
-``(1, 3, 4, 4)`` input); options change the window, the mode, the input, add
-the backward pass or switch to convolution. The walk itself is computed in
+Without arguments it prints the tutorial's example (2x2 max pooling of a
+``(1, 3, 4, 4)`` input) as text; options change the window, the mode, the
+input, add the backward pass or switch to convolution. ``--html``, ``--png``
+and ``--svg`` write files instead (the figure in the format its suffix names),
+each announced by one line; ``--text`` prints the walk as well. The walk itself is computed in
 :mod:`colnn.apps.explain.pool_walk` and :mod:`colnn.apps.explain.conv_walk`; this module prints it and runs the command, and
 :mod:`colnn.apps.explain.plot` (imported only for ``--png``/``--svg``, as it needs
 matplotlib) draws it; :mod:`colnn.apps.explain.html` writes it as a page (``--html``).
@@ -11,13 +13,17 @@ matplotlib) draws it; :mod:`colnn.apps.explain.html` writes it as a page (``--ht
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ...core.arrayfile import write_whole
 from ...core.window import Window
+from ..options import int_in, non_negative_int, positive_int
 from .conv_walk import conv_walk
 from .pool_walk import pool_walk
 from .walk import LIMITS, TUTORIAL_SOURCE, Walk, load_array, tutorial_input
@@ -141,54 +147,81 @@ def _walk_from_args(args: argparse.Namespace) -> Walk:
                    backward=args.backward, source=source)
 
 
+# The format each figure flag writes when its file name has no suffix.
+FIGURE_FLAGS = (("png", "--png"), ("svg", "--svg"))
+
+
+def _figure_format(path: str, flag: str, default: str) -> str:
+    """The format ``flag``'s file is written in: the one its suffix names (matplotlib's), else ``default``.
+
+    Raises ValueError, naming the flag and the file, for a suffix matplotlib cannot write.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if not suffix:
+        return default
+    known = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in known:
+        raise ValueError(f"{flag} {path}: matplotlib cannot write a .{suffix} figure; name the file with one of "
+                         f"{', '.join('.' + kind for kind in sorted(known))}, or no suffix for {default.upper()}")
+    return suffix
+
+
+def _check_output(path: str, flag: str) -> None:
+    """Refuse, before anything is written, an output path that is a folder or lies in none that can be written."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {path}: cannot write there: no folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: cannot write there: the folder {folder} is not writable")
+
+
 def run_explain(args: argparse.Namespace) -> int:
-    """Print the walk; write the page and draw it if asked. Exit status 2 for a bad input or setting,
-    1 if a page or figure cannot be written."""
+    """``colnn explain``: write the page and figures asked for, each announced by one line naming its file;
+    print the text walk when no file is asked for, or with ``--text``.
+
+    Every setting, input and output path is checked before anything is written.
+    Returns 0, or 1 after a one-line error on stderr.
+    """
     try:
+        figures = [(path, flag, _figure_format(path, flag, default))
+                   for default, flag in FIGURE_FLAGS if (path := getattr(args, default)) is not None]
+        outputs = [(path, flag) for path, flag in ((args.html, "--html"), *((p, f) for p, f, _ in figures))
+                   if path is not None]
+        for path, flag in outputs:
+            _check_output(path, flag)
         walk = _walk_from_args(args)
     except (ValueError, TypeError) as error:
-        print(f"colnn explain: error: {error}", file=sys.stderr)
-        return 2
-    sys.stdout.write(render_text(walk))
+        return _error(error)
+    if args.text or not outputs:
+        sys.stdout.write(render_text(walk))
     if args.html is not None:
         from .html import save_html
 
         try:
             save_html(walk, args.html)
         except OSError as error:
-            print(f"colnn explain: error: cannot write {args.html}: {error}", file=sys.stderr)
-            return 1
+            return _error(f"--html {args.html}: cannot write it ({error.strerror or error})")
         print(f"page written to {args.html}")
-    figures = [(path, kind) for path, kind in ((args.png, "png"), (args.svg, "svg")) if path is not None]
-    if not figures:
-        return 0
-    try:
-        from .plot import save_figure
-    except ImportError as error:
-        print(f"colnn explain: error: drawing needs matplotlib ({error}); pip install matplotlib", file=sys.stderr)
-        return 1
-    for path, kind in figures:
+    for path, flag, kind in figures:
+        from .plot import save_figure  # matplotlib: imported only when a figure is asked for
+
         try:
-            save_figure(walk, path, dpi=args.dpi, format=kind)
-        except (OSError, ValueError) as error:
-            print(f"colnn explain: error: cannot write {path}: {error}", file=sys.stderr)
-            return 1
+            write_whole(path, lambda partial, kind=kind: save_figure(walk, partial, dpi=args.dpi, format=kind))
+        except (OSError, ValueError, RuntimeError) as error:  # RuntimeError: a backend's own failure (pgf: LaTeX)
+            reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+            return _error(f"{flag} {path}: cannot write it ({reason})")
         print(f"figure written to {path}")
     return 0
 
 
-def _int_in(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an int in ``[minimum, maximum]``."""
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum or (maximum is not None and value > maximum):
-            bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
-        return value
-
-    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
-    return parse
+def _error(message: Any) -> int:
+    print(f"colnn explain: error: {message}", file=sys.stderr)
+    return 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -204,20 +237,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--op", choices=("pool", "conv"), default="pool", help="pooling (default) or convolution")
     parser.add_argument("--mode", choices=("max", "avg"), default=None, help="pooling mode (default: max)")
-    parser.add_argument("--kernel", type=_int_in(1), default=None,
+    parser.add_argument("--kernel", type=positive_int, default=None,
                         help="square window size (default: 2, or the weight's size for --op conv)")
-    parser.add_argument("--stride", type=_int_in(1), default=None,
+    parser.add_argument("--stride", type=positive_int, default=None,
                         help="window step (default: the kernel for pooling, 1 for convolution)")
-    parser.add_argument("--pad", type=_int_in(0), default=0, help="padding on every side (default: 0)")
+    parser.add_argument("--pad", type=non_negative_int, default=0, help="padding on every side (default: 0)")
     parser.add_argument("--input", metavar="FILE.npy", default=None,
                         help="your own (C, H, W) or (N, C, H, W) array instead of the tutorial's")
     parser.add_argument("--weight", metavar="FILE.npy", default=None,
                         help="filters (FN, C, FH, FW) for --op conv (default: two simple 0/1 filters)")
     parser.add_argument("--backward", action="store_true", help="also walk the gradient back to the input")
-    parser.add_argument("--png", metavar="FILE", default=None, help="draw the walk as a PNG image")
-    parser.add_argument("--svg", metavar="FILE", default=None, help="draw the walk as an SVG image")
+    parser.add_argument("--png", metavar="FILE", default=None,
+                        help="draw the walk as an image, in the format FILE's suffix names (.png, .jpg, .pdf, "
+                             ".svg: any that matplotlib writes), PNG when it has none")
+    parser.add_argument("--svg", metavar="FILE", default=None,
+                        help="draw the walk as an SVG image (or the format FILE's suffix names, as for --png)")
     parser.add_argument("--html", metavar="FILE", default=None,
                         help="write the walk as one self-contained interactive HTML page (no network needed)")
-    parser.add_argument("--dpi", type=_int_in(10, 600), default=100,
-                        help="resolution of the PNG in dots per inch (default: 100; one cell is 0.36 inch)")
+    parser.add_argument("--text", action="store_true",
+                        help="also print the text walk when writing --html, --png or --svg (printed anyway "
+                             "when no file is asked for)")
+    parser.add_argument("--dpi", type=int_in(10, 600), default=100,
+                        help="resolution of a raster figure in dots per inch (default: 100; one cell is 0.36 inch)")
     parser.set_defaults(run=run_explain)

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 
 from ...core.window import Window
-from ...nn.layers import Convolution
+from ...nn.conv import Convolution
 from ...ops.conv import conv2d
 from ...core.checks import check_array
-from ...ops.im2col import im2col
+from ...ops.unfold import im2col
 from .steps import (
     GRADIENT_NOTE,
     batched,
@@ -28,13 +28,11 @@ from .steps import (
     padding_mask,
     to_nchw_step,
     unused_note,
-    window_labels,
 )
+from .records import Link, Step, window_labels
 from .walk import (
     LIMITS,
     TUTORIAL_SOURCE,
-    Link,
-    Step,
     Walk,
     check_input_size,
     check_limit,

@@ -18,13 +18,16 @@ import html
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...core.arrayfile import write_whole
 from .palette import CHANNEL_COLORS, FILTER_COLORS, PADDING_COLOR
-from .steps import window_of_label
-from .walk import BAND_TITLES, Step, Walk, cell_text
+from .records import BAND_TITLES, Step, cell_text, window_of_label
+
+if TYPE_CHECKING:  # for the annotations only: walk.py imports this module to show a Walk in Jupyter
+    from .walk import Walk
 
 __all__ = ["page_data", "render_html", "save_html"]
 
@@ -117,5 +120,6 @@ def render_html(walk: Walk, *, inline: bool = False) -> str:
 
 
 def save_html(walk: Walk, path: str | Path) -> None:
-    """Write :func:`render_html` to ``path`` (UTF-8)."""
-    Path(path).write_text(render_html(walk), encoding="utf-8")
+    """Write :func:`render_html` to ``path`` (UTF-8), whole or not at all (an earlier file stays if it fails)."""
+    page = render_html(walk)
+    write_whole(path, lambda partial: partial.write_text(page, encoding="utf-8"))

@@ -28,7 +28,8 @@ from matplotlib.patches import Rectangle
 
 from .palette import CHANNEL_COLORS, FILTER_COLORS, PADDING_COLOR
 from ...core.window import Window
-from .walk import BAND_TITLES, Step, Walk, cell_text
+from .records import BAND_TITLES, Step, cell_text
+from .walk import Walk
 
 __all__ = ["CHANNEL_COLORS", "FILTER_COLORS", "PADDING_COLOR", "UNIT_INCHES", "figure_size", "draw", "save_figure"]
 
@@ -388,7 +389,8 @@ def draw(walk: Walk) -> Figure:
 
 
 def save_figure(walk: Walk, path: str | Path, *, dpi: int = 100, format: str | None = None) -> None:
-    """Write the figure to ``path``; ``format`` (``"png"``, ``"svg"``) defaults to the file's suffix.
+    """Write the figure to ``path``; ``format`` (``"png"``, ``"svg"``, ``"jpg"``: any of matplotlib's)
+    defaults to the file's suffix.
 
     SVG text stays text (searchable, small), and the file is deterministic.
     """
@@ -397,11 +399,13 @@ def save_figure(walk: Walk, path: str | Path, *, dpi: int = 100, format: str | N
         figure.savefig(path, dpi=dpi, format=format, facecolor="white", metadata=_metadata(format, path))
 
 
-def _metadata(format: str | None, path: str | Path) -> dict[str, str | None]:
-    """Drop the date and version stamps so a re-run writes the same bytes."""
+def _metadata(format: str | None, path: str | Path) -> dict[str, str | None] | None:
+    """Drop the date and version stamps so a re-run writes the same bytes; None for formats without metadata
+    (matplotlib refuses any for JPEG, TIFF, WebP...)."""
     kind = (format or Path(path).suffix.lstrip(".") or "png").lower()
-    if kind == "svg":
-        return {"Date": None, "Creator": None}
-    if kind == "png":
-        return {"Software": None}
-    return {}
+    stamps: dict[str, dict[str, str | None]] = {
+        "svg": {"Date": None, "Creator": None},
+        "png": {"Software": None},
+        "pdf": {"CreationDate": None, "Creator": None, "Producer": None},
+    }
+    return stamps.get(kind)

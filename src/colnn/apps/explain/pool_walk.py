@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ...nn.layers import AvgPool2d, MaxPool2d
-from ...ops.im2col import col2im, im2col
+from ...nn.pooling import AvgPool2d, MaxPool2d
+from ...ops.unfold import col2im, im2col
 from ...ops.pooling import avg_pool2d, max_pool2d
 from ...core.window import Window
 from .steps import (
@@ -29,10 +29,9 @@ from .steps import (
     row_channels,
     to_nchw_step,
     unused_note,
-    window_labels,
 )
-from .walk import Link
-from .walk import TUTORIAL_SOURCE, Step, Walk, check_input_size, check_matrix_size
+from .records import Link, Step, window_labels
+from .walk import TUTORIAL_SOURCE, Walk, check_input_size, check_matrix_size
 
 __all__ = ["pool_walk"]
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from ...core.checks import check_array
 from ...core.window import Window
-from ...ops.im2col import col2im, im2col
-from .walk import Link, Step, Walk, finite
+from ...ops.unfold import col2im, im2col
+from .records import Link, Step, window_labels
+from .walk import Walk, finite
 
 
 def cells(count: int) -> str:
@@ -77,19 +78,6 @@ def col2im_link(key: str, col_sources: np.ndarray, x_shape: tuple[int, ...]) -> 
     for cell, found in enumerate(copies):
         index[cell, :len(found)] = found
     return Link(key, index.reshape(*x_shape, -1), copy=False)
-
-
-def window_labels(n_windows: int, channels: int | None = None) -> tuple[str, ...]:
-    """Row labels: ``"w3"`` is window 3 (row 3 of im2col); with ``channels``, ``"w3 ch2"``."""
-    if channels is None:
-        return tuple(f"w{row + 1}" for row in range(n_windows))
-    return tuple(f"w{row // channels + 1} ch{row % channels + 1}" for row in range(n_windows * channels))
-
-
-def window_of_label(label: str) -> int | None:
-    """The window (0-based, an im2col row) a :func:`window_labels` label names, or None."""
-    head = label.split(" ")[0]
-    return int(head[1:]) - 1 if head[:1] == "w" and head[1:].isdigit() else None
 
 
 def channel_labels(channels: int, kernel_area: int) -> tuple[str, ...]:

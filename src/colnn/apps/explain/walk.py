@@ -5,7 +5,8 @@ Scratch*) shows how a 3-channel 4x4 input becomes a matrix whose rows each hold
 one pooling window of one channel, so that 2x2 max pooling is one ``max`` per
 row, and how the maxima are put back into ``(N, C, H, W)``.
 
-This module holds the walk's records (:class:`Step`, :class:`Walk`), the
+This module holds the :class:`Walk` (its steps, :class:`Step` and
+:class:`Link`, are the records of :mod:`colnn.apps.explain.records`), the
 size limits and the inputs. The walks themselves are built in
 :mod:`colnn.apps.explain.pool_walk` and :mod:`colnn.apps.explain.conv_walk`
 from the shared steps of :mod:`colnn.apps.explain.steps`; rendering is in
@@ -26,6 +27,8 @@ import numpy as np
 from ...core.arrayfile import ArrayFileError, read_npy
 from ...core.checks import check_array
 from ...core.window import Window
+from .html import render_html
+from .records import BAND_TITLES, Link, Step, cell_text
 
 __all__ = [
     "BAND_TITLES",
@@ -46,73 +49,6 @@ TUTORIAL_SOURCE = "the tutorial's example"
 
 
 @dataclass(frozen=True, eq=False)
-class Link:
-    """Where the cells of a step take their values from, in an earlier step.
-
-    ``index[..., k]`` is the flat index of a cell of step ``key`` that the cell
-    ``[...]`` reads, or -1 (padding, a constant, fewer sources than ``k``).
-    ``copy``: the cell holds that one value unchanged (im2col, a reshape);
-    otherwise it combines its sources (a max, a mean, a product, a sum).
-    The page's trace-a-number follows these links.
-    """
-
-    key: str
-    index: np.ndarray
-    copy: bool
-
-
-@dataclass(frozen=True, eq=False)
-class Step:
-    """One array of the walk, with what a reader needs to follow it.
-
-    Attributes
-    ----------
-    key : stable name of the step (``"col"``, ``"rows"``, ``"grad_input"``, ...)
-    label : its number in the walk (``"Step 1"``, ``"Back 2"``) or ``""`` for an input
-    title : a few words on what the array is
-    code : the NumPy/colnn expression that computes it
-    why : one sentence on why the shape is what it is
-    array : the values
-    band : ``"forward"`` or ``"backward"``, the figure's row
-    column : the figure's column (steps in one column line up), None: not drawn
-    channel : for each cell, the channel (or, with ``palette="filter"``, the
-        filter) it belongs to; it picks the cell's color
-    palette : ``"channel"`` or ``"filter"``
-    padded : for each cell, whether it is padding
-    chosen : for each cell, whether it is the one its row's maximum took
-    ring : padding ``(pad_h, pad_w)`` to draw around each plane of a 4-D array
-    sources : the earlier steps its cells come from (:class:`Link`)
-    row_labels : for a matrix or vector, what each row is (``"w1"``: window 1)
-    column_labels : for a matrix, what each column is (``"ch 1"``, ``"filter 2"``)
-    unused : for the input, the cells no window covers
-    outer : for a 4-D array, what its first axis counts (``"image"``, ``"filter"``)
-    """
-
-    key: str
-    label: str
-    title: str
-    code: str
-    why: str
-    array: np.ndarray
-    band: str = "forward"
-    column: int | None = None
-    channel: np.ndarray | None = None
-    palette: str = "channel"
-    padded: np.ndarray | None = None
-    chosen: np.ndarray | None = None
-    ring: tuple[int, int] = (0, 0)
-    sources: tuple[Link, ...] = ()
-    row_labels: tuple[str, ...] | None = None
-    column_labels: tuple[str, ...] | None = None
-    unused: np.ndarray | None = None
-    outer: str = "image"
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.array.shape
-
-
-@dataclass(frozen=True, eq=False)
 class Walk:
     """A whole walk: its settings, its steps in order, and notes for the reader.
 
@@ -129,8 +65,6 @@ class Walk:
     window: Window | None = None
 
     def _repr_html_(self) -> str:
-        from .html import render_html
-
         return render_html(self, inline=True)
 
     def step(self, key: str) -> Step:
@@ -144,24 +78,6 @@ class Walk:
     def forward_result(self) -> np.ndarray:
         """The last forward array: the layer's output ``(N, C', out_h, out_w)``."""
         return [s for s in self.steps if s.band == "forward"][-1].array
-
-
-# What each band of steps is, as the figure and the page title it.
-BAND_TITLES = {
-    "filters": "The filters W (Step 2 lays each one out as a column of W_col)",
-    "forward": "Forward: left to right",
-    "backward": "Backward: the gradient, right to left",
-    "parameters": "Backward to the filters: dW and db",
-}
-
-
-def cell_text(value: float) -> str:
-    """A cell's value as drawn in the figure and the page: whole numbers without a point, -inf as a short sign."""
-    if np.isinf(value):
-        return "\u2212\u221e" if value < 0 else "\u221e"
-    if float(value).is_integer() and abs(value) < 1e5:
-        return str(int(value))
-    return f"{value:.3g}"
 
 
 # --- limits ----------------------------------------------------------------

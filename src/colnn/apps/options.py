@@ -1,0 +1,49 @@
+"""The argparse ``type`` functions of the ``colnn`` commands: numbers checked where they are read.
+
+A bad value becomes argparse's one-line usage error naming the flag and the
+text given (``argument --epochs: must be a positive int, got '0'``), before the
+command starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable
+
+__all__ = ["int_in", "positive_int", "non_negative_int", "positive_float"]
+
+
+def int_in(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an int in ``[minimum, maximum]`` (no upper bound when ``maximum`` is None)."""
+    if maximum is not None:
+        wanted = f"an int from {minimum} to {maximum}"
+    else:
+        wanted = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+positive_int = int_in(1)
+non_negative_int = int_in(0)
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite float above 0 (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive float, got {text!r}")
+    return value

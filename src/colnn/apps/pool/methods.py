@@ -1,0 +1,229 @@
+"""The pooling methods of ``colnn pool``, on Dask arrays: each pyramid level from the one before.
+
+- ``max`` and ``avg``: colnn's own pooling (:func:`colnn.max_pool2d`,
+  :func:`colnn.avg_pool3d`, ... by the number of pooled axes), which is
+  PyTorch's ``max_pool``/``avg_pool``. An average counts only the cells inside
+  the image (``count_include_pad=False``), so a border is not darkened.
+- ``min``: ``max`` of the order-reversed values (``~x`` for integers, exact and
+  without overflow; ``-x`` for floats), reversed back.
+- ``nearest``: the cell nearest each window's centre (the first of the two
+  middle cells for an even kernel), clipped into the image: a strided pick,
+  for label images that must not blend.
+- ``mode``: the most frequent value among each window's cells inside the
+  image, ties to the smallest value (ngff-zarr's label method).
+
+Means accumulate in float64 along one chain from level 0, and each level is
+rounded once from that chain to the input's dtype (integers: half to even,
+:func:`numpy.rint`), so rounding does not add up across levels. A bool mask
+is pooled as 0/1 (max: any, min: all) and written as bool; its mean is refused
+(a mean of a mask is not a mask). 64-bit integers above 2**53 lose precision
+in a mean, as in float64.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import colnn
+
+from ...core.window import Window
+
+__all__ = ["METHODS", "Geometry", "pyramid", "mode_of"]
+
+METHODS = ("max", "avg", "min", "nearest", "mode")
+MODE_SLAB_CELLS = 1 << 18
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one level is pooled from the one before: the pooled axes (indices) and each one's window."""
+
+    pooled: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    ceil_mode: bool
+
+    def window(self, shape: Sequence[int]) -> Window:
+        """The window over the pooled axes of an array of ``shape`` (ValueError naming the flag if empty)."""
+        return Window.build([shape[axis] for axis in self.pooled], self.kernel, self.stride, self.padding,
+                            ceil_mode=self.ceil_mode, pooling=True, kernel_name="--kernel",
+                            stride_name="--stride", padding_name="--padding")
+
+    def next_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        pooled_shape = list(shape)
+        for axis, size in zip(self.pooled, self.window(shape).out_size):
+            pooled_shape[axis] = size
+        return tuple(pooled_shape)
+
+    def offsets(self, method: str) -> tuple[float, ...]:
+        """Where a pooled cell lies in its window, per pooled axis, in cells of the level before."""
+        if method == "nearest":
+            return tuple(float((k - 1) // 2 - p) for k, p in zip(self.kernel, self.padding))
+        return tuple((k - 1) / 2 - p for k, p in zip(self.kernel, self.padding))
+
+
+def _pools(count: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """colnn's max and average pooling over ``count`` spatial axes."""
+    return {1: (colnn.max_pool1d, colnn.avg_pool1d), 2: (colnn.max_pool2d, colnn.avg_pool2d),
+            3: (colnn.max_pool3d, colnn.avg_pool3d)}[count]
+
+
+def _batched(x: Any, pooled: tuple[int, ...]) -> tuple[Any, Callable[[Any], Any]]:
+    """``x`` as colnn's ``(N, 1, *pooled)`` layout, the other axes folded into N; and what undoes that."""
+    others = tuple(axis for axis in range(x.ndim) if axis not in pooled)
+    order = others + pooled
+    moved = x.transpose(order)
+    lead = moved.shape[:len(others)]
+    batched = moved.reshape((math.prod(lead), 1, *moved.shape[len(others):]))
+    inverse = tuple(int(i) for i in np.argsort(order))
+
+    def restore(y: Any) -> Any:
+        return y.reshape((*lead, *y.shape[2:])).transpose(inverse)
+
+    return batched, restore
+
+
+def _reverse(x: Any) -> Any:
+    """An order-reversing bijection of ``x``'s values, its own inverse: ``~x`` (integers) or ``-x`` (floats)."""
+    return ~x if x.dtype.kind in "iu" else -x
+
+
+def _positions(start: int, stop: int, stride: int, padding: int, offset: int) -> np.ndarray:
+    """Along one axis, the cell at ``offset`` in windows ``start..stop-1`` (may fall outside the image)."""
+    return np.arange(start, stop, dtype=np.int64) * stride - padding + offset
+
+
+def _gather(x: Any, geometry: Geometry, window: Window, offsets: Sequence[int]) -> Any:
+    """The cell at ``offsets`` of every window of the batched ``x`` (clipped into the image)."""
+    import dask.array as da
+
+    for index, (size, out_size, s, p, offset) in enumerate(zip(
+            window.in_size, window.out_size, geometry.stride, geometry.padding, offsets)):
+        cells = np.clip(_positions(0, out_size, s, p, offset), 0, size - 1)
+        x = da.take(x, cells, axis=2 + index)
+    return x
+
+
+def mode_of(values: Sequence[np.ndarray], valid: Sequence[Any]) -> np.ndarray:
+    """The most frequent of the ``values`` (one array per window cell) where ``valid``, ties to the smallest.
+
+    Each ``valid`` entry is a bool array broadcastable to the values; every
+    window has at least one valid cell. Each pair of cells is compared once
+    (``cells * (cells - 1) / 2`` passes over the block): exact, with no sort and
+    no assumption on the value range. NaN equals nothing, so it is the mode
+    only of a window of NaN alone.
+    """
+    shape = np.broadcast_shapes(values[0].shape, *(np.shape(v) for v in valid))
+    count_dtype = np.uint8 if len(values) < 256 else np.uint32
+    # A cell counts itself (NaN does not: it equals nothing), then each equal valid partner.
+    counts = [np.broadcast_to(np.logical_and(here == here, ok), shape).astype(count_dtype)
+              for here, ok in zip(values, valid)]
+    for i, j in itertools.combinations(range(len(values)), 2):
+        equal = values[i] == values[j]
+        equal &= valid[i]
+        equal &= valid[j]
+        counts[i] += equal
+        counts[j] += equal
+    best = np.maximum.reduce(counts)
+    dtype = values[0].dtype
+    mode = np.full(shape, np.inf if dtype.kind == "f" else np.iinfo(dtype).max, dtype)
+    for count, value, ok in zip(counts, values, valid):
+        np.minimum(mode, value, out=mode, where=(count == best) & ok)
+    return mode
+
+
+def _mode(x: Any, geometry: Geometry, window: Window) -> Any:
+    import dask.array as da
+
+    offsets = list(itertools.product(*(range(k) for k in geometry.kernel)))
+    views = [_gather(x, geometry, window, offset) for offset in offsets]
+    axes = list(zip(window.in_size, geometry.stride, geometry.padding))
+
+    def block_mode(*blocks: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        # Which of the gathered cells lie inside the image depends on where this block's windows are.
+        location = block_info[None]["array-location"][2:]
+        valid = []
+        for offset in offsets:
+            masks = []
+            for (size, s, p), (start, stop), j in zip(axes, location, offset):
+                cells = _positions(start, stop, s, p, j)
+                masks.append((cells >= 0) & (cells < size))
+            valid.append(_outer(masks))
+        # In slabs along the first pooled axis, so the counts and comparisons stay a few MB.
+        mode = np.empty_like(blocks[0])
+        step = max(1, MODE_SLAB_CELLS // max(1, blocks[0][0, 0, :1].size))
+        for start in range(0, mode.shape[2], step):
+            slab = (slice(None), slice(None), slice(start, start + step))
+            mode[slab] = mode_of([block[slab] for block in blocks],
+                                 [mask[slab] if mask.shape[2] > 1 else mask for mask in valid])
+        return mode
+
+    return da.map_blocks(block_mode, *views, dtype=x.dtype)
+
+
+def _outer(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """The ``(1, 1, *sizes)`` AND of one bool mask per spatial axis."""
+    grid = masks[0]
+    for mask in masks[1:]:
+        grid = np.logical_and.outer(grid, mask)
+    return grid.reshape((1, 1, *grid.shape))
+
+
+def _round_to(chain: Any, dtype: np.dtype) -> Any:
+    """The float64 ``chain`` as ``dtype``: integers rounded half to even (and clipped), floats to nearest."""
+    if dtype.kind not in "iu":
+        return chain.astype(dtype)
+    info = np.iinfo(dtype)
+    # float64 cannot hold a 64-bit maximum: clip to the largest float below it, which converts safely.
+    highest = float(info.max) if info.bits < 64 else float(np.nextafter(float(info.max), 0))
+
+    def rounded(block: np.ndarray) -> np.ndarray:
+        whole = np.rint(block)
+        return np.clip(whole, info.min, highest, out=whole).astype(dtype)
+
+    return chain.map_blocks(rounded, dtype=dtype)
+
+
+def pyramid(level0: Any, geometry: Geometry, method: str, levels: int,
+            rechunk: Callable[[Any], Any]) -> list[Any]:
+    """Level 0 and ``levels`` pooled levels of the Dask array ``level0``, lazily, each passed through ``rechunk``.
+
+    ``rechunk`` gives a level the chunks it will be written in; the next level
+    is pooled from those chunks. Shapes were checked beforehand
+    (:meth:`Geometry.next_shape`).
+    """
+    dtype = level0.dtype
+    if dtype == np.bool_ and method == "avg":
+        raise ValueError("--mode avg of a bool mask: a mean of a mask is not a mask; use max, min, nearest or mode")
+    out = [rechunk(level0)]
+    if method == "avg":
+        chain = out[0].astype(np.float64)
+        for _ in range(levels):
+            batched, restore = _batched(chain, geometry.pooled)
+            average = _pools(len(geometry.pooled))[1]
+            chain = rechunk(restore(average(batched, geometry.kernel, geometry.stride, geometry.padding,
+                                             ceil_mode=geometry.ceil_mode, count_include_pad=False)))
+            out.append(_round_to(chain, dtype))
+        return out
+    current = out[0].astype(np.uint8) if dtype == np.bool_ else out[0]
+    for _ in range(levels):
+        batched, restore = _batched(current, geometry.pooled)
+        window = geometry.window(current.shape)
+        if method in ("max", "min"):
+            maximum = _pools(len(geometry.pooled))[0]
+            flipped = _reverse(batched) if method == "min" else batched
+            pooled = maximum(flipped, geometry.kernel, geometry.stride, geometry.padding, ceil_mode=geometry.ceil_mode)
+            pooled = _reverse(pooled) if method == "min" else pooled
+        elif method == "nearest":
+            pooled = _gather(batched, geometry, window, [(k - 1) // 2 for k in geometry.kernel])
+        else:
+            pooled = _mode(batched, geometry, window)
+        current = rechunk(restore(pooled))
+        out.append(current.astype(np.bool_) if dtype == np.bool_ else current)
+    return out

@@ -1,0 +1,203 @@
+"""What the book's networks share: the book's ``params`` dict over a :class:`colnn.nn.Network`.
+
+The book builds each network from ``params`` (``W1``, ``b1``, ...) and layers
+that share those arrays, then loops over the layers. colnn.book builds the same
+layers (colnn's, which share the arrays too) into a :class:`colnn.nn.Network`,
+which runs them with fused convolution+ReLU passes and reused buffers, and
+replaces its loss by the book's :class:`~colnn.book.layers.SoftmaxWithLoss`
+(with the book's ``1e-7``), so the numbers are the book's.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from colnn.nn import Layer, ModelFileError, Network
+
+from . import gradient as book_gradient
+from ._pickle import load_pickle, save_pickle
+from .layers import SoftmaxWithLoss
+
+__all__ = ["BookNetwork", "draw_normal", "he_draws", "numbered_sources", "conv_param_values"]
+
+
+def draw_normal(seed: int | None) -> Any:
+    """``randn(*shape)`` of NumPy's global state (the book's) for ``seed=None``, else of a RandomState seeded so.
+
+    A seed ``s`` gives the weights that ``np.random.seed(s)`` followed by the
+    book's constructor gives.
+    """
+    if seed is None:
+        return np.random.randn
+    return np.random.RandomState(seed).randn
+
+
+def he_draws(network: Network, randn: Any) -> None:
+    """Overwrite the weights of ``network``'s convolution and affine layers, in order, with the book's He draws.
+
+    ``W = sqrt(2 / fan_in) * randn(*W.shape)``, ``fan_in`` the inputs of one output
+    (``C * FH * FW`` for a convolution, the rows for an affine layer): the draws the
+    book's DeepConvNet makes, in its order. Biases are set to 0.
+    """
+    for layer in network.layers:
+        weight = getattr(layer, "W", None)
+        if weight is not None:
+            fan_in = int(np.prod(weight.shape[1:])) if weight.ndim == 4 else weight.shape[0]
+            weight[...] = np.sqrt(2.0 / fan_in) * randn(*weight.shape)
+            layer.b[...] = 0
+
+
+def numbered_sources(layers: Sequence[Layer]) -> dict[str, tuple[Layer, str]]:
+    """``W1``, ``b1``, ``W2``, ... for the layers with weights, in order, as the book numbers them."""
+    weighted = [layer for layer in layers if getattr(layer, "W", None) is not None]
+    sources: dict[str, tuple[Layer, str]] = {}
+    for number, layer in enumerate(weighted, start=1):
+        sources[f"W{number}"], sources[f"b{number}"] = (layer, "dW"), (layer, "db")
+    return sources
+
+
+def conv_param_values(conv_param: Any, name: str) -> dict[str, Any]:
+    """The four entries of one of the book's ``conv_param`` dicts; ValueError naming ``name`` if one is missing."""
+    try:
+        return {key: conv_param[key] for key in ("filter_num", "filter_size", "pad", "stride")}
+    except (KeyError, TypeError, IndexError):
+        raise ValueError(f"{name} must be a dict with 'filter_num', 'filter_size', 'pad' and 'stride', "
+                         f"got {conv_param!r}") from None
+
+
+class BookNetwork:
+    """The book's network protocol: ``params``, ``layers``, ``last_layer``, ``predict``, ``loss``, ``gradient``.
+
+    Subclasses build ``params`` and the layers, then call :meth:`_assemble`.
+    """
+
+    network: Network
+    params: dict[str, np.ndarray]
+    layers: Any
+    last_layer: SoftmaxWithLoss
+    # The mode the book's ``loss`` runs in (DeepConvNet's drops out).
+    _loss_train_flg = False
+
+    def _assemble(self, network: Network, layer_names: Sequence[str],
+                  grad_sources: dict[str, tuple[Layer, str]]) -> None:
+        """Take ``network`` as this network's, its layers named ``layer_names`` in :attr:`layers`.
+
+        ``grad_sources[key]`` is ``(layer, "dW")`` (or ``"db"``, ``"dgamma"``,
+        ``"dbeta"``), in the book's order of the gradients: the layer attribute
+        that holds ``key``'s gradient, whose name without its ``d`` holds the
+        parameter. :attr:`params` maps every key to that very array.
+        """
+        self.network = network
+        self.network.loss_layer = self.last_layer = SoftmaxWithLoss()
+        self.layers = OrderedDict(zip(layer_names, network.layers))
+        self.params = {key: getattr(layer, grad_name[1:]) for key, (layer, grad_name) in grad_sources.items()}
+        self._grad_sources = grad_sources
+
+    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
+        """Scores ``(N, output_size)`` before softmax; ``train_flg`` switches dropout and batch statistics on."""
+        return self.network.predict(x, train_flg)
+
+    def loss(self, x: Any, t: Any) -> float:
+        """The book's mean cross-entropy of the softmax of the scores, labels ``t`` ``(N,)``, ``(N, 1)`` or one-hot."""
+        return self.network.loss(x, t, self._loss_train_flg)
+
+    def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
+        """Fraction of the samples ``x`` whose highest score is their label ``t`` (labels or one-hot rows).
+
+        Evaluates ``batch_size`` samples at a time, every sample included (the
+        book's leaves out a last partial batch but divides by all of them).
+        """
+        return self.network.accuracy(x, t, batch_size)
+
+    def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
+        """Gradients of the loss by backpropagation, keyed like :attr:`params`: one training-mode pass."""
+        self.network.loss_and_gradient(x, t)
+        return {key: getattr(layer, name) for key, (layer, name) in self._grad_sources.items()}
+
+    def _loss_for_numerical_gradient(self, x: Any, t: Any) -> float:
+        return self.loss(x, t)
+
+    def _numerical_gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
+        """Central differences of the loss for every parameter, keyed (and ordered) like :meth:`gradient`."""
+        def loss(_: np.ndarray) -> float:
+            return self._loss_for_numerical_gradient(x, t)
+
+        return {key: book_gradient.numerical_gradient(loss, self.params[key]) for key in self._grad_sources}
+
+    # --- the book's save_params / load_params -------------------------------------------
+
+    def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Write the parameters: a pickled dict of arrays (the book's format) or, for ``.npz``, a colnn model file.
+
+        A pickle is what the book's ``load_params`` reads; an ``.npz`` holds the
+        architecture too and loads without pickle (``colnn evaluate`` reads it).
+        Either is written beside ``file_name`` and then renamed onto it.
+        """
+        if Path(file_name).suffix == ".npz":
+            self.network.save(file_name)
+        else:
+            save_pickle(file_name, dict(self.params))
+
+    def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Copy saved parameters into this network's arrays (which its layers and optimizers hold).
+
+        Reads the book's pickles (``params.pkl``, ``deep_convnet_params.pkl``)
+        with :func:`colnn.book.load_pickle`, which refuses anything but arrays and
+        plain containers; an ``.npz`` may be a colnn model file written by
+        :meth:`save_params` or ``numpy.savez(file, **params)``. Nothing is copied
+        unless every parameter is there with its shape.
+
+        Raises
+        ------
+        colnn.book.UnsafePickleError
+            When a pickle holds anything else than arrays and containers (naming the file and what).
+        ValueError
+            When the file lacks a parameter, has one of another shape, or holds another architecture.
+        colnn.nn.ModelFileError
+            When an ``.npz`` is damaged or not an archive of arrays.
+        FileNotFoundError, IsADirectoryError, PermissionError
+            When the file cannot be opened.
+        """
+        path = Path(file_name)
+        if path.suffix == ".npz":
+            loaded = self._read_npz(path)
+        else:
+            loaded = load_pickle(path)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: holds a {type(loaded).__name__}, not a dict of parameters")
+        missing = [key for key in self.params if key not in loaded]
+        if missing:
+            raise ValueError(f"{path}: lacks the parameters {missing} of this {type(self).__name__}")
+        for key, array in self.params.items():
+            value = loaded[key]
+            if not isinstance(value, np.ndarray) or value.shape != array.shape or value.dtype.kind not in "fiu":
+                found = (f"array of dtype {value.dtype}, shape {value.shape}" if isinstance(value, np.ndarray)
+                         else type(value).__name__)
+                raise ValueError(f"{path}: parameter {key!r} is {found}; this {type(self).__name__} "
+                                 f"needs shape {array.shape}")
+        for key, array in self.params.items():
+            np.copyto(array, loaded[key], casting="unsafe")
+
+    def _read_npz(self, path: Path) -> dict[str, np.ndarray]:
+        """The book-named arrays of an ``.npz``: a colnn model file (checked against this network) or plain arrays."""
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                # A colnn model file holds its architecture as JSON beside the weights.
+                plain = None if "architecture" in archive.files else {key: archive[key] for key in archive.files}
+        except (ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ModelFileError(f"{path}: not a readable .npz file ({error})") from None
+        if plain is not None:
+            return plain
+        loaded = Network.load(path)
+        if loaded.architecture()["layers"] != self.network.architecture()["layers"]:
+            raise ValueError(f"{path}: holds another architecture than this {type(self).__name__}")
+        ours = self.network.params
+        by_array = {id(array): name for name, array in ours.items()}
+        theirs = loaded.params
+        return {key: theirs[by_array[id(array)]] for key, array in self.params.items() if id(array) in by_array}

@@ -1,0 +1,236 @@
+"""Which array library a value belongs to, and how arrays move between libraries.
+
+colnn computes NumPy arrays with its kernels and every other Array API library's
+arrays (PyTorch, JAX, CuPy, ``array_api_strict``) where they live. These helpers
+name a value's library (never importing it: an object's type names its library),
+check that the arrays of one call share a library and a device, and move NumPy
+values into another library. Dask arrays are recognised here too, so that no
+boundary reads one as NumPy (which would compute it).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from .dtypes import as_numpy_dtype
+from .indices import x64_hint
+
+__all__ = [
+    "foreign_namespace",
+    "type_name",
+    "as_value",
+    "same_library",
+    "move_numpy",
+    "namespace_dtype",
+    "library_token",
+    "cast_array",
+    "is_dask_array",
+]
+
+
+def is_dask_array(value: Any) -> bool:
+    """Whether ``value`` is a ``dask.array.Array``, without importing Dask.
+
+    An input can only be a Dask array if the caller has imported ``dask.array`` already.
+    """
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(value, dask_array.Array)
+
+
+# Libraries whose arrays may run the Array API path where they live. Their modules
+# are never imported here: an object's type names its library.
+_ARRAY_API_LIBRARIES = frozenset({"torch", "jax", "jaxlib", "cupy", "array_api_strict"})
+
+
+def foreign_namespace(x: Any) -> Any | None:
+    """The Array API namespace of ``x`` if it is another library's array than NumPy's (or Dask's), else None.
+
+    Only an object whose library is known, or that has ``__array_namespace__``,
+    makes colnn import ``array_api_compat``; NumPy arrays and lists never do.
+    """
+    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)) or x is None:
+        return None
+    library = type(x).__module__.partition(".")[0]
+    if library not in _ARRAY_API_LIBRARIES and not hasattr(x, "__array_namespace__"):
+        return None
+    import array_api_compat
+
+    if array_api_compat.is_numpy_array(x) or array_api_compat.is_dask_array(x):
+        return None
+    return array_api_compat.array_namespace(x)
+
+
+def type_name(value: Any) -> str:
+    """How a message names ``value``'s type: "a numpy.ndarray", "a torch.Tensor", "an array_api_strict Array", "a list".
+
+    The dotted name when the library exports the class under it, else the
+    library and the class (never a private module path); every JAX array is "a jax.Array".
+    """
+    kind = type(value)
+    library = kind.__module__.partition(".")[0]
+    if library == "builtins":
+        text = kind.__name__
+    elif library in ("jax", "jaxlib"):
+        text = "jax.Array"
+    elif getattr(sys.modules.get(library), kind.__name__, None) is kind:
+        text = f"{library}.{kind.__name__}"
+    else:
+        text = f"{library} {kind.__name__}"
+    return ("an " if text[0] in "aeiou" else "a ") + text
+
+
+def as_value(x: Any) -> Any:
+    """A PyTorch tensor that requires grad as a plain tensor sharing its memory; anything else as it is.
+
+    colnn's backward is its own, not autograd: a graph built inside colnn
+    would only hold memory, and a copy of a Parameter would still track it.
+    """
+    return x.detach() if getattr(x, "requires_grad", False) else x
+
+
+def _device(x: Any) -> Any:
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+def same_library(array: Any, name: str, like: Any, like_name: str, *, moves: bool = False) -> Any:
+    """``array`` if it is of ``like``'s library and on its device; TypeError/ValueError naming both else.
+
+    The one rule of the public boundary: the arrays of one call (an op's
+    input, weight and bias; a layer's parameters and its input; a backward's
+    ``dout`` and the forward's input) are of one library, on one device. When
+    ``moves`` (a gradient, indices or samples, which the README lets come as
+    NumPy; or a list or scalar, already read by NumPy's rules), a NumPy
+    ``array`` is moved to ``like``'s library and device instead.
+    NumPy with NumPy costs two ``isinstance`` checks. A PyTorch tensor that
+    requires grad comes back detached.
+    """
+    if isinstance(array, np.ndarray) and isinstance(like, np.ndarray):
+        return array
+    like_xp, xp = foreign_namespace(like), foreign_namespace(array)
+    if is_dask_array(array):  # np.asarray would compute all of it
+        raise TypeError(f"{name} is a dask.array.Array, which this call cannot take lazily; compute it first "
+                        f"({name}.compute()) if it fits in memory")
+    if xp is None and not isinstance(array, np.ndarray):
+        array, moves = np.asarray(array), True  # a list or scalar belongs to no library
+    if like_xp is not None and xp is None and moves:
+        return move_numpy(array, like_xp, _device(like), name)
+    if xp is not like_xp:
+        raise TypeError(f"{name} is {type_name(array)} but {like_name} is {type_name(like)}; "
+                        "pass arrays of one library")
+    if xp is not None and _device(array) != _device(like):
+        raise ValueError(f"{name} is on device {_device(array)} but {like_name} is on device {_device(like)}; "
+                         "pass arrays on one device")
+    return as_value(array)
+
+
+def move_numpy(array: np.ndarray, xp: Any, device: Any, name: str) -> Any:
+    """NumPy ``array`` as an array of namespace ``xp`` on ``device``: how every NumPy value enters another library.
+
+    Parameters
+    ----------
+    array : np.ndarray, any dtype, shape and byte order, read-only or not
+    xp, device : the target namespace and device (another library's, :func:`foreign_namespace`)
+    name : the argument's name, for messages
+
+    Returns
+    -------
+    An array of ``xp`` on ``device``, of ``array``'s values and shape, in ``xp``'s
+    dtype for ``array``'s (JAX without x64 stores int64 as int32).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the value, when an integer of ``array`` does not fit
+        the narrower dtype ``xp`` stores it in: the caller's values are checked
+        before the move, so nothing wraps around.
+
+    PyTorch, JAX and ``array_api_strict`` refuse a non-native byte order, and
+    PyTorch warns on a read-only array (a broadcast view), whose memory its
+    tensor would share: either is copied to a native, writable array first;
+    any other array is passed as it is (a copy only where ``xp`` makes one).
+    """
+    if not array.dtype.isnative or not array.flags.writeable:
+        array = array.astype(array.dtype.newbyteorder("="), copy=True)
+    if array.dtype.kind in "iu" and array.size:
+        stored = as_numpy_dtype(xp.asarray(array[:0], device=device).dtype)
+        info = np.iinfo(stored)
+        low, high = int(array.min()), int(array.max())
+        if low < info.min or high > info.max:
+            value = high if high > info.max else low
+            raise ValueError(f"{name} holds {value}, which {xp.__name__} stores as {stored} "
+                             f"(range [{info.min}, {info.max}]){x64_hint(xp)}")
+    return xp.asarray(array, device=device)
+
+
+def namespace_dtype(xp: Any, dtype: Any, name: str = "dtype") -> Any:
+    """``xp``'s dtype named like ``dtype`` (a NumPy dtype or name); TypeError naming ``name`` where ``xp`` has none.
+
+    A library lacking it would otherwise substitute another with a warning
+    (JAX without x64 truncates float64 to float32) or fail with its own
+    message (``array_api_strict`` has no float16).
+    """
+    dtype = as_numpy_dtype(dtype)
+    found = _lookup_dtype(xp, dtype.name)
+    if found is None:
+        available = sorted(xp.__array_namespace_info__().dtypes())
+        raise TypeError(f"{name} {dtype} is not a dtype of {xp.__name__}, which has {available}{x64_hint(xp)}")
+    return found
+
+
+# The standard's dtypes, which ``__array_namespace_info__().dtypes()`` reports; float16 is not one.
+_STANDARD_DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                              "float32", "float64", "complex64", "complex128"})
+
+
+def _lookup_dtype(xp: Any, name: str) -> Any:
+    """``xp``'s dtype called ``name``, or None where it has none.
+
+    A standard dtype as the namespace reports it (JAX without x64 keeps the name
+    ``float64`` but stores float32); any other (float16) by attribute.
+    """
+    if name in _STANDARD_DTYPES:
+        return xp.__array_namespace_info__().dtypes().get(name)
+    return getattr(xp, name, None)
+
+
+_NUMPY_TOKEN = np.empty(0)
+
+
+def library_token(x: Any) -> Any:
+    """An empty array of ``x``'s library and device (one shared for NumPy).
+
+    What a layer keeps from its forward so that ``backward`` can check ``dout``
+    against the input's library without keeping the input.
+    """
+    xp = foreign_namespace(x)
+    if xp is None:
+        return _NUMPY_TOKEN
+    return xp.empty((0,), dtype=x.dtype, device=_device(x))
+
+
+def cast_array(array: Any, dtype: Any) -> Any:
+    """``array`` in ``dtype`` (a NumPy dtype or name), in its own namespace; no copy if it has it already.
+
+    ``dtype`` is one colnn derived (a gradient's, an accumulator's), not one the
+    caller named: where the namespace lacks a floating ``dtype`` (float64 on JAX
+    without x64) its default float stands in, as ``jnp.asarray`` does for a
+    float64 NumPy array, without JAX's warning. Any other missing dtype is a
+    TypeError (:func:`namespace_dtype`).
+    """
+    dtype = as_numpy_dtype(dtype)
+    xp = foreign_namespace(array)
+    if xp is None:
+        return array.astype(dtype, copy=False)
+    if array.dtype == getattr(xp, dtype.name, None):
+        return array
+    target = _lookup_dtype(xp, dtype.name)
+    if target is None and dtype.kind == "f":
+        target = xp.__array_namespace_info__().default_dtypes(device=_device(array))["real floating"]
+    if target is None:
+        target = namespace_dtype(xp, dtype)
+    return array if array.dtype == target else xp.astype(array, target)

@@ -1,0 +1,112 @@
+"""Max unpooling in 1, 2 and 3 dimensions, as ``torch.nn.functional.max_unpool1d/2d/3d``.
+
+The inverse scatter of the max pools' ``return_indices``: each input value goes
+to its flat index in a zero output volume; backward gathers from the same
+indices. The default output size per axis is ``(in-1)*stride - 2*padding + kernel_size``;
+an ``output_size`` may move it by less than a stride either way (PyTorch's range).
+Scatter and gather are :mod:`colnn.ops.flat_index`'s, on the Array API standard:
+any library's arrays (indices in the input's library, or NumPy's) stay where they live.
+A Dask array (and Dask indices) is unpooled lazily, plane by plane
+(:mod:`colnn.ops.dask.pooling`); its indices' range is then checked as each plane is computed.
+The arguments are :class:`~colnn.ops.pooling._base.UnpoolArgs`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ...core.checks import from_batched, stand_in
+from ...core.indices import index_dtype
+from ...core.namespace import is_dask_array
+from ...core.spatial import check_spatial_input
+from ...core.window import IntTuple
+from ..flat_index import gather_flat, scatter_last_flat
+from ..xp import as_namespace_of, namespace
+from ._base import UnpoolArgs
+
+__all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d", "max_unpool", "check_unpool_indices",
+           "max_unpool_forward", "max_unpool_backward"]
+
+
+def check_unpool_indices(indices: Any, x: Any, volume: int, unbatched: bool, *, check_range: bool = True) -> Any:
+    """``indices`` in the index dtype, of batched ``x``'s shape and namespace, each in ``[0, volume)``.
+
+    Errors name ``indices``; a ``volume`` the index dtype cannot address is a ValueError.
+    Unbatched indices (one axis fewer) go with an unbatched input. Without
+    ``check_range`` (lazy indices) the values are not read.
+    """
+    array = as_namespace_of(indices, x, "indices")
+    xp = namespace(array)
+    dtype = index_dtype(xp, volume, "the output plane")
+    if not xp.isdtype(array.dtype, "integral"):
+        raise TypeError(f"indices must be an integer array, got dtype {array.dtype}")
+    if unbatched and array.ndim == x.ndim - 1:
+        array = array[None, ...]
+    if tuple(array.shape) != tuple(x.shape):
+        raise ValueError(f"indices must have the input's shape {tuple(x.shape)}, got {tuple(array.shape)}")
+    if check_range and math.prod(array.shape):
+        low, high = int(xp.min(array)), int(xp.max(array))
+        if low < 0 or high >= volume:
+            raise ValueError(f"indices must lie in [0, {volume}) (the output plane), got values in [{low}, {high}]")
+    # A lazy array's stand-in is not cast: the cast would allocate all of it.
+    return xp.astype(array, dtype) if check_range else array
+
+
+def max_unpool_forward(x: Any, indices: Any, out_size: tuple[int, ...]) -> Any:
+    """Scatter validated batched ``x`` to ``indices`` in a zero ``(N, C, *out_size)``; a repeated index keeps the last."""
+    return scatter_last_flat(x, indices, (*x.shape[:2], *out_size))
+
+
+def max_unpool_backward(grad_output: Any, indices: Any) -> Any:
+    """Gradient w.r.t. the unpooled values: gathered from ``indices``."""
+    return gather_flat(grad_output, indices)
+
+
+def max_unpool(input: Any, indices: Any, args: UnpoolArgs, output_size: Any = None) -> Any:
+    """The N-d body of ``max_unpool1d/2d/3d`` on checked ``args``."""
+    lazy = is_dask_array(input) or is_dask_array(indices)
+    x, unbatched = check_spatial_input(stand_in(input) if is_dask_array(input) else input, "input", args.ndim)
+    out_size = args.out_size(x.shape[2:], output_size)
+    volume = math.prod(out_size)
+    if lazy:
+        from ..dask import pooling as dask_pooling
+
+        index = stand_in(indices) if is_dask_array(indices) else indices
+        check_unpool_indices(index, x, volume, unbatched, check_range=not is_dask_array(indices))
+        batched = [array[np.newaxis] if unbatched and array.ndim == x.ndim - 1 else array
+                   for array in (input, indices)]
+        out = dask_pooling.max_unpool(*batched, x.dtype, out_size, max_unpool_forward)
+        return out[0] if unbatched else out
+    index = check_unpool_indices(indices, x, volume, unbatched)
+    return from_batched(max_unpool_forward(x, index, out_size), unbatched)
+
+
+def max_unpool1d(input: Any, indices: Any, kernel_size: IntTuple, stride: IntTuple | None = None,
+                 padding: IntTuple = 0, output_size: Any = None) -> np.ndarray:
+    """1-D max unpooling, as ``torch.nn.functional.max_unpool1d``.
+
+    ``input`` ``(N, C, L)`` or ``(C, L)``, ``indices`` of the same shape (from
+    ``max_pool1d(..., return_indices=True)``) -> ``(N, C, out_l)`` of the input's dtype,
+    zero except at the indices. ``output_size``: spatial sizes (or the full shape) within
+    a stride of the default. Raises ValueError naming ``indices`` (shape, range) or ``output_size``.
+    Dask arrays are unpooled lazily.
+
+    >>> max_unpool1d(np.array([[5.]]), np.array([[1]]), 2)
+    array([[0., 5.]])
+    """
+    return max_unpool(input, indices, UnpoolArgs.check(1, kernel_size, stride, padding), output_size)
+
+
+def max_unpool2d(input: Any, indices: Any, kernel_size: IntTuple, stride: IntTuple | None = None,
+                 padding: IntTuple = 0, output_size: Any = None) -> np.ndarray:
+    """2-D max unpooling, as ``torch.nn.functional.max_unpool2d``; see :func:`max_unpool1d`."""
+    return max_unpool(input, indices, UnpoolArgs.check(2, kernel_size, stride, padding), output_size)
+
+
+def max_unpool3d(input: Any, indices: Any, kernel_size: IntTuple, stride: IntTuple | None = None,
+                 padding: IntTuple = 0, output_size: Any = None) -> np.ndarray:
+    """3-D max unpooling, as ``torch.nn.functional.max_unpool3d``; see :func:`max_unpool1d`."""
+    return max_unpool(input, indices, UnpoolArgs.check(3, kernel_size, stride, padding), output_size)

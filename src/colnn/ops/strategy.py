@@ -1,0 +1,137 @@
+"""The one place that picks an op's path: the compiled kernels, the Array API reference, or Dask.
+
+Every public op takes ``strategy=None`` (the default: the compiled kernels of
+:mod:`colnn.kernels` where they take the input) or ``"im2col"`` (the tutorial's
+path on the Array API standard, :mod:`colnn.ops.reference`: the readable
+reference). Three things decide where a call runs, all here:
+
+- a Dask array goes to the op's lazy path in :mod:`colnn.ops.dask`
+  (:func:`is_dask_array`; each public function sends it there explicitly);
+- another library's array (PyTorch, JAX, CuPy...) runs the reference where it
+  lives, and only ``None`` or ``"im2col"`` may be asked for it;
+- a NumPy array runs the kernels unless ``"im2col"`` is asked for or the
+  kernels of the op's family cannot take its dtype (:func:`runs_kernels`).
+
+Pooling's two paths are objects with one interface (:class:`PoolStrategy`),
+:func:`pool_strategy` hands out the one that runs an input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from ..core.namespace import foreign_namespace, is_dask_array, type_name
+from ..core.window import Window
+from ..kernels import conv_chunked
+from ..kernels.geometry import kernel_dtype
+from ..kernels.pool import NumbaStrategy
+from .reference.pooling import ReferencePool
+
+__all__ = [
+    "STRATEGIES",
+    "available_strategies",
+    "check_strategy",
+    "runs_kernels",
+    "pool_strategy",
+    "PoolStrategy",
+    "is_dask_array",
+]
+
+#: The names ``strategy`` takes, the default first: the compiled kernels, or the tutorial's im2col path.
+STRATEGIES = ("numba", "im2col")
+
+
+def available_strategies() -> tuple[str, ...]:
+    """Names accepted by every op's ``strategy`` argument, the default first.
+
+    >>> available_strategies()
+    ('numba', 'im2col')
+    """
+    return STRATEGIES
+
+
+def check_strategy(strategy: Any) -> str | None:
+    """``strategy`` if it is None or one of :data:`STRATEGIES`; ValueError naming it otherwise."""
+    if strategy is not None and not (isinstance(strategy, str) and strategy in STRATEGIES):
+        raise ValueError(f"strategy must be one of {[None, *STRATEGIES]}, got {strategy!r}")
+    return strategy
+
+
+def _takes_half(dtype: np.dtype) -> bool:
+    # Pooling's kernels compute float16 in float32: a max is exact, and a sum of float16 is too.
+    return kernel_dtype(dtype) is not None
+
+
+def _takes_no_half(dtype: np.dtype) -> bool:
+    # im2col/col2im sums and products would round float16 differently from the reference.
+    return dtype != np.float16 and kernel_dtype(dtype) is not None
+
+
+# What each family's kernels take: pooling, im2col/col2im/unfold/fold, convolution.
+_KERNEL_DTYPES: dict[str, Callable[[np.dtype], bool]] = {
+    "pool": _takes_half,
+    "unfold": _takes_no_half,
+    "conv": conv_chunked.supports_dtype,
+}
+
+
+def runs_kernels(strategy: str | None, x: Any, family: str, dtype: Any = None) -> bool:
+    """Whether ``x`` (NumPy, in ``dtype``, default its own) runs the compiled kernels of ``family``.
+
+    ``family`` is ``"pool"``, ``"unfold"`` or ``"conv"``. False means the Array
+    API reference. Another library's array always runs the reference; asking it
+    for the kernels by name is a ValueError (``strategy`` itself is checked at
+    the boundary, :func:`check_strategy`).
+    """
+    if foreign_namespace(x) is not None:
+        if strategy not in (None, "im2col"):
+            raise ValueError(f"strategy {strategy!r} runs NumPy arrays only; {type_name(x)} runs strategy None "
+                             "or 'im2col' (the Array API path)")
+        return False
+    return strategy != "im2col" and _KERNEL_DTYPES[family](np.dtype(x.dtype if dtype is None else dtype))
+
+
+class PoolStrategy(Protocol):
+    """How pooling windows are reduced, on batched ``(N, C, *spatial)`` arrays.
+
+    The compiled strategy (:class:`colnn.kernels.pool.NumbaStrategy`) takes 2-D
+    windows (the N-d ops reach it through a unit axis or depth slices); the
+    reference (:class:`colnn.ops.reference.pooling.ReferencePool`) any number.
+    """
+
+    def max_forward(self, x: Any, window: Window) -> tuple[Any, Any]:
+        """The maxima ``(N, C, *out)`` and the flat offset of each inside its window.
+
+        PyTorch's CPU rule: a cell replaces the running maximum when it is greater
+        or NaN, scanning the window row-major; padded cells never count.
+        """
+
+    def max_values(self, x: Any, window: Window) -> Any:
+        """The maxima of :meth:`max_forward` alone (inference: no offsets to keep)."""
+
+    def max_backward(self, grad_output: Any, window_offset: Any, input_shape: tuple[int, ...], window: Window) -> Any:
+        """Route each output gradient to its chosen cell; overlaps sum. Returns ``input_shape``."""
+
+    def avg_forward(self, x: Any, window: Window, divisor: np.ndarray) -> Any:
+        """Window sums (padding counts as 0) divided by ``divisor`` ``(*out)``."""
+
+    def avg_backward(self, grad_output: Any, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray) -> Any:
+        """Spread ``grad_output / divisor`` over each window's cells; overlaps sum."""
+
+
+_REFERENCE = ReferencePool()
+_KERNELS = NumbaStrategy()
+
+
+def pool_strategy(strategy: str | None, x: Any, *, dilated_average: bool = False) -> PoolStrategy:
+    """The pooling strategy that runs ``x``: the compiled kernels or the reference.
+
+    ``dilated_average``: an average over dilated windows, which only the
+    reference computes (ONNX's dilated AveragePool has no compiled kernel).
+    """
+    if dilated_average:
+        runs_kernels(strategy, x, "pool")  # the foreign-array rule still applies
+        return _REFERENCE
+    return _KERNELS if runs_kernels(strategy, x, "pool") else _REFERENCE

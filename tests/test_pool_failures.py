@@ -1,0 +1,199 @@
+"""``colnn pool`` refuses every bad input in one line before it writes, and a failure midway leaves nothing.
+
+The class of the reliability issue (its items 3 and 5): each bad INPUT, flag
+or OUTPUT is one ``colnn pool: error:`` line on stderr, exit 1, no OUTPUT and
+no hidden partial folder beside it, and an OUTPUT that ``--overwrite`` would
+replace still whole. A failure while writing (a damaged chunk of the input,
+an exception in a task) and Ctrl-C leave the same: nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask.array", reason="colnn pool needs dask (pip install colnn[dask])")
+zarr = pytest.importorskip("zarr", reason="colnn pool needs zarr (pip install colnn[dask])")
+
+from colnn.apps.cli import main  # noqa: E402
+from colnn.apps.pool import writer  # noqa: E402
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def closed_port() -> int:
+    """A local port that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def make_inputs(tmp):
+    """Every kind of bad INPUT, each under its own name in ``tmp``."""
+    np.save(tmp / "good.npy", np.random.default_rng(0).random((2, 16, 16), dtype=np.float32))
+    np.save(tmp / "mask.npy", np.zeros((16, 16), bool))
+    (tmp / "objects.npy").write_bytes(npy_bytes(np.array([{}, 1], dtype=object)))
+    (tmp / "text.npy").write_text("1 2 3\n")
+    (tmp / "truncated.npy").write_bytes(npy_bytes(np.ones((16, 16)))[:-10])
+    (tmp / "empty.npy").write_bytes(b"")
+    np.savez(tmp / "archive.npz", x=np.ones((4, 4)))
+    np.save(tmp / "complex.npy", np.ones((8, 8), np.complex64))
+    np.save(tmp / "strings.npy", np.array([["a", "b"], ["c", "d"]]))
+    np.save(tmp / "line.npy", np.ones(16))
+    np.save(tmp / "six.npy", np.ones((1,) * 6))
+    np.save(tmp / "no_cells.npy", np.ones((0, 16)))
+    group = zarr.open_group(str(tmp / "group.zarr"), mode="w")
+    group.create_array("0", shape=(8, 8), dtype=np.uint8)
+    (tmp / "plain_folder").mkdir()
+    (tmp / "afile.txt").write_text("not an array")
+
+
+BAD_RUNS = {
+    # INPUT
+    "missing input": ("missing.npy", [], "no such file"),
+    "text named .npy": ("text.npy", [], "it is text, not a NumPy array file"),
+    "truncated .npy": ("truncated.npy", [], "truncated"),
+    "empty .npy": ("empty.npy", [], "an empty file"),
+    "object .npy": ("objects.npy", [], "holds Python objects"),
+    "an .npz": ("archive.npz", [], "a zip archive (.npz)"),
+    "complex dtype": ("complex.npy", [], "dtype complex64 cannot be pooled"),
+    "string dtype": ("strings.npy", [], "cannot be pooled"),
+    "one axis": ("line.npy", [], "2 to 5 axes"),
+    "six axes": ("six.npy", [], "2 to 5 axes"),
+    "no cells": ("no_cells.npy", [], "has no cells"),
+    "a Zarr group": ("group.zarr", [], "a Zarr group without OME-NGFF multiscales; give one of its arrays"),
+    "a plain folder": ("plain_folder", [], "not a Zarr array, nor an OME-Zarr image"),
+    "mean of a bool mask": ("mask.npy", ["--method", "avg"], "a mean of a mask is not a mask"),
+    # flags
+    "too many levels": ("good.npy", ["--levels", "20"], "level 5"),
+    "padding too large": ("good.npy", ["--padding", "5"], "--padding"),
+    "kernel larger than the image": ("good.npy", ["--kernel", "999"], "output would be empty"),
+    "kernel per axis, miscounted": ("good.npy", ["--kernel", "2,2,2"], "--kernel must be one int"),
+    "axes that do not fit": ("good.npy", ["--axes", "xy"], "--axes"),
+    "axes with one space axis": ("good.npy", ["--axes", "tcx"], "2 or 3 space axes"),
+    "pooling a channel axis": ("good.npy", ["--pool-axes", "cy"], "--pool-axes must name"),
+    "pooling an absent axis": ("good.npy", ["--pool-axes", "zyx"], "--pool-axes must name"),
+    "bad codec": ("good.npy", ["--codec", "lzma"], "--codec must be one of"),
+    "bad codec level": ("good.npy", ["--codec", "zstd:99"], "the level must be an int"),
+    "shard in Zarr v2": ("good.npy", ["--shard", "16", "--ngff", "0.4"], "--shard needs Zarr v3"),
+    "shard not a multiple": ("good.npy", ["--chunk", "4", "--shard", "6"], "must be a multiple of --chunk"),
+    "bad scale": ("good.npy", ["--scale", "1,0,1"], "--scale must be positive"),
+    "scale miscounted": ("good.npy", ["--scale", "1,1,1,1"], "--scale must be positive"),
+    "bad unit": ("good.npy", ["--unit", "pixel"], "--unit must be an OME-NGFF space unit"),
+    "unreachable scheduler": ("good.npy", ["--scheduler", "tcp://127.0.0.1:{port}"], "cannot connect"),
+    "malformed scheduler": ("good.npy", ["--scheduler", "tcp://nowhere"], "--scheduler must be an address"),
+    # OUTPUT
+    "output is a file": ("good.npy", ["--output", "afile.txt"], "is a file"),
+    "output folder missing": ("good.npy", ["--output", "no/such/out.zarr"], "does not exist"),
+}
+
+
+def run_bad(tmp, capsys, name, extra, output="out.zarr", overwrite=False):
+    extra = [arg.format(port=closed_port()) for arg in extra]
+    if "--output" in extra:
+        output = extra.pop(extra.index("--output") + 1)
+        extra.remove("--output")
+    argv = ["pool", str(tmp / name), str(tmp / output), "--kernel", "2", *extra]
+    started = time.perf_counter()
+    code = main(argv + (["--overwrite"] if overwrite else []))
+    return code, capsys.readouterr().err, time.perf_counter() - started
+
+
+def leftovers(tmp) -> list[str]:
+    return sorted(path.name for path in tmp.iterdir() if ".partial" in path.name or ".old" in path.name)
+
+
+@pytest.mark.parametrize("name, extra, words", BAD_RUNS.values(), ids=BAD_RUNS.keys())
+def test_bad_runs_are_one_line_and_write_nothing(tmp_path, capsys, name, extra, words):
+    make_inputs(tmp_path)
+    code, err, seconds = run_bad(tmp_path, capsys, name, extra)
+    assert code == 1 and err.count("\n") == 1 and err.startswith("colnn pool: error: "), err
+    assert words in err and "Traceback" not in err and "allow_pickle" not in err, err
+    assert not (tmp_path / "out.zarr").exists() and leftovers(tmp_path) == []
+    assert (tmp_path / "afile.txt").read_text() == "not an array"
+    assert seconds < 10  # an unreachable scheduler fails at once, not after Dask's 30 s of retries
+
+
+@pytest.mark.parametrize("case", ["text named .npy", "too many levels", "mean of a bool mask"])
+def test_a_failed_overwrite_keeps_the_old_output(tmp_path, capsys, case):
+    make_inputs(tmp_path)
+    precious = tmp_path / "out.zarr"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("data")
+    name, extra, words = BAD_RUNS[case]
+    code, err, _ = run_bad(tmp_path, capsys, name, extra, overwrite=True)
+    assert code == 1 and words in err
+    assert [p.name for p in precious.iterdir()] == ["keep.txt"] and leftovers(tmp_path) == []
+
+
+def test_an_existing_output_is_kept_unless_overwrite(tmp_path, capsys):
+    make_inputs(tmp_path)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("data")
+    assert main(["pool", str(tmp_path / "good.npy"), str(precious), "--kernel", "2"]) == 1
+    assert (precious / "keep.txt").read_text() == "data"
+    assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
+    assert main(["pool", str(tmp_path / "good.npy"), str(precious), "--kernel", "2", "--overwrite"]) == 0
+    assert not (precious / "keep.txt").exists() and leftovers(tmp_path) == []
+    np.testing.assert_array_equal(zarr.open_group(str(precious), mode="r")["0"][:], np.load(tmp_path / "good.npy"))
+
+
+def test_an_input_inside_the_output_is_refused_even_with_overwrite(tmp_path, capsys):
+    make_inputs(tmp_path)
+    pyramid = tmp_path / "pyr.zarr"
+    assert main(["pool", str(tmp_path / "good.npy"), str(pyramid), "--kernel", "2"]) == 0
+    capsys.readouterr()
+    assert main(["pool", str(pyramid / "0"), str(pyramid), "--kernel", "2", "--overwrite"]) == 1
+    assert "lies inside OUTPUT" in capsys.readouterr().err
+    assert main(["pool", str(pyramid), str(pyramid / "sub"), "--kernel", "2"]) == 1
+    assert "lies inside INPUT" in capsys.readouterr().err
+    np.testing.assert_array_equal(zarr.open_group(str(pyramid), mode="r")["0"][:], np.load(tmp_path / "good.npy"))
+
+
+def damaged_zarr(tmp):
+    """A Zarr array whose last chunk file holds garbage: found only when that chunk is decoded."""
+    array = zarr.create_array(str(tmp / "damaged.zarr"), shape=(32, 32), chunks=(8, 8), dtype=np.uint16)
+    array[:] = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32)
+    (tmp / "damaged.zarr" / "c" / "3" / "3").write_bytes(b"garbage, not zstd")
+    return tmp / "damaged.zarr"
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_failure_midway_leaves_no_partial_output(tmp_path, capsys, overwrite):
+    source = damaged_zarr(tmp_path)
+    output = tmp_path / "out.zarr"
+    if overwrite:
+        output.mkdir()
+        (output / "keep.txt").write_text("data")
+    argv = ["pool", str(source), str(output), "--kernel", "2", "--levels", "2", "--chunk", "8"]
+    assert main(argv + (["--overwrite"] if overwrite else [])) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"writing {output} failed, nothing was left behind" in err, err
+    assert leftovers(tmp_path) == []
+    assert [p.name for p in output.iterdir()] == ["keep.txt"] if overwrite else not output.exists()
+
+
+def test_ctrl_c_midway_is_interrupted_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    np.save(tmp_path / "in.npy", np.zeros((64, 64), np.uint8))
+    written = []
+    real = writer._store_block
+
+    def store_then_interrupt(block, target, bar, offset, block_info=None):  # Dask passes block_info by name
+        written.append(real(block, target, bar, offset, block_info))
+        if len(written) == 5:
+            raise KeyboardInterrupt
+        return written[-1]
+
+    monkeypatch.setattr(writer, "_store_block", store_then_interrupt)
+    code = main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), "--kernel", "2", "--chunk", "8"])
+    assert code == 130 and capsys.readouterr().err == "colnn pool: interrupted\n"
+    assert len(written) >= 5 and not (tmp_path / "out.zarr").exists() and leftovers(tmp_path) == []

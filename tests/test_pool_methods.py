@@ -1,0 +1,188 @@
+"""colnn pool's methods (colnn.apps.pool.methods) against a naive NumPy loop over the windows.
+
+The oracle reads each window's cells inside the image straight from the
+definition (PyTorch's output size and window placement, cells outside the
+image ignored) and reduces them with NumPy: max, min, the float64 mean from
+level 0 rounded half to even, the cell nearest the window's centre, and the
+most frequent value (ties to the smallest, via numpy.unique). Every method,
+dtype and axis choice, odd sizes, padding and ceil_mode, chunks that cut
+windows.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array", reason="colnn pool needs dask (pip install colnn[dask])")
+
+from colnn.apps.pool.methods import METHODS, Geometry, mode_of, pyramid  # noqa: E402
+
+DTYPES = [np.uint8, np.uint16, np.int16, np.float32, np.float64]
+
+
+def out_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output size: with ceil_mode the last window must start inside the image or its left padding."""
+    span = size + 2 * padding - kernel
+    count = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (count - 1) * stride >= size + padding:
+        count -= 1
+    return count
+
+
+def naive_level(x: np.ndarray, pooled, kernel, stride, padding, ceil_mode, method) -> np.ndarray:
+    """One level by a loop over the windows: each window's cells inside the image, reduced."""
+    moved = np.moveaxis(x, pooled, range(x.ndim - len(pooled), x.ndim))
+    lead = moved.shape[:x.ndim - len(pooled)]
+    sizes = moved.shape[len(lead):]
+    outs = [out_size(n, k, s, p, ceil_mode) for n, k, s, p in zip(sizes, kernel, stride, padding)]
+    result = np.empty((*lead, *outs), dtype=np.float64 if method == "avg" else x.dtype)
+    for index in itertools.product(*(range(m) for m in outs)):
+        if method == "nearest":
+            cell = tuple(min(max(i * s - p + (k - 1) // 2, 0), n - 1)
+                         for i, n, k, s, p in zip(index, sizes, kernel, stride, padding))
+            result[(..., *index)] = moved[(..., *cell)]
+            continue
+        cuts = tuple(slice(max(i * s - p, 0), min(i * s - p + k, n))
+                     for i, n, k, s, p in zip(index, sizes, kernel, stride, padding))
+        cells = moved[(..., *cuts)].reshape(*lead, -1)
+        if method == "max":
+            value = cells.max(axis=-1)
+        elif method == "min":
+            value = cells.min(axis=-1)
+        elif method == "avg":
+            value = cells.astype(np.float64).mean(axis=-1)
+        else:
+            flat = cells.reshape(-1, cells.shape[-1])
+            value = np.array([np.unique(row, return_counts=True)[0][np.argmax(np.unique(row, return_counts=True)[1])]
+                              for row in flat]).reshape(lead)
+        result[(..., *index)] = value
+    return np.moveaxis(result, range(x.ndim - len(pooled), x.ndim), pooled)
+
+
+def naive_pyramid(x, levels, method, pooled, kernel, stride, padding, ceil_mode) -> list[np.ndarray]:
+    """Every level; means from the float64 chain of level 0, each rounded once to the input's dtype."""
+    out, current = [x], x.astype(np.float64) if method == "avg" else x
+    for _ in range(levels):
+        current = naive_level(current, pooled, kernel, stride, padding, ceil_mode, method)
+        if method != "avg":
+            out.append(current)
+        elif x.dtype.kind in "iu":
+            out.append(np.rint(current).astype(x.dtype))
+        else:
+            out.append(current.astype(x.dtype))
+    return out
+
+
+def sample(shape, dtype, rng) -> np.ndarray:
+    """Values with ties (for mode) and the dtype's extremes (for min, max and the rounding)."""
+    if np.dtype(dtype).kind == "f":
+        return rng.normal(0, 100, shape).astype(dtype)
+    info = np.iinfo(dtype)
+    x = rng.integers(0, 5, shape).astype(dtype)  # few values: windows with ties
+    x.flat[::7] = info.max
+    x.flat[3::11] = info.min
+    return x
+
+
+def run_pyramid(x, method, pooled, kernel, stride, padding, ceil_mode, levels, chunks):
+    geometry = Geometry(pooled, kernel, stride, padding, ceil_mode)
+    level0 = da.from_array(x, chunks=chunks)
+    return [level.compute() for level in pyramid(level0, geometry, method, levels, lambda a: a.rechunk(chunks))]
+
+
+def check(got, expected, dtype, method=None):
+    assert len(got) == len(expected)
+    for level, (g, e) in enumerate(zip(got, expected)):
+        assert g.dtype == np.dtype(dtype) and g.shape == e.shape, level
+        if np.dtype(dtype).kind == "f" and method == "avg":
+            # colnn sums a window's cells in another order than NumPy's mean: a few float64 ulps, which a
+            # float32 result rounded from the float64 chain can turn into one float32 ulp.
+            rtol = 2 ** -23 if np.dtype(dtype) == np.float32 else 1e-14
+            np.testing.assert_allclose(g, e, rtol=rtol, atol=0, err_msg=f"level {level}")
+        else:
+            np.testing.assert_array_equal(g, e, err_msg=f"level {level}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_and_dtype_over_yx(method, dtype):
+    rng = np.random.default_rng(METHODS.index(method))
+    x = sample((2, 23, 18), dtype, rng)  # c, y, x: odd sizes, ceil_mode keeps the partial windows
+    args = dict(method=method, pooled=(1, 2), kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True)
+    got = run_pyramid(x, levels=3, chunks=(2, 8, 7), **args)
+    check(got, naive_pyramid(x, levels=3, **args), dtype, method)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_and_dtype_over_zyx(method, dtype):
+    rng = np.random.default_rng(10 + METHODS.index(method))
+    x = sample((9, 11, 10), dtype, rng)
+    args = dict(method=method, pooled=(0, 1, 2), kernel=(2, 2, 2), stride=(2, 2, 2), padding=(0, 0, 0),
+                ceil_mode=False)
+    got = run_pyramid(x, levels=2, chunks=(5, 4, 6), **args)
+    check(got, naive_pyramid(x, levels=2, **args), dtype, method)
+
+
+GEOMETRIES = {
+    "kernel 3 stride 2 padding 1": ((3, 3), (2, 2), (1, 1), False),
+    "kernel 3 stride 2 ceil": ((3, 3), (2, 2), (0, 0), True),
+    "anisotropic, overlapping": ((1, 3), (1, 2), (0, 1), True),
+    "kernel 4 stride 3 padding 2": ((4, 4), (3, 3), (2, 2), False),
+}
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES.values(), ids=GEOMETRIES.keys())
+@pytest.mark.parametrize("method", METHODS)
+def test_windows_that_overlap_pad_and_cross_chunks(method, geometry):
+    kernel, stride, padding, ceil_mode = geometry
+    x = sample((2, 3, 21, 17), np.int16, np.random.default_rng(7))  # t, c... pooled: the last two
+    args = dict(method=method, pooled=(2, 3), kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
+    got = run_pyramid(x, levels=2, chunks=(2, 3, 8, 7), **args)
+    check(got, naive_pyramid(x, levels=2, **args), np.int16)
+
+
+@pytest.mark.parametrize("method", ["max", "avg", "nearest"])
+def test_one_pooled_axis_keeps_the_others(method):
+    x = sample((5, 14, 9), np.float64, np.random.default_rng(3))
+    args = dict(method=method, pooled=(0,), kernel=(2,), stride=(2,), padding=(0,), ceil_mode=True)
+    check(run_pyramid(x, levels=2, chunks=(2, 5, 9), **args), naive_pyramid(x, levels=2, **args), np.float64, method)
+
+
+@pytest.mark.parametrize("method", ["max", "min", "nearest", "mode"])
+def test_a_bool_mask_stays_a_bool_mask(method):
+    x = np.random.default_rng(4).random((13, 10)) < 0.4
+    args = dict(method=method, pooled=(0, 1), kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True)
+    expected = naive_pyramid(x.astype(np.uint8), levels=2, **args)
+    check(run_pyramid(x, levels=2, chunks=(5, 4), **args), [e.astype(bool) for e in expected], bool)
+
+
+def test_a_mean_of_a_mask_is_refused():
+    geometry = Geometry((0, 1), (2, 2), (2, 2), (0, 0), False)
+    with pytest.raises(ValueError, match="a mean of a mask is not a mask"):
+        pyramid(da.zeros((4, 4), dtype=bool), geometry, "avg", 1, lambda a: a)
+
+
+def test_integer_means_round_half_to_even_once_from_level_0():
+    # A 2x2 window of 1, 2, 2, 2 has mean 1.75; of 0, 0, 1, 1 mean 0.5 -> 0; of 1, 1, 2, 2 mean 1.5 -> 2.
+    x = np.array([[1, 2, 0, 0, 1, 1, 0, 0], [2, 2, 1, 1, 2, 2, 0, 0]], np.uint16)
+    geometry = Geometry((0, 1), (2, 2), (2, 2), (0, 0), False)
+    levels = [level.compute() for level in pyramid(da.from_array(x), geometry, "avg", 1, lambda a: a)]
+    np.testing.assert_array_equal(levels[1], [[2, 0, 2, 0]])
+    # Level 1 of this block is [[0.5, 0.5], [0.5, 0.75]]; level 2, the mean of its 16 cells, 0.5625 -> 1.
+    # Rounding level 1 first ([[0, 0], [0, 1]]) and averaging that would give 0.25 -> 0.
+    block = np.array([[0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1]], np.uint8)
+    levels = [level.compute() for level in pyramid(da.from_array(block), geometry, "avg", 2, lambda a: a)]
+    np.testing.assert_array_equal(levels[1], [[0, 0], [0, 1]])
+    assert levels[2][0, 0] == 1 and np.rint(levels[1].mean()) == 0
+
+
+def test_mode_ties_go_to_the_smallest_value():
+    values = [np.array([3, 7, 7, 5]), np.array([7, 3, 5, 5]), np.array([3, 9, 1, 5]), np.array([7, 9, 1, 2])]
+    valid = [np.array(True)] * 4
+    np.testing.assert_array_equal(mode_of(values, valid), [3, 9, 1, 5])
+    # Invalid cells (outside the image) never count, even when they would win.
+    np.testing.assert_array_equal(mode_of(values, [np.array(v) for v in (False, True, True, True)]), [7, 9, 1, 5])
