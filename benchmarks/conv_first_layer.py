@@ -70,7 +70,7 @@ def profile(rounds: int, repeat: int) -> None:
         "onnxruntime 2 threads": ort_conv(x, weight, bias, (n, 30, window.out_h, window.out_w), pad, 2),
     }
     flops = 2 * n * np.prod(w_shape) * plane_len
-    for round_ in range(rounds):
+    for _ in range(rounds):
         for threads, timed in ((1, impls), (2, two_threads)):
             colnn.set_num_threads(threads)
             medians = time_interleaved(timed, repeat, 0.02)
@@ -112,7 +112,7 @@ def main() -> None:
                                     threads),
         }
         print(f"{name}, {threads} threads, {flops / 1e6:.1f} MFLOP")
-        for round_ in range(args.rounds):
+        for _ in range(args.rounds):
             medians = time_interleaved(impls, args.repeat, 0.02)
             ort = medians["onnxruntime"]
             print("  " + "  ".join(f"{impl} {1e3 * s:.2f} ms ({ort / s:.2f}x, {flops / s / 1e9:.0f} GF/s)"

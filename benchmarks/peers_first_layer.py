@@ -12,4 +12,5 @@ repeat = int(sys.argv[1]) if len(sys.argv) > 1 else 7
 rows = run_peers(repeat=repeat, only=["C2", "C3", "SimpleConvNet (100", "predict"])
 print(colnn.__file__)
 for row in rows:
-    print(f"  {row['case'][:34]:34s} {row['impl']:12s} {row['median_ms']:8.2f} ms  peer/colnn {row['ratio_to_colnn']:.2f}")
+    print(f"  {row['case'][:34]:34s} {row['impl']:12s} {row['median_ms']:8.2f} ms  "
+          f"peer/colnn {row['ratio_to_colnn']:.2f}")

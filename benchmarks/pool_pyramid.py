@@ -3,8 +3,10 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
         python benchmarks/pool_pyramid.py --dir /path/with/space [--gb 2] [--levels 4] [--codec zstd]
             [--methods max,avg,nearest,mode] [--repeat 1] [--only colnn,dask] [--keep]
+            [--side 4096] [--dtype uint16|float32]
 
-Not a test. It writes a synthetic uint16 volume ``(Z, 4096, 4096)`` of about
+Not a test. It writes a synthetic volume ``(Z, --side, --side)`` of ``--dtype``
+(uint16, the usual microscopy dtype, or float32) of about
 ``--gb`` GB to ``--dir`` as ``.npy`` (a smooth field plus Gaussian noise, and
 for ``mode`` a label image of 40 labels in bands), then builds ``--levels`` levels of 2x2
 pooling over y and x with each tool, each in a fresh child process (so that
@@ -17,7 +19,8 @@ on a shared machine), the peak memory, the tool's times over colnn's (above
 1: colnn is faster), and how far the top level is from the exact answer
 (max: cells that differ; mean: the mean and largest error against the
 float64 mean of level 0; nearest: against colnn's pick, the first cell of
-each window, so a tool that picks another cell differs). A tool that is not
+each window, so a tool that picks another cell differs; mode: against a
+NumPy mode of modes, ties to the smallest). A tool that is not
 installed is skipped with a note. ``--only`` picks tools; ``--keep`` keeps
 the input and outputs.
 
@@ -53,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-SIDE, CHUNK = 4096, 1024
+CHUNK = 1024
 TOOLS = {
     "max": ["colnn", "dask", "xarray", "skimage", "dask-image"],
     "avg": ["colnn", "dask", "xarray", "skimage", "ngff-zarr", "ngff-zarr-dask", "ome-zarr-py"],
@@ -68,10 +71,11 @@ DEFAULT_CODEC_ONLY = {"ngff-zarr", "ngff-zarr-dask", "ome-zarr-py"}
 # --- the input -------------------------------------------------------------------------------
 
 
-def make_volume(path: Path, planes: int, labels: bool) -> None:
-    """A seeded uint16 volume, plane by plane (never all in memory): a smooth field plus noise, or labels."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=(planes, SIDE, SIDE))
-    y, x = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
+def make_volume(path: Path, planes: int, side: int, dtype: str, labels: bool) -> None:
+    """A seeded volume, plane by plane (never all in memory): a smooth field plus noise, or uint16 labels."""
+    dtype = np.dtype(np.uint16 if labels else dtype)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(planes, side, side))
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32)
     field = 400 + 300 * np.sin(y / 97.0) * np.cos(x / 61.0)
     rng = np.random.default_rng(0)
     for z in range(planes):
@@ -79,7 +83,8 @@ def make_volume(path: Path, planes: int, labels: bool) -> None:
             plane = (np.floor(field * (1 + 0.2 * np.sin(z / 5.0)) / 25.0) % 40).astype(np.uint16)
         else:
             noise = rng.normal(0, 20, field.shape).astype(np.float32)
-            plane = np.clip(field * (1 + 0.3 * np.sin(z / 7.0)) + noise, 0, 65535).astype(np.uint16)
+            plane = field * (1 + 0.3 * np.sin(z / 7.0)) + noise
+            plane = np.clip(plane, 0, 65535).astype(dtype) if dtype.kind == "u" else plane.astype(dtype)
         out[z] = plane
     out.flush()
     del out
@@ -92,6 +97,8 @@ def _compressors(codec: str):
     from zarr.codecs import BloscCodec, ZstdCodec
 
     name, _, level = codec.partition(":")
+    if name == "none":  # no compression: what is left is the pooling and the writing
+        return []
     if name == "zstd":
         return [ZstdCodec(level=int(level or 0))]
     return [BloscCodec(cname=name.split("-")[1], clevel=int(level or 5))]
@@ -118,8 +125,13 @@ def _lazy(path: str):
     return da.from_array(np.load(path, mmap_mode="r"), chunks=(1, CHUNK, CHUNK))
 
 
+def _as_input(mean, dtype):
+    """A float64 mean back in the input's dtype: integers rounded half to even, as colnn does."""
+    return (np.rint(mean) if np.dtype(dtype).kind in "iu" else mean).astype(dtype)
+
+
 def _rounded_mean(block, axis=None):
-    return np.rint(np.mean(block, axis=axis)).astype(np.uint16)
+    return _as_input(np.mean(block, axis=axis, dtype=np.float64), block.dtype)
 
 
 def run_tool(tool: str, method: str, source: str, output: str, levels: int, codec: str) -> None:
@@ -145,7 +157,7 @@ def run_tool(tool: str, method: str, source: str, output: str, levels: int, code
                 import xarray
 
                 coarse = xarray.DataArray(previous, dims=("z", "y", "x")).coarsen(y=2, x=2, boundary="trim")
-                pooled = coarse.max() if method == "max" else np.rint(coarse.mean()).astype(np.uint16)
+                pooled = coarse.max() if method == "max" else _as_input(coarse.mean(), previous.dtype)
                 pyramid.append(pooled.data)
         _store_all(pyramid, output, codec)
     elif tool == "skimage":
@@ -157,7 +169,7 @@ def run_tool(tool: str, method: str, source: str, output: str, levels: int, code
             if method == "max":
                 pyramid.append(block_reduce(pyramid[-1], (1, 2, 2), np.max))
             else:
-                pyramid.append(np.rint(block_reduce(pyramid[-1], (1, 2, 2), np.mean)).astype(np.uint16))
+                pyramid.append(_as_input(block_reduce(pyramid[-1], (1, 2, 2), np.mean), pyramid[-1].dtype))
         group = zarr.open_group(output, mode="w", zarr_format=3)
         for index, level in enumerate(pyramid):
             group.create_array(str(index), data=level, chunks=(1, min(CHUNK, level.shape[1]),
@@ -178,7 +190,8 @@ def run_tool(tool: str, method: str, source: str, output: str, levels: int, code
                      "nearest": "DASK_IMAGE_NEAREST", "mode": "DASK_IMAGE_MODE"}[method]
         image = ngff_zarr.to_ngff_image(_lazy(source), dims=["z", "y", "x"])
         factors = [{"z": 1, "y": 2 ** level, "x": 2 ** level} for level in range(1, levels + 1)]
-        multiscales = ngff_zarr.to_multiscales(image, scale_factors=factors, method=getattr(ngff_zarr.Methods, method_of),
+        multiscales = ngff_zarr.to_multiscales(image, scale_factors=factors,
+                                               method=getattr(ngff_zarr.Methods, method_of),
                                                chunks={"z": 1, "y": CHUNK, "x": CHUNK})
         ngff_zarr.to_ngff_zarr(output, multiscales, version="0.5")
     elif tool == "ome-zarr-py":
@@ -186,7 +199,8 @@ def run_tool(tool: str, method: str, source: str, output: str, levels: int, code
         from ome_zarr.scale import Methods
         from ome_zarr.writer import write_image
 
-        write_image(_lazy(source), zarr.open_group(output, mode="w"), scale_factors=[2 ** l for l in range(1, levels + 1)],
+        write_image(_lazy(source), zarr.open_group(output, mode="w"),
+                    scale_factors=[2 ** level for level in range(1, levels + 1)],
                     method=Methods.LOCAL_MEAN if method == "avg" else Methods.NEAREST, axes="zyx",
                     storage_options={"chunks": (1, CHUNK, CHUNK)})
     else:
@@ -224,32 +238,44 @@ def top_level(output: Path, levels: int) -> np.ndarray:
 
 
 def exact_top(source: Path, levels: int, method: str) -> np.ndarray:
-    """The top level from level 0 directly, plane by plane: max, or the float64 mean of each block."""
+    """The top level, plane by plane: from level 0 directly for max, the float64 mean of each block and
+    nearest (the first cell); level by level for mode (a mode of modes), by sorting each 2x2 window."""
     x = np.load(source, mmap_mode="r")
     block = 2 ** levels
     planes = []
     for plane in x:
         cells = np.asarray(plane, np.float64 if method == "avg" else plane.dtype)
-        cells = cells.reshape(SIDE // block, block, SIDE // block, block)
+        if method == "mode":
+            for _ in range(levels):
+                cells = _mode_2x2(cells)
+            planes.append(cells)
+            continue
+        cells = cells.reshape(plane.shape[0] // block, block, plane.shape[1] // block, block)
         if method == "max":
             planes.append(cells.max(axis=(1, 3)))
         elif method == "avg":
             planes.append(cells.mean(axis=(1, 3)))
-        elif method == "nearest":
-            planes.append(cells[:, 0, :, 0])
         else:
-            planes.append(None)
-    return None if method == "mode" else np.stack(planes)
+            planes.append(cells[:, 0, :, 0])
+    return np.stack(planes)
 
 
-def error_of(top: np.ndarray, exact: np.ndarray | None, method: str) -> str:
-    if exact is None:
-        return "-"
+def _mode_2x2(plane: np.ndarray) -> np.ndarray:
+    """The most frequent value of each 2x2 window, ties to the smallest: the first of the sorted cells
+    whose count is the largest."""
+    h, w = plane.shape[0] // 2, plane.shape[1] // 2
+    cells = np.sort(plane[:2 * h, :2 * w].reshape(h, 2, w, 2).transpose(0, 2, 1, 3).reshape(h, w, 4), axis=-1)
+    counts = (cells[..., :, None] == cells[..., None, :]).sum(axis=-1)
+    first = np.argmax(counts == counts.max(axis=-1, keepdims=True), axis=-1)
+    return np.take_along_axis(cells, first[..., None], axis=-1)[..., 0]
+
+
+def error_of(top: np.ndarray, exact: np.ndarray, method: str) -> str:
     if top.shape != exact.shape:
         return f"shape {top.shape}"
     if method == "avg":
         error = top.astype(np.float64) - exact
-        return f"mean {error.mean():+.3f}, max {np.abs(error).max():.2f}"
+        return f"mean {error.mean():+.3g}, max {np.abs(error).max():.3g}"
     differ = int(np.count_nonzero(top != exact))
     return "exact" if differ == 0 else f"{differ} cells differ"
 
@@ -299,17 +325,23 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--gb", type=float, default=2.0, help="input size, GB (2**30 bytes)")
     parser.add_argument("--levels", type=int, default=4)
-    parser.add_argument("--codec", default="zstd", help="zstd[:LEVEL], blosc-lz4[:LEVEL] or blosc-zstd[:LEVEL]")
+    parser.add_argument("--codec", default="zstd", help="zstd[:LEVEL], blosc-lz4[:LEVEL], blosc-zstd[:LEVEL] or none")
     parser.add_argument("--methods", default="max,avg,nearest,mode")
     parser.add_argument("--only", help="comma-separated tools to run (default: all installed)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--side", type=int, default=4096, help="y and x size, a multiple of 2**levels")
+    parser.add_argument("--dtype", choices=["uint16", "float32"], default="uint16",
+                        help="the volume's dtype (mode always pools uint16 labels)")
     args = parser.parse_args()
-    planes = max(1, round(args.gb * 2 ** 30 / (SIDE * SIDE * 2)))
+    itemsize = np.dtype(args.dtype).itemsize
+    side = args.side
+    planes = max(1, round(args.gb * 2 ** 30 / (side * side * itemsize)))
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"# colnn pool benchmark, {datetime.date.today()}: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; input uint16 ({planes}, {SIDE}, {SIDE}) "
-          f"= {planes * SIDE * SIDE * 2 / 2 ** 30:.2f} GiB, {args.levels} levels of 2x2 over yx, codec {args.codec}")
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+          f"input {args.dtype} ({planes}, {side}, {side}) = {planes * side * side * itemsize / 2 ** 30:.2f} GiB, "
+          f"{args.levels} levels of 2x2 over yx, codec {args.codec}")
     print(f"# command: {' '.join(sys.argv)}")
     print("| method | tool | wall s | CPU s | peak RSS MB | wall ÷ colnn | CPU ÷ colnn | top level vs exact |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -318,9 +350,9 @@ def main() -> None:
         for method in args.methods.split(","):
             source = args.dir / ("labels.npy" if method == "mode" else "volume.npy")
             if not source.exists():
-                make_volume(source, planes, labels=method == "mode")
+                make_volume(source, planes, side, args.dtype, labels=method == "mode")
             tools = [t for t in TOOLS[method] if (only is None or t in only)
-                     and (args.codec.startswith("zstd") and args.codec in ("zstd", "zstd:0") or t not in DEFAULT_CODEC_ONLY)]
+                     and (args.codec in ("zstd", "zstd:0") or t not in DEFAULT_CODEC_ONLY)]
             results: dict[str, list] = {tool: [] for tool in tools}
             for repeat in range(args.repeat):
                 order = tools[repeat % len(tools):] + tools[:repeat % len(tools)]
@@ -337,7 +369,7 @@ def main() -> None:
                     if not args.keep:
                         shutil.rmtree(output, ignore_errors=True)
             print_rows(method, results)
-        if "avg" in args.methods.split(","):
+        if "avg" in args.methods.split(",") and args.dtype == "uint16":
             print()
             print("\n".join(rounding_study(args.dir / "volume.npy", args.levels)))
     finally:

@@ -19,8 +19,9 @@ a dtype (``array_api_strict`` has no float16, PyTorch no uint16) is reported by
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,7 +86,8 @@ class Backend:
             examples = numpy_examples if foreign_examples is None else foreign_examples
             if self.name == "jax":  # each new shape compiles: 1-3 s an example
                 examples = max(5, examples // 8)
-        return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+        return settings(max_examples=examples, deadline=None,
+                        suppress_health_check=[HealthCheck.function_scoped_fixture])
 
     def call(self, fn: Callable, *args, strategy: bool = True, **kwargs):
         """``fn(*args, **kwargs)`` with NumPy arguments converted here and the result converted back.

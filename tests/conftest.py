@@ -60,6 +60,7 @@ def dask_cluster():
     ``.compute()`` of the worker process, including the peers' readers in other tests.
     """
     distributed = pytest.importorskip("distributed", reason="needs distributed (pip install colnn[dask])")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0") as cluster, distributed.Client(cluster, set_as_default=False) as client:
+    with (distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=":0") as cluster,
+          distributed.Client(cluster, set_as_default=False) as client):
         yield client

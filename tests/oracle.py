@@ -12,7 +12,8 @@ float64, so that a float32 accumulation of float64 input fails.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -8,7 +8,8 @@ ONNX's backend node tests through colnn's public API; both compare with
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

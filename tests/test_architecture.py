@@ -215,7 +215,8 @@ def import_graph(replace: dict[Path, str] | None = None) -> dict[str, set[str]]:
 
 
 def test_no_module_imports_itself_back():
-    """No circle among colnn's modules (lazy imports count): the Dask path gets its NumPy computation from its caller."""
+    """No circle among colnn's modules (lazy imports count): the Dask path gets its NumPy computation from its
+    caller."""
     assert [sorted(circle) for circle in import_circles(import_graph())] == []
 
 

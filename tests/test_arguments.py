@@ -14,7 +14,8 @@ of the checks.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,7 +108,7 @@ FAMILIES = {
         function=lambda d: getattr(colnn, f"adaptive_max_pool{d}d"),
         layer=lambda d: getattr(colnn, f"AdaptiveMaxPool{d}d"), required={"output_size": 2}, strategy=False,
         layer_only_not=("return_indices",),
-        variations=[{}, {"output_size": -1}, {"output_size": (3, 3, 3, 3)}] + _flag_variations("return_indices")),
+        variations=[{}, {"output_size": -1}, {"output_size": (3, 3, 3, 3)}, *_flag_variations("return_indices")]),
     "conv": dict(
         function=lambda d: getattr(colnn, f"conv{d}d"), layer=lambda d: getattr(colnn, f"Conv{d}d"),
         weights=lambda d: (np.random.default_rng(9).standard_normal((4, 3, *(2,) * d)), np.zeros(4)),

@@ -17,6 +17,12 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize("array", [
     np.arange(12.0).reshape(3, 4),
     np.arange(6, dtype=">i4").reshape(2, 3),            # big-endian: returned in native order
@@ -67,7 +73,7 @@ def test_read_npz_equals_numpy_load(tmp_path):
 MALFORMED_NPY = {
     "text": (lambda p: p.write_text("1 2 3\n"), "it is text"),
     "empty": (lambda p: p.write_bytes(b""), "an empty file"),
-    "an .npz": (lambda p: np.savez(open(p, "wb"), x=np.ones(2)), "a zip archive (.npz)"),
+    "an .npz": (lambda p: p.write_bytes(npz_bytes(x=np.ones(2))), "a zip archive (.npz)"),
     "objects": (lambda p: p.write_bytes(npy_bytes(np.array([{}, 1], dtype=object))), "Python objects"),
     "truncated data": (lambda p: p.write_bytes(npy_bytes(np.ones(8))[:-3]), "truncated"),
     "truncated header": (lambda p: p.write_bytes(npy_bytes(np.ones(8))[:20]), "reading array header"),
@@ -76,7 +82,8 @@ MALFORMED_NPY = {
     "huge shape": (lambda p: p.write_bytes(npy_bytes(np.ones(2)).replace(b"(2,)", b"(1152921504606846976,)")),
                    "truncated"),
     "bad header": (lambda p: p.write_bytes(npy_bytes(np.ones(2)).replace(b"'descr'", b"'dexcr'")), "correct keys"),
-    "version 9": (lambda p: p.write_bytes(b"\x93NUMPY\x09\x00" + npy_bytes(np.ones(2))[8:]), "version (9, 0) is not supported"),
+    "version 9": (lambda p: p.write_bytes(b"\x93NUMPY\x09\x00" + npy_bytes(np.ones(2))[8:]),
+                  "version (9, 0) is not supported"),
     "directory": (lambda p: p.mkdir(), "is a directory"),
     "missing": (lambda p: None, "no such file"),
 }
@@ -114,5 +121,5 @@ def test_a_corrupted_compressed_member_is_damaged(tmp_path):
 
 
 def test_paths_must_be_paths():
-    with pytest.raises(TypeError, match="path must be a str or os.PathLike, got None"):
+    with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike, got None"):
         read_npy(None)

@@ -48,7 +48,7 @@ def test_openblas_variables_are_reported_on_the_blas_line_and_left_alone(monkeyp
 
 def test_numba_cpu_name_and_missing_cpuinfo_are_reported(monkeypatch):
     monkeypatch.setenv("NUMBA_CPU_NAME", "generic")
-    monkeypatch.setattr(bench_env, "_cpuinfo", lambda: {})  # not Linux: no /proc/cpuinfo
+    monkeypatch.setattr(bench_env, "_cpuinfo", dict)  # not Linux: no /proc/cpuinfo
     block = bench_env.environment(__version__)
     assert block["threads"]["numba_cpu_name"] == "generic"
     assert block["machine"]["cpu_flags"] is None

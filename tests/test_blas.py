@@ -28,7 +28,6 @@ def test_large_products_keep_the_blas_threads():
 
 def test_the_limit_is_restored_after_an_error():
     before = _blas_threads()
-    with pytest.raises(RuntimeError):
-        with blas_threads_for(1):
-            raise RuntimeError("inside")
+    with pytest.raises(RuntimeError), blas_threads_for(1):
+        raise RuntimeError("inside")
     assert _blas_threads() == before

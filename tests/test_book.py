@@ -60,7 +60,7 @@ def test_every_module_of_the_rule_imports_and_the_short_names_resolve():
     assert colnn.book.SimpleConvNet.__module__ == "colnn.book.simple_convnet"
     assert colnn.book.load_pickle.__name__ == "load_pickle"
     with pytest.raises(AttributeError, match="has no attribute 'TwoLayerNet'"):
-        colnn.book.TwoLayerNet  # noqa: B018 - the chapters' own file, not part of the rule
+        colnn.book.TwoLayerNet
 
 
 def test_importing_the_functions_loads_no_network_or_data_code():
@@ -88,7 +88,7 @@ def test_the_bundled_sample_is_mlxtends_split_and_announced_once(sample_cache, c
     (x_train, t_train), (x_test, t_test) = load_mnist()
     assert x_train.shape == (4000, 784) and x_test.shape == (1000, 784) and x_train.dtype == np.float32
     assert t_train.dtype == np.uint8 and t_train.shape == (4000,)  # the book's dtypes
-    assert 0.0 == x_train.min() and x_train.max() == 1.0
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
     (raw_train, _), (raw_test, hot_test) = load_mnist(normalize=False, one_hot_label=True)
     assert raw_train.dtype == np.uint8 and hot_test.shape == (1000, 10) and hot_test.dtype == np.float64
     assert np.array_equal(hot_test.argmax(axis=1), t_test) and np.all(hot_test.sum(axis=1) == 1)
@@ -130,7 +130,7 @@ def test_load_mnist_reads_idx_files_from_a_folder_or_the_environment(tmp_path, m
               "test_images": rng.integers(0, 256, (3, 28, 28)), "test_labels": rng.integers(0, 10, 3)}
     for key, array in arrays.items():
         write_idx_by_hand(tmp_path / f"{MNIST_FILES[key]}.gz", array)
-    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, path=tmp_path)
+    (x_train, _), (_, t_test) = load_mnist(normalize=False, path=tmp_path)
     assert np.array_equal(x_train, arrays["train_images"].reshape(6, -1))
     assert np.array_equal(t_test, arrays["test_labels"]) and t_test.dtype == np.uint8
     monkeypatch.setenv("COLNN_MNIST_DIR", str(tmp_path))

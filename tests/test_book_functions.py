@@ -12,8 +12,18 @@ import warnings
 import numpy as np
 import pytest
 
-from colnn.book.functions import (cross_entropy_error, identity_function, relu, relu_grad, sigmoid, sigmoid_grad,
-                                  softmax, softmax_loss, step_function, sum_squared_error)
+from colnn.book.functions import (
+    cross_entropy_error,
+    identity_function,
+    relu,
+    relu_grad,
+    sigmoid,
+    sigmoid_grad,
+    softmax,
+    softmax_loss,
+    step_function,
+    sum_squared_error,
+)
 from colnn.book.gradient import numerical_gradient, numerical_gradient_2d
 from colnn.book.util import col2im, conv_output_size, im2col, shuffle_dataset, smooth_curve
 

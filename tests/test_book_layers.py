@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from colnn.book.gradient import numerical_gradient
-from colnn.book.layers import (Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu, Sigmoid,
-                               SoftmaxWithLoss)
+from colnn.book.layers import Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu, Sigmoid, SoftmaxWithLoss
 from colnn.book.optimizer import SGD
 
 
@@ -198,3 +197,41 @@ def test_star_import_brings_what_the_books_module_brings():
     assert expected <= set(namespace)
     exec("from colnn.book.optimizer import *", namespace := {})
     assert {"np", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"} <= set(namespace)
+
+
+def test_lean_paths_compute_the_books_formulas_and_leave_other_inputs_to_colnn():
+    """Affine, Relu and BatchNormalization skip colnn's per-call checks for the book's (N, D) NumPy batches."""
+    rng = np.random.default_rng(7)
+    W, b = rng.normal(size=(6, 3)), rng.normal(size=3)
+    affine = Affine(W, b)
+    x32 = rng.random((2, 6)).astype(np.float32)  # load_mnist's float32 rows into float64 weights, as in the book
+    out = affine.forward(x32)
+    np.testing.assert_array_equal(out, np.dot(x32.astype(np.float64), W) + b)
+    assert out.dtype == np.float64
+    dout = rng.normal(size=(2, 3))
+    np.testing.assert_allclose(affine.backward(dout), dout @ W.T, rtol=1e-15)
+    np.testing.assert_allclose(affine.dW, x32.astype(np.float64).T @ dout, rtol=1e-6)
+    np.testing.assert_allclose(affine.db, dout.sum(axis=0), rtol=1e-15)
+    # Images (N, C, H, W) and wrong widths still take colnn's checked path.
+    images = rng.random((2, 6, 1, 1))
+    np.testing.assert_allclose(affine.forward(images), images.reshape(2, 6) @ W + b, rtol=1e-15)
+    assert affine.backward(dout).shape == images.shape
+    with pytest.raises(ValueError, match="x has 5 features"):
+        affine.forward(np.ones((2, 5)))
+    relu = Relu()
+    h = np.array([[-2.0, 0.0, np.nan, 3.0]], dtype=np.float32)
+    np.testing.assert_array_equal(relu.forward(h), np.array([[0.0, 0.0, np.nan, 3.0]], dtype=np.float32))
+    np.testing.assert_array_equal(relu.mask, h <= 0)
+    assert relu.forward(np.array([[-1, 2]])).tolist() == [[0, 2]]  # integers: colnn's checked path
+    # Batch normalisation in evaluation: the running estimates, with the book's 10e-7.
+    gamma, beta = rng.random(3) + 0.5, rng.normal(size=3)
+    norm = BatchNormalization(gamma, beta, running_mean=rng.normal(size=3), running_var=rng.random(3) + 0.1)
+    x = rng.normal(size=(4, 3))
+    expected = gamma * (x - norm.running_mean) / np.sqrt(norm.running_var + 10e-7) + beta
+    np.testing.assert_allclose(norm.forward(x, train_flg=False), expected, rtol=1e-13)
+    mean_before, var_before = norm.running_mean.copy(), norm.running_var.copy()
+    norm.forward(x, train_flg=True)
+    np.testing.assert_allclose(norm.running_mean, 0.9 * mean_before + 0.1 * x.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(norm.running_var, 0.9 * var_before + 0.1 * x.var(axis=0), rtol=1e-13)
+    with pytest.raises(ValueError, match="features per sample"):
+        norm.forward(np.ones((2, 4)))

@@ -159,7 +159,7 @@ def test_save_and_load_params_round_trip_through_npz_and_refuse_other_shapes(tmp
         with open(tmp_path / "short.pkl", "wb") as file:
             pickle.dump({key: value for key, value in net.params.items() if key != "b3"}, file)
         net.load_params(tmp_path / "short.pkl")
-    with pytest.raises(ModelFileError, match="not a readable .npz"):
+    with pytest.raises(ModelFileError, match=r"not a readable \.npz"):
         (tmp_path / "bad.npz").write_bytes(b"not a zip")
         net.load_params(tmp_path / "bad.npz")
 
@@ -177,6 +177,26 @@ def test_multi_layer_net_weight_decay_in_loss_and_gradient():
     for key in backprop:
         np.testing.assert_allclose(backprop[key], numerical[key], rtol=1e-5, atol=1e-9, err_msg=key)
     assert list(net.layers) == ["Affine1", "Activation_function1", "Affine2", "Activation_function2", "Affine3"]
+
+
+def test_multi_layer_net_is_the_books_forward_for_arrays_lists_and_float32():
+    """The layer-by-layer loop (NumPy batches) and colnn's Network (anything else) give the book's scores."""
+    np.random.seed(12)
+    net = MultiLayerNetExtend(input_size=5, hidden_size_list=[4], output_size=3, use_batchnorm=True)
+    x = np.random.rand(3, 5).astype(np.float32)
+    t = np.array([2, 0, 1])
+    # The book's forward written out: affine, batch norm (batch statistics, 10e-7), ReLU, affine.
+    h = x.astype(np.float64) @ net.params["W1"] + net.params["b1"]
+    h = (h - h.mean(axis=0)) / np.sqrt(h.var(axis=0) + 10e-7) * net.params["gamma1"] + net.params["beta1"]
+    scores = np.maximum(h, 0) @ net.params["W2"] + net.params["b2"]
+    np.testing.assert_allclose(net.predict(x, train_flg=True), scores, rtol=1e-12)
+    y = np.exp(scores - scores.max(axis=1, keepdims=True))
+    y /= y.sum(axis=1, keepdims=True)
+    expected = -np.mean(np.log(y[np.arange(3), t] + 1e-7))
+    assert net.loss(x, t, train_flg=True) == pytest.approx(expected, rel=1e-12)
+    assert net.loss(x.tolist(), t.tolist(), train_flg=True) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="features per sample"):
+        net.loss(np.ones((3, 4)), t)
 
 
 def test_multi_layer_net_scales_of_he_and_xavier():

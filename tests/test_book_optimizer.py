@@ -119,7 +119,7 @@ def test_the_chapter_6_demo_on_floats_follows_the_same_path_as_on_arrays():
 def test_bad_hyper_parameters_and_missing_gradients_are_refused():
     with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, inf\), got -1"):
         SGD(lr=-1)
-    with pytest.raises(TypeError, match="momentum must be a number, got '0.9'"):
+    with pytest.raises(TypeError, match=r"momentum must be a number, got '0\.9'"):
         Momentum(momentum="0.9")
     with pytest.raises(ValueError, match=r"decay_rate must be a finite number in \[0, 1\)"):
         RMSprop(decay_rate=1.0)

@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colnn.kernels.compile_notice import NOTICE
-
 from colnn.apps.cli import build_parser, main, needed_packages
 from colnn.apps.data import MNIST_FILES, write_idx
+from colnn.kernels.compile_notice import NOTICE
 from colnn.nn.network import simple_conv_net
 
 EXTRAS = ("sklearn", "tqdm", "matplotlib", "torch")

@@ -23,12 +23,11 @@ da = pytest.importorskip("dask.array", reason="the Dask path needs dask (pip ins
 import dask  # noqa: E402
 
 import colnn  # noqa: E402
-from oracle import assert_close  # noqa: E402
-from colnn.ops.reference.pooling import ReferencePool  # noqa: E402
-from colnn.core.halo import AxisWindow, input_span, output_chunks  # noqa: E402
+from colnn.core.halo import AxisWindow, input_span, output_chunks, scatter_chunks, scatter_span  # noqa: E402  # noqa: E402  (the transposed direction)
 from colnn.core.window import Window  # noqa: E402
 from colnn.nn.network import simple_conv_net  # noqa: E402
-from colnn.core.halo import scatter_chunks, scatter_span  # noqa: E402  (the transposed direction)
+from colnn.ops.reference.pooling import ReferencePool  # noqa: E402
+from oracle import assert_close  # noqa: E402
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -471,7 +470,7 @@ def test_conv2d_graph_holds_the_weights_once():
     out = colnn.conv2d(da.ones((4, 3, 16, 16), chunks=(1, 1, 4, 4)), weight, padding=1)
     graph = dict(out.__dask_graph__())
     holding = [key for key, value in graph.items()
-               if isinstance(getattr(value, "value", None), tuple) and getattr(value, "value")[0] is weight]
+               if isinstance(getattr(value, "value", None), tuple) and value.value[0] is weight]
     assert len(holding) == 1 and out.npartitions == 4 * 4 * 4
 
 

@@ -11,7 +11,8 @@ a TypeError that names the op and what to do instead.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest

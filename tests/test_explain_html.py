@@ -13,8 +13,9 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -293,7 +294,8 @@ def test_hovering_a_gradient_cell_shows_its_route_back(
 
     argv = ["--mode", "avg", "--kernel", "3", "--stride", "1", "--pad", "1", "--backward"]
     open_page(browser, write_page(tmp_path, argv, capsys))
-    target = browser.find_element("css selector", f'td[data-step="grad_input"][data-i="{flat((1, 3, 4, 4), 0, 1, 1, 2)}"]')
+    cell = flat((1, 3, 4, 4), 0, 1, 1, 2)
+    target = browser.find_element("css selector", f'td[data-step="grad_input"][data-i="{cell}"]')
     ActionChains(browser).move_to_element(target).perform()
     assert highlighted(browser) == expected_trace(BACKWARD, 1, 1, 2, 3, 1, 1)
     # The overlapping windows' shares are summed in the open: nine terms for an inner cell.

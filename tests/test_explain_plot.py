@@ -15,9 +15,9 @@ import pytest
 from colnn.apps.explain import conv_walk, pool_walk, tutorial_input
 
 pytest.importorskip("matplotlib")
-from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.patches import Rectangle
 
-from colnn.apps.explain.plot import _block_size, _layout, draw  # noqa: E402
+from colnn.apps.explain.plot import _block_size, _layout, draw
 
 
 def texts(walk: Any) -> list[Any]:

@@ -55,7 +55,8 @@ OPS = {
         x, 2, output_size=(4, 3), return_indices=True, random_samples=to(SAMPLES)),
     "avg_pool2d": lambda x, to: (colnn.avg_pool2d(x, 3, 2, 1, count_include_pad=False),),
     "lp_pool2d": lambda x, to: (colnn.lp_pool2d(x, 2, 2),),
-    "im2col_col2im": lambda x, to: (colnn.im2col(x, 3, 2, 2, 1), colnn.col2im(colnn.im2col(x, 3, 2, 2, 1), x.shape, 3, 2, 2, 1)),
+    "im2col_col2im": lambda x, to: (colnn.im2col(x, 3, 2, 2, 1),
+                                    colnn.col2im(colnn.im2col(x, 3, 2, 2, 1), x.shape, 3, 2, 2, 1)),
     "unfold_fold": lambda x, to: (colnn.fold(colnn.unfold(x, 2, padding=1), (7, 6), 2, padding=1),),
     "conv2d": lambda x, to: (colnn.conv2d(x, to(W), to(B), stride=2, padding=1),),
     "conv_transpose2d": lambda x, to: (colnn.conv_transpose2d(x, to(W.transpose(1, 0, 2, 3)), stride=2),),
@@ -122,7 +123,7 @@ def test_index_dtype_is_the_namespace_default():
 
 
 def test_an_index_past_int32_is_refused_naming_the_size(jnp32):
-    with pytest.raises(ValueError, match="2147483648 cells.*2147483647.*jax_enable_x64"):
+    with pytest.raises(ValueError, match=r"2147483648 cells.*2147483647.*jax_enable_x64"):
         index_dtype(jnp32, 2**31)
     assert index_dtype(jnp32, 2**31 - 1) == np.int32
     # Unpooling to a 50000 x 50000 plane: refused before anything is allocated.

@@ -460,7 +460,8 @@ def test_numpy_indices_beyond_jax_s_int32_are_refused_with_the_caller_s_value(op
     jnp = jax_without_x64.numpy
     function, arrays, options = OPS[op]
     indices = arrays["indices"] + offset  # all 1 + offset: an int32 cast would wrap them into range
-    with pytest.raises(ValueError, match=rf"^indices holds {1 + offset}, which jax.numpy stores as int32 .*jax_enable_x64"):
+    message = rf"^indices holds {1 + offset}, which jax.numpy stores as int32 .*jax_enable_x64"
+    with pytest.raises(ValueError, match=message):
         function(jnp.asarray(arrays["input"]), indices, **options)
 
 

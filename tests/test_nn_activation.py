@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import numerical_gradient
 
 from colnn.nn import Sigmoid
+from reference import numerical_gradient
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

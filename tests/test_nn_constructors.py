@@ -15,7 +15,8 @@ with the same output shape.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,7 +165,7 @@ def test_convolution_layers(ndim):
             expected = None  # 4 channels in 3 groups: PyTorch refuses at construction; colnn's weight cannot say
         got = _colnn_outcome(make_colnn, shapes)
         if groups == 3 and got is not None:
-            got = {shape: None for shape in got}  # colnn builds from the weight alone, and forward refuses 4 channels
+            got = dict.fromkeys(got)  # colnn builds from the weight alone, and forward refuses 4 channels
         _compare(setting, expected, got)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import numerical_gradient
 
 from colnn.nn import Dropout
+from reference import numerical_gradient
 
 
 def test_training_keeps_about_one_minus_ratio_of_the_elements_unchanged(rng):

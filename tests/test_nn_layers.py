@@ -48,7 +48,8 @@ LAYER_NAMES = list(make_layers())
 @pytest.mark.parametrize("shape, pool, stride", [((2, 3, 6, 6), 2, 2), ((1, 2, 7, 5), 3, 1), ((3, 1, 8, 8), 2, 3)])
 def test_pooling_is_a_drop_in_for_the_book_where_the_book_is_right(shape, pool, stride):
     x = np.random.default_rng(1).standard_normal(shape)
-    np.testing.assert_array_equal(colnn.Pooling(pool, pool, stride).forward(x), book_pooling_forward(x, pool, pool, stride))
+    np.testing.assert_array_equal(colnn.Pooling(pool, pool, stride).forward(x),
+                                  book_pooling_forward(x, pool, pool, stride))
 
 
 def test_pooling_reproduces_the_tutorial():
@@ -72,7 +73,10 @@ def test_small_layer_gradient_matches_finite_differences(backend, name):
     x = rng.standard_normal(shape)
     weights = rng.standard_normal(tuple(layer.forward(backend.to(x)).shape))
     dx = backend.back(layer.backward(backend.to(weights)))
-    loss = lambda v: float((backend.back(layer.forward(backend.to(v))) * weights).sum())
+
+    def loss(v):
+        return float((backend.back(layer.forward(backend.to(v))) * weights).sum())
+
     np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-7)
 
 
@@ -133,7 +137,7 @@ def test_dout_of_wrong_shape_raises_value_error(backend, name):
     layer, shape = backend_layers(backend)[name]
     out = layer.forward(backend.to(np.ones(shape)))
     with pytest.raises(ValueError, match="dout"):
-        layer.backward(backend.to(np.ones(tuple(out.shape[:-1]) + (out.shape[-1] + 1,))))
+        layer.backward(backend.to(np.ones((*out.shape[:-1], out.shape[-1] + 1))))
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)
@@ -186,7 +190,8 @@ X = np.zeros((1, 1, 4, 4))
 # Each call takes ``to``, a backend's converter, for its numeric arrays: the errors are the same on every library.
 BAD_POOLING = [
     (lambda to: colnn.max_pool2d(to(np.zeros((4, 4))), 2), ValueError, r"input must be 3-D \(unbatched\) or 4-D"),
-    (lambda to: colnn.max_pool2d(to(np.zeros((1, 1, 1, 4, 4))), 2), ValueError, r"input must be 3-D \(unbatched\) or 4-D"),
+    (lambda to: colnn.max_pool2d(to(np.zeros((1, 1, 1, 4, 4))), 2), ValueError,
+     r"input must be 3-D \(unbatched\) or 4-D"),
     (lambda to: colnn.max_pool2d(to(X), 0), ValueError, "kernel_size must be >= 1"),
     (lambda to: colnn.max_pool2d(to(X), 2, stride=0), ValueError, "stride must be >= 1"),
     (lambda to: colnn.max_pool2d(to(X), 2, dilation=0), ValueError, "dilation must be >= 1"),
@@ -375,21 +380,27 @@ BAD_ARGUMENTS = [
     (lambda: colnn.Affine(np.ones((0, 3)), np.zeros(3)), ValueError, r"W must have non-empty axes"),
     (lambda: colnn.Affine(np.ones((4, 0)), np.zeros(0)), ValueError, r"W must have non-empty axes"),
     (lambda: colnn.Affine(np.ones((4, 3)), np.zeros(2)), ValueError, r"b must have shape \(3,\)"),
-    (lambda: colnn.Affine(np.ones((4, 3)), np.zeros(3)).forward(1.0), ValueError, r"x must be 1-D to 8-D, got a scalar 1.0"),
+    (lambda: colnn.Affine(np.ones((4, 3)), np.zeros(3)).forward(1.0), ValueError,
+     r"x must be 1-D to 8-D, got a scalar 1.0"),
     (lambda: colnn.Affine(np.ones((4, 3)), np.zeros(3)).forward([[1.0, 2.0], [3.0]]), ValueError,
      r"x must be a rectangular array, got a ragged sequence"),
-    (lambda: colnn.Relu().forward(np.array(["a"])), TypeError, r"x must be a real integer or floating array, got dtype <U1"),
+    (lambda: colnn.Relu().forward(np.array(["a"])), TypeError,
+     r"x must be a real integer or floating array, got dtype <U1"),
     (lambda: colnn.MaxPool2d(2).forward([[[1, 2], [3]]]), ValueError, r"x must be a rectangular array"),
-    (lambda: colnn.im2col(np.ones((1, 1, 2, 2)), 2, 2, pad=1, pad_value="a"), TypeError, r"pad_value must be a real number, got 'a'"),
+    (lambda: colnn.im2col(np.ones((1, 1, 2, 2)), 2, 2, pad=1, pad_value="a"), TypeError,
+     r"pad_value must be a real number, got 'a'"),
     (lambda: colnn.im2col(np.ones((1, 1, 2, 2), np.float16), 2, 2, pad=1, pad_value=1e6), ValueError,
      r"pad_value 1000000.0 cannot be represented in the input's dtype float16"),
-    (lambda: colnn.col2im(np.ones((1, 4)), "abcd", 2, 2), TypeError, r"input_shape must be a tuple of 4 ints, got 'abcd'"),
+    (lambda: colnn.col2im(np.ones((1, 4)), "abcd", 2, 2), TypeError,
+     r"input_shape must be a tuple of 4 ints, got 'abcd'"),
     (lambda: colnn.col2im(np.ones((1, 4)), (1, 1, 2), 2, 2), ValueError, r"input_shape must be 4 sizes"),
     (lambda: _softmax_after_forward().backward("a"), TypeError, r"dout must be a real integer or floating"),
     (lambda: colnn.MaxPool2d(2, ceil_mode="no"), TypeError, r"ceil_mode must be True or False, got 'no'"),
-    (lambda: colnn.AvgPool2d(2, count_include_pad=None), TypeError, r"count_include_pad must be True or False, got None"),
+    (lambda: colnn.AvgPool2d(2, count_include_pad=None), TypeError,
+     r"count_include_pad must be True or False, got None"),
     (lambda: colnn.max_pool2d(np.ones((1, 2, 2)), 2, return_indices="yes"), TypeError, r"return_indices must be True"),
-    (lambda: colnn.avg_pool2d(np.ones((1, 2, 2)), 2, ceil_mode=2), TypeError, r"ceil_mode must be True or False, got 2"),
+    (lambda: colnn.avg_pool2d(np.ones((1, 2, 2)), 2, ceil_mode=2), TypeError,
+     r"ceil_mode must be True or False, got 2"),
 ]
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import numerical_gradient
 
 from colnn.nn import BatchNorm2d, BatchNormalization, Network
+from reference import numerical_gradient
 
 SHAPES_BOOK = [(6, 5), (4, 2, 3, 3)]
 
@@ -141,7 +141,7 @@ def torch_pair(torch, backend, channels, rng, dtype=np.float64):
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)], ids=["float64", "float32"])
 def test_batchnorm2d_matches_torch_in_training_and_evaluation(torch, backend, rng, dtype, tol):
     ours, theirs = torch_pair(torch, backend, 3, rng, dtype)
-    for step in range(3):  # running estimates accumulate over steps
+    for _ in range(3):  # running estimates accumulate over steps
         x = rng.normal(1.5, 2.0, (4, 3, 5, 6)).astype(dtype)
         dout = rng.normal(size=x.shape).astype(dtype)
         xt = torch.tensor(x, requires_grad=True)

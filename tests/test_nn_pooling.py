@@ -1,4 +1,5 @@
-"""The 1/2/3-d layers: finite differences in float64, layer guarantees (on every backend), Network round trips, huge arguments."""
+"""The 1/2/3-d layers: finite differences in float64, layer guarantees (on every backend), Network round trips,
+huge arguments."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def on_backend(layer, backend):
     return copy
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def finite_differences(index):
     """Layer ``index`` of LAYERS (NumPy), an input, output weights, and the central-difference gradients of
     ``sum(forward(x) * weights)`` w.r.t. the input and each parameter: the oracle every backend is held to."""
@@ -132,7 +133,8 @@ def test_a_network_of_the_new_layers_round_trips(tmp_path):
     np.testing.assert_allclose(loaded.predict(x), net.predict(x))
     for source in (
         [colnn.Conv3d(rng.standard_normal((2, 1, 2, 2, 2)), np.zeros(2), groups=1), colnn.MaxPool3d(2, ceil_mode=True),
-         colnn.AvgPool3d(1, divisor_override=2), colnn.AdaptiveAvgPool3d(1), colnn.Affine(np.ones((2, 2)), np.zeros(2))],
+         colnn.AvgPool3d(1, divisor_override=2), colnn.AdaptiveAvgPool3d(1),
+         colnn.Affine(np.ones((2, 2)), np.zeros(2))],
         [colnn.Conv1d(rng.standard_normal((2, 1, 3)), np.zeros(2)), colnn.MaxPool1d(2), colnn.LPPool1d(2, 1),
          colnn.ConvTranspose1d(rng.standard_normal((2, 2, 2)), np.zeros(2), 2, output_padding=1),
          colnn.AvgPool1d(2), colnn.AdaptiveMaxPool1d(1), colnn.AdaptiveAvgPool1d(1),

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from colnn.nn.optim import OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, RMSprop, SGD, make_optimizer
+from colnn.nn.optim import OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, make_optimizer
 
 # f(p) = sum(curvature * p**2) / 2, so the gradient is curvature * p.
 CURVATURE = np.array([[1.0, 3.0], [0.5, 8.0]])
@@ -141,11 +141,11 @@ def test_bad_settings_raise_value_error_naming_them(make, message):
 
 
 def test_non_numbers_and_unknown_names_are_rejected():
-    with pytest.raises(TypeError, match="lr must be a number, got '0.1'"):
+    with pytest.raises(TypeError, match=r"lr must be a number, got '0\.1'"):
         SGD(lr="0.1")
     with pytest.raises(TypeError, match="lr must be a number, got True"):
         SGD(lr=True)
-    with pytest.raises(ValueError, match="optimizer must be one of .*, got 'lbfgs'"):
+    with pytest.raises(ValueError, match=r"optimizer must be one of .*, got 'lbfgs'"):
         make_optimizer("lbfgs", 0.1)
     assert isinstance(make_optimizer("adagrad", 0.1), AdaGrad)
 

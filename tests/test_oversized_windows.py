@@ -63,7 +63,7 @@ def oversized(draw):
     return size, kernel, stride, padding, ceil
 
 
-def _sums(z: "torch.Tensor", kernel, stride) -> "torch.Tensor":
+def _sums(z: torch.Tensor, kernel, stride) -> torch.Tensor:
     return F.avg_pool3d(z, kernel, stride, 0, False, True, divisor_override=1)
 
 
@@ -73,20 +73,20 @@ def _room(size, kernel, stride, padding, ceil) -> list[int]:
     return [max(0, (o - 1) * s + k - (n + 2 * p)) for o, s, k, n, p in zip(outs, stride, kernel, size, padding)]
 
 
-def _pad(z: "torch.Tensor", before, after, value: float = 0.0) -> "torch.Tensor":
+def _pad(z: torch.Tensor, before, after, value: float = 0.0) -> torch.Tensor:
     widths = []
     for b, a in reversed(list(zip(before, after))):  # F.pad takes the last axis first
         widths += [b, a]
     return F.pad(z, widths, value=value)
 
 
-def _padded(z: "torch.Tensor", size, kernel, stride, padding, ceil) -> "torch.Tensor":
+def _padded(z: torch.Tensor, size, kernel, stride, padding, ceil) -> torch.Tensor:
     """``z`` zero-padded by ``padding`` on both sides and, at the end, by the room ceil_mode needs."""
     room = _room(size, kernel, stride, padding, ceil)
     return _pad(z, padding, [p + r for p, r in zip(padding, room)])
 
 
-def _mask(x_shape, dtype, size, kernel, stride, padding, ceil, with_padding: bool) -> "torch.Tensor":
+def _mask(x_shape, dtype, size, kernel, stride, padding, ceil, with_padding: bool) -> torch.Tensor:
     """1 on the cells a divisor counts: the input, and its padding with ``count_include_pad``."""
     ones = torch.ones(x_shape, dtype=dtype)
     if not with_padding:
@@ -95,8 +95,8 @@ def _mask(x_shape, dtype, size, kernel, stride, padding, ceil, with_padding: boo
     return _pad(_pad(ones, padding, padding, 1.0), (0, 0, 0), room)
 
 
-def torch_avg_pool3d(x: "torch.Tensor", size, kernel, stride, padding, ceil, count_include_pad: bool,
-                     divisor_override: int | None) -> "torch.Tensor":
+def torch_avg_pool3d(x: torch.Tensor, size, kernel, stride, padding, ceil, count_include_pad: bool,
+                     divisor_override: int | None) -> torch.Tensor:
     sums = _sums(_padded(x, size, kernel, stride, padding, ceil), kernel, stride)
     if divisor_override is not None:
         return sums / divisor_override
@@ -104,7 +104,7 @@ def torch_avg_pool3d(x: "torch.Tensor", size, kernel, stride, padding, ceil, cou
     return sums / counts
 
 
-def torch_lp_pool3d(x: "torch.Tensor", norm_type: float, size, kernel, stride, ceil) -> "torch.Tensor":
+def torch_lp_pool3d(x: torch.Tensor, norm_type: float, size, kernel, stride, ceil) -> torch.Tensor:
     mean = torch_avg_pool3d(x ** norm_type, size, kernel, stride, (0, 0, 0), ceil, True, None)
     return (torch.sign(mean) * F.relu(torch.abs(mean)) * math.prod(kernel)) ** (1.0 / norm_type)
 

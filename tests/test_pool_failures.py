@@ -10,6 +10,7 @@ an exception in a task) and Ctrl-C leave the same: nothing.
 from __future__ import annotations
 
 import io
+import shutil
 import socket
 import time
 
@@ -197,3 +198,44 @@ def test_ctrl_c_midway_is_interrupted_and_leaves_nothing(tmp_path, capsys, monke
     code = main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), "--kernel", "2", "--chunk", "8"])
     assert code == 130 and capsys.readouterr().err == "colnn pool: interrupted\n"
     assert len(written) >= 5 and not (tmp_path / "out.zarr").exists() and leftovers(tmp_path) == []
+
+
+def chunk_written(tmp) -> bool:
+    """Whether a chunk of level 0 is on disk in the hidden folder (the pooling is under way)."""
+    return any(path.is_file() for folder in tmp.glob(".*.partial") for path in (folder / "0" / "c").rglob("*"))
+
+
+def interrupt_a_run(tmp, planes: int, started) -> tuple[int, str]:
+    """Run ``colnn pool`` in a child process, send it SIGINT once ``started(tmp)``; its status and stderr."""
+    import signal
+    import subprocess
+    import sys
+
+    np.save(tmp / "in.npy", np.random.default_rng(0).integers(0, 9, (planes, 512, 512), dtype=np.uint16))
+    child = subprocess.Popen([sys.executable, "-m", "colnn", "pool", str(tmp / "in.npy"), str(tmp / "out.zarr"),
+                              "--kernel", "3", "--levels", "3", "--method", "mode", "--chunk", "128"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not started(tmp) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert started(tmp), "the run ended before the moment to interrupt it"
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    return child.returncode, err
+
+
+@pytest.mark.parametrize("when", ["creating the arrays", "pooling"])
+def test_a_real_sigint_midway_exits_130_and_leaves_nothing(tmp_path, when):
+    # The signal itself, in a child process: once the hidden folder exists (Zarr writing metadata on its own
+    # thread), or once level 0's first chunk is written.
+    started = leftovers if when == "creating the arrays" else chunk_written
+    for planes in (32, 128):
+        code, err = interrupt_a_run(tmp_path, planes, started)
+        if code != 0:
+            break
+        # On a loaded machine this process may wake only after the child has finished: then the pyramid
+        # must be whole, and a larger input gives the signal time to land.
+        assert (tmp_path / "out.zarr" / "3" / "zarr.json").is_file() and leftovers(tmp_path) == []
+        shutil.rmtree(tmp_path / "out.zarr")
+    assert code == 130 and err == "colnn pool: interrupted\n", err
+    assert not (tmp_path / "out.zarr").exists() and leftovers(tmp_path) == []

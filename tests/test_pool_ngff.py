@@ -8,6 +8,7 @@ level-0 cells it covers (``nearest``: the cell it picks).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 
@@ -30,31 +31,64 @@ def write(tmp_path, *options, shape=(2, 20, 18), dtype=np.uint16, name="out.zarr
     return x, tmp_path / name
 
 
-@pytest.fixture
-def no_warnings(caplog):
-    """Fail on any warning, or any log record of WARNING and above (ome-zarr-py logs version mismatches)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with caplog.at_level(logging.WARNING):
-            yield
-    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+@contextlib.contextmanager
+def complaints():
+    """Every warning, and every log record of WARNING and above, raised inside the block, as text.
+
+    ome-zarr-py reports a version mismatch through ``logging`` (``ome_zarr.io``),
+    ngff-zarr and zarr through ``warnings``: both are kept, whatever pytest's
+    own capture does with them.
+    """
+    found: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found.append(f"{record.name}: {record.getMessage()}")
+
+    handler = Keep(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield found
+    finally:
+        root.removeHandler(handler)
+    found.extend(f"{warning.category.__name__}: {warning.message}" for warning in caught)
 
 
-def read_with_peers(path):
-    """Each level as ome-zarr-py and as ngff-zarr read it, with ngff-zarr's scale and translation."""
+def read_with_peers(path, version="0.5"):
+    """Each level as ome-zarr-py and as ngff-zarr read it, with ngff-zarr's scale and translation.
+
+    ome-zarr-py is told the version, as its users do for a 0.4 image (it
+    expects 0.5 by default). Fails on any warning or warning log of the peers.
+    """
     import ngff_zarr
+    from ome_zarr.format import format_from_version
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Reader
 
-    image = list(Reader(parse_url(str(path)))())[0]
-    ome = [np.asarray(level) for level in image.data]
-    multiscales = ngff_zarr.from_ngff_zarr(str(path))
-    ngff = [(np.asarray(level.data), level.scale, level.translation) for level in multiscales.images]
+    with complaints() as found:
+        image = next(iter(Reader(parse_url(str(path), fmt=format_from_version(version)))()))
+        ome = [np.asarray(level) for level in image.data]
+        multiscales = ngff_zarr.from_ngff_zarr(str(path))
+        ngff = [(np.asarray(level.data), level.scale, level.translation) for level in multiscales.images]
+    assert found == [], found
     return ome, ngff
 
 
+def test_the_complaint_check_hears_a_version_mismatch(tmp_path):
+    # The check must be able to fail: ome-zarr-py, expecting 0.5, logs a mismatch on a 0.4 image.
+    from ome_zarr.io import parse_url
+
+    _, path = write(tmp_path, "--kernel", "2", "--ngff", "0.4")
+    with complaints() as found:
+        parse_url(str(path))
+    assert any("version mismatch" in line for line in found), found
+
+
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
-def test_peers_validate_and_read_every_level(tmp_path, no_warnings, version):
+def test_peers_validate_and_read_every_level(tmp_path, version):
     x, path = write(tmp_path, "--kernel", "2", "--levels", "2", "--chunk", "8", "--ngff", version,
                     "--scale", "0.5,0.5", "--unit", "micrometer", "--method", "max")
     group = zarr.open_group(str(path), mode="r")
@@ -64,7 +98,7 @@ def test_peers_validate_and_read_every_level(tmp_path, no_warnings, version):
         from ome_zarr_models.v04.image import Image
     image = Image.from_zarr(group)
     assert [d.path for d in image.ome_attributes.multiscales[0].datasets] == ["0", "1", "2"]
-    ome, ngff = read_with_peers(path)
+    ome, ngff = read_with_peers(path, version)
     for level in range(3):
         ours = group[str(level)][:]
         np.testing.assert_array_equal(ome[level], ours)
@@ -74,7 +108,7 @@ def test_peers_validate_and_read_every_level(tmp_path, no_warnings, version):
     assert ngff[2][1] == {"c": 1.0, "y": 2.0, "x": 2.0} and ngff[2][2] == {"c": 0.0, "y": 0.75, "x": 0.75}
 
 
-def test_a_sharded_volume_pooled_in_3d_validates_and_reads(tmp_path, no_warnings):
+def test_a_sharded_volume_pooled_in_3d_validates_and_reads(tmp_path):
     from ome_zarr_models.v05.image import Image
 
     _, path = write(tmp_path, "--kernel", "2", "--pool-axes", "zyx", "--axes", "zyx", "--levels", "2",
@@ -120,3 +154,16 @@ def test_the_method_and_colnn_are_recorded(tmp_path):
     assert meta["method"] == "colnn.avg_pool2d" and meta["version"] == colnn.__version__
     assert meta["kwargs"]["kernel_size"] == [2, 2] and meta["kwargs"]["ceil_mode"] is True
     assert zarr.open_group(str(path), mode="r")["1"].metadata.dimension_names == ("c", "y", "x")
+
+
+def test_the_validator_refuses_a_broken_multiscales(tmp_path):
+    # The validation must be able to fail: a level whose scale has one number too few is not OME-NGFF.
+    from ome_zarr_models.v05.image import Image
+
+    _, path = write(tmp_path, "--kernel", "2")
+    group = zarr.open_group(str(path), mode="r+")
+    ome = group.attrs["ome"]
+    ome["multiscales"][0]["datasets"][1]["coordinateTransformations"][0]["scale"] = [1.0, 2.0]
+    group.attrs["ome"] = ome
+    with pytest.raises(ValueError, match="dimensionality"):  # pydantic's ValidationError is a ValueError
+        Image.from_zarr(zarr.open_group(str(path), mode="r"))

@@ -96,7 +96,8 @@ def test_im2col_col2im_unfold_fold(lib, rng):
     to_lib = lib[1]
     col = colnn.im2col(to_lib(x), 3, 2, 2, 1)
     check_same(col, colnn.im2col(x, 3, 2, 2, 1), lib, exact=True)
-    check_same(colnn.col2im(col, x.shape, 3, 2, 2, 1), colnn.col2im(np.asarray(colnn.im2col(x, 3, 2, 2, 1)), x.shape, 3, 2, 2, 1), lib, exact=True)
+    check_same(colnn.col2im(col, x.shape, 3, 2, 2, 1),
+               colnn.col2im(np.asarray(colnn.im2col(x, 3, 2, 2, 1)), x.shape, 3, 2, 2, 1), lib, exact=True)
     blocks = colnn.unfold(to_lib(x), (2, 3), dilation=(1, 2), padding=1, stride=(2, 1))
     expected_blocks = colnn.unfold(x, (2, 3), dilation=(1, 2), padding=1, stride=(2, 1))
     check_same(blocks, expected_blocks, lib, exact=True)

@@ -11,8 +11,9 @@ network per thread, ``copy.deepcopy``) — never a silently wrong value.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def _together(work: Callable[[int], Any]) -> list[list[Any]]:
         for _ in range(ROUNDS):
             try:
                 results.append(work(k))
-            except Exception as error:  # noqa: BLE001 - kept and judged by the test
+            except Exception as error:
                 results.append(error)
         return results
 
@@ -134,7 +135,7 @@ def _interleaved(first: Callable[[], Any], then: Callable[[], Any], second: Call
             a_forwarded.set()
             b_forwarded.wait(wait)
             results["a"] = then()
-        except Exception as error:  # noqa: BLE001 - kept and judged by the test
+        except Exception as error:
             results["a"] = error
         finally:
             a_forwarded.set()
@@ -147,7 +148,7 @@ def _interleaved(first: Callable[[], Any], then: Callable[[], Any], second: Call
             b_forwarded.set()
             a_done.wait(wait)
             results["b"] = last()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             results["b"] = error
         finally:
             b_forwarded.set()

@@ -23,10 +23,18 @@ import pytest
 
 from colnn.apps.cli import main
 from colnn.apps.data import MNIST_FILES, Dataset, load_digits_split, write_idx
+from colnn.apps.train import (
+    Callback,
+    CosineDecay,
+    History,
+    TrainingDiverged,
+    TrainingInterrupted,
+    curves_figure,
+    fit,
+    plot_curves,
+)
 from colnn.nn.network import Network, simple_conv_net
 from colnn.nn.optim import OPTIMIZERS, SGD, Adam
-from colnn.apps.train import (Callback, CosineDecay, History, TrainingDiverged, TrainingInterrupted, curves_figure,
-                              fit, plot_curves)
 
 FAST = ["--epochs", "2", "--limit", "200", "--filter-num", "4", "--hidden-size", "16", "--no-augment"]
 
@@ -160,7 +168,7 @@ def test_ctrl_c_during_train_saves_the_run_so_far(tmp_path, capsys, monkeypatch)
 def test_fit_rejects_bad_counts(digits):
     with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
         fit(tiny_net(digits), SGD(0.1), digits, epochs=0, batch_size=10)
-    with pytest.raises(ValueError, match="batch_size must be a positive int, got 2.5"):
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 2\.5"):
         fit(tiny_net(digits), SGD(0.1), digits, epochs=1, batch_size=2.5)
 
 

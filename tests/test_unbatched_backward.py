@@ -8,8 +8,9 @@ Maxima, indices and scatters bit-exact, sums within :data:`peers.SUM_RTOL`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest

@@ -87,7 +87,7 @@ def test_flat_indices_and_first_inside_in_3d():
 
 @pytest.mark.parametrize("name, kwargs", [
     ("kernel_size", {"kernel_size": 2**63}), ("stride", {"kernel_size": 2, "stride": 2**70}),
-    ("padding", {"kernel_size": 3, "padding": -(-2**64)}), ("dilation", {"kernel_size": 2, "dilation": 2**63}),
+    ("padding", {"kernel_size": 3, "padding": 2**64}), ("dilation", {"kernel_size": 2, "dilation": 2**63}),
     ("padding", {"kernel_size": 2, "padding": 2**62}),  # the padded span passes int64
 ])
 def test_arguments_beyond_int64_are_value_errors_naming_them(name, kwargs):

@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from colnn.nn import workspace as workspace_module
 from colnn.nn import Layer
+from colnn.nn import workspace as workspace_module
 from colnn.nn.network import simple_conv_net
 from colnn.nn.workspace import Workspace
 
@@ -31,7 +31,8 @@ def test_a_view_or_any_other_reference_keeps_a_buffer_from_reuse(holder):
     space = Workspace()
     buffer = space.empty("k", (6,), np.float64)
     buffer[:] = 7.0
-    kept = {"view": lambda: buffer[1:], "reshape": lambda: buffer.reshape(2, 3), "list": lambda: [buffer]}[holder]()
+    holders = {"view": lambda b: b[1:], "reshape": lambda b: b.reshape(2, 3), "list": lambda b: [b]}
+    kept = holders[holder](buffer)
     address = buffer.__array_interface__["data"][0]
     del buffer
     for _ in range(3):
@@ -106,7 +107,7 @@ def test_a_networks_repeated_predict_reuses_its_buffers_and_keeps_every_result()
     reference = copy.deepcopy(net)
     reference.fuse_epilogues = False
     kept = []
-    for call in range(3):
+    for _ in range(3):
         x = rng.random((5, 1, 12, 12), dtype=np.float32)
         np.testing.assert_array_equal(net.predict(x), reference.predict(x))
         mask, activation = net.layers[1].mask, net.layers[2].x

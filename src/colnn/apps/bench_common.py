@@ -11,8 +11,9 @@ none of them.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["POOL_SHAPES", "CONV_SHAPES", "QUICK_POOL_SHAPES", "QUICK_CONV_SHAPES", "COPY_IMPL", "LIMIT_FLOOR_MS",
            "NOISE_RATIO", "COLNN_RATIO", "LIMIT_RATIO", "COPY_RATIO", "COLNN_RATIO_NOTE", "RATIO_LEGEND",

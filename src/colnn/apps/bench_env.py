@@ -54,6 +54,7 @@ def _numba_block() -> dict[str, Any]:
     from .. import get_num_threads
 
     threads = get_num_threads()  # launches colnn's threading layer if no kernel has yet
+    layer: str
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet: name the configured one

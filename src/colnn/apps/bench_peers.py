@@ -29,16 +29,30 @@ installed is left out (``pip install colnn[bench]``).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from .bench_common import (COLNN_RATIO, COLNN_RATIO_NOTE, CONV_SHAPES, NOISE_RATIO, POOL_SHAPES, QUICK_CONV_SHAPES,
-                           QUICK_POOL_SHAPES, conv_geometry, noise_warnings, pool_geometry, shape_text,
-                           spread_cell, summarize_times)
+from .bench_common import (
+    COLNN_RATIO,
+    COLNN_RATIO_NOTE,
+    CONV_SHAPES,
+    NOISE_RATIO,
+    POOL_SHAPES,
+    QUICK_CONV_SHAPES,
+    QUICK_POOL_SHAPES,
+    conv_geometry,
+    noise_warnings,
+    pool_geometry,
+    shape_text,
+    spread_cell,
+    summarize_times,
+)
 
 __all__ = ["PeerRow", "export_onnx", "ort_session", "run_peers", "format_peers"]
 
@@ -104,7 +118,7 @@ def _one_node_model(op_type: str, x_shape: tuple[int, ...], out_shape: tuple[int
 def ort_pool(kind: str, x: np.ndarray, out_shape: tuple[int, ...], kernel: int, stride: int, pad: int,
              threads: int) -> Callable[[], np.ndarray]:
     """``kind`` ("max" or "avg", zero padding counted as PyTorch does) pooling by ONNX Runtime on ``x``."""
-    attributes = {"kernel_shape": [kernel, kernel], "strides": [stride, stride], "pads": [pad] * 4}
+    attributes: dict[str, Any] = {"kernel_shape": [kernel, kernel], "strides": [stride, stride], "pads": [pad] * 4}
     if kind == "avg":
         attributes["count_include_pad"] = 1
     model = _one_node_model("MaxPool" if kind == "max" else "AveragePool", x.shape, out_shape, {}, **attributes)
@@ -195,7 +209,8 @@ def jax_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> C
 
 
 def _selected(case: str, only: Sequence[str] | None) -> bool:
-    """Whether ``case`` is to be timed: every case without ``only``, else those whose name contains one of its strings."""
+    """Whether ``case`` is to be timed: every case without ``only``, else those whose name contains one of
+    its strings."""
     return only is None or any(part in case for part in only)
 
 
@@ -207,13 +222,13 @@ def _op_cases(quick: bool, threads: int, only: Sequence[str] | None = None,
 
     has_ort, has_jax = _optional("onnxruntime") and _optional("onnx"), _optional("jax")
     rng = np.random.default_rng(0)
-    cases = []
+    cases: list[tuple[str, str, str, dict[str, Callable[[], Any]]]] = []
     for name, (shape, kernel, stride, pad) in (QUICK_POOL_SHAPES if quick else POOL_SHAPES).items():
         x = rng.random(shape, dtype=np.float32)
         for kind, pool in (("max", max_pool2d), ("avg", avg_pool2d)):
             if not _selected(f"{name} {kind} fwd", only):
                 continue
-            impls = {"colnn": lambda x=x, p=pool, k=kernel, s=stride, q=pad: p(x, k, s, q)}
+            impls: dict[str, Callable[[], Any]] = {"colnn": functools.partial(pool, x, kernel, stride, pad)}
             if has_ort:
                 out_shape = impls["colnn"]().shape
                 impls["onnxruntime"] = ort_pool(kind, x, out_shape, kernel, stride, pad, threads)
@@ -226,7 +241,7 @@ def _op_cases(quick: bool, threads: int, only: Sequence[str] | None = None,
         x = rng.random(x_shape, dtype=np.float32)
         weight = rng.random(w_shape, dtype=np.float32) - 0.5
         bias = rng.random(w_shape[0], dtype=np.float32)
-        impls = {"colnn": lambda x=x, w=weight, b=bias, p=pad: conv2d(x, w, b, padding=p)}
+        impls = {"colnn": functools.partial(conv2d, x, weight, bias, padding=pad)}
         if has_ort:
             impls["onnxruntime"] = ort_conv(x, weight, bias, impls["colnn"]().shape, pad, threads)
         if has_jax:
@@ -360,11 +375,12 @@ def run_peers(quick: bool = False, repeat: int = 7, log: Callable[[str], None] |
         torch.set_num_threads(threads)
     rows = []
     try:
-        for section, case, shape, impls in cases:
+        for section, case, geometry, impls in cases:
             if log:
                 log(f"timing peers: {case}")
-            times = {impl: summarize_times(seconds) for impl, seconds in time_interleaved(impls, repeat, settle_s).items()}
-            rows += [asdict(PeerRow(section, case, shape, impl, **summary,
+            timed = time_interleaved(impls, repeat, settle_s)
+            times = {impl: summarize_times(seconds) for impl, seconds in timed.items()}
+            rows += [asdict(PeerRow(section, case, geometry, impl, **summary,
                                     ratio_to_colnn=summary["median_ms"] / times["colnn"]["median_ms"]))
                      for impl, summary in times.items()]
     finally:
@@ -388,4 +404,4 @@ def format_peers(rows: list[dict[str, Any]], legend: bool = True) -> str:
               f"{spread_cell(row)} | {row['ratio_to_colnn']:.2f} |"
               for row in rows]
     warnings = noise_warnings(rows, None, None)
-    return "\n".join(lines + ([""] + warnings if warnings else []))
+    return "\n".join(lines + (["", *warnings] if warnings else []))

@@ -13,9 +13,9 @@ holds ``src/colnn/__init__.py``: the file found is executed, so a
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable, Iterator
 
 __all__ = ["TUTORIAL_FILE", "TutorialError", "find_tutorial", "load_tutorial", "missing_tutorial_note"]
 

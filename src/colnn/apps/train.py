@@ -23,21 +23,22 @@ import json
 import math
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..core.arrayfile import write_whole
 from ..nn.deep_conv_net import deep_conv_net
-from .cli import INTERRUPTED, is_installed
-from .options import non_negative_int, positive_float, positive_int
-from .data import DataError, Dataset, add_shifted_copies, load_digits_split, load_mnist5k_split, load_mnist_dir
 from ..nn.network import ModelFileError, Network, simple_conv_net
 from ..nn.optim import OPTIMIZERS, make_optimizer
 from ..nn.training import Callback, CosineDecay, History, TrainingDiverged, TrainingInterrupted, fit
+from .cli import INTERRUPTED, is_installed
+from .data import DataError, Dataset, add_shifted_copies, load_digits_split, load_mnist5k_split, load_mnist_dir
+from .options import non_negative_int, positive_float, positive_int
 
 # The files of a run folder, in the order they are written: the model first, the figure last.
 RUN_FILES = ("model.npz", "metrics.json", "curves.png")
@@ -182,7 +183,11 @@ def _write_outputs(out: Path, network: Network, history: History, settings: dict
     metrics = {key: None if isinstance(value, float) and not math.isfinite(value) else value
                for key, value in metrics.items()}
     text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
-    write_whole(out / "metrics.json", lambda path: path.write_text(text))
+
+    def write(partial: Path) -> None:
+        partial.write_text(text)
+
+    write_whole(out / "metrics.json", write)
     written = ["model.npz", "metrics.json"]
     curves = out / "curves.png"
     # Without matplotlib the command warned before training; the summary line says what was written.
@@ -247,7 +252,8 @@ def run_train(args: argparse.Namespace) -> int:
     except MemoryError:
         return _error("train", "the network is too large for memory (--filter-num, --hidden-size)")
     callbacks: list[Callback] = [CosineDecay(optimizer)] if args.schedule == "cosine" else []
-    settings = {"dataset": data.name, "model": args.model, "train_samples": len(data.x_train), "test_samples": len(data.x_test),
+    settings = {"dataset": data.name, "model": args.model, "train_samples": len(data.x_train),
+                "test_samples": len(data.x_test),
                 "shifted_copies": augment, "epochs": args.epochs, "batch_size": args.batch_size,
                 "optimizer": args.optimizer, "base_lr": optimizer.lr, "schedule": args.schedule, "seed": args.seed,
                 "diverged": False, "interrupted": False}
@@ -359,7 +365,8 @@ def register(subparsers: Any) -> None:
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="add copies of the training images shifted by one pixel (5x the data); "
                             "default: on for the digits, off for --data")
-    train.add_argument("--seed", type=non_negative_int, metavar="N", default=0, help="seeds the weights and the shuffling; default: 0")
+    train.add_argument("--seed", type=non_negative_int, metavar="N", default=0,
+                       help="seeds the weights and the shuffling; default: 0")
     train.add_argument("--out", metavar="DIR", help="output folder; default: runs/<timestamp>")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the model.npz, metrics.json and curves.png an earlier run left in --out")
@@ -368,10 +375,12 @@ def register(subparsers: Any) -> None:
                             "(the digits on 2 cores: 3.3 s on one thread, 3.8 s on two) "
                             "(default: %(default)s)")
     train.add_argument("--limit", type=positive_int, metavar="N", help="train on the first N training images only")
-    train.add_argument("--filter-num", type=positive_int, metavar="N", default=DEFAULT_FILTER_NUM, help="default: %(default)s")
+    train.add_argument("--filter-num", type=positive_int, metavar="N", default=DEFAULT_FILTER_NUM,
+                       help="default: %(default)s")
     train.add_argument("--filter-size", type=positive_int, metavar="N", default=DEFAULT_FILTER_SIZE,
                        help="odd sizes keep the image size (padding filter_size // 2); default: %(default)s")
-    train.add_argument("--hidden-size", type=positive_int, metavar="N", default=DEFAULT_HIDDEN_SIZE, help="default: %(default)s")
+    train.add_argument("--hidden-size", type=positive_int, metavar="N", default=DEFAULT_HIDDEN_SIZE,
+                       help="default: %(default)s")
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser("evaluate", help="print a saved model's test accuracy",

@@ -8,7 +8,8 @@ book's trained ``deep_convnet_params.pkl`` (safely: see
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

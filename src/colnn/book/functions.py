@@ -67,9 +67,9 @@ def relu_grad(x: Any) -> np.ndarray:
 def softmax(x: Any) -> np.ndarray:
     """``exp(x) / sum(exp(x))`` along the last axis, after subtracting its maximum (chapter 3.5.2)."""
     x = np.asarray(x)
-    shifted = x - np.max(x, axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / np.sum(exp, axis=-1, keepdims=True)
+    # The array methods, not np.max/np.sum: their wrappers cost as much as the arithmetic of a few samples.
+    exp = np.exp(x - x.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def sum_squared_error(y: Any, t: Any) -> float:
@@ -97,7 +97,7 @@ def cross_entropy_error(y: Any, t: Any) -> float:
     # A column of labels is one label per row; the book's indexing would pair every row with every label.
     t = t.reshape(-1)
     batch_size = y.shape[0]
-    return -np.sum(np.log(y[np.arange(batch_size), t] + LOG_GUARD)) / batch_size
+    return -np.log(y[np.arange(batch_size), t] + LOG_GUARD).sum() / batch_size
 
 
 def softmax_loss(X: Any, t: Any) -> float:

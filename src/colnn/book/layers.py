@@ -10,6 +10,14 @@ the ten functions of :mod:`colnn.book.functions` and ``im2col``/``col2im``.
   ``W`` and ``b`` they are given, as the book's do (an optimizer's in-place step
   on the network's ``params`` reaches them); ``b`` may be a scalar
   (``apply_filter.py``'s ``b = 0``).
+* ``Affine``, ``Relu`` and ``BatchNormalization`` take a lean path for the
+  book's usual input, a NumPy ``(N, D)`` float batch: colnn's arithmetic, bit
+  for bit, without its per-call checks and Array API dispatch, which cost more
+  than the arithmetic of the gradient checks' one- to three-sample batches
+  (``ch05/gradient_check.py`` calls the loss 8 * 10^4 times). Other inputs take
+  colnn's checked path, which raises its errors. In the lean ``Affine``, a
+  product too small to be worth a context manager warns of ``inf - inf`` as
+  NumPy (and the book's code) does, where colnn.Affine is silent.
 * ``Pooling`` is :class:`colnn.Pooling` with the book's default ``stride=2``.
   It is right where the book's is not (no script of the book meets either
   case): padded cells are ``-inf``, never the maximum, where the book pads
@@ -31,18 +39,92 @@ from typing import Any
 import numpy as np
 
 import colnn
-from colnn import Affine, Convolution, Relu, Sigmoid, col2im, im2col
+from colnn import Convolution, Sigmoid, col2im, im2col
+from colnn.kernels.blas import UNLIMITED_BELOW_FLOPS, blas_threads_for
+from colnn.kernels.relu import relu_forward
 
-from .functions import (cross_entropy_error, identity_function, relu, relu_grad, sigmoid, sigmoid_grad, softmax,
-                        softmax_loss, step_function, sum_squared_error)
+# As the book's layers.py, this module gives ``import *`` the ten functions too.
+from . import functions as _functions
+from .functions import *  # noqa: F403
+from .functions import LOG_GUARD, softmax
 
-# ``np`` too, as the book's module (without __all__) gives it to ``import *``: a script may use NumPy
-# only through it (chapter 6's optimizer_compare_mnist.py does, from common.optimizer).
-__all__ = ["np", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout", "BatchNormalization", "Convolution",
-           "Pooling", "GLOBAL_RANDOM",
-           # what the book's module brings along to ``import *``
-           "identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu", "relu_grad", "softmax",
-           "sum_squared_error", "cross_entropy_error", "softmax_loss", "im2col", "col2im"]
+# The functions' names include ``np``, as the book's module (without __all__) gives it to ``import *``: a
+# script may use NumPy only through it (chapter 6's optimizer_compare_mnist.py does, from common.optimizer).
+__all__ = ["Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout", "BatchNormalization", "Convolution",
+           "Pooling", "GLOBAL_RANDOM", "im2col", "col2im", *_functions.__all__]
+
+
+# (x, W) dtypes of Affine's lean path: NumPy promotes float32 data (load_mnist's) to a float64 W as colnn.Affine does.
+_LEAN_DTYPES = {(np.dtype(np.float32), np.dtype(np.float32)), (np.dtype(np.float64), np.dtype(np.float64)),
+                (np.dtype(np.float32), np.dtype(np.float64))}
+
+
+class Affine(colnn.Affine):
+    """The book's ``Affine(W, b)`` (chapter 5.6.2): :class:`colnn.Affine`, with a lean forward.
+
+    ``forward``: ``(N, ...)`` -> ``(N, M)`` for ``W`` ``(D, M)`` and ``b`` ``(M,)``;
+    ``backward`` sets ``dW``, ``db``. A NumPy float ``(N, D)`` ``x`` (float32 or
+    ``W``'s dtype) with NumPy ``W`` and ``b`` of one dtype runs ``np.dot(x, W) +
+    b`` with nothing else per call (the book's product, and colnn.Affine's
+    result bit for bit); any other input takes colnn.Affine's checked path,
+    which raises its errors.
+    """
+
+    def forward(self, x: Any) -> Any:
+        weight, bias = self.W, self.b
+        if (type(x) is np.ndarray and x.ndim == 2 and type(weight) is np.ndarray and type(bias) is np.ndarray
+                and weight.dtype == bias.dtype and (x.dtype, weight.dtype) in _LEAN_DTYPES
+                and x.shape[1] == weight.shape[0]):
+            flops = 2.0 * x.shape[0] * weight.size
+            if flops < UNLIMITED_BELOW_FLOPS:
+                # Even a context manager costs a tenth of this product; NumPy warns of inf - inf as the book's does.
+                out = np.dot(x, weight) + bias
+            else:
+                # inf - inf in the product is NaN without a warning, as in colnn.Affine.
+                with np.errstate(divide="ignore", over="ignore", invalid="ignore"), blas_threads_for(flops):
+                    out = np.dot(x, weight) + bias
+            self._keep((x, x.shape))
+            return out
+        return super().forward(x)
+
+
+# Arrays of fewer elements than this skip the compiled ReLU, whose call costs more than NumPy's passes.
+_SMALL_RELU = 1 << 14
+
+
+class Relu(colnn.Relu):
+    """The book's ``Relu`` (chapter 5.5.1): :class:`colnn.Relu`, with a lean forward.
+
+    ``forward(x)`` is ``max(x, 0)`` of ``x``'s shape and dtype and keeps ``mask =
+    (x <= 0)``; a NumPy floating ``x`` goes straight to colnn's compiled pass
+    (no per-call checks; under 16,384 elements, NumPy's ``x <= 0`` and a masked
+    copy, the same values), anything else through colnn.Relu's checked path.
+    ``backward(dout)`` is ``dout`` with the masked cells 0, a new array (the
+    book's writes into ``dout``); small arrays never load colnn's compiled code.
+    """
+
+    def forward(self, x: Any) -> Any:
+        if type(x) is np.ndarray and x.dtype.kind == "f":
+            if x.size < _SMALL_RELU:
+                # Three NumPy passes cost less than a call into the compiled loop at this size.
+                mask = x <= 0
+                out = x.copy()
+                out[mask] = 0
+            else:
+                out, mask = relu_forward(x)
+            self.keep_mask(mask)
+            return out
+        return super().forward(x)
+
+    def backward(self, dout: Any) -> Any:
+        mask = self._saved()
+        if (type(dout) is np.ndarray and type(mask) is np.ndarray and dout.dtype.kind == "f"
+                and dout.shape == mask.shape and dout.size < _SMALL_RELU):
+            # Small: NumPy, not the compiled loop, whose first call in a process loads Numba (about 1 s).
+            grad = dout.copy()
+            grad[mask] = 0
+            return grad
+        return super().backward(dout)
 
 
 class _GlobalRandom:
@@ -98,6 +180,29 @@ class BatchNormalization(colnn.BatchNormalization):
             if type(given) is np.ndarray and given.dtype == own.dtype and given.shape == own.shape:
                 setattr(self, name, given)
 
+    def _normalized(self, x: Any, train_flg: bool) -> tuple[Any, Any]:
+        # The lean path: a NumPy (N, D) batch of the parameters' dtype skips the checks and the Array API
+        # dispatch (half the time of a gradient check's one-sample loss); the arithmetic is colnn's, in its order.
+        gamma, beta = self.gamma, self.beta
+        if not (type(x) is np.ndarray and x.ndim == 2 and x.shape[0] > 0 and type(gamma) is np.ndarray
+                and type(beta) is np.ndarray and x.dtype == gamma.dtype == beta.dtype
+                and x.shape[1] == gamma.shape[0] and type(self.running_mean) is np.ndarray):
+            return super()._normalized(x, train_flg)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            if train_flg:
+                mean = x.mean(axis=0, keepdims=True)
+                centered = x - mean
+                var = (centered * centered).mean(axis=0, keepdims=True)
+                inv_std = 1.0 / np.sqrt(var + self.eps)
+                x_hat = centered * inv_std
+                keep = self.momentum
+                self.running_mean = (keep * self.running_mean + (1 - keep) * mean[0]).astype(gamma.dtype)
+                self.running_var = (keep * self.running_var + (1 - keep) * var[0]).astype(gamma.dtype)
+            else:
+                std = np.sqrt(self.running_var + self.eps).astype(x.dtype, copy=False)
+                x_hat, inv_std = (x - self.running_mean) / std, None
+            return x_hat * gamma + beta, (x_hat, inv_std, x.shape)
+
 
 class Pooling(colnn.Pooling):
     """The book's max pooling ``Pooling(pool_h, pool_w, stride=2, pad=0)`` (chapter 7.4).
@@ -148,8 +253,11 @@ class SoftmaxWithLoss:
             raise ValueError(f"t must be labels of shape ({x.shape[0]},) or ({x.shape[0]}, 1), or one-hot rows of "
                              f"shape {x.shape}; got {type(t).__name__} of dtype {t.dtype}, shape {t.shape}")
         self.t = target
-        self.y = softmax(x)
-        self.loss = cross_entropy_error(self.y, self.t)
+        self.y = y = softmax(x)
+        # cross_entropy_error's formula, for the labels and shapes checked above.
+        labels = target.argmax(axis=1) if target.ndim == 2 else target
+        batch_size = y.shape[0]
+        self.loss = -np.log(y[np.arange(batch_size), labels] + LOG_GUARD).sum() / batch_size
         return self.loss
 
     def __call__(self, x: Any, t: Any) -> float:

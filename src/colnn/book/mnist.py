@@ -20,6 +20,7 @@ milliseconds; where that folder cannot be written, every call splits afresh.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from importlib import metadata
@@ -143,7 +144,5 @@ def _write_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
             np.savez(file, **arrays)
         os.replace(partial, cache)
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-        except OSError:
-            pass

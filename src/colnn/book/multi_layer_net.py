@@ -6,15 +6,16 @@ chapter 6's comparisons of optimizers, initial weights and weight decay.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from colnn import Affine, Relu, Sigmoid
+from colnn import Sigmoid
 from colnn.nn import Layer, Network
 
 from ._network import BookNetwork, draw_normal
-from .layers import BatchNormalization, Dropout
+from .layers import Affine, BatchNormalization, Dropout, Relu
 
 __all__ = ["MultiLayerNet"]
 
@@ -22,7 +23,10 @@ ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 
 
 def initial_scale(weight_init_std: Any, fan_in: int) -> float:
-    """The book's choice: ``'relu'``/``'he'`` give ``sqrt(2 / fan_in)``, ``'sigmoid'``/``'xavier'`` ``sqrt(1 / fan_in)``."""
+    """The book's scale: ``'relu'``/``'he'`` give ``sqrt(2 / fan_in)``, ``'sigmoid'``/``'xavier'`` ``sqrt(1 / fan_in)``.
+
+    A number is itself the standard deviation; anything else is a ValueError.
+    """
     name = str(weight_init_std).lower()
     if name in ("relu", "he"):
         return np.sqrt(2.0 / fan_in)
@@ -36,6 +40,12 @@ def initial_scale(weight_init_std: Any, fan_in: int) -> float:
 
 class MultiLayerNet(BookNetwork):
     """The book's ``MultiLayerNet`` (chapter 6) on colnn's layers.
+
+    A NumPy ``(N, input_size)`` batch runs through :attr:`layers` one by one, as
+    the book's code does (colnn.book's ``Affine``, ``Relu`` and batch norm take their lean
+    path); anything else goes through :class:`colnn.nn.Network`'s checked entry.
+    The chapter's gradient checks call :meth:`loss` 10^5 times on one sample,
+    where the network's per-call checks would cost more than the arithmetic.
 
     Parameters
     ----------
@@ -105,14 +115,34 @@ class MultiLayerNet(BookNetwork):
                 layers.append((f"Dropout{idx}", Dropout(dropout_ration)))
         self._assemble(Network([layer for _, layer in layers]), [name for name, _ in layers], sources)
         self._weights = [self.params[f"W{idx}"] for idx in range(1, len(sizes))]
+        self._dtype = self._weights[0].dtype
 
     def predict(self, x: Any) -> np.ndarray:  # type: ignore[override]
         """Scores ``(N, output_size)`` before softmax."""
-        return self.network.predict(x)
+        return self._scores(x, False)
 
     def loss(self, x: Any, t: Any) -> float:
         """The book's cross-entropy loss plus the weight decay ``0.5 * lambda * sum(W**2)`` of every weight."""
-        return self.network.loss(x, t) + self._weight_decay()
+        return self._loss(x, t, False)
+
+    def _plain(self, x: Any) -> bool:
+        """Whether ``x`` is a batch the layers take one by one: NumPy ``(N, input_size)``, floating or integer."""
+        return type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == self.input_size and x.dtype.kind in "fiub"
+
+    def _scores(self, x: Any, train_flg: bool) -> np.ndarray:
+        """The layers' forward passes in order, each keeping its state for backward (the book's ``predict``)."""
+        if not self._plain(x):
+            return self.network.predict(x, train_flg)
+        out = x if x.dtype == self._dtype else x.astype(self._dtype)
+        layers: tuple[Any, ...] = self.network.layers  # forward(x, train_flg) where mode_dependent
+        for layer in layers:
+            out = layer.forward(out, train_flg) if layer.mode_dependent else layer.forward(out)
+        return out
+
+    def _loss(self, x: Any, t: Any, train_flg: bool) -> float:
+        if not self._plain(x):
+            return self.network.loss(x, t, train_flg) + self._weight_decay()
+        return self.last_layer.forward(self._scores(x, train_flg), t) + self._weight_decay()
 
     def _weight_decay(self) -> float:
         if self.weight_decay_lambda == 0:
@@ -128,7 +158,16 @@ class MultiLayerNet(BookNetwork):
 
     def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
         """Gradients by backpropagation, weight decay included (``dW + lambda * W``), keyed like :attr:`params`."""
-        grads = super().gradient(x, t)
+        if self._plain(x):
+            self.last_layer.forward(self._scores(x, True), t)
+            dout = self.last_layer.backward(1)
+            layers: tuple[Any, ...] = self.network.layers  # the first is an Affine: backward(dout, input_grad=False)
+            for layer in reversed(layers[1:]):
+                dout = layer.backward(dout)
+            layers[0].backward(dout, input_grad=False)  # nothing needs the input's gradient
+            grads = {key: getattr(layer, name) for key, (layer, name) in self._grad_sources.items()}
+        else:
+            grads = super().gradient(x, t)
         if self.weight_decay_lambda != 0:
             for idx, weight in enumerate(self._weights, start=1):
                 grads[f"W{idx}"] = grads[f"W{idx}"] + self.weight_decay_lambda * weight

@@ -7,7 +7,8 @@ activation - [dropout]; ``use_batchnorm`` adds ``gamma{i}``/``beta{i}`` to
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,11 +45,11 @@ class MultiLayerNetExtend(MultiLayerNet):
 
     def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:  # type: ignore[override]
         """Scores ``(N, output_size)`` before softmax; ``train_flg`` drops out and uses the batch's statistics."""
-        return self.network.predict(x, train_flg)
+        return self._scores(x, train_flg)
 
     def loss(self, x: Any, t: Any, train_flg: bool = False) -> float:  # type: ignore[override]
         """The book's cross-entropy loss plus the weight decay; ``train_flg`` as for :meth:`predict`."""
-        return self.network.loss(x, t, train_flg) + self._weight_decay()
+        return self._loss(x, t, train_flg)
 
     def _loss_for_numerical_gradient(self, x: Any, t: Any) -> float:
         return self.loss(x, t, train_flg=True)

@@ -23,7 +23,8 @@ These differ from :mod:`colnn.nn.optim` on purpose: ``SGD()`` steps by 0.01
 from __future__ import annotations
 
 import math
-from typing import Any, MutableMapping, Mapping
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class _BookOptimizer:
             if getattr(self, name) is None:
                 setattr(self, name, {key: np.zeros_like(value) for key, value in params.items()})
         self._begin_step()
-        for key in params.keys():
+        for key in params:
             self._step(params, grads, key)
 
     def _begin_step(self) -> None:
@@ -176,7 +177,9 @@ class RMSprop(_BookOptimizer):
 
 
 class Adam(_BookOptimizer):
-    """Adam in the book's form (Kingma & Ba, arXiv:1412.6980v8), at step ``t`` = 1, 2, ...::
+    """Adam in the book's form (Kingma & Ba, arXiv:1412.6980v8).
+
+    At step ``t`` = 1, 2, ...::
 
         m += (1 - beta1) * (g - m);  v += (1 - beta2) * (g**2 - v)
         p -= lr * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + 1e-7)

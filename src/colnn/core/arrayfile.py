@@ -19,9 +19,10 @@ import math
 import os
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ def _open_file(path: Any, magics: tuple[bytes, ...], expected: str) -> Iterator[
     if path.is_dir():
         raise ArrayFileError(f"{path}: is a directory, not a file")
     try:
-        file = open(path, "rb")
+        file = open(path, "rb")  # noqa: SIM115 (closed by the `with file:` below, once the errors are mapped)
     except FileNotFoundError:
         raise ArrayFileError(f"{path}: no such file") from None
     except OSError as error:

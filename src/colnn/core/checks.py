@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -198,7 +199,8 @@ def check_float_array(
     like: Any = None,
     like_name: str = "input",
 ) -> np.ndarray:
-    """Like :func:`check_array`, but integer dtypes raise TypeError; a list of ints given with ``like`` takes its dtype."""
+    """Like :func:`check_array`, but integer dtypes raise TypeError; a list of ints given with ``like`` takes its
+    dtype."""
     array = check_array(x, name, ndims=ndims, batch_ndims=batch_ndims, array_api=array_api, like=like,
                         like_name=like_name, weak_kinds="fiu")
     check_float_dtype(array.dtype, name)
@@ -310,7 +312,7 @@ def cast_pad_value(pad_value: Any, dtype: np.dtype, name: str = "pad_value") -> 
         raise unrepresentable from error
     if dtype.kind in "iu" and math.isinf(as_float):
         info = np.iinfo(dtype)
-        return dtype.type(info.max if pad_value > 0 else info.min)
+        return dtype.type(info.max if as_float > 0 else info.min)
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             cast = np.asarray(pad_value).astype(dtype)

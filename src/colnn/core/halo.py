@@ -27,8 +27,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .window import Window
 
@@ -97,7 +97,7 @@ def _edges(chunks: Sequence[int]) -> Iterable[int]:
 def _pieces(bounds: Iterable[int], total: int) -> tuple[int, ...]:
     """Lengths of the pieces of ``[0, total)`` cut at ``bounds`` (non-decreasing, clipped to it); none empty."""
     cuts = sorted({0, total, *(min(max(bound, 0), total) for bound in bounds)})
-    return tuple(stop - start for start, stop in zip(cuts, cuts[1:]))
+    return tuple(stop - start for start, stop in itertools.pairwise(cuts))
 
 
 def output_chunks(axis: AxisWindow, input_chunks: Sequence[int]) -> tuple[int, ...]:

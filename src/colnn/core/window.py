@@ -12,16 +12,17 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 
 from .checks import check_flag
 from .indices import index_dtype
 
-IntPair = Union[int, Tuple[int, int], Sequence[int]]
-IntTuple = Union[int, Sequence[int]]
+IntPair = int | tuple[int, int] | Sequence[int]
+IntTuple = int | Sequence[int]
 
 #: The largest window argument or extent colnn can index (int64, as NumPy's and PyTorch's indices).
 INDEX_MAX = np.iinfo(np.int64).max
@@ -144,7 +145,7 @@ class WindowArgs:
         ceil_mode: Any = False,
         pooling: bool = False,
         names: tuple[str, str, str, str] = _NAMES,
-    ) -> "WindowArgs":
+    ) -> WindowArgs:
         """PyTorch's argument forms (an int, or a tuple of ``ndim`` ints) as tuples, checked.
 
         ``stride=None`` means ``stride = kernel_size`` (pooling's default), and
@@ -156,8 +157,10 @@ class WindowArgs:
         kernel_name, stride_name, padding_name, dilation_name = names
         kernel = as_tuple(kernel_size, kernel_name, ndim, minimum=1)
         # PyTorch's pools read an empty stride (``stride=()``, the C++ default) as "the kernel".
-        default_stride = stride is None or (pooling and isinstance(stride, (tuple, list)) and len(stride) == 0)
-        strides = kernel if default_stride else as_tuple(stride, stride_name, ndim, minimum=1)
+        if stride is None or (pooling and isinstance(stride, (tuple, list)) and len(stride) == 0):
+            strides = kernel
+        else:
+            strides = as_tuple(stride, stride_name, ndim, minimum=1)
         pads = as_tuple(padding, padding_name, ndim, minimum=0)
         dilations = as_tuple(dilation, dilation_name, ndim, minimum=1)
         if pooling and any(p > k // 2 for p, k in zip(pads, kernel)):
@@ -166,13 +169,14 @@ class WindowArgs:
             )
         if math.prod(kernel) > INDEX_MAX:
             raise ValueError(f"{kernel_name} has more than 2**63 - 1 cells, got {kernel_size!r}")
-        return cls(kernel, strides, pads, dilations, check_flag(ceil_mode, "ceil_mode"), tuple(names))
+        return cls(kernel, strides, pads, dilations, check_flag(ceil_mode, "ceil_mode"),
+                   (kernel_name, stride_name, padding_name, dilation_name))
 
     @property
     def ndim(self) -> int:
         return len(self.kernel_size)
 
-    def over(self, in_size: Sequence[int], *, allow_empty: bool = False) -> "Window":
+    def over(self, in_size: Sequence[int], *, allow_empty: bool = False) -> Window:
         """The :class:`Window` of these arguments over an input of spatial size ``in_size``.
 
         ValueError if the output would be empty (unless ``allow_empty`` and it is
@@ -239,8 +243,9 @@ class Window:
         stride_name: str = "stride",
         padding_name: str = "padding",
         dilation_name: str = "dilation",
-    ) -> "Window":
-        """Validate window arguments and compute the output size: :meth:`WindowArgs.check`, then :meth:`WindowArgs.over`.
+    ) -> Window:
+        """Validate window arguments and compute the output size: :meth:`WindowArgs.check`, then
+        :meth:`WindowArgs.over`.
 
         ``in_size`` gives the number of spatial axes. ``stride=None`` means
         ``stride = kernel_size`` (pooling's default). With ``pooling=True`` the
@@ -254,7 +259,7 @@ class Window:
         return arguments.over(in_size, allow_empty=allow_empty)
 
     @classmethod
-    def same_padding(cls, in_size: Sequence[int], kernel_size: IntTuple, dilation: IntTuple = 1) -> "Window":
+    def same_padding(cls, in_size: Sequence[int], kernel_size: IntTuple, dilation: IntTuple = 1) -> Window:
         """Stride-1 window whose output has the input's size (``padding="same"``).
 
         As in PyTorch, an odd total padding puts the extra cell at the end of the axis.
@@ -285,7 +290,7 @@ class Window:
                 self.in_size, self.kernel_size, self.stride, self.padding, self.dilation, self.out_size)
         )
 
-    def with_unit_axis(self) -> "Window":
+    def with_unit_axis(self) -> Window:
         """The same window with a leading axis of size 1 (kernel 1): how 1-d ops run 2-D kernels exactly."""
         return Window((1, *self.in_size), (1, *self.kernel_size), (1, *self.stride), (0, *self.padding),
                       (1, *self.dilation), (1, *self.out_size))
@@ -330,7 +335,8 @@ class Window:
         return flat
 
     def cell_coordinates(self, window_offset: Any) -> tuple[Any, ...]:
-        """Input coordinates, per axis, of the cell at flat offset ``window_offset`` ``(..., *out_size)`` of each window.
+        """Input coordinates, per axis, of the cell at flat offset ``window_offset`` ``(..., *out_size)`` of each
+        window.
 
         ``window_offset`` may be an array of any Array API library (NumPy's, PyTorch's,
         JAX's...): the coordinates are arrays of the same library and device, in its index
@@ -365,7 +371,7 @@ class Window:
             flat = flat * size + position
         return flat
 
-    def inner(self) -> "Window":
+    def inner(self) -> Window:
         """The window over the axes after the first (3-d pooling runs its planes through the 2-D kernels)."""
         return Window(self.in_size[1:], self.kernel_size[1:], self.stride[1:], self.padding[1:],
                       self.dilation[1:], self.out_size[1:])

@@ -15,7 +15,7 @@
 
 from .activation import Relu, Sigmoid
 from .base import Layer
-from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Convolution
+from .conv import Conv1d, Conv2d, Conv3d, Convolution, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .deep_conv_net import deep_conv_net
 from .dense import Affine
 from .dropout import Dropout
@@ -23,9 +23,26 @@ from .loss import SoftmaxWithLoss
 from .model_file import ModelFileError
 from .network import Network, simple_conv_net
 from .normalization import BatchNorm2d, BatchNormalization
-from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
-                      AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, FractionalMaxPool2d, FractionalMaxPool3d,
-                      LPPool1d, LPPool2d, LPPool3d, MaxPool1d, MaxPool2d, MaxPool3d, Pooling)
+from .pooling import (
+                      AdaptiveAvgPool1d,
+                      AdaptiveAvgPool2d,
+                      AdaptiveAvgPool3d,
+                      AdaptiveMaxPool1d,
+                      AdaptiveMaxPool2d,
+                      AdaptiveMaxPool3d,
+                      AvgPool1d,
+                      AvgPool2d,
+                      AvgPool3d,
+                      FractionalMaxPool2d,
+                      FractionalMaxPool3d,
+                      LPPool1d,
+                      LPPool2d,
+                      LPPool3d,
+                      MaxPool1d,
+                      MaxPool2d,
+                      MaxPool3d,
+                      Pooling,
+)
 from .training import Callback, History, fit
 from .unpool import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 

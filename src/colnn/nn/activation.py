@@ -114,7 +114,7 @@ class Sigmoid(Layer):
             from ..ops.dask import map_batches
 
             return map_batches(x, self.infer) if x.ndim else map_batches(x[np.newaxis], self.infer)[0]
-        x = check_float_array(x, "x", ndims=tuple(range(0, 9)), array_api=True)
+        x = check_float_array(x, "x", ndims=tuple(range(9)), array_api=True)
         xp = namespace_of(x)
         # exp(-|x|) never overflows; the two branches are the same function rearranged.
         decay = xp.exp(-xp.abs(x))

@@ -1,4 +1,5 @@
-"""The layer protocol: the book's ``forward``/``backward`` pair, and what a :class:`~colnn.nn.network.Network` asks of a layer.
+"""The layer protocol: the book's ``forward``/``backward`` pair, and what a :class:`~colnn.nn.network.Network`
+asks of a layer.
 
 Every layer has ``forward`` (also ``__call__``), which keeps on the layer what
 ``backward`` will need (the book's design), ``backward`` (the gradient w.r.t.
@@ -26,8 +27,9 @@ of someone else's input: use one layer (one network) per thread, e.g.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -69,10 +71,12 @@ class Layer:
     _cache: Any = None
     _owner: int | None = None  # the thread whose forward left the state
 
-    def forward(self, x: Any) -> np.ndarray:  # pragma: no cover - interface
+    def forward(self, x: Any) -> Any:  # pragma: no cover - interface
+        """The output, in the input's library (a NumPy, PyTorch, JAX... array; a Dask array lazily)."""
         raise NotImplementedError
 
-    def backward(self, dout: Any) -> np.ndarray:  # pragma: no cover - interface
+    def backward(self, dout: Any) -> Any:  # pragma: no cover - interface
+        """The gradient w.r.t. the input, in its library (None for ``input_grad=False``: :attr:`skips_input_grad`)."""
         raise NotImplementedError
 
     def __call__(self, x: Any) -> np.ndarray:
@@ -84,9 +88,9 @@ class Layer:
         Safe from several threads at once where :attr:`infers_statelessly`; this
         default, for layers that do not say so, runs ``forward``.
         """
-        return self.forward(x, False) if self.mode_dependent else self.forward(x)
+        return forward_in_mode(self, x, False)
 
-    def forward_relu(self, x: Any, relu: "Layer", *, keep: bool = True, workspace: Any = None) -> Any:
+    def forward_relu(self, x: Any, relu: Layer, *, keep: bool = True, workspace: Any = None) -> Any:
         """``relu.forward(self.forward(x))`` in one pass, leaving both layers ready for backward; None if not fused.
 
         A layer that can apply ReLU as it stores its output overrides this
@@ -158,6 +162,14 @@ class Layer:
                             f"(x.compute()) if it fits in memory")
 
 
+def forward_in_mode(layer: Layer, x: Any, train_flg: bool) -> Any:
+    """``layer.forward(x, train_flg)`` for a :attr:`~Layer.mode_dependent` layer (dropout, batch normalisation),
+    else ``layer.forward(x)``."""
+    # The flag says which of the two signatures the layer's forward has.
+    forward: Callable[..., Any] = layer.forward
+    return forward(x, train_flg) if layer.mode_dependent else forward(x)
+
+
 class WeightAndBias:
     """Mixin for layers with the book's parameters ``W``, ``b`` and gradients ``dW``, ``db``."""
 
@@ -172,7 +184,7 @@ class WeightAndBias:
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
-        return {} if self.dW is None else {"W": self.dW, "b": self.db}
+        return {} if self.dW is None or self.db is None else {"W": self.dW, "b": self.db}
 
 
 @dataclass(frozen=True)
@@ -206,7 +218,7 @@ class WindowLayer(Layer):
     infers_statelessly = True
     _config_names: tuple[str, ...] = ()
     # Hyper-parameters added after files were first written: their value when a file lacks them.
-    _config_defaults: dict[str, Any] = {}
+    _config_defaults: ClassVar[dict[str, Any]] = {}
 
     def _check(self, x: Any) -> tuple[Any, bool]:
         return check_spatial_input(x, "x", self.ndim, floating=self.floating, like=self._weights(),
@@ -235,6 +247,14 @@ class WindowLayer(Layer):
         batched, unbatched = self._check(x)
         return from_batched(self._infer(batched), unbatched)
 
+    def _forward(self, x: Any) -> tuple[Any, Any, Any]:  # pragma: no cover - interface
+        """``(out, window, state)`` of a batched ``x``: the subclass's op."""
+        raise NotImplementedError
+
+    def _backward(self, grad: Any, saved: Saved) -> Any:  # pragma: no cover - interface
+        """The batched input gradient for the batched ``grad`` and what :meth:`_forward` kept."""
+        raise NotImplementedError
+
     def _infer(self, x: Any) -> Any:
         return self._forward(x)[0]
 
@@ -259,12 +279,14 @@ class WindowLayer(Layer):
                 for name in self._config_names for value in (getattr(self, name),)}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], params: dict[str, np.ndarray]) -> "WindowLayer":
+    def from_config(cls, config: dict[str, Any], params: dict[str, np.ndarray]) -> WindowLayer:
         arguments = {name: config[name] if name in config or name not in cls._config_defaults
                      else cls._config_defaults[name] for name in cls._config_names}
+        # Each subclass's constructor takes its own hyper-parameters, after W and b where it has weights.
+        construct: Callable[..., WindowLayer] = cls
         if "W" in params:
-            return cls(params["W"], params["b"], **arguments)
-        return cls(**arguments)
+            return construct(params["W"], params["b"], **arguments)
+        return construct(**arguments)
 
     def __repr__(self) -> str:
         arguments = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._config_names)

@@ -7,18 +7,19 @@ affine -> relu -> dropout -> affine -> dropout: eight layers with weights.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..core.checks import check_seed
-from .dropout import Dropout
 from .activation import Relu
 from .base import Layer
 from .conv import Convolution
 from .dense import Affine
-from .pooling import MaxPool2d
+from .dropout import Dropout
 from .network import Network, _initial_std, _positive_int
+from .pooling import MaxPool2d
 
 __all__ = ["deep_conv_net", "DEEP_CONV_PARAMS"]
 

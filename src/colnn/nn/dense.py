@@ -15,6 +15,7 @@ from ..kernels.blas import blas_threads_for
 from ..kernels.epilogue import LOOP_DTYPES, affine_bias_relu, relu_mask
 from ..ops.reference import dense
 from ..ops.xp import namespace_of
+from .activation import Relu
 from .base import Layer, WeightAndBias
 from .parameters import fuses, scalar_bias, shared_parameters
 
@@ -100,7 +101,7 @@ class Affine(WeightAndBias, Layer):
         class) on a batch of NumPy float32/float64 arrays of one dtype; None
         otherwise. Outputs, mask and gradients equal the two layers' bit for bit.
         """
-        if not (fuses(self, Affine, relu) and type(x) is np.ndarray and 2 <= x.ndim <= 8
+        if not (type(relu) is Relu and fuses(self, Affine, relu) and type(x) is np.ndarray and 2 <= x.ndim <= 8
                 and self._native(x.dtype)):
             return None
         features = int(np.prod(x.shape[1:]))

@@ -10,7 +10,8 @@ from ..core.checks import check_seed
 from ..core.dtypes import check_float_dtype
 from ..core.namespace import as_value, foreign_namespace, is_dask_array, library_token, same_library
 from ..ops.xp import as_namespace_of, device_of, namespace_of, zero_like
-from .base import LAZY as _LAZY_STATE, Layer
+from .base import LAZY as _LAZY_STATE
+from .base import Layer
 
 __all__ = ["Dropout"]
 

@@ -19,8 +19,8 @@ class SoftmaxWithLoss(Layer):
     """Softmax followed by mean cross-entropy loss, as ``torch.nn.functional.cross_entropy``.
 
     ``forward(x, t)``: scores ``x`` ``(N, K)`` and a target ``t``, either integer
-    labels ``(N,)`` (or the book's column ``(N, 1)``, for ``K > 1``) or class probabilities ``(N, K)`` (rows >= 0 that sum to 1;
-    one-hot rows are the special case, integer or floating) -> scalar loss
+    labels ``(N,)`` (or the book's column ``(N, 1)``, for ``K > 1``) or class probabilities ``(N, K)``
+    (rows >= 0 that sum to 1; one-hot rows are the special case, integer or floating) -> scalar loss
     ``-mean_n sum_k t[n, k] * log softmax(x)[n, k]``. ``backward(dout=1)`` ->
     ``(N, K)`` gradient ``dout * (softmax(x) - t) / N``. Uses log-sum-exp, so
     large scores neither overflow nor give ``log(0)``. An empty batch gives

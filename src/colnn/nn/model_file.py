@@ -12,7 +12,8 @@ subclass may compute something else, and would load back as its base.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -46,15 +47,15 @@ _SAVED_AS[pooling.Pooling] = "MaxPool2d"
 def layer_config(layer: Layer) -> dict[str, Any]:
     """The JSON-able description of ``layer`` (weights not included); TypeError for a layer no file holds."""
     kind = type(layer)
-    if kind in _SAVED_AS:
+    if isinstance(layer, WindowLayer) and kind in _SAVED_AS:
         return {"type": _SAVED_AS[kind], **layer.config()}
     if kind in (Affine, Relu, Sigmoid):
         return {"type": kind.__name__}
-    if kind is Dropout:
+    if type(layer) is Dropout:
         return {"type": "Dropout", "dropout_ratio": layer.dropout_ratio}
-    if kind is BatchNormalization:
+    if type(layer) is BatchNormalization:
         return {"type": "BatchNormalization", "momentum": layer.momentum, "eps": layer.eps}
-    if kind is BatchNorm2d:
+    if type(layer) is BatchNorm2d:
         return {"type": "BatchNorm2d", "num_features": layer.num_features, "eps": layer.eps,
                 "momentum": layer.momentum}
     raise TypeError(f"cannot save a layer of type {kind.__name__}; supported: Convolution, MaxPool2d, "
@@ -89,7 +90,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], Layer]] =
 _PARAM_NAMES = {"Affine": ("W", "b"),
                 "BatchNormalization": ("gamma", "beta", "running_mean", "running_var"),
                 "BatchNorm2d": ("weight", "bias", "running_mean", "running_var"),
-                **{name: ("W", "b") for name in conv.__all__}}
+                **dict.fromkeys(conv.__all__, ("W", "b"))}
 
 
 def param_names(kind: str) -> tuple[str, ...]:

@@ -29,8 +29,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,12 +39,21 @@ from ..core.arrayfile import ArrayFileError, read_npz, write_whole
 from ..core.checks import check_seed
 from ..core.namespace import foreign_namespace, is_dask_array, type_name
 from .activation import Relu
-from .base import Layer
+from .base import Layer, forward_in_mode
 from .conv import Convolution
 from .dense import Affine
 from .loss import SoftmaxWithLoss
-from .model_file import (ARCHITECTURE_KEY, FORMAT_NAME, FORMAT_VERSION, ModelFileError, build_layer, layer_config,
-                         param_names, read_architecture, take_weight)
+from .model_file import (
+    ARCHITECTURE_KEY,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    ModelFileError,
+    build_layer,
+    layer_config,
+    param_names,
+    read_architecture,
+    take_weight,
+)
 from .pooling import MaxPool2d
 from .workspace import Workspace
 
@@ -188,7 +198,7 @@ class Network:
 
     # --- computation -------------------------------------------------------
 
-    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
+    def predict(self, x: Any, train_flg: bool = False) -> Any:
         """Scores ``(N, K)`` (before softmax) for inputs ``x`` ``(N, C, H, W)``.
 
         ``x`` is converted to the parameters' dtype, so float64 or uint8 inputs
@@ -244,12 +254,7 @@ class Network:
                 if fused is not None:
                     out, index = fused, index + 2
                     continue
-            if not keep:
-                out = layer.infer(out)
-            elif layer.mode_dependent:
-                out = layer.forward(out, train_flg)
-            else:
-                out = layer.forward(out)
+            out = forward_in_mode(layer, out, train_flg) if keep else layer.infer(out)
             index += 1
         return out
 
@@ -284,13 +289,15 @@ class Network:
                     fresh = layer.fresh_gradient
             layer = self.layers[first]
             if layer.skips_input_grad:
-                layer.backward(dout, input_grad=False)
+                backward: Callable[..., Any] = layer.backward  # such a layer's backward takes input_grad
+                backward(dout, input_grad=False)
             else:
                 layer.backward(dout)
             return loss, self._by_name(lambda layer: layer.grads)
 
     def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` w.r.t. every parameter, keyed like :attr:`params` (see :meth:`loss_and_gradient`)."""
+        """Gradients of :meth:`loss` w.r.t. every parameter, keyed like :attr:`params` (see
+        :meth:`loss_and_gradient`)."""
         return self.loss_and_gradient(x, t)[1]
 
     def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
@@ -328,7 +335,8 @@ class Network:
         failure halfway (a full disk) leaves any earlier file at ``path`` whole.
         Batch normalisation's running statistics are saved with the weights.
         """
-        arrays = {**self.params, **self._by_name(lambda layer: getattr(layer, "buffers", {}))}
+        # Any: numpy's stubs read np.savez's keywords as its allow_pickle flag.
+        arrays: dict[str, Any] = {**self.params, **self._by_name(lambda layer: getattr(layer, "buffers", {}))}
         arrays[ARCHITECTURE_KEY] = np.array(json.dumps(self.architecture()))
 
         def write(partial: Path) -> None:
@@ -338,7 +346,7 @@ class Network:
         write_whole(path, write)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Network":
+    def load(cls, path: str | os.PathLike[str]) -> Network:
         """Rebuild a network written by :meth:`save`, reading no pickled data.
 
         Raises
@@ -365,7 +373,7 @@ class Network:
             raise ModelFileError(f"{path}: not a valid colnn model: {message}") from None
 
     @classmethod
-    def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Network":
+    def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> Network:
         config = read_architecture(arrays.pop(ARCHITECTURE_KEY, None))
         if config.get("loss", "SoftmaxWithLoss") != "SoftmaxWithLoss":
             raise ValueError(f"unknown loss {config.get('loss')!r:.60}; colnn networks end in 'SoftmaxWithLoss'")
@@ -385,7 +393,7 @@ class Network:
                 names = param_names(kind) if isinstance(kind, str) else None
             except ValueError:
                 names = None
-            if names is None:
+            if names is None or not isinstance(kind, str):
                 raise ValueError(f"layer {index} has unknown type {kind!r:.60}")
             params = {name: take_weight(arrays, f"{index}.{name}", kind) for name in names}
             layers.append(build_layer(kind, described, params))
@@ -440,8 +448,8 @@ def simple_conv_net(
     Parameters
     ----------
     input_dim : ``(C, H, W)`` of one sample
-    filter_num, filter_size, pad, stride : the convolution's filters ``(filter_num, C,
-        filter_size, filter_size)``, zero padding and stride
+    filter_num, filter_size, pad, stride : the convolution's filters
+        ``(filter_num, C, filter_size, filter_size)``, zero padding and stride
     pool_size : max pooling window and stride
     hidden_size, output_size : widths of the two affine layers
     weight_init_std : ``"he"`` (std ``sqrt(2 / fan_in)`` per layer) or a fixed std

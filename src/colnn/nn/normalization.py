@@ -104,6 +104,13 @@ class _BatchNormBase(Layer):
     _shift_name: str
     mode_dependent = True
     infers_statelessly = True
+    eps: float
+    running_mean: Any
+    running_var: Any
+
+    def _normalized(self, x: Any, train_flg: bool) -> tuple[Any, Any]:  # pragma: no cover - interface
+        """``(out, state for backward)``; training updates the running estimates."""
+        raise NotImplementedError
 
     def infer(self, x: Any) -> Any:
         """The evaluation output (running estimates), keeping nothing; a Dask batch lazily, chunk by chunk."""
@@ -223,7 +230,7 @@ class BatchNormalization(_BatchNormBase):
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
-        return {} if self.dgamma is None else {"gamma": self.dgamma, "beta": self.dbeta}
+        return {} if self.dgamma is None or self.dbeta is None else {"gamma": self.dgamma, "beta": self.dbeta}
 
     def _normalized(self, x: Any, train_flg: bool) -> tuple[Any, Any]:
         """``(out, state for backward)``; training updates the running estimates."""
@@ -322,7 +329,9 @@ class BatchNorm2d(_BatchNormBase):
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
-        return {} if self.grad_weight is None else {"weight": self.grad_weight, "bias": self.grad_bias}
+        if self.grad_weight is None or self.grad_bias is None:
+            return {}
+        return {"weight": self.grad_weight, "bias": self.grad_bias}
 
     def _normalized(self, x: Any, train_flg: bool) -> tuple[Any, Any]:
         """``(out, state for backward)``; training updates the running estimates."""

@@ -27,7 +27,8 @@ step is about ``lr`` per element whatever the gradient's scale; SGD's is
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -286,8 +287,14 @@ class RMSprop(Optimizer):
         param -= self.lr * grad / (_sqrt(squares) + self.eps)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adagrad": AdaGrad, "adam": Adam,
-                                          "nesterov": Nesterov, "rmsprop": RMSprop}
+class OptimizerClass(Protocol):
+    """An optimizer class: every one takes ``lr`` with a default of its own (the base class has none)."""
+
+    def __call__(self, lr: float = ...) -> Optimizer: ...
+
+
+OPTIMIZERS: dict[str, OptimizerClass] = {"sgd": SGD, "momentum": Momentum, "adagrad": AdaGrad, "adam": Adam,
+                                         "nesterov": Nesterov, "rmsprop": RMSprop}
 
 
 def make_optimizer(name: str, lr: float | None = None) -> Optimizer:

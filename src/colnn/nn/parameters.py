@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 
 from ..ops.xp import copy_as
+from .base import Layer
 
 __all__ = ["scalar_bias", "shared_parameters", "fuses"]
 
 
 def scalar_bias(b: Any, W: Any, axis: int = 0) -> Any:
-    """A scalar bias (the book's ``b = 0``) as one value per output, ``W.shape[axis]`` of them; anything else as given."""
+    """A scalar bias (the book's ``b = 0``) as one value per output, ``W.shape[axis]`` of them; anything else as
+    given."""
     if b is not None and np.ndim(b) == 0 and np.ndim(W) > axis:
         return [b] * int(np.shape(W)[axis])
     return b
@@ -32,7 +34,7 @@ def shared_parameters(weight: Any, bias: Any) -> tuple[Any, Any]:
     return weight, copy_as(bias, weight.dtype, copy=False)
 
 
-def fuses(layer: Any, owner: type, relu: Any) -> bool:
+def fuses(layer: Any, owner: type[Layer], relu: Any) -> bool:
     """Whether ``layer`` may fuse ``relu`` into its forward: ``relu`` is exactly a ``Relu``, and ``layer``'s
     class computes its forward as ``owner`` does (a subclass that overrides it may compute something else)."""
     from .activation import Relu

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,10 +36,18 @@ __all__ = ["fit", "History", "Callback", "CosineDecay", "TrainingDiverged", "Tra
 class TrainingData(Protocol):
     """What :func:`fit` reads: a train/test split (e.g. :class:`colnn.apps.data.Dataset`)."""
 
-    x_train: Any
-    t_train: Any
-    x_test: Any
-    t_test: Any
+    # Read-only: a frozen dataclass such as Dataset provides them.
+    @property
+    def x_train(self) -> Any: ...
+
+    @property
+    def t_train(self) -> Any: ...
+
+    @property
+    def x_test(self) -> Any: ...
+
+    @property
+    def t_test(self) -> Any: ...
 
 
 @dataclass
@@ -206,7 +215,9 @@ def _run_epochs(network: Network, optimizer: Optimizer, data: TrainingData, epoc
                 np.copyto(last_good[key], param)
             optimizer.update(params, grads)
             loss_sum += loss * len(indices)
-            correct += int(np.count_nonzero(network.loss_layer.y.argmax(axis=1) == t_batch))
+            scores = network.loss_layer.y
+            assert scores is not None  # the loss's forward above set them
+            correct += int(np.count_nonzero(scores.argmax(axis=1) == t_batch))
             for callback in callbacks:
                 callback.on_batch_end(batch, loss)
         history.loss.append(loss_sum / num_train)

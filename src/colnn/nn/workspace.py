@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 

@@ -16,10 +16,28 @@ the lazy path of :mod:`.dask`. Forward and backward of each op live side by side
 """
 
 from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d
-from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d,
-                      adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d, avg_pool2d, avg_pool3d,
-                      fractional_max_pool2d, fractional_max_pool3d, lp_pool1d, lp_pool2d, lp_pool3d, max_pool1d,
-                      max_pool2d, max_pool3d, max_unpool1d, max_unpool2d, max_unpool3d)
+from .pooling import (
+                      adaptive_avg_pool1d,
+                      adaptive_avg_pool2d,
+                      adaptive_avg_pool3d,
+                      adaptive_max_pool1d,
+                      adaptive_max_pool2d,
+                      adaptive_max_pool3d,
+                      avg_pool1d,
+                      avg_pool2d,
+                      avg_pool3d,
+                      fractional_max_pool2d,
+                      fractional_max_pool3d,
+                      lp_pool1d,
+                      lp_pool2d,
+                      lp_pool3d,
+                      max_pool1d,
+                      max_pool2d,
+                      max_pool3d,
+                      max_unpool1d,
+                      max_unpool2d,
+                      max_unpool3d,
+)
 from .strategy import available_strategies
 from .unfold import col2im, fold, im2col, unfold
 

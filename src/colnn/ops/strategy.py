@@ -18,7 +18,8 @@ Pooling's two paths are objects with one interface (:class:`PoolStrategy`),
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 

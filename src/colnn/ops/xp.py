@@ -72,7 +72,8 @@ def as_common_dtype(*arrays: Any) -> tuple[Any, ...]:
 
 
 def copy_as(array: Any, dtype: Any = None, *, copy: bool = True) -> Any:
-    """``array`` in ``dtype`` (default: its own), in its own namespace and on its device; a copy unless ``copy=False``."""
+    """``array`` in ``dtype`` (default: its own), in its own namespace and on its device; a copy unless
+    ``copy=False``."""
     if getattr(array, "requires_grad", False):
         array = array.detach()  # a copy of a Parameter that still tracked autograd would warn and build a graph
     xp = namespace(array)
@@ -98,7 +99,8 @@ def expand_axis(x: Any, axis: int) -> Any:
 
 
 def accumulator(xp: Any, dtype: Any) -> Any:
-    """The dtype of ``xp`` that sums of ``dtype`` are taken in: float32 for float16 (PyTorch's CPU kernels), else ``dtype``."""
+    """The dtype of ``xp`` that sums of ``dtype`` are taken in: float32 for float16 (PyTorch's CPU kernels), else
+    ``dtype``."""
     return getattr(xp, accumulation_dtype(dtype).name)
 
 

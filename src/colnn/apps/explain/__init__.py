@@ -13,4 +13,5 @@ from .conv_walk import conv_walk
 from .pool_walk import pool_walk
 from .walk import Step, Walk, tutorial_input
 
-__all__ = ["explain", "Step", "Walk", "pool_walk", "conv_walk", "tutorial_input", "render_text", "run_explain", "register"]
+__all__ = ["explain", "Step", "Walk", "pool_walk", "conv_walk", "tutorial_input", "render_text", "run_explain",
+           "register"]

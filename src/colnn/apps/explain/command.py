@@ -5,8 +5,8 @@ Without arguments it prints the tutorial's example (2x2 max pooling of a
 input, add the backward pass or switch to convolution. ``--html``, ``--png``
 and ``--svg`` write files instead (the figure in the format its suffix names),
 each announced by one line; ``--text`` prints the walk as well. The walk itself is computed in
-:mod:`colnn.apps.explain.pool_walk` and :mod:`colnn.apps.explain.conv_walk`; this module prints it and runs the command, and
-:mod:`colnn.apps.explain.plot` (imported only for ``--png``/``--svg``, as it needs
+:mod:`colnn.apps.explain.pool_walk` and :mod:`colnn.apps.explain.conv_walk`; this module prints it and runs the
+command, and :mod:`colnn.apps.explain.plot` (imported only for ``--png``/``--svg``, as it needs
 matplotlib) draws it; :mod:`colnn.apps.explain.html` writes it as a page (``--html``).
 """
 
@@ -210,8 +210,11 @@ def run_explain(args: argparse.Namespace) -> int:
     for path, flag, kind in figures:
         from .plot import save_figure  # matplotlib: imported only when a figure is asked for
 
+        def write(partial: Path, kind: str = kind) -> None:
+            save_figure(walk, partial, dpi=args.dpi, format=kind)
+
         try:
-            write_whole(path, lambda partial, kind=kind: save_figure(walk, partial, dpi=args.dpi, format=kind))
+            write_whole(path, write)
         except (OSError, ValueError, RuntimeError) as error:  # RuntimeError: a backend's own failure (pgf: LaTeX)
             reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
             return _error(f"{flag} {path}: cannot write it ({reason})")

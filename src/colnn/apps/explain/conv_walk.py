@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
+from ...core.checks import check_array
 from ...core.window import Window
 from ...nn.conv import Convolution
 from ...ops.conv import conv2d
-from ...core.checks import check_array
 from ...ops.unfold import im2col
+from .records import Link, Step, window_labels
 from .steps import (
     GRADIENT_NOTE,
     batched,
@@ -21,15 +22,14 @@ from .steps import (
     finish,
     flat_index,
     grad_output_steps,
-    matmul_links,
     im2col_step,
     input_step,
+    matmul_links,
     nchw_channels,
     padding_mask,
     to_nchw_step,
     unused_note,
 )
-from .records import Link, Step, window_labels
 from .walk import (
     LIMITS,
     TUTORIAL_SOURCE,
@@ -130,7 +130,7 @@ def _conv_backward_steps(
     """Back 3 on: the gradients of col and the input, then of the filters and the bias (the book's Convolution)."""
     filters = weight.shape[0]
     weight_col = weight.reshape(filters, -1).T
-    n_rows, n_columns = col.shape
+    n_rows = col.shape[0]
     grad_col = grad_product @ weight_col.T
     grad_weight_col = col.T @ grad_product
     grad_weight = grad_weight_col.T.reshape(weight.shape)

@@ -122,4 +122,8 @@ def render_html(walk: Walk, *, inline: bool = False) -> str:
 def save_html(walk: Walk, path: str | Path) -> None:
     """Write :func:`render_html` to ``path`` (UTF-8), whole or not at all (an earlier file stays if it fails)."""
     page = render_html(walk)
-    write_whole(path, lambda partial: partial.write_text(page, encoding="utf-8"))
+
+    def write(partial: Path) -> None:
+        partial.write_text(page, encoding="utf-8")
+
+    write_whole(path, write)

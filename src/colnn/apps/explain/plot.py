@@ -17,7 +17,9 @@ import math
 import re
 import textwrap
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -26,8 +28,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .palette import CHANNEL_COLORS, FILTER_COLORS, PADDING_COLOR
 from ...core.window import Window
+from .palette import CHANNEL_COLORS, FILTER_COLORS, PADDING_COLOR
 from .records import BAND_TITLES, Step, cell_text
 from .walk import Walk
 
@@ -127,7 +129,7 @@ def _headline(walk: Walk) -> str:
 
 def _layout(walk: Walk) -> _Layout:
     drawn = [step for step in walk.steps if step.column is not None]
-    columns = sorted({step.column for step in drawn})
+    columns = sorted({step.column for step in walk.steps if step.column is not None})
     column_width = {
         column: max(
             max(_block_size(step)[0], max(len(text) for text, _ in _title_lines(step)) * CHAR_UNITS)
@@ -149,6 +151,7 @@ def _layout(walk: Walk) -> _Layout:
         title_height = max(len(_title_lines(step)) for step in members) * TITLE_LINE + 0.3
         top = y + BAND_LABEL + title_height
         for step in members:
+            assert step.column is not None  # a drawn step
             width, _ = _block_size(step)
             centre = column_left[step.column] + column_width[step.column] / 2
             blocks[step.key] = (centre - width / 2, top)
@@ -233,7 +236,7 @@ class _Painter:
             if padded[row, column]:
                 self.cell(left + column, top + row, None, fill)
             else:
-                self.value_cell(left + column, top + row, cells[row, column], fill, bool(chosen[row, column]))
+                self.value_cell(left + column, top + row, float(cells[row, column]), fill, bool(chosen[row, column]))
 
     def _planes(self, step: Step, left: float, top: float, palette: tuple[str, ...]) -> None:
         batch, channels, height, width = step.array.shape
@@ -257,7 +260,7 @@ class _Painter:
                 else:
                     self.cell(x0 + column, y0 + row, None, PADDING_COLOR)
             if self.windows is not None:
-                self._windows(image, channel, x0 + pad_w, y0 + pad_h)
+                self._windows(self.windows, image, channel, x0 + pad_w, y0 + pad_h)
 
     windows: Window | None = None  # set for the input: draw its windows on every plane
 
@@ -266,14 +269,13 @@ class _Painter:
         for start, end in (((x + 0.12, y + 0.12), (x + 0.88, y + 0.88)), ((x + 0.12, y + 0.88), (x + 0.88, y + 0.12))):
             self.axes.plot(*zip(start, end), color="#555555", linewidth=1.1, zorder=5)
 
-    def _windows(self, image: int, channel: int, x0: float, y0: float) -> None:
+    def _windows(self, window: Window, image: int, channel: int, x0: float, y0: float) -> None:
         """Outline windows on one plane, numbered as their im2col rows (w1, w2, ...).
 
         Windows side by side are all drawn on every plane. Overlapping ones would hide the
         numbers, so then only the first window and its neighbours to the right and below are
         drawn, on channel 1, in different insets and colours: they show the stride.
         """
-        window = self.windows
         overlap = window.stride_h < window.kernel_h or window.stride_w < window.kernel_w
         if overlap and channel > 0:
             return
@@ -295,7 +297,7 @@ class _Painter:
 
 
 def _title(axes: Axes, step: Step, centre: float, bottom: float) -> None:
-    styles = {
+    styles: dict[str, dict[str, Any]] = {
         "heading": {"fontsize": 9, "fontweight": "bold"},
         "code": {"fontsize": 8.5, "family": "monospace", "color": "#1f3f77"},
         "shape": {"fontsize": 8.5, "color": "#444444"},
@@ -311,7 +313,7 @@ def _arrows(axes: Axes, walk: Walk, layout: _Layout) -> None:
     for band in layout.bands:
         members = [step for step in walk.steps if step.band == band and step.column is not None]
         keys = {step.key for step in members}
-        for source, target in zip(members, members[1:]):
+        for source, target in pairwise(members):
             if not any(link.key in keys for link in target.sources):
                 continue  # made from another band's arrays (W_col from W, dW from col and dout)
             (source_x, top), (target_x, _) = layout.blocks[source.key], layout.blocks[target.key]
@@ -328,7 +330,7 @@ def _arrows(axes: Axes, walk: Walk, layout: _Layout) -> None:
 
 def _header(axes: Axes, walk: Walk, layout: _Layout) -> None:
     axes.text(MARGIN, MARGIN + 0.2, _headline(walk), fontsize=HEADLINE_POINTS, fontweight="bold", va="top")
-    swatches = []
+    swatches: list[tuple[str, str, str | bool]] = []  # label, colour, style (False: a plain swatch)
     for step in walk.steps:
         if step.array.ndim == 4 and step.column is not None:
             palette = FILTER_COLORS if step.palette == "filter" else CHANNEL_COLORS

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from ...nn.pooling import AvgPool2d, MaxPool2d
-from ...ops.unfold import col2im, im2col
-from ...ops.pooling import avg_pool2d, max_pool2d
 from ...core.window import Window
+from ...nn.pooling import AvgPool2d, MaxPool2d
+from ...ops.pooling import avg_pool2d, max_pool2d
+from ...ops.unfold import col2im, im2col
+from .records import Link, Step, window_labels
 from .steps import (
     GRADIENT_NOTE,
     batched,
@@ -30,7 +31,6 @@ from .steps import (
     to_nchw_step,
     unused_note,
 )
-from .records import Link, Step, window_labels
 from .walk import TUTORIAL_SOURCE, Walk, check_input_size, check_matrix_size
 
 __all__ = ["pool_walk"]
@@ -72,6 +72,7 @@ def pool_walk(
                           kernel_name="kernel", stride_name="stride", padding_name="pad")
     # colnn's own answer is what the walk must reach.
     expected = (max_pool2d if mode == "max" else avg_pool2d)(x, kernel, stride, pad)
+    assert isinstance(expected, np.ndarray)  # without return_indices: the output alone
     n, c = x.shape[:2]
     area = window.kernel_area
     check_matrix_size("the rows matrix", (n * window.out_h * window.out_w * c, area))

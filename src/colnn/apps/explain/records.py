@@ -45,7 +45,7 @@ class Step:
     why : one sentence on why the shape is what it is
     array : the values
     band : ``"forward"`` or ``"backward"``, the figure's row
-    column : the figure's column (steps in one column line up), None: not drawn
+    column : the figure's column (steps in one column line up; 2.5 sits between columns 2 and 3), None: not drawn
     channel : for each cell, the channel (or, with ``palette="filter"``, the
         filter) it belongs to; it picks the cell's color
     palette : ``"channel"`` or ``"filter"``
@@ -66,7 +66,7 @@ class Step:
     why: str
     array: np.ndarray
     band: str = "forward"
-    column: int | None = None
+    column: float | None = None
     channel: np.ndarray | None = None
     palette: str = "channel"
     padded: np.ndarray | None = None

@@ -193,7 +193,8 @@ def grad_output_steps(output: Step, before: Step, name: str) -> list[Step]:
 
 def col2im_step(grad_col: np.ndarray, x_shape: tuple[int, ...], window: Window, label: str) -> Step:
     """The last backward step: dcol summed back onto the input's cells."""
-    grad_input = col2im(grad_col, x_shape, window.kernel_h, window.kernel_w,
+    n, c, h, w = x_shape
+    grad_input = col2im(grad_col, (n, c, h, w), window.kernel_h, window.kernel_w,
                         (window.stride_h, window.stride_w), (window.pad_h, window.pad_w))
     return Step(
         key="grad_input", label=label, title="col2im: back to the input's shape",

@@ -7,13 +7,14 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .methods import METHODS, pyramid
 from .ngff import VERSIONS
 from .plan import Plan, make_plan
-from .writer import CODECS, create_arrays, folder_bytes, peak_memory, staged, store_levels
+from .writer import CODECS, create_arrays, folder_bytes, peak_memory, staged, store_levels, uninterrupted
 
 __all__ = ["register", "run"]
 
@@ -28,9 +29,10 @@ def run(args: argparse.Namespace) -> int:
     """
     started = time.perf_counter()
     try:
-        plan = make_plan(args)
-        slabs = _slabs(plan)
-        first = _levels(plan, slabs[0])  # building the graph checks the ops' arguments too
+        with uninterrupted():  # INPUT's Zarr metadata are read on Zarr's own thread
+            plan = make_plan(args)
+            slabs = _slabs(plan)
+            first = _levels(plan, slabs[0])  # building the graph checks the ops' arguments too
     except (ValueError, OSError) as error:
         return _error(str(error))
     parts = ((slab.start, first if slab == slabs[0] else _levels(plan, slab)) for slab in slabs)
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
               for shape in plan.shapes]
     try:
         with _client(plan.scheduler) as client, staged(plan.output) as partial:
-            targets = create_arrays(partial, plan.attributes, plan.layout, plan.shapes, first[0].dtype)
+            with uninterrupted():
+                targets = create_arrays(partial, plan.attributes, plan.layout, plan.shapes, first[0].dtype)
             store_levels(parts, targets, totals, client)
             written = folder_bytes(partial)
     except SchedulerUnreachable as error:  # a scheduler that went away between the check and now

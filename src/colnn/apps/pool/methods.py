@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -128,8 +129,8 @@ def mode_of(values: Sequence[np.ndarray], valid: Sequence[Any]) -> np.ndarray:
         equal = values[i] == values[j]
         equal &= valid[i]
         equal &= valid[j]
-        counts[i] += equal
-        counts[j] += equal
+        np.add(counts[i], equal, out=counts[i])
+        np.add(counts[j], equal, out=counts[j])
     best = np.maximum.reduce(counts)
     dtype = values[0].dtype
     mode = np.full(shape, np.inf if dtype.kind == "f" else np.iinfo(dtype).max, dtype)
@@ -147,6 +148,7 @@ def _mode(x: Any, geometry: Geometry, window: Window) -> Any:
 
     def block_mode(*blocks: np.ndarray, block_info: dict | None = None) -> np.ndarray:
         # Which of the gathered cells lie inside the image depends on where this block's windows are.
+        assert block_info is not None  # Dask passes it to a function that takes it
         location = block_info[None]["array-location"][2:]
         valid = []
         for offset in offsets:

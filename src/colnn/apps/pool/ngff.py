@@ -12,8 +12,9 @@ Pure Python: nothing here imports Zarr.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 __all__ = [
     "AXIS_TYPES", "SPACE_UNITS", "TIME_UNITS", "Axis", "ngff_order", "check_ngff_axes", "level_transforms",

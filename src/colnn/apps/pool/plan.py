@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -60,10 +61,8 @@ def default_axes(ndim: int) -> str:
     return {2: "yx", 3: "cyx", 4: "tcyx", 5: "tczyx"}[ndim]
 
 
-def _ints(text: str | None, flag: str, count: int, minimum: int) -> tuple[int, ...] | None:
+def _ints(text: str, flag: str, count: int, minimum: int) -> tuple[int, ...]:
     """``--flag N`` or ``--flag N,N,...`` (one per pooled axis), each at least ``minimum``."""
-    if text is None:
-        return None
     try:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
@@ -210,17 +209,18 @@ def make_plan(args: argparse.Namespace) -> Plan:
     pool_axes = "".join(names[axis] for axis in pooled)  # in the array's order, as kernel lists are read
     count = len(pooled)
     kernel = _ints(args.kernel, "--kernel", count, 1)
-    geometry = Geometry(pooled, kernel, _ints(args.stride, "--stride", count, 1) or kernel,
-                        _ints(args.padding, "--padding", count, 0) or (0,) * count, args.ceil_mode)
+    stride = kernel if args.stride is None else _ints(args.stride, "--stride", count, 1)
+    padding = (0,) * count if args.padding is None else _ints(args.padding, "--padding", count, 0)
+    geometry = Geometry(pooled, kernel, stride, padding, args.ceil_mode)
     if args.method == "avg" and source.dtype == np.bool_:
         raise ValueError("--method avg of a bool mask: a mean of a mask is not a mask; use max, min, nearest or mode")
     shape = tuple(source.shape[i] for i in order)
     shapes = level_shapes(shape, geometry, args.levels, pool_axes)
-    chunk = _ints(args.chunk, "--chunk", count, 1) or (DEFAULT_CHUNK[count],) * count
+    chunk = (DEFAULT_CHUNK[count],) * count if args.chunk is None else _ints(args.chunk, "--chunk", count, 1)
     chunks = [1] * len(shape)
     for axis, size in zip(pooled, chunk):
         chunks[axis] = size
-    shards = None
+    shards: tuple[int, ...] | None = None
     version = args.ngff
     if args.shard is not None:
         if version == "0.4":
@@ -228,10 +228,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
         shard = _ints(args.shard, "--shard", count, 1)
         if any(s % c for s, c in zip(shard, chunk)):
             raise ValueError(f"--shard {args.shard} must be a multiple of --chunk {list(chunk)} along each axis")
-        shards = list(chunks)
+        shard_sizes = list(chunks)
         for axis, size in zip(pooled, shard):
-            shards[axis] = size
-        shards = tuple(shards)
+            shard_sizes[axis] = size
+        shards = tuple(shard_sizes)
     layout = Layout(2 if version == "0.4" else 3, parse_codec(args.codec), tuple(chunks), shards, tuple(names),
                     # Means run in float64: blocks sized at 8 bytes a cell. Sized at 4 bytes, a 10 GiB uint16
                     # volume peaked at 559 MB (at 8: under 512 MB), for 15% less CPU time.

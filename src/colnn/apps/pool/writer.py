@@ -17,17 +17,21 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["CODECS", "parse_codec", "Layout", "create_arrays", "store_levels", "staged", "folder_bytes"]
+__all__ = ["CODECS", "parse_codec", "Layout", "create_arrays", "store_levels", "uninterrupted", "staged",
+           "folder_bytes"]
 
 # name -> (default level, lowest, highest); zstd's level 0 is zstd's own default (3), as in Zarr.
 CODECS = {"zstd": (0, -131072, 22), "blosc-zstd": (5, 0, 9), "blosc-lz4": (5, 0, 9), "gzip": (6, 0, 9),
@@ -67,7 +71,8 @@ def _compressors(codec: tuple[str, int], zarr_format: int) -> list[Any]:
         return [ZstdCodec(level=level)]
     if name == "gzip":
         return [GzipCodec(level=level)]
-    return [BloscCodec(cname=name.split("-")[1], clevel=level)]  # byte shuffle chosen from the dtype by Zarr
+    cname: Any = name.split("-")[1]  # "lz4" or "zstd", one of Zarr's literal names
+    return [BloscCodec(cname=cname, clevel=level)]  # byte shuffle chosen from the dtype by Zarr
 
 
 BLOCK_BYTES = 8 << 20  # a Dask task's share: a few chunks, so that per-task costs stay small beside the codec's
@@ -82,7 +87,7 @@ class Layout:
     :data:`BLOCK_BYTES` of ``itemsize``-byte cells; with shards a block is one shard.
     """
 
-    zarr_format: int
+    zarr_format: Literal[2, 3]
     codec: tuple[str, int]
     chunks: tuple[int, ...]
     shards: tuple[int, ...] | None
@@ -131,6 +136,7 @@ _LOCAL_BARS: dict[str, Any] = {}
 
 
 def _store_block(block: np.ndarray, target: Any, bar: str, offset: int, block_info: dict | None = None) -> np.ndarray:
+    assert block_info is not None  # Dask passes it to a function that takes it
     location = block_info[0]["array-location"]
     target[(slice(location[0][0] + offset, location[0][1] + offset),
             *(slice(start, stop) for start, stop in location[1:]))] = block
@@ -238,6 +244,29 @@ def _wait_until_idle(client: Any, keys: set, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C held back until the block ends, then raised as KeyboardInterrupt.
+
+    Zarr does its I/O on an event loop of its own thread while the caller
+    waits: a KeyboardInterrupt in the waiting thread would abandon that I/O
+    midway (it may go on writing into a folder being removed) and leave
+    asyncio to print "Task was destroyed but it is pending!" at exit. The
+    blocks held back this way are short: metadata, never the pooling.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def staged(output: Path) -> Iterator[Path]:
     """A hidden folder beside ``output`` to write into; renamed onto ``output`` if the block succeeds.
 
@@ -275,9 +304,8 @@ def peak_memory() -> int | None:
     Linux's VmHWM counts from the program's start; ``ru_maxrss`` would keep the
     peak of a parent that forked it (it survives ``exec``).
     """
-    with contextlib.suppress(OSError, StopIteration, ValueError):
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    with contextlib.suppress(OSError, StopIteration, ValueError), open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
     try:
         import resource
     except ImportError:

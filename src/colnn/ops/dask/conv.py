@@ -10,7 +10,7 @@ its output, each output chunk reading the input cells whose windows reach it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import dask
 import dask.array as da

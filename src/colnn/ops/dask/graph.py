@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import operator
 import uuid
+from collections.abc import Callable, Sequence
 from itertools import product
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import dask
 import dask.array as da
@@ -103,7 +104,7 @@ def _spatial_plan(
 def map_windows(
     x: da.Array,
     window: Window,
-    block_function: Callable[[np.ndarray, Window, tuple[tuple[int, int], ...]], Any],
+    block_function: Callable[..., Any],  # (block, local window, pieces, *constants)
     *,
     dtypes: Sequence[np.dtype],
     channels: Callable[[int], int] = lambda c: c,
@@ -133,28 +134,37 @@ def map_windows(
     for n, c, *pieces in product(range(len(x.chunks[0])), range(len(x.chunks[1])),
                                  *(range(len(plan)) for plan in plans)):
         chosen = [plan[index] for plan, index in zip(plans, pieces)]
-
-        def reads(depth: int, blocks: tuple, cuts: tuple) -> Any:
-            """Nested lists, one level per spatial axis, of the keys of the input pieces read."""
-            if depth == len(chosen):
-                key = (read_name, n, c, *pieces, *blocks)
-                layer[key] = (operator.getitem, (x.name, n, c, *blocks), (slice(None), slice(None), *cuts))
-                return key
-            return [reads(depth + 1, (*blocks, block), (*cuts, cut)) for block, cut in chosen[depth][2]]
-
+        reads = _read_keys(layer, (read_name, n, c, *pieces), (x.name, n, c),
+                           [axis_reads for _, _, axis_reads in chosen])
         local = with_axes(window, [local_axis for _, local_axis, _ in chosen])
         layer[(name, n, c, *pieces)] = (
-            in_task, _run_block, block_function, reads(0, (), ()), local,
+            in_task, _run_block, block_function, reads, local,
             tuple(out_range for out_range, _, _ in chosen), len(dtypes) > 1,
             *(constant.key for constant in constants),
         )
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, *constants])
+    # ignore: dask's DaskCollection protocol rejects dask's own Array (its __dask_scheduler__).
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, *constants])  # type: ignore[list-item]
     out_chunks = (
         x.chunks[0],
         tuple(channels(c) for c in x.chunks[1]),
         *(tuple(stop - start for (start, stop), _, _ in plan) for plan in plans),
     )
     return split(da.Array(graph, name, out_chunks, dtype=dtypes[0]), dtypes)
+
+
+def _read_keys(layer: dict, read_key: tuple, source_key: tuple, axis_reads: Sequence[Sequence[tuple[int, slice]]],
+               blocks: tuple = (), cuts: tuple = ()) -> Any:
+    """Nested lists, one level per spatial axis, of the keys of the input pieces read (each read added to ``layer``).
+
+    ``axis_reads`` gives, per spatial axis, the ``(input block, cut)`` pairs one output chunk reads; ``blocks`` and
+    ``cuts`` are those chosen on the axes above the current one.
+    """
+    if len(blocks) == len(axis_reads):
+        key = (*read_key, *blocks)
+        layer[key] = (operator.getitem, (*source_key, *blocks), (slice(None), slice(None), *cuts))
+        return key
+    return [_read_keys(layer, read_key, source_key, axis_reads, (*blocks, block), (*cuts, cut))
+            for block, cut in axis_reads[len(blocks)]]
 
 
 def split(combined: da.Array, dtypes: Sequence[np.dtype]) -> tuple[da.Array, ...]:
@@ -165,8 +175,10 @@ def split(combined: da.Array, dtypes: Sequence[np.dtype]) -> tuple[da.Array, ...
     outputs = []
     for position, dtype in enumerate(dtypes):
         part_name = f"{combined.name}-{position}"
-        part_layer = {(part_name, *key[1:]): (operator.getitem, key, position) for key in keys}
-        part_graph = HighLevelGraph.from_collections(part_name, part_layer, dependencies=[combined])
+        part_layer: dict = {(part_name, *key[1:]): (operator.getitem, key, position) for key in keys}
+        # ignore: dask's DaskCollection protocol rejects dask's own Array (its __dask_scheduler__).
+        part_graph = HighLevelGraph.from_collections(
+            part_name, part_layer, dependencies=[combined])  # type: ignore[list-item]
         outputs.append(da.Array(part_graph, part_name, combined.chunks, dtype=dtype))
     return tuple(outputs)
 
@@ -218,16 +230,17 @@ def map_batches(x: da.Array, function: Callable[[np.ndarray], np.ndarray]) -> da
     one zero sample to learn its output's shape and dtype. It enters the graph as
     one key, so its parameters travel once to each worker, not once per chunk.
     """
-    x = x.rechunk({axis: -1 for axis in range(1, x.ndim)})
+    x = x.rechunk(dict.fromkeys(range(1, x.ndim), -1))
     probe = np.asarray(function(np.zeros((1, *x.shape[1:]), dtype=x.dtype)))
     model = dask.delayed(function, pure=False)
     name = f"colnn-{getattr(function, '__name__', 'batches')}-{tokenize(x)}-{uuid.uuid4().hex[:8]}"
     tail = (0,) * (probe.ndim - 1)
-    layer = {
+    layer: dict = {
         (name, index, *tail): (in_task, _call, model.key, (x.name, index, *(0,) * (x.ndim - 1)))
         for index in range(len(x.chunks[0]))
     }
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, model])
+    # ignore: dask's DaskCollection protocol rejects dask's own Array (its __dask_scheduler__).
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, model])  # type: ignore[list-item]
     return da.Array(graph, name, (x.chunks[0], *((size,) for size in probe.shape[1:])), dtype=probe.dtype)
 
 

@@ -13,7 +13,8 @@ plane (their windows and indices may reach anywhere in a plane).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -131,6 +132,7 @@ def _map_bins(input: da.Array, args: AdaptiveArgs, block_function: Callable,
         tuple(chunk * out // size for chunk in chunks) for size, out, chunks in zip(in_size, out_size, x.chunks[2:])))
 
     def pool(block: np.ndarray, block_info: dict | None = None) -> Any:
+        assert block_info is not None  # Dask passes it to a function that takes it
         starts = tuple(start for start, _ in block_info[0]["array-location"][2:])
         bins = tuple(cells * out // size for cells, out, size in zip(block.shape[2:], out_size, in_size))
         return in_task(block_function, block, bins, starts)
@@ -173,7 +175,7 @@ def adaptive_max_pool(input: da.Array, args: AdaptiveArgs, forward: Callable) ->
 
 def _whole_planes(x: da.Array) -> da.Array:
     """``x`` rechunked so that each chunk holds whole ``(n, c)`` planes (chunks along N and C kept)."""
-    return x.rechunk({axis: -1 for axis in range(2, x.ndim)})
+    return x.rechunk(dict.fromkeys(range(2, x.ndim), -1))
 
 
 def fractional_max_pool(x: da.Array, args: FractionalArgs, out_size: tuple[int, ...], samples: np.ndarray,
@@ -188,11 +190,12 @@ def fractional_max_pool(x: da.Array, args: FractionalArgs, out_size: tuple[int, 
     samples = np.asarray(samples)
 
     def pool(block: np.ndarray, block_info: dict | None = None) -> Any:
+        assert block_info is not None  # Dask passes it to a function that takes it
         (n0, n1), (c0, c1) = block_info[0]["array-location"][:2]
         return in_task(forward, block, args.kernel_size, out_size, samples[n0:n1, c0:c1])
 
     chunks = (*x.chunks[:2], *((size,) for size in out_size))
-    combined = x.map_blocks(pool, chunks=chunks, dtype=object, meta=np.empty((0,) * x.ndim, dtype=object))
+    combined = da.map_blocks(pool, x, chunks=chunks, dtype=object, meta=np.empty((0,) * x.ndim, dtype=object))
     out, indices = split(combined, [x.dtype, np.dtype(np.int64)])
     return out, indices
 

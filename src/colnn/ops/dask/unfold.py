@@ -16,7 +16,8 @@ sums, grouped by chunk).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -53,7 +54,8 @@ def im2col(x: da.Array, window: Window, pad_value: Any, strategy: str | None, fo
 
 
 def fold(blocks: da.Array, window: Window, strategy: str | None, forward: Callable) -> da.Array:
-    """:func:`colnn.fold` of batched Dask blocks ``(N, C*K, L)`` (shape checked) into ``(N, C, *window.in_size)``, lazily."""
+    """:func:`colnn.fold` of batched Dask blocks ``(N, C*K, L)`` (shape checked) into ``(N, C, *window.in_size)``,
+    lazily."""
     n, rows, _ = blocks.shape
     kernel = window.kernel_volume
     # Whole kernels per chunk of rows: each channel's K cells scatter into that channel alone.

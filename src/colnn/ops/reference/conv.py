@@ -56,7 +56,8 @@ def conv_forward(x: Any, weight: Any, bias: Any | None, window: Window, groups: 
 def conv_backward(
     grad_output: Any, input_shape: tuple[int, ...], col: Any, weight: Any, window: Window, groups: int
 ) -> tuple[Any, Any, Any]:
-    """``(grad_input, grad_weight, grad_bias)`` from the saved ``col``: ``dW_g = dout_g.T @ col_g``, ``dcol_g = dout_g @ W_g``."""
+    """``(grad_input, grad_weight, grad_bias)`` from the saved ``col``: ``dW_g = dout_g.T @ col_g``,
+    ``dcol_g = dout_g @ W_g``."""
     xp = namespace(grad_output, weight)
     filters = weight.shape[0]
     spatial = grad_output.ndim - 2
