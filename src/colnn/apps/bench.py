@@ -48,6 +48,7 @@ from .bench_common import (COLNN_RATIO, COLNN_RATIO_NOTE, CONV_SHAPES, COPY_IMPL
                            SHAPE_LEGEND, Case, conv_geometry, noise_warnings, pool_geometry, spread_cell,
                            summarize_times)
 from .bench_env import environment, format_environment, load_average
+from .bench_conv_rows import conv_row_cases
 from .bench_family import family_cases
 from .bench_tutorial import TutorialError, load_tutorial, missing_tutorial_note
 from .options import positive_int
@@ -278,6 +279,7 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial: ModuleType | None
     cases = _pool_cases(QUICK_POOL_SHAPES if quick else POOL_SHAPES, torch, tutorial, bandwidth)
     cases += _conv_cases(QUICK_CONV_SHAPES if quick else CONV_SHAPES, torch, sgemm)
     cases += family_cases(quick, torch, bandwidth, sgemm)
+    cases += conv_row_cases(quick, torch, sgemm)
     timed = {}
     # One implementation at a time over all cases, with a pause between them: an
     # OpenMP runtime (PyTorch's, or Numba's) and OpenBLAS keep their threads

@@ -3,6 +3,8 @@
 - :mod:`.threads`: the thread limit, and the serial path for small inputs;
 - :mod:`.geometry`: clipped window bounds, offset and kernel dtypes;
 - :mod:`.pool`: pooling by loops over planes (the default pooling strategy);
+- :mod:`.box_pool`: pooling over boxes, the N-d home: 3-d window pools, adaptive and
+  fractional pools, max_unpool's scatter and gather;
 - :mod:`.unfold`: compiled im2col/col2im/unfold/fold;
 - :mod:`.conv_chunked`, :mod:`.winograd`, :mod:`.image_gemm`, :mod:`.direct_conv`: the default
   convolution strategy;

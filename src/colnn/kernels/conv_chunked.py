@@ -1,11 +1,18 @@
-"""The default convolution strategy: batch-chunked im2col + GEMM, the batch split over threads.
+"""The default convolution strategy: batch-chunked im2col + GEMM, the batch split over threads, in 2-D and 3-D.
 
-Each image's column matrix is ``(C*kh*kw, L)`` with ``L = out_h*out_w`` (row
-``(c, ky, kx)``, column ``(oy, ox)``); a chunk of ``B`` images lays them side
-by side, ``(C*kh*kw, B*L)``, so that ``weight (FN, C*kh*kw) @ col`` is the
-chunk's whole output in one BLAS call. The buffer holds at most
-``budget_bytes`` (and one image at least), so memory stays bounded whatever
-the batch.
+Each image's column matrix is ``(C*K, L)`` with ``K`` the kernel's cells and
+``L`` the output's (``out_h*out_w``, or ``out_d*out_h*out_w``): row ``(c, *k)``,
+column ``(*o)``. A chunk of ``B`` images lays them side by side, ``(C*K, B*L)``,
+so that ``weight (FN, C*K) @ col`` is the chunk's whole output in one BLAS
+call. The buffer holds at most ``budget_bytes`` (and one image at least), so
+memory stays bounded whatever the batch; a 3-D image whose columns exceed
+:data:`SLAB_BYTES` is built a slab of output depths at a time instead, so that
+its columns are still in cache when the GEMM reads them. 1-D convolutions come
+here as 2-D with a unit height.
+
+The same loops give the backward pass (``dW`` by one GEMM per chunk, ``dx`` by
+one GEMM and col2im) and, since a transposed convolution is a convolution's
+input gradient, ``conv_transpose``'s forward (:func:`conv_input_grad_chunked`).
 
 Threads. The batch is cut into one contiguous share of images per thread
 (:func:`colnn.get_num_threads`); each thread runs im2col, the GEMM and the
@@ -19,6 +26,7 @@ process-wide while a call runs, so calls take a lock, one at a time.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -32,8 +40,8 @@ from . import threads
 from .threads import get_num_threads
 
 __all__ = [
-    "supports_dtype", "chunk_images", "in_parallel", "conv2d_forward_chunked", "forward_images",
-    "conv2d_backward_chunked",
+    "supports_dtype", "chunk_images", "SLAB_BYTES", "in_parallel", "conv2d_forward_chunked", "forward_images",
+    "conv2d_backward_chunked", "conv_input_grad_chunked",
 ]
 
 _lock = threading.Lock()  # guards the pool below and the process-wide BLAS limit
@@ -62,26 +70,87 @@ def chunk_images(n_images: int, bytes_per_image: int, budget_bytes: int) -> int:
     return max(1, min(n_images, budget_bytes // max(1, bytes_per_image)))
 
 
-class _Buffers:
-    """One thread's scratch: ``col`` ``(C*kh*kw, B*L)`` and ``rows`` ``(FN, B*L)`` for chunks of ``B`` images."""
+# A 3-D convolution builds an image's columns a slab of output depths at a time, at most this many
+# bytes, so that they are still in cache when the GEMM reads them: conv3d (4, 16, 16, 32, 32) by
+# (32, 16, 3, 3, 3), padding 1, one thread, one image took 12 ms in slabs of one depth (1.7 MB), 15 ms
+# in slabs of 4 and 25 ms at once (28 MB).
+SLAB_BYTES = 2 << 20
 
-    def __init__(self, x_shape: tuple[int, ...], out_channels: int, window: Window, dtype: np.dtype,
+
+class _Columns:
+    """One thread's column loops and scratch for a 2-D or 3-D window: ``col`` ``(C*K, P)``, ``rows`` ``(FN, P)``.
+
+    A piece of work is ``count`` images at output depths ``[lo, hi)`` (a 2-D
+    window has the one depth ``[0, 1)``), its ``P`` columns ordered ``(b, od,
+    oy, ox)``: several whole images while their columns fit ``budget_bytes``
+    (one at least); in 3-D, an image whose columns exceed :data:`SLAB_BYTES` is
+    done a slab of depths at a time. 2-D runs :mod:`colnn.kernels.im2col_loops`,
+    3-D :mod:`colnn.kernels.im2col3d_loops`; 1-D comes here with a unit height
+    (:meth:`Window.with_unit_axis`).
+    """
+
+    def __init__(self, images_shape: tuple[int, ...], out_channels: int, window: Window, dtype: np.dtype,
                  budget_bytes: int) -> None:
-        n_images, channels = x_shape[:2]
-        self.plane_len = window.out_h * window.out_w
-        self.col_rows = channels * window.kernel_area
-        self.out_channels = out_channels
-        self.chunk = chunk_images(n_images, self.col_rows * self.plane_len * dtype.itemsize, budget_bytes)
-        self._col = np.empty(self.col_rows * self.chunk * self.plane_len, dtype=dtype)
-        self._rows = np.empty(out_channels * self.chunk * self.plane_len, dtype=dtype)
+        n_images, channels = images_shape[:2]
+        self.ndim = window.ndim
+        self._depth_args: tuple = ()
+        if self.ndim == 2:
+            from . import im2col_loops
 
-    def chunks(self, n_images: int):
-        """``(first image, images, col, rows)`` for each chunk of a share of ``n_images`` images."""
-        for first in range(0, n_images, self.chunk):
-            images = min(self.chunk, n_images - first)
-            size = images * self.plane_len
-            yield (first, images, self._col[:self.col_rows * size].reshape(self.col_rows, size),
-                   self._rows[:self.out_channels * size].reshape(self.out_channels, size))
+            self._im2col, self._col2im = im2col_loops.im2col_chunk, im2col_loops.col2im_chunk
+            self.out_depth = 1
+        elif self.ndim == 3:
+            from . import im2col3d_loops
+
+            self._im2col, self._col2im = im2col3d_loops.im2col_chunk3, im2col3d_loops.col2im_chunk3
+            self.out_depth = window.out_size[0]
+            self._depth_start = window.starts()[0]
+            self._depth_args = (window.kernel_size[0], window.dilation[0])
+        else:
+            raise ValueError(f"the chunked convolution takes 2-D or 3-D windows, got {window.ndim}-D")
+        self._geometry = window_args(window)
+        self.slice_len = window.out_size[-2] * window.out_size[-1]
+        self.col_rows = channels * window.kernel_volume
+        self.out_channels = out_channels
+        slice_bytes = self.col_rows * self.slice_len * dtype.itemsize
+        image_bytes = slice_bytes * self.out_depth
+        if self.ndim == 3 and image_bytes > min(budget_bytes, SLAB_BYTES):
+            self.images, self.depths = 1, max(1, min(self.out_depth, min(budget_bytes, SLAB_BYTES) // slice_bytes))
+        else:
+            self.images, self.depths = chunk_images(n_images, image_bytes, budget_bytes), self.out_depth
+        size = self.images * self.depths * self.slice_len
+        self._col = np.empty(self.col_rows * size, dtype=dtype)
+        self._rows = np.empty(out_channels * size, dtype=dtype)
+
+    def pieces(self, n_images: int):
+        """``(first image, count, lo, hi, col, rows)`` for each piece of a share of ``n_images`` images."""
+        for first in range(0, n_images, self.images):
+            count = min(self.images, n_images - first)
+            for lo in range(0, self.out_depth, self.depths):
+                hi = min(lo + self.depths, self.out_depth)
+                size = count * (hi - lo) * self.slice_len
+                yield (first, count, lo, hi, self._col[:self.col_rows * size].reshape(self.col_rows, size),
+                       self._rows[:self.out_channels * size].reshape(self.out_channels, size))
+
+    def im2col(self, images: np.ndarray, lo: int, hi: int, col: np.ndarray) -> None:
+        """Columns of ``images`` ``(B, C, *in)`` at output depths ``[lo, hi)`` into ``col``."""
+        if self.ndim == 2:
+            self._im2col(images, *self._geometry, col)
+        else:
+            self._im2col(images, self._depth_start[lo:hi], *self._depth_args, *self._geometry, col)
+
+    def col2im(self, col: np.ndarray, lo: int, hi: int, images: np.ndarray) -> None:
+        """Sum ``col`` (depths ``[lo, hi)``) into ``images``, which the first piece of an image overwrites."""
+        if self.ndim == 2:
+            self._col2im(col, *self._geometry, images)
+            return
+        if lo == 0:
+            images[:] = 0
+        self._col2im(col, self._depth_start[lo:hi], *self._depth_args, *self._geometry, images)
+
+    def planes(self, planes: np.ndarray, first: int, count: int, lo: int, hi: int) -> np.ndarray:
+        """The piece's part of ``planes`` ``(N, FN, L)``: ``(count, FN, (hi - lo) * out_h * out_w)``."""
+        return planes[first:first + count, :, lo * self.slice_len:hi * self.slice_len]
 
 
 def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], object], shared_queue: bool = False,
@@ -130,9 +199,9 @@ def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], obje
             return [first, *(None if future.cancelled() else future.result() for future in futures)]
 
 
-def _col_bytes(x: np.ndarray, window: Window) -> int:
+def _col_bytes(x_shape: tuple[int, ...], window: Window, itemsize: int) -> int:
     """Bytes of the whole batch's column matrix: the measure of a call's work."""
-    return x.shape[0] * x.shape[1] * window.kernel_area * window.out_h * window.out_w * x.itemsize
+    return x_shape[0] * x_shape[1] * window.kernel_volume * math.prod(window.out_size) * itemsize
 
 
 def conv2d_forward_chunked(
@@ -141,19 +210,21 @@ def conv2d_forward_chunked(
 ) -> np.ndarray:
     """Convolution by chunked im2col and one GEMM per chunk and group; all buffers within ``budget_bytes``.
 
-    ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C/groups, kh, kw)`` and ``bias``
-    ``(FN,)`` share a dtype, float32 or float64. Returns ``(N, FN, out_h, out_w)``,
-    ``relu(conv + bias)`` with ``relu`` (:mod:`colnn.kernels.epilogue`).
+    ``x`` ``(N, C, *in)``, ``weight`` ``(FN, C/groups, *k)`` and ``bias``
+    ``(FN,)`` share a dtype, float32 or float64; ``window`` has 2 axes, or 3
+    (the 2-D core's name, kept for its callers).
+    Returns ``(N, FN, *out)``, ``relu(conv + bias)`` with ``relu``
+    (:mod:`colnn.kernels.epilogue`).
     """
     x = np.ascontiguousarray(x)
     n_images, out_channels = x.shape[0], weight.shape[0]
     if out is None:
-        out = np.empty((n_images, out_channels, window.out_h, window.out_w), dtype=x.dtype)
+        out = np.empty((n_images, out_channels, *window.out_size), dtype=x.dtype)
 
     def forward_share(share: slice, parts: int) -> None:
         forward_images(x[share], weight, bias, window, groups, budget_bytes // parts, out[share], relu)
 
-    in_parallel(n_images, _col_bytes(x, window), forward_share)
+    in_parallel(n_images, _col_bytes(x.shape, window, x.itemsize), forward_share)
     return out
 
 
@@ -161,7 +232,7 @@ def forward_images(
     images_in: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, window: Window, groups: int,
     budget_bytes: int, out: np.ndarray, relu: bool = False,
 ) -> None:
-    """One thread's share of :func:`conv2d_forward_chunked`: ``out`` ``(B, FN, out_h, out_w)`` of ``images_in``.
+    """One thread's share of :func:`conv2d_forward_chunked`: ``out`` ``(B, FN, *out)`` of ``images_in``.
 
     Its sums are the direct sums of products (one GEMM per chunk and group), so
     it is also the exact path that the Winograd kernel falls back to.
@@ -172,16 +243,16 @@ def forward_images(
     weight_rows = weight.reshape(groups, out_channels // groups, -1)
     group_channels = out_channels // groups
     bias_or_empty = np.zeros(out_channels, images_in.dtype) if bias is None else np.ascontiguousarray(bias)
-    out_planes = out.reshape(out.shape[0], out_channels, window.out_h * window.out_w)
-    geometry = window_args(window)
-    buffers = _Buffers(images_in.shape, out_channels, window, images_in.dtype, budget_bytes)
-    group_rows = buffers.col_rows // groups
-    for first, images, col, rows in buffers.chunks(len(images_in)):
-        im2col_loops.im2col_chunk(images_in[first:first + images], *geometry, col)
-        for g in range(groups):
-            np.matmul(weight_rows[g], col[g * group_rows:(g + 1) * group_rows],
-                      out=rows[g * group_channels:(g + 1) * group_channels])
-        im2col_loops.rows_to_nchw(rows, bias_or_empty, bias is not None, relu, out_planes[first:first + images])
+    out_planes = out.reshape(out.shape[0], out_channels, -1)
+    columns = _Columns(images_in.shape, out_channels, window, images_in.dtype, budget_bytes)
+    group_rows = columns.col_rows // groups
+    for first, count, lo, hi, col, rows in columns.pieces(len(images_in)):
+        columns.im2col(images_in[first:first + count], lo, hi, col)
+        # One call for every group: NumPy runs the groups' GEMMs in C (a depthwise conv3d has
+        # thousands of them, one per channel and slab).
+        np.matmul(weight_rows, col.reshape(groups, group_rows, -1), out=rows.reshape(groups, group_channels, -1))
+        im2col_loops.rows_to_nchw(rows, bias_or_empty, bias is not None, relu,
+                                  columns.planes(out_planes, first, count, lo, hi))
 
 
 def conv2d_backward_chunked(
@@ -200,43 +271,74 @@ def conv2d_backward_chunked(
     into ``grad_input``. Each thread sums its own weight gradient; the shares
     are added at the end.
     """
-    from . import im2col_loops
-
     x = np.ascontiguousarray(x)
-    grad_output = np.ascontiguousarray(grad_output)
-    n_images, out_channels = x.shape[0], weight.shape[0]
-    weight_rows = weight.reshape(groups, out_channels // groups, -1)
-    group_channels = out_channels // groups
     grad_input = np.empty(x.shape, dtype=x.dtype) if input_grad else None
-    grad_planes = grad_output.reshape(n_images, out_channels, window.out_h * window.out_w)
-    geometry = window_args(window)
-
-    def backward_share(share: slice, parts: int) -> np.ndarray:
-        images_in = x[share]
-        buffers = _Buffers(images_in.shape, out_channels, window, x.dtype, budget_bytes // parts)
-        group_rows = buffers.col_rows // groups
-        grad_weight = np.zeros_like(weight_rows)
-        # Transposed, (C/groups*kh*kw, FN/groups): col @ rows.T runs faster than rows @ col.T.
-        weight_share = np.empty((group_rows, group_channels), dtype=x.dtype)
-        for first, images, col, rows in buffers.chunks(len(images_in)):
-            if weight_grad:
-                im2col_loops.im2col_chunk(images_in[first:first + images], *geometry, col)
-            im2col_loops.nchw_to_rows(grad_planes[share][first:first + images], rows)
-            for g in range(groups):
-                group_col = col[g * group_rows:(g + 1) * group_rows]
-                group_grad = rows[g * group_channels:(g + 1) * group_channels]
-                if weight_grad:
-                    np.matmul(group_col, group_grad.T, out=weight_share)
-                    grad_weight[g] += weight_share.T
-                if input_grad:
-                    # The column gradient overwrites the columns, which are no longer needed.
-                    np.matmul(weight_rows[g].T, group_grad, out=group_col)
-            if input_grad:
-                im2col_loops.col2im_chunk(col, *geometry, grad_input[share][first:first + images])
-        return grad_weight
-
-    grad_weight = sum(in_parallel(n_images, _col_bytes(x, window), backward_share))
+    grad_weight = _backward(grad_output, x, x.shape, weight, window, groups, budget_bytes, grad_input, weight_grad)
     if not weight_grad:
         return grad_input, None, None
-    grad_bias = grad_output.sum(axis=(0, 2, 3))
-    return grad_input, grad_weight.reshape(weight.shape), grad_bias
+    grad_bias = grad_output.sum(axis=(0, *range(2, grad_output.ndim)))
+    return grad_input, grad_weight, grad_bias
+
+
+def conv_input_grad_chunked(
+    grad_output: np.ndarray, input_shape: tuple[int, ...], weight: np.ndarray, window: Window, groups: int,
+    budget_bytes: int, bias: np.ndarray | None = None,
+) -> np.ndarray:
+    """The input gradient ``(N, C, *in)`` of :func:`conv2d_forward_chunked` alone, plus ``bias`` ``(C,)`` if given.
+
+    It is the transposed convolution of ``grad_output`` (``weight`` ``(FN, C/groups, *k)``
+    read as ``torch.nn.functional.conv_transpose``'s ``(C_in, C_out/groups, *k)``):
+    one GEMM per chunk and group, then col2im into the chunk's images, where
+    the bias is added while they are in cache.
+    """
+    grad_input = np.empty(input_shape, dtype=grad_output.dtype)
+    _backward(grad_output, None, input_shape, weight, window, groups, budget_bytes, grad_input, False, bias)
+    return grad_input
+
+
+def _backward(
+    grad_output: np.ndarray, x: np.ndarray | None, input_shape: tuple[int, ...], weight: np.ndarray,
+    window: Window, groups: int, budget_bytes: int, grad_input: np.ndarray | None, weight_grad: bool,
+    bias: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Fill ``grad_input`` (where not None, plus ``bias``) and return ``grad_weight`` (with ``weight_grad``)."""
+    from . import im2col_loops
+
+    grad_output = np.ascontiguousarray(grad_output)
+    n_images, out_channels = input_shape[0], weight.shape[0]
+    weight_rows = weight.reshape(groups, out_channels // groups, -1)
+    group_channels = out_channels // groups
+    grad_planes = grad_output.reshape(n_images, out_channels, -1)
+    bias_planes = None if bias is None else bias.reshape(-1, *(1,) * window.ndim)
+
+    def backward_share(share: slice, parts: int) -> np.ndarray | None:
+        images = range(n_images)[share]
+        columns = _Columns((len(images), *input_shape[1:]), out_channels, window, grad_output.dtype,
+                           budget_bytes // parts)
+        group_rows = columns.col_rows // groups
+        grad_weight = np.zeros_like(weight_rows) if weight_grad else None
+        # Transposed, (C/groups*K, FN/groups): col @ rows.T runs faster than rows @ col.T.
+        weight_share = np.empty((groups, group_rows, group_channels), dtype=grad_output.dtype)
+        for first, count, lo, hi, col, rows in columns.pieces(len(images)):
+            chunk = slice(images.start + first, images.start + first + count)
+            if weight_grad and x is not None:  # x is given whenever weight_grad is
+                columns.im2col(x[chunk], lo, hi, col)
+            im2col_loops.nchw_to_rows(columns.planes(grad_planes, chunk.start, count, lo, hi), rows)
+            group_cols = col.reshape(groups, group_rows, -1)
+            group_grads = rows.reshape(groups, group_channels, -1)
+            if weight_grad:
+                np.matmul(group_cols, group_grads.transpose(0, 2, 1), out=weight_share)
+                grad_weight += weight_share.transpose(0, 2, 1)
+            if grad_input is not None:
+                # The column gradient overwrites the columns, which are no longer needed.
+                if group_channels == 1:  # depthwise: an outer product, which matmul computes 4x slower
+                    np.multiply(weight_rows.transpose(0, 2, 1), group_grads, out=group_cols)
+                else:
+                    np.matmul(weight_rows.transpose(0, 2, 1), group_grads, out=group_cols)
+                columns.col2im(col, lo, hi, grad_input[chunk])
+                if bias_planes is not None and hi == columns.out_depth:
+                    grad_input[chunk] += bias_planes
+        return grad_weight
+
+    shares = in_parallel(n_images, _col_bytes(input_shape, window, grad_output.itemsize), backward_share)
+    return sum(shares).reshape(weight.shape) if weight_grad else None

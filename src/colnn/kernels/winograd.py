@@ -38,6 +38,11 @@ MIN_CHANNELS = 16
 # Each thread's transformed tiles stay within this (and the caller's budget): one
 # C1 image (4 MB of tiles) per chunk ran in 25 ms, two per chunk in 28 ms.
 _SHARE_BYTES = 4 << 20
+# ...unless that leaves the 36 GEMMs fewer tile columns than this: on a small plane (ResNet's 14x14,
+# 24 tiles an image) a chunk then takes enough images, within the caller's budget. C4 of ``colnn bench``,
+# (32, 256, 14, 14) by (256, 256, 3, 3), CPU time on the loaded 2-core machine, alternated in one
+# process: 90 and 108 ms with chunks of 4 images, 98 and 114 ms with 2.
+_MIN_GEMM_TILES = 192
 
 # How much the transforms can grow a value: the row sums of |B^T| are at most 10,
 # so |B^T d B| <= 100 max|d|; of |G| at most 1, so |G g G^T| <= max|g|; of |A^T|
@@ -123,7 +128,8 @@ def conv2d_forward_winograd(
 
     def forward_share(share: slice, parts: int) -> None:
         images_in, images_out = x[share], out[share]
-        chunk = chunk_images(len(images_in), bytes_per_image, min(budget_bytes // parts, _SHARE_BYTES))
+        share_bytes = max(_SHARE_BYTES, -(-_MIN_GEMM_TILES // plane_tiles) * bytes_per_image)
+        chunk = chunk_images(len(images_in), bytes_per_image, min(budget_bytes // parts, share_bytes))
         tiles_in = np.empty((36, channels, chunk * plane_tiles), dtype=x.dtype)
         tiles_out = np.empty((36, out_channels, chunk * plane_tiles), dtype=x.dtype)
         phases = np.zeros((4, 4, tiles_h + 2, tiles_w + 2), dtype=x.dtype)

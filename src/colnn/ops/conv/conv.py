@@ -12,7 +12,8 @@ One N-d computation (:func:`conv_forward`, :func:`conv_backward`) on the checked
   im2col chunk by chunk of images into a buffer of at most :func:`get_column_budget`
   bytes, one GEMM per chunk and group (:mod:`colnn.kernels.conv_chunked`); backward
   rebuilds the columns instead of keeping them, so memory stays bounded;
-- 3-d: the N-d im2col (:func:`colnn.ops.unfold.im2col_nd`) and one GEMM per group;
+- 3-d NumPy float32/float64: the same chunked im2col + GEMM, its columns built
+  plane by plane along the depth (:mod:`colnn.kernels.im2col3d_loops`);
 - ``strategy="im2col"`` and every other library's arrays: the Array API
   reference of :mod:`colnn.ops.reference.conv` (the tutorial's im2col, keeping ``col``);
 - a Dask array: :mod:`colnn.ops.dask.conv`, lazily.
@@ -233,6 +234,8 @@ def conv_forward(x: Any, weight: Any, bias: Any | None, window: Window, groups: 
         out, saved = conv2d_forward(expand_axis(x, 2), expand_axis(weight, 2), bias,
                                     window.with_unit_axis(), groups, strategy)
         return out[:, :, 0, ...], saved
+    if runs_kernels(strategy, x, "conv"):
+        return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
     xp = namespace(x, weight)
     out_channels = weight.shape[0]
     col = im2col_nd(x, window, strategy)
@@ -258,6 +261,10 @@ def conv_backward(grad_output: Any, input_shape: tuple[int, ...], saved: Any, we
     if grad_output.shape[0] == 0:
         grad_input, grad_weight, grad_bias = empty_batch_gradients(input_shape, weight, weight.shape[0], grad_output)
         return grad_input if input_grad else None, grad_weight, grad_bias
+    if runs_kernels(strategy, grad_output, "conv"):
+        # The 2-D kernels' functions take a 3-D window too (its columns built plane by plane).
+        return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups,
+                                                    _column_budget_bytes, input_grad)
     xp = namespace(grad_output, weight)
     col, out_channels = saved, weight.shape[0]
     grad_rows = channels_last(grad_output)

@@ -1,9 +1,14 @@
 """Transposed convolution in 1, 2 and 3 dimensions, as ``torch.nn.functional.conv_transpose1d/2d/3d``.
 
 It is the adjoint of a convolution: one GEMM per group turns each input cell
-into a column of kernel-sized patches, and col2im sums them into the output
-(:func:`colnn.ops.unfold.col2im_nd`: compiled for 1-d and 2-d, the reference for
-3-d). Its window (:meth:`ConvTransposeArgs.window
+into a column of kernel-sized patches, and col2im sums them into the output.
+NumPy float32/float64 arrays run it as the convolution's input gradient, chunk
+by chunk of images (:func:`colnn.kernels.conv_chunked.conv_input_grad_chunked`,
+1-d as 2-d with a unit height); its backward is then a forward convolution
+(``grad_input``) and the convolution's weight gradient with input and output
+gradient exchanged (``grad_weight``). Other arrays and ``strategy="im2col"`` run
+the Array API reference below, with :func:`colnn.ops.unfold.col2im_nd`. Its
+window (:meth:`ConvTransposeArgs.window
 <colnn.ops.conv._base.ConvTransposeArgs.window>`) is the convolution that maps the
 output back to the input's size, so its geometry, checks and messages are
 :class:`colnn.core.window.Window`'s. Backward: ``grad_input`` is that
@@ -23,12 +28,20 @@ from ...core.checks import from_batched, stand_in
 from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple, Window
-from ..reference.conv import (add_bias, channels_first, channels_last, empty_batch_gradients, grouped_matmul,
-                              grouped_outer)
-from ..strategy import check_strategy
+from ...kernels import conv_chunked
+from ..reference.conv import (
+    add_bias,
+    channels_first,
+    channels_last,
+    empty_batch_gradients,
+    grouped_matmul,
+    grouped_outer,
+)
+from ..strategy import check_strategy, runs_kernels
 from ..unfold import col2im_nd, im2col_nd
 from ..xp import as_common_dtype, namespace
 from ._base import ConvTransposeArgs, check_weights
+from .conv import conv_forward, get_column_budget
 
 __all__ = [
     "conv_transpose1d",
@@ -45,9 +58,17 @@ def conv_transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray |
     """Transposed convolution of a validated batch ``(N, C, *in)`` into ``(N, FN, *out)``."""
     n, in_channels = x.shape[:2]
     out_channels = weight.shape[1] * groups
+    out_shape = (n, out_channels, *window.in_size)
+    if runs_kernels(strategy, x, "conv"):
+        if window.ndim == 1:
+            out = conv_transpose_forward(x[:, :, np.newaxis], weight[:, :, np.newaxis], bias,
+                                         window.with_unit_axis(), groups, strategy)
+            return out[:, :, 0]
+        # The input gradient of the convolution whose weight this is: GEMM, then compiled col2im.
+        return conv_chunked.conv_input_grad_chunked(x, out_shape, weight, window, groups, get_column_budget(), bias)
     weight_rows = namespace(weight).reshape(weight, (groups, in_channels // groups, -1))
     col = grouped_matmul(channels_last(x), weight_rows, groups)
-    return add_bias(col2im_nd(col, (n, out_channels, *window.in_size), window, strategy), bias)
+    return add_bias(col2im_nd(col, out_shape, window, strategy), bias)
 
 
 def conv_transpose_backward(grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray, window: Window,
@@ -57,12 +78,24 @@ def conv_transpose_backward(grad_output: np.ndarray, x: np.ndarray, weight: np.n
     if x.shape[0] == 0:
         return empty_batch_gradients(x.shape, weight, grad_output.shape[1], grad_output)
     xp = namespace(grad_output, weight)
+    grad_bias = xp.sum(grad_output, axis=(0, *range(2, grad_output.ndim)))
+    if runs_kernels(strategy, grad_output, "conv"):
+        if window.ndim == 1:
+            grad_input, grad_weight, _ = conv_transpose_backward(
+                grad_output[:, :, np.newaxis], x[:, :, np.newaxis], weight[:, :, np.newaxis],
+                window.with_unit_axis(), groups, strategy)
+            return grad_input[:, :, 0], grad_weight[:, :, 0], grad_bias
+        # grad_input is the forward convolution of grad_output; grad_weight the convolution's weight
+        # gradient with the roles of input and output gradient exchanged.
+        grad_input, _ = conv_forward(grad_output, weight, None, window, groups, strategy)
+        _, grad_weight, _ = conv_chunked.conv2d_backward_chunked(x, grad_output, weight, window, groups,
+                                                                 get_column_budget(), input_grad=False)
+        return grad_input, grad_weight, grad_bias
     grad_col = im2col_nd(grad_output, window, strategy)
     weight_rows = xp.reshape(weight, (groups, in_channels // groups, -1))
     grad_rows = grouped_matmul(grad_col, xp.permute_dims(weight_rows, (0, 2, 1)), groups)
     grad_input = channels_first(grad_rows, x.shape[0], window.out_size)
     grad_weight = grouped_outer(channels_last(x), grad_col, groups, weight.shape)
-    grad_bias = xp.sum(grad_output, axis=(0, *range(2, grad_output.ndim)))
     return grad_input, grad_weight, grad_bias
 
 

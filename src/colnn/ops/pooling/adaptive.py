@@ -9,7 +9,9 @@ Output cell ``i`` along an axis of length ``L`` pools the bin
 - max: each axis folds its bins with PyTorch's rule (first maximum, last NaN),
   last axis first, which gives the row-major scan's cell over the whole box.
 
-Both are written on the Array API standard (slices, sums, ``take_along_axis``;
+NumPy arrays run the compiled box loops of :mod:`colnn.kernels.box_pool` (one
+pass over the bins, parallel over planes; the 1x1 case a plain reduction). The
+reference is written on the Array API standard (slices, sums, ``take_along_axis``;
 the backward scatter-add of :mod:`colnn.ops.flat_index`), so any library's
 arrays are pooled where they live and come back as that library's arrays; a
 Dask array is pooled lazily (:mod:`colnn.ops.dask.pooling`). The arguments are
@@ -28,7 +30,9 @@ from ...core.ieee import quiet_ieee
 from ...core.indices import index_dtype
 from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
+from ...kernels import box_pool
 from ..flat_index import scatter_add_flat, torch_max
+from ..strategy import check_strategy, runs_kernels
 from ..xp import accumulator, device_of, namespace
 from ._base import AdaptiveArgs
 
@@ -78,9 +82,26 @@ def _bin_spread(grad: Any, dim: int, size: int) -> Any:
     return spread
 
 
+def _bins(in_size: tuple[int, ...], out_size: tuple[int, ...]) -> tuple[Any, np.ndarray]:
+    """The bins as the box loops take them, and each output's bin volume ``out_size`` (the divisor)."""
+    starts, ends = zip(*(adaptive_bins(size, out) for size, out in zip(in_size, out_size)))
+    volume = np.ones((), dtype=np.int64)
+    for start, end in zip(starts, ends):
+        volume = np.multiply.outer(volume, end - start)
+    return box_pool.bin_bounds(starts, ends), volume
+
+
 @quiet_ieee
-def adaptive_avg_forward(x: Any, out_size: tuple[int, ...]) -> Any:
-    """Adaptive average of a validated batched floating array ``(N, C, *in)`` -> ``(N, C, *out_size)``."""
+def adaptive_avg_forward(x: Any, out_size: tuple[int, ...], strategy: str | None = None) -> Any:
+    """Adaptive average of a validated batched floating array ``(N, C, *in)`` -> ``(N, C, *out_size)``.
+
+    The compiled box loops sum each bin row-major and divide by its volume (PyTorch's
+    order); the reference takes separable means (equal to rounding).
+    """
+    if runs_kernels(strategy, x, "pool") and all(out == 1 for out in out_size):
+        return box_pool.volume_means(x)
+    if runs_kernels(strategy, x, "pool"):
+        return box_pool.box_avg(x, *_bins(x.shape[2:], out_size))
     xp = namespace(x)
     acc = accumulator(xp, x.dtype)
     if all(out == 1 for out in out_size):
@@ -97,8 +118,10 @@ def adaptive_avg_forward(x: Any, out_size: tuple[int, ...]) -> Any:
 
 
 @quiet_ieee
-def adaptive_avg_backward(grad_output: Any, input_shape: tuple[int, ...]) -> Any:
+def adaptive_avg_backward(grad_output: Any, input_shape: tuple[int, ...], strategy: str | None = None) -> Any:
     """Gradient of :func:`adaptive_avg_forward`."""
+    if runs_kernels(strategy, grad_output, "pool"):
+        return box_pool.box_avg_backward(grad_output, input_shape, *_bins(input_shape[2:], grad_output.shape[2:]))
     xp = namespace(grad_output)
     grad = xp.astype(grad_output, accumulator(xp, grad_output.dtype))
     for axis, size in enumerate(input_shape[2:]):
@@ -106,8 +129,10 @@ def adaptive_avg_backward(grad_output: Any, input_shape: tuple[int, ...]) -> Any
     return xp.astype(grad, grad_output.dtype)
 
 
-def adaptive_max_forward(x: Any, out_size: tuple[int, ...]) -> tuple[Any, Any]:
+def adaptive_max_forward(x: Any, out_size: tuple[int, ...], strategy: str | None = None) -> tuple[Any, Any]:
     """Adaptive max of a validated batched array: ``(out, indices)``, indices (the index dtype) flat into each input volume."""
+    if runs_kernels(strategy, x, "pool") and box_pool.fits_box_max(x.shape[2:]):
+        return box_pool.box_max(x, _bins(x.shape[2:], out_size)[0])
     xp = namespace(x)
     values = x
     coordinates: list[Any] = []  # input coordinate per reduced axis, last axis first
@@ -132,92 +157,102 @@ def adaptive_max_forward(x: Any, out_size: tuple[int, ...]) -> tuple[Any, Any]:
     return values, flat
 
 
-def adaptive_max_backward(grad_output: Any, indices: Any, input_shape: tuple[int, ...]) -> Any:
+def adaptive_max_backward(grad_output: Any, indices: Any, input_shape: tuple[int, ...],
+                          strategy: str | None = None) -> Any:
     """Gradient of :func:`adaptive_max_forward`: each output's gradient to its cell; overlapping bins sum."""
+    if runs_kernels(strategy, grad_output, "pool") and isinstance(indices, np.ndarray):
+        return box_pool.cell_scatter_add(grad_output, indices, input_shape)
     return scatter_add_flat(grad_output, indices, input_shape)
 
 
-def adaptive_avg_pool(input: Any, args: AdaptiveArgs) -> Any:
+def adaptive_avg_pool(input: Any, args: AdaptiveArgs, strategy: str | None = None) -> Any:
     """The N-d body of ``adaptive_avg_pool1d/2d/3d`` on checked ``args``."""
+    check_strategy(strategy)
     if is_dask_array(input):
         check_spatial_input(stand_in(input), "input", args.ndim, floating=True)
         from ..dask import pooling as dask_pooling
 
         return dask_pooling.adaptive_avg_pool(input, args, adaptive_avg_forward)
     x, unbatched = check_spatial_input(input, "input", args.ndim, floating=True)
-    return from_batched(adaptive_avg_forward(x, args.out_size(x.shape[2:])), unbatched)
+    return from_batched(adaptive_avg_forward(x, args.out_size(x.shape[2:]), strategy), unbatched)
 
 
-def adaptive_max_pool(input: Any, args: AdaptiveArgs) -> Any:
+def adaptive_max_pool(input: Any, args: AdaptiveArgs, strategy: str | None = None) -> Any:
     """The N-d body of ``adaptive_max_pool1d/2d/3d`` on checked ``args``."""
+    check_strategy(strategy)
     if is_dask_array(input):
         check_spatial_input(stand_in(input), "input", args.ndim)
         from ..dask import pooling as dask_pooling
 
         return dask_pooling.adaptive_max_pool(input, args, adaptive_max_forward)
     x, unbatched = check_spatial_input(input, "input", args.ndim)
-    out, indices = adaptive_max_forward(x, args.out_size(x.shape[2:]))
+    out, indices = adaptive_max_forward(x, args.out_size(x.shape[2:]), strategy)
     out = from_batched(out, unbatched)
     return (out, from_batched(indices, unbatched)) if args.return_indices else out
 
 
-def adaptive_avg_pool1d(input: Any, output_size: Any) -> np.ndarray:
+def adaptive_avg_pool1d(input: Any, output_size: Any, *, strategy: str | None = None) -> np.ndarray:
     """Adaptive 1-D average pooling, as ``torch.nn.functional.adaptive_avg_pool1d``.
 
     ``input``: floating ``(N, C, L)`` or ``(C, L)`` (a Dask array: lazily); ``output_size``: an int,
     or a 1-tuple (an int >= 1, or None to keep the axis). Returns ``(N, C, *output_size)`` of the
-    input's dtype. Bins: ``[floor(i*L/out), ceil((i+1)*L/out))``.
+    input's dtype. Bins: ``[floor(i*L/out), ceil((i+1)*L/out))``. ``strategy``: None (the compiled
+    box loops of :mod:`colnn.kernels.box_pool` for NumPy arrays) or ``"im2col"`` (the Array API reference).
     Raises TypeError for non-floating input or a non-int size, ValueError for a wrong rank or ``output_size < 1``.
 
     >>> adaptive_avg_pool1d(np.array([[1., 2., 3.]]), 2)
     array([[1.5, 2.5]])
     """
-    return adaptive_avg_pool(input, AdaptiveArgs.check(1, output_size))
+    return adaptive_avg_pool(input, AdaptiveArgs.check(1, output_size), strategy)
 
 
-def adaptive_avg_pool2d(input: Any, output_size: Any) -> np.ndarray:
+def adaptive_avg_pool2d(input: Any, output_size: Any, *, strategy: str | None = None) -> np.ndarray:
     """Adaptive 2-D average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
 
     ``input``: floating ``(N, C, H, W)`` or ``(C, H, W)``; ``output_size``: an int or a pair
     (ints >= 1, or None to keep that axis). Otherwise as :func:`adaptive_avg_pool1d`.
     """
-    return adaptive_avg_pool(input, AdaptiveArgs.check(2, output_size))
+    return adaptive_avg_pool(input, AdaptiveArgs.check(2, output_size), strategy)
 
 
-def adaptive_avg_pool3d(input: Any, output_size: Any) -> np.ndarray:
+def adaptive_avg_pool3d(input: Any, output_size: Any, *, strategy: str | None = None) -> np.ndarray:
     """Adaptive 3-D average pooling, as ``torch.nn.functional.adaptive_avg_pool3d``.
 
     ``input``: floating ``(N, C, D, H, W)`` or ``(C, D, H, W)``; ``output_size``: an int or a
     triple (ints >= 1, or None). Otherwise as :func:`adaptive_avg_pool1d`.
     """
-    return adaptive_avg_pool(input, AdaptiveArgs.check(3, output_size))
+    return adaptive_avg_pool(input, AdaptiveArgs.check(3, output_size), strategy)
 
 
-def adaptive_max_pool1d(input: Any, output_size: Any, return_indices: bool = False):
+def adaptive_max_pool1d(input: Any, output_size: Any, return_indices: bool = False, *,
+                        strategy: str | None = None):
     """Adaptive 1-D max pooling, as ``torch.nn.functional.adaptive_max_pool1d``.
 
     ``input``: ``(N, C, L)`` or ``(C, L)``, integer or floating (a Dask array: lazily);
     ``output_size`` as for :func:`adaptive_avg_pool1d`. With ``return_indices`` also int64
     indices, flat into each input row. First maximum wins; NaN wins with the last NaN.
+    ``strategy`` as for :func:`adaptive_avg_pool1d`.
     Raises TypeError for non-numeric input, a non-int size or a non-bool flag; ValueError as the average.
 
     >>> adaptive_max_pool1d(np.array([[1., 3., 2.]]), 2, return_indices=True)
     (array([[3., 3.]]), array([[1, 1]]))
     """
-    return adaptive_max_pool(input, AdaptiveArgs.check(1, output_size, return_indices))
+    return adaptive_max_pool(input, AdaptiveArgs.check(1, output_size, return_indices), strategy)
 
 
-def adaptive_max_pool2d(input: Any, output_size: Any, return_indices: bool = False):
+def adaptive_max_pool2d(input: Any, output_size: Any, return_indices: bool = False, *,
+                        strategy: str | None = None):
     """Adaptive 2-D max pooling, as ``torch.nn.functional.adaptive_max_pool2d``; indices flat into each ``H*W`` plane.
 
     See :func:`adaptive_max_pool1d`.
     """
-    return adaptive_max_pool(input, AdaptiveArgs.check(2, output_size, return_indices))
+    return adaptive_max_pool(input, AdaptiveArgs.check(2, output_size, return_indices), strategy)
 
 
-def adaptive_max_pool3d(input: Any, output_size: Any, return_indices: bool = False):
+def adaptive_max_pool3d(input: Any, output_size: Any, return_indices: bool = False, *,
+                        strategy: str | None = None):
     """Adaptive 3-D max pooling, as ``torch.nn.functional.adaptive_max_pool3d``; indices flat into each volume.
 
     See :func:`adaptive_max_pool1d`.
     """
-    return adaptive_max_pool(input, AdaptiveArgs.check(3, output_size, return_indices))
+    return adaptive_max_pool(input, AdaptiveArgs.check(3, output_size, return_indices), strategy)

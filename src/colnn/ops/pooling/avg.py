@@ -2,8 +2,8 @@
 
 One N-d computation on the checked :class:`~colnn.ops.pooling._base.AvgPoolArgs`,
 with the paths of :mod:`colnn.ops.pooling.max`: the compiled 2-D kernels (1-d
-with a unit height; 3-d as the sum over each depth window of its slices' 2-D
-window sums, float16 summed in float32), the Array API reference, or Dask.
+with a unit height; 3-d by the box loops of :mod:`colnn.kernels.box_pool`,
+float16 summed in float32), the Array API reference, or Dask.
 
 ``dilation`` is ONNX's (``AveragePool``, opset 19), which PyTorch lacks: a
 dilated window averages its dilated cells, and its divisor counts those cells
@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 
 from ...core.checks import from_batched, stand_in
-from ...core.dtypes import accumulation_dtype
 from ...core.ieee import quiet_ieee
 from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple, Window
+from ...kernels import box_pool
 from ..strategy import check_strategy, pool_strategy, runs_kernels
 from ._base import AvgPoolArgs
-from .max import as_planes, depth_slices
 
 __all__ = ["avg_pool1d", "avg_pool2d", "avg_pool3d", "avg_pool", "avg_pool_forward", "avg_pool_backward"]
 
@@ -33,20 +32,6 @@ __all__ = ["avg_pool1d", "avg_pool2d", "avg_pool3d", "avg_pool", "avg_pool_forwa
 def _reference(strategy: str | None, x: Any, window: Window) -> bool:
     """Whether the reference runs: asked for, another library's array, a dtype or a dilation the kernels lack."""
     return not runs_kernels(strategy, x, "pool") or any(d != 1 for d in window.dilation)
-
-
-def _window_sums3d(x: np.ndarray, window: Window) -> np.ndarray:
-    """Window sums ``(N, C, *out_size)`` in the accumulator dtype, by depth slices of 2-D sums."""
-    acc = accumulation_dtype(x.dtype)
-    plane_window = window.inner()
-    ones = np.ones(plane_window.out_size, dtype=np.int64)
-    n, c = x.shape[:2]
-    plane_sums = pool_strategy("numba", x).avg_forward(as_planes(x.astype(acc, copy=False)), plane_window, ones)
-    plane_sums = plane_sums.reshape(n, c, window.in_size[0], *plane_window.out_size)
-    sums = np.zeros((n, c, *window.out_size), dtype=acc)
-    for _, mask, depth in depth_slices(window):
-        sums[:, :, mask] += plane_sums[:, :, depth]
-    return sums
 
 
 @quiet_ieee
@@ -59,8 +44,7 @@ def avg_pool_forward(x: Any, window: Window, divisor: np.ndarray, strategy: str 
         return pools.avg_forward(x[:, :, np.newaxis], window.with_unit_axis(), divisor[np.newaxis])[:, :, 0]
     if window.ndim == 2:
         return pools.avg_forward(x, window, divisor)
-    acc = accumulation_dtype(x.dtype)
-    return (_window_sums3d(x, window) / divisor.astype(acc)).astype(x.dtype)
+    return box_pool.box_avg(x, box_pool.window_bounds(window)[0], divisor)
 
 
 @quiet_ieee
@@ -76,16 +60,7 @@ def avg_pool_backward(grad_output: Any, input_shape: tuple[int, ...], window: Wi
         return grad[:, :, 0]
     if window.ndim == 2:
         return pools.avg_backward(grad_output, input_shape, window, divisor)
-    acc = accumulation_dtype(grad_output.dtype)
-    share = grad_output.astype(acc) / divisor.astype(acc)
-    n, c = input_shape[:2]
-    plane_window = window.inner()
-    plane_shares = np.zeros((n, c, window.in_size[0], *plane_window.out_size), dtype=acc)
-    for _, mask, depth in depth_slices(window):
-        plane_shares[:, :, depth] += share[:, :, mask]
-    grad = pools.avg_backward(as_planes(plane_shares), (n, c * window.in_size[0], *window.in_size[1:]),
-                              plane_window, np.ones(plane_window.out_size, dtype=np.int64))
-    return grad.reshape(input_shape).astype(grad_output.dtype)
+    return box_pool.box_avg_backward(grad_output, input_shape, box_pool.window_bounds(window)[0], divisor)
 
 
 def avg_pool(input: Any, args: AvgPoolArgs, strategy: str | None = None) -> Any:

@@ -8,7 +8,8 @@ floating type: with ``alpha = (in - k) / (out - 1)``,
 (first maximum; NaN wins with the last NaN). Samples are ordered per axis as
 the spatial axes (``(h, w)`` is PyTorch's ``[1], [0]`` in 2-D: see :func:`_axis_samples`).
 
-Written on the Array API standard (the gather and PyTorch's max rule of
+NumPy arrays run the compiled box loops (:mod:`colnn.kernels.box_pool`); the
+reference is written on the Array API standard (the gather and PyTorch's max rule of
 :mod:`colnn.ops.flat_index`): any library's arrays are pooled where they live.
 Samples may be given in the input's library (or NumPy's); drawn by colnn, they
 come from NumPy's generator and move to the input's device. A Dask array is
@@ -28,7 +29,9 @@ from ...core.checks import check_rng, from_batched, stand_in
 from ...core.indices import index_dtype
 from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
+from ...kernels import box_pool
 from ..flat_index import gather_flat, scatter_add_flat, torch_max
+from ..strategy import runs_kernels
 from ..xp import as_namespace_of, device_of, namespace
 from ._base import FractionalArgs
 
@@ -82,8 +85,18 @@ def _starts(sample: Any, size: int, out: int, kernel: int, dtype: Any, index: An
 
 
 def fractional_max_forward(x: Any, kernel: tuple[int, ...], out_size: tuple[int, ...],
-                           samples: Any) -> tuple[Any, Any]:
-    """``(out, indices)`` of a validated batched array; indices (the index dtype) flat into each input volume."""
+                           samples: Any, strategy: str | None = None) -> tuple[Any, Any]:
+    """``(out, indices)`` of a validated batched array; indices (the index dtype) flat into each input volume.
+
+    NumPy arrays of the kernels' dtypes run the compiled box loops of
+    :mod:`colnn.kernels.box_pool`, each plane with its own windows.
+    """
+    if (runs_kernels(strategy, x, "pool") and isinstance(samples, np.ndarray)
+            and box_pool.fits_box_max(x.shape[2:])):
+        dtype = np.float64 if x.dtype == np.float64 else np.float32
+        starts = [_starts(sample, size, out, k, dtype, np.int64)
+                  for sample, size, out, k in zip(_axis_samples(samples), x.shape[2:], out_size, kernel)]
+        return box_pool.box_max(x, box_pool.fractional_bounds(starts, kernel))
     xp, device = namespace(x), device_of(x)
     n, c, ndim = x.shape[0], x.shape[1], len(kernel)
     dtype = xp.float64 if x.dtype == xp.float64 else xp.float32
@@ -103,8 +116,11 @@ def fractional_max_forward(x: Any, kernel: tuple[int, ...], out_size: tuple[int,
     return out, indices[..., 0]
 
 
-def fractional_max_backward(grad_output: Any, indices: Any, input_shape: tuple[int, ...]) -> Any:
+def fractional_max_backward(grad_output: Any, indices: Any, input_shape: tuple[int, ...],
+                            strategy: str | None = None) -> Any:
     """Each output's gradient to its chosen cell; overlapping windows sum."""
+    if runs_kernels(strategy, grad_output, "pool") and isinstance(indices, np.ndarray):
+        return box_pool.cell_scatter_add(grad_output, indices, input_shape)
     return scatter_add_flat(grad_output, indices, input_shape)
 
 

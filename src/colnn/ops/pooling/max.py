@@ -6,9 +6,9 @@ public functions are thin faces on it. Where it runs (:mod:`colnn.ops.strategy`)
 
 - the compiled 2-D kernels (:class:`colnn.kernels.pool.NumbaStrategy`), the
   specialised fast case: 2-d as it is, 1-d as 2-d with a unit height
-  (``Window.with_unit_axis``: exact), 3-d as 2-D pooling of every depth slice,
-  whose slices are then folded per depth window in order -- PyTorch's row-major
-  scan (first maximum; NaN wins with the last NaN);
+  (``Window.with_unit_axis``: exact); 3-d by the N-d box loops of
+  :mod:`colnn.kernels.box_pool` (forward and the scatter of backward), which
+  scan each window row-major as PyTorch does (first maximum; NaN wins with the last NaN);
 - the Array API reference (``strategy="im2col"``, and every other library's
   arrays), whose window cells are N-d;
 - a Dask array: :mod:`colnn.ops.dask.pooling`, lazily.
@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from ...core.checks import from_batched, stand_in
-from ...core.dtypes import gradient_dtype, lowest_value
+from ...core.dtypes import gradient_dtype
 from ...core.namespace import cast_array, is_dask_array
 from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple, Window
-from ..flat_index import scatter_add_flat
+from ...kernels import box_pool
 from ..strategy import check_strategy, pool_strategy, runs_kernels
 from ._base import MaxPoolArgs
 
@@ -39,57 +39,7 @@ __all__ = [
     "max_pool",
     "max_pool_forward",
     "max_pool_backward",
-    "depth_slices",
-    "as_planes",
 ]
-
-
-def depth_slices(window: Window) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """For each depth offset ``kd`` some window reaches inside the input: ``(kd, windows, depths)``.
-
-    ``windows`` is a boolean mask over the output depths whose window reaches
-    input depth ``depths`` (one per masked window) at offset ``kd``. Only offsets
-    that land inside are listed (at most ``out_d * in_d`` of them), so the work
-    never grows with a huge nominal kernel depth.
-    """
-    start, first, end = window.axis_bounds(0)
-    offsets = np.unique(np.concatenate([np.arange(lo, hi) for lo, hi in zip(first, end)] or [np.zeros(0, int)]))
-    return [(int(kd), (first <= kd) & (kd < end), (start + kd * window.dilation[0])[(first <= kd) & (kd < end)])
-            for kd in offsets]
-
-
-def as_planes(x: np.ndarray) -> np.ndarray:
-    """``(N, C, D, H, W)`` -> ``(N, C*D, H, W)``: every depth slice as a 2-D channel."""
-    return x.reshape(x.shape[0], x.shape[1] * x.shape[2], *x.shape[3:])
-
-
-def _max3d(x: np.ndarray, window: Window, keep_offset: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    n, c = x.shape[:2]
-    plane_window = window.inner()
-    planes = as_planes(x)
-    pools = pool_strategy("numba", x)
-    if keep_offset:
-        plane_max, plane_offset = pools.max_forward(planes, plane_window)
-        plane_offset = plane_offset.astype(np.int64).reshape(n, c, window.in_size[0], *plane_window.out_size)
-    else:
-        plane_max = pools.max_values(planes, plane_window)
-    plane_max = plane_max.reshape(n, c, window.in_size[0], *plane_window.out_size)
-    out = np.full((n, c, *window.out_size), lowest_value(x.dtype), dtype=x.dtype)
-    offset = np.broadcast_to(window.first_inside(), out.shape).copy() if keep_offset else None
-    started = np.zeros(window.out_size[0], dtype=bool)
-    plane_area = plane_window.kernel_volume
-    for kd, mask, depth in depth_slices(window):
-        candidate = plane_max[:, :, depth]
-        running = out[:, :, mask]
-        take = candidate > running
-        if candidate.dtype.kind == "f":
-            take |= np.isnan(candidate)
-        take |= ~started[mask].reshape(-1, 1, 1)
-        out[:, :, mask] = np.where(take, candidate, running)
-        if keep_offset:
-            offset[:, :, mask] = np.where(take, kd * plane_area + plane_offset[:, :, depth], offset[:, :, mask])
-        started |= mask
-    return out, offset
 
 
 def max_pool_forward(x: Any, window: Window, strategy: str | None = None,
@@ -102,7 +52,7 @@ def max_pool_forward(x: Any, window: Window, strategy: str | None = None,
         pools = pool_strategy("im2col", x)
         return pools.max_forward(x, window) if keep_offset else (pools.max_values(x, window), None)
     if window.ndim == 3:
-        return _max3d(x, window, keep_offset)
+        return box_pool.window_max(x, window, keep_offset=keep_offset)
     pools = pool_strategy(strategy, x)
     planar = x if window.ndim == 2 else x[:, :, np.newaxis]
     flat = window if window.ndim == 2 else window.with_unit_axis()
@@ -125,15 +75,8 @@ def max_pool_backward(grad_output: Any, window_offset: Any, input_shape: tuple[i
     grad_output = cast_array(grad_output, gradient_dtype(grad_output.dtype, grad_output.dtype))
     if not runs_kernels(strategy, grad_output, "pool"):
         return pool_strategy("im2col", grad_output).max_backward(grad_output, window_offset, input_shape, window)
-    if window.ndim == 3:
-        # An empty window's reported cell lies outside the input: it gets nothing.
-        coordinates = window.cell_coordinates(window_offset)
-        inside = np.ones(window_offset.shape, dtype=bool)
-        flat = np.zeros(window_offset.shape, dtype=np.int64)
-        for position, size in zip(coordinates, window.in_size):
-            inside &= (position >= 0) & (position < size)
-            flat = flat * size + position
-        return scatter_add_flat(grad_output, flat, input_shape, inside)
+    if window.ndim == 3:  # an empty window's reported cell lies outside the input: it gets nothing
+        return box_pool.box_max_backward(grad_output, window_offset, input_shape, *box_pool.window_bounds(window))
     pools = pool_strategy(strategy, grad_output)
     if window.ndim == 2:
         return pools.max_backward(grad_output, window_offset, input_shape, window)

@@ -4,7 +4,8 @@ The inverse scatter of the max pools' ``return_indices``: each input value goes
 to its flat index in a zero output volume; backward gathers from the same
 indices. The default output size per axis is ``(in-1)*stride - 2*padding + kernel_size``;
 an ``output_size`` may move it by less than a stride either way (PyTorch's range).
-Scatter and gather are :mod:`colnn.ops.flat_index`'s, on the Array API standard:
+NumPy arrays scatter and gather in compiled loops (:mod:`colnn.kernels.box_pool`); the
+reference is :mod:`colnn.ops.flat_index`'s, on the Array API standard:
 any library's arrays (indices in the input's library, or NumPy's) stay where they live.
 A Dask array (and Dask indices) is unpooled lazily, plane by plane
 (:mod:`colnn.ops.dask.pooling`); its indices' range is then checked as each plane is computed.
@@ -23,7 +24,9 @@ from ...core.indices import index_dtype
 from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple
+from ...kernels import box_pool
 from ..flat_index import gather_flat, scatter_last_flat
+from ..strategy import check_strategy, runs_kernels
 from ..xp import as_namespace_of, namespace
 from ._base import UnpoolArgs
 
@@ -52,21 +55,32 @@ def check_unpool_indices(indices: Any, x: Any, volume: int, unbatched: bool, *, 
         if low < 0 or high >= volume:
             raise ValueError(f"indices must lie in [0, {volume}) (the output plane), got values in [{low}, {high}]")
     # A lazy array's stand-in is not cast: the cast would allocate all of it.
-    return xp.astype(array, dtype) if check_range else array
+    return xp.astype(array, dtype, copy=False) if check_range else array
 
 
-def max_unpool_forward(x: Any, indices: Any, out_size: tuple[int, ...]) -> Any:
+def _compiled(strategy: str | None, x: Any, indices: Any) -> bool:
+    """Whether the compiled scatter and gather run: NumPy values of a kernel dtype and NumPy indices."""
+    return runs_kernels(strategy, x, "pool") and isinstance(indices, np.ndarray)
+
+
+def max_unpool_forward(x: Any, indices: Any, out_size: tuple[int, ...], strategy: str | None = None) -> Any:
     """Scatter validated batched ``x`` to ``indices`` in a zero ``(N, C, *out_size)``; a repeated index keeps the last."""
+    if _compiled(strategy, x, indices):
+        return box_pool.scatter_cells(x, indices, (*x.shape[:2], *out_size))
     return scatter_last_flat(x, indices, (*x.shape[:2], *out_size))
 
 
-def max_unpool_backward(grad_output: Any, indices: Any) -> Any:
+def max_unpool_backward(grad_output: Any, indices: Any, strategy: str | None = None) -> Any:
     """Gradient w.r.t. the unpooled values: gathered from ``indices``."""
+    if _compiled(strategy, grad_output, indices):
+        return box_pool.gather_cells(grad_output, indices)
     return gather_flat(grad_output, indices)
 
 
-def max_unpool(input: Any, indices: Any, args: UnpoolArgs, output_size: Any = None) -> Any:
+def max_unpool(input: Any, indices: Any, args: UnpoolArgs, output_size: Any = None,
+               strategy: str | None = None) -> Any:
     """The N-d body of ``max_unpool1d/2d/3d`` on checked ``args``."""
+    check_strategy(strategy)
     lazy = is_dask_array(input) or is_dask_array(indices)
     x, unbatched = check_spatial_input(stand_in(input) if is_dask_array(input) else input, "input", args.ndim)
     out_size = args.out_size(x.shape[2:], output_size)
@@ -81,32 +95,34 @@ def max_unpool(input: Any, indices: Any, args: UnpoolArgs, output_size: Any = No
         out = dask_pooling.max_unpool(*batched, x.dtype, out_size, max_unpool_forward)
         return out[0] if unbatched else out
     index = check_unpool_indices(indices, x, volume, unbatched)
-    return from_batched(max_unpool_forward(x, index, out_size), unbatched)
+    return from_batched(max_unpool_forward(x, index, out_size, strategy), unbatched)
 
 
 def max_unpool1d(input: Any, indices: Any, kernel_size: IntTuple, stride: IntTuple | None = None,
-                 padding: IntTuple = 0, output_size: Any = None) -> np.ndarray:
+                 padding: IntTuple = 0, output_size: Any = None, *, strategy: str | None = None) -> np.ndarray:
     """1-D max unpooling, as ``torch.nn.functional.max_unpool1d``.
 
     ``input`` ``(N, C, L)`` or ``(C, L)``, ``indices`` of the same shape (from
     ``max_pool1d(..., return_indices=True)``) -> ``(N, C, out_l)`` of the input's dtype,
     zero except at the indices. ``output_size``: spatial sizes (or the full shape) within
     a stride of the default. Raises ValueError naming ``indices`` (shape, range) or ``output_size``.
+    ``strategy``: None (NumPy arrays: one compiled scatter, :mod:`colnn.kernels.box_pool`) or
+    ``"im2col"`` (the Array API reference).
     Dask arrays are unpooled lazily.
 
     >>> max_unpool1d(np.array([[5.]]), np.array([[1]]), 2)
     array([[0., 5.]])
     """
-    return max_unpool(input, indices, UnpoolArgs.check(1, kernel_size, stride, padding), output_size)
+    return max_unpool(input, indices, UnpoolArgs.check(1, kernel_size, stride, padding), output_size, strategy)
 
 
 def max_unpool2d(input: Any, indices: Any, kernel_size: IntTuple, stride: IntTuple | None = None,
-                 padding: IntTuple = 0, output_size: Any = None) -> np.ndarray:
+                 padding: IntTuple = 0, output_size: Any = None, *, strategy: str | None = None) -> np.ndarray:
     """2-D max unpooling, as ``torch.nn.functional.max_unpool2d``; see :func:`max_unpool1d`."""
-    return max_unpool(input, indices, UnpoolArgs.check(2, kernel_size, stride, padding), output_size)
+    return max_unpool(input, indices, UnpoolArgs.check(2, kernel_size, stride, padding), output_size, strategy)
 
 
 def max_unpool3d(input: Any, indices: Any, kernel_size: IntTuple, stride: IntTuple | None = None,
-                 padding: IntTuple = 0, output_size: Any = None) -> np.ndarray:
+                 padding: IntTuple = 0, output_size: Any = None, *, strategy: str | None = None) -> np.ndarray:
     """3-D max unpooling, as ``torch.nn.functional.max_unpool3d``; see :func:`max_unpool1d`."""
-    return max_unpool(input, indices, UnpoolArgs.check(3, kernel_size, stride, padding), output_size)
+    return max_unpool(input, indices, UnpoolArgs.check(3, kernel_size, stride, padding), output_size, strategy)
