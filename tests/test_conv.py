@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 import colnn
 from cases import arrays, nd_conv_case
 from colnn.core.window import Window
-from colnn.ops.conv import conv_backward as conv_nd_backward, conv_forward as conv_nd_forward
+from colnn.ops.conv import conv_backward as conv_nd_backward
+from colnn.ops.conv import conv_forward as conv_nd_forward
 from colnn.ops.conv import set_column_budget
 from colnn.ops.strategy import available_strategies
 from reference import naive_conv2d, numerical_gradient
@@ -315,7 +316,8 @@ def test_float16_products_are_summed_in_float32(torch, backend):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 16, 5, 5, 5)).astype(np.float16)
     weight = rng.standard_normal((3, 16, 3, 3, 3)).astype(np.float16)
-    exact = torch.nn.functional.conv3d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(weight.astype(np.float64))).numpy()
+    exact = torch.nn.functional.conv3d(torch.from_numpy(x.astype(np.float64)),
+                                       torch.from_numpy(weight.astype(np.float64))).numpy()
     out = backend.call(colnn.conv3d, x, weight)
     assert out.dtype == np.float16
     # Within one float16 rounding of the exact sum (a float16 running sum of 432 products drifts further).

@@ -2,8 +2,10 @@
 
 :mod:`colnn.kernels.conv_chunked` builds 3-D columns plane by plane along the
 depth (:mod:`colnn.kernels.im2col3d_loops`), an image a slab of output depths at a
-time when its columns exceed :data:`~colnn.kernels.conv_chunked.SLAB_BYTES`, and
-runs ``conv_transpose`` as the convolution's input gradient. Each case is held
+time when its columns exceed :data:`~colnn.kernels.conv_chunked.SLAB_BYTES`, or
+from input planes' 2-D columns shared between output depths
+(:mod:`colnn.kernels.conv3d_planes`), and runs ``conv_transpose`` as the
+convolution's input gradient. Each case is held
 against ``torch.nn.functional`` (forward and autograd) and against
 ``strategy="im2col"`` (the Array API reference), with the slabs and chunks made
 small enough that every boundary between them is crossed.
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 
 import colnn
-from colnn.kernels import conv_chunked
+from colnn.kernels import conv3d_planes, conv_chunked
 from colnn.ops.conv import set_column_budget
 from oracle import assert_close
 
@@ -23,11 +25,19 @@ torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
 F = torch.nn.functional
 
 
-@pytest.fixture(params=["one slab", "slabs of one depth"])
+@pytest.fixture(params=["one slab", "slabs of one depth", "shared planes", "shared planes, runs of one depth"])
 def slabs(request, monkeypatch):
-    """Run each case whole and again with every 3-D image cut into slabs of one output depth."""
+    """Run each case whole, with every 3-D image cut into slabs of one output depth, and by shared planes.
+
+    The shared planes (:mod:`colnn.kernels.conv3d_planes`) take every 3-D case
+    whatever its plane size, whole and in runs of one output depth.
+    """
     if request.param == "slabs of one depth":
         monkeypatch.setattr(conv_chunked, "SLAB_BYTES", 1)
+    if request.param.startswith("shared planes"):
+        monkeypatch.setattr(conv3d_planes, "MIN_PLANE_CELLS", 1)
+    if request.param == "shared planes, runs of one depth":
+        monkeypatch.setattr(conv3d_planes, "PLANES_BYTES", 1)
     return request.param
 
 
@@ -57,6 +67,7 @@ CONV3D_CASES = [
     ((1, 2, 4, 6, 5), (3, 2, 3, 3, 1), {"padding": "same", "dilation": (2, 1, 1)}),
     ((2, 4, 7, 4, 4), (4, 1, 2, 2, 2), {"padding": "valid", "stride": 2, "groups": 4}),
     ((5, 1, 3, 3, 9), (2, 1, 1, 1, 4), {"stride": (1, 1, 2)}),
+    ((2, 3, 8, 5, 6), (4, 3, 3, 2, 2), {"stride": (2, 1, 2), "padding": (1, 1, 0)}),  # shared planes a stride apart
 ]
 
 
@@ -90,6 +101,8 @@ TRANSPOSE_CASES = [
     # depthwise: one channel per group, whose column gradient is an outer product
     (1, (2, 3, 7), (3, 1, 3), {"stride": 2, "groups": 3}),
     (2, (2, 4, 5, 5), (4, 2, 3, 3), {"stride": 2, "padding": 1, "groups": 4}),
+    # stride 1: its input gradient is a convolution that a specialised 2-D kernel takes, not the fused backward
+    (2, (2, 4, 6, 5), (4, 3, 3, 3), {"padding": 1}),
 ]
 
 
@@ -150,3 +163,32 @@ def test_slabs_of_one_depth_are_taken(monkeypatch):
     columns = conv_chunked._Columns((2, 3, 5, 4, 4), 4, window, np.dtype(np.float32), 16 << 20)
     pieces = [(first, count, lo, hi) for first, count, lo, hi, _, _ in columns.pieces(2)]
     assert pieces == [(image, 1, depth, depth + 1) for image in range(2) for depth in range(5)]
+
+
+def test_shared_planes_are_taken(monkeypatch):
+    """The fixture's premise: a 3-D case with small planes runs shared planes once allowed, in runs of one depth."""
+    window = colnn.ops.conv.conv_window((5, 4, 4), (3, 3, 3), padding=1)
+    assert not conv3d_planes.applies(window, 1)
+    monkeypatch.setattr(conv3d_planes, "MIN_PLANE_CELLS", 1)
+    monkeypatch.setattr(conv3d_planes, "PLANES_BYTES", 1)
+    assert conv3d_planes.applies(window, 1) and conv3d_planes.applies_backward(window, 1)
+    assert not conv3d_planes.applies(window, 2) and not conv3d_planes.applies(window, 1, relu=True)
+    planes = conv3d_planes.Planes(np.zeros((4, 3, 3, 3, 3), np.float32), window, np.dtype(np.float32), 16 << 20)
+    assert planes.depths == 1
+    strided = colnn.ops.conv.conv_window((5, 4, 4), (3, 3, 3), stride=(2, 1, 1), padding=1)
+    assert conv3d_planes.applies(strided, 1) and not conv3d_planes.applies_backward(strided, 1)
+
+
+def test_conv3d_shared_planes_at_the_benchmark_shape():
+    """D3 of ``colnn bench`` (planes of 32x32) against PyTorch, forward and every gradient, on two images."""
+    rng = np.random.default_rng(8)
+    x, weight, bias = _arrays(rng, np.float32, (2, 16, 6, 32, 32), (32, 16, 3, 3, 3), (32,))
+    window = colnn.ops.conv.conv_window((6, 32, 32), (3, 3, 3), padding=1)
+    assert conv3d_planes.applies_backward(window, 1)
+    grad = rng.standard_normal((2, 32, 6, 32, 32)).astype(np.float32)
+    out, grad_x, grad_w, grad_b = _torch_grads(F.conv3d, x, weight, bias, grad, padding=1)
+    layer = colnn.nn.Conv3d(weight, bias, padding=1)
+    assert_close(layer.forward(x), out)
+    assert_close(layer.backward(grad), grad_x, what="dx")
+    assert_close(layer.dW, grad_w, what="dW")
+    assert_close(layer.db, grad_b, what="db")

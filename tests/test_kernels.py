@@ -10,6 +10,7 @@ kernels from the on-disk cache.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -23,12 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colnn
-from colnn.kernels import conv_chunked, threads as kernels
-from colnn.ops import conv
+from colnn.kernels import conv_chunked
+from colnn.kernels import threads as kernels
 from colnn.kernels.pool import NumbaStrategy
+from colnn.ops import conv
 from colnn.ops.pooling import max_pool_forward, pool_window
-from colnn.ops.strategy import runs_kernels
 from colnn.ops.reference.pooling import ReferencePool
+from colnn.ops.strategy import runs_kernels
 
 FAST = NumbaStrategy()
 REFERENCE = ReferencePool()
@@ -125,7 +127,8 @@ def test_2x2_stride_2_fast_kernels_equal_reference(shape, dtype, rng):
     np.testing.assert_array_equal(FAST.max_backward(grad, offset, shape, window),
                                   REFERENCE.max_backward(grad, offset, shape, window))
     finite = np.nan_to_num(x)
-    np.testing.assert_allclose(FAST.avg_forward(finite, window, divisor), REFERENCE.avg_forward(finite, window, divisor))
+    np.testing.assert_allclose(FAST.avg_forward(finite, window, divisor),
+                               REFERENCE.avg_forward(finite, window, divisor))
     np.testing.assert_allclose(FAST.avg_backward(grad, shape, window, divisor),
                                REFERENCE.avg_backward(grad, shape, window, divisor))
 
@@ -237,7 +240,7 @@ def test_inputs_the_kernels_do_not_take_go_to_the_reference(rng):
     window = pool_window(x, 3, 2, 1, 1, False)
     big_endian = x.astype(">f8")
     assert not runs_kernels(None, big_endian, "pool")  # colnn.ops.strategy sends it to the reference
-    out, offset = max_pool_forward(big_endian, window)
+    out, _ = max_pool_forward(big_endian, window)
     assert out.dtype == np.dtype("=f8")  # outputs are in native byte order (issue 10, item 6)
     np.testing.assert_array_equal(out, REFERENCE.max_forward(x, window)[0])
     strided = x[:, :, ::2, ::-1]  # not contiguous: copied, not refused
@@ -254,7 +257,8 @@ def test_inputs_the_kernels_do_not_take_go_to_the_reference(rng):
      ((4, 4, 1, 1), 1, 0, 1, 1)],
 )
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_chunked_convolution_equals_unchunked_and_reference(weight_shape, stride, padding, dilation, groups, dtype, rng):
+def test_chunked_convolution_equals_unchunked_and_reference(weight_shape, stride, padding, dilation, groups, dtype,
+                                                             rng):
     x = rng.standard_normal((5, 4, 9, 10)).astype(dtype)
     weight = rng.standard_normal(weight_shape).astype(dtype)
     bias = rng.standard_normal(weight_shape[0]).astype(dtype)
@@ -351,8 +355,8 @@ def test_set_num_threads_limits_and_validates(rng):
         colnn.set_num_threads(1)
         assert colnn.get_num_threads() == 1
         np.testing.assert_array_equal(colnn.max_pool2d(x, 3, 2, 1), expected)
-        for bad in (0, 10**6, 1.5, True):
-            with pytest.raises(ValueError, match="NUMBA_NUM_THREADS"):
+        for bad, error in ((0, ValueError), (10**6, ValueError), (1.5, TypeError), (True, TypeError)):
+            with pytest.raises(error, match="NUMBA_NUM_THREADS"):
                 colnn.set_num_threads(bad)
     finally:
         colnn.set_num_threads(before)
@@ -374,8 +378,9 @@ def test_small_inputs_run_on_the_calling_thread_alone(monkeypatch):
 def test_import_neither_loads_numba_nor_compiles():
     out = run_python("""
         import sys, colnn
-        print(sorted(name for name in ("numba", "colnn.kernels.max_pool_loops", "colnn.kernels.max_pool_k3s2_loops",
-                                    "colnn.kernels.avg_pool_loops", "colnn.kernels.im2col_loops") if name in sys.modules))
+        kernels = ("numba", "colnn.kernels.max_pool_loops", "colnn.kernels.max_pool_k3s2_loops",
+                   "colnn.kernels.avg_pool_loops", "colnn.kernels.im2col_loops")
+        print(sorted(name for name in kernels if name in sys.modules))
     """)
     assert out.strip() == "[]"
 
@@ -413,7 +418,7 @@ def test_in_parallel_covers_the_batch_once_in_share_order(monkeypatch):
     results = conv_chunked.in_parallel(10, 1 << 30, lambda share, parts: seen.append((share, parts)) or share.start)
     shares = sorted((share.start, share.stop) for share, _ in seen)
     assert shares[0][0] == 0 and shares[-1][1] == 10 and len(shares) == 3
-    assert all(stop == start for (_, stop), (start, _) in zip(shares, shares[1:]))
+    assert all(stop == start for (_, stop), (start, _) in itertools.pairwise(shares))
     assert {parts for _, parts in seen} == {3}
     assert results == [start for start, _ in shares]
 

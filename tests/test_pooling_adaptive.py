@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import colnn
-from oracle import assert_close
 from colnn.ops.pooling.adaptive import adaptive_avg_backward, adaptive_bins, adaptive_max_backward
+from oracle import assert_close
 
 torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
 F = torch.nn.functional

@@ -1,4 +1,5 @@
-"""Fractional max pooling against PyTorch given the same samples (on every backend), the named edge cases, and the layers."""
+"""Fractional max pooling against PyTorch given the same samples (on every backend), the named edge cases and
+the layers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""lp_pool1d/2d/3d against PyTorch (its definition, ceil_mode quirk included), forward and backward, on every backend."""
+"""lp_pool1d/2d/3d against PyTorch (its definition, ceil_mode quirk included), forward and backward, on every
+backend."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import colnn
-from colnn.ops.pooling.lp import lp_pool_backward, lp_pool_forward
 from colnn.ops.pooling import pool_window
+from colnn.ops.pooling.lp import lp_pool_backward, lp_pool_forward
 
 torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
 F = torch.nn.functional

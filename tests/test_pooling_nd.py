@@ -1,4 +1,5 @@
-"""max_pool1d/3d and avg_pool1d/3d against PyTorch, on every backend (NumPy strategies and other libraries), plus named edge cases."""
+"""max_pool1d/3d and avg_pool1d/3d against PyTorch, on every backend (NumPy strategies and other libraries), plus
+named edge cases."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import colnn
-from oracle import assert_close
 from colnn.core.window import Window
-from colnn.ops.pooling import (avg_pool_backward as avg_pool_nd_backward, avg_pool_forward as avg_pool_nd_forward,
-                               max_pool_backward as max_pool_nd_backward, max_pool_forward as max_pool_nd_forward)
+from colnn.ops.pooling import avg_pool_backward as avg_pool_nd_backward
+from colnn.ops.pooling import avg_pool_forward as avg_pool_nd_forward
+from colnn.ops.pooling import max_pool_backward as max_pool_nd_backward
+from colnn.ops.pooling import max_pool_forward as max_pool_nd_forward
+from oracle import assert_close
 
 torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
 F = torch.nn.functional
@@ -38,8 +41,9 @@ def _values(rng, shape, dtype, special):
 
 def test_max_pool_matches_torch(backend):
     @backend.settings(40, 10)
-    @given(ndim=st.sampled_from([1, 3]), data=st.data(), dtype=st.sampled_from(["float32", "float64", "int32", "int64"]),
-           special=st.booleans(), unbatched=st.booleans())
+    @given(ndim=st.sampled_from([1, 3]), data=st.data(),
+           dtype=st.sampled_from(["float32", "float64", "int32", "int64"]), special=st.booleans(),
+           unbatched=st.booleans())
     def check(ndim, data, dtype, special, unbatched):
         size, kernel, stride, padding, dilation, ceil = data.draw(geometry(ndim))
         x = _values(np.random.default_rng(len(size)), (2, 3, *size), dtype, special)

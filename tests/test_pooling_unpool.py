@@ -1,4 +1,5 @@
-"""max_unpool1d/2d/3d against PyTorch on every backend: the inverse scatter of the max pools' indices, and its errors."""
+"""max_unpool1d/2d/3d against PyTorch on every backend: the inverse scatter of the max pools' indices, and its
+errors."""
 
 from __future__ import annotations
 

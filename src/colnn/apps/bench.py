@@ -34,22 +34,42 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ..core.arrayfile import write_whole
-from .bench_common import (COLNN_RATIO, COLNN_RATIO_NOTE, CONV_SHAPES, COPY_IMPL, COPY_RATIO, LIMIT_FLOOR_MS,
-                           LIMIT_RATIO, NOISE_RATIO, POOL_SHAPES, QUICK_CONV_SHAPES, QUICK_POOL_SHAPES, RATIO_LEGEND,
-                           SHAPE_LEGEND, Case, conv_geometry, noise_warnings, pool_geometry, spread_cell,
-                           summarize_times)
-from .bench_env import environment, format_environment, load_average
+from .bench_common import (
+    COLNN_RATIO,
+    COLNN_RATIO_NOTE,
+    CONV_SHAPES,
+    COPY_IMPL,
+    COPY_RATIO,
+    LIMIT_FLOOR_MS,
+    LIMIT_RATIO,
+    NOISE_RATIO,
+    POOL_SHAPES,
+    QUICK_CONV_SHAPES,
+    QUICK_POOL_SHAPES,
+    RATIO_LEGEND,
+    SHAPE_LEGEND,
+    Case,
+    conv_geometry,
+    noise_warnings,
+    pool_geometry,
+    spread_cell,
+    summarize_times,
+)
 from .bench_conv_rows import conv_row_cases
+from .bench_env import environment, format_environment, load_average
 from .bench_family import family_cases
+from .bench_foreign import foreign_cases
 from .bench_tutorial import TutorialError, load_tutorial, missing_tutorial_note
 from .options import positive_int
 
@@ -153,8 +173,9 @@ def peak_added_mb(func: Callable[[], Any]) -> float | None:
 
 def _pool_cases(shapes: dict, torch: Any, tutorial: Any, bandwidth: float) -> list[Case]:
     from ..kernels.geometry import offset_dtype
-    from ..ops.pooling import (avg_pool2d, max_pool2d, max_pool_backward as max_pool2d_backward,
-                               max_pool_forward as max_pool2d_forward, pool_window)
+    from ..ops.pooling import avg_pool2d, max_pool2d, pool_window
+    from ..ops.pooling import max_pool_backward as max_pool2d_backward
+    from ..ops.pooling import max_pool_forward as max_pool2d_forward
 
     rng = np.random.default_rng(0)
     cases = []
@@ -172,24 +193,24 @@ def _pool_cases(shapes: dict, torch: Any, tutorial: Any, bandwidth: float) -> li
             return nbytes / bandwidth * 1e3
 
         forward = Case(f"{name} max fwd (inference)", geometry, limit(x.nbytes + out_bytes), x.nbytes / 2**20)
-        forward.impls["colnn"] = lambda x=x, k=kernel, s=stride, p=pad: max_pool2d(x, k, s, p)
-        forward.impls["colnn im2col"] = lambda x=x, k=kernel, s=stride, p=pad: max_pool2d(x, k, s, p, strategy="im2col")
+        forward.impls["colnn"] = partial(max_pool2d, x, kernel, stride, pad)
+        forward.impls["colnn im2col"] = partial(max_pool2d, x, kernel, stride, pad, strategy="im2col")
         if tutorial is not None and pad == 0:  # the tutorial's output size ignores padding
             layer = tutorial.Pooling(kernel, kernel, stride, pad)
-            forward.impls["tutorial"] = lambda x=x, layer=layer: layer.forward(x)
-        training = Case(f"{name} max fwd + offsets", geometry, limit(x.nbytes + out_bytes + offsets_bytes), x.nbytes / 2**20)
-        training.impls["colnn"] = lambda x=x, w=window: max_pool2d_forward(x, w)
-        training.impls["colnn im2col"] = lambda x=x, w=window: max_pool2d_forward(x, w, "im2col")
+            forward.impls["tutorial"] = partial(layer.forward, x)
+        training = Case(f"{name} max fwd + offsets", geometry, limit(x.nbytes + out_bytes + offsets_bytes),
+                        x.nbytes / 2**20)
+        training.impls["colnn"] = partial(max_pool2d_forward, x, window)
+        training.impls["colnn im2col"] = partial(max_pool2d_forward, x, window, "im2col")
         backward = Case(f"{name} max bwd", geometry, limit(x.nbytes + out_bytes + offsets_bytes), x.nbytes / 2**20)
-        backward.impls["colnn"] = lambda g=grad, o=window_offset, x=x, w=window: max_pool2d_backward(g, o, x.shape, w)
+        backward.impls["colnn"] = partial(max_pool2d_backward, grad, window_offset, x.shape, window)
         # The gradient is fresh memory of the input's size: first touching it is the floor (no prefaulted buffer).
         backward.impls[COPY_IMPL] = x.copy
         _, im2col_offset = max_pool2d_forward(x, window, "im2col")
-        backward.impls["colnn im2col"] = (
-            lambda g=grad, o=im2col_offset, x=x, w=window: max_pool2d_backward(g, o, x.shape, w, "im2col"))
+        backward.impls["colnn im2col"] = partial(max_pool2d_backward, grad, im2col_offset, x.shape, window, "im2col")
         average = Case(f"{name} avg fwd", geometry, limit(x.nbytes + out_bytes), x.nbytes / 2**20)
-        average.impls["colnn"] = lambda x=x, k=kernel, s=stride, p=pad: avg_pool2d(x, k, s, p)
-        average.impls["colnn im2col"] = lambda x=x, k=kernel, s=stride, p=pad: avg_pool2d(x, k, s, p, strategy="im2col")
+        average.impls["colnn"] = partial(avg_pool2d, x, kernel, stride, pad)
+        average.impls["colnn im2col"] = partial(avg_pool2d, x, kernel, stride, pad, strategy="im2col")
         if torch is not None:
             functional = torch.nn.functional
             x_nchw = torch.from_numpy(x)
@@ -197,13 +218,13 @@ def _pool_cases(shapes: dict, torch: Any, tutorial: Any, bandwidth: float) -> li
             _, indices = functional.max_pool2d(x_nchw, kernel, stride, pad, return_indices=True)
             grad_t = torch.from_numpy(grad)
             for layout, tensor in (("NCHW", x_nchw), ("channels_last", x_last)):
-                forward.impls[f"torch {layout}"] = lambda t=tensor, k=kernel, s=stride, p=pad: functional.max_pool2d(t, k, s, p)
-                training.impls[f"torch {layout}"] = (
-                    lambda t=tensor, k=kernel, s=stride, p=pad: functional.max_pool2d(t, k, s, p, return_indices=True))
-                average.impls[f"torch {layout}"] = lambda t=tensor, k=kernel, s=stride, p=pad: functional.avg_pool2d(t, k, s, p)
-            backward.impls["torch NCHW"] = (
-                lambda g=grad_t, t=x_nchw, i=indices, k=kernel, s=stride, p=pad:
-                torch.ops.aten.max_pool2d_with_indices_backward(g, t, [k, k], [s, s], [p, p], [1, 1], False, i))
+                forward.impls[f"torch {layout}"] = partial(functional.max_pool2d, tensor, kernel, stride, pad)
+                training.impls[f"torch {layout}"] = partial(functional.max_pool2d, tensor, kernel, stride, pad,
+                                                            return_indices=True)
+                average.impls[f"torch {layout}"] = partial(functional.avg_pool2d, tensor, kernel, stride, pad)
+            backward.impls["torch NCHW"] = partial(torch.ops.aten.max_pool2d_with_indices_backward, grad_t, x_nchw,
+                                                   [kernel, kernel], [stride, stride], [pad, pad], [1, 1], False,
+                                                   indices)
         cases += [forward, training, backward, average]
     return cases
 
@@ -224,23 +245,22 @@ def _conv_cases(shapes: dict, torch: Any, sgemm: float) -> list[Case]:
         gemm_flop = 2.0 * out.size * weight[0].size  # every output: one dot product of a weight row
         geometry = conv_geometry(x_shape, w_shape, 1, pad)
         forward = Case(f"{name} conv fwd", geometry, gemm_flop / sgemm * 1e3, x.nbytes / 2**20)
-        forward.impls["colnn"] = lambda x=x, w=weight, b=bias, win=window: conv2d_forward(x, w, b, win)[0]
-        forward.impls["colnn im2col"] = lambda x=x, w=weight, b=bias, win=window: conv2d_forward(x, w, b, win, strategy="im2col")[0]
+        # The timed calls return (out, col); the runner drops what they return.
+        forward.impls["colnn"] = partial(conv2d_forward, x, weight, bias, window)
+        forward.impls["colnn im2col"] = partial(conv2d_forward, x, weight, bias, window, strategy="im2col")
         backward = Case(f"{name} conv bwd", geometry, 2 * gemm_flop / sgemm * 1e3, x.nbytes / 2**20)
-        backward.impls["colnn"] = lambda g=grad, x=x, w=weight, win=window: conv2d_backward(g, x.shape, x, w, win)
-        backward.impls["colnn im2col"] = (
-            lambda g=grad, c=col, x=x, w=weight, win=window: conv2d_backward(g, x.shape, c, w, win, strategy="im2col"))
+        backward.impls["colnn"] = partial(conv2d_backward, grad, x.shape, x, weight, window)
+        backward.impls["colnn im2col"] = partial(conv2d_backward, grad, x.shape, col, weight, window, strategy="im2col")
         if torch is not None:
             functional = torch.nn.functional
             x_nchw, w_t, b_t, g_t = (torch.from_numpy(a) for a in (x, weight, bias, grad))
             last = torch.channels_last
-            forward.impls["torch NCHW"] = lambda t=x_nchw, w=w_t, b=b_t, p=pad: functional.conv2d(t, w, b, 1, p)
-            forward.impls["torch channels_last"] = (
-                lambda t=x_nchw.contiguous(memory_format=last), w=w_t.contiguous(memory_format=last), b=b_t, p=pad:
-                functional.conv2d(t, w, b, 1, p))
-            backward.impls["torch NCHW"] = (
-                lambda g=g_t, t=x_nchw, w=w_t, p=pad: torch.ops.aten.convolution_backward(
-                    g, t, w, [w.shape[0]], [1, 1], [p, p], [1, 1], False, [0, 0], 1, [True, True, True]))
+            forward.impls["torch NCHW"] = partial(functional.conv2d, x_nchw, w_t, b_t, 1, pad)
+            forward.impls["torch channels_last"] = partial(functional.conv2d, x_nchw.contiguous(memory_format=last),
+                                                           w_t.contiguous(memory_format=last), b_t, 1, pad)
+            backward.impls["torch NCHW"] = partial(torch.ops.aten.convolution_backward, g_t, x_nchw, w_t,
+                                                   [w_t.shape[0]], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1,
+                                                   [True, True, True])
         cases += [forward, backward]
     return cases
 
@@ -256,7 +276,7 @@ def run_benchmark(quick: bool = False, repeat: int | None = None, use_torch: boo
     whose ``Pooling`` gives the "tutorial" rows; None leaves them out.
     """
     repeat = repeat or (3 if quick else 7)
-    torch = None
+    torch: Any = None
     if use_torch:
         try:
             import torch
@@ -280,6 +300,7 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial: ModuleType | None
     cases += _conv_cases(QUICK_CONV_SHAPES if quick else CONV_SHAPES, torch, sgemm)
     cases += family_cases(quick, torch, bandwidth, sgemm)
     cases += conv_row_cases(quick, torch, sgemm)
+    cases += foreign_cases(quick, torch, bandwidth, sgemm)
     timed = {}
     # One implementation at a time over all cases, with a pause between them: an
     # OpenMP runtime (PyTorch's, or Numba's) and OpenBLAS keep their threads
@@ -304,7 +325,7 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial: ModuleType | None
             row.limit_ms, row.ratio_limit = case.limit_ms, ratio_over(row.median_ms, case.limit_ms)
             row.copy_ms, row.ratio_copy = copy_ms, ratio_over(row.median_ms, copy_ms)
         rows += case_rows
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    result = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
               **environment(__version__, torch),
               "load_average": load,
               "bandwidth_GBps": bandwidth / 1e9,
@@ -344,7 +365,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"{ratio_cell(row['ratio_limit'], row['limit_ms'])} | {ratio_cell(row['ratio_copy'], row['copy_ms'])} | "
             f"{memory} |")
     warnings = noise_warnings(result["rows"], result["load_average"], result["machine"]["cores"])
-    return "\n".join(lines + ([""] + warnings if warnings else []))
+    return "\n".join(lines + (["", *warnings] if warnings else []))
 
 
 # --- command line ---------------------------------------------------------------------
@@ -385,7 +406,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         text = json.dumps(result, indent=2) + "\n"
         try:
-            write_whole(args.json, lambda partial: partial.write_text(text))
+            write_whole(args.json, lambda partial_file: partial_file.write_text(text))
         except OSError as error:
             return _error(f"--json {args.json}: cannot write the results ({error.strerror or error})")
     return 0

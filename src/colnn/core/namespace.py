@@ -4,7 +4,9 @@ colnn computes NumPy arrays with its kernels and every other Array API library's
 arrays (PyTorch, JAX, CuPy, ``array_api_strict``) where they live. These helpers
 name a value's library (never importing it: an object's type names its library),
 check that the arrays of one call share a library and a device, and move NumPy
-values into another library. Dask arrays are recognised here too, so that no
+values into another library; an array in CPU memory is viewed as NumPy through
+DLPack (:func:`cpu_numpy_view`) and a NumPy result goes back
+(:func:`as_library_of`). Dask arrays are recognised here too, so that no
 boundary reads one as NumPy (which would compute it).
 """
 
@@ -28,6 +30,9 @@ __all__ = [
     "library_token",
     "cast_array",
     "is_dask_array",
+    "cpu_numpy_view",
+    "as_library_of",
+    "library_name",
 ]
 
 
@@ -156,6 +161,12 @@ def move_numpy(array: np.ndarray, xp: Any, device: Any, name: str) -> Any:
     """
     if not array.dtype.isnative or not array.flags.writeable:
         array = array.astype(array.dtype.newbyteorder("="), copy=True)
+    _check_integers_fit(array, xp, device, name)
+    return xp.asarray(array, device=device)
+
+
+def _check_integers_fit(array: np.ndarray, xp: Any, device: Any, name: str) -> None:
+    """ValueError naming ``name`` and a value of integer ``array`` that ``xp`` would store in a narrower dtype."""
     if array.dtype.kind in "iu" and array.size:
         stored = as_numpy_dtype(xp.asarray(array[:0], device=device).dtype)
         info = np.iinfo(stored)
@@ -164,7 +175,6 @@ def move_numpy(array: np.ndarray, xp: Any, device: Any, name: str) -> Any:
             value = high if high > info.max else low
             raise ValueError(f"{name} holds {value}, which {xp.__name__} stores as {stored} "
                              f"(range [{info.min}, {info.max}]){x64_hint(xp)}")
-    return xp.asarray(array, device=device)
 
 
 def namespace_dtype(xp: Any, dtype: Any, name: str = "dtype") -> Any:
@@ -234,3 +244,59 @@ def cast_array(array: Any, dtype: Any) -> Any:
     if target is None:
         target = namespace_dtype(xp, dtype)
     return array if array.dtype == target else xp.astype(array, target)
+
+
+# DLPack's device type of host memory (``DLDeviceType.kDLCPU``).
+_DLPACK_CPU = 1
+# array_api_strict exists to hold the Array API path to the standard: its arrays keep that path.
+_KEEPS_ARRAY_API_PATH = frozenset({"array_api_strict"})
+
+
+def library_name(x: Any) -> str:
+    """The top-level module of ``x``'s type: ``"torch"``, ``"jax"`` (``jaxlib``'s arrays too), ``"numpy"``."""
+    library = type(x).__module__.partition(".")[0]
+    return "jax" if library == "jaxlib" else library
+
+
+def cpu_numpy_view(x: Any) -> np.ndarray | None:
+    """Another library's array in CPU memory as a NumPy array sharing its memory (DLPack), else None.
+
+    None where there is no such view: an array on another device (a CUDA tensor,
+    a meta tensor), a dtype NumPy lacks (bfloat16), a view DLPack cannot export
+    (a conjugate or negative-bit tensor), or an ``array_api_strict`` array. A
+    PyTorch tensor that requires grad is read detached (``Tensor.detach()``): colnn
+    computes with NumPy, outside autograd. A JAX array comes read-only; nothing
+    below writes into an input.
+    """
+    if library_name(x) in _KEEPS_ARRAY_API_PATH or not hasattr(x, "__dlpack_device__"):
+        return None
+    x = as_value(x)
+    try:
+        if x.__dlpack_device__()[0] != _DLPACK_CPU:
+            return None
+        return np.from_dlpack(x)
+    except (BufferError, TypeError, ValueError, RuntimeError):  # each library refuses in its own words
+        return None
+
+
+def as_library_of(array: np.ndarray, like: Any, shared: tuple[np.ndarray, ...] = ()) -> Any:
+    """A NumPy result as an array of ``like``'s library and device: how a result of :func:`cpu_numpy_view`'s goes back.
+
+    A PyTorch tensor shares ``array``'s memory (``torch.from_dlpack``); a JAX
+    array is ``jax.device_put`` of it (JAX owns its buffers: a copy; a tenth of
+    ``jax.numpy.asarray``'s time here), without x64 in JAX's narrower dtypes, with
+    :func:`move_numpy`'s check that no integer wraps around; any other library's
+    by :func:`move_numpy`. An ``array`` that may share memory with one of
+    ``shared`` (the NumPy views of the caller's arrays) is copied first, so that
+    the result never aliases an input.
+    """
+    if any(np.may_share_memory(array, view) for view in shared) or not array.flags.writeable:
+        array = array.copy()
+    library = library_name(like)
+    if library == "torch":
+        return sys.modules["torch"].from_dlpack(array)
+    xp, device = foreign_namespace(like), _device(like)
+    if library != "jax":
+        return move_numpy(array, xp, device, "result")
+    _check_integers_fit(array, xp, device, "result")
+    return sys.modules["jax"].device_put(array, device)

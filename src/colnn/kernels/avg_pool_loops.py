@@ -50,7 +50,7 @@ def avg_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox
             for j in range(sums.shape[0]):
                 out_vals[j] = sums[j] / divisor_vals[j]
             for side in range(2):  # the border columns left, then right, of the interior
-                for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+                for ox in range(ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
                     total = planes.dtype.type(0)
                     for ky in range(ky_lo[oy], ky_hi[oy]):
                         row = plane[row0 + ky]
@@ -97,7 +97,7 @@ def avg_pool_k3s2(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox_i
             for j in range(ox_in_lo, ox_in_hi):
                 out_row[j] = sums[j] / divisor_row[j]
             for side in range(2):  # the border columns left, then right, of the interior
-                for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+                for ox in range(ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
                     total = planes.dtype.type(0)
                     for ky in range(ky_lo[oy], ky_hi[oy]):
                         row_cells = plane[row_start[oy] + ky]
@@ -144,7 +144,7 @@ def avg_pool_backward_planes(grad_out, row_start, ky_lo, ky_hi, col_start, kx_lo
                 for kx in range(kernel_w if shares.shape[0] > 0 else 0):
                     spread_cells(shares, stride_w, row[first_col + kx:])
                 for side in range(2):
-                    for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+                    for ox in range(ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
                         share = grad_row[ox] / divisor_row[ox]
                         for kx in range(kx_lo[ox], kx_hi[ox]):
                             row[col_start[ox] + kx] += share
@@ -153,7 +153,7 @@ def avg_pool_backward_planes(grad_out, row_start, ky_lo, ky_hi, col_start, kx_lo
 @njit(parallel=True, cache=True, nogil=True)
 def avg_pool_backward_k2s2(grad_out, divisor, grad_in):
     """Backward of :func:`avg_pool_k2s2`: each cell of a window gets its share, written once."""
-    n_planes, height, width = grad_in.shape
+    n_planes = grad_in.shape[0]
     out_h, out_w = grad_out.shape[1], grad_out.shape[2]
     for p in prange(n_planes):
         plane = grad_in[p]

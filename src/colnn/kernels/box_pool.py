@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.dtypes import lowest_value
 from ..core.window import Window
-from .geometry import kernel_dtype
+from .geometry import compute_dtype
 from .threads import threads_for
 
 __all__ = ["window_bounds", "bin_bounds", "fractional_bounds", "box_max", "fits_box_max", "window_max",
@@ -60,7 +60,7 @@ def _volumes(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _out_shape(bounds: Bounds) -> tuple[int, int, int]:
-    return tuple(b.shape[-1] for b in bounds)  # type: ignore[return-value]
+    return tuple(b.shape[-1] for b in bounds)
 
 
 def box_max(x: np.ndarray, bounds: Bounds) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +72,7 @@ def box_max(x: np.ndarray, bounds: Bounds) -> tuple[np.ndarray, np.ndarray]:
     """
     from . import box_pool_loops
 
-    dtype = kernel_dtype(x.dtype)
+    dtype = compute_dtype(x.dtype)
     volumes = _volumes(x, dtype)
     out = np.empty((volumes.shape[0], *_out_shape(bounds)), dtype=dtype)
     cell = np.empty(out.shape, dtype=np.int64)
@@ -95,7 +95,7 @@ def window_max(x: np.ndarray, window: Window, *, keep_offset: bool) -> tuple[np.
     """
     from . import box_pool_loops
 
-    dtype = kernel_dtype(x.dtype)
+    dtype = compute_dtype(x.dtype)
     volumes = _volumes(x, dtype)
     bounds, steps, kernel = window_bounds(window)
     cols = bounds[2]
@@ -117,7 +117,7 @@ def box_max_backward(grad_output: np.ndarray, offset: np.ndarray, input_shape: t
     """``grad_output`` added at each box's chosen offset into a zero ``input_shape``; overlaps sum in output order."""
     from . import box_pool_loops
 
-    dtype = kernel_dtype(grad_output.dtype)
+    dtype = compute_dtype(grad_output.dtype)
     grad = _volumes(grad_output, dtype)
     grad_input = np.empty((grad.shape[0], *(1,) * (5 - len(input_shape)), *input_shape[2:]), dtype=dtype)
     with threads_for(grad_input.nbytes):
@@ -139,7 +139,7 @@ def box_avg(x: np.ndarray, bounds: Bounds, divisor: np.ndarray) -> np.ndarray:
     """Each box's sum over ``divisor`` (``out`` shaped, any dtype), ``(N, C, *out)`` of ``x``'s dtype."""
     from . import box_pool_loops
 
-    dtype = kernel_dtype(x.dtype)
+    dtype = compute_dtype(x.dtype)
     volumes = _volumes(x, dtype)
     out_size = _out_shape(bounds)
     out = np.empty((volumes.shape[0], *out_size), dtype=dtype)
@@ -152,7 +152,7 @@ def volume_means(x: np.ndarray) -> np.ndarray:
     """The mean of each ``(n, c)`` volume of ``x`` ``(N, C, *in)``: ``(N, C, 1, ...)`` of ``x``'s dtype."""
     from . import box_pool_loops
 
-    dtype = kernel_dtype(x.dtype)
+    dtype = compute_dtype(x.dtype)
     volumes = np.ascontiguousarray(x, dtype=dtype).reshape(math.prod(x.shape[:2]), math.prod(x.shape[2:]))
     out = np.empty(volumes.shape[0], dtype=dtype)
     with threads_for(volumes.nbytes):
@@ -165,7 +165,7 @@ def box_avg_backward(grad_output: np.ndarray, input_shape: tuple[int, ...], boun
     """Adjoint of :func:`box_avg`: ``grad_output / divisor`` spread over each box; overlaps sum."""
     from . import box_pool_loops
 
-    dtype = kernel_dtype(grad_output.dtype)
+    dtype = compute_dtype(grad_output.dtype)
     grad = _volumes(grad_output, dtype)
     out_size = _out_shape(bounds)
     grad_input = np.empty((grad.shape[0], *(1,) * (5 - len(input_shape)), *input_shape[2:]), dtype=dtype)
@@ -179,7 +179,7 @@ def scatter_cells(values: np.ndarray, cell: np.ndarray, out_shape: tuple[int, ..
     """A zero ``out_shape`` ``(N, C, *out)`` holding ``values`` at the flat cells ``cell`` (checked in range)."""
     from . import box_pool_loops
 
-    dtype = kernel_dtype(values.dtype)
+    dtype = compute_dtype(values.dtype)
     planes = np.ascontiguousarray(values, dtype=dtype).reshape(math.prod(values.shape[:2]), math.prod(values.shape[2:]))
     cells = np.ascontiguousarray(cell, dtype=np.int64).reshape(planes.shape)
     out = np.empty((planes.shape[0], math.prod(out_shape[2:])), dtype=dtype)
@@ -192,7 +192,7 @@ def gather_cells(source: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """``source`` ``(N, C, *in)`` read at the flat cells ``cell`` ``(N, C, *out)`` (checked in range)."""
     from . import box_pool_loops
 
-    dtype = kernel_dtype(source.dtype)
+    dtype = compute_dtype(source.dtype)
     planes = np.ascontiguousarray(source, dtype=dtype).reshape(math.prod(source.shape[:2]), math.prod(source.shape[2:]))
     cells = np.ascontiguousarray(cell, dtype=np.int64).reshape(planes.shape[0], math.prod(cell.shape[2:]))
     out = np.empty(cells.shape, dtype=dtype)

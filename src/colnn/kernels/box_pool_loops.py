@@ -190,7 +190,7 @@ def window_max(volumes, depth, rows, cols, steps, kernel, stride_w, ow_lo, ow_hi
                         if keep_offset:
                             kept[ow_lo + j] = offsets[j]
                     for side in range(2):  # the border columns left, then right, of the interior
-                        for ow in range(0, ow_lo) if side == 0 else range(ow_hi, out_w):
+                        for ow in range(ow_lo) if side == 0 else range(ow_hi, out_w):
                             best, kd, kh, kw = _cell_max(volume, depth, rows, cols, od, oh, ow, steps, lowest)
                             out_row[ow] = best
                             if keep_offset:

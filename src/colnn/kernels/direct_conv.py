@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv_chunked import in_parallel
 from ..core.window import Window
+from .conv_chunked import in_parallel
 
 __all__ = ["MAX_CHANNELS", "applies", "conv2d_forward_direct"]
 

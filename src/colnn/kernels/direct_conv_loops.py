@@ -109,7 +109,8 @@ def conv_valid_into(x, weight, bias, add_bias, relu, out, grid):
     acc2, acc3 = grid[2 * part:2 * part + cells], grid[3 * part:3 * part + cells]
     for b in range(n_images):
         for first in range(0, filters, FILTERS):
-            f0, f1, f2, f3 = first, min(first + 1, filters - 1), min(first + 2, filters - 1), min(first + 3, filters - 1)
+            f0, f1 = first, min(first + 1, filters - 1)
+            f2, f3 = min(first + 2, filters - 1), min(first + 3, filters - 1)
             grid[:] = 0
             for c in range(channels):
                 plane = x[b, c].reshape(-1)

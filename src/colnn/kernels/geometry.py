@@ -103,6 +103,20 @@ def kernel_dtype(dtype: np.dtype) -> np.dtype | None:
     return dtype if dtype in _KERNEL_DTYPES else None
 
 
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    """:func:`kernel_dtype` of a dtype the kernels take; :mod:`colnn.ops.strategy` sends them no other.
+
+    Raises
+    ------
+    TypeError
+        If the kernels cannot take ``dtype`` (a strategy that chose them wrongly).
+    """
+    computed = kernel_dtype(dtype)
+    if computed is None:
+        raise TypeError(f"the compiled kernels take no {dtype} arrays; colnn.ops.strategy should not have sent them")
+    return computed
+
+
 def as_planes(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``(N, C, H, W)`` as a C-contiguous ``(N*C, H, W)`` stack of ``dtype`` (no copy when possible)."""
     return np.ascontiguousarray(x, dtype=dtype).reshape(-1, *x.shape[2:])

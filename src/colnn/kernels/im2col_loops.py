@@ -28,7 +28,8 @@ from .threads import choose_threading_layer
 # Before the first parallel compile, which launches Numba's threads.
 choose_threading_layer()
 
-__all__ = ["im2col_chunk", "im2col_images", "col2im_chunk", "rows_to_nchw", "nchw_to_rows", "im2col_book", "col2im_book"]
+__all__ = ["im2col_chunk", "im2col_images", "col2im_chunk", "rows_to_nchw", "nchw_to_rows", "im2col_book",
+           "col2im_book"]
 
 
 @njit(cache=True, inline="always")
@@ -77,7 +78,10 @@ def im2col_images(images, row_start, col_start, kernel_h, kernel_w, stride_w, di
 
 @njit(cache=True, nogil=True)
 def col2im_chunk(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, images):
-    """Adjoint of :func:`im2col_chunk`: sum ``col`` ``(C*kh*kw, B*L)`` into ``images`` ``(B, C, H, W)`` (overwritten)."""
+    """Adjoint of :func:`im2col_chunk`: sum ``col`` ``(C*kh*kw, B*L)`` into ``images`` ``(B, C, H, W)``.
+
+    ``images`` is overwritten.
+    """
     n_images, channels, height, width = images.shape
     out_h, out_w = row_start.shape[0], col_start.shape[0]
     plane_len = out_h * out_w
@@ -159,7 +163,8 @@ def col2im_book(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilatio
 
 @njit(cache=True, nogil=True)
 def rows_to_nchw(rows, bias, add_bias, relu, out):
-    """``rows`` ``(FN, B*L)`` (a chunk's GEMM result), plus ``bias`` ``(FN,)`` if ``add_bias``, into ``out`` ``(B, FN, L)``.
+    """``rows`` ``(FN, B*L)`` (a chunk's GEMM result), plus ``bias`` ``(FN,)`` if ``add_bias``, into ``out``
+    ``(B, FN, L)``.
 
     With ``relu`` the copy is also the ReLU layer's pass (:func:`colnn.kernels.epilogue_loops.store_row`).
     """

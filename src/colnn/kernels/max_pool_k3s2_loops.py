@@ -44,7 +44,7 @@ def _fold_columns(src, pad_w, trip, even, odd, col_start, kx_lo, kx_hi, ox_in_lo
         col_kx[j] = np.int32(2) if take else best_kx
     out_w = col_start.shape[0]
     for side in range(2):
-        for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+        for ox in range(ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
             best = src[col_start[ox] + kx_lo[ox]]
             best_kx = np.int32(kx_lo[ox])
             for kx in range(kx_lo[ox] + 1, kx_hi[ox]):

@@ -193,7 +193,7 @@ def max_pool_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx_hi, ox
                 for j in range(interior_offsets.shape[0]):
                     kept[j] = interior_offsets[j]
             for side in range(2):  # the border columns left, then right, of the interior
-                for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+                for ox in range(ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
                     best, best_offset = _max_window(plane, row0, ky_lo[oy], ky_hi[oy], col_start[ox], kx_lo[ox],
                                                     kx_hi[ox], kernel_w, dilation_h, dilation_w, lowest)
                     out_row[ox] = best
@@ -262,7 +262,7 @@ def max_pool_values_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx
             for j in range(best.shape[0]):
                 out_vals[j] = best[j]
             for side in range(2):  # the border columns left, then right, of the interior
-                for ox in range(0, ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
+                for ox in range(ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
                     out_row[ox] = _max_window(plane, row0, ky_lo[oy], ky_hi[oy], col_start[ox], kx_lo[ox],
                                               kx_hi[ox], kernel_w, dilation_h, 1, lowest)[0]
 
@@ -351,7 +351,7 @@ def max_pool_backward_k2s2(grad_out, window_offset, grad_in):
 
     Rows and columns past the last window (odd H or W) are zeroed.
     """
-    n_planes, height, width = grad_in.shape
+    n_planes = grad_in.shape[0]
     out_h, out_w = grad_out.shape[1], grad_out.shape[2]
     zero = grad_in.dtype.type(0)
     for p in prange(n_planes):

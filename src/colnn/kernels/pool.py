@@ -1,4 +1,6 @@
-"""Pooling by compiled loops over planes: the default strategy of :mod:`colnn.ops.pooling` (see :mod:`colnn.ops.strategy`).
+"""Pooling by compiled loops over planes.
+
+This is the default strategy of :mod:`colnn.ops.pooling` (see :mod:`colnn.ops.strategy`).
 
 The Numba loops themselves are in :mod:`colnn.kernels.max_pool_loops`,
 :mod:`colnn.kernels.max_pool_k3s2_loops` and :mod:`colnn.kernels.avg_pool_loops`, imported on
@@ -8,11 +10,12 @@ first use so that ``import colnn`` compiles nothing.
 from __future__ import annotations
 
 import sys
+
 import numpy as np
 
 from ..core.dtypes import lowest_value
 from ..core.window import Window
-from .geometry import as_planes, is_k2s2, kernel_dtype, offset_dtype, plane_geometry
+from .geometry import as_planes, compute_dtype, is_k2s2, offset_dtype, plane_geometry
 from .threads import threads_for
 
 __all__ = ["NumbaStrategy"]
@@ -42,7 +45,7 @@ class NumbaStrategy:
     def _max(self, x: np.ndarray, window: Window, keep_offset: bool) -> tuple[np.ndarray, np.ndarray]:
         from . import max_pool_k3s2_loops, max_pool_loops
 
-        dtype = kernel_dtype(x.dtype)
+        dtype = compute_dtype(x.dtype)
         planes = as_planes(x, dtype)
         out = np.empty((planes.shape[0], window.out_h, window.out_w), dtype=dtype)
         shape = out.shape if keep_offset else (0, 0, 0)
@@ -77,7 +80,7 @@ class NumbaStrategy:
     def max_backward(
         self, grad_output: np.ndarray, window_offset: np.ndarray, input_shape: tuple[int, ...], window: Window
     ) -> np.ndarray:
-        dtype = kernel_dtype(grad_output.dtype)
+        dtype = compute_dtype(grad_output.dtype)
         from . import max_pool_loops
 
         grad_planes = as_planes(grad_output, dtype)
@@ -102,7 +105,7 @@ class NumbaStrategy:
         return grad_input.reshape(input_shape).astype(grad_output.dtype, copy=False)
 
     def avg_forward(self, x: np.ndarray, window: Window, divisor: np.ndarray) -> np.ndarray:
-        dtype = kernel_dtype(x.dtype)
+        dtype = compute_dtype(x.dtype)
         from . import avg_pool_loops
 
         planes = as_planes(x, dtype)
@@ -121,7 +124,7 @@ class NumbaStrategy:
     def avg_backward(
         self, grad_output: np.ndarray, input_shape: tuple[int, ...], window: Window, divisor: np.ndarray
     ) -> np.ndarray:
-        dtype = kernel_dtype(grad_output.dtype)
+        dtype = compute_dtype(grad_output.dtype)
         from . import avg_pool_loops
 
         grad_planes = as_planes(grad_output, dtype)

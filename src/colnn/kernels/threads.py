@@ -10,9 +10,12 @@ import ctypes
 import os
 import sys
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+
+from ..core.checks import describe
 
 __all__ = ["set_num_threads", "get_num_threads", "threads_for", "task_threads", "choose_threading_layer",
            "SERIAL_BELOW_BYTES"]
@@ -128,8 +131,10 @@ def set_num_threads(n: int) -> None:
 
     numba = _numba()
     ceiling = numba.config.NUMBA_NUM_THREADS
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= ceiling:
-        raise ValueError(f"n must be an int in [1, NUMBA_NUM_THREADS={ceiling}], got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int in [1, NUMBA_NUM_THREADS={ceiling}], got {describe(n)}")
+    if not 1 <= n <= ceiling:
+        raise ValueError(f"n must be an int in [1, NUMBA_NUM_THREADS={ceiling}], got {describe(n)}")
     numba.set_num_threads(int(n))
     threadpool_limits(int(n), user_api="blas")
 
@@ -201,6 +206,6 @@ def task_threads(n: int = 1) -> Iterator[None]:
         numba.set_num_threads(threads)
         with _task_lock:
             _tasks_inside -= 1
-            if _tasks_inside == 0:
+            if _tasks_inside == 0 and _blas_limiter is not None:  # the first task in set it
                 _blas_limiter.restore_original_limits()
                 _blas_limiter = None

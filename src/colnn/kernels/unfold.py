@@ -32,7 +32,10 @@ def unfold_windows(x: np.ndarray, window: Window) -> np.ndarray:
 
 
 def im2col_rows(x: np.ndarray, window: Window, pad_value: Any) -> np.ndarray:
-    """Compiled im2col in the book's layout: ``(N, C, H, W)`` -> ``(N*out_h*out_w, C*kh*kw)``, padded with ``pad_value``."""
+    """Compiled im2col in the book's layout: ``(N, C, H, W)`` -> ``(N*out_h*out_w, C*kh*kw)``.
+
+    The border is padded with ``pad_value``.
+    """
     from . import im2col_loops
 
     x = np.ascontiguousarray(x)
@@ -53,7 +56,10 @@ def col2im_rows(col: np.ndarray, input_shape: tuple[int, ...], window: Window) -
 
 
 def fold_windows(blocks: np.ndarray, input_shape: tuple[int, ...], window: Window) -> np.ndarray:
-    """Compiled ``fold``, the adjoint of :func:`unfold_windows`: ``(N, C*kh*kw, L)`` -> ``input_shape``, overlaps summed."""
+    """Compiled ``fold``, the adjoint of :func:`unfold_windows`: ``(N, C*kh*kw, L)`` -> ``input_shape``.
+
+    Where windows overlap, their values are summed.
+    """
     from . import im2col_loops
 
     blocks = np.ascontiguousarray(blocks)

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.window import Window
 from . import conv_chunked
 from .conv_chunked import chunk_images, in_parallel
-from ..core.window import Window
 
 __all__ = ["MIN_CHANNELS", "applies", "conv2d_forward_winograd", "filter_transform", "input_limit"]
 

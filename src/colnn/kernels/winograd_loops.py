@@ -77,8 +77,9 @@ def input_transform(images, pad_h, pad_w, tiles_h, tiles_w, limit, phases, row_t
                 x0, x1 = phases[0, row_phase].ravel(), phases[1, row_phase].ravel()
                 x2, x3 = phases[2, row_phase].ravel(), phases[3, row_phase].ravel()
                 x4, x5 = x0[1:], x1[1:]
-                h0, h1, h2 = row_transform[0, row_phase, :-1], row_transform[1, row_phase, :-1], row_transform[2, row_phase, :-1]
-                h3, h4, h5 = row_transform[3, row_phase, :-1], row_transform[4, row_phase, :-1], row_transform[5, row_phase, :-1]
+                h0, h1 = row_transform[0, row_phase, :-1], row_transform[1, row_phase, :-1]
+                h2, h3 = row_transform[2, row_phase, :-1], row_transform[3, row_phase, :-1]
+                h4, h5 = row_transform[4, row_phase, :-1], row_transform[5, row_phase, :-1]
                 for t in range(h0.shape[0]):
                     h0[t], h1[t], h2[t], h3[t], h4[t], h5[t] = _bt(x0[t], x1[t], x2[t], x3[t], x4[t], x5[t])
             base = b * plane_tiles
@@ -87,8 +88,9 @@ def input_transform(images, pad_h, pad_w, tiles_h, tiles_w, limit, phases, row_t
                 d0, d1, d2, d3 = row_transform[j, 0], row_transform[j, 1], row_transform[j, 2], row_transform[j, 3]
                 d4, d5 = d0[row_tiles:], d1[row_tiles:]
                 stop = base + plane_tiles
-                v0, v1, v2 = tiles_in[j, c, base:stop], tiles_in[6 + j, c, base:stop], tiles_in[12 + j, c, base:stop]
-                v3, v4, v5 = tiles_in[18 + j, c, base:stop], tiles_in[24 + j, c, base:stop], tiles_in[30 + j, c, base:stop]
+                v0, v1 = tiles_in[j, c, base:stop], tiles_in[6 + j, c, base:stop]
+                v2, v3 = tiles_in[12 + j, c, base:stop], tiles_in[18 + j, c, base:stop]
+                v4, v5 = tiles_in[24 + j, c, base:stop], tiles_in[30 + j, c, base:stop]
                 for t in range(v0.shape[0]):
                     v0[t], v1[t], v2[t], v3[t], v4[t], v5[t] = _bt(d0[t], d1[t], d2[t], d3[t], d4[t], d5[t])
     return within == n_images * channels * height * width
@@ -109,13 +111,15 @@ def output_transform(tiles_out, bias, tiles_h, tiles_w, out):
             shift = bias[f]
             for j in range(6):
                 stop = base + plane_tiles
-                m0, m1, m2 = tiles_out[j, f, base:stop], tiles_out[6 + j, f, base:stop], tiles_out[12 + j, f, base:stop]
-                m3, m4, m5 = tiles_out[18 + j, f, base:stop], tiles_out[24 + j, f, base:stop], tiles_out[30 + j, f, base:stop]
+                m0, m1 = tiles_out[j, f, base:stop], tiles_out[6 + j, f, base:stop]
+                m2, m3 = tiles_out[12 + j, f, base:stop], tiles_out[18 + j, f, base:stop]
+                m4, m5 = tiles_out[24 + j, f, base:stop], tiles_out[30 + j, f, base:stop]
                 s0, s1, s2, s3 = columns[0, j], columns[1, j], columns[2, j], columns[3, j]
                 for t in range(s0.shape[0]):
                     s0[t], s1[t], s2[t], s3[t] = _at(m0[t], m1[t], m2[t], m3[t], m4[t], m5[t])
             for i in range(4):
-                a0, a1, a2, a3, a4, a5 = columns[i, 0], columns[i, 1], columns[i, 2], columns[i, 3], columns[i, 4], columns[i, 5]
+                a0, a1, a2 = columns[i, 0], columns[i, 1], columns[i, 2]
+                a3, a4, a5 = columns[i, 3], columns[i, 4], columns[i, 5]
                 y0, y1, y2, y3 = values[i, 0], values[i, 1], values[i, 2], values[i, 3]
                 for t in range(y0.shape[0]):
                     r0, r1, r2, r3 = _at(a0[t], a1[t], a2[t], a3[t], a4[t], a5[t])

@@ -7,7 +7,10 @@ reference). Three things decide where a call runs, all here:
 
 - a Dask array goes to the op's lazy path in :mod:`colnn.ops.dask`
   (:func:`is_dask_array`; each public function sends it there explicitly);
-- another library's array (PyTorch, JAX, CuPy...) runs the reference where it
+- another library's array in CPU memory (PyTorch, JAX) is viewed as NumPy
+  through DLPack and runs the kernels, its result going back as the caller's
+  type (:func:`numpy_for_cpu_arrays`, around every public op); on another device
+  (CUDA, or where DLPack cannot export it) it runs the reference where it
   lives, and only ``None`` or ``"im2col"`` may be asked for it;
 - a NumPy array runs the kernels unless ``"im2col"`` is asked for or the
   kernels of the op's family cannot take its dtype (:func:`runs_kernels`).
@@ -18,12 +21,15 @@ Pooling's two paths are objects with one interface (:class:`PoolStrategy`),
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from ..core.namespace import foreign_namespace, is_dask_array, type_name
+from ..core.checks import describe
+from ..core.namespace import as_library_of, cpu_numpy_view, foreign_namespace, is_dask_array, library_name, type_name
 from ..core.window import Window
 from ..kernels import conv_chunked
 from ..kernels.geometry import kernel_dtype
@@ -38,6 +44,7 @@ __all__ = [
     "pool_strategy",
     "PoolStrategy",
     "is_dask_array",
+    "numpy_for_cpu_arrays",
 ]
 
 #: The names ``strategy`` takes, the default first: the compiled kernels, or the tutorial's im2col path.
@@ -56,7 +63,7 @@ def available_strategies() -> tuple[str, ...]:
 def check_strategy(strategy: Any) -> str | None:
     """``strategy`` if it is None or one of :data:`STRATEGIES`; ValueError naming it otherwise."""
     if strategy is not None and not (isinstance(strategy, str) and strategy in STRATEGIES):
-        raise ValueError(f"strategy must be one of {[None, *STRATEGIES]}, got {strategy!r}")
+        raise ValueError(f"strategy must be one of {[None, *STRATEGIES]}, got {describe(strategy)}")
     return strategy
 
 
@@ -82,8 +89,9 @@ def runs_kernels(strategy: str | None, x: Any, family: str, dtype: Any = None) -
     """Whether ``x`` (NumPy, in ``dtype``, default its own) runs the compiled kernels of ``family``.
 
     ``family`` is ``"pool"``, ``"unfold"`` or ``"conv"``. False means the Array
-    API reference. Another library's array always runs the reference; asking it
-    for the kernels by name is a ValueError (``strategy`` itself is checked at
+    API reference. Another library's array reaching here (one on a GPU, or of a
+    dtype NumPy lacks: :func:`numpy_for_cpu_arrays` viewed the others as NumPy)
+    runs the reference; asking it for the kernels by name is a ValueError (``strategy`` itself is checked at
     the boundary, :func:`check_strategy`).
     """
     if foreign_namespace(x) is not None:
@@ -92,6 +100,64 @@ def runs_kernels(strategy: str | None, x: Any, family: str, dtype: Any = None) -
                              "or 'im2col' (the Array API path)")
         return False
     return strategy != "im2col" and _KERNEL_DTYPES[family](np.dtype(x.dtype if dtype is None else dtype))
+
+
+Body = TypeVar("Body", bound=Callable[..., Any])
+
+
+def numpy_for_cpu_arrays(body: Body) -> Body:
+    """``body`` (a public op) run on NumPy views of another library's CPU arrays, its result back as their type.
+
+    The one boundary where PyTorch and JAX arrays in CPU memory reach the
+    compiled kernels (issue 25): when the arrays among the arguments are all of
+    one such library and each has a NumPy view through DLPack
+    (:func:`colnn.core.namespace.cpu_numpy_view`), ``body`` runs on the views and
+    each array it returns goes back as the caller's type
+    (:func:`colnn.core.namespace.as_library_of`: a PyTorch tensor sharing the
+    result's memory, a JAX array a copy of it; indices int64, or int32 in JAX
+    without x64, as the Array API path gives them). The caller's arrays are read,
+    never written. Everything else runs ``body`` as called: NumPy (two loops over
+    the arguments), ``strategy="im2col"`` (the reference on the caller's library,
+    as asked), arrays on a GPU, dtypes NumPy lacks (bfloat16), and arrays of two
+    libraries or of one with NumPy (the Array API path moves a NumPy gradient,
+    indices or samples, or refuses the mix). Where the views raise TypeError or
+    ValueError (a bad argument), ``body`` runs as called, so the error names
+    the caller's types, not NumPy's. A PyTorch tensor that requires grad is
+    computed as ``tensor.detach()`` (as on the Array API path): colnn's math is
+    NumPy's, its backward its own, so the result carries no autograd graph.
+    """
+    signature = inspect.signature(body)
+
+    @functools.wraps(body)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        values = (*args, *kwargs.values())
+        # Only an object with __dlpack__ can be viewed (a torch.Generator as rng is no array).
+        foreign = [value for value in values if not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__")
+                   and foreign_namespace(value) is not None]
+        if not foreign or any(isinstance(value, np.ndarray) for value in values):
+            return body(*args, **kwargs)
+        if signature.bind(*args, **kwargs).arguments.get("strategy") == "im2col":
+            return body(*args, **kwargs)
+        if len({library_name(value) for value in foreign}) != 1:
+            return body(*args, **kwargs)
+        views: dict[int, np.ndarray] = {}
+        for value in foreign:
+            view = cpu_numpy_view(value)
+            if view is None:
+                return body(*args, **kwargs)
+            views[id(value)] = view
+        try:
+            result = body(*(views.get(id(value), value) for value in args),
+                          **{name: views.get(id(value), value) for name, value in kwargs.items()})
+        except (TypeError, ValueError):
+            return body(*args, **kwargs)  # the same check on the caller's arrays: a message naming their type
+        shared = tuple(views.values())
+        if isinstance(result, tuple):
+            return tuple(as_library_of(item, foreign[0], shared) if isinstance(item, np.ndarray) else item
+                         for item in result)
+        return as_library_of(result, foreign[0], shared) if isinstance(result, np.ndarray) else result
+
+    return run  # type: ignore[return-value]
 
 
 class PoolStrategy(Protocol):

@@ -29,7 +29,7 @@ from ..core.spatial import check_spatial_input
 from ..core.window import IntPair, IntTuple, Window, WindowArgs, as_tuple
 from ..kernels.unfold import col2im_rows, fold_windows, im2col_rows, unfold_windows
 from .reference.windows import col2im_window, fold_window, im2col_window, unfold_window
-from .strategy import check_strategy, runs_kernels
+from .strategy import check_strategy, numpy_for_cpu_arrays, runs_kernels
 
 __all__ = ["im2col", "col2im", "unfold", "fold", "im2col_nd", "col2im_nd", "unfold_nd", "fold_nd",
            "im2col_args", "unfold_ndim", "check_blocks"]
@@ -89,6 +89,7 @@ def im2col_args(filter_h: Any, filter_w: Any, stride: IntPair, pad: IntPair, dil
     return WindowArgs.check(2, (filter_h, filter_w), stride, pad, dilation, names=_IM2COL_NAMES)
 
 
+@numpy_for_cpu_arrays
 def im2col(
     input_data: Any,
     filter_h: int,
@@ -99,7 +100,7 @@ def im2col(
     dilation: IntPair = 1,
     pad_value: Any = 0,
     strategy: str | None = None,
-) -> np.ndarray:
+) -> Any:
     """Unroll every filter window of a batch into one row of a matrix (the book's layout).
 
     Parameters
@@ -148,8 +149,8 @@ def im2col(
 
 
 def check_blocks(blocks: Any, name: str, window: Window) -> None:
-    """ValueError naming ``name`` unless ``blocks`` ``(N, C*K, L)`` (fold's layout) holds whole kernels and every window."""
-    n, rows, length = blocks.shape
+    """ValueError naming ``name`` unless ``blocks`` ``(N, C*K, L)`` (fold's layout) holds whole kernels and windows."""
+    _, rows, length = blocks.shape
     if rows % window.kernel_volume != 0:
         raise ValueError(f"{name}'s size at dim -2 ({rows}) must be divisible by the kernel's "
                          f"{window.kernel_volume} cells (kernel_size={_fmt(window.kernel_size)})")
@@ -164,9 +165,10 @@ def _fmt(values: tuple[int, ...]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+@numpy_for_cpu_arrays
 def col2im(
     col: Any,
-    input_shape: tuple[int, int, int, int],
+    input_shape: tuple[int, ...],
     filter_h: int,
     filter_w: int,
     stride: IntPair = 1,
@@ -174,7 +176,7 @@ def col2im(
     *,
     dilation: IntPair = 1,
     strategy: str | None = None,
-) -> np.ndarray:
+) -> Any:
     """Fold an :func:`im2col` matrix back to ``input_shape``, summing overlapping cells.
 
     It is the exact adjoint of ``im2col``: ``<im2col(x), y> == <x, col2im(y)>``.
@@ -240,6 +242,7 @@ def _rank(value: Any) -> int:
     return int(rank)
 
 
+@numpy_for_cpu_arrays
 def unfold(
     input: Any,
     kernel_size: IntTuple,
@@ -248,7 +251,7 @@ def unfold(
     stride: IntTuple = 1,
     *,
     strategy: str | None = None,
-) -> np.ndarray:
+) -> Any:
     """Extract sliding blocks, as ``torch.nn.functional.unfold``, over any number of spatial axes.
 
     ``(N, C, *spatial)`` -> ``(N, C*prod(kernel_size), L)`` with ``L`` the number of
@@ -293,6 +296,7 @@ def fold_window_args(output_size: Any, kernel_size: Any, dilation: Any, padding:
     return sizes, WindowArgs.check(ndim, kernel_size, stride, padding, dilation)
 
 
+@numpy_for_cpu_arrays
 def fold(
     input: Any,
     output_size: IntTuple,
@@ -302,7 +306,7 @@ def fold(
     stride: IntTuple = 1,
     *,
     strategy: str | None = None,
-) -> np.ndarray:
+) -> Any:
     """Sum sliding blocks into an image, as ``torch.nn.functional.fold`` (the adjoint of :func:`unfold`).
 
     ``(N, C*prod(kernel_size), L)`` -> ``(N, C, *output_size)``; an unbatched

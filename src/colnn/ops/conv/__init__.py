@@ -7,10 +7,26 @@
 """
 
 from ._base import ConvArgs, ConvTransposeArgs, check_groups, check_weights, conv_window
-from .conv import (conv1d, conv2d, conv2d_backward, conv2d_forward, conv2d_relu_forward, conv3d, conv_backward,
-                   conv_forward, conv_relu_forward, get_column_budget, set_column_budget)
-from .transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d, conv_transpose_backward, \
-    conv_transpose_forward
+from .conv import (
+                   conv1d,
+                   conv2d,
+                   conv2d_backward,
+                   conv2d_forward,
+                   conv2d_relu_forward,
+                   conv3d,
+                   conv_backward,
+                   conv_forward,
+                   conv_relu_forward,
+                   get_column_budget,
+                   set_column_budget,
+)
+from .transpose import (
+                   conv_transpose1d,
+                   conv_transpose2d,
+                   conv_transpose3d,
+                   conv_transpose_backward,
+                   conv_transpose_forward,
+)
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",

@@ -14,8 +14,9 @@ output: ``window``) is checked where those arrive.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -53,14 +54,14 @@ class ConvArgs:
 
     @classmethod
     def check(cls, ndim: int, stride: IntTuple = 1, padding: IntTuple | str = 0, dilation: IntTuple = 1,
-              groups: Any = 1, *, padding_name: str = "padding") -> "ConvArgs":
+              groups: Any = 1, *, padding_name: str = "padding") -> ConvArgs:
         """PyTorch's rules for ``torch.nn.Conv{1,2,3}d``'s arguments; ``"valid"`` is padding 0."""
         strides = as_tuple(stride, "stride", ndim, minimum=1)
         dilations = as_tuple(dilation, "dilation", ndim, minimum=1)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{padding_name} must be an int, a tuple of {ndim}, 'valid' or 'same', "
-                                 f"got {padding!r}")
+                                 f"got {describe(padding)}")
             if padding == "same" and set(strides) != {1}:
                 raise ValueError(f"{padding_name}='same' requires stride 1, got stride={_one(strides)}")
             pads: tuple[int, ...] | str = padding if padding == "same" else (0,) * ndim
@@ -74,7 +75,8 @@ class ConvArgs:
             return Window.same_padding(in_size, tuple(kernel_size), self.dilation)
         # The arguments are checked already, and a weight's sizes are positive ints: no second check.
         names = (_KERNEL_NAME, "stride", self.padding_name, "dilation")
-        geometry = WindowArgs(tuple(int(k) for k in kernel_size), self.stride, self.padding, self.dilation,
+        padding = cast(tuple[int, ...], self.padding)  # "same" returned above; "valid" was read as 0
+        geometry = WindowArgs(tuple(int(k) for k in kernel_size), self.stride, padding, self.dilation,
                               names=names)
         return geometry.over(in_size)
 
@@ -85,7 +87,10 @@ def _one(values: tuple[int, ...]) -> Any:
 
 @dataclass(frozen=True)
 class ConvTransposeArgs:
-    """A transposed convolution's hyper-parameters: ``stride``, ``padding``, ``output_padding``, ``dilation``, ``groups``."""
+    """A transposed convolution's hyper-parameters.
+
+    ``stride``, ``padding``, ``output_padding``, ``dilation`` and ``groups``.
+    """
 
     ndim: int
     stride: tuple[int, ...]
@@ -96,7 +101,7 @@ class ConvTransposeArgs:
 
     @classmethod
     def check(cls, ndim: int, stride: IntTuple = 1, padding: IntTuple = 0, output_padding: IntTuple = 0,
-              groups: Any = 1, dilation: IntTuple = 1) -> "ConvTransposeArgs":
+              groups: Any = 1, dilation: IntTuple = 1) -> ConvTransposeArgs:
         """PyTorch's rules for ``torch.nn.ConvTranspose{1,2,3}d``: ``output_padding < max(stride, dilation)``."""
         strides = as_tuple(stride, "stride", ndim, minimum=1)
         pads = as_tuple(padding, "padding", ndim, minimum=0)

@@ -13,7 +13,9 @@ One N-d computation (:func:`conv_forward`, :func:`conv_backward`) on the checked
   bytes, one GEMM per chunk and group (:mod:`colnn.kernels.conv_chunked`); backward
   rebuilds the columns instead of keeping them, so memory stays bounded;
 - 3-d NumPy float32/float64: the same chunked im2col + GEMM, its columns built
-  plane by plane along the depth (:mod:`colnn.kernels.im2col3d_loops`);
+  plane by plane along the depth (:mod:`colnn.kernels.im2col3d_loops`), or, ungrouped
+  with depth dilation 1, one GEMM per output depth on input planes' 2-D columns that
+  the ``kd`` output depths reading a plane share (:mod:`colnn.kernels.conv3d_planes`);
 - ``strategy="im2col"`` and every other library's arrays: the Array API
   reference of :mod:`colnn.ops.reference.conv` (the tutorial's im2col, keeping ``col``);
 - a Dask array: :mod:`colnn.ops.dask.conv`, lazily.
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ...core.checks import from_batched, stand_in
+from ...core.checks import describe, from_batched, stand_in
 from ...core.dtypes import accumulation_dtype, as_numpy_dtype
 from ...core.ieee import quiet_ieee
 from ...core.namespace import cast_array, is_dask_array
@@ -38,9 +40,17 @@ from ...core.window import IntTuple, Window
 from ...kernels import conv_chunked, direct_conv, image_gemm, winograd
 from ...kernels.epilogue import LOOP_DTYPES, relu_in_place, relu_mask
 from ...kernels.relu import relu_forward
-from ..reference.conv import (add_bias, channels_first, channels_last, conv_backward as reference_backward,
-                              conv_forward as reference_forward, empty_batch_gradients, grouped_matmul, grouped_outer)
-from ..strategy import check_strategy, runs_kernels
+from ..reference.conv import (
+    add_bias,
+    channels_first,
+    channels_last,
+    empty_batch_gradients,
+    grouped_matmul,
+    grouped_outer,
+)
+from ..reference.conv import conv_backward as reference_backward
+from ..reference.conv import conv_forward as reference_forward
+from ..strategy import check_strategy, numpy_for_cpu_arrays, runs_kernels
 from ..unfold import col2im_nd, im2col_nd
 from ..xp import as_common_dtype, expand_axis, namespace
 from ._base import ConvArgs, check_weights
@@ -71,7 +81,7 @@ def set_column_budget(nbytes: int) -> int:
     """
     global _column_budget_bytes
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
-        raise ValueError(f"nbytes must be a positive int, got {nbytes!r}")
+        raise ValueError(f"nbytes must be a positive int, got {describe(nbytes)}")
     previous, _column_budget_bytes = _column_budget_bytes, int(nbytes)
     return previous
 
@@ -108,7 +118,8 @@ def conv2d_forward(
     """
     acc = accumulation_dtype(x.dtype)
     if acc != as_numpy_dtype(x.dtype):
-        out, saved = _forward(cast_array(x, acc), cast_array(weight, acc), None if bias is None else cast_array(bias, acc),
+        bias_acc = None if bias is None else cast_array(bias, acc)
+        out, saved = _forward(cast_array(x, acc), cast_array(weight, acc), bias_acc,
                               window, groups, strategy, transforms=False)
         return cast_array(out, as_numpy_dtype(x.dtype)), saved
     return _forward(x, weight, bias, window, groups, strategy, transforms=_transforms_allowed(x.dtype))
@@ -124,6 +135,18 @@ def _transforms_allowed(dtype: Any) -> bool:
     where speed matters, keeps the transforms.
     """
     return as_numpy_dtype(dtype) == np.float32
+
+
+def takes_chunked_path(x: np.ndarray, weight: np.ndarray, window: Window, groups: int) -> bool:
+    """Whether the default strategy's forward of this NumPy float32/float64 batch is the chunked im2col + GEMM.
+
+    True for 3-d windows and for 2-d ones that no specialised kernel of :func:`_forward` takes.
+    """
+    if window.ndim != 2:
+        return True
+    return not ((_transforms_allowed(x.dtype) and winograd.applies(x.shape, weight.shape, window, groups))
+                or image_gemm.applies(x.shape, weight.shape, window, groups)
+                or direct_conv.applies(x.shape, weight.shape, window, groups))
 
 
 def _forward(
@@ -193,7 +216,7 @@ def conv2d_backward(
     groups: int = 1,
     strategy: str | None = None,
     input_grad: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+) -> tuple[Any, Any, Any]:
     """Gradients ``(grad_input, grad_weight, grad_bias)`` of a convolution.
 
     ``saved`` is what :func:`conv2d_forward` returned with the same ``strategy``.
@@ -205,8 +228,9 @@ def conv2d_backward(
     if acc != as_numpy_dtype(grad_output.dtype):
         grads = conv2d_backward(cast_array(grad_output, acc), input_shape, saved, cast_array(weight, acc),
                                 window, groups, strategy, input_grad)
-        return tuple(None if grad is None else cast_array(grad, as_numpy_dtype(grad_output.dtype))
-                     for grad in grads)
+        dtype = as_numpy_dtype(grad_output.dtype)
+        grad_input, grad_weight, grad_bias = (None if grad is None else cast_array(grad, dtype) for grad in grads)
+        return grad_input, grad_weight, grad_bias
     if runs_kernels(strategy, grad_output, "conv"):
         if not image_gemm.applies(saved.shape, weight.shape, window, groups):
             return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups,
@@ -227,7 +251,10 @@ def conv2d_backward(
 @quiet_ieee
 def conv_forward(x: Any, weight: Any, bias: Any | None, window: Window, groups: int = 1,
                  strategy: str | None = None) -> tuple[Any, Any]:
-    """Convolve a checked batch ``(N, C, *in)``: ``(out (N, FN, *out), saved)``; pass ``saved`` to :func:`conv_backward`."""
+    """Convolve a checked batch ``(N, C, *in)``: ``(out (N, FN, *out), saved)``.
+
+    Pass ``saved`` to :func:`conv_backward`.
+    """
     if window.ndim == 2:
         return conv2d_forward(x, weight, bias, window, groups, strategy)
     if window.ndim == 1:
@@ -247,7 +274,9 @@ def conv_forward(x: Any, weight: Any, bias: Any | None, window: Window, groups: 
 @quiet_ieee
 def conv_backward(grad_output: Any, input_shape: tuple[int, ...], saved: Any, weight: Any, window: Window,
                   groups: int = 1, strategy: str | None = None, input_grad: bool = True) -> tuple[Any, Any, Any]:
-    """Gradients ``(grad_input, grad_weight, grad_bias)``; ``saved`` from :func:`conv_forward` with the same ``strategy``.
+    """Gradients ``(grad_input, grad_weight, grad_bias)``.
+
+    ``saved`` comes from :func:`conv_forward` with the same ``strategy``.
 
     ``input_grad=False``: ``grad_input`` is None and is not computed (see :func:`conv2d_backward`).
     """
@@ -299,6 +328,7 @@ def conv_relu_forward(x: Any, weight: Any, bias: Any | None, window: Window, gro
     return result, saved, relu if keep_mask else None
 
 
+@numpy_for_cpu_arrays
 def conv(input: Any, weight: Any, bias: Any, args: ConvArgs, strategy: str | None = None) -> Any:
     """The N-d body of :func:`conv1d`/:func:`conv2d`/:func:`conv3d` on checked ``args``."""
     check_strategy(strategy)
@@ -311,7 +341,8 @@ def conv(input: Any, weight: Any, bias: Any, args: ConvArgs, strategy: str | Non
     x, unbatched = check_spatial_input(input, "input", args.ndim, floating=True)
     weight, bias = check_weights(weight, bias, args.groups, args.ndim, x.shape[1], like=x)
     window = args.window(x.shape[2:], weight.shape[2:])
-    out, _ = conv_forward(*as_common_dtype(x, weight, bias), window, args.groups, strategy)
+    x, weight, bias = as_common_dtype(x, weight, bias)
+    out, _ = conv_forward(x, weight, bias, window, args.groups, strategy)
     return from_batched(out, unbatched)
 
 

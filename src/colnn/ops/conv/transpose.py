@@ -6,7 +6,9 @@ NumPy float32/float64 arrays run it as the convolution's input gradient, chunk
 by chunk of images (:func:`colnn.kernels.conv_chunked.conv_input_grad_chunked`,
 1-d as 2-d with a unit height); its backward is then a forward convolution
 (``grad_input``) and the convolution's weight gradient with input and output
-gradient exchanged (``grad_weight``). Other arrays and ``strategy="im2col"`` run
+gradient exchanged (``grad_weight``), both from one im2col of ``grad_output``
+(:func:`colnn.kernels.conv_chunked.conv_transpose_backward_chunked`) unless a
+specialised 2-D kernel takes that convolution. Other arrays and ``strategy="im2col"`` run
 the Array API reference below, with :func:`colnn.ops.unfold.col2im_nd`. Its
 window (:meth:`ConvTransposeArgs.window
 <colnn.ops.conv._base.ConvTransposeArgs.window>`) is the convolution that maps the
@@ -37,11 +39,11 @@ from ..reference.conv import (
     grouped_matmul,
     grouped_outer,
 )
-from ..strategy import check_strategy, runs_kernels
+from ..strategy import check_strategy, numpy_for_cpu_arrays, runs_kernels
 from ..unfold import col2im_nd, im2col_nd
 from ..xp import as_common_dtype, namespace
 from ._base import ConvTransposeArgs, check_weights
-from .conv import conv_forward, get_column_budget
+from .conv import conv_forward, get_column_budget, takes_chunked_path
 
 __all__ = [
     "conv_transpose1d",
@@ -86,7 +88,12 @@ def conv_transpose_backward(grad_output: np.ndarray, x: np.ndarray, weight: np.n
                 window.with_unit_axis(), groups, strategy)
             return grad_input[:, :, 0], grad_weight[:, :, 0], grad_bias
         # grad_input is the forward convolution of grad_output; grad_weight the convolution's weight
-        # gradient with the roles of input and output gradient exchanged.
+        # gradient with the roles of input and output gradient exchanged. Both read im2col of grad_output:
+        # built once for the two where the convolution runs im2col anyway.
+        if takes_chunked_path(grad_output, weight, window, groups):
+            grad_input, grad_weight = conv_chunked.conv_transpose_backward_chunked(grad_output, x, weight, window,
+                                                                                  groups, get_column_budget())
+            return grad_input, grad_weight, grad_bias
         grad_input, _ = conv_forward(grad_output, weight, None, window, groups, strategy)
         _, grad_weight, _ = conv_chunked.conv2d_backward_chunked(x, grad_output, weight, window, groups,
                                                                  get_column_budget(), input_grad=False)
@@ -99,6 +106,7 @@ def conv_transpose_backward(grad_output: np.ndarray, x: np.ndarray, weight: np.n
     return grad_input, grad_weight, grad_bias
 
 
+@numpy_for_cpu_arrays
 def conv_transpose(input: Any, weight: Any, bias: Any, args: ConvTransposeArgs, strategy: str | None = None) -> Any:
     """The N-d body of ``conv_transpose1d/2d/3d`` on checked ``args``."""
     check_strategy(strategy)
@@ -113,8 +121,9 @@ def conv_transpose(input: Any, weight: Any, bias: Any, args: ConvTransposeArgs, 
         batched = input[np.newaxis] if unbatched else input
         out = dask_conv.conv_transpose(batched, weight, bias, args, window, strategy, conv_transpose_forward)
         return out[0] if unbatched else out
-    out = conv_transpose_forward(*as_common_dtype(x, weight, bias), window, args.groups, strategy)
-    return from_batched(out, unbatched)
+    x, weight, bias = as_common_dtype(x, weight, bias)
+    result = conv_transpose_forward(x, weight, bias, window, args.groups, strategy)
+    return from_batched(result, unbatched)
 
 
 _DOC = """{d}-D transposed convolution, as ``torch.nn.functional.conv_transpose{d}d``.

@@ -33,6 +33,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from ...core.checks import describe
 from ...core.halo import AxisWindow, input_span, output_chunks, scatter_chunks, scatter_span, window_axes, with_axes
 from ...core.window import Window
 from ...kernels.threads import task_threads
@@ -59,7 +60,7 @@ def set_threads_per_task(n: int) -> int:
     """
     global _threads_per_task
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+        raise ValueError(f"n must be a positive int, got {describe(n)}")
     previous, _threads_per_task = _threads_per_task, int(n)
     return previous
 

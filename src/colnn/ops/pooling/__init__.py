@@ -8,10 +8,25 @@
 - :mod:`.unpool`: max unpooling, the scatter of max pooling's indices.
 """
 
-from ._base import (AdaptiveArgs, AvgPoolArgs, FractionalArgs, LPPoolArgs, MaxPoolArgs, UnpoolArgs, check_divisor,
-                    check_norm_type, pool_window)
-from .adaptive import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d,
-                       adaptive_max_pool2d, adaptive_max_pool3d)
+from ._base import (
+                    AdaptiveArgs,
+                    AvgPoolArgs,
+                    FractionalArgs,
+                    LPPoolArgs,
+                    MaxPoolArgs,
+                    UnpoolArgs,
+                    check_divisor,
+                    check_norm_type,
+                    pool_window,
+)
+from .adaptive import (
+                    adaptive_avg_pool1d,
+                    adaptive_avg_pool2d,
+                    adaptive_avg_pool3d,
+                    adaptive_max_pool1d,
+                    adaptive_max_pool2d,
+                    adaptive_max_pool3d,
+)
 from .avg import avg_pool1d, avg_pool2d, avg_pool3d, avg_pool_backward, avg_pool_forward
 from .fractional import fractional_max_pool2d, fractional_max_pool3d
 from .lp import lp_pool1d, lp_pool2d, lp_pool3d

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def check_divisor(divisor_override: Any) -> int | None:
     if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, numbers.Integral):
         raise TypeError(f"divisor_override must be an int or None, got {describe(divisor_override)}")
     if divisor_override == 0:
-        raise ValueError(f"divisor_override must be non-zero, got {divisor_override!r}")
+        raise ValueError(f"divisor_override must be non-zero, got {describe(divisor_override)}")
     return int(divisor_override)
 
 
@@ -56,9 +57,9 @@ def check_norm_type(norm_type: Any) -> float:
     if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
         raise TypeError(f"norm_type must be a number, got {describe(norm_type)}")
     if math.isnan(norm_type):
-        raise ValueError(f"norm_type must be a number, got {norm_type!r}")
+        raise ValueError(f"norm_type must be a number, got {describe(norm_type)}")
     if norm_type == 0:
-        raise ValueError(f"norm_type must be non-zero, got {norm_type!r}")
+        raise ValueError(f"norm_type must be non-zero, got {describe(norm_type)}")
     return float(norm_type)
 
 
@@ -91,7 +92,7 @@ class MaxPoolArgs(_WindowPoolArgs):
 
     @classmethod
     def check(cls, ndim: int, kernel_size: IntTuple, stride: IntTuple | None = None, padding: IntTuple = 0,
-              dilation: IntTuple = 1, ceil_mode: Any = False, return_indices: Any = False) -> "MaxPoolArgs":
+              dilation: IntTuple = 1, ceil_mode: Any = False, return_indices: Any = False) -> MaxPoolArgs:
         """PyTorch's rules: sizes >= 1 (padding >= 0, at most half the kernel); flags True or False."""
         geometry = WindowArgs.check(ndim, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, pooling=True)
         return cls(geometry, check_flag(return_indices, "return_indices"))
@@ -107,7 +108,7 @@ class AvgPoolArgs(_WindowPoolArgs):
     @classmethod
     def check(cls, ndim: int, kernel_size: IntTuple, stride: IntTuple | None = None, padding: IntTuple = 0,
               ceil_mode: Any = False, count_include_pad: Any = True, divisor_override: Any = None,
-              dilation: IntTuple = 1) -> "AvgPoolArgs":
+              dilation: IntTuple = 1) -> AvgPoolArgs:
         """PyTorch's rules, and ``dilation`` >= 1 (ONNX's; PyTorch has none); ``divisor_override`` non-zero."""
         geometry = WindowArgs.check(ndim, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, pooling=True)
         return cls(geometry, check_flag(count_include_pad, "count_include_pad"), check_divisor(divisor_override))
@@ -125,7 +126,7 @@ class LPPoolArgs(_WindowPoolArgs):
 
     @classmethod
     def check(cls, ndim: int, norm_type: Any, kernel_size: IntTuple, stride: IntTuple | None = None,
-              ceil_mode: Any = False, dilation: IntTuple = 1) -> "LPPoolArgs":
+              ceil_mode: Any = False, dilation: IntTuple = 1) -> LPPoolArgs:
         """``norm_type`` a non-zero number (±inf allowed); window sizes >= 1; ``ceil_mode`` True or False."""
         norm = check_norm_type(norm_type)
         geometry = WindowArgs.check(ndim, kernel_size, stride, 0, dilation, ceil_mode=ceil_mode, pooling=True)
@@ -141,7 +142,7 @@ class AdaptiveArgs:
     return_indices: bool = False
 
     @classmethod
-    def check(cls, ndim: int, output_size: Any, return_indices: Any = False) -> "AdaptiveArgs":
+    def check(cls, ndim: int, output_size: Any, return_indices: Any = False) -> AdaptiveArgs:
         """``output_size``: an int, or a tuple of ``ndim`` ints >= 1 and None (a 1-tuple is repeated)."""
         items = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * ndim
         if len(items) == 1:
@@ -153,7 +154,7 @@ class AdaptiveArgs:
                 continue
             if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
                 raise TypeError(f"output_size must hold ints or None, got {describe(output_size)}")
-            if not 1 <= item <= INDEX_MAX:
+            if not 1 <= int(item) <= INDEX_MAX:
                 raise ValueError(f"output_size must be >= 1 (and fit in int64), got {describe(output_size)}")
         sizes = tuple(None if item is None else int(item) for item in items)
         return cls(ndim, sizes, check_flag(return_indices, "return_indices"))
@@ -178,7 +179,7 @@ class FractionalArgs:
 
     @classmethod
     def check(cls, ndim: int, kernel_size: IntTuple, output_size: Any = None, output_ratio: Any = None,
-              return_indices: Any = False) -> "FractionalArgs":
+              return_indices: Any = False) -> FractionalArgs:
         """Exactly one of ``output_size`` (ints >= 1) and ``output_ratio`` (numbers in (0, 1))."""
         kernel = as_tuple(kernel_size, "kernel_size", ndim, minimum=1)
         if (output_size is None) == (output_ratio is None):
@@ -192,7 +193,7 @@ class FractionalArgs:
             if len(items) == 1:
                 items = items * ndim
             if len(items) != ndim or not all(isinstance(r, numbers.Real) and not isinstance(r, (bool, np.bool_))
-                                             and 0 < r < 1 for r in items):
+                                             and 0 < float(r) < 1 for r in items):
                 raise ValueError(f"output_ratio must be a number or {ndim} numbers in (0, 1), "
                                  f"got {describe(output_ratio)}")
             ratios = tuple(float(r) for r in items)
@@ -204,6 +205,7 @@ class FractionalArgs:
         if self.output_size is not None:
             out = self.output_size
         else:
+            assert self.output_ratio is not None  # check() sets one of output_size and output_ratio
             out = tuple(int(size * ratio) for size, ratio in zip(in_size, self.output_ratio))
             if min(out) < 1:
                 raise ValueError(f"output_ratio={_one(self.output_ratio)} gives an empty output {out} "
@@ -234,14 +236,16 @@ class UnpoolArgs:
 
     @classmethod
     def check(cls, ndim: int, kernel_size: IntTuple, stride: IntTuple | None = None,
-              padding: IntTuple = 0) -> "UnpoolArgs":
+              padding: IntTuple = 0) -> UnpoolArgs:
         """Sizes >= 1 (``stride=None``: the kernel), padding >= 0."""
         kernel = as_tuple(kernel_size, "kernel_size", ndim, minimum=1)
         strides = kernel if stride is None else as_tuple(stride, "stride", ndim, minimum=1)
         return cls(kernel, strides, as_tuple(padding, "padding", ndim, minimum=0))
 
     def out_size(self, in_size: Sequence[int], output_size: Any = None) -> tuple[int, ...]:
-        """The spatial output size: ``(in-1)*stride - 2*padding + kernel_size``, or ``output_size`` within a stride of it.
+        """The spatial output size: ``(in-1)*stride - 2*padding + kernel_size``.
+
+        Or ``output_size``, within a stride of that.
 
         ``output_size`` may be the spatial sizes or the whole shape. ValueError
         naming it outside ``(default - stride, default + stride)``, or for an empty output.
@@ -259,11 +263,13 @@ class UnpoolArgs:
             sizes = as_tuple(sizes, "output_size", self.ndim, minimum=1)
             for size, base, s in zip(sizes, default, self.stride):
                 if not base - s < size < base + s:
-                    raise ValueError(f"output_size must lie between {tuple(d - s for d, s in zip(default, self.stride))}"
+                    low = tuple(d - s for d, s in zip(default, self.stride))
+                    raise ValueError(f"output_size must lie between {low}"
                                      f" and {tuple(d + s for d, s in zip(default, self.stride))} (exclusive), "
                                      f"got {describe(output_size)}")
         if min(sizes) < 1:
-            raise ValueError(f"output would be empty: kernel_size={_one(self.kernel_size)}, stride={_one(self.stride)}, "
+            raise ValueError(f"output would be empty: kernel_size={_one(self.kernel_size)}, "
+                             f"stride={_one(self.stride)}, "
                              f"padding={_one(self.padding)} give {sizes}")
         return sizes
 

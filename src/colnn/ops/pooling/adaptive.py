@@ -32,7 +32,7 @@ from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
 from ...kernels import box_pool
 from ..flat_index import scatter_add_flat, torch_max
-from ..strategy import check_strategy, runs_kernels
+from ..strategy import check_strategy, numpy_for_cpu_arrays, runs_kernels
 from ..xp import accumulator, device_of, namespace
 from ._base import AdaptiveArgs
 
@@ -130,7 +130,10 @@ def adaptive_avg_backward(grad_output: Any, input_shape: tuple[int, ...], strate
 
 
 def adaptive_max_forward(x: Any, out_size: tuple[int, ...], strategy: str | None = None) -> tuple[Any, Any]:
-    """Adaptive max of a validated batched array: ``(out, indices)``, indices (the index dtype) flat into each input volume."""
+    """Adaptive max of a validated batched array: ``(out, indices)``.
+
+    The indices (in the index dtype) are flat into each input volume.
+    """
     if runs_kernels(strategy, x, "pool") and box_pool.fits_box_max(x.shape[2:]):
         return box_pool.box_max(x, _bins(x.shape[2:], out_size)[0])
     xp = namespace(x)
@@ -165,6 +168,7 @@ def adaptive_max_backward(grad_output: Any, indices: Any, input_shape: tuple[int
     return scatter_add_flat(grad_output, indices, input_shape)
 
 
+@numpy_for_cpu_arrays
 def adaptive_avg_pool(input: Any, args: AdaptiveArgs, strategy: str | None = None) -> Any:
     """The N-d body of ``adaptive_avg_pool1d/2d/3d`` on checked ``args``."""
     check_strategy(strategy)
@@ -177,6 +181,7 @@ def adaptive_avg_pool(input: Any, args: AdaptiveArgs, strategy: str | None = Non
     return from_batched(adaptive_avg_forward(x, args.out_size(x.shape[2:]), strategy), unbatched)
 
 
+@numpy_for_cpu_arrays
 def adaptive_max_pool(input: Any, args: AdaptiveArgs, strategy: str | None = None) -> Any:
     """The N-d body of ``adaptive_max_pool1d/2d/3d`` on checked ``args``."""
     check_strategy(strategy)

@@ -23,7 +23,7 @@ from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple, Window
 from ...kernels import box_pool
-from ..strategy import check_strategy, pool_strategy, runs_kernels
+from ..strategy import check_strategy, numpy_for_cpu_arrays, pool_strategy, runs_kernels
 from ._base import AvgPoolArgs
 
 __all__ = ["avg_pool1d", "avg_pool2d", "avg_pool3d", "avg_pool", "avg_pool_forward", "avg_pool_backward"]
@@ -63,6 +63,7 @@ def avg_pool_backward(grad_output: Any, input_shape: tuple[int, ...], window: Wi
     return box_pool.box_avg_backward(grad_output, input_shape, box_pool.window_bounds(window)[0], divisor)
 
 
+@numpy_for_cpu_arrays
 def avg_pool(input: Any, args: AvgPoolArgs, strategy: str | None = None) -> Any:
     """The N-d body of :func:`avg_pool1d`/:func:`avg_pool2d`/:func:`avg_pool3d` on checked ``args``."""
     check_strategy(strategy)

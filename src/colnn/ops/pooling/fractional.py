@@ -31,7 +31,7 @@ from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
 from ...kernels import box_pool
 from ..flat_index import gather_flat, scatter_add_flat, torch_max
-from ..strategy import runs_kernels
+from ..strategy import numpy_for_cpu_arrays, runs_kernels
 from ..xp import as_namespace_of, device_of, namespace
 from ._base import FractionalArgs
 
@@ -40,7 +40,10 @@ __all__ = ["fractional_max_pool2d", "fractional_max_pool3d", "fractional_max_poo
 
 
 def check_samples(random_samples: Any, x: Any, ndim: int, unbatched: bool) -> Any:
-    """``random_samples`` as a floating ``(N, C, ndim)`` array of batched ``x``'s namespace, in [0, 1); errors name it."""
+    """``random_samples`` as a floating ``(N, C, ndim)`` array of batched ``x``'s namespace, in [0, 1).
+
+    Errors name it.
+    """
     samples = as_namespace_of(random_samples, x, "random_samples")
     xp = namespace(samples)
     if not xp.isdtype(samples.dtype, "real floating"):
@@ -124,6 +127,7 @@ def fractional_max_backward(grad_output: Any, indices: Any, input_shape: tuple[i
     return scatter_add_flat(grad_output, indices, input_shape)
 
 
+@numpy_for_cpu_arrays
 def fractional_max_pool(input: Any, args: FractionalArgs, random_samples: Any = None,
                         rng: np.random.Generator | None = None) -> Any:
     """The N-d body of :func:`fractional_max_pool2d`/:func:`fractional_max_pool3d` on checked ``args``."""

@@ -22,7 +22,7 @@ from ...core.ieee import quiet_ieee
 from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple, Window
-from ..strategy import check_strategy
+from ..strategy import check_strategy, numpy_for_cpu_arrays
 from ..xp import device_of, namespace
 from ._base import LPPoolArgs
 from .avg import avg_pool_backward, avg_pool_forward
@@ -76,6 +76,7 @@ def lp_pool_backward(grad_output: Any, norm_type: float, window: Window, saved, 
     return xp.astype(grad_power * _scalar(norm_type, grad_output) * power, grad_output.dtype)
 
 
+@numpy_for_cpu_arrays
 def lp_pool(input: Any, args: LPPoolArgs, strategy: str | None = None) -> Any:
     """The N-d body of :func:`lp_pool1d`/:func:`lp_pool2d`/:func:`lp_pool3d` on checked ``args``."""
     check_strategy(strategy)

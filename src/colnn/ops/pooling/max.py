@@ -29,7 +29,7 @@ from ...core.namespace import cast_array, is_dask_array
 from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple, Window
 from ...kernels import box_pool
-from ..strategy import check_strategy, pool_strategy, runs_kernels
+from ..strategy import check_strategy, numpy_for_cpu_arrays, pool_strategy, runs_kernels
 from ._base import MaxPoolArgs
 
 __all__ = [
@@ -85,6 +85,7 @@ def max_pool_backward(grad_output: Any, window_offset: Any, input_shape: tuple[i
     return grad[:, :, 0]
 
 
+@numpy_for_cpu_arrays
 def max_pool(input: Any, args: MaxPoolArgs, strategy: str | None = None) -> Any:
     """The N-d body of :func:`max_pool1d`/:func:`max_pool2d`/:func:`max_pool3d` on checked ``args``."""
     check_strategy(strategy)

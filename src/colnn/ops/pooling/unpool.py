@@ -26,7 +26,7 @@ from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple
 from ...kernels import box_pool
 from ..flat_index import gather_flat, scatter_last_flat
-from ..strategy import check_strategy, runs_kernels
+from ..strategy import check_strategy, numpy_for_cpu_arrays, runs_kernels
 from ..xp import as_namespace_of, namespace
 from ._base import UnpoolArgs
 
@@ -64,7 +64,10 @@ def _compiled(strategy: str | None, x: Any, indices: Any) -> bool:
 
 
 def max_unpool_forward(x: Any, indices: Any, out_size: tuple[int, ...], strategy: str | None = None) -> Any:
-    """Scatter validated batched ``x`` to ``indices`` in a zero ``(N, C, *out_size)``; a repeated index keeps the last."""
+    """Scatter validated batched ``x`` to ``indices`` in a zero ``(N, C, *out_size)``.
+
+    A repeated index keeps the last value.
+    """
     if _compiled(strategy, x, indices):
         return box_pool.scatter_cells(x, indices, (*x.shape[:2], *out_size))
     return scatter_last_flat(x, indices, (*x.shape[:2], *out_size))
@@ -79,7 +82,21 @@ def max_unpool_backward(grad_output: Any, indices: Any, strategy: str | None = N
 
 def max_unpool(input: Any, indices: Any, args: UnpoolArgs, output_size: Any = None,
                strategy: str | None = None) -> Any:
-    """The N-d body of ``max_unpool1d/2d/3d`` on checked ``args``."""
+    """The N-d body of ``max_unpool1d/2d/3d`` on checked ``args``.
+
+    An output plane that the input library's index dtype cannot address (JAX
+    without x64: int32) is refused here, before the compiled path on NumPy views
+    would allocate it.
+    """
+    if not is_dask_array(input) and hasattr(input, "shape") and len(input.shape) >= args.ndim + 1:
+        index_dtype(namespace(input), math.prod(args.out_size(tuple(input.shape[-args.ndim:]), output_size)),
+                    "the output plane")
+    return _max_unpool(input, indices, args, output_size, strategy)
+
+
+@numpy_for_cpu_arrays
+def _max_unpool(input: Any, indices: Any, args: UnpoolArgs, output_size: Any = None,
+                strategy: str | None = None) -> Any:
     check_strategy(strategy)
     lazy = is_dask_array(input) or is_dask_array(indices)
     x, unbatched = check_spatial_input(stand_in(input) if is_dask_array(input) else input, "input", args.ndim)
@@ -92,7 +109,7 @@ def max_unpool(input: Any, indices: Any, args: UnpoolArgs, output_size: Any = No
         check_unpool_indices(index, x, volume, unbatched, check_range=not is_dask_array(indices))
         batched = [array[np.newaxis] if unbatched and array.ndim == x.ndim - 1 else array
                    for array in (input, indices)]
-        out = dask_pooling.max_unpool(*batched, x.dtype, out_size, max_unpool_forward)
+        out = dask_pooling.max_unpool(batched[0], batched[1], x.dtype, out_size, max_unpool_forward)
         return out[0] if unbatched else out
     index = check_unpool_indices(indices, x, volume, unbatched)
     return from_batched(max_unpool_forward(x, index, out_size, strategy), unbatched)
