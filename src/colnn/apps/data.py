@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.checks import describe
+
 __all__ = ["Dataset", "DataError", "load_digits_split", "load_mnist5k_split", "load_mnist_dir", "read_idx", "write_idx",
            "shift_images", "add_shifted_copies", "MNIST_FILES"]
 
@@ -61,7 +63,7 @@ class Dataset:
         if count is None:
             return self
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-            raise ValueError(f"count must be a positive int or None, got {count!r}")
+            raise ValueError(f"count must be a positive int or None, got {describe(count)}")
         return Dataset(self.x_train[:count], self.t_train[:count], self.x_test, self.t_test,
                        self.name, self.num_classes)
 
@@ -143,7 +145,7 @@ def _stratified_split(images: np.ndarray, labels: np.ndarray, seed: int, test_si
     from sklearn.model_selection import train_test_split
 
     if isinstance(test_size, bool) or not isinstance(test_size, (float, int)) or not 0 < test_size < 1:
-        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
+        raise ValueError(f"test_size must be a fraction in (0, 1), got {describe(test_size)}")
     x_train, x_test, t_train, t_test = train_test_split(
         images, labels, test_size=test_size, random_state=seed, stratify=labels)
     return Dataset(x_train, t_train, x_test, t_test, name=name)

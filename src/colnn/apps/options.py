@@ -11,6 +11,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from ..core.checks import describe
+
 __all__ = ["int_in", "positive_int", "non_negative_int", "positive_float"]
 
 
@@ -27,7 +29,7 @@ def int_in(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
         except ValueError:
             value = None
         if value is None or value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {describe(text)}")
         return value
 
     parse.__name__ = "int"
@@ -45,5 +47,5 @@ def positive_float(text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive float, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a positive float, got {describe(text)}")
     return value

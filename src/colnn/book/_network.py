@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from colnn.nn import Layer, ModelFileError, Network
+from colnn.nn.base import WeightAndBias
 
+from ..core.checks import describe
 from . import gradient as book_gradient
 from ._pickle import load_pickle, save_pickle
 from .layers import SoftmaxWithLoss
@@ -47,8 +49,8 @@ def he_draws(network: Network, randn: Any) -> None:
     book's DeepConvNet makes, in its order. Biases are set to 0.
     """
     for layer in network.layers:
-        weight = getattr(layer, "W", None)
-        if weight is not None:
+        if isinstance(layer, WeightAndBias):
+            weight = layer.W
             fan_in = int(np.prod(weight.shape[1:])) if weight.ndim == 4 else weight.shape[0]
             weight[...] = np.sqrt(2.0 / fan_in) * randn(*weight.shape)
             layer.b[...] = 0
@@ -69,7 +71,7 @@ def conv_param_values(conv_param: Any, name: str) -> dict[str, Any]:
         return {key: conv_param[key] for key in ("filter_num", "filter_size", "pad", "stride")}
     except (KeyError, TypeError, IndexError):
         raise ValueError(f"{name} must be a dict with 'filter_num', 'filter_size', 'pad' and 'stride', "
-                         f"got {conv_param!r}") from None
+                         f"got {describe(conv_param)}") from None
 
 
 class BookNetwork:

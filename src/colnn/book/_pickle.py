@@ -22,8 +22,9 @@ import collections
 import io
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -32,7 +33,8 @@ __all__ = ["UnsafePickleError", "load_pickle", "save_pickle"]
 # Numeric dtypes: booleans, signed and unsigned integers, floats, complex.
 _NUMERIC_KINDS = frozenset("biufc")
 # numpy.ndarray.__reduce__ names this function; obtained from NumPy itself rather than a private import.
-_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]
+# (NumPy's stubs give __reduce__ object's type, whose first item may be a str.)
+_RECONSTRUCT = cast("Callable[..., np.ndarray]", np.ndarray.__reduce__(np.zeros(0))[0])
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -72,7 +74,7 @@ def _dtype(*args: Any) -> np.dtype:
     return _numeric_dtype(np.dtype(*args))
 
 
-def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
+def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Literal["C", "F"]) -> np.ndarray:
     # Protocol 5's out-of-band form; a copy, so that the array is writeable like any other.
     return np.frombuffer(buffer, dtype=_numeric_dtype(dtype)).reshape(shape, order=order).copy(order="K")
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from colnn.core.namespace import is_dask_array
+
 # ``np`` too, as the book's module (without __all__) gives it to ``import *``: a script may use NumPy
 # only through it (chapter 6's optimizer_compare_mnist.py does, from common.optimizer).
 __all__ = ["np", "identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu", "relu_grad", "softmax",
@@ -29,6 +31,21 @@ __all__ = ["np", "identity_function", "step_function", "sigmoid", "sigmoid_grad"
 LOG_GUARD = 1e-7
 
 
+def numpy_input(x: Any, function: str) -> np.ndarray:
+    """``x`` as a NumPy array; a TypeError for a Dask array, which ``np.asarray`` would compute whole, silently."""
+    if is_dask_array(x):
+        raise TypeError(f"{function} takes NumPy arrays, got a Dask array: compute it first (x.compute()) if it fits "
+                        f"in memory; colnn's own layers and functions take Dask arrays lazily")
+    return np.asarray(x)
+
+
+def check_labels(labels: np.ndarray, classes: int) -> None:
+    """IndexError unless every label lies in ``[0, classes)`` (NumPy would read -1 as the last class, silently)."""
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        bad = labels[(labels < 0) | (labels >= classes)].flat[0]
+        raise IndexError(f"t holds label {bad}, outside [0, {classes}) for scores of {classes} classes")
+
+
 def identity_function(x: Any) -> Any:
     """``x`` itself: the output activation of regression (chapter 3.5)."""
     return x
@@ -36,13 +53,13 @@ def identity_function(x: Any) -> Any:
 
 def step_function(x: Any) -> np.ndarray:
     """1 where ``x > 0``, else 0, as integers of ``x``'s shape (chapter 3.2.2)."""
-    return np.array(np.asarray(x) > 0, dtype=int)
+    return np.array(numpy_input(x, "step_function") > 0, dtype=int)
 
 
 def sigmoid(x: Any) -> np.ndarray:
     """``1 / (1 + exp(-x))`` elementwise (chapter 3.2.4); NumPy's overflow for ``x < -709`` stays silent."""
     with np.errstate(over="ignore"):
-        return 1 / (1 + np.exp(-np.asarray(x)))
+        return 1 / (1 + np.exp(-numpy_input(x, "sigmoid")))
 
 
 def sigmoid_grad(x: Any) -> np.ndarray:
@@ -58,7 +75,7 @@ def relu(x: Any) -> np.ndarray:
 
 def relu_grad(x: Any) -> np.ndarray:
     """1 where ``x >= 0`` (the book takes 1 at 0), else 0, of ``x``'s shape and dtype."""
-    x = np.asarray(x)
+    x = numpy_input(x, "relu_grad")
     grad = np.zeros_like(x)
     grad[x >= 0] = 1
     return grad
@@ -66,7 +83,7 @@ def relu_grad(x: Any) -> np.ndarray:
 
 def softmax(x: Any) -> np.ndarray:
     """``exp(x) / sum(exp(x))`` along the last axis, after subtracting its maximum (chapter 3.5.2)."""
-    x = np.asarray(x)
+    x = numpy_input(x, "softmax")
     # The array methods, not np.max/np.sum: their wrappers cost as much as the arithmetic of a few samples.
     exp = np.exp(x - x.max(axis=-1, keepdims=True))
     return exp / exp.sum(axis=-1, keepdims=True)
@@ -74,7 +91,7 @@ def softmax(x: Any) -> np.ndarray:
 
 def sum_squared_error(y: Any, t: Any) -> float:
     """``0.5 * sum((y - t)**2)`` over all elements (chapter 4.2.1)."""
-    return 0.5 * np.sum((np.asarray(y) - np.asarray(t)) ** 2)
+    return 0.5 * np.sum((numpy_input(y, "sum_squared_error") - numpy_input(t, "sum_squared_error")) ** 2)
 
 
 def cross_entropy_error(y: Any, t: Any) -> float:
@@ -88,7 +105,7 @@ def cross_entropy_error(y: Any, t: Any) -> float:
 
     Raises IndexError for a label outside ``[0, K)``.
     """
-    y, t = np.asarray(y), np.asarray(t)
+    y, t = numpy_input(y, "cross_entropy_error"), numpy_input(t, "cross_entropy_error")
     if y.ndim == 1:
         t = t.reshape(1, t.size)
         y = y.reshape(1, y.size)
@@ -96,6 +113,7 @@ def cross_entropy_error(y: Any, t: Any) -> float:
         t = t.argmax(axis=1)
     # A column of labels is one label per row; the book's indexing would pair every row with every label.
     t = t.reshape(-1)
+    check_labels(t, y.shape[1])
     batch_size = y.shape[0]
     return -np.log(y[np.arange(batch_size), t] + LOG_GUARD).sum() / batch_size
 

@@ -42,11 +42,12 @@ import colnn
 from colnn import Convolution, Sigmoid, col2im, im2col
 from colnn.kernels.blas import UNLIMITED_BELOW_FLOPS, blas_threads_for
 from colnn.kernels.relu import relu_forward
+from colnn.nn.base import Layer
 
 # As the book's layers.py, this module gives ``import *`` the ten functions too.
 from . import functions as _functions
 from .functions import *  # noqa: F403
-from .functions import LOG_GUARD, softmax
+from .functions import LOG_GUARD, check_labels, numpy_input, softmax
 
 # The functions' names include ``np``, as the book's module (without __all__) gives it to ``import *``: a
 # script may use NumPy only through it (chapter 6's optimizer_compare_mnist.py does, from common.optimizer).
@@ -217,7 +218,7 @@ class Pooling(colnn.Pooling):
         super().__init__(pool_h, pool_w, stride, pad)
 
 
-class SoftmaxWithLoss:
+class SoftmaxWithLoss(Layer):
     """The book's softmax with cross-entropy loss (chapter 5.6.3), with its ``1e-7``.
 
     ``forward(x, t)``: scores ``x`` ``(N, K)`` and labels ``t`` ``(N,)``, the column
@@ -241,8 +242,8 @@ class SoftmaxWithLoss:
     def __repr__(self) -> str:
         return "SoftmaxWithLoss()"
 
-    def forward(self, x: Any, t: Any) -> float:
-        x, t = np.asarray(x), np.asarray(t)
+    def forward(self, x: Any, t: Any) -> float:  # type: ignore[override]  # the book's (x, t)
+        x, t = numpy_input(x, "SoftmaxWithLoss.forward"), numpy_input(t, "SoftmaxWithLoss.forward")
         if x.ndim != 2:
             raise ValueError(f"x must be scores of shape (N, K), got shape {x.shape}")
         if t.shape == x.shape:
@@ -252,20 +253,23 @@ class SoftmaxWithLoss:
         else:
             raise ValueError(f"t must be labels of shape ({x.shape[0]},) or ({x.shape[0]}, 1), or one-hot rows of "
                              f"shape {x.shape}; got {type(t).__name__} of dtype {t.dtype}, shape {t.shape}")
-        self.t = target
-        self.y = y = softmax(x)
-        # cross_entropy_error's formula, for the labels and shapes checked above.
+        # cross_entropy_error's formula, for the labels and shapes checked above; nothing is kept before the checks.
         labels = target.argmax(axis=1) if target.ndim == 2 else target
+        check_labels(labels, x.shape[1])
+        y = softmax(x)
         batch_size = y.shape[0]
+        self.t, self.y = target, y
         self.loss = -np.log(y[np.arange(batch_size), labels] + LOG_GUARD).sum() / batch_size
+        self._claim()  # this thread's state, for backward's check
         return self.loss
 
-    def __call__(self, x: Any, t: Any) -> float:
+    def __call__(self, x: Any, t: Any) -> float:  # type: ignore[override]  # the book's (x, t)
         return self.forward(x, t)
 
     def backward(self, dout: Any = 1) -> np.ndarray:
-        if self.y is None:
+        if self.y is None or self.t is None:  # forward sets both
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
+        self._check_thread()
         batch_size = self.t.shape[0]
         if self.t.size == self.y.size:
             dx = (self.y - self.t) / batch_size

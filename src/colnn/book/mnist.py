@@ -141,7 +141,8 @@ def _write_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "wb") as file:
-            np.savez(file, **arrays)
+            # NumPy's stub lets a ** dict fill savez's allow_pickle flag; these keys are the split's array names.
+            np.savez(file, **arrays)  # type: ignore[arg-type]
         os.replace(partial, cache)
     except OSError:
         with contextlib.suppress(OSError):

@@ -14,6 +14,7 @@ import numpy as np
 from colnn import Sigmoid
 from colnn.nn import Layer, Network
 
+from ..core.checks import describe
 from ._network import BookNetwork, draw_normal
 from .layers import Affine, BatchNormalization, Dropout, Relu
 
@@ -22,7 +23,7 @@ __all__ = ["MultiLayerNet"]
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 
 
-def initial_scale(weight_init_std: Any, fan_in: int) -> float:
+def initial_scale(weight_init_std: Any, fan_in: int) -> float | np.integer | np.floating:
     """The book's scale: ``'relu'``/``'he'`` give ``sqrt(2 / fan_in)``, ``'sigmoid'``/``'xavier'`` ``sqrt(1 / fan_in)``.
 
     A number is itself the standard deviation; anything else is a ValueError.
@@ -34,7 +35,7 @@ def initial_scale(weight_init_std: Any, fan_in: int) -> float:
         return np.sqrt(1.0 / fan_in)
     if isinstance(weight_init_std, bool) or not isinstance(weight_init_std, (int, float, np.integer, np.floating)):
         raise ValueError(f"weight_init_std must be a number, 'relu', 'he', 'sigmoid' or 'xavier', "
-                         f"got {weight_init_std!r}")
+                         f"got {describe(weight_init_std)}")
     return weight_init_std
 
 
@@ -83,9 +84,9 @@ class MultiLayerNet(BookNetwork):
             raise ValueError(f"input_size, hidden_size_list and output_size must be positive ints, got "
                              f"{input_size!r}, {hidden_size_list!r}, {output_size!r}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be 'relu' or 'sigmoid', got {activation!r}")
+            raise ValueError(f"activation must be 'relu' or 'sigmoid', got {describe(activation)}")
         if isinstance(weight_decay_lambda, bool) or not isinstance(weight_decay_lambda, (int, float, np.number)):
-            raise ValueError(f"weight_decay_lambda must be a number, got {weight_decay_lambda!r}")
+            raise ValueError(f"weight_decay_lambda must be a number, got {describe(weight_decay_lambda)}")
         self.input_size, self.output_size = input_size, output_size
         self.hidden_size_list = list(hidden_size_list)
         self.hidden_layer_num = len(self.hidden_size_list)

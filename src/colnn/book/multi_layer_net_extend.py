@@ -43,11 +43,11 @@ class MultiLayerNetExtend(MultiLayerNet):
                     seed, use_dropout=bool(use_dropout), dropout_ration=dropout_ration,
                     use_batchnorm=bool(use_batchnorm))
 
-    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:  # type: ignore[override]
+    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
         """Scores ``(N, output_size)`` before softmax; ``train_flg`` drops out and uses the batch's statistics."""
         return self._scores(x, train_flg)
 
-    def loss(self, x: Any, t: Any, train_flg: bool = False) -> float:  # type: ignore[override]
+    def loss(self, x: Any, t: Any, train_flg: bool = False) -> float:
         """The book's cross-entropy loss plus the weight decay; ``train_flg`` as for :meth:`predict`."""
         return self._loss(x, t, train_flg)
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import describe
+
 # ``np`` too: the book's module exports it to ``import *`` (it has no __all__), and
 # chapter 6's optimizer_compare_mnist.py uses NumPy only through that.
 __all__ = ["np", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
@@ -37,16 +39,18 @@ EPSILON = 1e-7
 
 Params = MutableMapping[str, Any]
 Grads = Mapping[str, Any]
+# A hyper-parameter as the caller gave it: a NumPy scalar keeps its type, so that the steps round as the book's do.
+Number = float | np.integer | np.floating
 
 
-def _number(value: Any, name: str, *, lower: float, upper: float | None = None, lower_open: bool = True) -> float:
+def _number(value: Any, name: str, *, lower: float, upper: float | None = None, lower_open: bool = True) -> Number:
     """``value`` if it is a finite real number in the interval; TypeError or ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
+        raise TypeError(f"{name} must be a number, got {describe(value)}")
     if not (math.isfinite(value) and (value > lower if lower_open else value >= lower)
             and (upper is None or value < upper)):
         interval = f"{'(' if lower_open else '['}{lower}, {'inf' if upper is None else upper})"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number in {interval}, got {describe(value)}")
     return value
 
 
@@ -55,6 +59,10 @@ class _BookOptimizer:
 
     # Names of the per-parameter state dicts (the book's v, h, m), zeros shaped like params at the first update.
     _state: tuple[str, ...] = ()
+    # The state dicts themselves, by key of params; each is None until the first update allocates it.
+    v: dict[str, Any]
+    h: dict[str, Any]
+    m: dict[str, Any]
 
     def __init__(self, lr: float) -> None:
         self.lr = _number(lr, "lr", lower=0)

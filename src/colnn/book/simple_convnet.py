@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from colnn.nn import simple_conv_net
+from colnn.nn.base import WeightAndBias
 
 from ._network import BookNetwork, conv_param_values, draw_normal, numbered_sources
 
@@ -67,7 +68,7 @@ class SimpleConvNet(BookNetwork):
         randn = draw_normal(seed)
         # The book's draws in the book's order, so that a seed gives the book's weights.
         for layer in network.layers:
-            if getattr(layer, "W", None) is not None:
+            if isinstance(layer, WeightAndBias):
                 layer.W[...] = weight_init_std * randn(*layer.W.shape)
         self._assemble(network, LAYER_NAMES, numbered_sources(network.layers))
 

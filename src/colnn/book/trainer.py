@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import describe
 from . import optimizer as optimizers
 
 __all__ = ["Trainer"]
@@ -55,10 +56,10 @@ class Trainer:
         name = optimizer.lower() if isinstance(optimizer, str) else optimizer
         if name not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of 'SGD', 'Momentum', 'Nesterov', 'AdaGrad', 'RMSprop', 'Adam' "
-                             f"(any case), got {optimizer!r}")
+                             f"(any case), got {describe(optimizer)}")
         for size, label in ((mini_batch_size, "mini_batch_size"), (epochs, "epochs")):
             if isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating)) or size <= 0:
-                raise ValueError(f"{label} must be a positive number, got {size!r}")
+                raise ValueError(f"{label} must be a positive number, got {describe(size)}")
         for x, t, label in ((x_train, t_train, "train"), (x_test, t_test, "test")):
             if len(x) != len(t) or len(x) == 0:
                 raise ValueError(f"x_{label} and t_{label} must hold the same non-zero number of samples, "

@@ -26,6 +26,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .checks import describe
+
 __all__ = ["ArrayFileError", "NpyHeader", "read_npy", "read_npz", "map_npy", "write_whole"]
 
 _NPY_MAGIC = np.lib.format.MAGIC_PREFIX  # b"\x93NUMPY"
@@ -41,7 +43,7 @@ class ArrayFileError(ValueError):
 def _open_file(path: Any, magics: tuple[bytes, ...], expected: str) -> Iterator[tuple[Path, IO[bytes]]]:
     """``path`` as a Path and its file, opened at its start, if the file starts with one of ``magics``."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {path!r}")
+        raise TypeError(f"path must be a str or os.PathLike, got {describe(path)}")
     path = Path(path)
     if path.is_dir():
         raise ArrayFileError(f"{path}: is a directory, not a file")
@@ -215,7 +217,7 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             raise ArrayFileError(f"{path}: damaged .npz archive (truncated?): {_reason(error)}") from None
 
 
-def write_whole(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+def write_whole(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
     """Write ``path`` by calling ``write`` on a file beside it, then renaming that file onto ``path``.
 
     A failure halfway (a full disk, an exception in ``write``) leaves any

@@ -52,6 +52,8 @@ def describe(value: Any) -> str:
     An array (of any library) is named by its type, dtype and shape, never by its
     contents, which may be large or private; anything else by a repr cut to a few items.
     """
+    if isinstance(value, np.generic):  # a NumPy scalar is short: its repr names its type and value
+        return repr(value)
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return f"{type_name(value)[2:].lstrip()} of dtype {value.dtype} and shape {tuple(value.shape)}"
     if isinstance(value, (list, tuple)) and (len(value) > 6 or any(isinstance(v, (list, tuple)) for v in value)):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .checks import check_flag
+from .checks import check_flag, describe
 from .indices import index_dtype
 
 IntPair = int | tuple[int, int] | Sequence[int]
@@ -32,7 +32,7 @@ __all__ = ["IntPair", "IntTuple", "INDEX_MAX", "Window", "WindowArgs", "as_pair"
 
 def _as_int(value: Any, name: str, form: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {form}, got {value!r}")
+        raise TypeError(f"{name} must be {form}, got {describe(value)}")
     return int(value)
 
 
@@ -54,21 +54,24 @@ def as_tuple(value: IntTuple, name: str, ndim: int, *, minimum: int = 0) -> tupl
             and all(type(item) is int and minimum <= item <= INDEX_MAX for item in value)):
         return value
     form = "an int or a pair of ints" if ndim == 2 else f"an int or a tuple of {ndim} ints"
-    if isinstance(value, (tuple, list, np.ndarray)) and np.ndim(value) == 1:
-        items = list(value)
+    flat = (value.ndim == 1 if isinstance(value, np.ndarray)
+            else isinstance(value, (tuple, list)) and not any(isinstance(v, (tuple, list)) for v in value))
+    items: list[Any]
+    if flat:
+        items = list(value)  # type: ignore[arg-type]  # an int was handled above
         if len(items) == 1:
             items = items * ndim
         if len(items) != ndim:
-            raise ValueError(f"{name} must be {form}, got {value!r}")
+            raise ValueError(f"{name} must be {form}, got {describe(value)}")
     elif isinstance(value, (tuple, list, np.ndarray)):
-        raise ValueError(f"{name} must be {form}, got {value!r}")
+        raise ValueError(f"{name} must be {form}, got {describe(value)}")
     else:
         items = [value] * ndim
     values = tuple(_as_int(item, name, form) for item in items)
     if min(values) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be >= {minimum}, got {describe(value)}")
     if max(values) > INDEX_MAX:
-        raise ValueError(f"{name} must be at most 2**63 - 1 (int64), got {value!r}")
+        raise ValueError(f"{name} must be at most 2**63 - 1 (int64), got {describe(value)}")
     return values
 
 
@@ -165,10 +168,10 @@ class WindowArgs:
         dilations = as_tuple(dilation, dilation_name, ndim, minimum=1)
         if pooling and any(p > k // 2 for p, k in zip(pads, kernel)):
             raise ValueError(
-                f"{padding_name} must be at most half of {kernel_name} ({_fmt(kernel)}), got {padding!r}"
+                f"{padding_name} must be at most half of {kernel_name} ({_fmt(kernel)}), got {describe(padding)}"
             )
         if math.prod(kernel) > INDEX_MAX:
-            raise ValueError(f"{kernel_name} has more than 2**63 - 1 cells, got {kernel_size!r}")
+            raise ValueError(f"{kernel_name} has more than 2**63 - 1 cells, got {describe(kernel_size)}")
         return cls(kernel, strides, pads, dilations, check_flag(ceil_mode, "ceil_mode"),
                    (kernel_name, stride_name, padding_name, dilation_name))
 

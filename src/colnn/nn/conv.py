@@ -1,4 +1,5 @@
-"""Convolution layers in 1, 2 and 3 dimensions, built from weights: ``Conv{1,2,3}d``, ``ConvTranspose{1,2,3}d`` and the book's ``Convolution``.
+"""Convolution layers in 1, 2 and 3 dimensions, built from weights: ``Conv{1,2,3}d``, ``ConvTranspose{1,2,3}d``
+and the book's ``Convolution``.
 
 Like the book's ``Convolution`` (chapter 7.4), a layer is made from its
 weights: ``Conv{1,2,3}d(W, b, stride=1, padding=0, dilation=1, groups=1)`` with
@@ -29,10 +30,19 @@ from ..core.dtypes import as_numpy_dtype
 from ..core.namespace import cast_array, library_token
 from ..core.window import IntTuple
 from ..kernels.epilogue import LOOP_DTYPES
-from ..ops.conv import (ConvArgs, ConvTransposeArgs, check_weights, conv_backward, conv_forward, conv_relu_forward,
-                        conv_transpose_backward, conv_transpose_forward)
+from ..ops.conv import (
+    ConvArgs,
+    ConvTransposeArgs,
+    check_weights,
+    conv_backward,
+    conv_forward,
+    conv_relu_forward,
+    conv_transpose_backward,
+    conv_transpose_forward,
+)
 from ..ops.strategy import check_strategy
 from ..ops.xp import as_common_dtype
+from .activation import Relu
 from .base import Layer, Saved, WeightAndBias, WindowLayer
 from .parameters import fuses, scalar_bias, shared_parameters
 
@@ -45,6 +55,7 @@ class _ConvBase(WeightAndBias, WindowLayer):
     transposed = False
     skips_input_grad = True
     _weight_names = ("W", "b")
+    args: ConvArgs | ConvTransposeArgs
 
     def _take_weights(self, W: Any, b: Any, groups: int) -> None:
         if b is None:
@@ -73,7 +84,7 @@ class _ConvBase(WeightAndBias, WindowLayer):
         self.dW = cast_array(grad_weight, as_numpy_dtype(self.W.dtype))
         self.db = cast_array(grad_bias, as_numpy_dtype(self.b.dtype))
 
-    def backward(self, dout: Any, *, input_grad: bool = True) -> np.ndarray | None:
+    def backward(self, dout: Any, *, input_grad: bool = True) -> Any:
         """``dx`` for ``dout`` of the output's shape; sets ``dW`` and ``db``.
 
         With ``input_grad=False`` only ``dW`` and ``db`` are computed and None is
@@ -88,6 +99,10 @@ class _ConvBase(WeightAndBias, WindowLayer):
     def _backward(self, grad: Any, saved: Saved) -> Any:
         return self._gradients(grad, saved, True)
 
+    def _gradients(self, grad: Any, saved: Saved, input_grad: bool) -> Any:
+        """The input's gradient (None without ``input_grad``), after setting ``dW`` and ``db``."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         arguments = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._config_names)
         return f"{type(self).__name__}(W={tuple(self.W.shape)}, {arguments})"
@@ -97,6 +112,7 @@ class _ConvNd(_ConvBase):
     """``W, b, stride=1, padding=0, dilation=1, groups=1``: PyTorch's ``_ConvNd`` computation, from weights."""
 
     _config_names = ("stride", "padding", "dilation", "groups")
+    args: ConvArgs
 
     def __init__(self, W: Any, b: Any, stride: IntTuple = 1, padding: IntTuple | str = 0, dilation: IntTuple = 1,
                  groups: int = 1, *, strategy: str | None = None) -> None:
@@ -138,7 +154,7 @@ class _ConvNd(_ConvBase):
         gradients equal theirs bit for bit. ``workspace``: the output and mask are
         written into its buffers, keyed by this layer.
         """
-        if not (fuses(self, _ConvNd, relu) and type(x) is np.ndarray and x.ndim == self.ndim + 2
+        if not (type(relu) is Relu and fuses(self, _ConvNd, relu) and type(x) is np.ndarray and x.ndim == self.ndim + 2
                 and type(self.W) is np.ndarray and type(self.b) is np.ndarray and x.dtype in LOOP_DTYPES
                 and x.dtype == self.W.dtype == self.b.dtype):
             return None
@@ -160,6 +176,7 @@ class _ConvTransposeNd(_ConvBase):
 
     transposed = True
     _config_names = ("stride", "padding", "output_padding", "groups", "dilation")
+    args: ConvTransposeArgs
 
     def __init__(self, W: Any, b: Any, stride: IntTuple = 1, padding: IntTuple = 0, output_padding: IntTuple = 0,
                  groups: int = 1, dilation: IntTuple = 1, *, strategy: str | None = None) -> None:
@@ -227,7 +244,7 @@ class Convolution(Conv2d):
     pad = property(lambda self: self.args.padding)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], params: dict[str, np.ndarray]) -> "Convolution":
+    def from_config(cls, config: dict[str, Any], params: dict[str, np.ndarray]) -> Convolution:
         return cls(params["W"], params["b"], config["stride"], config["pad"], dilation=config["dilation"],
                    groups=config["groups"])
 

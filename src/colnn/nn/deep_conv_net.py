@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_seed
+from ..core.checks import check_seed, describe
 from .activation import Relu
 from .base import Layer
 from .conv import Convolution
@@ -69,7 +69,7 @@ def deep_conv_net(
     ((1024, 50), (2, 10))
     """
     if len(input_dim) != 3:
-        raise ValueError(f"input_dim must be (C, H, W), got {input_dim!r}")
+        raise ValueError(f"input_dim must be (C, H, W), got {describe(input_dim)}")
     channels, height, width = (_positive_int(size, "input_dim") for size in input_dim)
     if len(conv_params) != 6:
         raise ValueError(f"conv_params must hold 6 dicts, got {len(conv_params)}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..core.checks import check_seed
+from ..core.checks import check_flag, check_seed, describe
 from ..core.dtypes import check_float_dtype
 from ..core.namespace import as_value, foreign_namespace, is_dask_array, library_token, same_library
 from ..ops.xp import as_namespace_of, device_of, namespace_of, zero_like
@@ -14,6 +14,12 @@ from .base import LAZY as _LAZY_STATE
 from .base import Layer
 
 __all__ = ["Dropout"]
+
+
+class RandomSource(Protocol):
+    """What :class:`Dropout` asks of its ``rng``: ``numpy.random.Generator.random``'s uniform draws in [0, 1)."""
+
+    def random(self, size: Any = None) -> Any: ...
 
 
 class Dropout(Layer):
@@ -50,11 +56,11 @@ class Dropout(Layer):
 
     def __init__(self, dropout_ratio: float = 0.5, *, seed: int | None = None) -> None:
         if isinstance(dropout_ratio, bool) or not isinstance(dropout_ratio, (int, float, np.integer, np.floating)):
-            raise TypeError(f"dropout_ratio must be a number, got {dropout_ratio!r}")
+            raise TypeError(f"dropout_ratio must be a number, got {describe(dropout_ratio)}")
         if not 0 <= float(dropout_ratio) < 1:
-            raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+            raise ValueError(f"dropout_ratio must be in [0, 1), got {describe(dropout_ratio)}")
         self.dropout_ratio = float(dropout_ratio)
-        self.rng = np.random.default_rng(check_seed(seed))
+        self.rng: RandomSource = np.random.default_rng(check_seed(seed))
         self.mask: np.ndarray | None = None  # kept elements of the last training forward
         self._scale: float | None = None  # set instead of mask by an evaluation forward
         self._like: Any = None  # the last input's library_token, which dout must match
@@ -75,7 +81,7 @@ class Dropout(Layer):
         return x * _scalar(1.0 - self.dropout_ratio, x)
 
     def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
-        if train_flg:
+        if check_flag(train_flg, "train_flg"):
             self._refuse_lazy(x, "a training mask would be drawn chunk by chunk")
         elif is_dask_array(x):
             out = self.infer(x)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -13,6 +13,20 @@ from ..ops.xp import device_of, namespace_of, zero_like
 from .base import Layer
 
 __all__ = ["SoftmaxWithLoss"]
+
+
+class LossLayer(Protocol):
+    """What a :class:`~colnn.nn.network.Network` asks of its loss: this module's layer or the book's.
+
+    ``forward(x, t)`` keeps the softmax probabilities as ``y`` and returns the
+    loss; ``backward(dout)`` returns the scores' gradient.
+    """
+
+    y: np.ndarray | None
+
+    def forward(self, x: Any, t: Any) -> float: ...
+
+    def backward(self, dout: Any = 1.0) -> Any: ...
 
 
 class SoftmaxWithLoss(Layer):

@@ -36,13 +36,13 @@ from typing import Any
 import numpy as np
 
 from ..core.arrayfile import ArrayFileError, read_npz, write_whole
-from ..core.checks import check_seed
+from ..core.checks import check_flag, check_seed, describe
 from ..core.namespace import foreign_namespace, is_dask_array, type_name
 from .activation import Relu
 from .base import Layer, forward_in_mode
 from .conv import Convolution
 from .dense import Affine
-from .loss import SoftmaxWithLoss
+from .loss import LossLayer, SoftmaxWithLoss
 from .model_file import (
     ARCHITECTURE_KEY,
     FORMAT_NAME,
@@ -146,10 +146,10 @@ class Network:
             raise ValueError("layers must hold at least one layer, got an empty sequence")
         for index, layer in enumerate(layers):
             if not isinstance(layer, Layer) or isinstance(layer, SoftmaxWithLoss):
-                raise TypeError(f"layers[{index}] must be a Layer other than SoftmaxWithLoss, got {layer!r}")
+                raise TypeError(f"layers[{index}] must be a Layer other than SoftmaxWithLoss, got {describe(layer)}")
             _check_numpy_arrays(index, layer)
         self.layers: tuple[Layer, ...] = layers
-        self.loss_layer = SoftmaxWithLoss()
+        self.loss_layer: LossLayer = SoftmaxWithLoss()
         # A Relu fused into the output pass of the layer before (Layer.forward_relu); False runs every layer alone.
         self.fuse_epilogues = True
         # Fused convolutions' outputs and masks, written again on the next call once nothing holds them.
@@ -218,6 +218,7 @@ class Network:
         layer, 256 MiB at most each) and reuses once nothing else references them.
         A Dask array gives lazy scores, chunk by chunk of samples.
         """
+        train_flg = check_flag(train_flg, "train_flg")
         out = self._input(x)
         if is_dask_array(out):  # lazy scores, chunk by chunk of samples
             from ..ops.dask import map_batches
@@ -244,6 +245,7 @@ class Network:
 
     def _forward(self, out: Any, train_flg: bool, keep: bool) -> Any:
         """The layers in order; with ``keep`` each keeps its state for backward (the book's forward)."""
+        train_flg = check_flag(train_flg, "train_flg")  # also where no layer depends on it: one rule
         layers, index = self.layers, 0
         while index < len(layers):
             layer = layers[index]
@@ -382,7 +384,8 @@ class Network:
         if input_shape is not None and not (
                 isinstance(input_shape, list) and 1 <= len(input_shape) <= 4
                 and all(type(size) is int and size > 0 for size in input_shape)):
-            raise ValueError(f"input_shape must be null or 1 to 4 positive ints such as [C, H, W], got {input_shape!r}")
+            raise ValueError("input_shape must be null or 1 to 4 positive ints such as [C, H, W], "
+                             f"got {describe(input_shape)}")
         layer_configs = config.get("layers")
         if not isinstance(layer_configs, list) or not layer_configs:
             raise ValueError(f"'layers' must be a non-empty list, got {layer_configs!r:.60}")
@@ -420,13 +423,13 @@ def _initial_std(weight_init_std: float | str, fan_in: int, name: str) -> float:
     if weight_init_std == "he":
         return float(np.sqrt(2.0 / fan_in))
     if isinstance(weight_init_std, str) or not np.isfinite(weight_init_std) or weight_init_std <= 0:
-        raise ValueError(f"{name} must be 'he' or a positive float, got {weight_init_std!r}")
+        raise ValueError(f"{name} must be 'he' or a positive float, got {describe(weight_init_std)}")
     return float(weight_init_std)
 
 
 def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise ValueError(f"{name} must be a positive int, got {describe(value)}")
     return int(value)
 
 
@@ -469,14 +472,14 @@ def simple_conv_net(
     ((64, 10), (2, 10))
     """
     if len(input_dim) != 3:
-        raise ValueError(f"input_dim must be (C, H, W), got {input_dim!r}")
+        raise ValueError(f"input_dim must be (C, H, W), got {describe(input_dim)}")
     channels, height, width = (_positive_int(size, "input_dim") for size in input_dim)
     filter_num, filter_size, stride, pool_size, hidden_size, output_size = (
         _positive_int(value, name) for value, name in [
             (filter_num, "filter_num"), (filter_size, "filter_size"), (stride, "stride"),
             (pool_size, "pool_size"), (hidden_size, "hidden_size"), (output_size, "output_size")])
     if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
-        raise ValueError(f"pad must be a non-negative int, got {pad!r}")
+        raise ValueError(f"pad must be a non-negative int, got {describe(pad)}")
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")

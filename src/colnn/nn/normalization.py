@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_array, check_float_array
+from ..core.checks import check_array, check_flag, check_float_array, describe
 from ..core.dtypes import as_numpy_dtype
 from ..core.ieee import quiet_ieee
 from ..core.namespace import is_dask_array, namespace_dtype, same_library
@@ -66,17 +66,17 @@ def _normalize_backward(grad_x_hat: Any, x_hat: Any, inv_std: Any, axes: tuple[i
 
 def _check_fraction(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
+        raise TypeError(f"{name} must be a number, got {describe(value)}")
     if not 0 <= float(value) <= 1:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        raise ValueError(f"{name} must be in [0, 1], got {describe(value)}")
     return float(value)
 
 
 def _check_eps(eps: Any) -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
-        raise TypeError(f"eps must be a number, got {eps!r}")
+        raise TypeError(f"eps must be a number, got {describe(eps)}")
     if not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        raise ValueError(f"eps must be a finite number > 0, got {describe(eps)}")
     return float(eps)
 
 
@@ -121,6 +121,7 @@ class _BatchNormBase(Layer):
         return self._normalized(x, False)[0]
 
     def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
+        train_flg = check_flag(train_flg, "train_flg")
         if is_dask_array(x):
             if train_flg:
                 self._refuse_lazy(x, "training normalises with the whole batch's statistics")
@@ -301,7 +302,7 @@ class BatchNorm2d(_BatchNormBase):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
                  dtype: Any = np.float32, like: Any = None) -> None:
         if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
-            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+            raise ValueError(f"num_features must be a positive int, got {describe(num_features)}")
         dtype = as_numpy_dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"dtype must be a floating dtype, got {dtype}")

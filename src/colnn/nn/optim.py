@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..core.checks import describe
 from ..core.namespace import foreign_namespace, same_library, type_name
 from ..kernels.adam import adam_step_inplace
 
@@ -41,12 +42,12 @@ __all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "Adam", "Nesterov", "RMSpr
 def _check_number(value: Any, name: str, *, allow_zero: bool = True, below_one: bool = False) -> float:
     """``value`` as a finite float that is >= 0 (> 0 unless ``allow_zero``) and, if ``below_one``, < 1."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
+        raise TypeError(f"{name} must be a number, got {describe(value)}")
     number = float(value)
     lower_ok = number >= 0 if allow_zero else number > 0
     if not (math.isfinite(number) and lower_ok and (number < 1 or not below_one)):
         allowed = "in [0, 1)" if below_one else (">= 0" if allow_zero else "> 0")
-        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number {allowed}, got {describe(value)}")
     return number
 
 
@@ -308,5 +309,5 @@ def make_optimizer(name: str, lr: float | None = None) -> Optimizer:
     SGD(lr=0.1)
     """
     if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {describe(name)}")
     return OPTIMIZERS[name]() if lr is None else OPTIMIZERS[name](lr)

@@ -1,4 +1,5 @@
-"""Pooling layers in 1, 2 and 3 dimensions, as ``torch.nn``'s: max, average, LP, adaptive and fractional; the book's ``Pooling``.
+"""Pooling layers in 1, 2 and 3 dimensions, as ``torch.nn``'s: max, average, LP, adaptive and fractional;
+and the book's ``Pooling``.
 
 As in ``torch.nn.modules.pooling``, a base class per family holds the checked
 arguments (the family's object of :mod:`colnn.ops.pooling._base`, built once in
@@ -11,7 +12,7 @@ network's predict) keeps nothing, and max pooling then skips its offsets.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,11 +20,19 @@ from ..core.checks import check_rng
 from ..core.namespace import is_dask_array
 from ..core.window import IntTuple
 from ..ops.pooling import AdaptiveArgs, AvgPoolArgs, FractionalArgs, LPPoolArgs, MaxPoolArgs
-from ..ops.pooling.adaptive import (adaptive_avg_backward, adaptive_avg_forward, adaptive_max_backward,
-                                    adaptive_max_forward)
+from ..ops.pooling.adaptive import (
+    adaptive_avg_backward,
+    adaptive_avg_forward,
+    adaptive_max_backward,
+    adaptive_max_forward,
+)
 from ..ops.pooling.avg import avg_pool_backward, avg_pool_forward
-from ..ops.pooling.fractional import (fractional_max_backward, fractional_max_forward, fractional_max_pool,
-                                      fractional_samples)
+from ..ops.pooling.fractional import (
+    fractional_max_backward,
+    fractional_max_forward,
+    fractional_max_pool,
+    fractional_samples,
+)
 from ..ops.pooling.lp import lp_pool_backward, lp_pool_forward
 from ..ops.pooling.max import max_pool_backward, max_pool_forward
 from ..ops.strategy import check_strategy
@@ -124,8 +133,8 @@ class _AvgPoolNd(_WindowPoolNd):
     ``dilation`` (keyword only) is ONNX ``AveragePool``'s (opset 19); PyTorch's layers have none.
     """
 
-    _config_names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "dilation")
-    _config_defaults = {"dilation": 1, "divisor_override": None}
+    _config_names: tuple[str, ...] = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "dilation")
+    _config_defaults: ClassVar[dict[str, Any]] = {"dilation": 1, "divisor_override": None}
 
     def __init__(self, kernel_size: IntTuple, stride: IntTuple | None = None, padding: IntTuple = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None,
@@ -162,14 +171,14 @@ class AvgPool2d(_AvgPoolNd):
     """2-D average pooling layer, as ``torch.nn.AvgPool2d``; see :func:`colnn.avg_pool2d`."""
 
     ndim = 2
-    _config_names = _AvgPoolNd._config_names + ("divisor_override",)
+    _config_names = (*_AvgPoolNd._config_names, "divisor_override")
 
 
 class AvgPool3d(_AvgPoolNd):
     """3-D average pooling layer, as ``torch.nn.AvgPool3d``; ``divisor_override`` as in :func:`colnn.avg_pool3d`."""
 
     ndim = 3
-    _config_names = _AvgPoolNd._config_names + ("divisor_override",)
+    _config_names = (*_AvgPoolNd._config_names, "divisor_override")
 
 
 class _LPPoolNd(_WindowPoolNd):
@@ -179,7 +188,7 @@ class _LPPoolNd(_WindowPoolNd):
     """
 
     _config_names = ("norm_type", "kernel_size", "stride", "ceil_mode", "dilation")
-    _config_defaults = {"dilation": 1}
+    _config_defaults: ClassVar[dict[str, Any]] = {"dilation": 1}
 
     def __init__(self, norm_type: float, kernel_size: IntTuple, stride: IntTuple | None = None,
                  ceil_mode: bool = False, *, dilation: IntTuple = 1, strategy: str | None = None) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..core.checks import describe
 from .network import Network, as_network_array
 from .optim import Optimizer
 
@@ -127,7 +128,7 @@ class CosineDecay(Callback):
 
 def _check_count(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise ValueError(f"{name} must be a positive int, got {describe(value)}")
     return int(value)
 
 

@@ -55,7 +55,7 @@ class _MaxUnpoolNd(Layer):
         index, out_shape, unbatched = self._saved()
         # A gradient is never an integer, even after unpooling an integer array: check_grad_shape
         # gives dout's dtype if floating, else float64.
-        grad = check_grad_shape(dout, out_shape[1:] if unbatched else out_shape, np.int64, index)
+        grad = check_grad_shape(dout, out_shape[1:] if unbatched else out_shape, np.dtype(np.int64), index)
         grad_input = max_unpool_backward(grad[None, ...] if unbatched else grad, index)
         return from_batched(grad_input, unbatched)
 

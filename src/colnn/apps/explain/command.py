@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ...core.arrayfile import write_whole
+from ...core.checks import describe
 from ...core.window import Window
 from ..options import int_in, non_negative_int, positive_int
 from .conv_walk import conv_walk
@@ -111,7 +112,7 @@ def explain(
             raise ValueError("weight is for op='conv'")
         return pool_walk(x, kernel or 2, stride, pad, mode or "max", backward, source)
     if op != "conv":
-        raise ValueError(f"op must be 'pool' or 'conv', got {op!r}")
+        raise ValueError(f"op must be 'pool' or 'conv', got {describe(op)}")
     if mode is not None:
         raise ValueError("mode is for op='pool'")
     return conv_walk(x, weight, kernel or 2, 1 if stride is None else stride, pad, backward, source)

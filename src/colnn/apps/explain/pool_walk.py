@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ...core.checks import describe
 from ...core.window import Window
 from ...nn.pooling import AvgPool2d, MaxPool2d
 from ...ops.pooling import avg_pool2d, max_pool2d
@@ -64,7 +65,7 @@ def pool_walk(
         for bad settings (colnn's own checks) and :class:`WalkTooLarge`.
     """
     if mode not in _REDUCTIONS:
-        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+        raise ValueError(f"mode must be 'max' or 'avg', got {describe(mode)}")
     x, unbatched = batched(x)
     check_input_size(x.shape)
     stride = kernel if stride is None else stride

@@ -34,7 +34,7 @@ import colnn
 
 from ...core.window import Window
 
-__all__ = ["METHODS", "Geometry", "pyramid", "mode_of"]
+__all__ = ["METHODS", "Geometry", "check_method_dtype", "pyramid", "mode_of"]
 
 METHODS = ("max", "avg", "min", "nearest", "mode")
 MODE_SLAB_CELLS = 1 << 18
@@ -192,6 +192,23 @@ def _round_to(chain: Any, dtype: np.dtype) -> Any:
     return chain.map_blocks(rounded, dtype=dtype)
 
 
+def check_method_dtype(method: str, dtype: Any) -> None:
+    """ValueError if ``method`` cannot pool ``dtype`` exactly: the mean of a bool mask, or of 64-bit integers.
+
+    The mean is accumulated in float64, exact for integers below 2**53: 64-bit
+    integers above that would lose their low bits silently.
+    """
+    dtype = np.dtype(dtype)
+    if method != "avg":
+        return
+    if dtype == np.bool_:
+        raise ValueError("--method avg of a bool mask: a mean of a mask is not a mask; use max, min, nearest or mode")
+    if dtype.kind in "iu" and dtype.itemsize == 8:
+        raise ValueError(f"--method avg of {dtype}: the mean is accumulated in float64, exact only below 2**53; "
+                         f"convert the image to a narrower integer type or to float64 first, or use max, min, "
+                         f"nearest or mode")
+
+
 def pyramid(level0: Any, geometry: Geometry, method: str, levels: int,
             rechunk: Callable[[Any], Any]) -> list[Any]:
     """Level 0 and ``levels`` pooled levels of the Dask array ``level0``, lazily, each passed through ``rechunk``.
@@ -201,8 +218,7 @@ def pyramid(level0: Any, geometry: Geometry, method: str, levels: int,
     (:meth:`Geometry.next_shape`).
     """
     dtype = level0.dtype
-    if dtype == np.bool_ and method == "avg":
-        raise ValueError("--mode avg of a bool mask: a mean of a mask is not a mask; use max, min, nearest or mode")
+    check_method_dtype(method, dtype)
     out = [rechunk(level0)]
     if method == "avg":
         chain = out[0].astype(np.float64)

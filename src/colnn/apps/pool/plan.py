@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ... import __version__
-from .methods import Geometry
+from ...core.checks import describe
+from .methods import Geometry, check_method_dtype
 from .ngff import AXIS_TYPES, SPACE_UNITS, Axis, check_ngff_axes, group_attributes, level_transforms, ngff_order
 from .source import Source, open_source
 from .writer import Layout, parse_codec
@@ -69,7 +70,7 @@ def _ints(text: str, flag: str, count: int, minimum: int) -> tuple[int, ...]:
         values = ()
     if len(values) not in (1, count) or min(values, default=minimum - 1) < minimum:
         raise ValueError(f"{flag} must be one int >= {minimum}, or {count} comma-separated (one per pooled axis), "
-                         f"got {text!r}")
+                         f"got {describe(text)}")
     return values * count if len(values) == 1 else values
 
 
@@ -85,7 +86,7 @@ def _resolve_axes(args: argparse.Namespace, source: Source) -> tuple[Axis, ...]:
         letters = args.axes or ("".join(a.name for a in source.axes) if source.axes else default_axes(ndim))
         if len(letters) != ndim or len(set(letters)) != ndim or set(letters) - set(AXIS_TYPES):
             raise ValueError(f"--axes must name each of INPUT's {ndim} axes once with letters of 'tczyx', "
-                             f"got {letters!r}")
+                             f"got {describe(letters)}")
         axes = tuple(Axis(letter, AXIS_TYPES[letter]) for letter in letters)
     if args.unit is not None:
         if args.unit not in SPACE_UNITS:
@@ -164,7 +165,7 @@ def check_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     except ValueError:
         host = port = None
     if not host or not port:
-        raise ValueError(f"--scheduler must be an address like tcp://host:port, got {address!r}")
+        raise ValueError(f"--scheduler must be an address like tcp://host:port, got {describe(address)}")
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as error:
@@ -204,7 +205,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if (len(set(pool_axes)) != len(pool_axes) or not 1 <= len(pool_axes) <= 3
             or any(letter not in names or axes[names.index(letter)].type != "space" for letter in pool_axes)):
         raise ValueError(f"--pool-axes must name 1 to 3 of INPUT's space axes "
-                         f"{''.join(a.name for a in axes if a.type == 'space')!r} once each, got {pool_axes!r}")
+                         f"{''.join(a.name for a in axes if a.type == 'space')!r} once each, got {describe(pool_axes)}")
     pooled = tuple(sorted(names.index(letter) for letter in pool_axes))
     pool_axes = "".join(names[axis] for axis in pooled)  # in the array's order, as kernel lists are read
     count = len(pooled)
@@ -212,8 +213,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     stride = kernel if args.stride is None else _ints(args.stride, "--stride", count, 1)
     padding = (0,) * count if args.padding is None else _ints(args.padding, "--padding", count, 0)
     geometry = Geometry(pooled, kernel, stride, padding, args.ceil_mode)
-    if args.method == "avg" and source.dtype == np.bool_:
-        raise ValueError("--method avg of a bool mask: a mean of a mask is not a mask; use max, min, nearest or mode")
+    check_method_dtype(args.method, source.dtype)
     shape = tuple(source.shape[i] for i in order)
     shapes = level_shapes(shape, geometry, args.levels, pool_axes)
     chunk = (DEFAULT_CHUNK[count],) * count if args.chunk is None else _ints(args.chunk, "--chunk", count, 1)

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ...core.checks import describe
+
 __all__ = ["CODECS", "parse_codec", "Layout", "create_arrays", "store_levels", "uninterrupted", "staged",
            "folder_bytes"]
 
@@ -42,14 +44,14 @@ def parse_codec(text: str) -> tuple[str, int]:
     """``--codec NAME[:LEVEL]`` as ``(name, level)``; ValueError naming the flag."""
     name, _, level_text = text.partition(":")
     if name not in CODECS:
-        raise ValueError(f"--codec must be one of {', '.join(CODECS)} (optionally NAME:LEVEL), got {text!r}")
+        raise ValueError(f"--codec must be one of {', '.join(CODECS)} (optionally NAME:LEVEL), got {describe(text)}")
     default, lowest, highest = CODECS[name]
     try:
         level = int(level_text) if level_text else default
     except ValueError:
         level = None
     if level is None or not lowest <= level <= highest or (name == "none" and level_text):
-        raise ValueError(f"--codec {name}: the level must be an int from {lowest} to {highest}, got {text!r}")
+        raise ValueError(f"--codec {name}: the level must be an int from {lowest} to {highest}, got {describe(text)}")
     return name, level
 
 

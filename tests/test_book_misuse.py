@@ -1,0 +1,67 @@
+"""What a reader may hand colnn.book by mistake: never a silently wrong value or a silent compute.
+
+- labels outside ``[0, K)`` (NumPy would read -1 as the last class) are an IndexError;
+- a Dask array (``np.asarray`` would compute it whole) is a TypeError naming the function;
+- ``SoftmaxWithLoss`` used from two threads between its forward and backward raises, like every layer.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from colnn.book import functions
+from colnn.book.layers import SoftmaxWithLoss
+
+SCORES = np.array([[0.1, 2.0, -1.0], [1.5, 0.2, 0.3]])
+
+
+@pytest.mark.parametrize("labels", [np.array([1, -1]), np.array([1, 3]), np.array([[0], [-2]])])
+def test_labels_outside_the_classes_are_refused(labels):
+    with pytest.raises(IndexError, match=r"outside \[0, 3\)"):
+        functions.cross_entropy_error(functions.softmax(SCORES), labels)
+    layer = SoftmaxWithLoss()
+    with pytest.raises(IndexError, match=r"outside \[0, 3\)"):
+        layer.forward(SCORES, labels)
+    assert layer.y is None and layer.t is None  # a refused call keeps nothing
+
+
+def test_labels_inside_give_the_books_loss():
+    labels = np.array([1, 0])
+    probabilities = np.exp(SCORES) / np.exp(SCORES).sum(axis=1, keepdims=True)
+    expected = -np.mean(np.log(probabilities[[0, 1], labels] + 1e-7))  # the book's formula, chapter 4.2.4
+    assert functions.cross_entropy_error(functions.softmax(SCORES), labels) == pytest.approx(expected, rel=1e-12)
+    assert SoftmaxWithLoss().forward(SCORES, labels) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: functions.softmax(x), lambda x: functions.sigmoid(x), lambda x: functions.step_function(x),
+    lambda x: functions.relu_grad(x), lambda x: functions.sum_squared_error(x, x),
+    lambda x: functions.cross_entropy_error(x, np.array([0, 1])),
+    lambda x: functions.softmax_loss(x, np.array([0, 1])), lambda x: SoftmaxWithLoss().forward(x, np.array([0, 1])),
+])
+def test_a_dask_array_is_refused_not_computed(call):
+    da = pytest.importorskip("dask.array", reason="needs dask (pip install colnn[dask])")
+    import dask
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a Dask array was computed")
+
+    with dask.config.set(scheduler=refuse), pytest.raises(TypeError, match="Dask array: compute it first"):
+        call(da.from_array(SCORES, chunks=1))
+
+
+def test_softmax_with_loss_refuses_a_backward_after_another_threads_forward():
+    layer = SoftmaxWithLoss()
+    layer.forward(SCORES, np.array([1, 0]))
+    other = threading.Thread(target=layer.forward, args=(SCORES[::-1].copy(), np.array([2, 2])))
+    other.start()
+    other.join()
+    with pytest.raises(RuntimeError, match=r"SoftmaxWithLoss\.backward was called in another thread"):
+        layer.backward()
+    # In its own thread again, the layer works: forward then backward gives (y - onehot(t)) / N.
+    layer.forward(SCORES, np.array([1, 0]))
+    probabilities = np.exp(SCORES) / np.exp(SCORES).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(layer.backward(), (probabilities - np.eye(3)[[1, 0]]) / 2, rtol=1e-12)
