@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import colnn
+from colnn.kernels import box_pool
 from colnn.ops.pooling import AvgPoolArgs, MaxPoolArgs
 from colnn.ops.pooling.adaptive import (
     adaptive_avg_backward,
@@ -72,6 +73,7 @@ def test_max_pool3d_forward_and_backward_equal_the_reference(geometry, dtype, se
     ref_out, ref_offset = max_pool_forward(x, window, "im2col")
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(window.flat_indices(offset), window.flat_indices(ref_offset))
+    np.testing.assert_array_equal(box_pool.window_cells(offset, window), window.flat_indices(ref_offset))
     np.testing.assert_array_equal(max_pool_forward(x, window, keep_offset=False)[0], ref_out)
     grad = rng.standard_normal(out.shape).astype(np.float32)
     np.testing.assert_array_equal(max_pool_backward(grad, offset, x.shape, window),
@@ -221,3 +223,31 @@ def test_the_layers_match_torch(rng):
         function(xt, (4, 3)).backward(torch.from_numpy(grad))
         np.testing.assert_allclose(out, function(torch.from_numpy(x2), (4, 3)).numpy(), rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(layer.backward(grad), xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [((2, 2, 2), 2, 0), ((2, 3, 3), (1, 2, 1), 1),
+                                                     ((1, 2, 4), (2, 1, 2), (0, 1, 2)), ((3, 2, 5), 2, (1, 0, 2))])
+def test_max_pool3d_values_take_the_first_signed_zero_and_the_nan_as_torch(kernel, stride, padding, rng):
+    # Maxima only run separably (rows, then the rows in order): any other order shows in a tie of -0.0 and 0.0.
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
+    x = rng.choice(np.array([-0.0, 0.0, -1.0, np.nan], dtype=np.float32), size=(2, 3, 6, 9, 23), p=[.45, .45, .05, .05])
+    out = colnn.max_pool3d(x, kernel, stride, padding)
+    expected = torch.nn.functional.max_pool3d(torch.from_numpy(x), kernel, stride, padding).numpy()
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(expected))
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, dilation", [
+    ((2, 3, 17), 4, 3, 2, 1), ((2, 3, 9, 11), 3, 2, 1, 2),
+    ((2, 3, 5, 6, 7), (2, 3, 1), (1, 2, 3), (1, 1, 0), (2, 1, 3))])
+def test_return_indices_match_torch(shape, kernel, stride, padding, dilation, rng):
+    # The compiled pools' offsets become flat input indices in a compiled pass of their own (window_cells).
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
+    ndim = len(shape) - 2
+    x = rng.standard_normal(shape).astype(np.float32)
+    out, indices = getattr(colnn, f"max_pool{ndim}d")(x, kernel, stride, padding, dilation, return_indices=True)
+    expected, expected_indices = getattr(torch.nn.functional, f"max_pool{ndim}d")(
+        torch.from_numpy(x), kernel, stride, padding, dilation, return_indices=True)
+    np.testing.assert_array_equal(out, expected.numpy())
+    np.testing.assert_array_equal(indices, expected_indices.numpy())
+    assert indices.dtype == np.int64

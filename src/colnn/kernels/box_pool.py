@@ -21,9 +21,9 @@ from ..core.window import Window
 from .geometry import compute_dtype
 from .threads import threads_for
 
-__all__ = ["window_bounds", "bin_bounds", "fractional_bounds", "box_max", "fits_box_max", "window_max",
+__all__ = ["window_bounds", "bin_bounds", "fractional_bounds", "box_max", "fits_box_max", "window_max", "window_cells",
            "box_max_backward", "cell_scatter_add", "box_avg", "volume_means", "box_avg_backward", "scatter_cells",
-           "gather_cells"]
+           "gather_cells", "cell_range"]
 
 Bounds = tuple[np.ndarray, ...]
 
@@ -92,6 +92,8 @@ def window_max(x: np.ndarray, window: Window, *, keep_offset: bool) -> tuple[np.
     """Max pooling of ``x`` ``(N, C, *in)`` over ``window``: maxima and, with ``keep_offset``, int64 window offsets.
 
     Offsets as :meth:`colnn.core.window.Window.flat_indices` takes them; the interior columns run vectorized.
+    Maxima alone at column stride 1 or 2 without column dilation run separably
+    (:func:`colnn.kernels.box_pool_loops.window_max_values`).
     """
     from . import box_pool_loops
 
@@ -105,11 +107,32 @@ def window_max(x: np.ndarray, window: Window, *, keep_offset: bool) -> tuple[np.
     ow_lo, ow_hi = (int(interior[0]), int(interior[-1]) + 1) if interior.size else (0, 0)
     out = np.empty((volumes.shape[0], *_out_shape(bounds)), dtype=dtype)
     offset = np.empty(out.shape if keep_offset else (1, 1, 1, out.shape[3]), dtype=np.int64)
+    lowest = dtype.type(lowest_value(dtype))
     with threads_for(volumes.nbytes):
-        box_pool_loops.window_max(volumes, *bounds, steps, kernel, window.stride[-1], ow_lo, ow_hi,
-                                  dtype.type(lowest_value(dtype)), out, offset, keep_offset)
+        if not keep_offset and window.stride[-1] <= 2 and window.dilation[-1] == 1:
+            box_pool_loops.window_max_values(volumes, *bounds, steps, window.kernel_size[-1], window.stride[-1],
+                                             ow_lo, ow_hi, lowest, out)
+        else:
+            box_pool_loops.window_max(volumes, *bounds, steps, kernel, window.stride[-1], ow_lo, ow_hi, lowest,
+                                      out, offset, keep_offset)
     shape = (*x.shape[:2], *window.out_size)
     return out.reshape(shape).astype(x.dtype, copy=False), (offset.reshape(shape) if keep_offset else None)
+
+
+def window_cells(offset: np.ndarray, window: Window) -> np.ndarray:
+    """:meth:`colnn.core.window.Window.flat_indices` of NumPy offsets ``(N, C, *out)`` (any integer dtype), int64.
+
+    One compiled pass: the Array API form takes several passes over arrays of the output's size.
+    """
+    from . import box_pool_loops
+
+    bounds, steps, kernel = window_bounds(window)
+    offsets = _volumes(offset, np.dtype(np.int64))
+    cell = np.empty(offsets.shape, dtype=np.int64)
+    spatial = (1,) * (3 - window.ndim) + tuple(window.in_size)
+    with threads_for(cell.nbytes):
+        box_pool_loops.window_cells(offsets, *bounds, steps, kernel, spatial[1], spatial[2], cell)
+    return cell.reshape(offset.shape)
 
 
 def box_max_backward(grad_output: np.ndarray, offset: np.ndarray, input_shape: tuple[int, ...], bounds: Bounds,
@@ -199,3 +222,15 @@ def gather_cells(source: np.ndarray, cell: np.ndarray) -> np.ndarray:
     with threads_for(source.nbytes):
         box_pool_loops.gather_cells(planes, cells, out)
     return out.reshape(cell.shape).astype(source.dtype, copy=False)
+
+
+def cell_range(cell: np.ndarray) -> tuple[int, int]:
+    """The least and greatest of a non-empty int64 ``cell``, in one compiled pass (NumPy's min and max take two)."""
+    from . import box_pool_loops
+
+    rows = np.ascontiguousarray(cell).reshape(-1, cell.shape[-1] if cell.ndim else 1)
+    low = np.empty(rows.shape[0], dtype=np.int64)
+    high = np.empty(rows.shape[0], dtype=np.int64)
+    with threads_for(rows.nbytes):
+        box_pool_loops.cell_range(rows, low, high)
+    return int(low.min()), int(high.max())

@@ -22,14 +22,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .max_pool_loops import _max_pass, _takes
+from .max_pool_loops import _fold_max, _max_pass, _row_max, _takes
 from .threads import choose_threading_layer
 
 # Before the first parallel compile, which launches Numba's threads.
 choose_threading_layer()
 
-__all__ = ["box_max", "window_max", "box_avg", "volume_means", "box_avg_backward", "box_scatter_add",
-           "scatter_cells", "gather_cells"]
+__all__ = ["box_max", "window_max", "window_max_values", "window_cells", "box_avg", "volume_means",
+           "box_avg_backward", "box_scatter_add", "scatter_cells", "gather_cells", "cell_range"]
 
 
 # Scratch rows are allocated once per block of volumes, not per volume: a
@@ -198,6 +198,76 @@ def window_max(volumes, depth, rows, cols, steps, kernel, stride_w, ow_lo, ow_hi
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def window_max_values(volumes, depth, rows, cols, steps, kernel_w, stride_w, ow_lo, ow_hi, lowest, out):
+    """Maxima only (inference) of :func:`window_max` for column stride 1 or 2 without column dilation.
+
+    Separable and exact: each kernel row ``(kd, kh)`` is folded across its
+    columns (:func:`colnn.kernels.max_pool_loops._row_max`), then the rows in order into the output row.
+    Folding consecutive runs of the row-major scan is the scan, so ties,
+    signed zeros and NaN come out as PyTorch's. :func:`window_max`, which
+    carries an int32 offset per lane through every pass, took 2-4x as long on
+    ``(8, 32, 16, 56, 56)`` in 2x2x2 windows (2 cores).
+    """
+    out_d, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
+    n_inside = ow_hi - ow_lo
+    first_col = cols[0, ow_lo] if n_inside > 0 else 0
+    span = stride_w * (n_inside - 1) + kernel_w if n_inside > 0 else 0  # columns the interior reads
+    block = _block_size(volumes.shape[0])
+    for block_index in prange(-(-volumes.shape[0] // block)):
+        even = np.empty((span + 1) // 2, volumes.dtype)
+        odd = np.empty(span // 2, volumes.dtype)
+        best = np.empty(n_inside, volumes.dtype)
+        row_best = np.empty(n_inside, volumes.dtype)
+        for p in range(block_index * block, min((block_index + 1) * block, volumes.shape[0])):
+            volume = volumes[p]
+            for od in range(out_d):
+                start_d, first_d, end_d = depth[0, od], depth[1, od], depth[2, od]
+                for oh in range(out_h):
+                    start_h, first_h, end_h = rows[0, oh], rows[1, oh], rows[2, oh]
+                    first = True
+                    for kd in range(first_d, end_d if n_inside > 0 else first_d):
+                        plane = volume[start_d + kd * steps[0]]
+                        for kh in range(first_h, end_h):
+                            src = plane[start_h + kh * steps[1], first_col:]
+                            if first:
+                                _row_max(src, best, stride_w, kernel_w, even, odd)
+                                first = False
+                            else:
+                                _row_max(src, row_best, stride_w, kernel_w, even, odd)
+                                _fold_max(row_best, best)
+                    if first:  # no cell inside along depth or rows
+                        best[:] = lowest
+                    out_row = out[p, od, oh]
+                    out_inside = out_row[ow_lo:]
+                    for j in range(best.shape[0]):
+                        out_inside[j] = best[j]
+                    for side in range(2):  # the border columns left, then right, of the interior
+                        for ow in range(ow_lo) if side == 0 else range(ow_hi, out_w):
+                            out_row[ow] = _cell_max(volume, depth, rows, cols, od, oh, ow, steps, lowest)[0]
+
+
+@njit(cache=True, inline="always")
+def _offset_cell(k, od, oh, ow, depth, rows, cols, steps, kernel_h, kernel_w):
+    """Input coordinates ``(d, h, w)`` of flat window offset ``k`` of box ``(od, oh, ow)``."""
+    return (depth[0, od] + k // (kernel_h * kernel_w) * steps[0], rows[0, oh] + k // kernel_w % kernel_h * steps[1],
+            cols[0, ow] + k % kernel_w * steps[2])
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def window_cells(offset, depth, rows, cols, steps, kernel, height, width, cell):
+    """Each flat window ``offset`` (int64, as :func:`window_max` keeps it) as the flat input cell
+    ``(d*height + h)*width + w`` into ``cell``: PyTorch's ``return_indices``."""
+    out_d, out_h, out_w = offset.shape[1], offset.shape[2], offset.shape[3]
+    for p in prange(offset.shape[0]):
+        for od in range(out_d):
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    d, h, w = _offset_cell(offset[p, od, oh, ow], od, oh, ow, depth, rows, cols, steps, kernel[1],
+                                           kernel[2])
+                    cell[p, od, oh, ow] = (d * height + h) * width + w
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def box_scatter_add(grad_out, offset, depth, rows, cols, steps, kernel, grad_in):
     """Backward of :func:`window_max`: ``grad_out`` to each chosen cell of a zeroed ``grad_in``.
 
@@ -208,7 +278,6 @@ def box_scatter_add(grad_out, offset, depth, rows, cols, steps, kernel, grad_in)
     """
     volume_d, height, width = grad_in.shape[1], grad_in.shape[2], grad_in.shape[3]
     out_d, out_h, out_w = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
-    step_d, step_h, step_w = steps[0], steps[1], steps[2]
     kernel_h, kernel_w = kernel[1], kernel[2]
     zero = grad_in.dtype.type(0)
     for p in prange(grad_in.shape[0]):
@@ -217,10 +286,8 @@ def box_scatter_add(grad_out, offset, depth, rows, cols, steps, kernel, grad_in)
         for od in range(out_d):
             for oh in range(out_h):
                 for ow in range(out_w):
-                    k = offset[p, od, oh, ow]
-                    d = depth[0, od] + k // (kernel_h * kernel_w) * step_d
-                    h = rows[0, oh] + k // kernel_w % kernel_h * step_h
-                    w = cols[0, ow] + k % kernel_w * step_w
+                    d, h, w = _offset_cell(offset[p, od, oh, ow], od, oh, ow, depth, rows, cols, steps, kernel_h,
+                                           kernel_w)
                     if 0 <= d < volume_d and 0 <= h < height and 0 <= w < width:
                         volume[d, h, w] += grad_out[p, od, oh, ow]
 
@@ -311,3 +378,16 @@ def gather_cells(source, cell, out):
     for p in prange(out.shape[0]):
         for m in range(cell.shape[1]):
             out[p, m] = source[p, cell[p, m]]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def cell_range(cell, low, high):
+    """``low[p]``, ``high[p]`` = the least and greatest of ``cell[p]`` ``(P, M)``, ``M >= 1`` (max_unpool's check)."""
+    for p in prange(cell.shape[0]):
+        row = cell[p]
+        least = greatest = row[0]
+        for m in range(1, row.shape[0]):
+            least = min(least, row[m])
+            greatest = max(greatest, row[m])
+        low[p] = least
+        high[p] = greatest

@@ -51,7 +51,8 @@ def check_unpool_indices(indices: Any, x: Any, volume: int, unbatched: bool, *, 
     if tuple(array.shape) != tuple(x.shape):
         raise ValueError(f"indices must have the input's shape {tuple(x.shape)}, got {tuple(array.shape)}")
     if check_range and math.prod(array.shape):
-        low, high = int(xp.min(array)), int(xp.max(array))
+        low, high = box_pool.cell_range(array) if isinstance(array, np.ndarray) and array.dtype == np.int64 else \
+            (int(xp.min(array)), int(xp.max(array)))
         if low < 0 or high >= volume:
             raise ValueError(f"indices must lie in [0, {volume}) (the output plane), got values in [{low}, {high}]")
     # A lazy array's stand-in is not cast: the cast would allocate all of it.
