@@ -25,9 +25,11 @@ def torch():
     return pytest.importorskip("torch")
 
 
-@pytest.fixture(params=BACKENDS)
+# Eager JAX compiles every new shape of every operation: its backend is a quarter of the suite's time,
+# so it runs under the ``slow`` marker (``pytest -m slow``; CI runs both halves).
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) if name == "jax" else name for name in BACKENDS])
 def backend(request) -> Backend:
-    """Each NumPy strategy, then the Array API path on array_api_strict, PyTorch and JAX arrays."""
+    """Each NumPy strategy, then the Array API path on array_api_strict, PyTorch and (slow) JAX arrays."""
     return make_backend(request.param)
 
 

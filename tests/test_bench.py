@@ -181,6 +181,7 @@ def test_a_quiet_run_prints_no_warning():
     assert bench_common.summarize_times([0.001, 0.00131])["noisy"] is True
 
 
+@pytest.mark.slow  # the whole quick benchmark, every row: about a minute of both cores
 def test_bench_quick_writes_a_table_and_json(tmp_path, capsys):
     """For real, one repeat: every case runs and lands in the table and the JSON."""
     report = tmp_path / "bench.json"

@@ -111,6 +111,7 @@ def test_train_without_matplotlib_keeps_the_model_and_metrics(tmp_path):
     assert result.stdout.rstrip().endswith("wrote run/model.npz, metrics.json")
 
 
+@pytest.mark.slow  # the whole quick benchmark in a subprocess
 def test_bench_without_torch_says_so_and_runs(tmp_path):
     result = run_without(EXTRAS, "bench", "--quick", "--repeat", "1", "--json", "bench.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
