@@ -12,8 +12,9 @@ import threading
 import numpy as np
 import pytest
 
+import colnn
 from colnn.book import functions
-from colnn.book.layers import SoftmaxWithLoss
+from colnn.book.layers import Pooling, SoftmaxWithLoss
 
 SCORES = np.array([[0.1, 2.0, -1.0], [1.5, 0.2, 0.3]])
 
@@ -65,3 +66,31 @@ def test_softmax_with_loss_refuses_a_backward_after_another_threads_forward():
     layer.forward(SCORES, np.array([1, 0]))
     probabilities = np.exp(SCORES) / np.exp(SCORES).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(layer.backward(), (probabilities - np.eye(3)[[1, 0]]) / 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("args", "error", "message"), [
+    ((2, 0), ValueError, "(pool_h, pool_w) must be >= 1, got (2, 0)"),
+    ((0, 2, 2), ValueError, "(pool_h, pool_w) must be >= 1, got (0, 2)"),
+    ((2, 2, 0), ValueError, "stride must be >= 1, got 0"),
+    ((2, 2, 2, -1), ValueError, "pad must be >= 0, got -1"),
+    ((2, 2, 2, 5), ValueError, "pad must be at most half of (pool_h, pool_w) = (2, 2), got 5"),
+    ((2.0, 2), TypeError, "(pool_h, pool_w)"),
+])
+def test_pooling_names_the_books_arguments(args, error, message):
+    """The book's Pooling(pool_h, pool_w, stride, pad): its messages use its names, not kernel_size or padding."""
+    with pytest.raises(error) as caught:
+        Pooling(*args)
+    assert message in str(caught.value)
+    assert "kernel_size" not in str(caught.value) and "padding" not in str(caught.value)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: colnn.Conv2d(3, 16, 3),
+    lambda: colnn.Conv1d(1, 8, 5),
+    lambda: colnn.ConvTranspose2d(16, 8, 4),
+    lambda: colnn.Convolution(np.int64(3), 16),
+])
+def test_a_convolution_layer_built_from_channel_counts_says_how_it_is_built(build):
+    """torch.nn's convolutions take (in_channels, out_channels, kernel_size); colnn's take the weights."""
+    with pytest.raises(TypeError, match=r"^W must be the weight array, got .*: colnn's \w+ is built from its weights"):
+        build()

@@ -22,7 +22,7 @@ CALLS = {
     "avg_pool2d stride": ("stride", lambda: colnn.avg_pool2d(X, 2, stride=BIG)),
     "conv2d padding": ("padding", lambda: colnn.conv2d(X, np.ones((1, 1, 3, 3), np.float32), padding=BIG)),
     "Convolution stride": ("stride", lambda: colnn.Convolution(np.ones((1, 1, 3, 3)), np.zeros(1), stride=BIG)),
-    "Pooling pool_h": ("kernel_size", lambda: colnn.Pooling(BIG, 2)),
+    "Pooling pool_h": ("(pool_h, pool_w)", lambda: colnn.Pooling(BIG, 2)),
     "Dropout dropout_ratio": ("dropout_ratio", lambda: colnn.Dropout(BIG)),
     "SGD lr": ("lr", lambda: optim.SGD(lr=BIG)),
     "book SGD lr": ("lr", lambda: book_optimizer.SGD(lr=BIG)),

@@ -115,7 +115,8 @@ def _fmt(values: tuple[int, ...]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-_NAMES = ("kernel_size", "stride", "padding", "dilation")
+# What the messages call the four sizes: PyTorch's names, unless a face passes its own.
+WINDOW_NAMES = ("kernel_size", "stride", "padding", "dilation")
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class WindowArgs:
     padding: tuple[int, ...]
     dilation: tuple[int, ...]
     ceil_mode: bool = False
-    names: tuple[str, str, str, str] = field(default=_NAMES, compare=False, repr=False)
+    names: tuple[str, str, str, str] = field(default=WINDOW_NAMES, compare=False, repr=False)
 
     @classmethod
     def check(
@@ -147,7 +148,7 @@ class WindowArgs:
         *,
         ceil_mode: Any = False,
         pooling: bool = False,
-        names: tuple[str, str, str, str] = _NAMES,
+        names: tuple[str, str, str, str] = WINDOW_NAMES,
     ) -> WindowArgs:
         """PyTorch's argument forms (an int, or a tuple of ``ndim`` ints) as tuples, checked.
 
@@ -168,7 +169,7 @@ class WindowArgs:
         dilations = as_tuple(dilation, dilation_name, ndim, minimum=1)
         if pooling and any(p > k // 2 for p, k in zip(pads, kernel)):
             raise ValueError(
-                f"{padding_name} must be at most half of {kernel_name} ({_fmt(kernel)}), got {describe(padding)}"
+                f"{padding_name} must be at most half of {kernel_name} = {_fmt(kernel)}, got {describe(padding)}"
             )
         if math.prod(kernel) > INDEX_MAX:
             raise ValueError(f"{kernel_name} has more than 2**63 - 1 cells, got {describe(kernel_size)}")

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 __all__ = ["announce_compiles", "NOTICE"]
 
-NOTICE = "colnn: compiling kernels on first use (about 10 s, once; cached on disk afterwards)"
+NOTICE = "colnn: compiling kernels on first use (seconds per kernel, once each; cached on disk afterwards)"
 
 _lock = threading.Lock()
 _installed = False

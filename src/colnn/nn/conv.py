@@ -21,11 +21,12 @@ gradient (``backward(dout, input_grad=False)``).
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_flag, from_batched
+from ..core.checks import check_flag, describe, from_batched
 from ..core.dtypes import as_numpy_dtype
 from ..core.namespace import cast_array, library_token
 from ..core.window import IntTuple
@@ -58,6 +59,12 @@ class _ConvBase(WeightAndBias, WindowLayer):
     args: ConvArgs | ConvTransposeArgs
 
     def _take_weights(self, W: Any, b: Any, groups: int) -> None:
+        if isinstance(W, numbers.Integral):
+            # torch.nn's convolutions take channel counts; a PyTorch user's first call looks like that.
+            name, weights = type(self).__name__, ", ".join(self._weight_names)
+            raise TypeError(f"{self._weight_names[0]} must be the weight array, got {describe(W)}: colnn's {name} is "
+                            f"built from its weights, {name}({weights}, ...), not from channel counts "
+                            f"as torch.nn's (in_channels, out_channels, kernel_size)")
         if b is None:
             raise TypeError("b must be an array of output channels, got None")
         weight, bias = check_weights(W, b if self.transposed else scalar_bias(b, W), groups, self.ndim,

@@ -109,6 +109,10 @@ class MaxPool3d(_MaxPoolNd):
     ndim = 3
 
 
+# The book's names for the window's sizes, in its messages (chapter 7.4: Pooling(pool_h, pool_w, stride, pad)).
+BOOK_POOL_NAMES = ("(pool_h, pool_w)", "stride", "pad", "dilation")
+
+
 class Pooling(MaxPool2d):
     """Drop-in replacement for the book's max-pooling layer ``Pooling(pool_h, pool_w, stride=1, pad=0)``.
 
@@ -118,7 +122,9 @@ class Pooling(MaxPool2d):
     """
 
     def __init__(self, pool_h: int, pool_w: int, stride: IntTuple = 1, pad: IntTuple = 0) -> None:
-        super().__init__((pool_h, pool_w), stride, pad)
+        # The messages name the book's arguments: "(pool_h, pool_w) must be >= 1, got (2, 0)".
+        self.args = MaxPoolArgs.check(2, (pool_h, pool_w), stride, pad, names=BOOK_POOL_NAMES)
+        self.strategy = None
         self.pool_h, self.pool_w = self.kernel_size
 
     pad = property(lambda self: self.padding)

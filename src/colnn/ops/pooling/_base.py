@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ...core.checks import check_flag, describe
-from ...core.window import INDEX_MAX, IntTuple, Window, WindowArgs, as_tuple
+from ...core.window import INDEX_MAX, WINDOW_NAMES, IntTuple, Window, WindowArgs, as_tuple
 
 __all__ = [
     "MaxPoolArgs",
@@ -92,9 +92,15 @@ class MaxPoolArgs(_WindowPoolArgs):
 
     @classmethod
     def check(cls, ndim: int, kernel_size: IntTuple, stride: IntTuple | None = None, padding: IntTuple = 0,
-              dilation: IntTuple = 1, ceil_mode: Any = False, return_indices: Any = False) -> MaxPoolArgs:
-        """PyTorch's rules: sizes >= 1 (padding >= 0, at most half the kernel); flags True or False."""
-        geometry = WindowArgs.check(ndim, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, pooling=True)
+              dilation: IntTuple = 1, ceil_mode: Any = False, return_indices: Any = False, *,
+              names: tuple[str, str, str, str] = WINDOW_NAMES) -> MaxPoolArgs:
+        """PyTorch's rules: sizes >= 1 (padding >= 0, at most half the kernel); flags True or False.
+
+        ``names``: what the messages call kernel, stride, padding and dilation (the book's
+        ``Pooling`` says ``(pool_h, pool_w)`` and ``pad``).
+        """
+        geometry = WindowArgs.check(ndim, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, pooling=True,
+                                    names=names)
         return cls(geometry, check_flag(return_indices, "return_indices"))
 
 
