@@ -385,7 +385,7 @@ BAD_ARGUMENTS = [
     (lambda: colnn.Affine(np.ones((4, 3)), np.zeros(3)).forward([[1.0, 2.0], [3.0]]), ValueError,
      r"x must be a rectangular array, got a ragged sequence"),
     (lambda: colnn.Relu().forward(np.array(["a"])), TypeError,
-     r"x must be a real integer or floating array, got dtype <U1"),
+     r"x must be a real integer or floating array, got numpy.ndarray of dtype <U1"),
     (lambda: colnn.MaxPool2d(2).forward([[[1, 2], [3]]]), ValueError, r"x must be a rectangular array"),
     (lambda: colnn.im2col(np.ones((1, 1, 2, 2)), 2, 2, pad=1, pad_value="a"), TypeError,
      r"pad_value must be a real number, got 'a'"),

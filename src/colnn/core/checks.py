@@ -94,9 +94,9 @@ def _as_numeric_array(x: Any, name: str) -> np.ndarray:
         # NumPy's message ("inhomogeneous shape ...") names neither the argument nor the value.
         raise ValueError(f"{name} must be a rectangular array, got a ragged sequence ({describe(x)})") from error
     if array.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{name} must be a real integer or floating array, got dtype {array.dtype}: {describe(x)}"
-        )
+        # An array's description names its dtype; a list's names only its type, so the dtype goes first.
+        got = describe(x) if hasattr(x, "dtype") else f"dtype {array.dtype}: {describe(x)}"
+        raise TypeError(f"{name} must be a real integer or floating array, got {got}")
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     return array

@@ -227,7 +227,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
             raise ValueError("--shard needs Zarr v3: OME-NGFF 0.5 (leave --ngff 0.4 out)")
         shard = _ints(args.shard, "--shard", count, 1)
         if any(s % c for s, c in zip(shard, chunk)):
-            raise ValueError(f"--shard {args.shard} must be a multiple of --chunk {list(chunk)} along each axis")
+            chunk_text = ",".join(map(str, chunk))
+            raise ValueError(f"--shard {args.shard} must be a multiple of --chunk {chunk_text} along each axis")
         shard_sizes = list(chunks)
         for axis, size in zip(pooled, shard):
             shard_sizes[axis] = size
