@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from speed_tables import assert_ratio_columns_named
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 BUILT_INVENTORY = DOCS / "_build" / "html" / "objects.inv"
@@ -166,13 +168,7 @@ def test_page_example_runs(page, index, source, tmp_path, monkeypatch):
 def test_the_speed_tables_use_the_benchmarks_ratio_names():
     """Every ratio column of the speed page's tables is "X ÷ colnn" (the peer over colnn) or "x limit"."""
     speed = (DOCS / "guide" / "speed.md").read_text(encoding="utf-8")
-    headers = [line for line in speed.splitlines() if line.startswith("| case |")]
-    assert len(headers) >= 2
-    for header in headers:
-        for cell in (cell.strip() for cell in header.strip("|").split("|")):
-            assert "/" not in cell, cell
-            if "÷" in cell:
-                assert cell.endswith(" ÷ colnn"), cell
+    assert_ratio_columns_named(speed)
 
 
 # ---------------------------------------------------------------- links

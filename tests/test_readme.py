@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from speed_tables import assert_ratio_columns_named
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
 
@@ -24,10 +26,4 @@ def test_readme_example_runs(source, tmp_path, monkeypatch):
 def test_the_speed_tables_use_the_benchmarks_ratio_names():
     """Every ratio column of the README's speed tables is "X ÷ colnn" or a multiple of a limit ("x limit")."""
     speed = README.read_text(encoding="utf-8").split("## Speed", 1)[1].split("\n## ", 1)[0]
-    headers = [line for line in speed.splitlines() if line.startswith("| case |")]
-    assert len(headers) >= 2
-    for header in headers:
-        for cell in (cell.strip() for cell in header.strip("|").split("|")):
-            assert "/" not in cell, cell
-            if "÷" in cell:
-                assert cell.endswith(" ÷ colnn"), cell
+    assert_ratio_columns_named(speed)
