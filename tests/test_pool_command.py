@@ -8,7 +8,9 @@ progress bars, and a distributed run equal to the local one.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import sys
 
 import numpy as np
@@ -120,6 +122,41 @@ def test_shards_hold_several_chunks_in_one_file(tmp_path):
     assert meta["codecs"][0]["name"] == "sharding_indexed"
     assert meta["codecs"][0]["configuration"]["chunk_shape"] == [1, 5, 5]
     assert len([f for f in (tmp_path / "out.zarr" / "0").rglob("*") if f.is_file()]) == 1 + 2 * 2 * 2
+
+
+def chunk_files(level_folder) -> list:
+    return [f for f in level_folder.rglob("*") if f.is_file() and f.name not in ("zarr.json", ".zarray", ".zattrs")]
+
+
+@pytest.mark.parametrize("pool_axes", ["x", "y", "z", "zx"])
+def test_pooling_some_axes_writes_whole_chunks_not_rows(tmp_path, pool_axes):
+    # The tryout's case: pooling x alone wrote one file per row (32,771 files for a small volume). This volume
+    # holds 72,000 cells, well under a default chunk (about 1 Mi cells): one file per level, whatever is pooled.
+    x = np.random.default_rng(11).integers(0, 4000, (6, 40, 300), dtype=np.uint16)
+    np.save(tmp_path / "in.npy", x)
+    assert pool(tmp_path / "in.npy", tmp_path / "out.zarr", "--kernel", "2", "--levels", "3", "--axes", "zyx",
+                "--pool-axes", pool_axes, "--method", "avg", "--ceil-mode") == 0
+    pooled = tuple("zyx".index(letter) for letter in pool_axes)
+    count = len(pooled)
+    check_levels(tmp_path / "out.zarr", naive_pyramid(x, 3, "avg", pooled, (2,) * count, (2,) * count, (0,) * count,
+                                                      True))
+    for level in range(4):
+        assert len(chunk_files(tmp_path / "out.zarr" / str(level))) == 1, level
+
+
+def test_default_chunks_hold_about_a_mebi_cell_for_every_axis_choice():
+    from colnn.apps.pool.ngff import AXIS_TYPES, Axis
+    from colnn.apps.pool.plan import default_chunks
+
+    for names, shape in [("zyx", (320, 4096, 4096)), ("tczyx", (3, 2, 64, 2048, 3000)), ("cyx", (3, 20000, 700))]:
+        axes = [Axis(name, AXIS_TYPES[name]) for name in names]
+        space = [index for index, axis in enumerate(axes) if axis.type == "space"]
+        for count in range(1, len(space) + 1):
+            for pooled in itertools.combinations(space, count):
+                chunks = default_chunks(shape, axes, pooled)
+                cells = math.prod(min(c, n) for c, n in zip(chunks, shape))
+                assert 2 ** 19 <= cells <= 2 ** 21, (names, pooled, chunks)
+                assert all(chunks[i] == 1 for i, axis in enumerate(axes) if axis.type != "space")
 
 
 def test_zarr_v2_with_ngff_0_4(tmp_path):

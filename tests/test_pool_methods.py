@@ -189,3 +189,43 @@ def test_mode_ties_go_to_the_smallest_value():
     np.testing.assert_array_equal(mode_of(values, valid), [3, 9, 1, 5])
     # Invalid cells (outside the image) never count, even when they would win.
     np.testing.assert_array_equal(mode_of(values, [np.array(v) for v in (False, True, True, True)]), [7, 9, 1, 5])
+
+
+AXIS_CHOICES = [(0,), (1,), (2,), (0, 2), (1, 2), (0, 1, 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("pooled", AXIS_CHOICES, ids=lambda p: "".join("zyx"[a] for a in p))
+@pytest.mark.parametrize("ceil_mode", [False, True], ids=["floor", "ceil"])
+def test_means_of_windows_that_tile_the_blocks(dtype, pooled, ceil_mode):
+    # Chunks of even sizes: each block is pooled alone by colnn.kernels.pyramid (no halo), level 0 read in its dtype.
+    x = sample((7, 13, 11), dtype, np.random.default_rng(20 + len(pooled)))
+    count = len(pooled)
+    args = dict(method="avg", pooled=pooled, kernel=(2,) * count, stride=(2,) * count, padding=(0,) * count,
+                ceil_mode=ceil_mode)
+    got = run_pyramid(x, levels=2, chunks=(4, 6, 4), **args)
+    check(got, naive_pyramid(x, levels=2, **args), dtype, "avg")
+
+
+@pytest.mark.parametrize("dtype", [*DTYPES, np.int8, np.uint32, np.float16], ids=lambda d: np.dtype(d).name)
+def test_the_pyramid_kernel_against_numpy_means(dtype):
+    from colnn.kernels.pyramid import round_half_even, window_means
+
+    x = sample((3, 4, 9, 10, 5), dtype, np.random.default_rng(30))
+    for pooled, kernel in [((4,), (3,)), ((1, 3), (3, 2)), ((0, 2, 4), (2, 4, 2)), ((2, 3), (1, 1))]:
+        for ceil_mode in (False, True):
+            expected = naive_level(x.astype(np.float64), pooled, kernel, kernel, (0,) * len(kernel), ceil_mode, "avg")
+            got = window_means(x, pooled, kernel, ceil_mode)
+            if np.dtype(dtype).kind in "iu":  # integer sums are exact in float64, then one division: equal
+                np.testing.assert_array_equal(got, expected)
+            else:  # another order of adding than NumPy's pairwise sum: a few ulps of the largest cell
+                atol = 16 * np.finfo(np.float64).eps * float(np.max(np.abs(x)))
+                np.testing.assert_allclose(got, expected, rtol=0, atol=atol)
+    chain = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 254.5, 255.5, 1e9, -1e9, 3.49999999])
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        expected = np.clip(np.rint(chain), info.min, info.max).astype(dtype)
+    else:
+        chain = chain[np.abs(chain) < 6e4]  # a mean of float16 cells lies in float16's range
+        expected = chain.astype(dtype)
+    np.testing.assert_array_equal(round_half_even(chain, dtype), expected)

@@ -77,7 +77,8 @@ def _levels(plan: Plan, slab: slice) -> list[Any]:
         level0 = level0.astype(level0.dtype.newbyteorder("="))
 
     def rechunk(array: Any) -> Any:
-        return array.rechunk(plan.layout.blocks(array.shape))
+        # method="tasks": left to choose, Dask imports dask.distributed to look for a p2p client.
+        return array.rechunk(plan.layout.blocks(array.shape), method="tasks")
 
     return pyramid(level0, plan.geometry, plan.method, len(plan.shapes) - 1, rechunk)
 
@@ -162,7 +163,8 @@ def register(subparsers: Any) -> None:
                       help=f"compression: {', '.join(CODECS)}; default zstd (level 0: zstd's default), as "
                            f"Zarr, ngff-zarr and ome-zarr-py")
     pool.add_argument("--chunk", metavar="C[,C...]",
-                      help="chunk size per pooled axis (other axes: 1); default 1024 (128 when 3 axes are pooled)")
+                      help="chunk size per pooled axis (other axes: 1); default 1024 (128 when 3 axes are pooled), "
+                           "the other space axes filled up to about 1 Mi cells a chunk")
     pool.add_argument("--shard", metavar="S[,S...]",
                       help="Zarr v3 shard size per pooled axis, a multiple of --chunk: one file per shard")
     pool.add_argument("--scheduler", metavar="ADDRESS",

@@ -14,7 +14,12 @@
 
 Means accumulate in float64 along one chain from level 0, and each level is
 rounded once from that chain to the input's dtype (integers: half to even,
-:func:`numpy.rint`), so rounding does not add up across levels. A bool mask
+:func:`numpy.rint`), so rounding does not add up across levels. For 2x2
+windows of integers the chain is exact: each level is the rounded mean of the
+level-0 cells it covers. Windows that tile the blocks (stride = kernel, no
+padding: a pyramid's usual case) are summed by one compiled pass per block
+(:mod:`colnn.kernels.pyramid`), which reads level 0 in its own dtype; other
+windows run through colnn's average pooling, with halos across blocks. A bool mask
 is pooled as 0/1 (max: any, min: all) and written as bool; its mean is refused
 (a mean of a mask is not a mask). 64-bit integers above 2**53 lose precision
 in a mean, as in float64.
@@ -179,17 +184,34 @@ def _outer(masks: Sequence[np.ndarray]) -> np.ndarray:
 
 def _round_to(chain: Any, dtype: np.dtype) -> Any:
     """The float64 ``chain`` as ``dtype``: integers rounded half to even (and clipped), floats to nearest."""
-    if dtype.kind not in "iu":
-        return chain.astype(dtype)
-    info = np.iinfo(dtype)
-    # float64 cannot hold a 64-bit maximum: clip to the largest float below it, which converts safely.
-    highest = float(info.max) if info.bits < 64 else float(np.nextafter(float(info.max), 0))
+    from ...kernels.pyramid import round_half_even
 
-    def rounded(block: np.ndarray) -> np.ndarray:
-        whole = np.rint(block)
-        return np.clip(whole, info.min, highest, out=whole).astype(dtype)
+    return chain.map_blocks(round_half_even, dtype, dtype=dtype)
 
-    return chain.map_blocks(rounded, dtype=dtype)
+
+def _tiles(chain: Any, geometry: Geometry) -> bool:
+    """Whether ``geometry``'s windows tile ``chain`` and none crosses a block (each block is pooled alone)."""
+    if geometry.stride != geometry.kernel or any(geometry.padding):
+        return False
+    return all(size % k == 0 for axis, k in zip(geometry.pooled, geometry.kernel) for size in chain.chunks[axis][:-1])
+
+
+def _mean_level(chain: Any, geometry: Geometry) -> Any:
+    """The next level's float64 means of ``chain`` (the input's dtype at level 0, float64 above)."""
+    if _tiles(chain, geometry):
+        from ...kernels.pyramid import tiled_out_size, window_means
+
+        chunks = list(chain.chunks)
+        for axis, k in zip(geometry.pooled, geometry.kernel):
+            chunks[axis] = tuple(tiled_out_size(size, k, geometry.ceil_mode) for size in chunks[axis])
+        if tuple(sum(c) for c in chunks) == geometry.next_shape(chain.shape):
+            return chain.map_blocks(window_means, geometry.pooled, geometry.kernel, geometry.ceil_mode,
+                                    chunks=tuple(chunks), dtype=np.float64)
+    # Overlapping or padded windows, or blocks that cut windows: colnn's average pooling, with halos.
+    batched, restore = _batched(chain.astype(np.float64), geometry.pooled)
+    average = _pools(len(geometry.pooled))[1]
+    return restore(average(batched, geometry.kernel, geometry.stride, geometry.padding,
+                           ceil_mode=geometry.ceil_mode, count_include_pad=False))
 
 
 def check_method_dtype(method: str, dtype: Any) -> None:
@@ -221,12 +243,9 @@ def pyramid(level0: Any, geometry: Geometry, method: str, levels: int,
     check_method_dtype(method, dtype)
     out = [rechunk(level0)]
     if method == "avg":
-        chain = out[0].astype(np.float64)
+        chain = out[0]
         for _ in range(levels):
-            batched, restore = _batched(chain, geometry.pooled)
-            average = _pools(len(geometry.pooled))[1]
-            chain = rechunk(restore(average(batched, geometry.kernel, geometry.stride, geometry.padding,
-                                             ceil_mode=geometry.ceil_mode, count_include_pad=False)))
+            chain = rechunk(_mean_level(chain, geometry))
             out.append(_round_to(chain, dtype))
         return out
     current = out[0].astype(np.uint8) if dtype == np.bool_ else out[0]

@@ -204,10 +204,12 @@ def store_levels(parts: Iterable[tuple[int, Sequence[Any]]], targets: Sequence[A
 
 def _store_locally(stores: Sequence[Any], threads: int) -> None:
     import dask
+    import dask.threaded
 
     executor = ThreadPoolExecutor(threads, thread_name_prefix="colnn-pool")
     try:
-        dask.compute(*stores, scheduler="threads", pool=executor)
+        # The threaded scheduler itself: named "threads", Dask imports dask.distributed to look for a client.
+        dask.compute(*stores, scheduler=dask.threaded.get, pool=executor)
     finally:
         # Let running tasks end before the caller removes the folder they write into.
         executor.shutdown(wait=True, cancel_futures=True)
