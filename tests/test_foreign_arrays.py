@@ -115,11 +115,10 @@ def _items(result) -> tuple:
     return result if isinstance(result, tuple) else (result,)
 
 
-@pytest.fixture
-def kernel_results(monkeypatch) -> list:
-    """The NumPy arrays each call handed back to the caller's library: proof that the NumPy path ran."""
+def spy_hand_backs(monkeypatch, module) -> list:
+    """Each NumPy array ``module`` hands back to the caller's library, then what it gave for it (a flat list)."""
     handed_back = []
-    original = strategy_module.as_library_of
+    original = module.as_library_of
 
     def record(array, like, shared=()):
         handed_back.append(array)
@@ -127,8 +126,14 @@ def kernel_results(monkeypatch) -> list:
         handed_back.append(result)
         return result
 
-    monkeypatch.setattr(strategy_module, "as_library_of", record)
+    monkeypatch.setattr(module, "as_library_of", record)
     return handed_back
+
+
+@pytest.fixture
+def kernel_results(monkeypatch) -> list:
+    """The NumPy arrays each call handed back to the caller's library: proof that the NumPy path ran."""
+    return spy_hand_backs(monkeypatch, strategy_module)
 
 
 @pytest.mark.parametrize("name", OPS)

@@ -9,10 +9,21 @@ kernels, the result back as the caller's type (a PyTorch tensor sharing its
 memory, a JAX array one copy). The limits are those of the 2-D rows: the bytes
 read and written at the measured bandwidth for pooling, the FLOPs at the SGEMM
 rate for the convolution.
+
+Three more time the layers (:mod:`colnn.nn.cpu_views`): ``MaxPool2d`` and
+``Conv2d`` (built from PyTorch weights) forward and backward on PyTorch
+tensors against ``torch.nn``'s modules, forward and autograd backward, on the
+same tensors, and ``MaxPool2d`` on JAX arrays against ``jax.jit`` of
+``reduce_window``'s forward and VJP; the convolution's backward gives the weights' gradients on both
+sides (PyTorch's set to None before each step, as a training loop's
+``zero_grad`` does). Their limits: the forward's bytes plus the backward's
+(pooling: read the gradient and the offsets, write the input's size), and three
+times the forward's FLOPs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,6 +76,7 @@ def foreign_cases(quick: bool, torch: Any, bandwidth: float, sgemm: float) -> li
         case.impls["colnn"] = lambda: conv2d(x_t, weight_t, bias_t, padding=1)
         case.impls["torch NCHW"] = lambda: torch.nn.functional.conv2d(x_t, weight_t, bias_t, padding=1)
         cases.append(case)
+        cases += _torch_layer_cases(torch, x, weight, bias, bandwidth, sgemm)
     jax = _jax()
     if jax is not None:
         x_j = jax.device_put(x)
@@ -72,4 +84,82 @@ def foreign_cases(quick: bool, torch: Any, bandwidth: float, sgemm: float) -> li
         case.impls["colnn"] = lambda: _ready(max_pool2d(x_j, 2))
         case.impls["jax jit"] = jax_pool("max", x, 2, 2, 0)
         cases.append(case)
+        cases.append(_jax_layer_case(jax, x, bandwidth))
     return cases
+
+
+def _pool_step_limit_ms(x: np.ndarray, bandwidth: float) -> float:
+    """Max pooling k2 s2 forward + backward at ``bandwidth``: the forward reads the input and writes the
+    output and its int64 offsets; the backward reads both and writes the input's size."""
+    return (x.nbytes * 2 + x.nbytes // 4 * (1 + 2) * 2) / bandwidth * 1e3
+
+
+def _pooled_gradient(x: np.ndarray) -> np.ndarray:
+    """A gradient of max pooling k2 s2's output (N, C, H/2, W/2)."""
+    return np.random.default_rng(6).random((*x.shape[:2], x.shape[2] // 2, x.shape[3] // 2), dtype=np.float32)
+
+
+def _jax_layer_case(jax: Any, x: np.ndarray, bandwidth: float) -> Case:
+    """``MaxPool2d`` forward + backward on JAX arrays against ``jax.jit`` of ``reduce_window``'s VJP."""
+    from jax import lax
+
+    from ..nn import MaxPool2d
+
+    def pool(array: Any) -> Any:
+        return lax.reduce_window(array, -np.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    step = jax.jit(lambda array, grad: jax.vjp(pool, array)[1](grad)[0])
+    x_j, grad_j = jax.device_put(x), jax.device_put(_pooled_gradient(x))
+    layer = MaxPool2d(2)
+
+    def layer_step() -> Any:
+        layer.forward(x_j)
+        return _ready(layer.backward(grad_j))
+
+    case = Case("XJ MaxPool2d fwd+bwd of jax", pool_geometry(x.shape, 2, 2, 0), _pool_step_limit_ms(x, bandwidth),
+                x.nbytes / 2**20)
+    case.impls["colnn"] = layer_step
+    case.impls["jax jit"] = lambda: _ready(step(x_j, grad_j))
+    return case
+
+
+def _torch_layer_cases(torch: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray, bandwidth: float,
+                       sgemm: float) -> list[Case]:
+    """``MaxPool2d`` and ``Conv2d`` forward + backward on PyTorch tensors, against ``torch.nn``'s modules."""
+    from ..nn import Conv2d, MaxPool2d
+
+    x_t = torch.from_numpy(x)
+    rng = np.random.default_rng(7)
+    pooled_grad = torch.from_numpy(_pooled_gradient(x))
+    conv_grad = torch.from_numpy(rng.random((x.shape[0], weight.shape[0], *x.shape[2:]), dtype=np.float32))
+    conv_layer = Conv2d(torch.from_numpy(weight), torch.from_numpy(bias), padding=1)
+    conv_module = torch.nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[2:], padding=1)
+    with torch.no_grad():
+        conv_module.weight.copy_(torch.from_numpy(weight))
+        conv_module.bias.copy_(torch.from_numpy(bias))
+
+    def layer_step(layer: Any, grad: Any) -> Callable[[], Any]:
+        def step() -> Any:
+            layer.forward(x_t)
+            return layer.backward(grad)
+        return step
+
+    def module_step(module: Any, grad: Any) -> Callable[[], Any]:
+        def step() -> Any:
+            module.zero_grad(set_to_none=True)
+            with torch.enable_grad():  # the benchmark runs under no_grad
+                leaf = x_t.detach().requires_grad_()
+                module(leaf).backward(grad)
+            return leaf.grad
+        return step
+
+    pool_case = Case("XT MaxPool2d fwd+bwd of torch", pool_geometry(x.shape, 2, 2, 0),
+                     _pool_step_limit_ms(x, bandwidth), x.nbytes / 2**20)
+    pool_case.impls["colnn"] = layer_step(MaxPool2d(2), pooled_grad)
+    pool_case.impls["torch NCHW"] = module_step(torch.nn.MaxPool2d(2), pooled_grad)
+    flop = 3 * 2.0 * conv_grad.numel() * weight[0].size  # forward, the input's and the weights' gradients
+    conv_case = Case("XT Conv2d fwd+bwd of torch", conv_geometry(x.shape, weight.shape, 1, 1), flop / sgemm * 1e3,
+                     x.nbytes / 2**20)
+    conv_case.impls["colnn"] = layer_step(conv_layer, conv_grad)
+    conv_case.impls["torch NCHW"] = module_step(conv_module, conv_grad)
+    return [pool_case, conv_case]

@@ -10,7 +10,9 @@
   :mod:`colnn.ops` (and the book's ``Convolution`` and ``Pooling``);
 - :mod:`.network`, :mod:`.model_file`: the sequential network and its file;
   :mod:`.workspace`: the buffers it reuses; :mod:`.optim`: optimizers;
-  :mod:`.training`: the :func:`fit` loop.
+  :mod:`.training`: the :func:`fit` loop;
+- :mod:`.cpu_views`: every layer on PyTorch and JAX arrays in CPU memory, run on
+  NumPy views of them (the compiled kernels), its results of the caller's library.
 """
 
 from .activation import Relu, Sigmoid

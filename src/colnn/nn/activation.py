@@ -12,6 +12,7 @@ from ..kernels.relu import relu_backward, relu_backward_in_place, relu_forward
 from ..ops.reference import dense
 from ..ops.xp import namespace_of
 from .base import Layer
+from .cpu_views import backward_on_views, forward_on_views, infer_on_views
 
 __all__ = ["Relu", "Sigmoid"]
 
@@ -23,10 +24,11 @@ class Relu(Layer):
     """``max(x, 0)`` elementwise, as ``torch.relu``; any shape, dtype preserved (the gradient is floating).
 
     The book's ReLU (chapter 5.5): ``forward`` keeps ``mask = x <= 0`` for
-    ``backward``. NumPy input takes the compiled kernels; another Array API
-    library's array (PyTorch, JAX, CuPy, ...) is computed in its library, on its
-    device, and ``mask`` and ``backward``'s result are of that library. A Dask
-    array is mapped lazily (``backward`` then refuses).
+    ``backward``. NumPy input takes the compiled kernels, and so do PyTorch and
+    JAX arrays in CPU memory, on NumPy views of them (:mod:`colnn.nn.cpu_views`);
+    another Array API library's array (CuPy, a CUDA tensor, ...) is computed in its
+    library, on its device. ``mask`` and ``backward``'s result are of the input's
+    library. A Dask array is mapped lazily (``backward`` then refuses).
     """
 
     infers_statelessly = True
@@ -42,6 +44,7 @@ class Relu(Layer):
         # NumPy takes the compiled pass; another library's array the Array API formula where it lives.
         return relu_forward(x) if isinstance(x, np.ndarray) else dense.relu_forward(x)
 
+    @forward_on_views
     def forward(self, x: Any) -> np.ndarray:
         if is_dask_array(x):
             self.mask = None
@@ -50,6 +53,7 @@ class Relu(Layer):
         self.keep_mask(mask)
         return out
 
+    @infer_on_views
     def infer(self, x: Any) -> Any:
         if is_dask_array(x):
             from ..ops.dask import map_batches
@@ -62,6 +66,7 @@ class Relu(Layer):
         self.mask = mask
         self._keep(mask)
 
+    @backward_on_views
     def backward(self, dout: Any) -> np.ndarray:
         mask = self._saved()
         dout = check_grad_shape(dout, tuple(mask.shape), np.dtype(np.int8), mask)
@@ -92,8 +97,10 @@ class Sigmoid(Layer):
 
     ``backward(dout)`` returns ``dout * y * (1 - y)`` with ``y`` the forward output
     (the book's ``Sigmoid``, chapter 5.5). Large ``|x|`` neither overflows nor warns.
-    Written on the Array API: another library's array (PyTorch, JAX, CuPy, ...)
-    is computed in its library, on its device, and so is the gradient.
+    Written on the Array API: another library's array (CuPy, a CUDA tensor, ...)
+    is computed in its library, on its device, and so is the gradient; PyTorch and
+    JAX arrays in CPU memory on NumPy views of them (:mod:`colnn.nn.cpu_views`), their
+    results of their library.
 
     Examples
     --------
@@ -109,6 +116,7 @@ class Sigmoid(Layer):
     def __repr__(self) -> str:
         return "Sigmoid()"
 
+    @infer_on_views
     def infer(self, x: Any) -> Any:
         if is_dask_array(x):
             from ..ops.dask import map_batches
@@ -120,6 +128,7 @@ class Sigmoid(Layer):
         decay = xp.exp(-xp.abs(x))
         return xp.astype(xp.where(x >= 0, 1.0 / (1.0 + decay), decay / (1.0 + decay)), x.dtype)
 
+    @forward_on_views
     def forward(self, x: Any) -> np.ndarray:
         if is_dask_array(x):
             self.out = None
@@ -129,6 +138,7 @@ class Sigmoid(Layer):
         self._keep(out)
         return out
 
+    @backward_on_views
     def backward(self, dout: Any) -> np.ndarray:
         out = self._saved()
         dout = same_library(dout, "dout", out, "the forward's input", moves=True)

@@ -22,6 +22,11 @@ between) raises RuntimeError naming the layer, instead of returning a gradient
 of someone else's input: use one layer (one network) per thread, e.g.
 ``copy.deepcopy(net)``. A Dask array through ``forward`` runs the layer's
 ``infer`` lazily over chunks of samples, and ``backward`` after it raises.
+
+Other libraries' arrays: a layer's ``forward``, ``infer`` and ``backward`` are
+wrapped by :mod:`.cpu_views`, which runs PyTorch and JAX arrays in CPU memory
+on NumPy views of them (the compiled kernels) and hands the results back in
+their library; the methods themselves are written for NumPy and the Array API.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import numpy as np
 from ..core.checks import check_grad_shape, from_batched, stand_in
 from ..core.namespace import is_dask_array, library_token
 from ..core.spatial import check_spatial_input
+from .cpu_views import backward_on_views, forward_on_views, infer_on_views
 
 __all__ = ["Layer", "WindowLayer", "Saved", "WeightAndBias", "LAZY"]
 
@@ -70,6 +76,8 @@ class Layer:
 
     _cache: Any = None
     _owner: int | None = None  # the thread whose forward left the state
+    # The forward's library_token where it ran on NumPy views of another library's arrays (.cpu_views), else None.
+    _views_like: Any = None
 
     def forward(self, x: Any) -> Any:  # pragma: no cover - interface
         """The output, in the input's library (a NumPy, PyTorch, JAX... array; a Dask array lazily)."""
@@ -228,6 +236,7 @@ class WindowLayer(Layer):
         """The array whose library and device the input must share (a convolution's ``W``); None: any."""
         return None
 
+    @forward_on_views
     def forward(self, x: Any) -> np.ndarray:
         if is_dask_array(x):
             _, unbatched = self._check(stand_in(x))
@@ -238,6 +247,7 @@ class WindowLayer(Layer):
                          library_token(batched)))
         return from_batched(out, unbatched)
 
+    @infer_on_views
     def infer(self, x: Any) -> Any:
         if is_dask_array(x):
             _, unbatched = self._check(stand_in(x))
@@ -258,6 +268,7 @@ class WindowLayer(Layer):
     def _infer(self, x: Any) -> Any:
         return self._forward(x)[0]
 
+    @backward_on_views
     def backward(self, dout: Any) -> np.ndarray:
         grad, saved = self._batched_grad(dout)
         grad_input = self._backward(grad, saved)

@@ -45,6 +45,7 @@ from ..ops.strategy import check_strategy
 from ..ops.xp import as_common_dtype
 from .activation import Relu
 from .base import Layer, Saved, WeightAndBias, WindowLayer
+from .cpu_views import backward_on_views
 from .parameters import fuses, scalar_bias, shared_parameters
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Convolution"]
@@ -91,6 +92,7 @@ class _ConvBase(WeightAndBias, WindowLayer):
         self.dW = cast_array(grad_weight, as_numpy_dtype(self.W.dtype))
         self.db = cast_array(grad_bias, as_numpy_dtype(self.b.dtype))
 
+    @backward_on_views
     def backward(self, dout: Any, *, input_grad: bool = True) -> Any:
         """``dx`` for ``dout`` of the output's shape; sets ``dW`` and ``db``.
 

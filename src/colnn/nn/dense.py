@@ -17,6 +17,7 @@ from ..ops.reference import dense
 from ..ops.xp import namespace_of
 from .activation import Relu
 from .base import Layer, WeightAndBias
+from .cpu_views import backward_on_views, forward_on_views, infer_on_views
 from .parameters import fuses, scalar_bias, shared_parameters
 
 __all__ = ["Affine"]
@@ -77,6 +78,7 @@ class Affine(WeightAndBias, Layer):
             out = x2 @ self.W + self.b
         return out, x2
 
+    @forward_on_views
     def forward(self, x: Any) -> np.ndarray:
         if is_dask_array(x):
             self._check(stand_in(x))
@@ -86,6 +88,7 @@ class Affine(WeightAndBias, Layer):
         self._keep((x2, tuple(x.shape)))
         return out
 
+    @infer_on_views
     def infer(self, x: Any) -> Any:
         if is_dask_array(x):
             self._check(stand_in(x))
@@ -121,6 +124,7 @@ class Affine(WeightAndBias, Layer):
         return (type(self.W) is np.ndarray and type(self.b) is np.ndarray and dtype in LOOP_DTYPES
                 and dtype == self.W.dtype == self.b.dtype)
 
+    @backward_on_views
     @quiet_ieee
     def backward(self, dout: Any, *, input_grad: bool = True) -> np.ndarray | None:
         """``dx`` of the input's shape for ``dout`` ``(N, M)``; sets ``dW`` and ``db``.

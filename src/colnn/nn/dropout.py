@@ -12,6 +12,7 @@ from ..core.namespace import as_value, foreign_namespace, is_dask_array, library
 from ..ops.xp import as_namespace_of, device_of, namespace_of, zero_like
 from .base import LAZY as _LAZY_STATE
 from .base import Layer
+from .cpu_views import backward_on_views, forward_on_views, infer_on_views
 
 __all__ = ["Dropout"]
 
@@ -41,8 +42,10 @@ class Dropout(Layer):
     ``forward(x, train_flg=True)``: any shape -> the same shape and dtype;
     ``backward(dout)`` passes the gradient through the last training mask
     (or scales it by ``1 - dropout_ratio`` after an evaluation forward).
-    Another Array API library's array (PyTorch, JAX, CuPy, ...) is computed in
-    its library and on its device; the mask is drawn by ``rng`` and moved there.
+    Another Array API library's array (CuPy, a CUDA tensor, ...) is computed in
+    its library and on its device, the mask drawn by ``rng`` and moved there;
+    PyTorch and JAX arrays in CPU memory on NumPy views of them
+    (:mod:`colnn.nn.cpu_views`), the output, mask and gradient of their library.
     A Dask array is scaled lazily in evaluation; in training it is refused
     (its mask would be drawn chunk by chunk): compute it first.
 
@@ -71,6 +74,7 @@ class Dropout(Layer):
     def __repr__(self) -> str:
         return f"Dropout(dropout_ratio={self.dropout_ratio})"
 
+    @infer_on_views
     def infer(self, x: Any) -> Any:
         """The evaluation output ``x * (1 - dropout_ratio)``, keeping nothing."""
         if is_dask_array(x):
@@ -80,6 +84,7 @@ class Dropout(Layer):
         check_float_dtype(x.dtype, "x")
         return x * _scalar(1.0 - self.dropout_ratio, x)
 
+    @forward_on_views
     def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
         if check_flag(train_flg, "train_flg"):
             self._refuse_lazy(x, "a training mask would be drawn chunk by chunk")
@@ -101,6 +106,7 @@ class Dropout(Layer):
         self._keep((None, self._scale, self._like))
         return x * _scalar(self._scale, x)
 
+    @backward_on_views
     def backward(self, dout: Any) -> np.ndarray:
         mask, scale, like = self._saved()
         dout = same_library(dout, "dout", like, "the forward's input", moves=True)

@@ -11,6 +11,7 @@ from ..core.dtypes import as_numpy_dtype, gradient_dtype
 from ..core.namespace import cast_array
 from ..ops.xp import device_of, namespace_of, zero_like
 from .base import Layer
+from .cpu_views import backward_on_views, forward_on_views
 
 __all__ = ["SoftmaxWithLoss"]
 
@@ -53,9 +54,11 @@ class SoftmaxWithLoss(Layer):
     def __repr__(self) -> str:
         return "SoftmaxWithLoss()"
 
+    @forward_on_views
     def forward(self, x: Any, t: Any) -> float:  # type: ignore[override]
         # Written on the Array API (NumPy 2's namespace is one), so another library's
-        # scores are computed where they live; ``y`` and the gradient stay there.
+        # scores are computed where they live; ``y`` and the gradient stay there. (PyTorch and
+        # JAX CPU arrays come as NumPy views, colnn.nn.cpu_views; y and the gradient go back.)
         self._refuse_lazy(x, "the loss is a mean over the whole batch")
         x = check_float_array(x, "x", ndims=(2,), batch_ndims=(2,), array_api=True)
         xp = namespace_of(x)
@@ -77,6 +80,7 @@ class SoftmaxWithLoss(Layer):
     def __call__(self, x: Any, t: Any) -> float:  # type: ignore[override]
         return self.forward(x, t)
 
+    @backward_on_views
     def backward(self, dout: Any = 1.0) -> np.ndarray:
         y, t = self._saved()
         xp = namespace_of(y)

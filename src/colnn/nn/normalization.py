@@ -15,8 +15,10 @@ how the estimates are kept:
 Both share :func:`_normalize` and :func:`_normalize_backward`, the one copy of
 the arithmetic, written on the Python Array API standard: NumPy 2's namespace
 follows it, so NumPy input runs this same code (bit for bit the results of the
-NumPy methods it replaced), and a layer whose arrays are PyTorch's, JAX's or
-CuPy's computes in that library, on that device.
+NumPy methods it replaced), and a layer whose arrays are CuPy's (or on a GPU)
+computes in that library, on that device; PyTorch and JAX arrays in CPU memory
+are computed on NumPy views of them (:mod:`colnn.nn.cpu_views`, faster than
+their libraries' Array API namespaces), the results of their library.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..core.ieee import quiet_ieee
 from ..core.namespace import is_dask_array, namespace_dtype, same_library
 from ..ops.xp import copy_as, device_of, namespace_of
 from .base import LAZY, Layer
+from .cpu_views import backward_on_views, forward_on_views, infer_on_views
 
 __all__ = ["BatchNormalization", "BatchNorm2d"]
 
@@ -112,6 +115,7 @@ class _BatchNormBase(Layer):
         """``(out, state for backward)``; training updates the running estimates."""
         raise NotImplementedError
 
+    @infer_on_views
     def infer(self, x: Any) -> Any:
         """The evaluation output (running estimates), keeping nothing; a Dask batch lazily, chunk by chunk."""
         if is_dask_array(x):
@@ -120,6 +124,7 @@ class _BatchNormBase(Layer):
             return map_batches(x, self.infer)
         return self._normalized(x, False)[0]
 
+    @forward_on_views
     def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
         train_flg = check_flag(train_flg, "train_flg")
         if is_dask_array(x):
@@ -194,8 +199,9 @@ class BatchNormalization(_BatchNormBase):
     Any array library: ``gamma`` of PyTorch, JAX, CuPy, ... keeps the four arrays
     (``beta`` and the estimates move to ``gamma``'s library and device) and the
     gradients in that library, and ``forward``/``backward`` compute there on the
-    Array API. An ``x`` of another library than ``gamma``'s is a TypeError that
-    names both (a NumPy ``gamma`` takes NumPy ``x``), as for ``Affine``.
+    Array API (on NumPy views for PyTorch and JAX arrays in CPU memory). An
+    ``x`` of another library than ``gamma``'s is a TypeError that names both (a
+    NumPy ``gamma`` takes NumPy ``x``), as for ``Affine``.
 
     Examples
     --------
@@ -255,6 +261,7 @@ class BatchNormalization(_BatchNormBase):
             x_hat, inv_std = (flat - xp.astype(self.running_mean, x.dtype, copy=False)) / std, None
         return xp.reshape(self._scale_and_shift(x_hat, (1, -1)), shape), (x_hat, inv_std, shape)
 
+    @backward_on_views
     def backward(self, dout: Any) -> np.ndarray:
         x_hat, _, input_shape = self._saved()
         dout = self._check_dout(dout, input_shape, x_hat)
@@ -360,6 +367,7 @@ class BatchNorm2d(_BatchNormBase):
             x_hat, inv_std = (x - mean) / std, None
         return self._scale_and_shift(x_hat, shape), (x_hat, inv_std, tuple(x.shape))
 
+    @backward_on_views
     def backward(self, dout: Any) -> np.ndarray:
         x_hat, _, input_shape = self._saved()
         dout = self._check_dout(dout, input_shape, x_hat)

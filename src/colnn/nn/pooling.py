@@ -37,6 +37,7 @@ from ..ops.pooling.lp import lp_pool_backward, lp_pool_forward
 from ..ops.pooling.max import max_pool_backward, max_pool_forward
 from ..ops.strategy import check_strategy
 from .base import LAZY, Saved, WindowLayer
+from .cpu_views import as_caller_array, forward_on_views
 
 __all__ = [
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "Pooling", "AvgPool1d", "AvgPool2d", "AvgPool3d",
@@ -84,7 +85,7 @@ class _MaxPoolNd(_WindowPoolNd):
         """int64 flat indices of the maxima chosen by the last forward (``return_indices``)."""
         saved = self._saved()
         flat = saved.window.flat_indices(saved.state)
-        return flat[0, ...] if saved.unbatched else flat
+        return as_caller_array(self, flat[0, ...] if saved.unbatched else flat)
 
 
 class MaxPool1d(_MaxPoolNd):
@@ -263,7 +264,7 @@ class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
     def indices(self) -> np.ndarray:
         """int64 flat indices of the maxima chosen by the last forward."""
         saved = self._saved()
-        return saved.state[0, ...] if saved.unbatched else saved.state
+        return as_caller_array(self, saved.state[0, ...] if saved.unbatched else saved.state)
 
 
 class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
@@ -324,6 +325,7 @@ class _FractionalMaxPoolNd(WindowLayer):
 
     kernel_size = property(lambda self: self.args.kernel_size)
 
+    @forward_on_views
     def forward(self, x: Any, random_samples: Any = None) -> np.ndarray:
         if is_dask_array(x):
             self._keep(LAZY)
@@ -350,7 +352,7 @@ class _FractionalMaxPoolNd(WindowLayer):
     def indices(self) -> np.ndarray:
         """int64 flat indices of the maxima chosen by the last forward."""
         saved = self._saved()
-        return saved.state[0, ...] if saved.unbatched else saved.state
+        return as_caller_array(self, saved.state[0, ...] if saved.unbatched else saved.state)
 
 
 class FractionalMaxPool2d(_FractionalMaxPoolNd):

@@ -20,6 +20,7 @@ from ..core.window import IntTuple
 from ..ops.pooling import UnpoolArgs
 from ..ops.pooling.unpool import check_unpool_indices, max_unpool, max_unpool_backward, max_unpool_forward
 from .base import LAZY, Layer
+from .cpu_views import backward_on_views, forward_on_views
 
 __all__ = ["MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d"]
 
@@ -38,6 +39,7 @@ class _MaxUnpoolNd(Layer):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
 
+    @forward_on_views
     def forward(self, x: Any, indices: Any = None, output_size: Any = None) -> np.ndarray:
         if indices is None:
             raise TypeError(f"{type(self).__name__}.forward needs the max pool's indices, got None")
@@ -51,6 +53,7 @@ class _MaxUnpoolNd(Layer):
         self._keep((index, tuple(out.shape), unbatched))
         return from_batched(out, unbatched)
 
+    @backward_on_views
     def backward(self, dout: Any) -> np.ndarray:
         index, out_shape, unbatched = self._saved()
         # A gradient is never an integer, even after unpooling an integer array: check_grad_shape
