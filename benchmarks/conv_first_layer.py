@@ -11,6 +11,7 @@ Runtime (ONNX Runtime's ms / kernel's ms: above 1 the kernel is faster).
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import numpy as np
 
@@ -73,10 +74,15 @@ def profile(rounds: int, repeat: int) -> None:
     for _ in range(rounds):
         for threads, timed in ((1, impls), (2, two_threads)):
             colnn.set_num_threads(threads)
-            medians = time_interleaved(timed, repeat, 0.02)
+            medians = _medians(time_interleaved(timed, repeat, 0.02))
             print("  " + "  ".join(f"{impl} {1e3 * s:.2f} ms" + (f" ({flops / s / 1e9:.0f} GF/s)" if impl in (
                 "image_gemm (all)", "gemm", "onnxruntime 1 thread", "image_gemm, 2 threads",
                 "onnxruntime 2 threads") else "") for impl, s in medians.items()))
+
+
+def _medians(seconds: dict[str, list[float]]) -> dict[str, float]:
+    """The median of each implementation's timed calls (``time_interleaved`` returns every call's seconds)."""
+    return {impl: statistics.median(times) for impl, times in seconds.items()}
 
 
 def main() -> None:
@@ -113,7 +119,7 @@ def main() -> None:
         }
         print(f"{name}, {threads} threads, {flops / 1e6:.1f} MFLOP")
         for _ in range(args.rounds):
-            medians = time_interleaved(impls, args.repeat, 0.02)
+            medians = _medians(time_interleaved(impls, args.repeat, 0.02))
             ort = medians["onnxruntime"]
             print("  " + "  ".join(f"{impl} {1e3 * s:.2f} ms ({ort / s:.2f}x, {flops / s / 1e9:.0f} GF/s)"
                                    for impl, s in medians.items()))

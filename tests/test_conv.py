@@ -322,3 +322,43 @@ def test_float16_products_are_summed_in_float32(torch, backend):
     assert out.dtype == np.float16
     # Within one float16 rounding of the exact sum (a float16 running sum of 432 products drifts further).
     np.testing.assert_allclose(out.astype(np.float64), exact, rtol=1e-3, atol=1e-3)
+
+
+# --- strided columns through the stride's phases -------------------------------------------------------
+
+# (kernel, stride, padding, dilation) where im2col splits each input row into its stride's phases
+# (colnn.kernels.im2col_loops; test_kernels holds unfold on them to the reference bit for bit): the audio
+# layer's 1 x 80 taps at stride 4 in small, the decoder's 4x4 at stride 2, dilation that puts kernel columns
+# in every phase, and a row longer than the windows read.
+PHASED = [((1, 8), (1, 4), (0, 3), 1), ((4, 4), 2, 1, 1), ((2, 5), (1, 3), (1, 2), (1, 2)), ((3, 3), 2, 0, 2),
+          ((3, 4), (2, 3), 0, 1)]
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation", PHASED)
+def test_strided_convolution_and_transpose_through_phases_match_torch(torch, kernel, stride, padding, dilation):
+    rng = np.random.default_rng(6)
+    x, weight, bias = arrays(rng, "float64", (3, 4, 9, 23), (5, 4, *kernel), 5)
+    layer = colnn.nn.Conv2d(weight, bias, stride=stride, padding=padding, dilation=dilation)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, bias))
+    expected = torch.nn.functional.conv2d(xt, wt, bt, stride, padding, dilation)
+    out = layer.forward(x)
+    np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    grad = rng.standard_normal(out.shape)
+    expected.backward(torch.from_numpy(grad))
+    np.testing.assert_allclose(layer.backward(grad), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.dW, wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    # The transposed convolution is the input gradient: GEMM, then col2im through the phases.
+    window = Window.build(x.shape[2:], kernel, stride, padding, dilation)
+    reach = [(o - 1) * s - 2 * p + d * (k - 1) + 1 for o, s, p, d, k in
+             zip(out.shape[2:], window.stride, window.padding, window.dilation, window.kernel_size)]
+    transposed = colnn.conv_transpose2d(grad, weight, None, stride, padding, dilation=dilation,
+                                        output_padding=tuple(np.subtract(x.shape[2:], reach)))
+    np.testing.assert_allclose(transposed, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_conv1d_of_audio_at_stride_4_matches_torch(torch):
+    """One channel, 80 taps at stride 4 (``colnn bench``'s W1 in small): the per-image GEMM's phased columns."""
+    rng = np.random.default_rng(7)
+    x, weight, bias = arrays(rng, "float32", (3, 1, 1003), (16, 1, 80), 16)
+    expected = torch.nn.functional.conv1d(*(torch.from_numpy(a) for a in (x, weight, bias)), stride=4)
+    np.testing.assert_allclose(colnn.conv1d(x, weight, bias, stride=4), expected.numpy(), rtol=1e-5, atol=1e-5)

@@ -192,3 +192,81 @@ def test_conv3d_shared_planes_at_the_benchmark_shape():
     assert_close(layer.backward(grad), grad_x, what="dx")
     assert_close(layer.dW, grad_w, what="dW")
     assert_close(layer.db, grad_b, what="db")
+
+
+# --- Winograd across the planes (colnn.kernels.winograd3d) -------------------------------------------
+
+WINOGRAD3D_CASES = [
+    # (input, weight, padding): the benchmark's 3x3x3 in small, planes not a multiple of the 4x4 tile,
+    # depth kernels of 1 and 2, padding per axis, and more output depths than one run holds; 16 filters
+    # at least, so that the input gradient (a convolution of the 16-channel output gradient) takes it too
+    ((2, 16, 5, 13, 11), (16, 16, 3, 3, 3), 1),
+    ((1, 16, 4, 9, 9), (16, 16, 2, 3, 3), (0, 1, 1)),
+    ((2, 16, 3, 8, 8), (16, 16, 1, 3, 3), (0, 0, 1)),
+    ((1, 16, 9, 6, 7), (16, 16, 3, 3, 3), (2, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding", WINOGRAD3D_CASES)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv3d_winograd_matches_torch(monkeypatch, x_shape, w_shape, padding, with_bias):
+    from colnn.kernels import winograd3d
+
+    monkeypatch.setattr(winograd3d, "RUN_BYTES", 1)  # one output depth per run: every run boundary crossed
+    rng = np.random.default_rng(9)
+    x, weight, bias = _arrays(rng, np.float32, x_shape, w_shape, (w_shape[0],))
+    bias = bias if with_bias else None
+    window = colnn.ops.conv.conv_window(x_shape[2:], w_shape[2:], padding=padding)
+    assert winograd3d.applies(x.shape, weight.shape, window, 1)
+    assert winograd3d.input_grad_window(x.shape, weight.shape, window, 1) is not None
+    tensors = [torch.tensor(a, requires_grad=True) for a in (x, weight)]
+    expected = F.conv3d(*tensors, None if bias is None else torch.tensor(bias), padding=padding)
+    assert_close(colnn.conv3d(x, weight, bias, padding=padding), expected.detach().numpy())
+    # The input gradient at stride 1 is a Winograd convolution of the output gradient too.
+    grad = rng.standard_normal(expected.shape).astype(np.float32)
+    expected.backward(torch.tensor(grad))
+    layer = colnn.nn.Conv3d(weight, np.zeros(w_shape[0], np.float32) if bias is None else bias, padding=padding)
+    layer.forward(x)
+    assert_close(layer.backward(grad), tensors[0].grad.numpy(), what="dx")
+    assert_close(layer.dW, tensors[1].grad.numpy(), what="dW")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NumPy's note on NaN in matmul, in a worker
+def test_conv3d_winograd_leaves_an_image_with_nan_inf_or_huge_values_to_the_exact_path():
+    """Such an image takes the direct sums (NaN and inf where a window's own sum gives them); the others Winograd."""
+    rng = np.random.default_rng(10)
+    x = (rng.integers(-8, 9, size=(2, 16, 4, 9, 10)) / 8).astype(np.float32)
+    x[1, 3, 2, 4, 5], x[1, 7, 0, 0, 9], x[1, 0, 3, 8, 0] = np.nan, np.inf, 1e38
+    weight = rng.integers(0, 3, size=(4, 16, 3, 3, 3)).astype(np.float32)  # zeros too: inf * 0 arises
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = colnn.conv3d(x, weight, padding=1)
+        expected = F.conv3d(torch.tensor(x, dtype=torch.float64), torch.tensor(weight, dtype=torch.float64),
+                            padding=1).numpy().astype(np.float32)
+    for where in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(where(out), where(expected))
+    assert np.isnan(out[1]).any() and np.isinf(out[1]).any()
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(out[finite], expected[finite], rtol=1e-5, atol=1e-4)
+
+
+def test_conv3d_winograd_is_float32_only():
+    """float64 keeps the direct sums (exact zeros stay zero); a stride or dilation is not this path's either."""
+    from colnn.kernels import winograd3d
+
+    window = colnn.ops.conv.conv_window((4, 8, 8), (3, 3, 3), padding=1)
+    assert winograd3d.applies((1, 16, 4, 8, 8), (4, 16, 3, 3, 3), window, 1)
+    assert not colnn.ops.conv.conv._transforms_allowed(np.float64)
+    for other in (colnn.ops.conv.conv_window((4, 8, 8), (3, 3, 3), stride=(1, 2, 1)),
+                  colnn.ops.conv.conv_window((6, 8, 8), (3, 3, 3), dilation=(2, 1, 1))):
+        assert not winograd3d.applies((1, 16, 4, 8, 8), (4, 16, 3, 3, 3), other, 1)
+    assert not winograd3d.applies((1, 16, 4, 8, 8), (4, 16, 3, 3, 2), window, 1)
+    assert not winograd3d.applies((1, 16, 4, 8, 8), (4, 8, 3, 3, 3), window, 2)
+
+
+def test_a_chunk_stops_at_gemm_columns():
+    """Small planes share a chunk up to GEMM_COLUMNS columns; a wide image is a chunk of its own."""
+    small = colnn.ops.conv.conv_window((8, 8), (3, 3), padding=1)  # 64 columns an image
+    columns = conv_chunked._Columns((32, 3, 8, 8), 4, small, np.dtype(np.float32), 16 << 20)
+    assert columns.images == -(-conv_chunked.GEMM_COLUMNS // 64)
+    wide = colnn.ops.conv.conv_window((1, 4000), (1, 3), padding=(0, 1))
+    assert conv_chunked._Columns((16, 64, 1, 4000), 64, wide, np.dtype(np.float32), 16 << 20).images == 1

@@ -58,13 +58,18 @@ def test_direct_matches_torch_on_the_first_layer_of_simple_conv_net(torch, rng, 
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's 0 * inf
-def test_nan_and_inf_propagate_as_in_a_plain_sum_of_products(rng):
-    x = rng.standard_normal((2, 2, 7, 7))
-    x[0, 0, 3, 3], x[1, 1, 0, 0], x[1, 0, 6, 6] = np.nan, np.inf, -np.inf
-    weight = rng.standard_normal((3, 2, 3, 2))
-    weight[2, 1, 0, 0] = 0.0  # 0 * inf is NaN: a zero tap must not skip the product
+@pytest.mark.parametrize(("x_shape", "w_shape", "unrolled"), [
+    ((2, 2, 7, 7), (3, 2, 3, 2), False),  # tap by tap
+    ((3, 1, 9, 9), (3, 1, 3, 3), True),   # the unrolled one-channel loop
+])
+def test_nan_and_inf_propagate_as_in_a_plain_sum_of_products(rng, x_shape, w_shape, unrolled):
+    x = rng.standard_normal(x_shape)
+    x[0, 0, 3, 3], x[1, -1, 0, 0], x[-1, 0, -1, -1] = np.nan, np.inf, -np.inf
+    weight = rng.standard_normal(w_shape)
+    weight[2, -1, 0, 0] = 0.0  # 0 * inf is NaN: a zero tap must not skip the product
     bias = rng.standard_normal(3)
     window = conv.conv_window(x.shape[2:], weight.shape[2:], 1, 1, 1)
+    assert direct_conv.unrolls(x.shape, x.dtype, window) == unrolled
     out = direct_conv.conv2d_forward_direct(x, weight, bias, window)
     expected = naive_conv2d(x, weight, bias, (1, 1), (1, 1), (1, 1), 1)
     np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
@@ -96,3 +101,87 @@ def test_caller_arrays_are_not_modified(rng):
     conv.conv2d(x, weight, padding=2)
     np.testing.assert_array_equal(x, before[0])
     np.testing.assert_array_equal(weight, before[1])
+
+
+UNROLLED_CASES = [(kernel, dtype) for kernel, dtypes in sorted(direct_conv.UNROLLED_KERNELS.items())
+                  for dtype in sorted(dtypes)]
+
+
+@pytest.mark.parametrize(("kernel", "dtype"), UNROLLED_CASES)
+@pytest.mark.parametrize(("shape", "filters", "padding", "with_bias", "relu"), [
+    ((3, 1, 28, 28), 30, 0, True, False),   # SimpleConvNet's first layer: filters in pairs
+    ((2, 1, 13, 17), 7, 1, False, True),    # an odd filter count (the last pair is one filter), odd widths
+    ((1, 1, 6, 5), 1, 2, True, True),       # one filter, a grid of a few cells
+])
+def test_the_unrolled_one_channel_loop_matches_torch(torch, rng, kernel, dtype, shape, filters, padding, with_bias,
+                                                     relu):
+    x = rng.standard_normal(shape).astype(dtype)
+    weight = rng.standard_normal((filters, 1, *kernel)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype) if with_bias else None
+    window = conv.conv_window(shape[2:], kernel, 1, padding, 1)
+    assert direct_conv.unrolls(x.shape, x.dtype, window)
+    out = direct_conv.conv2d_forward_direct(x, weight, bias, window, relu)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight),
+                                          None if bias is None else torch.from_numpy(bias), padding=padding)
+    expected = (torch.relu(expected) if relu else expected).numpy()
+    assert out.dtype == x.dtype and out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=0, atol=TOL[x.dtype.type] * max(1.0, np.abs(expected).max()))
+
+
+@pytest.mark.parametrize(("kernel", "dtype"), UNROLLED_CASES)
+def test_the_unrolled_loop_sums_as_the_tap_by_tap_loop_bit_for_bit(rng, kernel, dtype):
+    """Same products, same order (kernel rows, then taps), one FMA each: the two loops agree to the last bit."""
+    from colnn.kernels import direct_conv_loops
+
+    x = rng.standard_normal((3, 1, 19, 23)).astype(dtype)
+    weight = rng.standard_normal((5, 1, *kernel)).astype(dtype)
+    bias = rng.standard_normal(5).astype(dtype)
+    out_shape = (3, 5, 19 - kernel[0] + 1, 23 - kernel[1] + 1)
+    unrolled, tap_by_tap = np.empty(out_shape, dtype), np.empty(out_shape, dtype)
+    direct_conv_loops.one_channel_conv(*kernel)(x, weight, bias, True, True, unrolled)
+    grid = np.empty(direct_conv_loops.FILTERS * out_shape[2] * x.shape[3], dtype)
+    direct_conv_loops.conv_valid_into(x, weight, bias, True, True, tap_by_tap, grid)
+    np.testing.assert_array_equal(unrolled, tap_by_tap)
+
+
+def test_float64_blank_windows_give_exact_zeros_on_the_unrolled_loop(rng):
+    """MNIST's blank border with a zero bias: every window of zeros gives exactly 0.0 (no 1e-17 left by rounding)."""
+    x = np.zeros((2, 1, 28, 28))
+    x[:, :, 8:20, 8:20] = rng.random((2, 1, 12, 12))
+    weight = rng.standard_normal((6, 1, 3, 3))
+    window = conv.conv_window((28, 28), (3, 3), 1, 1, 1)
+    assert direct_conv.unrolls(x.shape, x.dtype, window)
+    out = direct_conv.conv2d_forward_direct(x, weight, np.zeros(6), window)
+    blank = np.ones((28, 28), bool)
+    blank[7:21, 7:21] = False  # windows that reach the drawn square
+    assert np.all(out[:, :, blank] == 0.0)
+    expected = naive_conv2d(x, weight, np.zeros(6), (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+
+
+def test_only_one_channel_and_the_listed_sizes_and_dtypes_unroll():
+    window5 = conv.conv_window((28, 28), (5, 5), 1, 0, 1)
+    window4 = conv.conv_window((28, 28), (4, 4), 1, 0, 1)
+    assert direct_conv.unrolls((8, 1, 28, 28), np.dtype(np.float32), window5)
+    assert not direct_conv.unrolls((8, 1, 28, 28), np.dtype(np.float64), window5)  # slower unrolled: tap by tap
+    assert not direct_conv.unrolls((8, 3, 28, 28), np.dtype(np.float32), window5)
+    assert not direct_conv.unrolls((8, 1, 28, 28), np.dtype(np.float32), window4)
+
+
+def test_two_threads_share_out_every_image_from_the_queue(torch, rng):
+    """More images than a thread's group, a batch big enough to run on two threads: each image once, each right."""
+    import colnn
+    from colnn.kernels import threads
+
+    x = rng.random((4 * direct_conv.GROUP_IMAGES + 3, 1, 28, 28), dtype=np.float32)
+    weight = (rng.standard_normal((8, 1, 5, 5)) / 5).astype(np.float32)
+    window = conv.conv_window((28, 28), (5, 5), 1, 0, 1)
+    assert x.shape[0] * 8 * 24 * 24 * 4 * 25 // 8 >= threads.SERIAL_BELOW_BYTES
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight)).numpy()
+    before = colnn.get_num_threads()
+    colnn.set_num_threads(2)
+    try:
+        out = direct_conv.conv2d_forward_direct(x, weight, None, window)
+    finally:
+        colnn.set_num_threads(before)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=2e-5 * np.abs(expected).max())

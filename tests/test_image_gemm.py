@@ -136,14 +136,17 @@ def test_nan_and_inf_reach_exactly_the_windows_that_hold_them(rng, relu):
     np.testing.assert_allclose(out[finite], expected[finite], rtol=1e-12, atol=1e-12)
 
 
-def test_the_strategy_picks_image_gemm_for_one_channel_and_enough_filters(monkeypatch, rng):
+def test_the_strategy_picks_the_unrolled_direct_loop_else_image_gemm_for_one_channel(monkeypatch, rng):
     calls = []
     for module, name in [(image_gemm, "conv2d_forward_image_gemm"), (direct_conv, "conv2d_forward_direct"),
                          (conv_chunked, "conv2d_forward_chunked")]:
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *args, original=original, name=name:
                             calls.append(name) or original(*args))
-    cases = [((2, 1, 12, 12), (30, 1, 5, 5), 1, "conv2d_forward_image_gemm"),
+    # A float32 5x5 at stride 1 has an unrolled direct loop, faster than the per-image GEMM (3x3 goes to
+    # Winograd); other sizes and strides with one channel and enough filters take the GEMM.
+    cases = [((2, 1, 12, 12), (30, 1, 5, 5), 1, "conv2d_forward_direct"),
+             ((2, 1, 12, 12), (30, 1, 4, 4), 1, "conv2d_forward_image_gemm"),
              ((2, 1, 12, 12), (30, 1, 5, 5), 2, "conv2d_forward_image_gemm"),
              ((2, 1, 12, 12), (6, 1, 5, 5), 1, "conv2d_forward_direct"),
              ((2, 3, 12, 12), (30, 3, 5, 5), 1, "conv2d_forward_direct"),

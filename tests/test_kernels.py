@@ -324,7 +324,10 @@ def test_float16_convolution_falls_back_to_the_reference(rng):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
-@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"), [(3, 1, 1, 1), ((2, 3), (2, 1), (1, 0), (1, 2))])
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"), [
+    (3, 1, 1, 1), ((2, 3), (2, 1), (1, 0), (1, 2)),
+    # through the stride's phases (im2col_loops._reads_phases)
+    ((1, 8), (1, 4), (0, 3), 1), (4, 2, 1, 1), ((2, 5), (1, 3), (1, 2), (1, 2)), ((3, 4), (2, 3), 0, 1)])
 def test_compiled_im2col_col2im_unfold_fold_equal_the_reference_bit_for_bit(dtype, kernel, stride, padding,
                                                                           dilation, rng):
     """Same values, and the same summation order in col2im/fold (random floats would show another)."""

@@ -6,10 +6,11 @@
 - :mod:`.box_pool`: pooling over boxes, the N-d home: 3-d window pools, adaptive and
   fractional pools, max_unpool's scatter and gather;
 - :mod:`.unfold`: compiled im2col/col2im/unfold/fold;
-- :mod:`.conv_chunked`, :mod:`.winograd`, :mod:`.image_gemm`, :mod:`.direct_conv`: the default
-  convolution strategy;
+- :mod:`.conv_chunked`, :mod:`.winograd`, :mod:`.winograd3d`, :mod:`.conv3d_planes`,
+  :mod:`.image_gemm`, :mod:`.direct_conv`: the default convolution strategy;
 - :mod:`.epilogue`: bias and ReLU fused into a layer's output pass;
 - :mod:`.relu`, :mod:`.adam`: ReLU forward/backward and Adam's step, one compiled pass each;
+- :mod:`.pyramid`: an image pyramid's means (``colnn pool --method avg``), one compiled pass a block;
 - :mod:`.blas`: small products on one BLAS thread;
 - ``*_loops`` and :mod:`.rows`: the ``@njit`` loops themselves.
 

@@ -5,7 +5,8 @@ Each image's column matrix is ``(C*K, L)`` with ``K`` the kernel's cells and
 column ``(*o)``. A chunk of ``B`` images lays them side by side, ``(C*K, B*L)``,
 so that ``weight (FN, C*K) @ col`` is the chunk's whole output in one BLAS
 call. The buffer holds at most ``budget_bytes`` (and one image at least), so
-memory stays bounded whatever the batch; a 3-D image whose columns exceed
+memory stays bounded whatever the batch, and a chunk takes no more images than
+give its GEMM :data:`GEMM_COLUMNS` columns, beyond which OpenBLAS slows down; a 3-D image whose columns exceed
 :data:`SLAB_BYTES` is built a slab of output depths at a time instead, so that
 its columns are still in cache when the GEMM reads them. 1-D convolutions come
 here as 2-D with a unit height. Ungrouped 3-D convolutions with depth dilation 1
@@ -43,8 +44,8 @@ from .geometry import window_args
 from .threads import get_num_threads
 
 __all__ = [
-    "supports_dtype", "chunk_images", "SLAB_BYTES", "in_parallel", "conv2d_forward_chunked", "forward_images",
-    "conv2d_backward_chunked", "conv_input_grad_chunked", "conv_transpose_backward_chunked",
+    "supports_dtype", "chunk_images", "SLAB_BYTES", "GEMM_COLUMNS", "in_parallel", "conv2d_forward_chunked",
+    "forward_images", "conv2d_backward_chunked", "conv_input_grad_chunked", "conv_transpose_backward_chunked",
 ]
 
 _lock = threading.Lock()  # guards the pool below and the process-wide BLAS limit
@@ -78,6 +79,13 @@ def chunk_images(n_images: int, bytes_per_image: int, budget_bytes: int) -> int:
 # (32, 16, 3, 3, 3), padding 1, one thread, one image took 12 ms in slabs of one depth (1.7 MB), 15 ms
 # in slabs of 4 and 25 ms at once (28 MB).
 SLAB_BYTES = 2 << 20
+# A chunk of images stops once its GEMMs have this many columns (``B*L``); the budget may allow more.
+# Wider, they run at half speed on the 2-core AMD EPYC of ``colnn bench`` (OpenBLAS SkylakeX kernel, one
+# thread): (512, 64) @ (64, N) at 59-73 GFLOP/s with N = 512-1024, 22-33 with N = 2048-4096, and
+# (64, 192) @ (192, N) at 66 for N = 4000, 28 for 16000; the forward of conv_transpose2d (16, 64, 32,
+# 32) by (64, 32, 4, 4), stride 2, took 44 ms with one image per chunk, 65 ms with four (single thread,
+# interleaved). Narrow images still share a chunk: a GEMM of 196 columns (conv2d on 14x14) is slow.
+GEMM_COLUMNS = 1024
 
 
 class _Columns:
@@ -86,7 +94,7 @@ class _Columns:
     A piece of work is ``count`` images at output depths ``[lo, hi)`` (a 2-D
     window has the one depth ``[0, 1)``), its ``P`` columns ordered ``(b, od,
     oy, ox)``: several whole images while their columns fit ``budget_bytes``
-    (one at least); in 3-D, an image whose columns exceed :data:`SLAB_BYTES` is
+    and :data:`GEMM_COLUMNS` (one at least); in 3-D, an image whose columns exceed :data:`SLAB_BYTES` is
     done a slab of depths at a time. 2-D runs :mod:`colnn.kernels.im2col_loops`,
     3-D :mod:`colnn.kernels.im2col3d_loops`; 1-D comes here with a unit height
     (:meth:`Window.with_unit_axis`).
@@ -120,7 +128,10 @@ class _Columns:
         if self.ndim == 3 and image_bytes > min(budget_bytes, SLAB_BYTES):
             self.images, self.depths = 1, max(1, min(self.out_depth, min(budget_bytes, SLAB_BYTES) // slice_bytes))
         else:
-            self.images, self.depths = chunk_images(n_images, image_bytes, budget_bytes), self.out_depth
+            columns_per_image = self.out_depth * self.slice_len
+            self.images = min(chunk_images(n_images, image_bytes, budget_bytes),
+                              max(1, -(-GEMM_COLUMNS // columns_per_image)))
+            self.depths = self.out_depth
         size = self.images * self.depths * self.slice_len
         self._col = np.empty(self.col_rows * size, dtype=dtype)
         self._rows = np.empty(out_channels * size, dtype=dtype)

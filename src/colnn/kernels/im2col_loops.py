@@ -19,6 +19,7 @@ took 400-1200 ms that way.)
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 from .epilogue_loops import store_row
@@ -40,9 +41,67 @@ def _inside_columns(col0, stride_w, width, out_w):
     return lo, hi
 
 
+@njit(cache=True, inline="always")
+def _reads_phases(kernel_w, stride_w, dilation_w):
+    """Whether im2col goes through the stride's phases: strided, with kernel columns sharing a phase.
+
+    Then each input row is split once into its ``stride_w`` phases
+    (:func:`_split_phases`), and every kernel column ``kx`` copies a contiguous
+    run of one phase, which vectorizes, instead of every ``stride_w``-th cell.
+    One image, one thread, interleaved: conv1d ``(1, 16000)`` by 80 taps at
+    stride 4, 0.04-0.05 ms against 0.12-0.20 ms strided; the 7x7 stride-2
+    stem on 224x224, 0.3-0.6 against 1.6-1.9 ms; 4x4 stride 2 on 64x64, 32
+    channels, 0.17-0.23 against 0.31-0.40 ms. With no two kernel columns in
+    one phase (``kernel_w <= stride_w``, a 1x1 stride-2 shortcut) the split
+    would be a pass for nothing. col2im keeps the strided adds: through the
+    phases (a zeroed split, contiguous adds, a merge) it was 1.2x faster at
+    4x4 stride 2 but 1.5x slower at 3x3 stride 2.
+    """
+    return stride_w > 1 and (kernel_w - 1) * dilation_w >= stride_w
+
+
+@njit(cache=True, inline="always")
+def _phase_of(kx, stride_w, dilation_w):
+    """``(phase, first cell)`` that kernel column ``kx`` reads for output column 0 in :func:`_split_phases`'s rows."""
+    return (kx * dilation_w) % stride_w, (kx * dilation_w) // stride_w
+
+
+@njit(cache=True, nogil=True)
+def _split_phases(images, col0, stride_w, phased):
+    """``phased[b, c, y, p, j] = images[b, c, y, j*stride_w + p + col0]``, 0 outside the row.
+
+    ``col0`` is the input column of output column 0 and kernel column 0 (``-pad_w``).
+    """
+    n_images, channels, height, width = images.shape
+    phase_len = phased.shape[4]
+    for b in range(n_images):
+        for c in range(channels):
+            for y in range(height):
+                row = images[b, c, y]
+                for p in range(stride_w):
+                    dst = phased[b, c, y, p]
+                    for j in range(phase_len):
+                        u = j * stride_w + p + col0
+                        dst[j] = row[u] if 0 <= u < width else 0
+
+
+@njit(cache=True, inline="always")
+def _phase_len(out_w, kernel_w, stride_w, dilation_w):
+    """Cells of a phase that the windows of a row read: ``out_w`` plus the last kernel column's offset."""
+    return out_w + ((kernel_w - 1) * dilation_w) // stride_w
+
+
 @njit(cache=True, nogil=True)
 def im2col_chunk(images, row_start, col_start, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, col):
     """Fill ``col`` ``(C*kh*kw, B*L)`` from ``images`` ``(B, C, H, W)``; padded cells are 0."""
+    if _reads_phases(kernel_w, stride_w, dilation_w):
+        n_images, channels, height = images.shape[:3]
+        phased = np.empty((n_images, channels, height, stride_w,
+                           _phase_len(col_start.shape[0], kernel_w, stride_w, dilation_w)), images.dtype)
+        _split_phases(images, col_start[0], stride_w, phased)
+        _im2col_phased(phased, row_start, col_start.shape[0], kernel_h, kernel_w, stride_w, dilation_h,
+                       dilation_w, col)
+        return
     n_images, channels, height, width = images.shape
     out_h, out_w = row_start.shape[0], col_start.shape[0]
     plane_len = out_h * out_w
@@ -100,6 +159,29 @@ def col2im_chunk(col, row_start, col_start, kernel_h, kernel_w, stride_w, dilati
                         dst = images[b, c, in_row, ox_lo * stride_w + col0:]
                         start = b * plane_len + oy * out_w
                         spread_cells(col_row[start + ox_lo:start + ox_hi], stride_w, dst)
+
+
+@njit(cache=True, nogil=True)
+def _im2col_phased(phased, row_start, out_w, kernel_h, kernel_w, stride_w, dilation_h, dilation_w, col):
+    """:func:`im2col_chunk` from the phases of :func:`_split_phases`: each stretch a contiguous copy."""
+    n_images, channels, height = phased.shape[:3]
+    out_h = row_start.shape[0]
+    plane_len = out_h * out_w
+    for c in range(channels):
+        for ky in range(kernel_h):
+            for kx in range(kernel_w):
+                col_row = col[(c * kernel_h + ky) * kernel_w + kx]
+                phase, first = _phase_of(kx, stride_w, dilation_w)
+                for b in range(n_images):
+                    for oy in range(out_h):
+                        dst = col_row[b * plane_len + oy * out_w:b * plane_len + (oy + 1) * out_w]
+                        in_row = row_start[oy] + ky * dilation_h
+                        if in_row < 0 or in_row >= height:
+                            dst[:] = 0
+                            continue
+                        src = phased[b, c, in_row, phase, first:]
+                        for j in range(out_w):
+                            dst[j] = src[j]
 
 
 # --- the book's layout, for the public im2col / col2im -------------------------------

@@ -11,8 +11,11 @@ One N-d computation (:func:`conv_forward`, :func:`conv_backward`) on the checked
   loops for few input channels (:mod:`colnn.kernels.direct_conv`), else compiled
   im2col chunk by chunk of images into a buffer of at most :func:`get_column_budget`
   bytes, one GEMM per chunk and group (:mod:`colnn.kernels.conv_chunked`); backward
-  rebuilds the columns instead of keeping them, so memory stays bounded;
-- 3-d NumPy float32/float64: the same chunked im2col + GEMM, its columns built
+  rebuilds the columns instead of keeping them, so memory stays bounded, and takes a
+  float32 3x3 stride-1 input gradient by Winograd (a convolution by the flipped filters);
+- 3-d NumPy float32 ``kd x 3 x 3`` at stride 1: Winograd F(4x4, 3x3) on each plane, direct
+  sums along the depth (:mod:`colnn.kernels.winograd3d`), and so the input gradient at stride 1;
+  other 3-d float32/float64 forwards and backwards: the same chunked im2col + GEMM, its columns built
   plane by plane along the depth (:mod:`colnn.kernels.im2col3d_loops`), or, ungrouped
   with depth dilation 1, one GEMM per output depth on input planes' 2-D columns that
   the ``kd`` output depths reading a plane share (:mod:`colnn.kernels.conv3d_planes`);
@@ -37,7 +40,7 @@ from ...core.ieee import quiet_ieee
 from ...core.namespace import cast_array, is_dask_array
 from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple, Window
-from ...kernels import conv_chunked, direct_conv, image_gemm, winograd
+from ...kernels import conv_chunked, direct_conv, image_gemm, winograd, winograd3d
 from ...kernels.epilogue import LOOP_DTYPES, relu_in_place, relu_mask
 from ...kernels.relu import relu_forward
 from ..reference.conv import (
@@ -137,6 +140,14 @@ def _transforms_allowed(dtype: Any) -> bool:
     return as_numpy_dtype(dtype) == np.float32
 
 
+def _winograd_input_grad_window(grad_output: np.ndarray, weight: np.ndarray, window: Window,
+                                groups: int) -> Window | None:
+    """The window of the Winograd convolution that gives this 2-D input gradient, or None where none does."""
+    back = winograd.input_grad_window(window)
+    flipped_shape = (weight.shape[1], weight.shape[0], *weight.shape[2:])
+    return back if back is not None and winograd.applies(grad_output.shape, flipped_shape, back, groups) else None
+
+
 def takes_chunked_path(x: np.ndarray, weight: np.ndarray, window: Window, groups: int) -> bool:
     """Whether the default strategy's forward of this NumPy float32/float64 batch is the chunked im2col + GEMM.
 
@@ -170,9 +181,13 @@ def _forward(
             if relu:  # Winograd's output transform does not take the epilogue: one pass in place
                 relu_in_place(out)
             return out, x
+        direct = direct_conv.applies(x.shape, weight.shape, window, groups)
+        # The unrolled direct loops (3x3, 5x5) beat the per-image GEMM; other direct sizes do not.
+        if direct and direct_conv.unrolls(x.shape, x.dtype, window):
+            return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu, out), x
         if image_gemm.applies(x.shape, weight.shape, window, groups):
             return image_gemm.conv2d_forward_image_gemm(x, weight, bias, window, relu, out), x
-        if direct_conv.applies(x.shape, weight.shape, window, groups):
+        if direct:
             return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu, out), x
         return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes, relu,
                                                    out), x
@@ -202,7 +217,7 @@ def conv2d_relu_forward(
                               relu=True, out=out)
         return out, saved, relu_mask(out, mask) if keep_mask else None
     out, saved = conv2d_forward(x, weight, bias, window, groups, strategy)
-    out, mask = relu_forward(out)
+    out, mask = relu_forward(out, compiled=False)  # the reference path: NumPy, no Numba to load
     return out, saved, mask if keep_mask else None
 
 
@@ -220,18 +235,37 @@ def conv2d_backward(
     """Gradients ``(grad_input, grad_weight, grad_bias)`` of a convolution.
 
     ``saved`` is what :func:`conv2d_forward` returned with the same ``strategy``.
-    With ``input_grad=False`` ``grad_input`` is None: the default strategy then
+    The default strategy computes a float32 3x3 stride-1 input gradient as the
+    Winograd convolution of ``grad_output`` by the flipped filters (its sums round
+    as the forward's do), other input gradients by GEMM and col2im, and the
+    weight gradient by GEMM. With ``input_grad=False`` ``grad_input`` is None: the default strategy then
     skips its GEMM and col2im (a network's first layer, whose input needs no
     gradient; PyTorch's autograd skips it there too).
     """
     acc = accumulation_dtype(grad_output.dtype)
     if acc != as_numpy_dtype(grad_output.dtype):
-        grads = conv2d_backward(cast_array(grad_output, acc), input_shape, saved, cast_array(weight, acc),
-                                window, groups, strategy, input_grad)
+        # Without Winograd, as in forward: float32 sums rounded once to float16.
+        grads = _backward(cast_array(grad_output, acc), input_shape, saved, cast_array(weight, acc),
+                          window, groups, strategy, input_grad, transforms=False)
         dtype = as_numpy_dtype(grad_output.dtype)
         grad_input, grad_weight, grad_bias = (None if grad is None else cast_array(grad, dtype) for grad in grads)
         return grad_input, grad_weight, grad_bias
+    return _backward(grad_output, input_shape, saved, weight, window, groups, strategy, input_grad,
+                     transforms=_transforms_allowed(grad_output.dtype))
+
+
+def _backward(grad_output: np.ndarray, input_shape: tuple[int, ...], saved: np.ndarray, weight: np.ndarray,
+              window: Window, groups: int, strategy: str | None, input_grad: bool,
+              transforms: bool) -> tuple[Any, Any, Any]:
+    """:func:`conv2d_backward` in ``grad_output``'s dtype; a Winograd input gradient only if ``transforms``."""
     if runs_kernels(strategy, grad_output, "conv"):
+        back = _winograd_input_grad_window(grad_output, weight, window, groups) if input_grad and transforms else None
+        if back is not None and not image_gemm.applies(saved.shape, weight.shape, window, groups):
+            # Stride 1: the input gradient is a forward 3x3 convolution, which Winograd takes; dW stays on GEMMs.
+            _, grad_weight, grad_bias = conv_chunked.conv2d_backward_chunked(
+                grad_output, saved, weight, window, groups, _column_budget_bytes, input_grad=False)
+            return (winograd.conv2d_forward_winograd(grad_output, winograd.flipped_filters(weight), None, back,
+                                                     _column_budget_bytes), grad_weight, grad_bias)
         if not image_gemm.applies(saved.shape, weight.shape, window, groups):
             return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups,
                                                         _column_budget_bytes, input_grad)
@@ -262,6 +296,8 @@ def conv_forward(x: Any, weight: Any, bias: Any | None, window: Window, groups: 
                                     window.with_unit_axis(), groups, strategy)
         return out[:, :, 0, ...], saved
     if runs_kernels(strategy, x, "conv"):
+        if _transforms_allowed(x.dtype) and winograd3d.applies(x.shape, weight.shape, window, groups):
+            return winograd3d.conv3d_forward_winograd(x, weight, bias, window, _column_budget_bytes), x
         return conv_chunked.conv2d_forward_chunked(x, weight, bias, window, groups, _column_budget_bytes), x
     xp = namespace(x, weight)
     out_channels = weight.shape[0]
@@ -291,6 +327,13 @@ def conv_backward(grad_output: Any, input_shape: tuple[int, ...], saved: Any, we
         grad_input, grad_weight, grad_bias = empty_batch_gradients(input_shape, weight, weight.shape[0], grad_output)
         return grad_input if input_grad else None, grad_weight, grad_bias
     if runs_kernels(strategy, grad_output, "conv"):
+        back = winograd3d.input_grad_window(input_shape, weight.shape, window, groups)
+        if input_grad and back is not None and _transforms_allowed(grad_output.dtype):
+            # Stride 1: the input gradient is a forward convolution, which Winograd takes; dW stays on GEMMs.
+            grad_input = winograd3d.conv3d_input_grad_winograd(grad_output, weight, back, _column_budget_bytes)
+            _, grad_weight, grad_bias = conv_chunked.conv2d_backward_chunked(
+                grad_output, saved, weight, window, groups, _column_budget_bytes, input_grad=False)
+            return grad_input, grad_weight, grad_bias
         # The 2-D kernels' functions take a 3-D window too (its columns built plane by plane).
         return conv_chunked.conv2d_backward_chunked(grad_output, saved, weight, window, groups,
                                                     _column_budget_bytes, input_grad)
