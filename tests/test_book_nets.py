@@ -51,6 +51,28 @@ def test_simple_conv_net_gradient_check_as_in_chapter_7():
         np.testing.assert_allclose(backprop[key], numerical[key], rtol=1e-5, atol=1e-9, err_msg=key)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simple_conv_net_numerical_gradient_is_every_perturbed_loss_through_the_whole_network(dtype):
+    """The numerical gradient restarts each perturbed loss at the perturbed layer: the book's definition (the
+    whole forward, here net.loss for every perturbation, written out as central differences) bit for bit."""
+    rng = np.random.default_rng(5)
+    net = SimpleConvNet(input_dim=(2, 7, 9), conv_param={"filter_num": 4, "filter_size": 3, "pad": 1, "stride": 2},
+                        hidden_size=6, output_size=5, weight_init_std=0.3, seed=2, dtype=dtype)
+    x, t = rng.random((3, 2, 7, 9)), np.array([4, 0, 2])
+    numerical = net.numerical_gradient(x, t)
+    for key, param in net.params.items():
+        expected = np.zeros_like(param)
+        for index in np.ndindex(param.shape):
+            kept = param[index]
+            param[index] = kept + 1e-4
+            above = net.loss(x, t)
+            param[index] = kept - 1e-4
+            below = net.loss(x, t)
+            param[index] = kept
+            expected[index] = (above - below) / 2e-4
+        np.testing.assert_array_equal(numerical[key], expected, err_msg=key)
+
+
 def test_simple_conv_net_trains_with_trainer_and_saves_the_books_pickle(tmp_path, capsys):
     """train_convnet.py in small: the optimizer's in-place steps reach the layers; params.pkl is the book's."""
     np.random.seed(1)

@@ -40,7 +40,7 @@ def test_the_cli_says_once_that_it_compiles_and_not_again_with_a_warm_cache(tmp_
 
 def test_the_library_compiles_silently(tmp_path):
     cache = tmp_path / "cache"
-    code = "import numpy as np, colnn.nn; colnn.nn.Relu().forward(np.ones((1, 1, 4, 4), np.float32))"
+    code = "import numpy as np, colnn.nn; colnn.nn.Relu().forward(np.ones((1, 1, 256, 256), np.float32))"
     done = run(["-c", code], cache)
     assert compiled_kernels(cache) >= 1  # it did compile
     assert done.stderr == ""

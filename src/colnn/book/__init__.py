@@ -30,23 +30,23 @@ The names below are here too, for short imports:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+from ..core.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from ._pickle import UnsafePickleError, load_pickle, save_pickle
+    from .deep_convnet import DeepConvNet
+    from .mnist import MNIST_DIR_VARIABLE, load_mnist
+    from .simple_convnet import SimpleConvNet
+    from .trainer import Trainer
 
 __all__ = ["SimpleConvNet", "DeepConvNet", "Trainer", "load_mnist", "MNIST_DIR_VARIABLE", "load_pickle",
            "save_pickle", "UnsafePickleError"]
 
 # Imported on first use, so that ``import colnn.book.functions`` loads no network or data code.
-_HOMES = {"SimpleConvNet": "simple_convnet", "DeepConvNet": "deep_convnet", "Trainer": "trainer",
-          "load_mnist": "mnist", "MNIST_DIR_VARIABLE": "mnist", "load_pickle": "_pickle", "save_pickle": "_pickle",
-          "UnsafePickleError": "_pickle"}
+_HOMES = {"SimpleConvNet": ".simple_convnet", "DeepConvNet": ".deep_convnet", "Trainer": ".trainer",
+          "load_mnist": ".mnist", "MNIST_DIR_VARIABLE": ".mnist", "load_pickle": "._pickle", "save_pickle": "._pickle",
+          "UnsafePickleError": "._pickle"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -10,22 +10,24 @@ replaces its loss by the book's :class:`~colnn.book.layers.SoftmaxWithLoss`
 
 from __future__ import annotations
 
+import functools
 import os
-import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from colnn.nn import Layer, ModelFileError, Network
-from colnn.nn.base import WeightAndBias
-
-from ..core.checks import describe
 from . import gradient as book_gradient
-from ._pickle import load_pickle, save_pickle
-from .layers import SoftmaxWithLoss
+from .layers import SoftmaxWithLoss, lean_affine, lean_relu, window_work
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from colnn.nn import Layer, Network
+
+# colnn's layers (and the file and error helpers) are imported where a network is first built or used, not with
+# this module: importing colnn.book.simple_convnet (or deep_convnet, multi_layer_net) stays a NumPy import.
 
 __all__ = ["BookNetwork", "draw_normal", "he_draws", "numbered_sources", "conv_param_values"]
 
@@ -48,6 +50,8 @@ def he_draws(network: Network, randn: Any) -> None:
     (``C * FH * FW`` for a convolution, the rows for an affine layer): the draws the
     book's DeepConvNet makes, in its order. Biases are set to 0.
     """
+    from colnn.nn.base import WeightAndBias
+
     for layer in network.layers:
         if isinstance(layer, WeightAndBias):
             weight = layer.W
@@ -65,11 +69,39 @@ def numbered_sources(layers: Sequence[Layer]) -> dict[str, tuple[Layer, str]]:
     return sources
 
 
+def _infer(layer: Any, x: Any) -> Any:
+    """``layer.infer(x)``; for colnn's own ``Affine`` and ``Relu``, the book's lean arithmetic (the same bits).
+
+    A numerical gradient evaluates the last layers thousands of times on one or
+    two samples, where colnn's per-call checks cost more than the products.
+    """
+    affine, relu = _lean_layer_types()
+    if type(layer) is affine:
+        out = lean_affine(x.reshape(x.shape[0], -1) if x.ndim > 2 else x, layer.W, layer.b)
+        if out is not None:
+            return out
+    elif type(layer) is relu:
+        lean = lean_relu(x)
+        if lean is not None:
+            return lean[0]
+    return layer.infer(x)
+
+
+@functools.cache
+def _lean_layer_types() -> tuple[Any, Any]:
+    """colnn's ``Affine`` and ``Relu`` (imported once, by the first numerical gradient)."""
+    from colnn.nn import Affine, Relu
+
+    return Affine, Relu
+
+
 def conv_param_values(conv_param: Any, name: str) -> dict[str, Any]:
     """The four entries of one of the book's ``conv_param`` dicts; ValueError naming ``name`` if one is missing."""
     try:
         return {key: conv_param[key] for key in ("filter_num", "filter_size", "pad", "stride")}
     except (KeyError, TypeError, IndexError):
+        from ..core.checks import describe
+
         raise ValueError(f"{name} must be a dict with 'filter_num', 'filter_size', 'pad' and 'stride', "
                          f"got {describe(conv_param)}") from None
 
@@ -86,6 +118,9 @@ class BookNetwork:
     last_layer: SoftmaxWithLoss
     # The mode the book's ``loss`` runs in (DeepConvNet's drops out).
     _loss_train_flg = False
+    # Whether the loss is the network's inference-mode loss and nothing else (no weight decay, no random
+    # draws, no running statistics updated), so that a numerical gradient may start at the perturbed layer.
+    _loss_from_any_layer = False
 
     def _assemble(self, network: Network, layer_names: Sequence[str],
                   grad_sources: dict[str, tuple[Layer, str]]) -> None:
@@ -97,17 +132,53 @@ class BookNetwork:
         parameter. :attr:`params` maps every key to that very array.
         """
         self.network = network
+        # Those on colnn's default path (a 2-d convolution or max pooling; others stop the walk) warm up as the
+        # book's Convolution does.
+        # id -> the path last picked for it; a layer whose strategy someone else set since keeps that one.
+        self._warming: dict[int, str | None] = {id(layer): None for layer in network.layers
+                                                 if getattr(layer, "strategy", "") is None}
         self.network.loss_layer = self.last_layer = SoftmaxWithLoss()
         self.layers = OrderedDict(zip(layer_names, network.layers))
         self.params = {key: getattr(layer, grad_name[1:]) for key, (layer, grad_name) in grad_sources.items()}
         self._grad_sources = grad_sources
 
+    def _warm_up(self, x: Any, start: int = 0) -> None:
+        """Pick the path of each convolution and pooling in one pass of ``x`` into layer ``start`` on.
+
+        The rule of :class:`colnn.book.layers.Convolution`
+        (:func:`colnn.ops.strategy.warm_up_strategy`): a process's first small
+        passes (``gradient_check.py``'s one 10x10 image) run colnn's NumPy reference
+        rather than load the compiled kernels; larger ones, or any once Numba is
+        loaded, run the kernels. One pass (forward and its backward) keeps one path.
+        The walk stops at the first affine layer, at a layer on colnn's default
+        path that is neither a 2-d convolution nor a max pooling, and at one whose
+        ``strategy`` was set from outside (which it keeps).
+        """
+        if not self._warming or type(x) is not np.ndarray or x.ndim != 4:
+            return
+        from colnn.ops.strategy import warm_up_strategy
+
+        shape = x.shape
+        layer: Any  # a Conv2d or MaxPool2d where it is warming up
+        for layer in self.network.layers[start:]:
+            if id(layer) in self._warming:
+                work = window_work(layer, shape)
+                if work is None or layer.strategy != self._warming[id(layer)]:
+                    break
+                layer.strategy = self._warming[id(layer)] = warm_up_strategy(None, work[0])
+                shape = work[1]
+            elif getattr(layer, "W", None) is not None:
+                break  # an affine layer: the windowed part of the network is over
+            # ReLU, dropout: the shape goes through
+
     def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
         """Scores ``(N, output_size)`` before softmax; ``train_flg`` switches dropout and batch statistics on."""
+        self._warm_up(x)
         return self.network.predict(x, train_flg)
 
     def loss(self, x: Any, t: Any) -> float:
         """The book's mean cross-entropy of the softmax of the scores, labels ``t`` ``(N,)``, ``(N, 1)`` or one-hot."""
+        self._warm_up(x)
         return self.network.loss(x, t, self._loss_train_flg)
 
     def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
@@ -116,10 +187,12 @@ class BookNetwork:
         Evaluates ``batch_size`` samples at a time, every sample included (the
         book's leaves out a last partial batch but divides by all of them).
         """
+        self._warm_up(x)
         return self.network.accuracy(x, t, batch_size)
 
     def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
         """Gradients of the loss by backpropagation, keyed like :attr:`params`: one training-mode pass."""
+        self._warm_up(x)
         self.network.loss_and_gradient(x, t)
         return {key: getattr(layer, name) for key, (layer, name) in self._grad_sources.items()}
 
@@ -127,11 +200,42 @@ class BookNetwork:
         return self.loss(x, t)
 
     def _numerical_gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
-        """Central differences of the loss for every parameter, keyed (and ordered) like :meth:`gradient`."""
-        def loss(_: np.ndarray) -> float:
-            return self._loss_for_numerical_gradient(x, t)
+        """Central differences of the loss for every parameter, keyed (and ordered) like :meth:`gradient`.
 
-        return {key: book_gradient.numerical_gradient(loss, self.params[key]) for key in self._grad_sources}
+        Where the loss is the network's inference-mode loss alone (:attr:`_loss_from_any_layer`) and ``x`` a
+        NumPy array, each perturbed loss starts at the layer whose parameter is perturbed, from that layer's
+        input computed once: the layers before it compute exactly what they computed for the unperturbed
+        parameters. The same sums in the same order, so the same gradients, bit for bit; SimpleConvNet's
+        gradient check (1,820 parameters, 1,610 of them past the convolution) runs about 5 times sooner.
+        """
+        if not (self._loss_from_any_layer and type(x) is np.ndarray):
+            def loss(_: np.ndarray) -> float:
+                return self._loss_for_numerical_gradient(x, t)
+
+            return {key: book_gradient.numerical_gradient(loss, self.params[key]) for key in self._grad_sources}
+        self.loss(x, t)  # the checks of x and t, once
+        layers = self.network.layers
+        dtype = self.network.dtype
+        entering = {0: x if x.dtype == dtype else x.astype(dtype)}  # layer index -> its input
+
+        def input_of(index: int) -> Any:
+            if index not in entering:
+                entering[index] = layers[index - 1].infer(input_of(index - 1))
+            return entering[index]
+
+        grads = {}
+        for key, (owner, _) in self._grad_sources.items():
+            start = next(index for index, layer in enumerate(layers) if layer is owner)
+            first_input = input_of(start)
+
+            def loss_from_owner(_: np.ndarray, start: int = start, out: Any = first_input) -> float:
+                self._warm_up(out, start)
+                for layer in layers[start:]:
+                    out = _infer(layer, out)
+                return self.last_layer.forward(out, t)
+
+            grads[key] = book_gradient.numerical_gradient(loss_from_owner, self.params[key])
+        return grads
 
     # --- the book's save_params / load_params -------------------------------------------
 
@@ -142,6 +246,10 @@ class BookNetwork:
         architecture too and loads without pickle (``colnn evaluate`` reads it).
         Either is written beside ``file_name`` and then renamed onto it.
         """
+        from pathlib import Path
+
+        from ._pickle import save_pickle
+
         if Path(file_name).suffix == ".npz":
             self.network.save(file_name)
         else:
@@ -167,6 +275,10 @@ class BookNetwork:
         FileNotFoundError, IsADirectoryError, PermissionError
             When the file cannot be opened.
         """
+        from pathlib import Path
+
+        from ._pickle import load_pickle
+
         path = Path(file_name)
         if path.suffix == ".npz":
             loaded = self._read_npz(path)
@@ -189,6 +301,10 @@ class BookNetwork:
 
     def _read_npz(self, path: Path) -> dict[str, np.ndarray]:
         """The book-named arrays of an ``.npz``: a colnn model file (checked against this network) or plain arrays."""
+        import zipfile
+
+        from colnn.nn import ModelFileError, Network
+
         try:
             with np.load(path, allow_pickle=False) as archive:
                 # A colnn model file holds its architecture as JSON beside the weights.

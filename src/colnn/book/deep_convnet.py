@@ -13,9 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from colnn import Dropout
-from colnn.nn import deep_conv_net
-
 from ._network import BookNetwork, conv_param_values, draw_normal, he_draws, numbered_sources
 from .layers import GLOBAL_RANDOM
 
@@ -69,6 +66,9 @@ class DeepConvNet(BookNetwork):
                  conv_param_5: Mapping[str, int] = CONV_PARAM_5, conv_param_6: Mapping[str, int] = CONV_PARAM_6,
                  hidden_size: int = 50, output_size: int = 10, *, seed: int | None = None,
                  dtype: Any = np.float64) -> None:
+        # colnn's layers, when a script first builds a network (importing this module stays a NumPy import).
+        from colnn.nn import Dropout, deep_conv_net
+
         conv_params = [conv_param_values(conv, f"conv_param_{index}") for index, conv in enumerate(
             (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6), start=1)]
         network = deep_conv_net(input_dim, conv_params, hidden_size, output_size, dtype=dtype)
@@ -82,4 +82,5 @@ class DeepConvNet(BookNetwork):
 
     def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
         """Scores ``(N, output_size)`` before softmax; ``train_flg=True`` drops out as in training."""
+        self._warm_up(x)
         return self.network.predict(x, train_flg)

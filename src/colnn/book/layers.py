@@ -6,10 +6,14 @@ common.layers import *`` does, ``from colnn.book.layers import *`` also brings
 the ten functions of :mod:`colnn.book.functions` and ``im2col``/``col2im``.
 
 * ``Relu``, ``Sigmoid``, ``Affine`` and ``Convolution`` are colnn's own
-  (:class:`colnn.Relu`, ...): compiled where it pays, checked, and sharing the
+  (subclasses of :class:`colnn.Relu`, ...; colnn's layers are imported when a
+  script first builds one, so importing this module costs about what the
+  book's does): compiled where it pays, checked, and sharing the
   ``W`` and ``b`` they are given, as the book's do (an optimizer's in-place step
   on the network's ``params`` reaches them); ``b`` may be a scalar
-  (``apply_filter.py``'s ``b = 0``).
+  (``apply_filter.py``'s ``b = 0``). ``Convolution`` runs a process's first
+  small convolutions on colnn's NumPy reference rather than load the compiled
+  kernels for them (see :class:`Convolution`).
 * ``Affine``, ``Relu`` and ``BatchNormalization`` take a lean path for the
   book's usual input, a NumPy ``(N, D)`` float batch: colnn's arithmetic, bit
   for bit, without its per-call checks and Array API dispatch, which cost more
@@ -34,20 +38,36 @@ Unlike the book's, no ``backward`` writes into the ``dout`` it is given.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import colnn
-from colnn import Convolution, Sigmoid, col2im, im2col
+from colnn.core.lazy import lazy_base
 from colnn.kernels.blas import UNLIMITED_BELOW_FLOPS, blas_threads_for
-from colnn.kernels.relu import relu_forward
-from colnn.nn.base import Layer
+from colnn.kernels.relu import relu_backward, relu_forward
 
 # As the book's layers.py, this module gives ``import *`` the ten functions too.
 from . import functions as _functions
 from .functions import *  # noqa: F403
 from .functions import LOG_GUARD, check_labels, numpy_input, softmax
+from .util import col2im, im2col
+
+if TYPE_CHECKING:
+    from colnn.nn import Affine as _Affine
+    from colnn.nn import BatchNormalization as _BatchNormalization
+    from colnn.nn import Convolution as _Convolution
+    from colnn.nn import Dropout as _Dropout
+    from colnn.nn import Layer as _Layer
+    from colnn.nn import Pooling as _Pooling
+    from colnn.nn import Relu as _Relu
+    from colnn.nn import Sigmoid as _Sigmoid
+else:
+    # colnn's layers (and its ops and kernels under them) are imported when a script first builds a layer, not
+    # when it imports this module: the book's chapter 5 and 7 network files import it and define a class, and that
+    # import alone would cost twice NumPy's.
+    _Affine, _BatchNormalization, _Convolution, _Dropout, _Layer, _Pooling, _Relu, _Sigmoid = (
+        lazy_base("colnn.nn", name) for name in
+        ("Affine", "BatchNormalization", "Convolution", "Dropout", "Layer", "Pooling", "Relu", "Sigmoid"))
 
 # The functions' names include ``np``, as the book's module (without __all__) gives it to ``import *``: a
 # script may use NumPy only through it (chapter 6's optimizer_compare_mnist.py does, from common.optimizer).
@@ -60,7 +80,7 @@ _LEAN_DTYPES = {(np.dtype(np.float32), np.dtype(np.float32)), (np.dtype(np.float
                 (np.dtype(np.float32), np.dtype(np.float64))}
 
 
-class Affine(colnn.Affine):
+class Affine(_Affine):
     """The book's ``Affine(W, b)`` (chapter 5.6.2): :class:`colnn.Affine`, with a lean forward.
 
     ``forward``: ``(N, ...)`` -> ``(N, M)`` for ``W`` ``(D, M)`` and ``b`` ``(M,)``;
@@ -72,60 +92,142 @@ class Affine(colnn.Affine):
     """
 
     def forward(self, x: Any) -> Any:
-        weight, bias = self.W, self.b
-        if (type(x) is np.ndarray and x.ndim == 2 and type(weight) is np.ndarray and type(bias) is np.ndarray
-                and weight.dtype == bias.dtype and (x.dtype, weight.dtype) in _LEAN_DTYPES
-                and x.shape[1] == weight.shape[0]):
-            flops = 2.0 * x.shape[0] * weight.size
-            if flops < UNLIMITED_BELOW_FLOPS:
-                # Even a context manager costs a tenth of this product; NumPy warns of inf - inf as the book's does.
-                out = np.dot(x, weight) + bias
-            else:
-                # inf - inf in the product is NaN without a warning, as in colnn.Affine.
-                with np.errstate(divide="ignore", over="ignore", invalid="ignore"), blas_threads_for(flops):
-                    out = np.dot(x, weight) + bias
-            self._keep((x, x.shape))
-            return out
-        return super().forward(x)
+        out = lean_affine(x, self.W, self.b)
+        if out is None:
+            return super().forward(x)
+        self._keep((x, x.shape))
+        return out
 
 
-# Arrays of fewer elements than this skip the compiled ReLU, whose call costs more than NumPy's passes.
-_SMALL_RELU = 1 << 14
+def lean_affine(x: Any, weight: Any, bias: Any) -> np.ndarray | None:
+    """``np.dot(x, W) + b`` for a NumPy float ``(N, D)`` batch and NumPy ``W``, ``b`` of one dtype, else None.
+
+    :class:`colnn.Affine`'s result bit for bit, without its checks; None means
+    "take colnn.Affine's checked path" (other inputs, and its errors).
+    """
+    if not (type(x) is np.ndarray and x.ndim == 2 and type(weight) is np.ndarray and type(bias) is np.ndarray
+            and weight.dtype == bias.dtype and (x.dtype, weight.dtype) in _LEAN_DTYPES
+            and x.shape[1] == weight.shape[0]):
+        return None
+    flops = 2.0 * x.shape[0] * weight.size
+    if flops < UNLIMITED_BELOW_FLOPS:
+        # Even a context manager costs a tenth of this product; NumPy warns of inf - inf as the book's does.
+        return np.dot(x, weight) + bias
+    # inf - inf in the product is NaN without a warning, as in colnn.Affine.
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"), blas_threads_for(flops):
+        return np.dot(x, weight) + bias
 
 
-class Relu(colnn.Relu):
+class Relu(_Relu):
     """The book's ``Relu`` (chapter 5.5.1): :class:`colnn.Relu`, with a lean forward.
 
     ``forward(x)`` is ``max(x, 0)`` of ``x``'s shape and dtype and keeps ``mask =
-    (x <= 0)``; a NumPy floating ``x`` goes straight to colnn's compiled pass
-    (no per-call checks; under 16,384 elements, NumPy's ``x <= 0`` and a masked
-    copy, the same values), anything else through colnn.Relu's checked path.
-    ``backward(dout)`` is ``dout`` with the masked cells 0, a new array (the
-    book's writes into ``dout``); small arrays never load colnn's compiled code.
+    (x <= 0)``; a NumPy floating ``x`` goes straight to colnn's ReLU kernel
+    (:func:`colnn.kernels.relu.relu_forward`, without colnn.Relu's per-call checks),
+    anything else through colnn.Relu's checked path. ``backward(dout)`` is
+    ``dout`` with the masked cells 0, a new array (the book's writes into
+    ``dout``). Small arrays take NumPy's formulas there and never load Numba.
     """
 
     def forward(self, x: Any) -> Any:
-        if type(x) is np.ndarray and x.dtype.kind == "f":
-            if x.size < _SMALL_RELU:
-                # Three NumPy passes cost less than a call into the compiled loop at this size.
-                mask = x <= 0
-                out = x.copy()
-                out[mask] = 0
-            else:
-                out, mask = relu_forward(x)
-            self.keep_mask(mask)
-            return out
-        return super().forward(x)
+        lean = lean_relu(x)
+        if lean is None:
+            return super().forward(x)
+        out, mask = lean
+        self.keep_mask(mask)
+        return out
 
     def backward(self, dout: Any) -> Any:
         mask = self._saved()
         if (type(dout) is np.ndarray and type(mask) is np.ndarray and dout.dtype.kind == "f"
-                and dout.shape == mask.shape and dout.size < _SMALL_RELU):
-            # Small: NumPy, not the compiled loop, whose first call in a process loads Numba (about 1 s).
-            grad = dout.copy()
-            grad[mask] = 0
-            return grad
+                and dout.shape == mask.shape):
+            return relu_backward(dout, mask)  # a new array, without colnn.Relu's per-call checks
         return super().backward(dout)
+
+
+class Sigmoid(_Sigmoid):
+    """The book's ``Sigmoid`` (chapter 5.5.2): :class:`colnn.Sigmoid`.
+
+    ``forward(x)`` is ``1 / (1 + exp(-x))`` of ``x``'s shape and dtype, kept as ``out``;
+    ``backward(dout)`` is ``dout * out * (1 - out)``.
+    """
+
+
+def window_work(layer: Any, in_shape: tuple[int, ...]) -> tuple[float, tuple[int, ...]] | None:
+    """``(work, out_shape)`` of one pass of ``in_shape`` ``(N, C, H, W)`` through a 2-d convolution or max pooling.
+
+    ``work`` is what :func:`colnn.ops.strategy.warm_up_strategy` weighs: a
+    convolution's FLOP, or for a max pooling one comparison per window cell,
+    counted as one. None for any other layer, or where the window does not fit
+    (the layer's checked forward raises that, naming the arguments).
+    """
+    from colnn.nn import Conv2d, MaxPool2d
+
+    try:
+        if isinstance(layer, Conv2d) and type(layer.W) is np.ndarray and layer.groups == 1:
+            window = layer.args.window(in_shape[2:], layer.W.shape[2:])
+            channels, per_cell = layer.W.shape[0], 2.0 * layer.W.size
+        elif isinstance(layer, MaxPool2d):
+            window = layer.args.window(in_shape[2:])
+            channels = in_shape[1]
+            per_cell = float(channels * window.kernel_volume)
+        else:
+            return None
+    except ValueError:
+        return None
+    return in_shape[0] * window.out_h * window.out_w * per_cell, (in_shape[0], channels, window.out_h, window.out_w)
+
+
+class _WarmsUp:
+    """The warm-up rule of :class:`Convolution` and :class:`Pooling` (mixed in before colnn's layer)."""
+
+    _asked: str | None
+    _path: str | None
+
+    @property
+    def strategy(self) -> str | None:
+        """The path of the last ``forward`` (what its ``backward`` takes); setting it picks one for good."""
+        return self._path
+
+    @strategy.setter
+    def strategy(self, value: str | None) -> None:
+        from colnn.ops.strategy import check_strategy
+
+        self._asked = self._path = check_strategy(value)
+
+    def forward(self, x: Any) -> Any:
+        if self._asked is None and type(x) is np.ndarray and x.ndim == 4:
+            work = window_work(self, x.shape)
+            if work is not None:
+                from colnn.ops.strategy import warm_up_strategy
+
+                self._path = warm_up_strategy(None, work[0])
+        return super().forward(x)  # type: ignore[misc]  # colnn's layer, after this class in the MRO
+
+
+class Convolution(_WarmsUp, _Convolution):
+    """The book's ``Convolution(W, b, stride=1, pad=0)`` (chapter 7.4): :class:`colnn.Convolution`, warming up.
+
+    ``forward``: ``(N, C, H, W)`` -> ``(N, FN, out_h, out_w)``; ``backward(dout)``
+    returns ``dx`` and sets ``dW``, ``db``; ``W`` and ``b`` are the caller's arrays
+    (``b`` may be a scalar). With the default ``strategy=None``, the first small
+    convolutions of a process run on colnn's NumPy reference (the tutorial's
+    im2col) instead of loading the compiled kernels, which costs more than a
+    script that convolves a few images does in all (:func:`colnn.ops.strategy.warm_up_strategy`:
+    ``apply_filter.py``'s 16 images); later ones run the kernels. Each
+    ``backward`` takes the path of its ``forward``. ``strategy="numba"`` or
+    ``"im2col"`` picks one path for good.
+    """
+
+
+def lean_relu(x: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(max(x, 0), x <= 0)`` of a NumPy floating ``x`` (:class:`colnn.Relu`'s values, NaN passing), else None.
+
+    :func:`colnn.kernels.relu.relu_forward` without colnn.Relu's checks (small arrays: NumPy's passes).
+    """
+    if not (type(x) is np.ndarray and x.dtype.kind == "f"):
+        return None
+    return relu_forward(x)
 
 
 class _GlobalRandom:
@@ -146,7 +248,7 @@ class _GlobalRandom:
 GLOBAL_RANDOM = _GlobalRandom()
 
 
-class Dropout(colnn.Dropout):
+class Dropout(_Dropout):
     """The book's ``Dropout(dropout_ratio=0.5)`` (chapter 6.4.3): masks from NumPy's global random state.
 
     ``forward(x, train_flg=True)`` keeps each element with probability
@@ -160,7 +262,7 @@ class Dropout(colnn.Dropout):
         self.rng = GLOBAL_RANDOM
 
 
-class BatchNormalization(colnn.BatchNormalization):
+class BatchNormalization(_BatchNormalization):
     """The book's ``BatchNormalization(gamma, beta, momentum=0.9, running_mean=None, running_var=None)``.
 
     As in the book (chapter 6.3), ``gamma`` and ``beta`` are kept, not copied,
@@ -205,20 +307,23 @@ class BatchNormalization(colnn.BatchNormalization):
             return x_hat * gamma + beta, (x_hat, inv_std, x.shape)
 
 
-class Pooling(colnn.Pooling):
+class Pooling(_WarmsUp, _Pooling):
     """The book's max pooling ``Pooling(pool_h, pool_w, stride=2, pad=0)`` (chapter 7.4).
 
     ``forward``: ``(N, C, H, W)`` -> ``(N, C, out_h, out_w)`` with ``out_h = (H +
     2*pad - pool_h) // stride + 1``; ``backward`` routes each gradient to the
     first maximum of its window. Padding is ``-inf`` and counts in the output
-    size (the book pads with 0 and leaves ``pad`` out of the size).
+    size (the book pads with 0 and leaves ``pad`` out of the size). As
+    :class:`Convolution`, a process's first small poolings run colnn's NumPy
+    reference rather than load the compiled kernels; each ``backward`` takes its
+    ``forward``'s path.
     """
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
         super().__init__(pool_h, pool_w, stride, pad)
 
 
-class SoftmaxWithLoss(Layer):
+class SoftmaxWithLoss(_Layer):
     """The book's softmax with cross-entropy loss (chapter 5.6.3), with its ``1e-7``.
 
     ``forward(x, t)``: scores ``x`` ``(N, K)`` and labels ``t`` ``(N,)``, the column
@@ -254,8 +359,11 @@ class SoftmaxWithLoss(Layer):
             raise ValueError(f"t must be labels of shape ({x.shape[0]},) or ({x.shape[0]}, 1), or one-hot rows of "
                              f"shape {x.shape}; got {type(t).__name__} of dtype {t.dtype}, shape {t.shape}")
         # cross_entropy_error's formula, for the labels and shapes checked above; nothing is kept before the checks.
-        labels = target.argmax(axis=1) if target.ndim == 2 else target
-        check_labels(labels, x.shape[1])
+        if target.ndim == 2:
+            labels = target.argmax(axis=1)  # of one-hot rows: in range by construction
+        else:
+            labels = target
+            check_labels(labels, x.shape[1])
         y = softmax(x)
         batch_size = y.shape[0]
         self.t, self.y = target, y

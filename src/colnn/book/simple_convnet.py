@@ -17,9 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from colnn.nn import simple_conv_net
-from colnn.nn.base import WeightAndBias
-
 from ._network import BookNetwork, conv_param_values, draw_normal, numbered_sources
 
 __all__ = ["SimpleConvNet"]
@@ -59,9 +56,15 @@ class SimpleConvNet(BookNetwork):
         an input too small for the convolution and pooling.
     """
 
+    _loss_from_any_layer = True
+
     def __init__(self, input_dim: Sequence[int] = (1, 28, 28), conv_param: Mapping[str, int] = DEFAULT_CONV_PARAM,
                  hidden_size: int = 100, output_size: int = 10, weight_init_std: float = 0.01, *,
                  seed: int | None = None, dtype: Any = np.float64) -> None:
+        # colnn's layers, when a script first builds a network (importing this module stays a NumPy import).
+        from colnn.nn import simple_conv_net
+        from colnn.nn.base import WeightAndBias
+
         conv = conv_param_values(conv_param, "conv_param")
         network = simple_conv_net(input_dim, conv["filter_num"], conv["filter_size"], conv["pad"], conv["stride"],
                                   pool_size=2, hidden_size=hidden_size, output_size=output_size, dtype=dtype)
@@ -74,6 +77,7 @@ class SimpleConvNet(BookNetwork):
 
     def predict(self, x: Any) -> np.ndarray:  # type: ignore[override]
         """Scores ``(N, output_size)`` before softmax for images ``x`` ``(N, C, H, W)``."""
+        self._warm_up(x)
         return self.network.predict(x)
 
     def numerical_gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:

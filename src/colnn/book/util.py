@@ -1,11 +1,13 @@
 """The book's ``common/util.py``: ``smooth_curve``, ``shuffle_dataset``, ``conv_output_size``, ``im2col``, ``col2im``.
 
-``im2col`` and ``col2im`` are colnn's own (:func:`colnn.im2col`,
-:func:`colnn.col2im`): the book's signatures ``im2col(input_data, filter_h,
-filter_w, stride=1, pad=0)`` and ``col2im(col, input_shape, filter_h, filter_w,
-stride=1, pad=0)`` and the book's layout (rows ``(n, out_y, out_x)``, columns
-``(c, ky, kx)``), compiled; unlike the book's they keep the input's dtype (the
-book's return float64 whatever they are given).
+``im2col`` and ``col2im`` call colnn's own (:func:`colnn.im2col`,
+:func:`colnn.col2im`, whose ops are imported at the first call, so that
+importing this module, or ``colnn.book.layers``, stays a NumPy import): the
+book's signatures ``im2col(input_data, filter_h, filter_w, stride=1, pad=0)``
+and ``col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0)`` and the
+book's layout (rows ``(n, out_y, out_x)``, columns ``(c, ky, kx)``), compiled;
+unlike the book's they keep the input's dtype (the book's return float64
+whatever they are given).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from colnn import col2im, im2col
 
 __all__ = ["smooth_curve", "shuffle_dataset", "conv_output_size", "im2col", "col2im"]
 
@@ -71,3 +71,26 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
     so 3 windows).
     """
     return (input_size + 2 * pad - filter_size) / stride + 1
+
+
+def im2col(input_data: Any, filter_h: int, filter_w: int, stride: Any = 1, pad: Any = 0, **options: Any) -> Any:
+    """The book's ``im2col``: :func:`colnn.im2col` (``(N, C, H, W)`` -> ``(N*out_h*out_w, C*filter_h*filter_w)``).
+
+    ``options`` are colnn's keyword-only ones (``dilation``, ``pad_value``,
+    ``strategy``); the arguments, results and errors are :func:`colnn.im2col`'s.
+    """
+    from colnn.ops.unfold import im2col as colnn_im2col
+
+    return colnn_im2col(input_data, filter_h, filter_w, stride, pad, **options)
+
+
+def col2im(col: Any, input_shape: tuple[int, ...], filter_h: int, filter_w: int, stride: Any = 1, pad: Any = 0,
+           **options: Any) -> Any:
+    """The book's ``col2im``: :func:`colnn.col2im`, the adjoint of :func:`im2col`, overlapping cells summed.
+
+    ``options`` are colnn's keyword-only ones (``dilation``, ``strategy``); the
+    arguments, results and errors are :func:`colnn.col2im`'s.
+    """
+    from colnn.ops.unfold import col2im as colnn_col2im
+
+    return colnn_col2im(col, input_shape, filter_h, filter_w, stride, pad, **options)

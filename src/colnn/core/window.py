@@ -346,10 +346,14 @@ class Window:
         JAX's...): the coordinates are arrays of the same library and device, in its index
         dtype (:func:`colnn.core.indices.index_dtype`).
         """
-        import array_api_compat
+        xp: Any
+        if type(window_offset) is np.ndarray:  # NumPy 2 is its own namespace: no array_api_compat import (0.1 s)
+            xp, device = np, "cpu"
+        else:
+            import array_api_compat
 
-        xp = array_api_compat.array_namespace(window_offset)
-        device = array_api_compat.device(window_offset)
+            xp = array_api_compat.array_namespace(window_offset)
+            device = array_api_compat.device(window_offset)
         dtype = index_dtype(xp, math.prod(self.in_size))
         offset = xp.astype(window_offset, dtype)
         coordinates = []

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .relu import NUMPY_BELOW
+
 __all__ = ["LOOP_DTYPES", "relu_mask", "relu_in_place", "affine_bias_relu"]
 
 LOOP_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -45,7 +47,16 @@ def relu_in_place(out: np.ndarray) -> None:
 
 
 def affine_bias_relu(product: np.ndarray, bias: np.ndarray) -> None:
-    """``product = relu(product + bias)`` in place, ``product`` ``(M, K)`` C-contiguous, ``bias`` ``(K,)``."""
+    """``product = relu(product + bias)`` in place, ``product`` ``(M, K)`` C-contiguous, ``bias`` ``(K,)``.
+
+    Under :data:`colnn.kernels.relu.NUMPY_BELOW` cells, NumPy's add and a masked
+    zero (the same values: one rounding of the sum, ``+0.0`` where it is ``<= 0``)
+    rather than the loops, whose first call loads Numba.
+    """
+    if product.size < NUMPY_BELOW:
+        np.add(product, bias, out=product)
+        np.copyto(product, 0, where=product <= 0)
+        return
     from . import epilogue_loops
 
     epilogue_loops.bias_relu_rows(product, np.ascontiguousarray(bias))

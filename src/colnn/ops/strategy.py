@@ -15,6 +15,11 @@ reference). Three things decide where a call runs, all here:
 - a NumPy array runs the kernels unless ``"im2col"`` is asked for or the
   kernels of the op's family cannot take its dtype (:func:`runs_kernels`).
 
+A fourth rule is for callers that opt in (the book's ``Convolution``,
+:class:`colnn.book.layers.Convolution`): :func:`warm_up_strategy` runs the
+first small convolutions of a process on the reference, so that a script that
+convolves a few images never pays for loading the compiled kernels.
+
 Pooling's two paths are objects with one interface (:class:`PoolStrategy`),
 :func:`pool_strategy` hands out the one that runs an input.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -45,6 +51,8 @@ __all__ = [
     "PoolStrategy",
     "is_dask_array",
     "numpy_for_cpu_arrays",
+    "warm_up_strategy",
+    "KERNEL_LOAD_SECONDS",
 ]
 
 #: The names ``strategy`` takes, the default first: the compiled kernels, or the tutorial's im2col path.
@@ -202,3 +210,49 @@ def pool_strategy(strategy: str | None, x: Any, *, dilated_average: bool = False
         runs_kernels(strategy, x, "pool")  # the foreign-array rule still applies
         return _REFERENCE
     return _KERNELS if runs_kernels(strategy, x, "pool") else _REFERENCE
+
+
+# --- the warm-up rule: a few small convolutions need not load the compiled kernels -----------------
+
+#: CPU seconds a process spends on its first compiled convolution: importing Numba (about 0.27 s over
+#: NumPy's own import) and loading the kernels from the disk cache. Measured on the 2-core development
+#: machine: 0.45-0.8 s for the first Conv2d forward+backward or 16 forwards of one 256x256 image, against
+#: 0.6-1.8 ms for the second, in a fresh process (``strategy=None`` vs ``"im2col"``).
+KERNEL_LOAD_SECONDS = 0.5
+
+# What one convolution costs more on the reference than on the kernels, once both are loaded (same
+# machine, float64, forward): about 90 us per call (1x1x10x10 image, ten 3x3 filters: 164 vs 73 us) and
+# 2.5 ns per multiply-add (one 256x256 image, a 5x5 filter, 3.2 MFLOP: 8.1 vs 0.6 ms).
+_REFERENCE_EXTRA_PER_CALL = 90e-6
+_REFERENCE_EXTRA_PER_FLOP = 2.5e-9
+
+_warm_up_spent = 0.0
+
+
+def warm_up_strategy(strategy: str | None, flops: float) -> str | None:
+    """The strategy of one convolution of ``flops`` floating-point operations: ``"im2col"`` while warming up.
+
+    ``strategy`` other than None is returned as asked (``"numba"`` forces the
+    kernels, ``"im2col"`` the reference). For None, the choice between renting and
+    buying: the kernels are faster per call at every size (2x for a 10x10
+    image, 13x for a 256x256 one) but their first call costs
+    :data:`KERNEL_LOAD_SECONDS` of loading. So the reference runs while the time
+    it has cost more than the kernels would have (an estimate: 90 us per call and
+    2.5 ns per FLOP, measured) stays under that load; from then on (or at once,
+    when Numba is loaded already by another op) the kernels run. A process can
+    thus spend at most about twice the better choice's time, whatever its number
+    of calls: 16 convolutions of a 256x256 image (the book's ``apply_filter.py``)
+    stay on the reference, a training loop reaches the kernels within its
+    first batches. Both paths are exact against PyTorch.
+
+    A caller with a backward must keep the strategy of its forward for it (the
+    two paths keep different state): :class:`colnn.book.layers.Convolution` does.
+    """
+    global _warm_up_spent
+    if strategy is not None or "numba" in sys.modules:
+        return strategy
+    extra = _REFERENCE_EXTRA_PER_CALL + _REFERENCE_EXTRA_PER_FLOP * flops
+    if _warm_up_spent + extra > KERNEL_LOAD_SECONDS:
+        return None
+    _warm_up_spent += extra
+    return "im2col"
