@@ -73,7 +73,7 @@ def test_softmax_with_loss_refuses_a_backward_after_another_threads_forward():
     ((0, 2, 2), ValueError, "(pool_h, pool_w) must be >= 1, got (0, 2)"),
     ((2, 2, 0), ValueError, "stride must be >= 1, got 0"),
     ((2, 2, 2, -1), ValueError, "pad must be >= 0, got -1"),
-    ((2, 2, 2, 5), ValueError, "pad must be at most half of (pool_h, pool_w) = (2, 2), got 5"),
+    ((2, 2, 2, 5), ValueError, "pad must be at most half of (pool_h, pool_w) (2, 2), i.e. at most (1, 1), got 5"),
     ((2.0, 2), TypeError, "(pool_h, pool_w)"),
 ])
 def test_pooling_names_the_books_arguments(args, error, message):

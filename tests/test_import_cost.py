@@ -112,6 +112,15 @@ def test_subpackages_are_attributes_after_a_bare_import():
     assert out.split() == ["Network", "conv2d", "Trainer"]
 
 
+@pytest.mark.parametrize("name", ["functions", "gradient", "layers", "multi_layer_net", "multi_layer_net_extend",
+                                  "optimizer", "trainer", "util", "mnist", "simple_convnet", "deep_convnet"])
+def test_the_books_modules_are_attributes_after_a_bare_import(name):
+    # A new user's tryout found ``import colnn; colnn.book.layers`` an AttributeError.
+    code = f"import colnn; print(colnn.book.{name}.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [f"colnn.book.{name}"]
+
+
 def test_an_unknown_name_is_an_attribute_error_naming_it():
     with pytest.raises(AttributeError, match="'colnn' has no attribute 'conv9d'"):
         colnn.conv9d

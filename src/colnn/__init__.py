@@ -1,4 +1,4 @@
-"""colnn: im2col-based CNN layers for NumPy, bit-exact against PyTorch.
+"""colnn: im2col-based CNN layers for NumPy, exact against PyTorch (pooling bit for bit, sums to rounding).
 
 The public API: ``im2col``/``col2im`` (the book's layout), ``unfold``/``fold``
 (PyTorch's), the pooling and convolution functions of ``torch.nn.functional``

@@ -420,10 +420,12 @@ def _error(message: str) -> int:
 def register(subparsers: Any) -> None:
     """Add the ``bench`` sub-command."""
     bench = subparsers.add_parser(
-        "bench", help="time colnn against the tutorial, its reference strategy and PyTorch",
+        "bench", help="time colnn against the tutorial, its reference strategy, PyTorch, ONNX Runtime and JAX",
         description="Time colnn's pooling and convolution against the tutorial's im2col code, colnn's "
                     "reference strategy and torch.nn.functional (NCHW and channels_last), with the "
-                    "memory-bandwidth limit. Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset. "
+                    "memory-bandwidth and SGEMM limits; then, unless --no-peers, ONNX Runtime and jax.jit on "
+                    "the same cases and training steps against PyTorch (each where installed). "
+                    "Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset. "
                     "Ratios 'X ÷ colnn' are X's time over colnn's (above 1: colnn is faster); 'x limit' and "
                     "'x copy' are a time over a limit's (1.0 is the limit).")
     bench.add_argument("--quick", action="store_true", help="small shapes and few repeats (a smoke test)")

@@ -49,4 +49,9 @@ _HOMES = {"SimpleConvNet": ".simple_convnet", "DeepConvNet": ".deep_convnet", "T
           "load_mnist": ".mnist", "MNIST_DIR_VARIABLE": ".mnist", "load_pickle": "._pickle", "save_pickle": "._pickle",
           "UnsafePickleError": "._pickle"}
 
-__getattr__, __dir__ = lazy_names(__name__, _HOMES)
+# The book's modules, reachable as attributes after ``import colnn.book`` (``colnn.book.layers``), as
+# ``colnn.nn`` is after ``import colnn``; each is imported on first access.
+_SUBMODULES = ("functions", "gradient", "layers", "multi_layer_net", "multi_layer_net_extend", "optimizer", "trainer",
+               "util", "mnist", "simple_convnet", "deep_convnet")
+
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, _SUBMODULES)

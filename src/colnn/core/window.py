@@ -169,7 +169,8 @@ class WindowArgs:
         dilations = as_tuple(dilation, dilation_name, ndim, minimum=1)
         if pooling and any(p > k // 2 for p, k in zip(pads, kernel)):
             raise ValueError(
-                f"{padding_name} must be at most half of {kernel_name} = {_fmt(kernel)}, got {describe(padding)}"
+                f"{padding_name} must be at most half of {kernel_name} {_fmt(kernel)}, i.e. at most "
+                f"{_fmt(tuple(k // 2 for k in kernel))}, got {describe(padding)}"
             )
         if math.prod(kernel) > INDEX_MAX:
             raise ValueError(f"{kernel_name} has more than 2**63 - 1 cells, got {describe(kernel_size)}")
