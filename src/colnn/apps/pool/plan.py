@@ -101,8 +101,9 @@ def _ints(text: str, flag: str, count: int, minimum: int) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if len(values) not in (1, count) or min(values, default=minimum - 1) < minimum:
-        raise ValueError(f"{flag} must be one int >= {minimum}, or {count} comma-separated (one per pooled axis), "
-                         f"got {describe(text)}")
+        per_axis = "" if count == 1 else f", or {count} comma-separated (one per pooled axis)"
+        allowed = f"one int >= {minimum}{per_axis}"
+        raise ValueError(f"{flag} must be {allowed}, got {describe(text)}")
     return values * count if len(values) == 1 else values
 
 
@@ -236,8 +237,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
     pool_axes = args.pool_axes
     if (len(set(pool_axes)) != len(pool_axes) or not 1 <= len(pool_axes) <= 3
             or any(letter not in names or axes[names.index(letter)].type != "space" for letter in pool_axes)):
-        raise ValueError(f"--pool-axes must name 1 to 3 of INPUT's space axes "
-                         f"{''.join(a.name for a in axes if a.type == 'space')!r} once each, got {describe(pool_axes)}")
+        space = "".join(a.name for a in axes if a.type == "space")
+        raise ValueError(f"--pool-axes must name 1 to {min(3, len(space))} of INPUT's space axes {space!r} once each "
+                         f"(INPUT's axes read as {''.join(names)!r}; --axes names them), got {describe(pool_axes)}")
     pooled = tuple(sorted(names.index(letter) for letter in pool_axes))
     pool_axes = "".join(names[axis] for axis in pooled)  # in the array's order, as kernel lists are read
     count = len(pooled)
