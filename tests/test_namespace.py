@@ -568,3 +568,17 @@ def test_batchnorm2d_takes_float16_on_torch_though_the_standard_lacks_it():
     torch = pytest.importorskip("torch")
     layer = colnn.BatchNorm2d(3, dtype=np.float16, like=torch.zeros(1))
     assert layer.weight.dtype == torch.float16
+
+
+def test_cpu_numpy_views_share_memory_and_give_up_on_any_array_without_a_view():
+    torch = pytest.importorskip("torch")
+    from colnn.core.namespace import array_namespace, cpu_numpy_views, device_of, is_foreign_array
+
+    a, b = torch.arange(6.0), torch.ones(3)
+    views = cpu_numpy_views({"a": a, "b": b})
+    assert set(views) == {"a", "b"}
+    a[0] = 42.0  # a view, not a copy: the tensor's write shows through
+    assert views["a"][0] == 42.0 and np.array_equal(views["b"], np.ones(3, np.float32))
+    assert cpu_numpy_views({"a": a, "bf16": torch.ones(2, dtype=torch.bfloat16)}) is None  # NumPy has no bfloat16
+    assert is_foreign_array(a) and not is_foreign_array(np.ones(2)) and not is_foreign_array(torch.Generator())
+    assert array_namespace(np.ones(2), np.ones(1)) is np and device_of(np.ones(2)) == "cpu"

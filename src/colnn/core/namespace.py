@@ -13,14 +13,21 @@ boundary reads one as NumPy (which would compute it).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .dtypes import as_numpy_dtype
 from .indices import x64_hint
 
+Key = TypeVar("Key")
+
 __all__ = [
+    "is_foreign_array",
+    "cpu_numpy_views",
+    "array_namespace",
+    "device_of",
     "foreign_namespace",
     "type_name",
     "as_value",
@@ -96,7 +103,23 @@ def as_value(x: Any) -> Any:
     return x.detach() if getattr(x, "requires_grad", False) else x
 
 
-def _device(x: Any) -> Any:
+def array_namespace(*arrays: Any) -> Any:
+    """The Array API namespace of ``arrays``, via ``array_api_compat``; NumPy's main namespace for NumPy arrays.
+
+    NumPy 2 follows the standard, so a NumPy caller never imports
+    ``array_api_compat`` (0.1 s of a short script).
+    """
+    if all(type(array) is np.ndarray for array in arrays):
+        return np
+    import array_api_compat
+
+    return array_api_compat.array_namespace(*arrays)
+
+
+def device_of(x: Any) -> Any:
+    """The device ``x`` lives on (``"cpu"`` for NumPy, without importing ``array_api_compat``)."""
+    if type(x) is np.ndarray:
+        return "cpu"
     import array_api_compat
 
     return array_api_compat.device(x)
@@ -123,12 +146,12 @@ def same_library(array: Any, name: str, like: Any, like_name: str, *, moves: boo
     if xp is None and not isinstance(array, np.ndarray):
         array, moves = np.asarray(array), True  # a list or scalar belongs to no library
     if like_xp is not None and xp is None and moves:
-        return move_numpy(array, like_xp, _device(like), name)
+        return move_numpy(array, like_xp, device_of(like), name)
     if xp is not like_xp:
         raise TypeError(f"{name} is {type_name(array)} but {like_name} is {type_name(like)}; "
                         "pass arrays of one library")
-    if xp is not None and _device(array) != _device(like):
-        raise ValueError(f"{name} is on device {_device(array)} but {like_name} is on device {_device(like)}; "
+    if xp is not None and device_of(array) != device_of(like):
+        raise ValueError(f"{name} is on device {device_of(array)} but {like_name} is on device {device_of(like)}; "
                          "pass arrays on one device")
     return as_value(array)
 
@@ -220,7 +243,7 @@ def library_token(x: Any) -> Any:
     xp = foreign_namespace(x)
     if xp is None:
         return _NUMPY_TOKEN
-    return xp.empty((0,), dtype=x.dtype, device=_device(x))
+    return xp.empty((0,), dtype=x.dtype, device=device_of(x))
 
 
 def cast_array(array: Any, dtype: Any) -> Any:
@@ -240,7 +263,7 @@ def cast_array(array: Any, dtype: Any) -> Any:
         return array
     target = _lookup_dtype(xp, dtype.name)
     if target is None and dtype.kind == "f":
-        target = xp.__array_namespace_info__().default_dtypes(device=_device(array))["real floating"]
+        target = xp.__array_namespace_info__().default_dtypes(device=device_of(array))["real floating"]
     if target is None:
         target = namespace_dtype(xp, dtype)
     return array if array.dtype == target else xp.astype(array, target)
@@ -279,6 +302,22 @@ def cpu_numpy_view(x: Any) -> np.ndarray | None:
         return None
 
 
+def is_foreign_array(value: Any) -> bool:
+    """Whether ``value`` is another library's array that DLPack might view (a torch.Generator or a float is not)."""
+    return not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__") and foreign_namespace(value) is not None
+
+
+def cpu_numpy_views(arrays: Mapping[Key, Any]) -> dict[Key, np.ndarray] | None:
+    """:func:`cpu_numpy_view` of each of ``arrays``, under the same keys; None if any has no view."""
+    views = {}
+    for key, array in arrays.items():
+        view = cpu_numpy_view(array)
+        if view is None:
+            return None
+        views[key] = view
+    return views
+
+
 def as_library_of(array: np.ndarray, like: Any, shared: tuple[np.ndarray, ...] = ()) -> Any:
     """A NumPy result as an array of ``like``'s library and device: how a result of :func:`cpu_numpy_view`'s goes back.
 
@@ -295,7 +334,7 @@ def as_library_of(array: np.ndarray, like: Any, shared: tuple[np.ndarray, ...] =
     library = library_name(like)
     if library == "torch":
         return sys.modules["torch"].from_dlpack(array)
-    xp, device = foreign_namespace(like), _device(like)
+    xp, device = foreign_namespace(like), device_of(like)
     if library != "jax":
         return move_numpy(array, xp, device, "result")
     _check_integers_fit(array, xp, device, "result")

@@ -20,6 +20,7 @@ import numpy as np
 
 from .checks import check_flag, describe
 from .indices import index_dtype
+from .namespace import array_namespace, device_of
 
 IntPair = int | tuple[int, int] | Sequence[int]
 IntTuple = int | Sequence[int]
@@ -347,14 +348,7 @@ class Window:
         JAX's...): the coordinates are arrays of the same library and device, in its index
         dtype (:func:`colnn.core.indices.index_dtype`).
         """
-        xp: Any
-        if type(window_offset) is np.ndarray:  # NumPy 2 is its own namespace: no array_api_compat import (0.1 s)
-            xp, device = np, "cpu"
-        else:
-            import array_api_compat
-
-            xp = array_api_compat.array_namespace(window_offset)
-            device = array_api_compat.device(window_offset)
+        xp, device = array_namespace(window_offset), device_of(window_offset)
         dtype = index_dtype(xp, math.prod(self.in_size))
         offset = xp.astype(window_offset, dtype)
         coordinates = []

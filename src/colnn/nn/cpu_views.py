@@ -43,7 +43,9 @@ import numpy as np
 from ..core.namespace import (
     as_library_of,
     cpu_numpy_view,
+    cpu_numpy_views,
     foreign_namespace,
+    is_foreign_array,
     library_name,
     library_token,
     same_library,
@@ -70,11 +72,6 @@ def _token_of(x: Any) -> Any:
     return token
 
 
-def _is_foreign(value: Any) -> bool:
-    # Only an object with __dlpack__ can be viewed (a torch.Generator or a float is no array).
-    return not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__") and foreign_namespace(value) is not None
-
-
 def _layer_arrays(layer: Any) -> dict[str, Any]:
     """The arrays a layer holds under attributes of their names: parameters and running estimates."""
     return {**layer.params, **getattr(layer, "buffers", {})}
@@ -83,7 +80,7 @@ def _layer_arrays(layer: Any) -> dict[str, Any]:
 def _array_views(layer: Any, values: tuple[Any, ...]) -> tuple[Any, dict[int, np.ndarray], dict[str, Any]] | None:
     """``(the first foreign argument, views of the arguments by id, views of the layer's arrays by name)``,
     or None where the call runs as called (see the module's docstring)."""
-    foreign = [value for value in values if _is_foreign(value)]
+    foreign = [value for value in values if is_foreign_array(value)]
     if not foreign or any(isinstance(value, np.ndarray) for value in values):
         return None
     if getattr(layer, "strategy", None) == "im2col":
@@ -92,24 +89,9 @@ def _array_views(layer: Any, values: tuple[Any, ...]) -> tuple[Any, dict[int, np
     library = library_name(foreign[0])
     if any(library_name(value) != library for value in (*foreign, *held.values())):
         return None
-    views: dict[int, np.ndarray] = {}
-    for value in foreign:
-        view = cpu_numpy_view(value)
-        if view is None:
-            return None
-        views[id(value)] = view
-    held_views = _held_views(held)
-    return None if held_views is None else (foreign[0], views, held_views)
-
-
-def _held_views(held: dict[str, Any]) -> dict[str, Any] | None:
-    held_views = {}
-    for name, array in held.items():
-        view = cpu_numpy_view(array)
-        if view is None:
-            return None
-        held_views[name] = view
-    return held_views
+    views = cpu_numpy_views({id(value): value for value in foreign})
+    held_views = cpu_numpy_views(held)
+    return None if views is None or held_views is None else (foreign[0], views, held_views)
 
 
 def _shadow(layer: Any, held_views: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -186,7 +168,7 @@ def _numpy_gradient(value: Any, like: Any) -> Any:
     NumPy arrays, lists and scalars as they are; ``like``'s library's CPU arrays
     as views; another library's or device's array is the Array API path's error.
     """
-    if not _is_foreign(value):
+    if not is_foreign_array(value):
         return value
     if library_name(value) == library_name(like):
         view = cpu_numpy_view(value)
@@ -210,7 +192,7 @@ def backward_on_views(method: Method) -> Method:
         like = self._views_like
         if like is None:
             return method(self, *args, **kwargs)
-        held_views = _held_views(_layer_arrays(self))
+        held_views = cpu_numpy_views(_layer_arrays(self))
         if held_views is None:  # the parameters were replaced since the forward (a GPU copy): as called
             return method(self, *args, **kwargs)
         args = tuple(_numpy_gradient(value, like) for value in args)

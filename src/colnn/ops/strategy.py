@@ -35,7 +35,15 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from ..core.checks import describe
-from ..core.namespace import as_library_of, cpu_numpy_view, foreign_namespace, is_dask_array, library_name, type_name
+from ..core.namespace import (
+    as_library_of,
+    cpu_numpy_views,
+    foreign_namespace,
+    is_dask_array,
+    is_foreign_array,
+    library_name,
+    type_name,
+)
 from ..core.window import Window
 from ..kernels import conv_chunked
 from ..kernels.geometry import kernel_dtype
@@ -139,21 +147,16 @@ def numpy_for_cpu_arrays(body: Body) -> Body:
     @functools.wraps(body)
     def run(*args: Any, **kwargs: Any) -> Any:
         values = (*args, *kwargs.values())
-        # Only an object with __dlpack__ can be viewed (a torch.Generator as rng is no array).
-        foreign = [value for value in values if not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__")
-                   and foreign_namespace(value) is not None]
+        foreign = [value for value in values if is_foreign_array(value)]
         if not foreign or any(isinstance(value, np.ndarray) for value in values):
             return body(*args, **kwargs)
         if signature.bind(*args, **kwargs).arguments.get("strategy") == "im2col":
             return body(*args, **kwargs)
         if len({library_name(value) for value in foreign}) != 1:
             return body(*args, **kwargs)
-        views: dict[int, np.ndarray] = {}
-        for value in foreign:
-            view = cpu_numpy_view(value)
-            if view is None:
-                return body(*args, **kwargs)
-            views[id(value)] = view
+        views = cpu_numpy_views({id(value): value for value in foreign})
+        if views is None:
+            return body(*args, **kwargs)
         try:
             result = body(*(views.get(id(value), value) for value in args),
                           **{name: views.get(id(value), value) for name, value in kwargs.items()})

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..core.dtypes import accumulation_dtype, as_numpy_dtype
-from ..core.namespace import foreign_namespace, move_numpy, same_library
+from ..core.namespace import array_namespace as namespace
+from ..core.namespace import device_of, foreign_namespace, move_numpy, same_library
 
 __all__ = [
     "namespace",
@@ -30,19 +31,6 @@ __all__ = [
 ]
 
 
-def namespace(*arrays: Any) -> Any:
-    """The Array API namespace of ``arrays`` (NumPy's for NumPy arrays), via ``array_api_compat``.
-
-    NumPy arrays alone get NumPy's main namespace, as in :func:`namespace_of`
-    (NumPy 2 follows the standard): a NumPy caller never imports ``array_api_compat`` (0.1 s).
-    """
-    if all(type(array) is np.ndarray for array in arrays):
-        return np
-    import array_api_compat
-
-    return array_api_compat.array_namespace(*arrays)
-
-
 def namespace_of(x: Any) -> Any:
     """The Array API namespace of ``x``: its library's for another library's array, NumPy's own module else.
 
@@ -51,15 +39,6 @@ def namespace_of(x: Any) -> Any:
     """
     xp = foreign_namespace(x)
     return np if xp is None else xp
-
-
-def device_of(x: Any) -> Any:
-    """The device ``x`` lives on (``"cpu"`` for NumPy)."""
-    if type(x) is np.ndarray:  # array_api_compat's answer, without its import (0.1 s)
-        return "cpu"
-    import array_api_compat
-
-    return array_api_compat.device(x)
 
 
 def zero_like(like: Any) -> Any:
