@@ -315,3 +315,19 @@ def test_an_empty_batch_works_as_in_pytorch(torch, backend, kind, train_flg, rng
     for name, grad in layer.grads.items():
         grad = backend.back(grad)
         assert grad.shape == tuple(layer.params[name].shape) and not grad.any()
+
+
+@pytest.mark.parametrize("like", [[1.0], 0.0, "cpu"])
+def test_batchnorm2d_like_must_be_an_array_as_numpys_like(like):
+    # NumPy's own like= refuses a list; so must ours, rather than silently meaning NumPy.
+    with pytest.raises(TypeError, match=r"like must be an array .* got "):
+        BatchNorm2d(3, like=like)
+
+
+def test_batchnorm2d_dtype_not_like_sets_the_parameters_dtype():
+    # As np.ones(3, like=x) keeps its own dtype argument, not x's.
+    layer = BatchNorm2d(3, like=np.zeros(1, np.float64))
+    arrays = (layer.weight, layer.bias, layer.running_mean, layer.running_var)
+    assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
+    layer = BatchNorm2d(3, dtype=np.float64, like=np.zeros(1, np.float32))
+    assert layer.weight.dtype == np.float64

@@ -31,7 +31,7 @@ import numpy as np
 from ..core.checks import check_array, check_flag, check_float_array, describe
 from ..core.dtypes import as_numpy_dtype
 from ..core.ieee import quiet_ieee
-from ..core.namespace import is_dask_array, namespace_dtype, same_library
+from ..core.namespace import foreign_namespace, is_dask_array, namespace_dtype, same_library
 from ..ops.xp import copy_as, device_of, namespace_of
 from .base import LAZY, Layer
 from .cpu_views import backward_on_views, forward_on_views, infer_on_views
@@ -284,7 +284,8 @@ class BatchNorm2d(_BatchNormBase):
         (zeros) and ``running_var`` (ones): NumPy's, or the same type of ``like``'s library
     like : None (NumPy arrays), or an array of the library and device the four arrays
         are created in (NumPy's ``like=``, PyTorch's ``device=``): ``like=x`` for
-        a PyTorch/JAX/CuPy ``x`` keeps them, the gradients and the computation there
+        a PyTorch/JAX/CuPy ``x`` keeps them, the gradients and the computation there;
+        its dtype is not used (``dtype`` sets theirs, as with NumPy's ``like=``)
 
     ``forward(x, train_flg=True)``: ``(N, C, H, W)`` -> the same shape and dtype.
     Training normalises each channel with the mean and the biased variance over
@@ -299,6 +300,8 @@ class BatchNorm2d(_BatchNormBase):
         whose variance is undefined -- as PyTorch does. An empty batch
         (``N = 0``) gives an empty output and leaves the running estimates as
         they were, as PyTorch's does; its backward gives zero gradients.
+    TypeError
+        When ``like`` is not an array (a list, a scalar), or ``dtype`` not floating.
     TypeError
         When ``x`` is of another library than the layer's arrays (a NumPy layer
         given a PyTorch tensor: create it with ``like=x``), as ``Affine``.
@@ -316,6 +319,11 @@ class BatchNorm2d(_BatchNormBase):
         self.num_features = int(num_features)
         self.eps = _check_eps(eps)
         self.momentum = _check_fraction(momentum, "momentum")
+        if like is not None and not (isinstance(like, np.ndarray) or is_dask_array(like)
+                                     or foreign_namespace(like) is not None):
+            # NumPy's like= takes arrays only: a list would silently mean NumPy.
+            raise TypeError(f"like must be an array whose library and device the parameters are created in "
+                            f"(NumPy, PyTorch, JAX, CuPy), got {describe(like)}")
         if like is None or isinstance(like, np.ndarray):
             self.weight = np.ones(num_features, dtype)
             self.bias = np.zeros(num_features, dtype)
