@@ -8,6 +8,7 @@
 - :mod:`.unfold`: compiled im2col/col2im/unfold/fold;
 - :mod:`.conv_chunked`, :mod:`.winograd`, :mod:`.winograd3d`, :mod:`.conv3d_planes`,
   :mod:`.image_gemm`, :mod:`.direct_conv`: the default convolution strategy;
+  :mod:`.conv_transpose_phases`: transposed convolution's col2im by the stride's phases;
 - :mod:`.epilogue`: bias and ReLU fused into a layer's output pass;
 - :mod:`.relu`, :mod:`.adam`: ReLU forward/backward and Adam's step, one compiled pass each;
 - :mod:`.pyramid`: an image pyramid's means (``colnn pool --method avg``), one compiled pass a block;

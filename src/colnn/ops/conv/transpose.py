@@ -2,9 +2,13 @@
 
 It is the adjoint of a convolution: one GEMM per group turns each input cell
 into a column of kernel-sized patches, and col2im sums them into the output.
-NumPy float32/float64 arrays run it as the convolution's input gradient, chunk
+NumPy float32/float64 arrays without dilation run it by the stride's phases,
+each output cell summed once from contiguous runs of the GEMM's rows
+(:mod:`colnn.kernels.conv_transpose_phases`, where
+:func:`~colnn.kernels.conv_transpose_phases.applies`: planes not too small, a
+finite weight); others as the convolution's input gradient, chunk
 by chunk of images (:func:`colnn.kernels.conv_chunked.conv_input_grad_chunked`,
-1-d as 2-d with a unit height); its backward is then a forward convolution
+1-d as 2-d with a unit height). Its backward is a forward convolution
 (``grad_input``) and the convolution's weight gradient with input and output
 gradient exchanged (``grad_weight``), both from one im2col of ``grad_output``
 (:func:`colnn.kernels.conv_chunked.conv_transpose_backward_chunked`) unless a
@@ -30,7 +34,7 @@ from ...core.checks import from_batched, stand_in
 from ...core.namespace import is_dask_array
 from ...core.spatial import check_spatial_input
 from ...core.window import IntTuple, Window
-from ...kernels import conv_chunked
+from ...kernels import conv_chunked, conv_transpose_phases
 from ..reference.conv import (
     add_bias,
     channels_first,
@@ -62,6 +66,9 @@ def conv_transpose_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray |
     out_channels = weight.shape[1] * groups
     out_shape = (n, out_channels, *window.in_size)
     if runs_kernels(strategy, x, "conv"):
+        if conv_transpose_phases.applies(x.shape, weight, window):
+            # The same GEMM, then each output cell summed once, phase by phase: no strided overlap-add.
+            return conv_transpose_phases.conv_transpose_phased(x, weight, bias, window, groups, get_column_budget())
         if window.ndim == 1:
             out = conv_transpose_forward(x[:, :, np.newaxis], weight[:, :, np.newaxis], bias,
                                          window.with_unit_axis(), groups, strategy)
