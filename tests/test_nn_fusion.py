@@ -258,7 +258,11 @@ def test_every_layer_that_fuses_equals_its_layers_one_by_one(name, dtype):
     assert_same(layer.db, separate.db)
     assert layer.skips_input_grad
     assert layer.backward(relu.backward(dout), input_grad=False) is None
-    assert_same(layer.dW, separate.dW)
+    # Without an input gradient the weight gradient's GEMM may run in its other, faster orientation
+    # (kernels.conv_grad_loops.planes_to_cells): the same sums in another order, so to rounding.
+    tolerance = 1e-12 if np.dtype(dtype) == np.float64 else 1e-5
+    np.testing.assert_allclose(layer.dW, separate.dW, rtol=tolerance, atol=tolerance * np.abs(separate.dW).max())
+    assert layer.dW.dtype == separate.dW.dtype
     assert_same(layer.db, separate.db)
     inference = Relu()
     assert_same(layer.forward_relu(x, inference, keep=False), expected)
