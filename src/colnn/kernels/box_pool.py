@@ -1,5 +1,7 @@
 """Pooling over boxes by compiled loops: 3-d window pools, adaptive pools and max_unpool in 1, 2 and 3 dimensions.
 
+Also 1-d max pooling's maxima alone (:func:`row_max_values`), one row at a time.
+
 The loops are :mod:`colnn.kernels.box_pool_loops` (imported on first use, so
 ``import colnn`` compiles nothing). Arrays here are batched ``(N, C, *spatial)``
 with 1 to 3 spatial axes; fewer than 3 run as volumes with unit axes in front.
@@ -22,6 +24,7 @@ from .geometry import compute_dtype
 from .threads import threads_for
 
 __all__ = ["window_bounds", "bin_bounds", "fractional_bounds", "box_max", "fits_box_max", "window_max", "window_cells",
+           "fits_row_max", "row_max_values",
            "box_max_backward", "cell_scatter_add", "box_avg", "volume_means", "box_avg_backward", "scatter_cells",
            "gather_cells", "cell_range"]
 
@@ -119,6 +122,24 @@ def window_max(x: np.ndarray, window: Window, *, keep_offset: bool) -> tuple[np.
     return out.reshape(shape).astype(x.dtype, copy=False), (offset.reshape(shape) if keep_offset else None)
 
 
+def fits_row_max(window: Window) -> bool:
+    """Whether :func:`row_max_values` takes ``window``: 1-d, stride 1 or 2, no dilation or padding, windows inside."""
+    return (window.ndim == 1 and window.stride[0] <= 2 and window.dilation[0] == 1 and window.padding[0] == 0
+            and (window.out_size[0] - 1) * window.stride[0] + window.kernel_size[0] <= window.in_size[0])
+
+
+def row_max_values(x: np.ndarray, window: Window) -> np.ndarray:
+    """1-d max pooling of ``x`` ``(N, C, L)``, maxima only, for a window :func:`fits_row_max` takes."""
+    from . import max_pool_loops
+
+    dtype = compute_dtype(x.dtype)
+    rows = np.ascontiguousarray(x, dtype=dtype).reshape(math.prod(x.shape[:2]), x.shape[2])
+    out = np.empty((rows.shape[0], window.out_size[0]), dtype=dtype)
+    with threads_for(rows.nbytes):
+        max_pool_loops.max_pool_rows_values(rows, window.kernel_size[0], window.stride[0], out)
+    return out.reshape(*x.shape[:2], out.shape[1]).astype(x.dtype, copy=False)
+
+
 def window_cells(offset: np.ndarray, window: Window) -> np.ndarray:
     """:meth:`colnn.core.window.Window.flat_indices` of NumPy offsets ``(N, C, *out)`` (any integer dtype), int64.
 
@@ -192,22 +213,36 @@ def box_avg_backward(grad_output: np.ndarray, input_shape: tuple[int, ...], boun
     grad = _volumes(grad_output, dtype)
     out_size = _out_shape(bounds)
     grad_input = np.empty((grad.shape[0], *(1,) * (5 - len(input_shape)), *input_shape[2:]), dtype=dtype)
+    tiled = all(_tiles(axis, size) for axis, size in zip(bounds, grad_input.shape[1:]))
     with threads_for(grad_input.nbytes):
         box_pool_loops.box_avg_backward(grad, *bounds, np.ascontiguousarray(divisor, dtype=dtype).reshape(out_size),
-                                        grad_input)
+                                        tiled, grad_input)
     return grad_input.reshape(input_shape).astype(grad_output.dtype, copy=False)
 
 
-def scatter_cells(values: np.ndarray, cell: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
-    """A zero ``out_shape`` ``(N, C, *out)`` holding ``values`` at the flat cells ``cell`` (checked in range)."""
+def _tiles(bounds: np.ndarray, size: int) -> bool:
+    """Whether one axis's boxes (unit steps) cover ``[0, size)`` each cell once: back to back, none empty."""
+    low, high = bounds[0] + bounds[1], bounds[0] + bounds[2]
+    return bool(low[0] == 0 and high[-1] == size and (high > low).all() and (low[1:] == high[:-1]).all())
+
+
+def scatter_cells(values: np.ndarray, cell: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray | None:
+    """A zero ``out_shape`` ``(N, C, *out)`` holding ``values`` at the flat cells ``cell``.
+
+    None if some cell lies outside ``[0, prod(out_shape[2:]))``: the caller
+    names the range in its error (the check is part of the scatter, not a pass of its own).
+    """
     from . import box_pool_loops
 
     dtype = compute_dtype(values.dtype)
     planes = np.ascontiguousarray(values, dtype=dtype).reshape(math.prod(values.shape[:2]), math.prod(values.shape[2:]))
     cells = np.ascontiguousarray(cell, dtype=np.int64).reshape(planes.shape)
     out = np.empty((planes.shape[0], math.prod(out_shape[2:])), dtype=dtype)
+    outside = np.empty(planes.shape[0], dtype=np.int64)
     with threads_for(out.nbytes):
-        box_pool_loops.scatter_cells(planes, cells, out)
+        box_pool_loops.scatter_cells(planes, cells, out, outside)
+    if outside.any():
+        return None
     return out.reshape(out_shape).astype(values.dtype, copy=False)
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "max_pool_k2s2",
     "max_pool_k2s2_values",
     "max_pool_values_planes",
+    "max_pool_rows_values",
     "max_pool_backward_planes",
     "max_pool_backward_k2s2",
     "max_pool_backward_k2s2_pairs",
@@ -282,6 +283,30 @@ def max_pool_values_planes(planes, row_start, ky_lo, ky_hi, col_start, kx_lo, kx
                 for ox in range(ox_in_lo) if side == 0 else range(ox_in_hi, out_w):
                     out_row[ox] = _max_window(plane, row0, ky_lo[oy], ky_hi[oy], col_start[ox], kx_lo[ox],
                                               kx_hi[ox], kernel_w, dilation_h, 1, lowest)[0]
+
+
+# Rows per block of :func:`max_pool_rows_values`: its scratch rows are allocated
+# once per block, not per row (many short rows would pay an allocation each).
+_ROW_BLOCKS = 1024
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def max_pool_rows_values(rows, kernel_w, stride_w, out):
+    """1-D max pooling, maxima only, of ``rows`` ``(P, L)`` into ``out`` ``(P, out_l)``.
+
+    For stride 1 or 2 without dilation or padding, every window inside its row
+    (``(out_l - 1)*stride_w + kernel_w <= L``): each row is :func:`_row_max`
+    straight into its output row. :func:`max_pool_values_planes`, which takes
+    1-D pooling as planes of one row, folds into a scratch row first and copies
+    it out; on ``(32, 64, 4096)``, k3 s2, this took half its time (1 core).
+    """
+    span = stride_w * (out.shape[1] - 1) + kernel_w  # cells the windows read
+    block = max(-(-rows.shape[0] // _ROW_BLOCKS), 1)
+    for block_index in prange(-(-rows.shape[0] // block)):
+        even = np.empty((span + 1) // 2, rows.dtype)
+        odd = np.empty(span // 2, rows.dtype)
+        for p in range(block_index * block, min((block_index + 1) * block, rows.shape[0])):
+            _row_max(rows[p], out[p], stride_w, kernel_w, even, odd)
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -48,7 +48,8 @@ class _MaxUnpoolNd(Layer):
             return max_unpool(x, indices, self.args, output_size)
         batched, unbatched = check_spatial_input(x, "x", self.ndim)
         out_size = self.args.out_size(batched.shape[2:], output_size)
-        index = check_unpool_indices(indices, batched, math.prod(out_size), unbatched)
+        # The range is checked by the scatter (max_unpool_forward), not by a pass of its own.
+        index = check_unpool_indices(indices, batched, math.prod(out_size), unbatched, check_range=False, cast=True)
         out = max_unpool_forward(batched, index, out_size)
         self._keep((index, tuple(out.shape), unbatched))
         return from_batched(out, unbatched)

@@ -6,7 +6,8 @@ public functions are thin faces on it. Where it runs (:mod:`colnn.ops.strategy`)
 
 - the compiled 2-D kernels (:class:`colnn.kernels.pool.NumbaStrategy`), the
   specialised fast case: 2-d as it is, 1-d as 2-d with a unit height
-  (``Window.with_unit_axis``: exact); 3-d by the N-d box loops of
+  (``Window.with_unit_axis``: exact; maxima alone, windows inside, stride 1 or 2:
+  row by row, :func:`colnn.kernels.box_pool.row_max_values`); 3-d by the N-d box loops of
   :mod:`colnn.kernels.box_pool` (forward and the scatter of backward), which
   scan each window row-major as PyTorch does (first maximum; NaN wins with the last NaN);
 - the Array API reference (``strategy="im2col"``, and every other library's
@@ -53,6 +54,8 @@ def max_pool_forward(x: Any, window: Window, strategy: str | None = None,
         return pools.max_forward(x, window) if keep_offset else (pools.max_values(x, window), None)
     if window.ndim == 3:
         return box_pool.window_max(x, window, keep_offset=keep_offset)
+    if not keep_offset and box_pool.fits_row_max(window):  # 1-d inference: rows straight into the output
+        return box_pool.row_max_values(x, window), None
     pools = pool_strategy(strategy, x)
     planar = x if window.ndim == 2 else x[:, :, np.newaxis]
     flat = window if window.ndim == 2 else window.with_unit_axis()
