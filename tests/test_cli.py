@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colnn.apps.cli import build_parser, main, needed_packages
+from colnn.apps.cli import COMMANDS, build_parser, main, needed_packages
 from colnn.apps.data import MNIST_FILES, write_idx
 from colnn.nn.network import simple_conv_net
 from streams import without_compile_notice
@@ -179,6 +179,50 @@ def test_every_option_with_choices_lists_all_of_them_in_its_help():
     assert checked >= 9  # train's data set, model, optimizer, schedule; evaluate's data set; explain's 2; pool's 2
 
 
+def test_a_command_line_builds_the_same_parser_for_its_command_alone():
+    """``colnn CMD`` registers only CMD's application: each of its sub-commands parses and helps as in the whole."""
+    whole = build_parser()._subparsers._group_actions[0].choices
+    assert set(COMMANDS) == set(whole)
+    for command in COMMANDS:
+        alone = build_parser([command, "--help"])._subparsers._group_actions[0].choices
+        assert set(alone) == {name for name, app in COMMANDS.items() if app == COMMANDS[command]}, command
+        for name, subparser in alone.items():
+            assert subparser.format_help() == whole[name].format_help(), name
+    for argv in ([], ["--help"], ["--version"], ["fly"]):
+        assert set(build_parser(argv)._subparsers._group_actions[0].choices) == set(whole), argv
+
+
+# Prints the colnn modules, and those of Numba and the other heavy packages, that `colnn ARGV...` imported.
+IMPORTS_RUNNER = """
+import sys
+from colnn.apps.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(sorted(name for name in sys.modules if name.split(".")[0] in
+                      ("colnn", "numba", "torch", "jax", "scipy", "dask", "zarr", "distributed", "matplotlib"))))
+"""
+
+
+def imported_by(*argv: str, cwd: Path) -> set[str]:
+    result = subprocess.run([sys.executable, "-c", IMPORTS_RUNNER, *argv], capture_output=True, text=True, cwd=cwd,
+                            timeout=600)
+    assert "Traceback" not in result.stderr, result.stderr
+    return set(result.stdout.splitlines()[-1].split())  # the last line: the help text comes before
+
+
+@pytest.mark.parametrize("command", ["pool", "bench", "explain"])
+def test_a_command_s_help_imports_no_other_command(tmp_path, command):
+    modules = imported_by(command, "--help", cwd=tmp_path)
+    assert f"colnn.apps.{command}" in modules
+    others = {f"colnn.apps.{app}" for app in COMMANDS.values()} - {f"colnn.apps.{command}"}
+    assert not modules & others, sorted(modules)
+    assert not {name for name in modules if name.split(".")[0] in ("numba", "torch", "jax", "scipy", "dask", "zarr")}
+    if command != "explain":  # explain's walks are colnn's layers themselves
+        assert not {name for name in modules if name.startswith(("colnn.nn.", "colnn.ops"))}, sorted(modules)
+
+
 def test_the_top_help_names_every_command():
     parser = build_parser()
     commands = list(parser._subparsers._group_actions[0].choices)
@@ -300,8 +344,8 @@ def test_ctrl_c_in_any_command_says_interrupted_with_status_130(scratch, capsys,
     def interrupt(args):
         raise KeyboardInterrupt
 
-    def interrupting_parser():
-        parser = real_build_parser()
+    def interrupting_parser(argv=None):
+        parser = real_build_parser(argv)
         for subparser in parser._subparsers._group_actions[0].choices.values():
             subparser.set_defaults(run=interrupt)
         return parser
@@ -353,8 +397,8 @@ def test_a_fault_of_colnns_is_one_line_that_says_so(capsys, monkeypatch):
 
     real_build_parser = cli.build_parser
 
-    def broken_parser():
-        parser = real_build_parser()
+    def broken_parser(argv=None):
+        parser = real_build_parser(argv)
         parser._subparsers._group_actions[0].choices["explain"].set_defaults(run=broken)
         return parser
 

@@ -204,3 +204,23 @@ def test_a_distributed_run_equals_the_local_one(tmp_path, dask_cluster):
     local = levels_of(tmp_path / "local.zarr")
     check_levels(tmp_path / "cluster.zarr", local)
     check_levels(tmp_path / "local.zarr", naive_pyramid(x, 2, "avg", (1, 2), (2, 2), (2, 2), (0, 0), True))
+
+
+def test_a_usual_pyramid_loads_no_numba_and_no_network_code(tmp_path):
+    """Tiling windows are pooled by NumPy: a short run pays for no Numba start-up and no colnn.nn or colnn.ops."""
+    import subprocess
+
+    np.save(tmp_path / "in.npy", np.arange(2 * 16 * 12, dtype=np.uint16).reshape(2, 16, 12))
+    runner = ("import sys\nfrom colnn.apps.cli import main\nstatus = main(sys.argv[1:])\n"
+              "print(status, *sorted(name for name in sys.modules if name.split('.')[0] in "
+              "('numba', 'torch', 'jax', 'distributed') or name.startswith(('colnn.nn', 'colnn.ops'))))")
+    for method in ("max", "avg", "min"):
+        result = subprocess.run([sys.executable, "-c", runner, "pool", "in.npy", f"{method}.zarr", "--kernel", "2",
+                                 "--levels", "2", "--chunk", "4", "--method", method],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=600)
+        assert result.stdout.splitlines()[-1] == "0", (method, result.stdout, result.stderr)
+        assert result.stderr == "", result.stderr  # no compile notice either: nothing compiles
+    # A window that does not tile its blocks goes through colnn's compiled pooling: that loads Numba.
+    result = subprocess.run([sys.executable, "-c", runner, "pool", "in.npy", "overlap.zarr", "--kernel", "3",
+                             "--stride", "2"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.stdout.splitlines()[-1].split()[0] == "0" and "numba" in result.stdout.split()

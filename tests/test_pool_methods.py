@@ -87,10 +87,11 @@ def sample(shape, dtype, rng) -> np.ndarray:
     return x
 
 
-def run_pyramid(x, method, pooled, kernel, stride, padding, ceil_mode, levels, chunks):
+def run_pyramid(x, method, pooled, kernel, stride, padding, ceil_mode, levels, chunks, compiled=False):
     geometry = Geometry(pooled, kernel, stride, padding, ceil_mode)
     level0 = da.from_array(x, chunks=chunks)
-    return [level.compute() for level in pyramid(level0, geometry, method, levels, lambda a: a.rechunk(chunks))]
+    return [level.compute() for level in pyramid(level0, geometry, method, levels, lambda a: a.rechunk(chunks),
+                                                 compiled=compiled)]
 
 
 def check(got, expected, dtype, method=None):
@@ -197,14 +198,20 @@ AXIS_CHOICES = [(0,), (1,), (2,), (0, 2), (1, 2), (0, 1, 2)]
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("pooled", AXIS_CHOICES, ids=lambda p: "".join("zyx"[a] for a in p))
 @pytest.mark.parametrize("ceil_mode", [False, True], ids=["floor", "ceil"])
-def test_means_of_windows_that_tile_the_blocks(dtype, pooled, ceil_mode):
+@pytest.mark.parametrize("method", ["avg", "avg-compiled", "avg-kept", "max", "min"])
+def test_windows_that_tile_the_blocks(method, dtype, pooled, ceil_mode, monkeypatch):
     # Chunks of even sizes: each block is pooled alone by colnn.kernels.pyramid (no halo), level 0 read in its dtype.
+    if method == "avg-kept":  # the means stay in their blocks for the next level while the windows tile them
+        from colnn.apps.pool import methods
+
+        monkeypatch.setattr(methods, "CHAIN_BLOCK_CELLS", 1)
     x = sample((7, 13, 11), dtype, np.random.default_rng(20 + len(pooled)))
     count = len(pooled)
-    args = dict(method="avg", pooled=pooled, kernel=(2,) * count, stride=(2,) * count, padding=(0,) * count,
-                ceil_mode=ceil_mode)
-    got = run_pyramid(x, levels=2, chunks=(4, 6, 4), **args)
-    check(got, naive_pyramid(x, levels=2, **args), dtype, "avg")
+    args = dict(method=method.split("-")[0], pooled=pooled, kernel=(2,) * count, stride=(2,) * count,
+                padding=(0,) * count, ceil_mode=ceil_mode)
+    chunks = (4, 4, 4) if method == "avg-kept" else (4, 6, 4)  # level 1's means in blocks of 2s (kept), 3s
+    got = run_pyramid(x, levels=2, chunks=chunks, compiled=method.endswith("compiled"), **args)
+    check(got, naive_pyramid(x, levels=2, **args), dtype, args["method"])
 
 
 @pytest.mark.parametrize("dtype", [*DTYPES, np.int8, np.uint32, np.float16], ids=lambda d: np.dtype(d).name)
@@ -212,10 +219,14 @@ def test_the_pyramid_kernel_against_numpy_means(dtype):
     from colnn.kernels.pyramid import round_half_even, window_means
 
     x = sample((3, 4, 9, 10, 5), dtype, np.random.default_rng(30))
+    if np.dtype(dtype).kind == "f":  # windows of -0.0 alone: a sum from 0.0 gives 0.0
+        x[:, :2] = -0.0
     for pooled, kernel in [((4,), (3,)), ((1, 3), (3, 2)), ((0, 2, 4), (2, 4, 2)), ((2, 3), (1, 1))]:
         for ceil_mode in (False, True):
             expected = naive_level(x.astype(np.float64), pooled, kernel, kernel, (0,) * len(kernel), ceil_mode, "avg")
             got = window_means(x, pooled, kernel, ceil_mode)
+            # Numba's loops add the same cells in the same order: the same bits, a signed zero's sign included.
+            assert got.tobytes() == window_means(x, pooled, kernel, ceil_mode, compiled=True).tobytes()
             if np.dtype(dtype).kind in "iu":  # integer sums are exact in float64, then one division: equal
                 np.testing.assert_array_equal(got, expected)
             else:  # another order of adding than NumPy's pairwise sum: a few ulps of the largest cell
@@ -229,3 +240,63 @@ def test_the_pyramid_kernel_against_numpy_means(dtype):
         chain = chain[np.abs(chain) < 6e4]  # a mean of float16 cells lies in float16's range
         expected = chain.astype(dtype)
     np.testing.assert_array_equal(round_half_even(chain, dtype), expected)
+    np.testing.assert_array_equal(round_half_even(chain, dtype, compiled=True), expected)
+
+
+def torch_rule_level(x: np.ndarray, pooled, kernel, ceil_mode, largest) -> np.ndarray:
+    """PyTorch's max pooling rule by a loop over the windows: row-major, a cell replaces the running value
+    when it is greater (min: smaller) or NaN."""
+    outs = [-(-x.shape[a] // k) if ceil_mode else x.shape[a] // k for a, k in zip(pooled, kernel)]
+    moved = np.moveaxis(x, pooled, range(x.ndim - len(pooled), x.ndim))
+    result = np.empty((*moved.shape[:x.ndim - len(pooled)], *outs), dtype=x.dtype)
+    for index in np.ndindex(*result.shape):
+        lead, window = index[:x.ndim - len(pooled)], index[x.ndim - len(pooled):]
+        cells = moved[(*lead, *(slice(i * k, i * k + k) for i, k in zip(window, kernel)))].reshape(-1)
+        running = cells[0]
+        for cell in cells[1:]:
+            if (cell > running if largest else cell < running) or cell != cell:
+                running = cell
+        result[index] = running
+    return np.moveaxis(result, range(x.ndim - len(pooled), x.ndim), pooled)
+
+
+EXTREME_DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
+                  np.float16, np.float32, np.float64]
+
+
+@pytest.mark.parametrize("dtype", EXTREME_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("largest", [True, False], ids=["max", "min"])
+def test_the_pyramid_kernel_against_the_window_rule(dtype, largest):
+    from colnn.kernels.pyramid import window_extremes
+
+    rng = np.random.default_rng(40)
+    x = rng.integers(0, 2, (3, 5, 9, 7)).astype(dtype) if dtype == np.bool_ else sample((3, 5, 9, 7), dtype, rng)
+    if np.dtype(dtype).kind == "f":  # signed zeros side by side, and NaN of both signs in some windows
+        x.flat[::5] = 0.0
+        x.flat[1::10] = -0.0
+        x.flat[2::17] = np.nan
+        x.flat[3::23] = -np.nan
+    for pooled, kernel in [((3,), (3,)), ((1, 2), (2, 2)), ((0, 1, 3), (2, 3, 2)), ((2,), (1,)), ((1, 2), (5, 4))]:
+        for ceil_mode in (False, True):
+            got = window_extremes(x, pooled, kernel, ceil_mode, largest)
+            expected = torch_rule_level(x, pooled, kernel, ceil_mode, largest)
+            assert got.dtype == x.dtype and got.shape == expected.shape
+            # Bit for bit: the sign of a zero and which NaN (its sign) count.
+            assert got.tobytes() == expected.tobytes(), (pooled, kernel, ceil_mode)
+
+
+@pytest.mark.parametrize("largest", [True, False], ids=["max", "min"])
+def test_the_pyramid_kernel_is_torch_max_pool_bit_for_bit(largest):
+    torch = pytest.importorskip("torch")
+    from colnn.kernels.pyramid import window_extremes
+
+    x = np.random.default_rng(41).normal(0, 1, (2, 3, 11, 10)).astype(np.float32)
+    x.flat[::4] = 0.0
+    x.flat[1::8] = -0.0
+    x.flat[2::13] = np.nan
+    x.flat[5::19] = -np.nan
+    for ceil_mode in (False, True):
+        got = window_extremes(x, (2, 3), (2, 3), ceil_mode, largest)
+        sign = 1 if largest else -1
+        expected = sign * torch.nn.functional.max_pool2d(sign * torch.from_numpy(x), (2, 3), ceil_mode=ceil_mode)
+        assert got.tobytes() == expected.numpy().tobytes()

@@ -3,6 +3,9 @@
 Each application module exposes ``register(subparsers)``, which adds its
 sub-commands with ``set_defaults(run=...)``; heavy imports (matplotlib, tqdm,
 scikit-learn, torch) happen inside ``run`` so that ``colnn --help`` is instant.
+``colnn CMD ...`` imports only the application that registers CMD
+(:data:`COMMANDS`): ``colnn pool`` does not load the network code of
+``colnn train``, which would cost a short run a sizeable share of its time.
 
 A plain ``pip install colnn`` has none of them. Before a command starts,
 :func:`needed_packages` says which optional packages its arguments need; a
@@ -37,6 +40,8 @@ from typing import NoReturn
 from .. import __version__
 
 APPLICATIONS = ("train", "explain", "bench", "pool")
+# The application (module of colnn.apps) that registers each sub-command; a test checks it against register().
+COMMANDS = {"train": "train", "evaluate": "train", "explain": "explain", "bench": "bench", "pool": "pool"}
 DASK_EXTRA = 'pip install "colnn[dask]"'
 APPS_EXTRA = 'pip install "colnn[apps]"'
 INTERRUPTED = 130  # the shell's exit status for a process stopped by Ctrl-C (128 + SIGINT)
@@ -56,12 +61,12 @@ class Need:
 
 def needed_packages(args: argparse.Namespace) -> list[Need]:
     """The optional packages the command in ``args`` will import, given its options."""
-    from .data import BUILTIN_DATASETS, DEFAULT_DATASET, evaluation_dataset
-
     command = args.command
     needs = []
     # --data reads IDX files; each built-in data set ships inside its own package.
     if command in ("train", "evaluate") and getattr(args, "data", None) is None:
+        from .data import BUILTIN_DATASETS, DEFAULT_DATASET, evaluation_dataset
+
         if command == "evaluate":
             name = evaluation_dataset(args) or DEFAULT_DATASET
         else:
@@ -113,11 +118,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(self.prog, message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of the ``colnn`` command line ``argv``, with every sub-command, or with only ``argv``'s own.
+
+    When ``argv`` starts with a sub-command's name, only the application that
+    registers it is imported, and the parser knows that application's
+    sub-commands alone: they parse (and ``--help``) exactly as in the whole
+    parser. Otherwise (None, nothing, ``--help``, ``--version``, an unknown
+    word) every application is registered, for the top-level help and for
+    argparse's list of the commands in an error.
+    """
     parser = _Parser(prog="colnn")
     parser.add_argument("--version", action="version", version=f"colnn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in APPLICATIONS:
+    first = argv[0] if argv else None
+    for name in (COMMANDS[first],) if first in COMMANDS else APPLICATIONS:
         importlib.import_module(f"colnn.apps.{name}").register(subparsers)
     # Named from the commands registered, so that a new one cannot be left out.
     parser.description = f"im2col-based CNN layers for NumPy; the commands: {', '.join(subparsers.choices)}."
@@ -127,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``colnn`` console script; returns the exit status (0, 1, or 130 after Ctrl-C)."""
     prog = "colnn"
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         try:
-            args = build_parser().parse_args(argv)
+            args = build_parser(argv).parse_args(argv)
         except UsageError as error:
             return _say(error.prog, f"error: {error} (see {error.prog} --help)", 1)
         prog = f"colnn {args.command}"
@@ -159,9 +175,12 @@ def _run(args: argparse.Namespace) -> int:
                                                  f"installed; {need.install}", 1)
         _say(f"colnn {args.command}", f"warning: {need.package} is not installed, so {need.purpose} "
                                       f"will be left out; {need.install}", 0)
-    from ..kernels.compile_notice import announce_compiles
+    # The first run compiles for seconds; say so rather than look hung. A command that uses compiled
+    # kernels only at times (colnn pool) says it itself, when it does: the notice imports Numba.
+    if not getattr(args, "announces_compiles", False):
+        from ..kernels.compile_notice import announce_compiles
 
-    announce_compiles()  # the first run compiles for seconds; say so rather than look hung
+        announce_compiles()
     return int(args.run(args) or 0)
 
 

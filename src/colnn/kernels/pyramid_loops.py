@@ -6,8 +6,10 @@ kept axes between them, merged (:func:`colnn.kernels.pyramid.canonical_shape`).
 Windows tile the pooled axes (stride equal to the kernel, no padding); the last
 window of an axis may be partial. Each window's cells are added one by one
 in row-major order (the order of NumPy's ``mean`` of fewer than 8 values),
-then divided once by the window's count of cells. The loops are serial: each runs
-inside one Dask task, and the scheduler runs one task per core.
+then divided once by the window's count of cells: the order of
+:func:`colnn.kernels.pyramid.window_means`'s NumPy passes, so both give the
+same bits. The loops are serial: each runs inside one Dask task, and the
+scheduler runs one task per core.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .methods import METHODS, pyramid
+from .methods import METHODS, compiled_means, pyramid
 from .ngff import VERSIONS
 from .plan import Plan, make_plan
 from .writer import CODECS, create_arrays, folder_bytes, peak_memory, staged, store_levels, uninterrupted
@@ -80,7 +80,8 @@ def _levels(plan: Plan, slab: slice) -> list[Any]:
         # method="tasks": left to choose, Dask imports dask.distributed to look for a p2p client.
         return array.rechunk(plan.layout.blocks(array.shape), method="tasks")
 
-    return pyramid(level0, plan.geometry, plan.method, len(plan.shapes) - 1, rechunk)
+    return pyramid(level0, plan.geometry, plan.method, len(plan.shapes) - 1, rechunk,
+                   compiled=compiled_means(plan.method, math.prod(plan.shapes[0])))
 
 
 class SchedulerUnreachable(ValueError):
@@ -169,4 +170,5 @@ def register(subparsers: Any) -> None:
                       help="Zarr v3 shard size per pooled axis, a multiple of --chunk: one file per shard")
     pool.add_argument("--scheduler", metavar="ADDRESS",
                       help="a dask.distributed scheduler (tcp://host:port); default: this machine's cores")
-    pool.set_defaults(run=run)
+    # Its compile notice comes from the methods that use compiled kernels (a usual pyramid uses none).
+    pool.set_defaults(run=run, announces_compiles=True)

@@ -17,12 +17,15 @@ rounded once from that chain to the input's dtype (integers: half to even,
 :func:`numpy.rint`), so rounding does not add up across levels. For 2x2
 windows of integers the chain is exact: each level is the rounded mean of the
 level-0 cells it covers. Windows that tile the blocks (stride = kernel, no
-padding: a pyramid's usual case) are summed by one compiled pass per block
-(:mod:`colnn.kernels.pyramid`), which reads level 0 in its own dtype; other
-windows run through colnn's average pooling, with halos across blocks. A bool mask
-is pooled as 0/1 (max: any, min: all) and written as bool; its mean is refused
-(a mean of a mask is not a mask). 64-bit integers above 2**53 lose precision
-in a mean, as in float64.
+padding: a pyramid's usual case) are pooled block by block, each block alone
+(:mod:`colnn.kernels.pyramid`, level 0 read in its own dtype): by NumPy, so
+that a short run loads no Numba, except the means of a large pyramid
+(:func:`compiled_means`), whose compiled loops repay Numba's start-up. Other
+windows run through colnn's compiled pooling, with halos across blocks. A
+run that uses compiled kernels says so on its first, compiling, run. A
+bool mask is pooled as 0/1 (max: any, min: all) and written as bool; its mean
+is refused (a mean of a mask is not a mask). 64-bit integers above 2**53 lose
+precision in a mean, as in float64.
 """
 
 from __future__ import annotations
@@ -39,9 +42,12 @@ import colnn
 
 from ...core.window import Window
 
-__all__ = ["METHODS", "Geometry", "check_method_dtype", "pyramid", "mode_of"]
+__all__ = ["METHODS", "Geometry", "check_method_dtype", "compiled_means", "pyramid", "mode_of"]
 
 METHODS = ("max", "avg", "min", "nearest", "mode")
+# From this many level-0 cells, Numba's mean loops save (about 0.5 ns a cell) more than Numba's start costs (0.5 s).
+COMPILED_MEANS_FROM_CELLS = 1 << 29
+CHAIN_BLOCK_CELLS = 1 << 18  # the smallest blocks in which a mean's float64 chain goes on (2 MB)
 MODE_SLAB_CELLS = 1 << 18
 
 
@@ -75,7 +81,10 @@ class Geometry:
 
 
 def _pools(count: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """colnn's max and average pooling over ``count`` spatial axes."""
+    """colnn's max and average pooling over ``count`` spatial axes (compiled: the first run says it compiles)."""
+    from ...kernels.compile_notice import announce_compiles
+
+    announce_compiles()
     return {1: (colnn.max_pool1d, colnn.avg_pool1d), 2: (colnn.max_pool2d, colnn.avg_pool2d),
             3: (colnn.max_pool3d, colnn.avg_pool3d)}[count]
 
@@ -182,36 +191,79 @@ def _outer(masks: Sequence[np.ndarray]) -> np.ndarray:
     return grid.reshape((1, 1, *grid.shape))
 
 
-def _round_to(chain: Any, dtype: np.dtype) -> Any:
+def _round_to(chain: Any, dtype: np.dtype, compiled: bool) -> Any:
     """The float64 ``chain`` as ``dtype``: integers rounded half to even (and clipped), floats to nearest."""
     from ...kernels.pyramid import round_half_even
 
-    return chain.map_blocks(round_half_even, dtype, dtype=dtype)
+    return chain.map_blocks(round_half_even, dtype, compiled, dtype=dtype, meta=np.empty((0,) * chain.ndim, dtype))
 
 
-def _tiles(chain: Any, geometry: Geometry) -> bool:
-    """Whether ``geometry``'s windows tile ``chain`` and none crosses a block (each block is pooled alone)."""
+def _tiled(chain: Any, geometry: Geometry, pool: Callable[..., np.ndarray], dtype: Any, *options: Any) -> Any:
+    """``pool(block, pooled, kernel, ceil_mode, *options)`` on each block alone, if the windows tile the blocks.
+
+    None when they do not: overlapping or padded windows, or blocks whose
+    sizes cut windows (a window would need cells of the next block).
+    """
+    from ...kernels.pyramid import tiled_out_size
+
     if geometry.stride != geometry.kernel or any(geometry.padding):
-        return False
-    return all(size % k == 0 for axis, k in zip(geometry.pooled, geometry.kernel) for size in chain.chunks[axis][:-1])
+        return None
+    chunks = list(chain.chunks)
+    for axis, k in zip(geometry.pooled, geometry.kernel):
+        if any(size % k for size in chunks[axis][:-1]):
+            return None
+        chunks[axis] = tuple(tiled_out_size(size, k, geometry.ceil_mode) for size in chunks[axis])
+    if tuple(sum(c) for c in chunks) != geometry.next_shape(chain.shape):
+        return None  # ceil_mode's partial window at a block's end that is not the array's
+    # meta: Dask would otherwise call ``pool`` on an empty block to learn its output type.
+    return chain.map_blocks(pool, geometry.pooled, geometry.kernel, geometry.ceil_mode, *options,
+                            chunks=tuple(chunks), dtype=dtype, meta=np.empty((0,) * chain.ndim, dtype))
 
 
-def _mean_level(chain: Any, geometry: Geometry) -> Any:
+def _mean_level(chain: Any, geometry: Geometry, compiled: bool) -> Any:
     """The next level's float64 means of ``chain`` (the input's dtype at level 0, float64 above)."""
-    if _tiles(chain, geometry):
-        from ...kernels.pyramid import tiled_out_size, window_means
+    from ...kernels.pyramid import window_means
 
-        chunks = list(chain.chunks)
-        for axis, k in zip(geometry.pooled, geometry.kernel):
-            chunks[axis] = tuple(tiled_out_size(size, k, geometry.ceil_mode) for size in chunks[axis])
-        if tuple(sum(c) for c in chunks) == geometry.next_shape(chain.shape):
-            return chain.map_blocks(window_means, geometry.pooled, geometry.kernel, geometry.ceil_mode,
-                                    chunks=tuple(chunks), dtype=np.float64)
+    tiled = _tiled(chain, geometry, window_means, np.float64, compiled)
+    if tiled is not None:
+        return tiled
     # Overlapping or padded windows, or blocks that cut windows: colnn's average pooling, with halos.
     batched, restore = _batched(chain.astype(np.float64), geometry.pooled)
     average = _pools(len(geometry.pooled))[1]
     return restore(average(batched, geometry.kernel, geometry.stride, geometry.padding,
                            ceil_mode=geometry.ceil_mode, count_include_pad=False))
+
+
+def _extreme_level(current: Any, geometry: Geometry, method: str) -> Any:
+    """The next level's maxima or minima (``method``) of ``current``, in its dtype."""
+    from ...kernels.pyramid import window_extremes
+
+    tiled = _tiled(current, geometry, window_extremes, current.dtype, method == "max")
+    if tiled is not None:
+        return tiled
+    batched, restore = _batched(current, geometry.pooled)
+    maximum = _pools(len(geometry.pooled))[0]
+    flipped = _reverse(batched) if method == "min" else batched
+    pooled = maximum(flipped, geometry.kernel, geometry.stride, geometry.padding, ceil_mode=geometry.ceil_mode)
+    return restore(_reverse(pooled) if method == "min" else pooled)
+
+
+def _keeps_blocks(means: Any, geometry: Geometry) -> bool:
+    """Whether a level's float64 means can stay in the blocks they were pooled in for the next level.
+
+    Rechunking them into the level's written blocks copies float64 cells (four
+    times a uint16 level's bytes); rounded first, the copy is of the input's
+    dtype. They stay while their blocks hold :data:`CHAIN_BLOCK_CELLS` cells
+    (below, the tasks' own cost grows) and the next windows still tile them.
+    """
+    if min(math.prod(block) for block in itertools.product(*means.chunks)) < CHAIN_BLOCK_CELLS:
+        return False
+    return all(size % k == 0 for axis, k in zip(geometry.pooled, geometry.kernel) for size in means.chunks[axis][:-1])
+
+
+def compiled_means(method: str, cells: int) -> bool:
+    """Whether a pyramid of ``cells`` level-0 cells takes Numba's loops for its means (see :func:`pyramid`)."""
+    return method == "avg" and cells >= COMPILED_MEANS_FROM_CELLS
 
 
 def check_method_dtype(method: str, dtype: Any) -> None:
@@ -232,35 +284,40 @@ def check_method_dtype(method: str, dtype: Any) -> None:
 
 
 def pyramid(level0: Any, geometry: Geometry, method: str, levels: int,
-            rechunk: Callable[[Any], Any]) -> list[Any]:
+            rechunk: Callable[[Any], Any], compiled: bool = False) -> list[Any]:
     """Level 0 and ``levels`` pooled levels of the Dask array ``level0``, lazily, each passed through ``rechunk``.
 
     ``rechunk`` gives a level the chunks it will be written in; the next level
-    is pooled from those chunks. Shapes were checked beforehand
-    (:meth:`Geometry.next_shape`).
+    is pooled from those chunks (a mean's float64 chain may stay in the
+    blocks it was pooled in: :func:`_keeps_blocks`). Shapes were checked beforehand
+    (:meth:`Geometry.next_shape`). ``compiled``: tiling means by Numba's loops
+    (the same bits, faster once Numba has started; see :func:`compiled_means`).
     """
     dtype = level0.dtype
     check_method_dtype(method, dtype)
     out = [rechunk(level0)]
     if method == "avg":
+        if compiled:
+            from ...kernels.compile_notice import announce_compiles
+
+            announce_compiles()
         chain = out[0]
         for _ in range(levels):
-            chain = rechunk(_mean_level(chain, geometry))
-            out.append(_round_to(chain, dtype))
+            means = _mean_level(chain, geometry, compiled)
+            chain = means if _keeps_blocks(means, geometry) else rechunk(means)
+            out.append(rechunk(_round_to(chain, dtype, compiled)))
         return out
     current = out[0].astype(np.uint8) if dtype == np.bool_ else out[0]
     for _ in range(levels):
-        batched, restore = _batched(current, geometry.pooled)
-        window = geometry.window(current.shape)
         if method in ("max", "min"):
-            maximum = _pools(len(geometry.pooled))[0]
-            flipped = _reverse(batched) if method == "min" else batched
-            pooled = maximum(flipped, geometry.kernel, geometry.stride, geometry.padding, ceil_mode=geometry.ceil_mode)
-            pooled = _reverse(pooled) if method == "min" else pooled
-        elif method == "nearest":
-            pooled = _gather(batched, geometry, window, [(k - 1) // 2 for k in geometry.kernel])
+            current = rechunk(_extreme_level(current, geometry, method))
         else:
-            pooled = _mode(batched, geometry, window)
-        current = rechunk(restore(pooled))
+            batched, restore = _batched(current, geometry.pooled)
+            window = geometry.window(current.shape)
+            if method == "nearest":
+                pooled = _gather(batched, geometry, window, [(k - 1) // 2 for k in geometry.kernel])
+            else:
+                pooled = _mode(batched, geometry, window)
+            current = rechunk(restore(pooled))
         out.append(current.astype(np.bool_) if dtype == np.bool_ else current)
     return out
