@@ -39,6 +39,30 @@ def test_simple_conv_net_draws_the_books_weights_in_the_books_order():
     np.testing.assert_array_equal(seeded.params["W3"], expected["W3"])
 
 
+def test_simple_conv_net_draws_its_weights_once_from_the_books_random_state(monkeypatch):
+    # Only the book's draws: colnn's own initialisation (a default_rng) would draw every weight a second time.
+    def refused(*args, **kwargs):
+        raise AssertionError("a second set of weights was drawn")
+
+    monkeypatch.setattr(np.random, "default_rng", refused)
+    np.random.seed(4)
+    net = SimpleConvNet(input_dim=(1, 10, 10), conv_param=SMALL_CONV, hidden_size=5, output_size=4,
+                        weight_init_std=0.2, dtype=np.float32)
+    np.random.seed(4)
+    for key, shape in [("W1", (3, 1, 3, 3)), ("W2", (48, 5)), ("W3", (5, 4))]:
+        np.testing.assert_array_equal(net.params[key], (0.2 * np.random.randn(*shape)).astype(np.float32))
+    assert net.params["W1"].dtype == np.float32
+
+
+@pytest.mark.parametrize("std", [0.0, -0.5])
+def test_simple_conv_net_keeps_the_books_product_for_a_std_colnn_refuses(std):
+    np.random.seed(2)
+    net = SimpleConvNet(input_dim=(1, 10, 10), conv_param=SMALL_CONV, hidden_size=5, output_size=4,
+                        weight_init_std=std)
+    np.random.seed(2)
+    np.testing.assert_array_equal(net.params["W1"], std * np.random.randn(3, 1, 3, 3))
+
+
 def test_simple_conv_net_gradient_check_as_in_chapter_7():
     """gradient_check.py: one 10x10 image, the label as a (1, 1) column."""
     np.random.seed(0)

@@ -9,6 +9,7 @@ interpreter, so what this test process imported does not count.
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -52,6 +53,133 @@ LAYERS_AND_UP = ("colnn.nn", "colnn.ops", "colnn.apps", "numba", "threadpoolctl"
                                   "from colnn.book.layers import Affine; Affine.__doc__, Affine.__name__"])
 def test_the_book_layers_and_networks_import_without_colnns_layers(code):
     assert loaded_after(code, LAYERS_AND_UP) == []
+
+
+def new_modules_after(code: str) -> list[str]:
+    """The modules a fresh interpreter holds after ``code`` that it did not hold after ``import numpy``."""
+    probe = (f"import sys, json, numpy\nbefore = set(sys.modules)\n{code}\n"
+             f"print(json.dumps(sorted(set(sys.modules) - before)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+# Beyond NumPy, a script of the book imports its own modules and nothing else; colnn.book's must not import more
+# than the mirrors of those modules, colnn's package and its lazy-import machinery (``__future__`` is the
+# modules' ``from __future__ import annotations``). Every module more costs the import of a chapter 4 or 7
+# script (whose whole run is this import) its compilation or unmarshalling: threading alone is 0.5 ms.
+LIGHT_PATH = ["__future__", "colnn", "colnn.book", "colnn.book.functions", "colnn.book.gradient", "colnn.core",
+              "colnn.core.lazy"]
+
+
+@pytest.mark.parametrize(("code", "own"), [
+    ("from colnn.book.functions import *\nfrom colnn.book.gradient import numerical_gradient", []),  # ch04
+    ("from colnn.book.layers import *\nfrom colnn.book.gradient import numerical_gradient",  # ch05, ch07, ch08
+     ["colnn.book.layers", "colnn.book.util", "colnn.core.stand_ins"]),
+])
+def test_the_book_imports_of_a_short_script_load_only_colnn_books_mirrors(code, own):
+    assert new_modules_after(code) == sorted(LIGHT_PATH + own)
+
+
+def test_the_lean_paths_import_their_kernel_wrappers_on_first_use():
+    code = """
+import sys
+import numpy as np
+import colnn.book.layers as book
+before = ["colnn.kernels.relu" in sys.modules, "colnn.kernels.blas" in sys.modules, "threading" in sys.modules]
+out = book.lean_relu(np.array([-1.0, 2.0]))[0].tolist(), book.lean_affine(np.ones((1, 2)), np.ones((2, 3)), np.zeros(3))
+after = [book.relu_kernels is sys.modules["colnn.kernels.relu"], book.blas is sys.modules["colnn.kernels.blas"]]
+print(before, out[0], out[1].tolist(), after)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[False, False, False] [0.0, 2.0] [[2.0, 2.0, 2.0]] [True, True]"
+
+
+def test_building_a_book_layer_loads_the_layers_but_not_the_network_its_file_or_training():
+    loaded = new_modules_after("import numpy as np\nfrom colnn.book.layers import Affine, Relu, SoftmaxWithLoss\n"
+                               "Affine(np.ones((3, 2)), np.zeros(2)).forward(np.ones((1, 3)))\nRelu()\n"
+                               "SoftmaxWithLoss().forward(np.ones((1, 2)), np.array([1]))")
+    assert "colnn.nn.dense" in loaded  # the oracle that the layers did load
+    assert [m for m in loaded if m in ("colnn.nn.network", "colnn.nn.model_file", "colnn.nn.training",
+                                       "colnn.nn.optim", "colnn.nn.unpool", "zipfile", "json", "numba")] == []
+
+
+def test_a_book_simple_convnet_built_run_and_loaded_imports_no_file_format_thread_pool_or_other_family():
+    # ch07/visualize_filter.py and apply_filter.py: build, load the book's pickle, predict. What they never use
+    # (colnn's model file, the kernels' thread pool, the other pooling families, transposed convolution
+    # excepted) must not be compiled on their way.
+    loaded = new_modules_after("""
+import os, pickle, tempfile
+import numpy as np
+from colnn.book.simple_convnet import SimpleConvNet
+net = SimpleConvNet(input_dim=(1, 10, 10), conv_param={'filter_num': 2, 'filter_size': 3, 'pad': 0, 'stride': 1},
+                    hidden_size=4, output_size=3)
+path = os.path.join(tempfile.mkdtemp(), "params.pkl")
+with open(path, "wb") as f:
+    pickle.dump({key: value.copy() for key, value in net.params.items()}, f)
+net.load_params(path)
+net.predict(np.ones((1, 1, 10, 10)))
+""")
+    assert {"colnn.nn.network", "colnn.nn.conv", "colnn.ops.pooling.max"} <= set(loaded)  # the oracle: they did
+    assert [m for m in loaded if m in (
+        "zipfile", "json", "concurrent.futures", "logging", "colnn.nn.model_file", "colnn.core.arrayfile",
+        "colnn.ops.pooling.adaptive", "colnn.ops.pooling.fractional", "colnn.ops.pooling.lp",
+        "colnn.ops.pooling.unpool", "colnn.nn.training", "colnn.nn.optim", "numba")] == []
+
+
+def test_colnn_ops_imports_each_family_when_one_of_its_names_is_first_used():
+    code = """
+import sys
+import colnn.ops
+before = sorted(m for m in sys.modules if m.startswith("colnn.ops."))
+conv2d = colnn.ops.conv2d
+import colnn.ops.pooling
+max_pool2d = colnn.ops.pooling.max_pool2d
+print(before, conv2d.__module__, max_pool2d.__module__, "colnn.ops.pooling.adaptive" in sys.modules,
+      colnn.ops.unfold.__name__, colnn.ops.pooling.avg.__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "colnn.ops.conv.conv", "colnn.ops.pooling.max", "False", "unfold",
+                           "colnn.ops.pooling.avg"]
+
+
+def test_colnn_nn_imports_each_module_when_one_of_its_names_is_first_used():
+    code = """
+import sys
+import colnn.nn
+before = sorted(m for m in sys.modules if m.startswith("colnn.nn."))
+affine = colnn.nn.Affine
+print(before, "colnn.nn.dense" in sys.modules, "colnn.nn.network" in sys.modules, affine.__module__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] True False colnn.nn.dense"
+
+
+def test_deep_conv_net_stays_the_function_when_its_module_is_imported_later():
+    # As when colnn.nn imported it eagerly: the import system would bind the module colnn.nn.deep_conv_net.
+    code = """
+import importlib, colnn.nn
+module = importlib.import_module("colnn.nn.deep_conv_net")
+from colnn.nn import deep_conv_net
+print(colnn.nn.deep_conv_net is module.deep_conv_net is deep_conv_net, callable(deep_conv_net))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True True"
+
+
+def test_a_lazy_module_is_imported_on_first_use_and_rebinds_its_name():
+    from colnn.core import dtypes
+    from colnn.core.stand_ins import lazy_module
+
+    namespace: dict = {}
+    stand_in = namespace["dtypes"] = lazy_module("colnn.core.dtypes", namespace, "dtypes")
+    with pytest.raises(AttributeError):
+        stand_in.__wrapped__  # a dunder probe (copy, pickle, inspect) is no use: nothing is rebound
+    assert namespace["dtypes"] is stand_in
+    assert stand_in.as_numpy_dtype is dtypes.as_numpy_dtype
+    assert namespace["dtypes"] is dtypes
+    assert stand_in.check_float_dtype is dtypes.check_float_dtype  # a copy kept elsewhere forwards
+    with pytest.raises(AttributeError, match="no_such_name"):
+        stand_in.no_such_name
 
 
 def test_a_book_layer_is_a_colnn_layer_from_its_first_construction():
@@ -104,6 +232,15 @@ def test_every_public_name_is_reachable_and_is_its_home_object():
         assert value is getattr(home, name), name
     assert set(colnn.__all__) <= set(dir(colnn))
     assert {"explain", "nn", "ops"} <= set(dir(colnn))
+
+
+@pytest.mark.parametrize("package", ["colnn", "colnn.nn", "colnn.ops", "colnn.ops.pooling"])
+def test_dir_lists_the_public_names_not_the_import_helpers(package):
+    module = importlib.import_module(package)
+    listed = [name for name in dir(module) if not name.startswith("__")]
+    assert not [name for name in listed if name.startswith("_") or name in ("TYPE_CHECKING", "lazy_names")]
+    assert set(module.__all__) <= set(listed)
+    assert all(hasattr(module, name) for name in listed)
 
 
 def test_subpackages_are_attributes_after_a_bare_import():

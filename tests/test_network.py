@@ -94,6 +94,17 @@ def test_he_initialisation_std_and_seed():
     assert not np.array_equal(net.params["3.W"], other.params["3.W"])
 
 
+@pytest.mark.parametrize("source", [np.random.RandomState, np.random.default_rng])
+def test_a_random_source_given_as_seed_draws_the_weights_in_layer_order(source):
+    # Oracle: the same source's standard_normal, drawn by hand in the layers' order, times each layer's std.
+    net = simple_conv_net((1, 8, 8), filter_num=4, filter_size=3, hidden_size=6, weight_init_std=0.05,
+                          seed=source(11), dtype=np.float64)
+    rng = source(11)
+    for key, shape in [("0.W", (4, 1, 3, 3)), ("3.W", (36, 6)), ("5.W", (6, 10))]:
+        np.testing.assert_array_equal(net.params[key], 0.05 * rng.standard_normal(shape))
+    assert not net.params["3.b"].any()
+
+
 def test_one_sgd_step_lowers_the_loss_on_a_fixed_batch(batch):
     x, t = batch
     net = small_float64_net()

@@ -20,8 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from colnn.core.namespace import is_dask_array
-
 # ``np`` too, as the book's module (without __all__) gives it to ``import *``: a script may use NumPy
 # only through it (chapter 6's optimizer_compare_mnist.py does, from common.optimizer).
 __all__ = ["np", "identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu", "relu_grad", "softmax",
@@ -35,6 +33,9 @@ def numpy_input(x: Any, function: str) -> np.ndarray:
     """``x`` as a NumPy array; a TypeError for a Dask array, which ``np.asarray`` would compute whole, silently."""
     if type(x) is np.ndarray:  # the usual case, first: a gradient check calls this 10^5 times
         return x
+    # Imported here, off the usual path: with its dtype helpers it would double this module's import.
+    from colnn.core.namespace import is_dask_array
+
     if is_dask_array(x):
         raise TypeError(f"{function} takes NumPy arrays, got a Dask array: compute it first (x.compute()) if it fits "
                         f"in memory; colnn's own layers and functions take Dask arrays lazily")

@@ -42,9 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from colnn.core.lazy import lazy_base
-from colnn.kernels.blas import UNLIMITED_BELOW_FLOPS, blas_threads_for
-from colnn.kernels.relu import relu_backward, relu_forward
+from colnn.core.stand_ins import lazy_base, lazy_module
 
 # As the book's layers.py, this module gives ``import *`` the ten functions too.
 from . import functions as _functions
@@ -53,6 +51,8 @@ from .functions import LOG_GUARD, check_labels, numpy_input, softmax
 from .util import col2im, im2col
 
 if TYPE_CHECKING:
+    from colnn.kernels import blas
+    from colnn.kernels import relu as relu_kernels
     from colnn.nn import Affine as _Affine
     from colnn.nn import BatchNormalization as _BatchNormalization
     from colnn.nn import Convolution as _Convolution
@@ -64,7 +64,10 @@ if TYPE_CHECKING:
 else:
     # colnn's layers (and its ops and kernels under them) are imported when a script first builds a layer, not
     # when it imports this module: the book's chapter 5 and 7 network files import it and define a class, and that
-    # import alone would cost twice NumPy's.
+    # import alone would cost twice NumPy's. The kernels' wrappers of the lean paths, and threading under them,
+    # likewise wait for the first forward.
+    blas = lazy_module("colnn.kernels.blas", globals(), "blas")
+    relu_kernels = lazy_module("colnn.kernels.relu", globals(), "relu_kernels")
     _Affine, _BatchNormalization, _Convolution, _Dropout, _Layer, _Pooling, _Relu, _Sigmoid = (
         lazy_base("colnn.nn", name) for name in
         ("Affine", "BatchNormalization", "Convolution", "Dropout", "Layer", "Pooling", "Relu", "Sigmoid"))
@@ -110,11 +113,11 @@ def lean_affine(x: Any, weight: Any, bias: Any) -> np.ndarray | None:
             and x.shape[1] == weight.shape[0]):
         return None
     flops = 2.0 * x.shape[0] * weight.size
-    if flops < UNLIMITED_BELOW_FLOPS:
+    if flops < blas.UNLIMITED_BELOW_FLOPS:
         # Even a context manager costs a tenth of this product; NumPy warns of inf - inf as the book's does.
         return np.dot(x, weight) + bias
     # inf - inf in the product is NaN without a warning, as in colnn.Affine.
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"), blas_threads_for(flops):
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"), blas.blas_threads_for(flops):
         return np.dot(x, weight) + bias
 
 
@@ -141,7 +144,7 @@ class Relu(_Relu):
         mask = self._saved()
         if (type(dout) is np.ndarray and type(mask) is np.ndarray and dout.dtype.kind == "f"
                 and dout.shape == mask.shape):
-            return relu_backward(dout, mask)  # a new array, without colnn.Relu's per-call checks
+            return relu_kernels.relu_backward(dout, mask)  # a new array, without colnn.Relu's per-call checks
         return super().backward(dout)
 
 
@@ -227,7 +230,7 @@ def lean_relu(x: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """
     if not (type(x) is np.ndarray and x.dtype.kind == "f"):
         return None
-    return relu_forward(x)
+    return relu_kernels.relu_forward(x)
 
 
 class _GlobalRandom:

@@ -12,6 +12,8 @@ script stays as it is.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,13 +68,18 @@ class SimpleConvNet(BookNetwork):
         from colnn.nn.base import WeightAndBias
 
         conv = conv_param_values(conv_param, "conv_param")
-        network = simple_conv_net(input_dim, conv["filter_num"], conv["filter_size"], conv["pad"], conv["stride"],
-                                  pool_size=2, hidden_size=hidden_size, output_size=output_size, dtype=dtype)
         randn = draw_normal(seed)
-        # The book's draws in the book's order, so that a seed gives the book's weights.
-        for layer in network.layers:
-            if isinstance(layer, WeightAndBias):
-                layer.W[...] = weight_init_std * randn(*layer.W.shape)
+        shape = (input_dim, conv["filter_num"], conv["filter_size"], conv["pad"], conv["stride"])
+        sizes = {"pool_size": 2, "hidden_size": hidden_size, "output_size": output_size, "dtype": dtype}
+        # The book's draws in the book's order, so that a seed gives the book's weights: simple_conv_net draws
+        # std * standard_normal(W.shape) from the RandomState behind randn, which is randn(*W.shape), once.
+        if isinstance(weight_init_std, numbers.Real) and 0 < weight_init_std < math.inf:
+            network = simple_conv_net(*shape, **sizes, weight_init_std=weight_init_std, seed=randn.__self__)
+        else:  # a std colnn refuses (0, negative, not a number): the book's product, whatever it gives
+            network = simple_conv_net(*shape, **sizes)
+            for layer in network.layers:
+                if isinstance(layer, WeightAndBias):
+                    layer.W[...] = weight_init_std * randn(*layer.W.shape)
         self._assemble(network, LAYER_NAMES, numbered_sources(network.layers))
 
     def predict(self, x: Any) -> np.ndarray:  # type: ignore[override]

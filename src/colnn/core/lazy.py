@@ -11,28 +11,22 @@ and the first ``colnn.Relu`` imports ``colnn.nn`` and keeps the class in the
 package's namespace, so later lookups are plain attribute reads. Type checkers
 and readers see the names through ``if TYPE_CHECKING:`` imports beside it.
 
-A module whose classes extend colnn's layers (``colnn.book.layers``: ``class
-Affine(colnn.Affine)``) would import them all to define its classes, before a
-script has built a single layer. :func:`lazy_base` gives such a class a
-stand-in base that becomes the real one when the class is first constructed
-(or an attribute it would inherit is first looked up)::
-
-    class Affine(lazy_base("colnn.nn", "Affine")): ...
-
-Class identity holds (there is one ``Affine``, and every instance of it is a
-``colnn.Affine``); only ``issubclass(Affine, colnn.Affine)`` asked before any
-construction is False.
+A module's own classes and calls are deferred the same way by :mod:`.stand_ins`
+(a stand-in base class, a stand-in module); this module is only the packages'
+half, because every import of colnn runs it: without bytecode (under
+``PYTHONDONTWRITEBYTECODE``) each line of it is compiled again by every
+chapter 4 script.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-import threading
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["lazy_names", "lazy_base"]
+__all__ = ["lazy_names"]
 
 
 def lazy_names(package: str, homes: Mapping[str, str], submodules: tuple[str, ...] = ()
@@ -44,7 +38,15 @@ def lazy_names(package: str, homes: Mapping[str, str], submodules: tuple[str, ..
     subpackage itself (``colnn.nn`` after a bare ``import colnn``, as when
     the package imported it eagerly); an unknown name is AttributeError, as for
     any module. ``__dir__()`` lists the namespace and the lazy names.
+
+    A name that is also its home module's (``colnn.nn.deep_conv_net``, the
+    function of the module ``deep_conv_net``) stays the function when something
+    imports the module itself later, as it did when the package imported it eagerly
+    (the import system would otherwise bind the module in its place).
     """
+    namesakes = {name for name, home in homes.items() if home == f".{name}"}
+    if namesakes:
+        sys.modules[package].__class__ = _namesakes_kept(frozenset(namesakes))
 
     def __getattr__(name: str) -> Any:
         if name in submodules:
@@ -57,80 +59,23 @@ def lazy_names(package: str, homes: Mapping[str, str], submodules: tuple[str, ..
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*vars(sys.modules[package]), *homes})
+        # The public names and the module's dunders, not its import-time helpers (TYPE_CHECKING, lazy_names).
+        module = sys.modules[package]
+        dunders = (name for name in vars(module) if name.startswith("__"))
+        return sorted({*dunders, *getattr(module, "__all__", ()), *homes, *submodules})
 
     return __getattr__, __dir__
 
 
-# Classes defined on a stand-in from lazy_base whose real base is not imported yet.
-_pending: list[type] = []
-_resolving = threading.Lock()
+def _namesakes_kept(namesakes: frozenset[str]) -> type[types.ModuleType]:
+    """A module class whose ``namesakes`` stay the same-named object of their submodule when it is bound."""
 
+    class NamesakesKept(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            # The import system binds a submodule in its package once the submodule has run: take its namesake.
+            if (name in namesakes and isinstance(value, types.ModuleType)
+                    and value.__name__ == f"{self.__name__}.{name}"):
+                value = getattr(value, name)
+            super().__setattr__(name, value)
 
-def _resolve_pending() -> None:
-    """Put every pending class on its real base (importing the bases' modules)."""
-    with _resolving:
-        while _pending:
-            cls = _pending[-1]  # dropped once done: a failed import leaves it pending, to be tried again
-            cls.__bases__ = tuple(_stand_ins[base]() if base in _stand_ins else base for base in cls.__bases__)
-            _pending.pop()
-
-
-# Each stand-in -> the import of the class it stands for.
-_stand_ins: dict[type, Callable[[], type]] = {}
-
-
-class _LazyBaseMeta(type):
-    """Metaclass of the stand-ins and their subclasses: the first construction or inherited lookup resolves them."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if _pending:
-            _resolve_pending()
-        return super().__call__(*args, **kwargs)
-
-    def __getattr__(cls, name: str) -> Any:
-        # Only names the class does not have yet, i.e. those its real base would give it.
-        if _pending and not name.startswith("__"):
-            _resolve_pending()
-            return getattr(cls, name)
-        raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
-
-    def __dir__(cls) -> list[str]:
-        if _pending:
-            _resolve_pending()
-        return list(super().__dir__())
-
-
-def lazy_base(module: str, name: str) -> type:
-    """A stand-in for the class ``module.name``, to subclass; it becomes that class on the subclass's first use.
-
-    The first construction of a subclass (unpickling and copying included), or
-    the first lookup of an attribute the subclass lacks (an inherited method), imports ``module`` and replaces
-    the stand-in in every such subclass's ``__bases__`` by ``module.name``; from
-    then on the subclass is an ordinary subclass of it (``super()`` and
-    ``isinstance`` as usual). The real base must have the stand-in's layout (a
-    plain Python class: no ``__slots__``). For type checkers, import the real
-    class under ``if TYPE_CHECKING:`` and subclass that.
-    """
-
-    def __init_subclass__(cls: type, **kwargs: Any) -> None:
-        if stand_in in cls.__bases__:
-            _pending.append(cls)
-
-    def __setstate__(self: Any, state: Any) -> None:
-        # An instance made without calling its class (unpickled, copied) gets the real base before its state.
-        _resolve_pending()
-        own = getattr(type(self), "__setstate__", None)
-        if own is not None:
-            own(self, state)
-            return
-        state, slots = state if isinstance(state, tuple) else (state, None)
-        self.__dict__.update(state or {})
-        for key, value in (slots or {}).items():
-            setattr(self, key, value)
-
-    stand_in = _LazyBaseMeta(name, (), {"__module__": module, "__init_subclass__": __init_subclass__,
-                                         "__setstate__": __setstate__,
-                                         "__doc__": f"Stand-in for {module}.{name} until its first use."})
-    _stand_ins[stand_in] = lambda: getattr(importlib.import_module(module), name)
-    return stand_in
+    return NamesakesKept

@@ -26,16 +26,13 @@ network (``copy.deepcopy(net)``).
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.arrayfile import ArrayFileError, read_npz, write_whole
 from ..core.checks import check_flag, check_seed, describe
 from ..core.namespace import foreign_namespace, is_dask_array, type_name
 from .activation import Relu
@@ -43,21 +40,27 @@ from .base import Layer, forward_in_mode
 from .conv import Convolution
 from .dense import Affine
 from .loss import LossLayer, SoftmaxWithLoss
-from .model_file import (
-    ARCHITECTURE_KEY,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    ModelFileError,
-    build_layer,
-    layer_config,
-    param_names,
-    read_architecture,
-    take_weight,
-)
 from .pooling import MaxPool2d
 from .workspace import Workspace
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .model_file import ModelFileError
+
+# The file format (.model_file, ..core.arrayfile: zipfile, json, pathlib, every layer kind) is imported by
+# save, load and architecture, not by building a network: a book script that only trains pays none of it.
+
 __all__ = ["Network", "ModelFileError", "simple_conv_net", "as_network_array"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``from colnn.nn.network import ModelFileError``, as when this module imported the file format eagerly.
+    if name == "ModelFileError":
+        from .model_file import ModelFileError
+
+        return ModelFileError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _DLPACK_CPU = 1  # DLPack's device type of host memory (kDLCPU)
@@ -327,6 +330,8 @@ class Network:
 
     def architecture(self) -> dict[str, Any]:
         """The JSON-able description :meth:`load` rebuilds the layers from (weights not included)."""
+        from .model_file import FORMAT_NAME, FORMAT_VERSION, layer_config
+
         return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "input_shape": self.input_shape,
                 "loss": "SoftmaxWithLoss", "layers": [layer_config(layer) for layer in self.layers]}
 
@@ -337,6 +342,11 @@ class Network:
         failure halfway (a full disk) leaves any earlier file at ``path`` whole.
         Batch normalisation's running statistics are saved with the weights.
         """
+        import json
+
+        from ..core.arrayfile import write_whole
+        from .model_file import ARCHITECTURE_KEY
+
         # Any: numpy's stubs read np.savez's keywords as its allow_pickle flag.
         arrays: dict[str, Any] = {**self.params, **self._by_name(lambda layer: getattr(layer, "buffers", {}))}
         arrays[ARCHITECTURE_KEY] = np.array(json.dumps(self.architecture()))
@@ -362,6 +372,9 @@ class Network:
         TypeError
             When ``path`` is not a str or path.
         """
+        from ..core.arrayfile import ArrayFileError, read_npz
+        from .model_file import ModelFileError
+
         try:
             arrays = read_npz(path)
         except ArrayFileError as error:
@@ -376,6 +389,8 @@ class Network:
 
     @classmethod
     def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> Network:
+        from .model_file import ARCHITECTURE_KEY, build_layer, param_names, read_architecture, take_weight
+
         config = read_architecture(arrays.pop(ARCHITECTURE_KEY, None))
         if config.get("loss", "SoftmaxWithLoss") != "SoftmaxWithLoss":
             raise ValueError(f"unknown loss {config.get('loss')!r:.60}; colnn networks end in 'SoftmaxWithLoss'")
@@ -443,7 +458,7 @@ def simple_conv_net(
     hidden_size: int = 100,
     output_size: int = 10,
     weight_init_std: float | str = "he",
-    seed: int | None = 0,
+    seed: int | np.random.Generator | np.random.RandomState | None = 0,
     dtype: Any = np.float32,
 ) -> Network:
     """The book's ``SimpleConvNet``: conv -> relu -> max pool -> affine -> relu -> affine.
@@ -456,7 +471,10 @@ def simple_conv_net(
     pool_size : max pooling window and stride
     hidden_size, output_size : widths of the two affine layers
     weight_init_std : ``"he"`` (std ``sqrt(2 / fan_in)`` per layer) or a fixed std
-    seed : seed of the weight initialisation (None: fresh randomness)
+    seed : seed of the weight initialisation (None: fresh randomness), or a NumPy
+        ``Generator`` or ``RandomState`` whose ``standard_normal`` draws the weights,
+        in the layers' order (``colnn.book`` passes the book's ``RandomState``, so
+        that the weights are the book's ``weight_init_std * randn(...)``)
     dtype : floating dtype of the parameters and of the computation
 
     Returns
@@ -490,11 +508,12 @@ def simple_conv_net(
         raise ValueError(f"input_dim {tuple(input_dim)} is too small for filter_size={filter_size}, pad={pad}, "
                          f"stride={stride} and pool_size={pool_size}")
     pooled = filter_num * pool_h * pool_w
-    rng = np.random.default_rng(check_seed(seed))
+    rng = (seed if isinstance(seed, (np.random.Generator, np.random.RandomState))
+           else np.random.default_rng(check_seed(seed)))
 
     def weight(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
         std = _initial_std(weight_init_std, fan_in, "weight_init_std")
-        return (std * rng.standard_normal(shape)).astype(dtype)
+        return (std * rng.standard_normal(shape)).astype(dtype, copy=False)  # the product is fresh: no copy
 
     layers = [
         Convolution(weight((filter_num, channels, filter_size, filter_size), channels * filter_size ** 2),

@@ -12,32 +12,27 @@ network's predict) keeps nothing, and max pooling then skips its offsets.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..core.checks import check_rng
 from ..core.namespace import is_dask_array
+from ..core.stand_ins import lazy_module
 from ..core.window import IntTuple
-from ..ops.pooling import AdaptiveArgs, AvgPoolArgs, FractionalArgs, LPPoolArgs, MaxPoolArgs
-from ..ops.pooling.adaptive import (
-    adaptive_avg_backward,
-    adaptive_avg_forward,
-    adaptive_max_backward,
-    adaptive_max_forward,
-)
-from ..ops.pooling.avg import avg_pool_backward, avg_pool_forward
-from ..ops.pooling.fractional import (
-    fractional_max_backward,
-    fractional_max_forward,
-    fractional_max_pool,
-    fractional_samples,
-)
-from ..ops.pooling.lp import lp_pool_backward, lp_pool_forward
+from ..ops.pooling._base import AdaptiveArgs, AvgPoolArgs, FractionalArgs, LPPoolArgs, MaxPoolArgs
 from ..ops.pooling.max import max_pool_backward, max_pool_forward
 from ..ops.strategy import check_strategy
 from .base import LAZY, Saved, WindowLayer
 from .cpu_views import as_caller_array, forward_on_views
+
+if TYPE_CHECKING:
+    from ..ops.pooling import adaptive, avg, fractional, lp
+else:
+    # The other families' ops are imported when a layer of theirs first runs: the book's networks (max pooling
+    # only) do without their modules and kernels' wrappers.
+    adaptive, avg, fractional, lp = (lazy_module(f"colnn.ops.pooling.{name}", globals(), name)
+                                     for name in ("adaptive", "avg", "fractional", "lp"))
 
 __all__ = [
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "Pooling", "AvgPool1d", "AvgPool2d", "AvgPool3d",
@@ -156,10 +151,10 @@ class _AvgPoolNd(_WindowPoolNd):
     def _forward(self, x: Any) -> tuple[Any, Any, Any]:
         window = self.args.window(x.shape[2:])
         divisor = self.args.divisor(window)
-        return avg_pool_forward(x, window, divisor, self.strategy), window, divisor
+        return avg.avg_pool_forward(x, window, divisor, self.strategy), window, divisor
 
     def _backward(self, grad: Any, saved: Saved) -> Any:
-        return avg_pool_backward(grad, saved.input_shape, saved.window, saved.state, self.strategy)
+        return avg.avg_pool_backward(grad, saved.input_shape, saved.window, saved.state, self.strategy)
 
 
 class AvgPool1d(_AvgPoolNd):
@@ -206,11 +201,11 @@ class _LPPoolNd(_WindowPoolNd):
 
     def _forward(self, x: Any) -> tuple[Any, Any, Any]:
         window = self.args.window(x.shape[2:])
-        out, state = lp_pool_forward(x, self.norm_type, window, self.strategy)
+        out, state = lp.lp_pool_forward(x, self.norm_type, window, self.strategy)
         return out, window, state
 
     def _backward(self, grad: Any, saved: Saved) -> Any:
-        return lp_pool_backward(grad, self.norm_type, saved.window, saved.state, self.strategy)
+        return lp.lp_pool_backward(grad, self.norm_type, saved.window, saved.state, self.strategy)
 
 
 class LPPool1d(_LPPoolNd):
@@ -244,21 +239,21 @@ class _AdaptivePoolNd(WindowLayer):
 
 class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
     def _forward(self, x: Any) -> tuple[Any, Any, Any]:
-        return adaptive_avg_forward(x, self.args.out_size(x.shape[2:])), None, None
+        return adaptive.adaptive_avg_forward(x, self.args.out_size(x.shape[2:])), None, None
 
     def _backward(self, grad: Any, saved: Saved) -> Any:
-        return adaptive_avg_backward(grad, saved.input_shape)
+        return adaptive.adaptive_avg_backward(grad, saved.input_shape)
 
 
 class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
     floating = False
 
     def _forward(self, x: Any) -> tuple[Any, Any, Any]:
-        out, indices = adaptive_max_forward(x, self.args.out_size(x.shape[2:]))
+        out, indices = adaptive.adaptive_max_forward(x, self.args.out_size(x.shape[2:]))
         return out, None, indices
 
     def _backward(self, grad: Any, saved: Saved) -> Any:
-        return adaptive_max_backward(grad, saved.state, saved.input_shape)
+        return adaptive.adaptive_max_backward(grad, saved.state, saved.input_shape)
 
     @property
     def indices(self) -> np.ndarray:
@@ -329,7 +324,7 @@ class _FractionalMaxPoolNd(WindowLayer):
     def forward(self, x: Any, random_samples: Any = None) -> np.ndarray:
         if is_dask_array(x):
             self._keep(LAZY)
-            return fractional_max_pool(x, self.args, random_samples, self.rng)
+            return fractional.fractional_max_pool(x, self.args, random_samples, self.rng)
         self._samples = random_samples
         try:
             return super().forward(x)
@@ -341,12 +336,12 @@ class _FractionalMaxPoolNd(WindowLayer):
 
     def _forward(self, x: Any) -> tuple[Any, Any, Any]:
         out_size = self.args.out_size(x.shape[2:])
-        samples = fractional_samples(self._samples, x, self.ndim, np.ndim(self._samples) == 2, self.rng)
-        out, indices = fractional_max_forward(x, self.args.kernel_size, out_size, samples)
+        samples = fractional.fractional_samples(self._samples, x, self.ndim, np.ndim(self._samples) == 2, self.rng)
+        out, indices = fractional.fractional_max_forward(x, self.args.kernel_size, out_size, samples)
         return out, None, indices
 
     def _backward(self, grad: Any, saved: Saved) -> Any:
-        return fractional_max_backward(grad, saved.state, saved.input_shape)
+        return fractional.fractional_max_backward(grad, saved.state, saved.input_shape)
 
     @property
     def indices(self) -> np.ndarray:
