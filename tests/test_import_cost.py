@@ -419,3 +419,71 @@ for key, value in net.gradient(x, t).items():
 print(json.dumps([paths, net.layers['Conv1'].strategy, "numba" in sys.modules]))
 """)
     assert seen == [["im2col", "im2col", False], "numba", True]
+
+
+# chapter 7's visualize_filter.py builds a SimpleConvNet, loads its params and plots W1: it never runs the network,
+# so building one (and loading or saving its params) must load none of colnn's layers, ops or kernels.
+BUILD_AND_LOAD = """
+import os, tempfile
+import numpy as np
+from colnn.book.simple_convnet import SimpleConvNet
+network = SimpleConvNet()
+path = os.path.join(tempfile.mkdtemp(), "params.pkl")
+network.save_params(path)
+network.load_params(path)
+network.params["W1"].max()
+"""
+
+
+def test_building_a_simple_convnet_and_loading_its_params_loads_no_layers():
+    assert loaded_after(BUILD_AND_LOAD, HEAVY) == []
+
+
+# What a network built without its layers must still do on first use: take the very arrays of params (which an
+# optimizer updates in place), including what load_params copied into them before the layers were built.
+FIRST_USE = """
+import os, pickle, tempfile
+import numpy as np
+from colnn.book.simple_convnet import SimpleConvNet
+conv_param = {"filter_num": 3, "filter_size": 3, "pad": 0, "stride": 1}
+network = SimpleConvNet(input_dim=(1, 8, 8), conv_param=conv_param, hidden_size=5, output_size=4, seed=0)
+params = network.params
+path = os.path.join(tempfile.mkdtemp(), "params.pkl")
+loaded = {key: np.full_like(value, 0.01 * (index + 1)) for index, (key, value) in enumerate(params.items())}
+with open(path, "wb") as file:
+    pickle.dump(loaded, file)
+network.load_params(path)
+x = np.random.default_rng(1).random((2, 1, 8, 8))
+before = network.predict(x)
+params["W3"] *= 2  # in place, as the book's optimizers update
+params["b3"] += 1
+after = network.predict(x)
+print(json.dumps({
+    "same_dict": network.params is params,
+    "shared": [network.params[key] is getattr(layer, name) for key, layer, name in [
+        ("W1", network.layers["Conv1"], "W"), ("b1", network.layers["Conv1"], "b"),
+        ("W2", network.layers["Affine1"], "W"), ("b2", network.layers["Affine1"], "b"),
+        ("W3", network.layers["Affine2"], "W"), ("b3", network.layers["Affine2"], "b")]],
+    "before": before.tolist(), "after": after.tolist()}))
+"""
+
+
+def test_a_simple_convnet_built_on_first_use_computes_with_its_params_arrays():
+    import numpy as np
+
+    probe = f"import json\n{FIRST_USE}"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.splitlines()[-1])
+    assert result["same_dict"] and result["shared"] == [True] * 6
+    # The oracle: the book's forward in NumPy on the loaded values (every W1 0.01, b1 0.02, ... b3 0.06): each
+    # image's pooled maps are equal, so the scores are too.
+    x = np.random.default_rng(1).random((2, 1, 8, 8))
+    conv = np.stack([[(x[n, 0, i:i + 3, j:j + 3] * 0.01).sum() + 0.02 for j in range(6)] for i in range(6)
+                     for n in range(2)]).reshape(6, 2, 6).transpose(1, 0, 2)
+    pooled = np.maximum(conv, 0).reshape(2, 3, 2, 3, 2).max(axis=(2, 4)).reshape(2, 9)
+    flat = np.repeat(pooled, 3, axis=0).reshape(2, 27)  # the 3 filters are equal: channel-major copies
+    hidden = np.maximum(flat @ np.full((27, 5), 0.03) + 0.04, 0)
+    expected_before = hidden @ np.full((5, 4), 0.05) + 0.06
+    expected_after = hidden @ np.full((5, 4), 0.10) + 1.06
+    np.testing.assert_allclose(result["before"], expected_before, rtol=1e-12)
+    np.testing.assert_allclose(result["after"], expected_after, rtol=1e-12)

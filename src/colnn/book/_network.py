@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 # colnn's layers (and the file and error helpers) are imported where a network is first built or used, not with
 # this module: importing colnn.book.simple_convnet (or deep_convnet, multi_layer_net) stays a NumPy import.
 
+# What _assemble sets: asking a network for one of them builds layers that wait for their first use.
+_ASSEMBLED = frozenset({"network", "layers", "last_layer", "_grad_sources", "_warming"})
+
 __all__ = ["BookNetwork", "draw_normal", "he_draws", "numbered_sources", "conv_param_values"]
 
 
@@ -109,7 +112,10 @@ def conv_param_values(conv_param: Any, name: str) -> dict[str, Any]:
 class BookNetwork:
     """The book's network protocol: ``params``, ``layers``, ``last_layer``, ``predict``, ``loss``, ``gradient``.
 
-    Subclasses build ``params`` and the layers, then call :meth:`_assemble`.
+    Subclasses build ``params`` and the layers, then call :meth:`_assemble`; or build ``params`` alone and
+    leave in ``_layer_spec`` what their :meth:`_build_layers` needs to build layers on those very arrays, which
+    it does (and assembles) when :attr:`network`, :attr:`layers` or the like is first asked for. Building a
+    network and loading or plotting its parameters then loads none of colnn's layers, ops or kernels.
     """
 
     network: Network
@@ -122,6 +128,20 @@ class BookNetwork:
     # draws, no running statistics updated), so that a numerical gradient may start at the perturbed layer.
     _loss_from_any_layer = False
 
+    def __getattr__(self, name: str) -> Any:
+        # Only called where ordinary lookup fails: an attribute that _assemble sets, of a network whose layers
+        # wait for their first use.
+        spec = self.__dict__.get("_layer_spec")
+        if spec is None or name not in _ASSEMBLED:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._build_layers(spec)
+        self.__dict__.pop("_layer_spec", None)  # (two threads may both have built: either network will do)
+        return getattr(self, name)
+
+    def _build_layers(self, spec: Any) -> None:
+        """Build the layers on the arrays of :attr:`params` from ``spec`` (``_layer_spec``), then :meth:`_assemble`."""
+        raise NotImplementedError
+
     def _assemble(self, network: Network, layer_names: Sequence[str],
                   grad_sources: dict[str, tuple[Layer, str]]) -> None:
         """Take ``network`` as this network's, its layers named ``layer_names`` in :attr:`layers`.
@@ -129,7 +149,8 @@ class BookNetwork:
         ``grad_sources[key]`` is ``(layer, "dW")`` (or ``"db"``, ``"dgamma"``,
         ``"dbeta"``), in the book's order of the gradients: the layer attribute
         that holds ``key``'s gradient, whose name without its ``d`` holds the
-        parameter. :attr:`params` maps every key to that very array.
+        parameter. :attr:`params` maps every key to that very array; a network that built its layers on
+        first use keeps its ``params`` dict (which an optimizer may hold), whose arrays the layers took.
         """
         self.network = network
         # Those on colnn's default path (a 2-d convolution or max pooling; others stop the walk) warm up as the
@@ -139,7 +160,8 @@ class BookNetwork:
                                                  if getattr(layer, "strategy", "") is None}
         self.network.loss_layer = self.last_layer = SoftmaxWithLoss()
         self.layers = OrderedDict(zip(layer_names, network.layers))
-        self.params = {key: getattr(layer, grad_name[1:]) for key, (layer, grad_name) in grad_sources.items()}
+        if "params" not in self.__dict__:
+            self.params = {key: getattr(layer, grad_name[1:]) for key, (layer, grad_name) in grad_sources.items()}
         self._grad_sources = grad_sources
 
     def _warm_up(self, x: Any, start: int = 0) -> None:

@@ -15,16 +15,20 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._network import BookNetwork, conv_param_values, draw_normal, numbered_sources
 
+if TYPE_CHECKING:
+    from colnn.core.simple_conv_spec import SimpleConvSpec
+
 __all__ = ["SimpleConvNet"]
 
 DEFAULT_CONV_PARAM: Mapping[str, int] = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
 LAYER_NAMES = ("Conv1", "Relu1", "Pool1", "Affine1", "Relu2", "Affine2")
+PARAM_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
 
 
 class SimpleConvNet(BookNetwork):
@@ -47,7 +51,10 @@ class SimpleConvNet(BookNetwork):
     ``(hidden_size, output_size)``, ``b3``, the very arrays the layers use.
     ``layers`` maps the book's names ``Conv1``, ``Relu1``, ``Pool1`` (2x2,
     stride 2), ``Affine1``, ``Relu2``, ``Affine2`` to the layers; ``last_layer``
-    is the book's ``SoftmaxWithLoss``. Where the convolution's output is odd the
+    is the book's ``SoftmaxWithLoss``. The layers are built when first needed (a
+    forward, ``layers``, ``network``...), on the arrays of ``params``: building the
+    network, loading its parameters and plotting ``W1`` (``visualize_filter.py``)
+    load none of colnn's layers. Where the convolution's output is odd the
     pooling drops the last row and column, and ``W2`` has the matching size
     (the book's formula would give a fractional count); ``H`` and ``W`` may differ.
 
@@ -63,23 +70,28 @@ class SimpleConvNet(BookNetwork):
     def __init__(self, input_dim: Sequence[int] = (1, 28, 28), conv_param: Mapping[str, int] = DEFAULT_CONV_PARAM,
                  hidden_size: int = 100, output_size: int = 10, weight_init_std: float = 0.01, *,
                  seed: int | None = None, dtype: Any = np.float64) -> None:
-        # colnn's layers, when a script first builds a network (importing this module stays a NumPy import).
-        from colnn.nn import simple_conv_net
-        from colnn.nn.base import WeightAndBias
+        # The checks, shapes and draws of colnn.nn.simple_conv_net without its layers, which are built on first
+        # use (_build_layers): building the network, loading and plotting its params stay NumPy work.
+        from colnn.core.simple_conv_spec import simple_conv_spec
 
         conv = conv_param_values(conv_param, "conv_param")
         randn = draw_normal(seed)
         shape = (input_dim, conv["filter_num"], conv["filter_size"], conv["pad"], conv["stride"])
-        sizes = {"pool_size": 2, "hidden_size": hidden_size, "output_size": output_size, "dtype": dtype}
-        # The book's draws in the book's order, so that a seed gives the book's weights: simple_conv_net draws
+        # The book's draws in the book's order, so that a seed gives the book's weights: simple_conv_spec draws
         # std * standard_normal(W.shape) from the RandomState behind randn, which is randn(*W.shape), once.
         if isinstance(weight_init_std, numbers.Real) and 0 < weight_init_std < math.inf:
-            network = simple_conv_net(*shape, **sizes, weight_init_std=weight_init_std, seed=randn.__self__)
+            spec = simple_conv_spec(*shape, 2, hidden_size, output_size, weight_init_std, randn.__self__, dtype)
         else:  # a std colnn refuses (0, negative, not a number): the book's product, whatever it gives
-            network = simple_conv_net(*shape, **sizes)
-            for layer in network.layers:
-                if isinstance(layer, WeightAndBias):
-                    layer.W[...] = weight_init_std * randn(*layer.W.shape)
+            spec = simple_conv_spec(*shape, 2, hidden_size, output_size, "he", 0, dtype)
+            for weight in spec.params[::2]:
+                weight[...] = weight_init_std * randn(*weight.shape)
+        self.params = dict(zip(PARAM_NAMES, spec.params))
+        self._layer_spec = spec
+
+    def _build_layers(self, spec: SimpleConvSpec) -> None:
+        from colnn.nn.network import simple_conv_network
+
+        network = simple_conv_network(spec)
         self._assemble(network, LAYER_NAMES, numbered_sources(network.layers))
 
     def predict(self, x: Any) -> np.ndarray:  # type: ignore[override]

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import check_seed, describe
+from ..core.simple_conv_spec import initial_std, positive_int
 from .activation import Relu
 from .base import Layer
 from .conv import Convolution
 from .dense import Affine
 from .dropout import Dropout
-from .network import Network, _initial_std, _positive_int
+from .network import Network
 from .pooling import MaxPool2d
 
 __all__ = ["deep_conv_net", "DEEP_CONV_PARAMS"]
@@ -70,7 +71,7 @@ def deep_conv_net(
     """
     if len(input_dim) != 3:
         raise ValueError(f"input_dim must be (C, H, W), got {describe(input_dim)}")
-    channels, height, width = (_positive_int(size, "input_dim") for size in input_dim)
+    channels, height, width = (positive_int(size, "input_dim") for size in input_dim)
     if len(conv_params) != 6:
         raise ValueError(f"conv_params must hold 6 dicts, got {len(conv_params)}")
     dtype = np.dtype(dtype)
@@ -79,7 +80,7 @@ def deep_conv_net(
     rng = np.random.default_rng(check_seed(seed))
 
     def weight(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
-        return (_initial_std(weight_init_std, fan_in, "weight_init_std") * rng.standard_normal(shape)).astype(dtype)
+        return (initial_std(weight_init_std, fan_in, "weight_init_std") * rng.standard_normal(shape)).astype(dtype)
 
     layers: list[Layer] = []
     for index, conv in enumerate(conv_params):

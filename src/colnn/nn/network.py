@@ -33,8 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.checks import check_flag, check_seed, describe
+from ..core.checks import check_flag, describe
 from ..core.namespace import foreign_namespace, is_dask_array, type_name
+from ..core.simple_conv_spec import SimpleConvSpec, simple_conv_spec
+from ..core.simple_conv_spec import positive_int as _positive_int
 from .activation import Relu
 from .base import Layer, forward_in_mode
 from .conv import Convolution
@@ -434,20 +436,6 @@ class Network:
 _PROBE_SIZE = 1 << 22
 
 
-def _initial_std(weight_init_std: float | str, fan_in: int, name: str) -> float:
-    if weight_init_std == "he":
-        return float(np.sqrt(2.0 / fan_in))
-    if isinstance(weight_init_std, str) or not np.isfinite(weight_init_std) or weight_init_std <= 0:
-        raise ValueError(f"{name} must be 'he' or a positive float, got {describe(weight_init_std)}")
-    return float(weight_init_std)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {describe(value)}")
-    return int(value)
-
-
 def simple_conv_net(
     input_dim: Sequence[int] = (1, 28, 28),
     filter_num: int = 30,
@@ -489,39 +477,13 @@ def simple_conv_net(
     >>> net.params["3.W"].shape, net.predict(np.zeros((2, 1, 8, 8))).shape
     ((64, 10), (2, 10))
     """
-    if len(input_dim) != 3:
-        raise ValueError(f"input_dim must be (C, H, W), got {describe(input_dim)}")
-    channels, height, width = (_positive_int(size, "input_dim") for size in input_dim)
-    filter_num, filter_size, stride, pool_size, hidden_size, output_size = (
-        _positive_int(value, name) for value, name in [
-            (filter_num, "filter_num"), (filter_size, "filter_size"), (stride, "stride"),
-            (pool_size, "pool_size"), (hidden_size, "hidden_size"), (output_size, "output_size")])
-    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
-        raise ValueError(f"pad must be a non-negative int, got {describe(pad)}")
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
-    conv_h = (height + 2 * pad - filter_size) // stride + 1
-    conv_w = (width + 2 * pad - filter_size) // stride + 1
-    pool_h, pool_w = conv_h // pool_size, conv_w // pool_size
-    if min(pool_h, pool_w) < 1:
-        raise ValueError(f"input_dim {tuple(input_dim)} is too small for filter_size={filter_size}, pad={pad}, "
-                         f"stride={stride} and pool_size={pool_size}")
-    pooled = filter_num * pool_h * pool_w
-    rng = (seed if isinstance(seed, (np.random.Generator, np.random.RandomState))
-           else np.random.default_rng(check_seed(seed)))
+    return simple_conv_network(simple_conv_spec(input_dim, filter_num, filter_size, pad, stride, pool_size,
+                                                hidden_size, output_size, weight_init_std, seed, dtype))
 
-    def weight(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
-        std = _initial_std(weight_init_std, fan_in, "weight_init_std")
-        return (std * rng.standard_normal(shape)).astype(dtype, copy=False)  # the product is fresh: no copy
 
-    layers = [
-        Convolution(weight((filter_num, channels, filter_size, filter_size), channels * filter_size ** 2),
-                    np.zeros(filter_num, dtype), stride, pad),
-        Relu(),
-        MaxPool2d(pool_size),
-        Affine(weight((pooled, hidden_size), pooled), np.zeros(hidden_size, dtype)),
-        Relu(),
-        Affine(weight((hidden_size, output_size), hidden_size), np.zeros(output_size, dtype)),
-    ]
-    return Network(layers, input_shape=(channels, height, width))
+def simple_conv_network(spec: SimpleConvSpec) -> Network:
+    """The layers of :func:`simple_conv_net` on ``spec``'s very arrays (not copied), as a :class:`Network`."""
+    conv_w, conv_b, hidden_w, hidden_b, out_w, out_b = spec.params
+    layers = [Convolution(conv_w, conv_b, spec.stride, spec.pad), Relu(), MaxPool2d(spec.pool_size),
+              Affine(hidden_w, hidden_b), Relu(), Affine(out_w, out_b)]
+    return Network(layers, input_shape=spec.input_shape)
