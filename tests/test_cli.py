@@ -292,6 +292,16 @@ BAD_INPUT = {
     "pool output a file": (["pool", "{tmp}/image.npy", "{tmp}/afile.txt", "--kernel", "2"], "is a file"),
     "pool output under a file": (["pool", "{tmp}/image.npy", "{tmp}/afile.txt/out.zarr", "--kernel", "2"],
                                  "afile.txt/out.zarr"),
+    "pool an empty INPUT": (["pool", "", "{tmp}/out.zarr", "--kernel", "2"], "argument INPUT: an empty path"),
+    "pool a URL INPUT": (["pool", "https://example.com/a.zarr", "{tmp}/out.zarr", "--kernel", "2"],
+                         "argument INPUT: URLs are not supported (local paths only), got 'https://example.com/a.zarr'"),
+    "pool a URL OUTPUT": (["pool", "{tmp}/image.npy", "s3://bucket/out.zarr", "--kernel", "2"],
+                          "argument OUTPUT: URLs are not supported (local paths only)"),
+    # An unknown option is the command's error ("colnn pool: error:", as docs/guide/cli.md says), not colnn's.
+    "pool an unknown option": (["pool", "{tmp}/image.npy", "{tmp}/out.zarr", "--kernel", "2", "--bogus"],
+                               "unrecognized arguments: --bogus (see colnn pool --help)"),
+    "explain an unknown option": (["explain", "--bogus"], "unrecognized arguments: --bogus"),
+    "bench an unknown option": (["bench", "--quick", "--bogus", "x"], "unrecognized arguments: --bogus x"),
     "no command": ([], "COMMAND"),
     "an unknown command": (["fly"], "fly"),
 }

@@ -224,3 +224,51 @@ def test_a_usual_pyramid_loads_no_numba_and_no_network_code(tmp_path):
     result = subprocess.run([sys.executable, "-c", runner, "pool", "in.npy", "overlap.zarr", "--kernel", "3",
                              "--stride", "2"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.stdout.splitlines()[-1].split()[0] == "0" and "numba" in result.stdout.split()
+
+
+def test_per_axis_lists_follow_the_order_of_pool_axes(tmp_path):
+    # --pool-axes xz --kernel 1,3: x gets 1, z gets 3, whatever the array's axis order (czyx).
+    x = np.random.default_rng(20).integers(0, 255, (2, 9, 37, 53), dtype=np.uint8)
+    np.save(tmp_path / "c4.npy", x)
+    assert pool(tmp_path / "c4.npy", tmp_path / "out.zarr", "--axes", "czyx", "--pool-axes", "xz",
+                "--kernel", "1,3", "--chunk", "8,4") == 0
+    levels = levels_of(tmp_path / "out.zarr")
+    np.testing.assert_array_equal(levels[1], x.reshape(2, 3, 3, 37, 53).max(axis=2))  # z in threes, x as is
+    group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")
+    assert group["0"].chunks == (1, 4, 1, 8)  # --chunk 8,4: x 8, z 4
+    multiscale = group.attrs["ome"]["multiscales"][0]
+    transforms = multiscale["datasets"][1]["coordinateTransformations"]
+    assert transforms[0]["scale"] == [1.0, 3.0, 1.0, 1.0] and transforms[1]["translation"] == [0.0, 1.0, 0.0, 0.0]
+    kwargs = multiscale["metadata"]["kwargs"]  # written in the array's order, with that order named
+    assert kwargs["axes"] == "zx" and kwargs["kernel_size"] == [3, 1]
+
+
+def test_stride_and_padding_lists_follow_the_order_of_pool_axes(tmp_path):
+    x = np.random.default_rng(21).integers(0, 255, (37, 53), dtype=np.uint8)
+    np.save(tmp_path / "in.npy", x)
+    # --pool-axes xy --kernel 2 --stride 1,2: x steps by 1, y by 2.
+    assert pool(tmp_path / "in.npy", tmp_path / "a.zarr", "--pool-axes", "xy", "--kernel", "2", "--stride", "1,2") == 0
+    windows = np.lib.stride_tricks.sliding_window_view(x, (2, 2))  # (y, x, 2, 2): every 2x2 window
+    np.testing.assert_array_equal(levels_of(tmp_path / "a.zarr")[1], windows[::2, ::1].max(axis=(2, 3)))
+    # --kernel 3,2 --padding 1,0: x windows of 3 padded by 1, y windows of 2 unpadded (max: padding never wins).
+    assert pool(tmp_path / "in.npy", tmp_path / "b.zarr", "--pool-axes", "xy", "--kernel", "3,2",
+                "--padding", "1,0") == 0
+    padded = np.pad(x, ((0, 0), (1, 1)))  # zeros: below or equal to every uint8
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (2, 3))
+    np.testing.assert_array_equal(levels_of(tmp_path / "b.zarr")[1], windows[::2, ::3].max(axis=(2, 3)))
+
+
+def test_a_per_axis_list_of_the_wrong_length_names_the_order(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.zeros((8, 8), np.uint8))
+    assert pool(tmp_path / "in.npy", tmp_path / "out.zarr", "--pool-axes", "xy", "--kernel", "1,2,2") == 1
+    assert "one per letter of --pool-axes, in its order" in capsys.readouterr().err
+
+
+def test_ceil_mode_means_are_the_means_of_level_0_cells(tmp_path):
+    # The tryout's case: level 2's last cell covers level-0 cells 4..6 of each row (0, 0, 3): mean 1, not 2.
+    x = np.array([[0, 0, 0, 0, 0, 0, 3]] * 2, np.uint8)
+    np.save(tmp_path / "r.npy", x)
+    assert pool(tmp_path / "r.npy", tmp_path / "r.zarr", "--kernel", "2", "--levels", "2", "--ceil-mode",
+                "--method", "avg") == 0
+    levels = levels_of(tmp_path / "r.zarr")
+    np.testing.assert_array_equal(levels[2], [[np.rint(x[:, :4].mean()), np.rint(x[:, 4:].mean())]])

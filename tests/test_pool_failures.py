@@ -10,8 +10,12 @@ an exception in a task) and Ctrl-C leave the same: nothing.
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -74,12 +78,13 @@ BAD_RUNS = {
     "six axes": ("six.npy", [], "2 to 5 axes"),
     "no cells": ("no_cells.npy", [], "has no cells"),
     "a Zarr group": ("group.zarr", [], "a Zarr group without OME-NGFF multiscales; give one of its arrays"),
-    "a plain folder": ("plain_folder", [], "not a Zarr array, nor an OME-Zarr image"),
+    "a plain folder": ("plain_folder", [], "plain_folder: a folder that is not a .npy file, a Zarr array or an "
+                                           "OME-Zarr image (no zarr.json, .zarray or .zgroup in it)"),
     "mean of a bool mask": ("mask.npy", ["--method", "avg"], "a mean of a mask is not a mask"),
     "mean of int64": ("wide.npy", ["--method", "avg"], "avg of int64: the mean is accumulated in float64"),
     "mean of uint64": ("uwide.npy", ["--method", "avg"], "avg of uint64: the mean is accumulated in float64"),
     # flags
-    "too many levels": ("good.npy", ["--levels", "20"], "level 5"),
+    "too many levels": ("good.npy", ["--levels", "20"], "--levels 20: INPUT allows at most 4; level 5"),
     "padding too large": ("good.npy", ["--padding", "5"], "--padding"),
     "kernel larger than the image": ("good.npy", ["--kernel", "999"], "output would be empty"),
     "kernel per axis, miscounted": ("good.npy", ["--kernel", "2,2,2"], "--kernel must be one int"),
@@ -95,12 +100,17 @@ BAD_RUNS = {
     "shard not a multiple": ("good.npy", ["--chunk", "4", "--shard", "6"], "must be a multiple of --chunk"),
     "bad scale": ("good.npy", ["--scale", "1,0,1"], "--scale must be positive"),
     "scale miscounted": ("good.npy", ["--scale", "1,1,1,1"], "--scale must be positive"),
+    # all axes are space axes: one count, said once
+    "scale miscounted, all space": ("good.npy", ["--axes", "zyx", "--scale", "1,1"], "one per axis (3), got '1,1'"),
     "bad unit": ("good.npy", ["--unit", "pixel"], "--unit must be an OME-NGFF space unit"),
     "unreachable scheduler": ("good.npy", ["--scheduler", "tcp://127.0.0.1:{port}"], "cannot connect"),
     "malformed scheduler": ("good.npy", ["--scheduler", "tcp://nowhere"], "--scheduler must be an address"),
     # OUTPUT
     "output is a file": ("good.npy", ["--output", "afile.txt"], "is a file"),
     "output folder missing": ("good.npy", ["--output", "no/such/out.zarr"], "does not exist"),
+    "output folder a file": ("good.npy", ["--output", "afile.txt/out.zarr"], "afile.txt is a file, not a folder"),
+    "overwrite a plain folder": ("good.npy", ["--output", "plain_folder", "--overwrite"],
+                                 "plain_folder is a folder that is neither empty nor a Zarr group or array"),
 }
 
 
@@ -110,6 +120,8 @@ def run_bad(tmp, capsys, name, extra, output="out.zarr", overwrite=False):
         output = extra.pop(extra.index("--output") + 1)
         extra.remove("--output")
     argv = ["pool", str(tmp / name), str(tmp / output), "--kernel", "2", *extra]
+    if "--overwrite" in extra:
+        (tmp / output / "notes.txt").write_text("not a Zarr group")
     started = time.perf_counter()
     code = main(argv + (["--overwrite"] if overwrite else []))
     return code, capsys.readouterr().err, time.perf_counter() - started
@@ -127,26 +139,34 @@ def test_bad_runs_are_one_line_and_write_nothing(tmp_path, capsys, name, extra, 
     assert words in err and "Traceback" not in err and "allow_pickle" not in err, err
     assert not (tmp_path / "out.zarr").exists() and leftovers(tmp_path) == []
     assert (tmp_path / "afile.txt").read_text() == "not an array"
+    assert [p.name for p in (tmp_path / "plain_folder").iterdir()] in ([], ["notes.txt"])
     assert seconds < 10  # an unreachable scheduler fails at once, not after Dask's 30 s of retries
+
+
+def old_pyramid(path):
+    """A Zarr group (what --overwrite may replace) holding a file of the user's."""
+    zarr.open_group(str(path), mode="w")
+    (path / "keep.txt").write_text("data")
+    return path
+
+
+def kept(path) -> bool:
+    return sorted(p.name for p in path.iterdir()) == ["keep.txt", "zarr.json"]
 
 
 @pytest.mark.parametrize("case", ["text named .npy", "too many levels", "mean of a bool mask"])
 def test_a_failed_overwrite_keeps_the_old_output(tmp_path, capsys, case):
     make_inputs(tmp_path)
-    precious = tmp_path / "out.zarr"
-    precious.mkdir()
-    (precious / "keep.txt").write_text("data")
+    precious = old_pyramid(tmp_path / "out.zarr")
     name, extra, words = BAD_RUNS[case]
     code, err, _ = run_bad(tmp_path, capsys, name, extra, overwrite=True)
     assert code == 1 and words in err
-    assert [p.name for p in precious.iterdir()] == ["keep.txt"] and leftovers(tmp_path) == []
+    assert kept(precious) and leftovers(tmp_path) == []
 
 
 def test_an_existing_output_is_kept_unless_overwrite(tmp_path, capsys):
     make_inputs(tmp_path)
-    precious = tmp_path / "precious"
-    precious.mkdir()
-    (precious / "keep.txt").write_text("data")
+    precious = old_pyramid(tmp_path / "precious")
     assert main(["pool", str(tmp_path / "good.npy"), str(precious), "--kernel", "2"]) == 1
     assert (precious / "keep.txt").read_text() == "data"
     assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
@@ -180,14 +200,14 @@ def test_a_failure_midway_leaves_no_partial_output(tmp_path, capsys, overwrite):
     source = damaged_zarr(tmp_path)
     output = tmp_path / "out.zarr"
     if overwrite:
-        output.mkdir()
-        (output / "keep.txt").write_text("data")
+        old_pyramid(output)
     argv = ["pool", str(source), str(output), "--kernel", "2", "--levels", "2", "--chunk", "8"]
     assert main(argv + (["--overwrite"] if overwrite else [])) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"writing {output} failed, nothing was left behind" in err, err
+    assert err.count("\n") == 1 and err.startswith(f"colnn pool: error: reading INPUT {source} failed ("), err
+    assert "nothing was written" in err and "writing" not in err.split("nothing")[0], err
     assert leftovers(tmp_path) == []
-    assert [p.name for p in output.iterdir()] == ["keep.txt"] if overwrite else not output.exists()
+    assert kept(output) if overwrite else not output.exists()
 
 
 def test_ctrl_c_midway_is_interrupted_and_leaves_nothing(tmp_path, capsys, monkeypatch):
@@ -212,12 +232,8 @@ def chunk_written(tmp) -> bool:
     return any(path.is_file() for folder in tmp.glob(".*.partial") for path in (folder / "0" / "c").rglob("*"))
 
 
-def interrupt_a_run(tmp, planes: int, started) -> tuple[int, str]:
-    """Run ``colnn pool`` in a child process, send it SIGINT once ``started(tmp)``; its status and stderr."""
-    import signal
-    import subprocess
-    import sys
-
+def interrupt_a_run(tmp, planes: int, started, signum=signal.SIGINT) -> tuple[int, str]:
+    """Run ``colnn pool`` in a child process, send it ``signum`` once ``started(tmp)``; its status and stderr."""
     np.save(tmp / "in.npy", np.random.default_rng(0).integers(0, 9, (planes, 512, 512), dtype=np.uint16))
     child = subprocess.Popen([sys.executable, "-m", "colnn", "pool", str(tmp / "in.npy"), str(tmp / "out.zarr"),
                               "--kernel", "3", "--levels", "3", "--method", "mode", "--chunk", "128"],
@@ -226,23 +242,87 @@ def interrupt_a_run(tmp, planes: int, started) -> tuple[int, str]:
     while not started(tmp) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert started(tmp), "the run ended before the moment to interrupt it"
-    child.send_signal(signal.SIGINT)
+    child.send_signal(signum)
     _, err = child.communicate(timeout=60)
     return child.returncode, err
 
 
+# Ctrl-C, and SIGTERM (kill, timeout, a batch system ending a job): the same cleanup, the shell's status for each.
+SIGNALS = {"SIGINT": (signal.SIGINT, 130, "interrupted"), "SIGTERM": (signal.SIGTERM, 143, "terminated")}
+
+
 @pytest.mark.parametrize("when", ["creating the arrays", "pooling"])
-def test_a_real_sigint_midway_exits_130_and_leaves_nothing(tmp_path, when):
+@pytest.mark.parametrize("signum, status, word", SIGNALS.values(), ids=SIGNALS.keys())
+def test_a_real_signal_midway_exits_with_its_status_and_leaves_nothing(tmp_path, when, signum, status, word):
     # The signal itself, in a child process: once the hidden folder exists (Zarr writing metadata on its own
     # thread), or once level 0's first chunk is written.
     started = leftovers if when == "creating the arrays" else chunk_written
     for planes in (32, 128):
-        code, err = interrupt_a_run(tmp_path, planes, started)
+        code, err = interrupt_a_run(tmp_path, planes, started, signum)
         if code != 0:
             break
         # On a loaded machine this process may wake only after the child has finished: then the pyramid
         # must be whole, and a larger input gives the signal time to land.
         assert (tmp_path / "out.zarr" / "3" / "zarr.json").is_file() and leftovers(tmp_path) == []
         shutil.rmtree(tmp_path / "out.zarr")
-    assert code == 130 and without_compile_notice(err) == "colnn pool: interrupted\n", err
+    assert code == status and without_compile_notice(err) == f"colnn pool: {word}\n", err
     assert not (tmp_path / "out.zarr").exists() and leftovers(tmp_path) == []
+
+
+def dead_pid() -> int:
+    """The PID of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_the_partial_folders_of_killed_runs_are_removed_by_the_next_run(tmp_path, capsys):
+    # SIGKILL cannot be caught: its run leaves its hidden folder, named with its PID, which the next run removes.
+    np.save(tmp_path / "in.npy", np.zeros((16, 16), np.uint8))
+    killed = tmp_path / f".out.zarr.colnn-pool-{dead_pid()}-0123abcd.partial"
+    running = tmp_path / f".out.zarr.colnn-pool-{os.getppid()}-4567cdef.partial"  # a live run's: kept
+    replaced = tmp_path / f".out.zarr.colnn-pool-{dead_pid()}-89ab0123.old"  # a replaced OUTPUT: kept
+    other = tmp_path / f".other.zarr.colnn-pool-{dead_pid()}-cdef4567.partial"  # another OUTPUT's: kept
+    for folder in (killed, running, replaced, other):
+        (folder / "0").mkdir(parents=True)
+    assert main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), "--kernel", "2"]) == 0
+    err = without_compile_notice(capsys.readouterr().err)
+    assert err == f"colnn pool: removed 1 partial folder(s) of {tmp_path / 'out.zarr'} left by a killed run " \
+                  f"({killed.name})\n", err
+    assert not killed.exists() and running.is_dir() and replaced.is_dir() and other.is_dir()
+
+
+def test_a_real_sigkill_leaves_a_folder_that_the_next_run_removes(tmp_path, capsys):
+    code, _ = interrupt_a_run(tmp_path, 128, chunk_written, signal.SIGKILL)
+    assert code == -signal.SIGKILL and len(leftovers(tmp_path)) == 1
+    assert main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), "--kernel", "3", "--levels", "1",
+                 "--chunk", "256"]) == 0
+    assert "removed 1 partial folder(s)" in capsys.readouterr().err
+    assert leftovers(tmp_path) == [] and (tmp_path / "out.zarr" / "1" / "zarr.json").is_file()
+
+
+@pytest.mark.parametrize("pyramid", ["zarr.json", ".zgroup", ".zarray", "empty"])
+def test_overwrite_replaces_a_zarr_node_or_an_empty_folder(tmp_path, capsys, pyramid):
+    np.save(tmp_path / "in.npy", np.ones((8, 8), np.uint8))
+    output = tmp_path / "out.zarr"
+    output.mkdir()
+    if pyramid != "empty":
+        (output / pyramid).write_text("{}")
+    assert main(["pool", str(tmp_path / "in.npy"), str(output), "--kernel", "2", "--overwrite"]) == 0, \
+        capsys.readouterr().err
+    np.testing.assert_array_equal(zarr.open_group(str(output), mode="r")["0"][:], np.ones((8, 8), np.uint8))
+
+
+def test_an_unwritable_folder_is_named_not_the_hidden_folder(tmp_path, capsys, monkeypatch):
+    # As root, os.access says yes to /sys; the hidden folder's mkdir is what fails: OUTPUT's folder is named.
+    np.save(tmp_path / "in.npy", np.ones((8, 8), np.uint8))
+    output = tmp_path / "out.zarr"
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(writer.Path, "mkdir", refuse)
+    assert main(["pool", str(tmp_path / "in.npy"), str(output), "--kernel", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"colnn pool: error: OUTPUT {output}: cannot write in its folder {tmp_path} (Permission denied)\n"
+    assert leftovers(tmp_path) == [] and not output.exists()

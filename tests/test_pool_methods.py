@@ -2,8 +2,10 @@
 
 The oracle reads each window's cells inside the image straight from the
 definition (PyTorch's output size and window placement, cells outside the
-image ignored) and reduces them with NumPy: max, min, the float64 mean from
-level 0 rounded half to even, the cell nearest the window's centre, and the
+image ignored) and reduces them with NumPy: max, min, the mean of the level-0
+cells each cell covers (float64 sums of level-0 values and of level-0 cell
+counts, each summed window by window from level 0, divided, then rounded half
+to even), the cell nearest the window's centre, and the
 most frequent value (ties to the smallest, via numpy.unique). Every method,
 dtype and axis choice, odd sizes, padding and ceil_mode, chunks that cut
 windows.
@@ -38,7 +40,7 @@ def naive_level(x: np.ndarray, pooled, kernel, stride, padding, ceil_mode, metho
     lead = moved.shape[:x.ndim - len(pooled)]
     sizes = moved.shape[len(lead):]
     outs = [out_size(n, k, s, p, ceil_mode) for n, k, s, p in zip(sizes, kernel, stride, padding)]
-    result = np.empty((*lead, *outs), dtype=np.float64 if method == "avg" else x.dtype)
+    result = np.empty((*lead, *outs), dtype=np.float64 if method in ("avg", "sum") else x.dtype)
     for index in itertools.product(*(range(m) for m in outs)):
         if method == "nearest":
             cell = tuple(min(max(i * s - p + (k - 1) // 2, 0), n - 1)
@@ -54,6 +56,8 @@ def naive_level(x: np.ndarray, pooled, kernel, stride, padding, ceil_mode, metho
             value = cells.min(axis=-1)
         elif method == "avg":
             value = cells.astype(np.float64).mean(axis=-1)
+        elif method == "sum":
+            value = cells.astype(np.float64).sum(axis=-1)
         else:
             flat = cells.reshape(-1, cells.shape[-1])
             value = np.array([np.unique(row, return_counts=True)[0][np.argmax(np.unique(row, return_counts=True)[1])]
@@ -63,16 +67,19 @@ def naive_level(x: np.ndarray, pooled, kernel, stride, padding, ceil_mode, metho
 
 
 def naive_pyramid(x, levels, method, pooled, kernel, stride, padding, ceil_mode) -> list[np.ndarray]:
-    """Every level; means from the float64 chain of level 0, each rounded once to the input's dtype."""
+    """Every level; a mean is the sum of level 0's values over the sum of level 0's cell counts (both summed
+    window by window from level 0, padding adding nothing), rounded once to the input's dtype."""
     out, current = [x], x.astype(np.float64) if method == "avg" else x
+    cells = np.ones(x.shape)
     for _ in range(levels):
-        current = naive_level(current, pooled, kernel, stride, padding, ceil_mode, method)
         if method != "avg":
+            current = naive_level(current, pooled, kernel, stride, padding, ceil_mode, method)
             out.append(current)
-        elif x.dtype.kind in "iu":
-            out.append(np.rint(current).astype(x.dtype))
-        else:
-            out.append(current.astype(x.dtype))
+            continue
+        current = naive_level(current, pooled, kernel, stride, padding, ceil_mode, "sum")
+        cells = naive_level(cells, pooled, kernel, stride, padding, ceil_mode, "sum")
+        mean = current / cells
+        out.append(np.rint(mean).astype(x.dtype) if x.dtype.kind in "iu" else mean.astype(x.dtype))
     return out
 
 
@@ -215,19 +222,19 @@ def test_windows_that_tile_the_blocks(method, dtype, pooled, ceil_mode, monkeypa
 
 
 @pytest.mark.parametrize("dtype", [*DTYPES, np.int8, np.uint32, np.float16], ids=lambda d: np.dtype(d).name)
-def test_the_pyramid_kernel_against_numpy_means(dtype):
-    from colnn.kernels.pyramid import round_half_even, window_means
+def test_the_pyramid_kernel_against_numpy_sums(dtype):
+    from colnn.kernels.pyramid import round_half_even, window_sums
 
     x = sample((3, 4, 9, 10, 5), dtype, np.random.default_rng(30))
     if np.dtype(dtype).kind == "f":  # windows of -0.0 alone: a sum from 0.0 gives 0.0
         x[:, :2] = -0.0
     for pooled, kernel in [((4,), (3,)), ((1, 3), (3, 2)), ((0, 2, 4), (2, 4, 2)), ((2, 3), (1, 1))]:
         for ceil_mode in (False, True):
-            expected = naive_level(x.astype(np.float64), pooled, kernel, kernel, (0,) * len(kernel), ceil_mode, "avg")
-            got = window_means(x, pooled, kernel, ceil_mode)
+            expected = naive_level(x.astype(np.float64), pooled, kernel, kernel, (0,) * len(kernel), ceil_mode, "sum")
+            got = window_sums(x, pooled, kernel, ceil_mode)
             # Numba's loops add the same cells in the same order: the same bits, a signed zero's sign included.
-            assert got.tobytes() == window_means(x, pooled, kernel, ceil_mode, compiled=True).tobytes()
-            if np.dtype(dtype).kind in "iu":  # integer sums are exact in float64, then one division: equal
+            assert got.tobytes() == window_sums(x, pooled, kernel, ceil_mode, compiled=True).tobytes()
+            if np.dtype(dtype).kind in "iu":  # integer sums are exact in float64: equal
                 np.testing.assert_array_equal(got, expected)
             else:  # another order of adding than NumPy's pairwise sum: a few ulps of the largest cell
                 atol = 16 * np.finfo(np.float64).eps * float(np.max(np.abs(x)))
@@ -300,3 +307,60 @@ def test_the_pyramid_kernel_is_torch_max_pool_bit_for_bit(largest):
         sign = 1 if largest else -1
         expected = sign * torch.nn.functional.max_pool2d(sign * torch.from_numpy(x), (2, 3), ceil_mode=ceil_mode)
         assert got.tobytes() == expected.numpy().tobytes()
+
+
+def block_means(x: np.ndarray, pooled, kernel, level: int) -> np.ndarray:
+    """Level ``level`` of tiling windows straight from level 0: each cell the float64 mean of the level-0 block
+    it covers (``kernel ** level`` cells a side, the last block cut at the image's end)."""
+    result = x.astype(np.float64)
+    for axis, k in zip(pooled, kernel):
+        side = k ** level
+        starts = np.arange(0, x.shape[axis], side)
+        result = np.add.reduceat(result, starts, axis=axis)
+        cells = np.minimum(side, x.shape[axis] - starts).reshape([-1 if a == axis else 1 for a in range(x.ndim)])
+        result = result / cells
+    return result
+
+
+@pytest.mark.parametrize("variant", ["numpy", "compiled", "kept", "halo"])
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 2)], ids=["k2", "k3x2"])
+def test_ceil_mode_means_are_exact_means_of_level_0(variant, kernel, monkeypatch):
+    # Partial windows at every level: each level must be the mean of the level-0 cells it covers, not a mean of
+    # the level before's means (which would weigh a partial window's mean like a whole one's).
+    if variant == "kept":
+        from colnn.apps.pool import methods
+
+        monkeypatch.setattr(methods, "CHAIN_BLOCK_CELLS", 1)
+    x = np.random.default_rng(50).integers(0, 65535, (2, 31, 23), dtype=np.uint16)
+    chunks = {"numpy": (1, 18, 8), "compiled": (1, 18, 8), "kept": (2, 36, 8), "halo": (1, 7, 5)}[variant]
+    args = dict(method="avg", pooled=(1, 2), kernel=kernel, stride=kernel, padding=(0, 0), ceil_mode=True)
+    got = run_pyramid(x, levels=3, chunks=chunks, compiled=variant == "compiled", **args)
+    for level in range(1, 4):
+        expected = np.rint(block_means(x, (1, 2), kernel, level)).astype(np.uint16)
+        np.testing.assert_array_equal(got[level], expected, err_msg=f"level {level}")
+
+
+@pytest.mark.parametrize("chunk", [7, 5, 3])
+def test_the_ceil_mode_mean_of_a_row_with_a_partial_window(chunk):
+    # The tryout's case: level 2's last cell covers level-0 cells 4..6 (0, 0, 3), whose mean is 1; the mean of
+    # level 1's means (0 and 3) would be 1.5, rounded to 2.
+    x = np.array([[0, 0, 0, 0, 0, 0, 3]] * 2, np.uint8)
+    args = dict(method="avg", pooled=(0, 1), kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True)
+    got = run_pyramid(x, levels=2, chunks=(2, chunk), **args)
+    np.testing.assert_array_equal(got[1], [[0, 0, 0, 3]])
+    np.testing.assert_array_equal(got[2], [[0, np.rint(np.mean(x[:, 4:]))]])
+    assert got[2][0, 1] == 1
+
+
+def test_padded_means_count_only_the_cells_inside_the_image():
+    # count_include_pad=False, carried through the levels: each level's value is the sum of the level-0 values
+    # its windows reach over the number of level-0 cells they reach (with multiplicity), padding adding neither.
+    x = np.random.default_rng(51).integers(0, 255, (1, 19), dtype=np.uint8)
+    args = dict(method="avg", pooled=(1,), kernel=(3,), stride=(2,), padding=(1,), ceil_mode=False)
+    got = run_pyramid(x, levels=2, chunks=(1, 5), **args)
+    # Level 1 by hand: window o covers cells 2o-1..2o+1 inside 0..18; level 2 the same over level 1's windows.
+    windows1 = [[c for c in (2 * o - 1, 2 * o, 2 * o + 1) if 0 <= c < 19] for o in range(10)]
+    windows2 = [[c for w in (2 * o - 1, 2 * o, 2 * o + 1) if 0 <= w < 10 for c in windows1[w]] for o in range(5)]
+    for level, windows in ((1, windows1), (2, windows2)):
+        expected = [np.rint(np.mean(x[0, cells].astype(np.float64))) for cells in windows]
+        np.testing.assert_array_equal(got[level][0], expected, err_msg=f"level {level}")

@@ -108,6 +108,19 @@ def test_peers_validate_and_read_every_level(tmp_path, version):
     assert ngff[2][1] == {"c": 1.0, "y": 2.0, "x": 2.0} and ngff[2][2] == {"c": 0.0, "y": 0.75, "x": 0.75}
 
 
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_codec_none_writes_uncompressed_chunks_that_peers_read(tmp_path, version):
+    # Zarr v2 takes no compressor as None, not as the empty list that means none in v3.
+    x, path = write(tmp_path, "--kernel", "2", "--codec", "none", "--ngff", version, "--chunk", "8")
+    group = zarr.open_group(str(path), mode="r")
+    assert group["0"].compressors == () and group["1"].compressors == ()
+    first_chunk = path / "0" / ("0/0/0" if version == "0.4" else "c/0/0/0")
+    assert first_chunk.read_bytes() == x[:1, :8, :8].tobytes()  # the raw cells: no codec, no header
+    ome, ngff = read_with_peers(path, version)
+    np.testing.assert_array_equal(ome[0], x)
+    np.testing.assert_array_equal(ngff[1][0], group["1"][:])
+
+
 def test_a_sharded_volume_pooled_in_3d_validates_and_reads(tmp_path):
     from ome_zarr_models.v05.image import Image
 
@@ -167,3 +180,16 @@ def test_the_validator_refuses_a_broken_multiscales(tmp_path):
     group.attrs["ome"] = ome
     with pytest.raises(ValueError, match="dimensionality"):  # pydantic's ValidationError is a ValueError
         Image.from_zarr(zarr.open_group(str(path), mode="r"))
+
+
+def test_scale_and_translation_are_written_as_short_decimals(tmp_path):
+    # 0.3 * 3 and 0.3 * 1.5 in float arithmetic are 0.8999999999999999 and 0.44999999999999996.
+    _, path = write(tmp_path, "--kernel", "4", "--stride", "3", "--scale", "0.3,0.3,0.3", "--levels", "2")
+    text = (path / "zarr.json").read_text()
+    assert "9999" not in text, text
+    datasets = zarr.open_group(str(path), mode="r").attrs["ome"]["multiscales"][0]["datasets"]
+    assert datasets[1]["coordinateTransformations"] == [{"type": "scale", "scale": [0.3, 0.9, 0.9]},
+                                                        {"type": "translation", "translation": [0.0, 0.45, 0.45]}]
+    assert datasets[2]["coordinateTransformations"][1]["translation"] == [0.0, 1.8, 1.8]  # 0.45 + 0.9 * 1.5
+    _, ngff = read_with_peers(path)
+    assert ngff[1][2] == {"c": 0.0, "y": 0.45, "x": 0.45}

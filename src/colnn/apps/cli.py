@@ -145,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         try:
-            args = build_parser(argv).parse_args(argv)
+            args, unknown = build_parser(argv).parse_known_args(argv)
+            if unknown:  # argparse reports them from the top parser: "colnn: error:", not the command's
+                raise UsageError(f"colnn {args.command}", f"unrecognized arguments: {' '.join(unknown)}")
         except UsageError as error:
             return _say(error.prog, f"error: {error} (see {error.prog} --help)", 1)
         prog = f"colnn {args.command}"

@@ -1,4 +1,4 @@
-"""An image pyramid's tiling windows, block by block: means summed in float64, maxima, minima, and rounding back.
+"""An image pyramid's tiling windows, block by block: sums in float64 (for means), maxima, minima, rounding back.
 
 A block of any number of axes is pooled over some of them by windows that
 tile those axes (stride = kernel, no padding), the last one of an axis
@@ -7,7 +7,7 @@ place them (``count_include_pad=False``). Each window's cells are visited in
 row-major order, one strided view of the block per cell offset, so NumPy's
 vectorized loops do the work and no axis is moved or copied.
 
-Means and their rounding have compiled loops too (``compiled=True``:
+Sums and their rounding have compiled loops too (``compiled=True``:
 :mod:`colnn.kernels.pyramid_loops`, the same sums in the same order, so the
 same bits). They are faster per cell (a 2x2 mean of a 1024 x 2048 uint16
 block: 1.2 ms against NumPy's 1.9 ms on 2 cores), but starting Numba and
@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["tiled_out_size", "window_means", "window_extremes", "round_half_even", "canonical_shape"]
+__all__ = ["tiled_out_size", "window_sums", "round_means", "window_extremes", "round_half_even", "canonical_shape"]
 
 # Read as they are (exact in float64, or the float64 the caller's chain holds); other dtypes become float64 first.
 _READ_AS_IS = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
@@ -75,42 +75,56 @@ def _cells(block: np.ndarray, pooled: Sequence[int], kernel: Sequence[int],
         yield tuple(region), block[tuple(index)]
 
 
-def window_means(block: np.ndarray, pooled: Sequence[int], kernel: Sequence[int], ceil_mode: bool,
-                 compiled: bool = False) -> np.ndarray:
-    """The float64 mean of each window tiling the ``pooled`` axes of ``block`` (any integer or floating dtype).
+def window_sums(block: np.ndarray, pooled: Sequence[int], kernel: Sequence[int], ceil_mode: bool,
+                compiled: bool = False) -> np.ndarray:
+    """The float64 sum of each window tiling the ``pooled`` axes of ``block`` (any integer or floating dtype).
 
     ``kernel`` gives one window size per pooled axis (ascending axis order).
     Along each pooled axis of size ``n`` the output has ``ceil(n / k)`` cells
-    with ``ceil_mode`` (a last partial window averages the cells it has) or
+    with ``ceil_mode`` (a last partial window sums the cells it has) or
     ``n // k``; other axes are kept. Each window's cells are added to 0.0 one
-    by one in row-major order (float16 and longdouble read as float64), then
-    divided once by the window's count of cells: for windows of up to 7
-    cells, exactly NumPy's float64 ``mean`` of each window. ``compiled``:
-    by Numba's loops, the same bits.
+    by one in row-major order (float16 and longdouble read as float64): exact
+    for integers while the sums stay below 2**53. A pyramid's means carry these
+    sums from level to level and divide only when a level is rounded out
+    (:func:`round_means`), so a partial window's mean is that of the level-0
+    cells it covers. ``compiled``: by Numba's loops, the same bits.
     """
     out_shape = _out_shape(block.shape, pooled, kernel, ceil_mode)
     x = block if block.dtype in _READ_AS_IS else block.astype(np.float64)
     if compiled:
-        return _compiled_means(x, pooled, kernel, out_shape)
+        return _compiled_sums(x, pooled, kernel, out_shape)
     cells = _cells(x, pooled, kernel, out_shape)
     _, first = next(cells)  # every window has its first cell
     out = np.add(first, 0.0, dtype=np.float64)  # 0.0 + the first cell: a sum from 0.0, so -0.0 gives 0.0
     for region, later in cells:
         target = out[region]
         np.add(target, later, out=target)
-    if all(size % k == 0 or not ceil_mode for size, k in zip((block.shape[a] for a in pooled), kernel)):
-        out /= float(math.prod(kernel))  # whole windows only
-        return out
-    # A last window cut short: the count of cells of each window, one factor per pooled axis, in axis order.
-    divisor = np.ones((1,) * block.ndim)
-    for axis, k in zip(pooled, kernel):
-        counts = np.minimum(k, block.shape[axis] - k * np.arange(out_shape[axis], dtype=np.float64))
-        divisor = divisor * counts.reshape([-1 if a == axis else 1 for a in range(block.ndim)])
-    out /= divisor
     return out
 
 
-def _compiled_means(x: np.ndarray, pooled: Sequence[int], kernel: Sequence[int], out_shape: list[int]) -> np.ndarray:
+def round_means(sums: np.ndarray, counts: Sequence[np.ndarray], pooled: Sequence[int], dtype: np.dtype,
+                compiled: bool = False) -> np.ndarray:
+    """``sums`` divided by their level-0 cell counts, as ``dtype`` (:func:`round_half_even`).
+
+    ``counts`` holds one float64 vector per pooled axis (ascending axis order),
+    as long as ``sums`` along that axis: the level-0 cells (counted as often as
+    windows overlap them) that each cell's sum holds along that axis. A cell's
+    count is their product; a float64 division gives the correctly rounded
+    mean, and a power-of-two count the same bits as dividing level by level.
+    """
+    # Counts are integers: their products are exact in any order. A constant count (whole windows) is a scalar
+    # factor, so a block of whole windows is divided by one number, not by a divisor array as large as itself.
+    divisor: float | np.ndarray = 1.0
+    for axis, count in zip(pooled, counts):
+        count = np.asarray(count, np.float64)
+        if count.size and (count == count[0]).all():
+            divisor = divisor * float(count[0])
+        else:
+            divisor = divisor * count.reshape([-1 if a == axis else 1 for a in range(sums.ndim)])
+    return round_half_even(sums / divisor, dtype, compiled, overwrite=True)
+
+
+def _compiled_sums(x: np.ndarray, pooled: Sequence[int], kernel: Sequence[int], out_shape: list[int]) -> np.ndarray:
     from . import pyramid_loops
 
     out = np.zeros(out_shape, dtype=np.float64)
@@ -118,7 +132,7 @@ def _compiled_means(x: np.ndarray, pooled: Sequence[int], kernel: Sequence[int],
         return out
     x = np.ascontiguousarray(x)
     sizes = (*(1,) * (3 - len(kernel)), *kernel)
-    pyramid_loops.window_means(x.reshape(canonical_shape(x.shape, pooled)), *sizes,
+    pyramid_loops.window_sums(x.reshape(canonical_shape(x.shape, pooled)), *sizes,
                                out.reshape(canonical_shape(out.shape, pooled)))
     return out
 
@@ -127,7 +141,7 @@ def window_extremes(block: np.ndarray, pooled: Sequence[int], kernel: Sequence[i
                     largest: bool = True) -> np.ndarray:
     """The maximum (``largest``) or minimum of each window tiling the ``pooled`` axes of ``block``, in its dtype.
 
-    Windows as :func:`window_means`. PyTorch's rule, bit for bit: scanning a
+    Windows as :func:`window_sums`. PyTorch's rule, bit for bit: scanning a
     window row-major from its first cell, a cell replaces the running maximum
     when it is greater (minimum: smaller) or NaN. So among equal cells
     (``-0.0`` and ``0.0``) the first stays, and a window with NaN gives its
@@ -162,12 +176,13 @@ def _extremes_with_nan(block: np.ndarray, pooled: Sequence[int], kernel: Sequenc
     return out
 
 
-def round_half_even(chain: np.ndarray, dtype: np.dtype, compiled: bool = False) -> np.ndarray:
+def round_half_even(chain: np.ndarray, dtype: np.dtype, compiled: bool = False, overwrite: bool = False) -> np.ndarray:
     """The float64 ``chain`` as ``dtype``: integers rounded half to even and clipped to the dtype's range.
 
     Floating dtypes are rounded to nearest by NumPy's cast. 64-bit integers are
     clipped below their maximum's float64 neighbour, the largest float64 that
-    converts. ``compiled``: by Numba's loop, the same values.
+    converts. ``compiled``: by Numba's loop, the same values. ``overwrite``:
+    ``chain`` (float64) is the caller's scratch, rounded in place.
     """
     dtype = np.dtype(dtype)
     if dtype.kind not in "iu":
@@ -181,6 +196,6 @@ def round_half_even(chain: np.ndarray, dtype: np.dtype, compiled: bool = False) 
         pyramid_loops.round_half_even(np.ascontiguousarray(chain, dtype=np.float64).reshape(-1), float(info.min),
                                       high, out.reshape(-1))
         return out
-    rounded = np.rint(np.asarray(chain, dtype=np.float64))
+    rounded = np.rint(chain, out=chain) if overwrite else np.rint(np.asarray(chain, dtype=np.float64))
     np.clip(rounded, float(info.min), high, out=rounded)
     return rounded.astype(dtype)

@@ -1,15 +1,16 @@
-"""Numba loops of an image pyramid's means: window sums in float64 and rounding back, one pass each.
+"""Numba loops of an image pyramid's means: window sums in float64, and rounding back, one pass each.
 
 Arrays arrive as 7-d views ``(a0, p0, a1, p1, a2, p2, a3)`` of a C-contiguous
 block: ``p0..p2`` the pooled axes (1 where fewer are pooled), ``a0..a3`` the
 kept axes between them, merged (:func:`colnn.kernels.pyramid.canonical_shape`).
 Windows tile the pooled axes (stride equal to the kernel, no padding); the last
 window of an axis may be partial. Each window's cells are added one by one
-in row-major order (the order of NumPy's ``mean`` of fewer than 8 values),
-then divided once by the window's count of cells: the order of
-:func:`colnn.kernels.pyramid.window_means`'s NumPy passes, so both give the
-same bits. The loops are serial: each runs inside one Dask task, and the
-scheduler runs one task per core.
+in row-major order: the order of
+:func:`colnn.kernels.pyramid.window_sums`'s NumPy passes, so both give the
+same bits. The sums are divided by their level-0 cell counts only when a
+level is rounded out (:func:`colnn.kernels.pyramid.round_means`). The loops
+are serial: each runs inside one Dask task, and the scheduler runs one task
+per core.
 """
 
 from __future__ import annotations
@@ -17,16 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["window_means", "round_half_even"]
-
-
-@njit(cache=True, nogil=True)
-def _counts(size, kernel, out_size):
-    """Cells of each window along one axis: ``kernel``, the last one cut at ``size``."""
-    counts = np.empty(out_size, dtype=np.float64)
-    for o in range(out_size):
-        counts[o] = min(kernel, size - o * kernel)
-    return counts
+__all__ = ["window_sums", "round_half_even"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -65,10 +57,10 @@ def _add_row(row_in, row_out, k2):
 
 
 @njit(cache=True, nogil=True)
-def window_means(x, k0, k1, k2, out):
-    """``out`` (float64, zeroed by the caller) = the mean of each ``k0 x k1 x k2`` window of ``x``."""
-    a0, p0, a1, p1, a2, p2, a3 = x.shape
-    o0, o1, o2 = out.shape[1], out.shape[3], out.shape[5]
+def window_sums(x, k0, k1, k2, out):
+    """``out`` (float64, zeroed by the caller) += the sum of each ``k0 x k1 x k2`` window of ``x``."""
+    a0, p0, a1, p1, a2 = x.shape[:5]
+    o0, o1 = out.shape[1], out.shape[3]
     for i0 in range(a0):
         for w0 in range(o0):
             for q0 in range(w0 * k0, min(w0 * k0 + k0, p0)):
@@ -77,20 +69,6 @@ def window_means(x, k0, k1, k2, out):
                         for q1 in range(w1 * k1, min(w1 * k1 + k1, p1)):
                             for i2 in range(a2):
                                 _add_row(x[i0, q0, i1, q1, i2], out[i0, w0, i1, w1, i2], k2)
-    counts0 = _counts(p0, k0, o0)
-    counts1 = _counts(p1, k1, o1)
-    counts2 = _counts(p2, k2, o2)
-    for i0 in range(a0):
-        for w0 in range(o0):
-            for i1 in range(a1):
-                for w1 in range(o1):
-                    for i2 in range(a2):
-                        row = out[i0, w0, i1, w1, i2].reshape(o2 * a3)
-                        count = counts0[w0] * counts1[w1]
-                        for w2 in range(o2):
-                            divisor = count * counts2[w2]
-                            for i3 in range(w2 * a3, w2 * a3 + a3):
-                                row[i3] /= divisor
 
 
 @njit(cache=True, nogil=True)

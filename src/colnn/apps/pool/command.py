@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -14,21 +15,48 @@ from typing import Any
 from .methods import METHODS, compiled_means, pyramid
 from .ngff import VERSIONS
 from .plan import Plan, make_plan
-from .writer import CODECS, create_arrays, folder_bytes, peak_memory, staged, store_levels, uninterrupted
+from .source import InputUnreadable
+from .writer import (
+    CODECS,
+    OutputUnwritable,
+    Terminated,
+    check_replaceable,
+    create_arrays,
+    folder_bytes,
+    peak_memory,
+    staged,
+    store_levels,
+    terminable,
+    uninterrupted,
+)
 
 __all__ = ["register", "run"]
 
 SLAB_BLOCKS = 512  # level-0 blocks per Dask graph
+TERMINATED = 143  # the shell's exit status for a process stopped by SIGTERM (128 + 15)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``colnn pool``: 0 after the pyramid is in place, or 1 after a one-line error (OUTPUT untouched).
 
     Ctrl-C propagates as KeyboardInterrupt (``colnn``'s entry point says
-    "interrupted", exit 130) once the partial pyramid is removed.
+    "interrupted", exit 130) once the partial pyramid is removed; SIGTERM does
+    the same cleanup, then says "terminated", exit 143.
     """
+    try:
+        with terminable():
+            return _run(args)
+    except Terminated:
+        print("colnn pool: terminated", file=sys.stderr, flush=True)
+        return TERMINATED
+
+
+def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
+        _check_output_folder(args.output)
+        if args.overwrite:
+            check_replaceable(args.output)
         with uninterrupted():  # INPUT's Zarr metadata are read on Zarr's own thread
             plan = make_plan(args)
             slabs = _slabs(plan)
@@ -44,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
                 targets = create_arrays(partial, plan.attributes, plan.layout, plan.shapes, first[0].dtype)
             store_levels(parts, targets, totals, client)
             written = folder_bytes(partial)
-    except SchedulerUnreachable as error:  # a scheduler that went away between the check and now
+    except (SchedulerUnreachable, OutputUnwritable) as error:  # a scheduler gone since the check; a read-only folder
         return _error(str(error))
+    except InputUnreadable as error:  # a damaged chunk of INPUT, a file cut short since the check
+        return _error(f"{error}, nothing was written")
     except Exception as error:  # a read or write that failed midway (a damaged chunk, a full disk...)
         reason = str(error).splitlines()[0] if str(error) else ""
         return _error(f"writing {plan.output} failed, nothing was left behind ({type(error).__name__}: {reason})")
@@ -82,6 +112,27 @@ def _levels(plan: Plan, slab: slice) -> list[Any]:
 
     return pyramid(level0, plan.geometry, plan.method, len(plan.shapes) - 1, rechunk,
                    compiled=compiled_means(plan.method, math.prod(plan.shapes[0])))
+
+
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _local_path(text: str) -> Path:
+    """INPUT's or OUTPUT's path; argparse's error for "" (which Path reads as ".") and for a URL."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path")
+    if URL.match(text):
+        raise argparse.ArgumentTypeError(f"URLs are not supported (local paths only), got {text!r}")
+    return Path(text)
+
+
+def _check_output_folder(output: Path) -> None:
+    """OUTPUT's folder must be a folder: a file there reads, to Path, as a folder that "does not exist"."""
+    for folder in output.absolute().parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"OUTPUT {output}: {folder} is a file, not a folder")
+            return
 
 
 class SchedulerUnreachable(ValueError):
@@ -137,16 +188,18 @@ def register(subparsers: Any) -> None:
                     "--levels times, and write an OME-Zarr image (OME-NGFF 0.5 on Zarr v3, or 0.4 on Zarr v2) "
                     "with arrays 0 (the input) to L. Larger than memory: chunk by chunk, all levels in one "
                     "pass. Needs pip install \"colnn[dask]\".")
-    pool.add_argument("input", type=Path, metavar="INPUT", help="a .npy file, a Zarr array or an OME-Zarr image")
-    pool.add_argument("output", type=Path, metavar="OUTPUT",
+    pool.add_argument("input", type=_local_path, metavar="INPUT", help="a .npy file, a Zarr array or an OME-Zarr image")
+    pool.add_argument("output", type=_local_path, metavar="OUTPUT",
                       help="the OME-Zarr folder to write (new, empty, or --overwrite)")
     pool.add_argument("--overwrite", action="store_true",
-                      help="replace an existing OUTPUT (only once the new pyramid is complete)")
+                      help="replace an existing OUTPUT, a Zarr group or array (or an empty folder), only once the "
+                           "new pyramid is complete")
     pool.add_argument("--method", "--mode", dest="method", choices=METHODS, default="max",
                       help="max, avg (integers rounded half to even), min, nearest (a strided pick) or mode "
                            "(most frequent, for labels); default max")
     pool.add_argument("--kernel", required=True, metavar="K[,K...]",
-                      help="window size, one for all pooled axes or one per pooled axis")
+                      help="window size, one for all pooled axes or one per letter of --pool-axes in its order "
+                           "(as --stride, --padding, --chunk, --shard: --pool-axes xz --kernel 1,3 gives x 1, z 3)")
     pool.add_argument("--stride", metavar="S[,S...]", help="window step; default: the kernel")
     pool.add_argument("--padding", metavar="P[,P...]", help="padding at the border (<= kernel // 2); default 0")
     pool.add_argument("--ceil-mode", action="store_true", help="keep the last partial window of each axis")
@@ -156,7 +209,7 @@ def register(subparsers: Any) -> None:
     pool.add_argument("--pool-axes", default="yx", metavar="AXES",
                       help="the space axes to pool: yx (default), zyx (3-D pooling), or any of them")
     pool.add_argument("--scale", metavar="S,S,...",
-                      help="level 0's pixel size, per axis or per space axis; default: INPUT's own, else 1")
+                      help="level 0's pixel size, per axis or space axis (--axes order); default: INPUT's own, else 1")
     pool.add_argument("--unit", help="the space axes' unit (e.g. micrometer); default: INPUT's own, else none")
     pool.add_argument("--ngff", choices=VERSIONS, default="0.5",
                       help="OME-NGFF version: 0.5 on Zarr v3 (default), or 0.4 on Zarr v2")

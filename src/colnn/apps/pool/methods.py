@@ -12,14 +12,17 @@
 - ``mode``: the most frequent value among each window's cells inside the
   image, ties to the smallest value (ngff-zarr's label method).
 
-Means accumulate in float64 along one chain from level 0, and each level is
-rounded once from that chain to the input's dtype (integers: half to even,
-:func:`numpy.rint`), so rounding does not add up across levels. For 2x2
-windows of integers the chain is exact: each level is the rounded mean of the
-level-0 cells it covers. Windows that tile the blocks (stride = kernel, no
-padding: a pyramid's usual case) are pooled block by block, each block alone
-(:mod:`colnn.kernels.pyramid`, level 0 read in its own dtype): by NumPy, so
-that a short run loads no Numba, except the means of a large pyramid
+Means carry float64 window SUMS along one chain from level 0; each level is
+divided by the count of level-0 cells each of its cells covers (a product of
+per-axis counts, :meth:`Geometry.next_counts`) and rounded once to the input's
+dtype (integers: half to even, :func:`numpy.rint`), so rounding does not add
+up across levels. For integers (sums below 2**53) each level is thus the
+rounded exact mean of the level-0 cells it covers, partial ``--ceil-mode``
+windows included; overlapping windows weigh a level-0 cell by the number of
+windows that reach it, and padding counts nothing. Windows that tile the
+blocks (stride = kernel, no padding: a pyramid's usual case) are pooled
+block by block, each block alone (:mod:`colnn.kernels.pyramid`, level 0 read
+in its own dtype): by NumPy, so that a short run loads no Numba, except the means of a large pyramid
 (:func:`compiled_means`), whose compiled loops repay Numba's start-up. Other
 windows run through colnn's compiled pooling, with halos across blocks. A
 run that uses compiled kernels says so on its first, compiling, run. A
@@ -72,6 +75,24 @@ class Geometry:
         for axis, size in zip(self.pooled, self.window(shape).out_size):
             pooled_shape[axis] = size
         return tuple(pooled_shape)
+
+    def next_counts(self, counts: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Per pooled axis, the level-0 cells that each next-level cell's window sums, from ``counts`` (this level's).
+
+        ``counts`` holds one float64 vector per pooled axis (level 0: ones). A
+        window adds the counts of its cells inside the image (padding adds none);
+        overlapping windows count a level-0 cell once per path to it.
+        """
+        shape = [1] * (max(self.pooled) + 1)
+        for axis, count in zip(self.pooled, counts):
+            shape[axis] = count.size
+        window = self.window(shape)
+        result = []
+        for count, out_size, k, s, p in zip(counts, window.out_size, self.kernel, self.stride, self.padding):
+            cells = np.arange(out_size)[:, None] * s - p + np.arange(k)[None, :]
+            inside = (cells >= 0) & (cells < count.size)
+            result.append(np.where(inside, count[np.clip(cells, 0, count.size - 1)], 0.0).sum(axis=1))
+        return tuple(result)
 
     def offsets(self, method: str) -> tuple[float, ...]:
         """Where a pooled cell lies in its window, per pooled axis, in cells of the level before."""
@@ -191,11 +212,18 @@ def _outer(masks: Sequence[np.ndarray]) -> np.ndarray:
     return grid.reshape((1, 1, *grid.shape))
 
 
-def _round_to(chain: Any, dtype: np.dtype, compiled: bool) -> Any:
-    """The float64 ``chain`` as ``dtype``: integers rounded half to even (and clipped), floats to nearest."""
-    from ...kernels.pyramid import round_half_even
+def _round_to(sums: Any, counts: Sequence[np.ndarray], pooled: tuple[int, ...], dtype: np.dtype,
+              compiled: bool) -> Any:
+    """The float64 window ``sums`` as means in ``dtype``: divided by ``counts`` (per pooled axis), then rounded."""
+    from ...kernels.pyramid import round_means
 
-    return chain.map_blocks(round_half_even, dtype, compiled, dtype=dtype, meta=np.empty((0,) * chain.ndim, dtype))
+    def block_means(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        assert block_info is not None  # Dask passes it to a function that takes it
+        location = block_info[0]["array-location"]
+        return round_means(block, [count[slice(*location[axis])] for axis, count in zip(pooled, counts)],
+                           pooled, dtype, compiled)
+
+    return sums.map_blocks(block_means, dtype=dtype, meta=np.empty((0,) * sums.ndim, dtype))
 
 
 def _tiled(chain: Any, geometry: Geometry, pool: Callable[..., np.ndarray], dtype: Any, *options: Any) -> Any:
@@ -220,18 +248,25 @@ def _tiled(chain: Any, geometry: Geometry, pool: Callable[..., np.ndarray], dtyp
                             chunks=tuple(chunks), dtype=dtype, meta=np.empty((0,) * chain.ndim, dtype))
 
 
-def _mean_level(chain: Any, geometry: Geometry, compiled: bool) -> Any:
-    """The next level's float64 means of ``chain`` (the input's dtype at level 0, float64 above)."""
-    from ...kernels.pyramid import window_means
+def _sum_level(chain: Any, geometry: Geometry, compiled: bool) -> Any:
+    """The next level's float64 window sums of ``chain`` (the input's dtype at level 0, float64 sums above)."""
+    from ...kernels.pyramid import window_sums
 
-    tiled = _tiled(chain, geometry, window_means, np.float64, compiled)
+    tiled = _tiled(chain, geometry, window_sums, np.float64, compiled)
     if tiled is not None:
         return tiled
-    # Overlapping or padded windows, or blocks that cut windows: colnn's average pooling, with halos.
+    # Overlapping or padded windows, or blocks that cut windows: colnn's average pooling with a divisor of 1
+    # (a sum; padding adds nothing), with halos. 1-D pooling runs as 2-D over a unit axis, which has a divisor.
     batched, restore = _batched(chain.astype(np.float64), geometry.pooled)
-    average = _pools(len(geometry.pooled))[1]
-    return restore(average(batched, geometry.kernel, geometry.stride, geometry.padding,
-                           ceil_mode=geometry.ceil_mode, count_include_pad=False))
+    single = len(geometry.pooled) == 1
+    if single:
+        batched = batched[:, :, None, :]
+    pad = (0,) if single else ()
+    one = (1,) if single else ()
+    average = _pools(len(geometry.pooled) + single)[1]
+    sums = average(batched, one + geometry.kernel, one + geometry.stride, pad + geometry.padding,
+                   ceil_mode=geometry.ceil_mode, count_include_pad=True, divisor_override=1)
+    return restore(sums[:, :, 0, :] if single else sums)
 
 
 def _extreme_level(current: Any, geometry: Geometry, method: str) -> Any:
@@ -248,17 +283,17 @@ def _extreme_level(current: Any, geometry: Geometry, method: str) -> Any:
     return restore(_reverse(pooled) if method == "min" else pooled)
 
 
-def _keeps_blocks(means: Any, geometry: Geometry) -> bool:
-    """Whether a level's float64 means can stay in the blocks they were pooled in for the next level.
+def _keeps_blocks(sums: Any, geometry: Geometry) -> bool:
+    """Whether a level's float64 sums can stay in the blocks they were pooled in for the next level.
 
     Rechunking them into the level's written blocks copies float64 cells (four
     times a uint16 level's bytes); rounded first, the copy is of the input's
     dtype. They stay while their blocks hold :data:`CHAIN_BLOCK_CELLS` cells
     (below, the tasks' own cost grows) and the next windows still tile them.
     """
-    if min(math.prod(block) for block in itertools.product(*means.chunks)) < CHAIN_BLOCK_CELLS:
+    if min(math.prod(block) for block in itertools.product(*sums.chunks)) < CHAIN_BLOCK_CELLS:
         return False
-    return all(size % k == 0 for axis, k in zip(geometry.pooled, geometry.kernel) for size in means.chunks[axis][:-1])
+    return all(size % k == 0 for axis, k in zip(geometry.pooled, geometry.kernel) for size in sums.chunks[axis][:-1])
 
 
 def compiled_means(method: str, cells: int) -> bool:
@@ -290,7 +325,7 @@ def pyramid(level0: Any, geometry: Geometry, method: str, levels: int,
     ``rechunk`` gives a level the chunks it will be written in; the next level
     is pooled from those chunks (a mean's float64 chain may stay in the
     blocks it was pooled in: :func:`_keeps_blocks`). Shapes were checked beforehand
-    (:meth:`Geometry.next_shape`). ``compiled``: tiling means by Numba's loops
+    (:meth:`Geometry.next_shape`). ``compiled``: tiling sums by Numba's loops
     (the same bits, faster once Numba has started; see :func:`compiled_means`).
     """
     dtype = level0.dtype
@@ -302,10 +337,12 @@ def pyramid(level0: Any, geometry: Geometry, method: str, levels: int,
 
             announce_compiles()
         chain = out[0]
+        counts = tuple(np.ones(level0.shape[axis]) for axis in geometry.pooled)
         for _ in range(levels):
-            means = _mean_level(chain, geometry, compiled)
-            chain = means if _keeps_blocks(means, geometry) else rechunk(means)
-            out.append(rechunk(_round_to(chain, dtype, compiled)))
+            sums = _sum_level(chain, geometry, compiled)
+            counts = geometry.next_counts(counts)
+            chain = sums if _keeps_blocks(sums, geometry) else rechunk(sums)
+            out.append(rechunk(_round_to(chain, counts, geometry.pooled, dtype, compiled)))
         return out
     current = out[0].astype(np.uint8) if dtype == np.bool_ else out[0]
     for _ in range(levels):

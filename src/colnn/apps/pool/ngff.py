@@ -105,6 +105,12 @@ def level_transforms(
     return transforms
 
 
+def _shortest(values: Sequence[float]) -> list[float]:
+    """``values`` to 15 significant digits: 0.3 * 1.5 is written 0.45, not 0.44999999999999996 (the float
+    arithmetic's last bit, below any pixel size's precision; 15 digits read back as the same decimal)."""
+    return [float(f"{value:.15g}") for value in values]
+
+
 def group_attributes(
     version: str, axes: Sequence[Axis], transforms: Sequence[tuple[list[float], list[float]]], *, name: str,
     method: str, metadata: Mapping[str, Any],
@@ -117,7 +123,8 @@ def group_attributes(
     """
     datasets = [
         {"path": str(level), "coordinateTransformations": [
-            {"type": "scale", "scale": scale}, {"type": "translation", "translation": translation}]}
+            {"type": "scale", "scale": _shortest(scale)},
+            {"type": "translation", "translation": _shortest(translation)}]}
         for level, (scale, translation) in enumerate(transforms)
     ]
     multiscale = {"name": name, "axes": [axis.to_json() for axis in axes], "datasets": datasets,

@@ -95,13 +95,13 @@ def default_chunks(shape: Sequence[int], axes: Sequence[Axis], pooled: Sequence[
 
 
 def _ints(text: str, flag: str, count: int, minimum: int) -> tuple[int, ...]:
-    """``--flag N`` or ``--flag N,N,...`` (one per pooled axis), each at least ``minimum``."""
+    """``--flag N`` or ``--flag N,N,...`` (one per letter of ``--pool-axes``, as written), each at least ``minimum``."""
     try:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         values = ()
     if len(values) not in (1, count) or min(values, default=minimum - 1) < minimum:
-        per_axis = "" if count == 1 else f", or {count} comma-separated (one per pooled axis)"
+        per_axis = "" if count == 1 else f", or {count} comma-separated (one per letter of --pool-axes, in its order)"
         allowed = f"one int >= {minimum}{per_axis}"
         raise ValueError(f"{flag} must be {allowed}, got {describe(text)}")
     return values * count if len(values) == 1 else values
@@ -139,8 +139,10 @@ def _scale(args: argparse.Namespace, source: Source, axes: Sequence[Axis]) -> li
         values = []
     space = [index for index, axis in enumerate(axes) if axis.type == "space"]
     if not values or not all(np.isfinite(v) and v > 0 for v in values) or len(values) not in (len(axes), len(space)):
-        raise ValueError(f"--scale must be positive numbers, one per axis ({len(axes)}) or per space axis "
-                         f"({len(space)}), got {args.scale!r}")
+        counts = f"one per axis ({len(axes)})"
+        if len(space) != len(axes):
+            counts += f" or per space axis ({len(space)})"
+        raise ValueError(f"--scale must be positive numbers, {counts}, got {args.scale!r}")
     if len(values) == len(axes):
         return values
     scale = list(source.scale) if source.scale is not None else [1.0] * len(axes)
@@ -166,7 +168,8 @@ def level_shapes(shape: Sequence[int], geometry: Geometry, levels: int, pool_axe
             shapes.append(geometry.next_shape(shapes[-1]))
         except ValueError as error:
             sizes = tuple(shapes[-1][axis] for axis in geometry.pooled)
-            raise ValueError(f"level {level} (from {sizes} along {pool_axes}): {error}") from None
+            raise ValueError(f"--levels {levels}: INPUT allows at most {level - 1}; level {level} "
+                             f"(from {sizes} along {pool_axes}): {error}") from None
     return shapes
 
 
@@ -213,8 +216,9 @@ def _description(method: str, geometry: Geometry, pool_axes: str) -> tuple[str, 
                               "padding": list(geometry.padding), "ceil_mode": geometry.ceil_mode, "axes": pool_axes}
     if method == "avg":
         kwargs["count_include_pad"] = False
-        return (f"colnn.avg_pool{count}d", "the mean of each window's cells inside the image, accumulated in "
-                "float64 from level 0 and rounded once per level to the input's dtype (integers: half to even)", kwargs)
+        return (f"colnn.avg_pool{count}d", "the mean of the level-0 cells inside the image that each cell "
+                "covers, from float64 window sums carried from level 0, rounded once per level to the input's "
+                "dtype (integers: half to even)", kwargs)
     words = {"max": (f"colnn.max_pool{count}d", "the maximum of each window"),
              "min": (f"colnn.max_pool{count}d", "the minimum of each window (a maximum of the reversed values)"),
              "nearest": ("colnn.apps.pool.methods", "the cell nearest each window's centre (a strided pick)"),
@@ -241,11 +245,18 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise ValueError(f"--pool-axes must name 1 to {min(3, len(space))} of INPUT's space axes {space!r} once each "
                          f"(INPUT's axes read as {''.join(names)!r}; --axes names them), got {describe(pool_axes)}")
     pooled = tuple(sorted(names.index(letter) for letter in pool_axes))
-    pool_axes = "".join(names[axis] for axis in pooled)  # in the array's order, as kernel lists are read
+    written = pool_axes  # per-axis lists (--kernel, --stride, ...) follow the letters as written
+    pool_axes = "".join(names[axis] for axis in pooled)  # the array's order, as the geometry and metadata hold them
     count = len(pooled)
-    kernel = _ints(args.kernel, "--kernel", count, 1)
-    stride = kernel if args.stride is None else _ints(args.stride, "--stride", count, 1)
-    padding = (0,) * count if args.padding is None else _ints(args.padding, "--padding", count, 0)
+
+    def per_axis(text: str, flag: str, minimum: int) -> tuple[int, ...]:
+        """A per-pooled-axis list, entry i for the i-th letter of --pool-axes, in the array's order."""
+        values = _ints(text, flag, count, minimum)
+        return tuple(values[written.index(names[axis])] for axis in pooled)
+
+    kernel = per_axis(args.kernel, "--kernel", 1)
+    stride = kernel if args.stride is None else per_axis(args.stride, "--stride", 1)
+    padding = (0,) * count if args.padding is None else per_axis(args.padding, "--padding", 0)
     geometry = Geometry(pooled, kernel, stride, padding, args.ceil_mode)
     check_method_dtype(args.method, source.dtype)
     shape = tuple(source.shape[i] for i in order)
@@ -254,7 +265,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         chunks = list(default_chunks(shape, axes, pooled))
     else:
         chunks = [1] * len(shape)
-        for axis, size in zip(pooled, _ints(args.chunk, "--chunk", count, 1)):
+        for axis, size in zip(pooled, per_axis(args.chunk, "--chunk", 1)):
             chunks[axis] = size
     chunk = tuple(chunks[axis] for axis in pooled)
     shards: tuple[int, ...] | None = None
@@ -262,9 +273,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if args.shard is not None:
         if version == "0.4":
             raise ValueError("--shard needs Zarr v3: OME-NGFF 0.5 (leave --ngff 0.4 out)")
-        shard = _ints(args.shard, "--shard", count, 1)
+        shard = per_axis(args.shard, "--shard", 1)
         if any(s % c for s, c in zip(shard, chunk)):
-            chunk_text = ",".join(map(str, chunk))
+            chunk_text = ",".join(str(chunk[pool_axes.index(letter)]) for letter in written)
             raise ValueError(f"--shard {args.shard} must be a multiple of --chunk {chunk_text} along each axis")
         shard_sizes = list(chunks)
         for axis, size in zip(pooled, shard):

@@ -20,7 +20,15 @@ import numpy as np
 from ...core.arrayfile import NpyHeader, map_npy
 from .ngff import Axis, read_image
 
-__all__ = ["Source", "open_source", "NpyChunks"]
+__all__ = ["Source", "open_source", "NpyChunks", "ZarrChunks", "InputUnreadable"]
+
+
+class InputUnreadable(ValueError):
+    """A chunk of INPUT could not be read while pooling (a damaged chunk, a file cut short since the check)."""
+
+
+def _unreadable(path: str, error: Exception) -> InputUnreadable:
+    return InputUnreadable(f"reading INPUT {path} failed ({type(error).__name__}: {_first_line(error)})")
 
 
 @dataclass(frozen=True)
@@ -50,9 +58,33 @@ class NpyChunks:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         # A fresh map per chunk, dropped on return: CPython unmaps it at once, so RSS stays one chunk.
-        mapped = np.memmap(self.path, dtype=self.header.dtype, mode="r", offset=self.header.offset,
-                           shape=self.header.shape, order="F" if self.header.fortran_order else "C")
-        return np.array(mapped[key], dtype=self.dtype)
+        try:
+            mapped = np.memmap(self.path, dtype=self.header.dtype, mode="r", offset=self.header.offset,
+                               shape=self.header.shape, order="F" if self.header.fortran_order else "C")
+            return np.array(mapped[key], dtype=self.dtype)
+        except (OSError, ValueError) as error:
+            raise _unreadable(self.path, error) from None
+
+
+@dataclass(frozen=True)
+class ZarrChunks:
+    """A Zarr array as an array-like for ``dask.array.from_array`` whose read errors name INPUT.
+
+    Zarr's own exception (a codec's "Zstd decompression error") would read
+    as a failure to write OUTPUT; it becomes :class:`InputUnreadable`.
+    """
+
+    array: Any
+    path: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    ndim: int
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except Exception as error:  # a codec's, a store's: any failure to read is INPUT's
+            raise _unreadable(self.path, error) from None
 
 
 @dataclass(frozen=True)
@@ -70,6 +102,7 @@ class Source:
     axes: tuple[Axis, ...] | None = None
     scale: tuple[float, ...] | None = None
     translation: tuple[float, ...] | None = None
+    path: Path = Path()
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -88,7 +121,9 @@ class Source:
             changed = Path(self.array.path).stat().st_mtime_ns
             return da.from_array(self.array, chunks=chunks, asarray=True, lock=False,
                                  name=f"colnn-npy-{tokenize(self.array, changed, chunks)}")
-        return da.from_zarr(self.array, chunks=chunks)
+        reader = ZarrChunks(self.array, str(self.path), self.shape, self.dtype, len(self.shape))
+        return da.from_array(reader, chunks=chunks, asarray=True, lock=False,
+                             name=f"colnn-zarr-{tokenize(str(self.path), self.shape, str(self.dtype), chunks)}")
 
 
 def open_source(path: Path) -> Source:
@@ -106,12 +141,15 @@ def open_source(path: Path) -> Source:
     if not path.exists():
         raise ValueError(f"INPUT {path}: no such file or directory")
     header, _ = map_npy(path)  # ArrayFileError (a ValueError) names the file
-    return Source(NpyChunks(str(path), header), kind="a .npy file", name=path.stem)
+    return Source(NpyChunks(str(path), header), kind="a .npy file", name=path.stem, path=path)
 
 
 def _open_zarr(path: Path) -> Source:
     import zarr
 
+    if not any((path / name).is_file() for name in ("zarr.json", ".zarray", ".zgroup")):
+        raise ValueError(f"INPUT {path}: a folder that is not a .npy file, a Zarr array or an OME-Zarr image "
+                         f"(no zarr.json, .zarray or .zgroup in it)")
     try:
         node = zarr.open(store=str(path), mode="r")
     except Exception as error:  # zarr's many ways of saying "no Zarr node here"
@@ -125,7 +163,7 @@ def _open_zarr(path: Path) -> Source:
 
             if all(n in AXIS_TYPES for n in names) and len(set(names)) == len(names):
                 axes = tuple(Axis(n, AXIS_TYPES[n]) for n in names)
-        return Source(node, kind=f"a Zarr v{node.metadata.zarr_format} array", name=path.stem, axes=axes)
+        return Source(node, kind=f"a Zarr v{node.metadata.zarr_format} array", name=path.stem, axes=axes, path=path)
     image = read_image(node.attrs.asdict(), f"INPUT {path}")
     if image is None:
         members = sorted(name for name, _ in node.arrays())[:3]
@@ -138,7 +176,7 @@ def _open_zarr(path: Path) -> Source:
     if not isinstance(level0, zarr.Array) or level0.ndim != len(image.axes):
         raise ValueError(f"INPUT {path}: level 0 {image.path!r} is not an array of {len(image.axes)} axes")
     return Source(level0, kind="an OME-Zarr image", name=image.name or path.stem, axes=image.axes,
-                  scale=image.scale, translation=image.translation)
+                  scale=image.scale, translation=image.translation, path=path)
 
 
 def _first_line(error: BaseException) -> str:

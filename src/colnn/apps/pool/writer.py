@@ -8,13 +8,15 @@ holds a few chunks per level, whatever the input's size. Each Dask block is
 one Zarr chunk, or with ``--shard`` one shard, so no two tasks write the same
 file. The pyramid is written into a hidden folder beside OUTPUT and renamed
 onto it at the end (an OUTPUT it replaces is moved away first and deleted
-last): a failure or Ctrl-C at any point leaves OUTPUT as it was, and no
-partial folder behind.
+last): a failure, Ctrl-C or SIGTERM at any point leaves OUTPUT as it was,
+and no partial folder behind; the folder of a run killed outright (SIGKILL)
+is removed by the next run that writes the same OUTPUT.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import signal
@@ -32,8 +34,8 @@ import numpy as np
 
 from ...core.checks import describe
 
-__all__ = ["CODECS", "parse_codec", "Layout", "create_arrays", "store_levels", "uninterrupted", "staged",
-           "folder_bytes"]
+__all__ = ["CODECS", "parse_codec", "Layout", "create_arrays", "store_levels", "uninterrupted", "terminable",
+           "Terminated", "staged", "OutputUnwritable", "check_replaceable", "folder_bytes"]
 
 # name -> (default level, lowest, highest); zstd's level 0 is zstd's own default (3), as in Zarr.
 CODECS = {"zstd": (0, -131072, 22), "blosc-zstd": (5, 0, 9), "blosc-lz4": (5, 0, 9), "gzip": (6, 0, 9),
@@ -55,10 +57,11 @@ def parse_codec(text: str) -> tuple[str, int]:
     return name, level
 
 
-def _compressors(codec: tuple[str, int], zarr_format: int) -> list[Any]:
+def _compressors(codec: tuple[str, int], zarr_format: int) -> Any:
+    """Zarr's ``compressors`` for ``codec``: a list, or for no compression None (Zarr v2 refuses an empty list)."""
     name, level = codec
     if name == "none":
-        return []
+        return None
     if zarr_format == 2:
         import numcodecs
 
@@ -247,9 +250,31 @@ def _wait_until_idle(client: Any, keys: set, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch system's end of a job), raised like Ctrl-C for the same cleanup."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def terminable() -> Iterator[None]:
+    """SIGTERM raised as :class:`Terminated` in the main thread while the block runs (its default kills at once,
+    leaving the hidden folder behind)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
-    """Ctrl-C held back until the block ends, then raised as KeyboardInterrupt.
+    """Ctrl-C and SIGTERM held back until the block ends, then raised (KeyboardInterrupt, :class:`Terminated`).
 
     Zarr does its I/O on an event loop of its own thread while the caller
     waits: a KeyboardInterrupt in the waiting thread would abandon that I/O
@@ -261,13 +286,64 @@ def uninterrupted() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if signal.SIGTERM in received and previous[signal.SIGTERM] is _raise_terminated:
+        raise Terminated
+    if signal.SIGINT in received:
         raise KeyboardInterrupt
+    if signal.SIGTERM in received:  # outside terminable(): SIGTERM's own handler, as it would have run
+        signal.raise_signal(signal.SIGTERM)
+
+
+class OutputUnwritable(ValueError):
+    """OUTPUT's folder refused the hidden folder (no permission, a read-only file system)."""
+
+
+PARTIAL_TAG = "colnn-pool"
+
+
+def check_replaceable(output: Path) -> None:
+    """Refuse to ``--overwrite`` a folder that is neither a Zarr group or array nor empty: it may hold anything."""
+    if output.is_dir() and not any((output / name).is_file() for name in ("zarr.json", ".zgroup", ".zarray")) \
+            and any(output.iterdir()):
+        raise ValueError(f"OUTPUT {output} is a folder that is neither empty nor a Zarr group or array "
+                         f"(no zarr.json, .zgroup or .zarray in it); --overwrite replaces only those")
+
+
+def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would end the process there: never taken as dead
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
+
+
+def _remove_stale(output: Path) -> None:
+    """Remove the hidden folders of ``output`` left by runs that were killed (SIGKILL cannot be caught).
+
+    A folder's name holds the PID of its run; one whose process is still alive
+    (perhaps a run writing the same OUTPUT now) is left alone. The ``.old``
+    folders are kept: one holds a replaced OUTPUT if a run died between its two renames.
+    """
+    stale = []
+    for folder in output.parent.glob(f".{glob.escape(output.name)}.{PARTIAL_TAG}-*-*.partial"):
+        pid_text = folder.name[len(f".{output.name}.{PARTIAL_TAG}-"):].split("-")[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+            shutil.rmtree(folder, ignore_errors=True)
+            stale.append(folder.name)
+    if stale:
+        print(f"colnn pool: removed {len(stale)} partial folder(s) of {output} left by a killed run "
+              f"({', '.join(stale)})", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -275,11 +351,18 @@ def staged(output: Path) -> Iterator[Path]:
     """A hidden folder beside ``output`` to write into; renamed onto ``output`` if the block succeeds.
 
     An existing ``output`` is moved aside first and deleted only once the new
-    one is in place; on failure (or Ctrl-C) the hidden folder is removed and
-    ``output`` is as it was.
+    one is in place; on failure (or Ctrl-C, SIGTERM) the hidden folder is
+    removed and ``output`` is as it was. The folders left by killed runs are
+    removed first. :class:`OutputUnwritable` if the hidden folder cannot be made.
     """
-    tag = f"colnn-pool-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    _remove_stale(output)
+    tag = f"{PARTIAL_TAG}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial = output.with_name(f".{output.name}.{tag}.partial")
+    try:
+        partial.mkdir()
+    except OSError as error:
+        raise OutputUnwritable(f"OUTPUT {output}: cannot write in its folder {output.resolve().parent} "
+                               f"({error.strerror or type(error).__name__})") from None
     try:
         yield partial
         if output.exists():
