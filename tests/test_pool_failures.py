@@ -326,3 +326,33 @@ def test_an_unwritable_folder_is_named_not_the_hidden_folder(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert err == f"colnn pool: error: OUTPUT {output}: cannot write in its folder {tmp_path} (Permission denied)\n"
     assert leftovers(tmp_path) == [] and not output.exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_output_written_by_someone_else_during_the_run_is_kept(tmp_path, capsys, monkeypatch, overwrite):
+    # A user's folder created at OUTPUT after the start checks must survive the final swap.
+    np.save(tmp_path / "in.npy", np.zeros((64, 64), np.uint8))
+    output = tmp_path / "out.zarr"
+    real = writer._store_block
+
+    def store_then_someone_writes(block, target, bar, offset, block_info=None):
+        if not output.exists():
+            output.mkdir()
+            (output / "notes.txt").write_text("precious")
+        return real(block, target, bar, offset, block_info)
+
+    monkeypatch.setattr(writer, "_store_block", store_then_someone_writes)
+    argv = ["pool", str(tmp_path / "in.npy"), str(output), "--kernel", "2", "--chunk", "8"]
+    assert main(argv + (["--overwrite"] if overwrite else [])) == 1
+    err = without_compile_notice(capsys.readouterr().err)
+    assert err.count("\n") == 1 and err.startswith(f"colnn pool: error: OUTPUT {output} "), err
+    assert "pyramid was discarded" in err or "pyramid discarded" in err, err
+    assert (output / "notes.txt").read_text() == "precious" and sorted(os.listdir(output)) == ["notes.txt"]
+    assert leftovers(tmp_path) == []
+
+
+def test_a_padding_too_large_is_blamed_on_padding_not_levels(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.zeros((16, 16), np.uint8))
+    assert main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "o.zarr"), "--kernel", "2", "--padding", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "--padding" in err and "--levels" not in err, err

@@ -18,6 +18,7 @@ from .plan import Plan, make_plan
 from .source import InputUnreadable
 from .writer import (
     CODECS,
+    OutputChanged,
     OutputUnwritable,
     Terminated,
     check_replaceable,
@@ -67,12 +68,12 @@ def _run(args: argparse.Namespace) -> int:
     totals = [math.prod(-(-size // block) for size, block in zip(shape, plan.layout.blocks(shape)))
               for shape in plan.shapes]
     try:
-        with _client(plan.scheduler) as client, staged(plan.output) as partial:
+        with _client(plan.scheduler) as client, staged(plan.output, args.overwrite) as partial:
             with uninterrupted():
                 targets = create_arrays(partial, plan.attributes, plan.layout, plan.shapes, first[0].dtype)
             store_levels(parts, targets, totals, client)
             written = folder_bytes(partial)
-    except (SchedulerUnreachable, OutputUnwritable) as error:  # a scheduler gone since the check; a read-only folder
+    except (SchedulerUnreachable, OutputUnwritable, OutputChanged) as error:  # changed since the checks
         return _error(str(error))
     except InputUnreadable as error:  # a damaged chunk of INPUT, a file cut short since the check
         return _error(f"{error}, nothing was written")

@@ -168,6 +168,8 @@ def level_shapes(shape: Sequence[int], geometry: Geometry, levels: int, pool_axe
             shapes.append(geometry.next_shape(shapes[-1]))
         except ValueError as error:
             sizes = tuple(shapes[-1][axis] for axis in geometry.pooled)
+            if level == 1:  # the window's own arguments (a --padding too large, a --kernel larger than INPUT)
+                raise ValueError(f"level 1 (from {sizes} along {pool_axes}): {error}") from None
             raise ValueError(f"--levels {levels}: INPUT allows at most {level - 1}; level {level} "
                              f"(from {sizes} along {pool_axes}): {error}") from None
     return shapes

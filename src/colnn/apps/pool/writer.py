@@ -346,14 +346,36 @@ def _remove_stale(output: Path) -> None:
               f"({', '.join(stale)})", file=sys.stderr, flush=True)
 
 
+class OutputChanged(ValueError):
+    """OUTPUT appeared, or changed into something ``--overwrite`` may not replace, while the pyramid was written."""
+
+
+def _check_still_replaceable(output: Path, overwrite: bool) -> None:
+    # OUTPUT was checked at the start, but another program (or run) may have written it since.
+    if not (output.exists() or output.is_symlink()):
+        return
+    if output.is_dir() and not output.is_symlink() and not any(output.iterdir()):
+        return  # an empty folder, replaceable as at the start
+    if not overwrite or not output.is_dir():
+        raise OutputChanged(f"OUTPUT {output} appeared while the pyramid was written; it was kept and the "
+                            f"pyramid discarded (pass --overwrite to replace a Zarr folder)")
+    try:
+        check_replaceable(output)
+    except ValueError as error:
+        raise OutputChanged(f"{error}; it changed while the pyramid was written, and the pyramid was discarded") \
+            from None
+
+
 @contextlib.contextmanager
-def staged(output: Path) -> Iterator[Path]:
+def staged(output: Path, overwrite: bool = False) -> Iterator[Path]:
     """A hidden folder beside ``output`` to write into; renamed onto ``output`` if the block succeeds.
 
     An existing ``output`` is moved aside first and deleted only once the new
     one is in place; on failure (or Ctrl-C, SIGTERM) the hidden folder is
     removed and ``output`` is as it was. The folders left by killed runs are
-    removed first. :class:`OutputUnwritable` if the hidden folder cannot be made.
+    removed first. :class:`OutputUnwritable` if the hidden folder cannot be made;
+    :class:`OutputChanged` (and ``output`` kept) if, by the time the block ends,
+    ``output`` holds something that ``overwrite`` does not allow to replace.
     """
     _remove_stale(output)
     tag = f"{PARTIAL_TAG}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -365,6 +387,7 @@ def staged(output: Path) -> Iterator[Path]:
                                f"({error.strerror or type(error).__name__})") from None
     try:
         yield partial
+        _check_still_replaceable(output, overwrite)
         if output.exists():
             previous = output.with_name(f".{output.name}.{tag}.old")
             os.rename(output, previous)
