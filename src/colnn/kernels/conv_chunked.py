@@ -416,10 +416,7 @@ def _backward(
                           out=weight_share)
                 grad_weight += weight_share
                 continue
-            if bias_grad:
-                conv_grad_loops.planes_to_rows(grad_piece, rows, sums, True)
-            else:
-                im2col_loops.nchw_to_rows(grad_piece, rows)
+            conv_grad_loops.planes_to_rows(grad_piece, rows, sums, bias_grad)
             group_grads = rows.reshape(groups, group_channels, -1)
             if weight_grad:
                 np.matmul(group_cols, group_grads.transpose(0, 2, 1), out=weight_share)

@@ -6,7 +6,7 @@ the output gradient of its ``P = B*L`` output cells, which arrives NCHW,
 lays it out ``(P, FN)``, so that the product is ``col @ cells``, the layout
 OpenBLAS runs fastest when ``FN`` is small; :func:`planes_to_rows` lays it out
 ``(FN, P)``, as the input gradient's GEMM needs it too. One thread, SkylakeX
-kernel, the 2-core AMD EPYC of ``colnn bench``: ``(75, 1568) @ (1568, 32)``
+kernel, the 2-core Intel Xeon VM of 2026-12-07: ``(75, 1568) @ (1568, 32)``
 (the CIFAR-shaped first layer, two images) ran at 106 GFLOP/s that way and at 85 as
 ``col @ rows.T``; ``(432, 1024) @ (1024, 32)`` 117 against 113; C4's
 ``(2304, 784) @ (784, 256)`` 157 either way.

@@ -15,7 +15,7 @@ every ``stride``-th output cell, with the bias. The col2im path
 (:func:`colnn.kernels.conv_chunked.conv_input_grad_chunked`) runs the same
 GEMM without padding and adds every tap into the output with strides.
 
-Measured (one thread, CPU time, the shared 2-core AMD EPYC, interleaved):
+Measured (one thread, CPU time, the shared 2-core Intel Xeon VM, interleaved):
 ``colnn bench``'s T2 forward, (16, 64, 32, 32) by (64, 32, 4, 4), stride 2,
 padding 1, float32: 12.1 ms against 14.4 by col2im (of which 0.48-0.50 ms
 per image is the GEMM either way, col2im 0.22-0.25, this gather 0.13);

@@ -29,7 +29,7 @@ from .threads import choose_threading_layer
 # Before the first parallel compile, which launches Numba's threads.
 choose_threading_layer()
 
-__all__ = ["im2col_chunk", "im2col_images", "col2im_chunk", "rows_to_nchw", "nchw_to_rows", "im2col_book",
+__all__ = ["im2col_chunk", "im2col_images", "col2im_chunk", "rows_to_nchw", "im2col_book",
            "col2im_book"]
 
 
@@ -254,15 +254,3 @@ def rows_to_nchw(rows, bias, add_bias, relu, out):
     for b in range(n_images):
         for f in range(channels):
             store_row(rows[f, b * plane_len:(b + 1) * plane_len], bias[f], add_bias, relu, out[b, f])
-
-
-@njit(cache=True, nogil=True)
-def nchw_to_rows(images, rows):
-    """``images`` ``(B, FN, L)`` into ``rows`` ``(FN, B*L)``: the inverse layout change of :func:`rows_to_nchw`."""
-    n_images, channels, plane_len = images.shape
-    for b in range(n_images):
-        for f in range(channels):
-            src = images[b, f]
-            dst = rows[f, b * plane_len:(b + 1) * plane_len]
-            for j in range(src.shape[0]):
-                dst[j] = src[j]
