@@ -77,6 +77,5 @@ def relu_backward_in_place(grad_output: np.ndarray, mask: np.ndarray) -> bool:
         return True
     from . import relu_loops
 
-    flat = grad_output.reshape(-1)
-    relu_loops.relu_backward_into(flat, np.ascontiguousarray(mask).reshape(-1), flat)
+    relu_loops.relu_backward_in_place(grad_output.reshape(-1), np.ascontiguousarray(mask).reshape(-1))
     return True

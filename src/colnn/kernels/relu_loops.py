@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from numba import njit
 
-__all__ = ["relu_forward_into", "relu_backward_into"]
+__all__ = ["relu_forward_into", "relu_backward_into", "relu_backward_in_place"]
 
 
 @njit(cache=True, nogil=True)
@@ -35,3 +35,19 @@ def relu_backward_into(grad_output, mask, grad_input):
         if mask[i]:
             value = 0
         grad_input[i] = value
+
+
+@njit(cache=True, nogil=True)
+def relu_backward_in_place(grad, mask):
+    """``grad = 0 where mask``, written over ``grad`` itself.
+
+    Its own loop, not :func:`relu_backward_into` with the same array twice:
+    LLVM compiles a loop over two arrays that may overlap with a run-time check,
+    and when they do overlap it takes a scalar loop with a branch per cell,
+    which a ReLU mask's pattern keeps mispredicting. On a conv layer's 2.5M
+    float32 gradient (AMD EPYC, one thread, random mask) the aliased call took
+    10-11 ms and this loop 0.4 ms.
+    """
+    zero = grad.dtype.type(0)
+    for i in range(grad.shape[0]):
+        grad[i] = zero if mask[i] else grad[i]
