@@ -129,19 +129,29 @@ def test_the_unrolled_one_channel_loop_matches_torch(torch, rng, kernel, dtype, 
 
 
 @pytest.mark.parametrize(("kernel", "dtype"), UNROLLED_CASES)
-def test_the_unrolled_loop_sums_as_the_tap_by_tap_loop_bit_for_bit(rng, kernel, dtype):
-    """Same products, same order (kernel rows, then taps), one FMA each: the two loops agree to the last bit."""
+@pytest.mark.parametrize("group", [1, 2, 3])
+def test_the_unrolled_loop_sums_as_the_tap_by_tap_loop_bit_for_bit(rng, kernel, dtype, group):
+    """Same products, same order (kernel rows, then taps), one FMA each: the two loops agree to the last bit.
+
+    An odd count of images and of filters, in groups of one (a pair's second image is its first again), two
+    and three (a pair and a lone image), so that every way a pair of images or filters is cut short is met.
+    """
     from colnn.kernels import direct_conv_loops
 
-    x = rng.standard_normal((3, 1, 19, 23)).astype(dtype)
+    x = rng.standard_normal((5, 1, 19, 23)).astype(dtype)
     weight = rng.standard_normal((5, 1, *kernel)).astype(dtype)
     bias = rng.standard_normal(5).astype(dtype)
-    out_shape = (3, 5, 19 - kernel[0] + 1, 23 - kernel[1] + 1)
-    unrolled, tap_by_tap = np.empty(out_shape, dtype), np.empty(out_shape, dtype)
-    direct_conv_loops.one_channel_conv(*kernel)(x, weight, bias, True, True, unrolled)
+    out_shape = (5, 5, 19 - kernel[0] + 1, 23 - kernel[1] + 1)
+    unrolled, tap_by_tap, in_groups = (np.full(out_shape, np.nan, dtype) for _ in range(3))
+    direct_conv_loops.one_channel_conv(*kernel)(x, weight, bias, True, True, unrolled, group)
     grid = np.empty(direct_conv_loops.FILTERS * out_shape[2] * x.shape[3], dtype)
     direct_conv_loops.conv_valid_into(x, weight, bias, True, True, tap_by_tap, grid)
+    direct_conv_loops.conv_valid_in_groups(x, weight, bias, True, True, in_groups, group)
     np.testing.assert_array_equal(unrolled, tap_by_tap)
+    np.testing.assert_array_equal(in_groups, tap_by_tap)
+    expected = naive_conv2d(x, weight, bias, (1, 1), (0, 0), (1, 1), 1)
+    np.testing.assert_allclose(tap_by_tap, np.maximum(expected, 0), rtol=0,
+                               atol=TOL[x.dtype.type] * max(1.0, np.abs(expected).max()))
 
 
 def test_float64_blank_windows_give_exact_zeros_on_the_unrolled_loop(rng):
@@ -163,18 +173,19 @@ def test_only_one_channel_and_the_listed_sizes_and_dtypes_unroll():
     window5 = conv.conv_window((28, 28), (5, 5), 1, 0, 1)
     window4 = conv.conv_window((28, 28), (4, 4), 1, 0, 1)
     assert direct_conv.unrolls((8, 1, 28, 28), np.dtype(np.float32), window5)
-    assert not direct_conv.unrolls((8, 1, 28, 28), np.dtype(np.float64), window5)  # slower unrolled: tap by tap
+    assert direct_conv.unrolls((8, 1, 28, 28), np.dtype(np.float64), window5)
     assert not direct_conv.unrolls((8, 3, 28, 28), np.dtype(np.float32), window5)
     assert not direct_conv.unrolls((8, 1, 28, 28), np.dtype(np.float32), window4)
 
 
-def test_two_threads_share_out_every_image_from_the_queue(torch, rng):
+@pytest.mark.parametrize("channels", [1, 2])  # the unrolled loop (pairs of images) and the tap-by-tap one
+def test_two_threads_share_out_every_image(torch, rng, channels):
     """More images than a thread's group, a batch big enough to run on two threads: each image once, each right."""
     import colnn
     from colnn.kernels import threads
 
-    x = rng.random((4 * direct_conv.GROUP_IMAGES + 3, 1, 28, 28), dtype=np.float32)
-    weight = (rng.standard_normal((8, 1, 5, 5)) / 5).astype(np.float32)
+    x = rng.random((4 * direct_conv.GROUP_IMAGES + 3, channels, 28, 28), dtype=np.float32)
+    weight = (rng.standard_normal((8, channels, 5, 5)) / 5).astype(np.float32)
     window = conv.conv_window((28, 28), (5, 5), 1, 0, 1)
     assert x.shape[0] * 8 * 24 * 24 * 4 * 25 // 8 >= threads.SERIAL_BELOW_BYTES
     expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight)).numpy()

@@ -7,16 +7,18 @@ deep): writing and reading the columns costs more than the arithmetic. Here
 each output plane is summed tap by tap straight from the input
 (:mod:`colnn.kernels.direct_conv_loops`), with no column matrix at all. For
 one input channel and a kernel size of :data:`UNROLLED_KERNELS` (the 5x5
-first layer in float32), a loop compiled for that size keeps each output's sum
-in a register over all its taps (:func:`unrolls`). On SimpleConvNet's layer it
-is a faster forward than the per-image GEMM of :mod:`colnn.kernels.image_gemm`:
-``run_peers(repeat=15, only=["C2", "C3"])`` on the shared 2-core AVX-512 bench
-machine, six interleaved rounds, medians of the rounds' ratios to ONNX
-Runtime: C2 (64 images) 0.68x against 0.45x by the GEMM, C3 (100 images) 0.77x
-against 0.72x. One thread, both run at about ONNX Runtime's speed per core
-(1.2-1.4 ms on 64 images for all three, the machine loaded); the rest of the
-gap is in running on two threads there: colnn's two threads took 1.2-1.8 ms
-(minimum of each round) where one took 1.45, ONNX Runtime 1.1 with one or two.
+first layer), a loop compiled for that size sums two filters of two images at
+once, their sums in registers over a kernel row's taps (:func:`unrolls`). On
+SimpleConvNet's layer it is a faster forward than the per-image GEMM of
+:mod:`colnn.kernels.image_gemm`, and faster per core than ONNX Runtime: 100
+images, one thread, on the 2-core AMD EPYC VM (AVX2), least of 40 interleaved
+runs: 1.65 ms against ONNX Runtime's 1.9 ms (it was 2.5 ms before the loop
+took pairs of images). Images go to Numba's threads in small groups; on two
+threads, hot, 0.85 ms against ONNX Runtime's 1.1 ms. Called after a pause
+(``colnn bench``'s peers wait 20 ms before each call) both take about twice
+that, the VM's cores waking up: C2 (64 images) then 2.2 ms against ONNX
+Runtime's 2.1 ms (:func:`colnn.apps.bench_peers.time_interleaved` with a
+20 ms pause, 25 rounds, medians).
 
 It is used by :func:`colnn.ops.conv.conv2d_forward` for ungrouped
 convolutions at stride 1 without dilation, with at most :data:`MAX_CHANNELS`
@@ -30,18 +32,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.window import Window
-from .conv_chunked import in_parallel
+from .threads import threads_for
 
 __all__ = ["MAX_CHANNELS", "GROUP_IMAGES", "UNROLLED_KERNELS", "applies", "unrolls", "conv2d_forward_direct"]
 
 MAX_CHANNELS = 4
-# Images a thread takes from the shared queue at a time: a few, so the threads' last groups end close together.
+# Images a thread takes at a time on the tap-by-tap path: a few, so the threads' last groups end close together.
 GROUP_IMAGES = 4
 # Kernel sizes (and dtypes) whose one-channel loop is compiled with its taps unrolled, each a compilation of its
-# own (about 3 s the first time); the others go tap by tap. Measured on 64 MNIST-sized images, one thread, CPU
-# time: 3x3 0.50 ms against 0.62 ms tap by tap (float64), 0.25 against 0.30 (float32); 5x5 float32 1.0-1.4
-# against 1.1-1.45; 5x5 float64 is slower unrolled (1.2-1.25 against 1.05-1.1), so it stays tap by tap.
-UNROLLED_KERNELS = {(3, 3): frozenset({"float32", "float64"}), (5, 5): frozenset({"float32"})}
+# own (about 3 s the first time); the others go tap by tap. Measured on 100 MNIST-sized images and 30 filters,
+# one thread, least of 21 interleaved runs (AMD EPYC, AVX2): 5x5 float32 1.7 ms against 2.3 ms tap by tap,
+# float64 3.4 against 4.7; 3x3 float32 1.2 against 1.2-1.4, float64 2.1 against 2.2.
+UNROLLED_KERNELS = {(3, 3): frozenset({"float32", "float64"}), (5, 5): frozenset({"float32", "float64"})}
 
 
 def applies(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], window: Window, groups: int) -> bool:
@@ -80,8 +82,8 @@ def conv2d_forward_direct(
 
     ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C, kh, kw)``, ``bias`` ``(FN,)`` or
     None share a dtype (float32 or float64); ``window`` has stride 1 and no
-    dilation. The batch is split over colnn's threads as in
-    :func:`colnn.kernels.conv_chunked.in_parallel`. With ``relu`` the output is
+    dilation. The batch is split over colnn's threads in small groups of images
+    (:func:`colnn.kernels.threads.threads_for`). With ``relu`` the output is
     ``relu(conv + bias)`` (:mod:`colnn.kernels.epilogue`).
     """
     from . import direct_conv_loops
@@ -91,25 +93,13 @@ def conv2d_forward_direct(
     if out is None:
         out = np.empty((x.shape[0], weight.shape[0], window.out_h, window.out_w), dtype=x.dtype)
     bias_or_zero = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias)
-    n_images = x.shape[0]
-    # Each thread takes the next group of images when done with one, rather than a fixed share: on a
-    # machine shared with other work, a thread that gets less of a core does fewer images (as in
-    # :mod:`colnn.kernels.image_gemm`).
-    firsts = iter(range(0, n_images, GROUP_IMAGES))
-
-    def forward_groups(share: slice, parts: int) -> None:
+    # Groups of images spread over Numba's threads (TBB hands a group to whichever thread is free, so a
+    # thread that gets less of a shared core does fewer); pairs for the unrolled loop, which sums two at a time.
+    with threads_for(out.nbytes * window.kernel_area * x.shape[1] // weight.shape[0]):
         if unrolls(x.shape, x.dtype, window):
-            one_channel = direct_conv_loops.one_channel_conv(window.kernel_h, window.kernel_w)
-            for first in firsts:
-                group = slice(first, min(first + GROUP_IMAGES, n_images))
-                one_channel(source[group], weight, bias_or_zero, bias is not None, relu, out[group])
-            return
-        grid = np.empty(direct_conv_loops.FILTERS * window.out_h * source.shape[3], dtype=x.dtype)
-        for first in firsts:
-            group = slice(first, min(first + GROUP_IMAGES, n_images))
-            direct_conv_loops.conv_valid_into(source[group], weight, bias_or_zero, bias is not None, relu,
-                                              out[group], grid)
-
-    in_parallel(n_images, out.nbytes * window.kernel_area * x.shape[1] // weight.shape[0], forward_groups,
-                shared_queue=True)
+            direct_conv_loops.one_channel_conv(window.kernel_h, window.kernel_w)(
+                source, weight, bias_or_zero, bias is not None, relu, out, 2)
+        else:
+            direct_conv_loops.conv_valid_in_groups(source, weight, bias_or_zero, bias is not None, relu, out,
+                                                   GROUP_IMAGES)
     return out

@@ -27,14 +27,21 @@ import functools
 from collections.abc import Callable
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .epilogue_loops import store_row
+from .threads import choose_threading_layer
 
-__all__ = ["FILTERS", "conv_valid_into", "one_channel_conv"]
+choose_threading_layer()
+
+__all__ = ["FILTERS", "PRODUCTS_PER_PASS", "conv_valid_into", "conv_valid_in_groups", "one_channel_conv"]
 
 # Filters summed in one pass over the input, and taps of a kernel row per pass (a 5-wide row in one).
 FILTERS, TAPS = 4, 5
+# The most multiply-adds per cell in one pass of :func:`one_channel_conv` (four sums times its taps) that
+# LLVM still vectorizes: 36 (a 3x3 kernel) and 40 were; 60 and 100 were left
+# scalar (a 5x5 kernel in one pass: 12.6 ms against 1.7 ms by rows, SimpleConvNet's layer on 100 images).
+PRODUCTS_PER_PASS = 40
 
 
 @njit(cache=True, inline="always", fastmath={"contract"})
@@ -132,6 +139,22 @@ def conv_valid_into(x, weight, bias, add_bias, relu, out, grid):
                 _store_plane(grid[k * part:k * part + cells], bias[first + k], add_bias, relu, out[b, first + k], width)
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def conv_valid_in_groups(x, weight, bias, add_bias, relu, out, group):
+    """:func:`conv_valid_into` on the images ``group`` at a time, the groups spread over Numba's threads.
+
+    Each group has a grid of its own. Numba's threads rather than Python's: on
+    the 2-core AMD EPYC VM a Python worker woken per call added a quarter to a
+    first layer's time (SimpleConvNet's on 100 images: 1.10 ms against 0.85 ms).
+    """
+    n_images, width = x.shape[0], x.shape[3]
+    cells = FILTERS * out.shape[2] * width
+    for index in prange((n_images + group - 1) // group):
+        first = index * group
+        last = min(first + group, n_images)
+        conv_valid_into(x[first:last], weight, bias, add_bias, relu, out[first:last], np.empty(cells, out.dtype))
+
+
 @njit(cache=True, inline="always")
 def _store_plane(acc, shift, add_bias, relu, plane, width):
     """``plane`` ``(out_h, out_w)`` from the wide grid ``acc`` (rows ``width`` apart), bias and ReLU applied."""
@@ -147,51 +170,84 @@ def _store_plane(acc, shift, add_bias, relu, plane, width):
 
 @functools.cache
 def one_channel_conv(kernel_h: int, kernel_w: int) -> Callable[..., None]:
-    """:func:`conv_valid_into` for one input channel and one kernel size, its taps unrolled into the loop.
+    """:func:`conv_valid_in_groups` for one input channel and one kernel size, its taps unrolled into the loop.
 
-    ``kernel_h`` and ``kernel_w`` are constants of the closure, so LLVM
-    unrolls all ``kh*kw`` taps into the loop over the grid's cells, which it
-    then vectorizes: each cell's sums (two filters) stay in registers over all
-    taps, the weights stay in registers over all cells, and each sum is stored
-    once, where :func:`conv_valid_into` loads and stores it once per kernel row.
-    The input is read as ``plane[ky, i + kx]``: past the row's end that is the
-    next row (cell ``i`` of the wide grid, always inside the plane). As a 2-d
-    index whose parts are loop counters it stays affine for LLVM, where the
-    flat ``plane[ky * W + kx + i]`` takes Numba's negative-index check and
-    becomes a gather. Two filters per pass: with a third the taps no longer
-    fit LLVM's unrolling budget, and the loop is not vectorized. The sums are
-    those of :func:`conv_valid_into`, in the same order, bit for bit.
-    (SimpleConvNet's layer on 64 images, one thread, the least CPU time of
-    interleaved repeats on the loaded bench machine: 1.0-1.4 ms, against
-    1.1-1.45 ms tap by tap and 0.9-1.3 ms in ONNX Runtime.)
+    ``kernel_h`` and ``kernel_w`` are constants of the closure, so LLVM unrolls
+    each pass's taps (the whole kernel, or one row of it) into the loop over the
+    grid's cells, which it then vectorizes. A pass sums two filters for two images at once: four sums per
+    cell stay in registers over the pass's taps, and each input load serves
+    two filters and each weight two images, so there are as many loads as
+    multiply-adds (two filters of one image, loaded once per product pair,
+    were bound by the loads: on the AMD EPYC (AVX2), SimpleConvNet's layer on
+    100 images, one thread, 2.5 ms against 1.65 ms this way, ONNX Runtime
+    1.9 ms). LLVM vectorizes a loop of up to about
+    :data:`PRODUCTS_PER_PASS` multiply-adds here (more and it stays scalar), so
+    a 3x3 kernel takes one pass and a 5x5 kernel one pass per kernel row, the
+    sums stored and reloaded between passes (the same time as one pass for
+    3x3). The input is read as
+    ``plane[ky, i + kx]``: past the row's end that is the next row (cell ``i``
+    of the wide grid, always inside the plane). As a 2-d index whose parts are
+    loop counters it stays affine for LLVM, where the flat ``plane[ky * W + kx
+    + i]`` takes Numba's negative-index check and becomes a gather. Each sum is
+    the one of :func:`conv_valid_into`, in the same order, bit for bit.
     """
+
+    rows_per_pass = kernel_h if 4 * kernel_h * kernel_w <= PRODUCTS_PER_PASS else 1
+
+    @njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
+    def add_rows(plane0, plane1, w0, w1, sums00, sums01, sums10, sums11, top, first):
+        """Kernel rows ``top`` to ``top + rows_per_pass - 1`` of filters ``w0``, ``w1`` on two images' planes.
+
+        ``sumsFI`` holds filter F's sums on image I; the first pass starts them at zero.
+        """
+        zero = sums00.dtype.type(0)
+        for i in range(sums00.shape[0]):
+            if first:
+                s00 = s01 = s10 = s11 = zero
+            else:
+                s00, s01, s10, s11 = sums00[i], sums01[i], sums10[i], sums11[i]
+            for ky in range(top, top + rows_per_pass):
+                for kx in range(kernel_w):
+                    value0, value1 = plane0[ky, i + kx], plane1[ky, i + kx]
+                    s00 += w0[ky, kx] * value0
+                    s10 += w1[ky, kx] * value0
+                    s01 += w0[ky, kx] * value1
+                    s11 += w1[ky, kx] * value1
+            sums00[i], sums01[i], sums10[i], sums11[i] = s00, s01, s10, s11
 
     @njit(cache=True, nogil=True, fastmath={"contract"})
     def conv_one_channel_into(x, weight, bias, add_bias, relu, out):
         """As :func:`conv_valid_into` for ``x`` ``(B, 1, H, W)`` and ``kernel_h x kernel_w`` filters."""
-        zero = out.dtype.type(0)
         n_images, width = x.shape[0], x.shape[3]
         filters, out_h, out_w = weight.shape[0], out.shape[2], out.shape[3]
         cells = (out_h - 1) * width + out_w
-        # Allocated here, not passed in: LLVM then knows it overlaps neither the input nor the weights
-        # (with a grid from the caller, the loop was not vectorized).
-        grid = np.empty((2, cells), out.dtype)
-        acc0, acc1 = grid[0], grid[1]
-        for b in range(n_images):
-            plane = x[b, 0]
+        # Four arrays of their own, allocated here: LLVM then knows they overlap neither each other nor
+        # the input (rows of one grid, or a grid from the caller, left the loop scalar).
+        sums00, sums01 = np.empty(cells, out.dtype), np.empty(cells, out.dtype)
+        sums10, sums11 = np.empty(cells, out.dtype), np.empty(cells, out.dtype)
+        for b0 in range(0, n_images, 2):
+            b1 = min(b0 + 1, n_images - 1)  # an odd last image is summed twice and stored once
+            plane0, plane1 = x[b0, 0], x[b1, 0]
             for f0 in range(0, filters, 2):
                 f1 = min(f0 + 1, filters - 1)
                 w0, w1 = weight[f0, 0], weight[f1, 0]
-                for i in range(cells):
-                    s0 = s1 = zero
-                    for ky in range(kernel_h):
-                        for kx in range(kernel_w):
-                            value = plane[ky, i + kx]
-                            s0 += w0[ky, kx] * value
-                            s1 += w1[ky, kx] * value
-                    acc0[i], acc1[i] = s0, s1
-                _store_plane(acc0, bias[f0], add_bias, relu, out[b, f0], width)
+                for top in range(0, kernel_h, rows_per_pass):
+                    add_rows(plane0, plane1, w0, w1, sums00, sums01, sums10, sums11, top, top == 0)
+                _store_plane(sums00, bias[f0], add_bias, relu, out[b0, f0], width)
                 if f1 != f0:
-                    _store_plane(acc1, bias[f1], add_bias, relu, out[b, f1], width)
+                    _store_plane(sums10, bias[f1], add_bias, relu, out[b0, f1], width)
+                if b1 != b0:
+                    _store_plane(sums01, bias[f0], add_bias, relu, out[b1, f0], width)
+                    if f1 != f0:
+                        _store_plane(sums11, bias[f1], add_bias, relu, out[b1, f1], width)
 
-    return conv_one_channel_into
+    @njit(parallel=True, cache=True, nogil=True)
+    def conv_one_channel_in_groups(x, weight, bias, add_bias, relu, out, group):
+        """``conv_one_channel_into`` on the images ``group`` at a time, spread as in :func:`conv_valid_in_groups`."""
+        n_images = x.shape[0]
+        for index in prange((n_images + group - 1) // group):
+            first = index * group
+            last = min(first + group, n_images)
+            conv_one_channel_into(x[first:last], weight, bias, add_bias, relu, out[first:last])
+
+    return conv_one_channel_in_groups
