@@ -19,19 +19,24 @@ from reference import naive_conv2d
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
 
+def _draw_arrays(draw, kernel, padding, max_height, max_width, max_filters):
+    """x, weight and bias (or None) of a random dtype for ``kernel`` and ``padding``, at least one window."""
+    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), max_height))
+    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), max_width))
+    shape = (draw(st.integers(1, 5)), draw(st.integers(1, direct_conv.MAX_CHANNELS)), height, width)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(shape).astype(dtype)
+    weight = rng.standard_normal((draw(st.integers(1, max_filters)), shape[1], *kernel)).astype(dtype)
+    bias = rng.standard_normal(weight.shape[0]).astype(dtype) if draw(st.booleans()) else None
+    return x, weight, bias
+
+
 @st.composite
 def direct_case(draw):
     kernel = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
     padding = (draw(st.integers(0, kernel[0] - 1)), draw(st.integers(0, kernel[1] - 1)))
-    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 14))
-    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), 14))
-    shape = (draw(st.integers(1, 4)), draw(st.integers(1, direct_conv.MAX_CHANNELS)), height, width)
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    x = rng.standard_normal(shape).astype(dtype)
-    weight = rng.standard_normal((draw(st.integers(1, 5)), shape[1], *kernel)).astype(dtype)
-    bias = rng.standard_normal(weight.shape[0]).astype(dtype) if draw(st.booleans()) else None
-    return x, weight, bias, padding
+    return (*_draw_arrays(draw, kernel, padding, 14, 14, 5), padding)
 
 
 @settings(max_examples=150, deadline=None)
@@ -45,6 +50,87 @@ def test_direct_equals_the_im2col_reference(case):
     assert out.dtype == x.dtype and out.shape == expected.shape
     scale = max(1.0, float(np.abs(expected).max()))
     np.testing.assert_allclose(out, expected, rtol=0, atol=TOL[x.dtype.type] * scale)
+
+
+@st.composite
+def strided_case(draw):
+    """A horizontal stride that divides the kernel's width: the direct path splits the columns into phases."""
+    stride = draw(st.integers(2, 4))
+    kernel = (draw(st.integers(1, 3)), stride * draw(st.integers(1, 4)))
+    padding = (draw(st.integers(0, kernel[0] - 1)), draw(st.integers(0, kernel[1] - 1)))
+    return (*_draw_arrays(draw, kernel, padding, 6, 40, 6), padding, stride)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=strided_case())
+def test_strided_direct_equals_the_im2col_reference(case):
+    x, weight, bias, padding, stride = case
+    window = conv.conv_window(x.shape[2:], weight.shape[2:], (1, stride), padding, 1)
+    assert direct_conv.applies(x.shape, weight.shape, window, 1)
+    assert direct_conv.preferred(x.shape, x.dtype, window)
+    expected, _ = conv.conv2d_forward(x, weight, bias, window, strategy="im2col")
+    for relu in (False, True):
+        out = direct_conv.conv2d_forward_direct(x, weight, bias, window, relu)
+        assert out.dtype == x.dtype and out.shape == expected.shape
+        scale = max(1.0, float(np.abs(expected).max()))
+        np.testing.assert_allclose(out, np.maximum(expected, 0) if relu else expected, rtol=0,
+                                   atol=TOL[x.dtype.type] * scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("channels", "kernel_size", "stride", "padding"),
+                         [(1, 80, 4, 0), (1, 80, 4, 3), (2, 6, 2, 1), (3, 9, 3, 4), (4, 4, 4, 0)])
+def test_conv1d_at_a_stride_dividing_the_kernel_runs_directly_and_matches_torch(
+        torch, rng, monkeypatch, dtype, channels, kernel_size, stride, padding):
+    """conv1d's stride through the unit axis (W1 of ``colnn bench``: raw audio, 80 taps at stride 4).
+
+    9,001 samples: each phase's row spans several of the tap loop's blocks of cells.
+    """
+    x = rng.standard_normal((3, channels, 9001)).astype(dtype)
+    weight = rng.standard_normal((8, channels, kernel_size)).astype(dtype)
+    bias = rng.standard_normal(8).astype(dtype)
+    taken = []
+    direct = direct_conv.conv2d_forward_direct
+    monkeypatch.setattr(direct_conv, "conv2d_forward_direct", lambda *args: taken.append(1) or direct(*args))
+    out = conv.conv1d(x, weight, bias, stride=stride, padding=padding)
+    expected = torch.nn.functional.conv1d(*map(torch.from_numpy, (x, weight, bias)), stride=stride,
+                                          padding=padding).numpy()
+    assert taken and out.dtype == x.dtype and out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=0, atol=TOL[dtype] * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 60, 50), (1, 2, 1, 3000)])
+def test_grids_of_several_blocks_sum_every_tap_into_every_cell(torch, rng, shape):
+    """More cells than one block of the tap-by-tap loop (:data:`~colnn.kernels.direct_conv_loops.BLOCK_CELLS`)."""
+    from colnn.kernels import direct_conv_loops
+
+    kernel = (3, 5) if shape[2] > 1 else (1, 7)
+    assert (shape[2] - kernel[0] + 1) * shape[3] > 2 * direct_conv_loops.BLOCK_CELLS
+    x = rng.standard_normal(shape)
+    weight = rng.standard_normal((6, shape[1], *kernel))
+    window = conv.conv_window(shape[2:], kernel, 1, 0, 1)
+    out = direct_conv.conv2d_forward_direct(x, weight, None, window)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+
+
+def test_a_stride_that_does_not_divide_the_kernel_stays_on_im2col(rng):
+    """Its phases would have unequal tap counts, a zero weight padding the short ones (0 * inf would be NaN)."""
+    window = conv.conv_window((1, 100), (1, 5), (1, 2), 0, 1)
+    assert not direct_conv.applies((2, 1, 1, 100), (8, 1, 1, 5), window, 1)
+    assert direct_conv.applies((2, 1, 1, 100), (8, 1, 1, 6), conv.conv_window((1, 100), (1, 6), (1, 2), 0, 1), 1)
+    assert not direct_conv.applies((2, 1, 5, 100), (8, 1, 2, 6), conv.conv_window((5, 100), (2, 6), 2, 0, 1), 1)
+
+
+def test_a_strided_direct_conv_never_reads_the_columns_no_window_reaches(torch, rng):
+    """inf and NaN past the last window (a length the stride does not divide) stay out of every output."""
+    x = rng.standard_normal((2, 1, 103)).astype(np.float32)
+    x[:, :, 100:] = [np.inf, np.nan, -np.inf]  # windows of 8 at stride 4 end at column 99
+    weight = rng.standard_normal((4, 1, 8)).astype(np.float32)
+    out = conv.conv1d(x, weight, stride=4)
+    expected = torch.nn.functional.conv1d(torch.from_numpy(x), torch.from_numpy(weight), stride=4).numpy()
+    assert np.isfinite(out).all() and out.shape == expected.shape == (2, 4, 24)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("padding", [0, 2, "same"])
@@ -133,8 +219,8 @@ def test_the_unrolled_one_channel_loop_matches_torch(torch, rng, kernel, dtype, 
 def test_the_unrolled_loop_sums_as_the_tap_by_tap_loop_bit_for_bit(rng, kernel, dtype, group):
     """Same products, same order (kernel rows, then taps), one FMA each: the two loops agree to the last bit.
 
-    An odd count of images and of filters, in groups of one (a pair's second image is its first again), two
-    and three (a pair and a lone image), so that every way a pair of images or filters is cut short is met.
+    An odd count of images and of filters (the unrolled loop's last pair of each is cut short), and the
+    tap-by-tap loop spread in groups of one, two and three images.
     """
     from colnn.kernels import direct_conv_loops
 
@@ -143,7 +229,7 @@ def test_the_unrolled_loop_sums_as_the_tap_by_tap_loop_bit_for_bit(rng, kernel, 
     bias = rng.standard_normal(5).astype(dtype)
     out_shape = (5, 5, 19 - kernel[0] + 1, 23 - kernel[1] + 1)
     unrolled, tap_by_tap, in_groups = (np.full(out_shape, np.nan, dtype) for _ in range(3))
-    direct_conv_loops.one_channel_conv(*kernel)(x, weight, bias, True, True, unrolled, group)
+    direct_conv_loops.one_channel_conv(*kernel)(x, weight, bias, True, True, unrolled)
     grid = np.empty(direct_conv_loops.FILTERS * out_shape[2] * x.shape[3], dtype)
     direct_conv_loops.conv_valid_into(x, weight, bias, True, True, tap_by_tap, grid)
     direct_conv_loops.conv_valid_in_groups(x, weight, bias, True, True, in_groups, group)

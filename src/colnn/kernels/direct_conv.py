@@ -21,9 +21,12 @@ Runtime's 2.1 ms (:func:`colnn.apps.bench_peers.time_interleaved` with a
 20 ms pause, 25 rounds, medians).
 
 It is used by :func:`colnn.ops.conv.conv2d_forward` for ungrouped
-convolutions at stride 1 without dilation, with at most :data:`MAX_CHANNELS`
-input channels, float32 or float64. Padding is applied to a copy of the input,
-which is small next to the columns it replaces (``1/(kh*kw)`` of them).
+convolutions without dilation, at a unit vertical stride and a horizontal one
+that divides the kernel's width (conv1d's, through its unit axis; see
+:func:`applies`), with at most :data:`MAX_CHANNELS` input channels, float32 or
+float64. Padding is applied to a copy of the input, which is small next to the
+columns it replaces (``1/(kh*kw)`` of them); a strided convolution's copy
+splits the columns into their phases as well.
 Backward keeps im2col.
 """
 
@@ -34,7 +37,8 @@ import numpy as np
 from ..core.window import Window
 from .threads import threads_for
 
-__all__ = ["MAX_CHANNELS", "GROUP_IMAGES", "UNROLLED_KERNELS", "applies", "unrolls", "conv2d_forward_direct"]
+__all__ = ["MAX_CHANNELS", "GROUP_IMAGES", "UNROLLED_KERNELS", "applies", "unrolls", "preferred",
+           "conv2d_forward_direct"]
 
 MAX_CHANNELS = 4
 # Images a thread takes at a time on the tap-by-tap path: a few, so the threads' last groups end close together.
@@ -47,10 +51,20 @@ UNROLLED_KERNELS = {(3, 3): frozenset({"float32", "float64"}), (5, 5): frozenset
 
 
 def applies(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], window: Window, groups: int) -> bool:
-    """Whether the direct path takes this convolution (ungrouped, stride 1, no dilation, few channels)."""
+    """Whether the direct path takes this convolution: ungrouped, no dilation, few channels, unit vertical stride.
+
+    A horizontal stride ``s`` is taken where it divides the kernel's width (a
+    conv1d's stride, through the unit axis): the input's columns are split into
+    their ``s`` phases (:func:`_phased`), and the convolution becomes a
+    stride-1 one of ``C*s`` channels by a kernel ``kw/s`` wide, the same
+    products. With a stride that does not divide it, some phases would have a
+    tap fewer, padded with a zero weight: a zero times an inf or NaN outside
+    the window would then reach the output.
+    """
     return (
         groups == 1
-        and (window.stride_h, window.stride_w, window.dilation_h, window.dilation_w) == (1, 1, 1, 1)
+        and (window.stride_h, window.dilation_h, window.dilation_w) == (1, 1, 1)
+        and window.kernel_w % window.stride_w == 0
         and x_shape[1] <= MAX_CHANNELS
     )
 
@@ -60,18 +74,53 @@ def unrolls(x_shape: tuple[int, ...], dtype: np.dtype, window: Window) -> bool:
 
     Where it does, it is faster than :mod:`colnn.kernels.image_gemm` (see the module's note).
     """
-    return x_shape[1] == 1 and np.dtype(dtype).name in UNROLLED_KERNELS.get((window.kernel_h, window.kernel_w), ())
+    return (x_shape[1] == 1 and window.stride_w == 1
+            and np.dtype(dtype).name in UNROLLED_KERNELS.get((window.kernel_h, window.kernel_w), ()))
+
+
+def preferred(x_shape: tuple[int, ...], dtype: np.dtype, window: Window) -> bool:
+    """Whether the direct path beats the per-image GEMM of :mod:`colnn.kernels.image_gemm` where both apply.
+
+    Its unrolled loop does (see the module's note), and so does a strided one:
+    W1 of ``colnn bench``, a conv1d of 80 taps at stride 4 on (8, 1, 16000),
+    took 1.5-3.0 ms here against 1.8-2.7 ms by the GEMM (medians of three rounds
+    of 15 calls, two threads, on the shared AMD EPYC VM; 1.2-1.3 ms alone, one
+    thread 2.9 ms, 56 GFLOP/s). The tap-by-tap loop at stride 1 does not.
+    """
+    return unrolls(x_shape, dtype, window) or window.stride_w > 1
 
 
 def _padded(x: np.ndarray, window: Window) -> np.ndarray:
-    """``x`` in a zero frame of ``(out_h + kh - 1, out_w + kw - 1)`` with ``x`` at ``(pad_h, pad_w)``."""
-    height, width = window.out_h + window.kernel_h - 1, window.out_w + window.kernel_w - 1
+    """``x`` in a zero frame of the rows and columns the windows read, ``x`` at ``(pad_h, pad_w)``.
+
+    The frame is ``(out_h + kh - 1, (out_w - 1) * stride_w + kw)``: padding
+    added, and the input's rows and columns that no window reaches left out.
+    """
+    height, width = window.out_h + window.kernel_h - 1, (window.out_w - 1) * window.stride_w + window.kernel_w
     if (window.pad_h, window.pad_w) == (0, 0) and x.shape[2:] == (height, width):
         return np.ascontiguousarray(x)
     frame = np.zeros((*x.shape[:2], height, width), dtype=x.dtype)
     inside = x[:, :, :height - window.pad_h, :width - window.pad_w]
     frame[:, :, window.pad_h:window.pad_h + inside.shape[2], window.pad_w:window.pad_w + inside.shape[3]] = inside
     return frame
+
+
+def _phased(frame: np.ndarray, weight: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stride-``stride`` convolution of ``frame`` ``(N, C, H, W)`` as a stride-1 one: its input and weight.
+
+    Channel ``c * stride + p`` holds columns ``p, p + stride, ...`` of channel
+    ``c`` (``W`` and the kernel's width are multiples of ``stride``), and the
+    weight's taps ``p, p + stride, ...`` of that channel's row: output column
+    ``t`` then sums the same products as at stride ``stride``, taps in another
+    order. Returns ``(N, C*stride, H, W/stride)`` and ``(FN, C*stride, kh, kw/stride)``.
+    """
+    def split(array: np.ndarray) -> np.ndarray:
+        count, channels, height, width = array.shape
+        columns = array.reshape(count, channels, height, width // stride, stride)
+        return np.ascontiguousarray(columns.transpose(0, 1, 4, 2, 3)).reshape(
+            count, channels * stride, height, width // stride)
+
+    return split(frame), split(weight)
 
 
 def conv2d_forward_direct(
@@ -81,8 +130,8 @@ def conv2d_forward_direct(
     """Convolution summed directly from the input: ``(N, FN, out_h, out_w)``.
 
     ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C, kh, kw)``, ``bias`` ``(FN,)`` or
-    None share a dtype (float32 or float64); ``window`` has stride 1 and no
-    dilation. The batch is split over colnn's threads in small groups of images
+    None share a dtype (float32 or float64); ``window`` is one that
+    :func:`applies` takes. The batch is split over colnn's threads in small groups of images
     (:func:`colnn.kernels.threads.threads_for`). With ``relu`` the output is
     ``relu(conv + bias)`` (:mod:`colnn.kernels.epilogue`).
     """
@@ -90,6 +139,8 @@ def conv2d_forward_direct(
 
     source = _padded(x, window)
     weight = np.ascontiguousarray(weight)
+    if window.stride_w > 1:
+        source, weight = _phased(source, weight, window.stride_w)
     if out is None:
         out = np.empty((x.shape[0], weight.shape[0], window.out_h, window.out_w), dtype=x.dtype)
     bias_or_zero = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias)
@@ -98,7 +149,7 @@ def conv2d_forward_direct(
     with threads_for(out.nbytes * window.kernel_area * x.shape[1] // weight.shape[0]):
         if unrolls(x.shape, x.dtype, window):
             direct_conv_loops.one_channel_conv(window.kernel_h, window.kernel_w)(
-                source, weight, bias_or_zero, bias is not None, relu, out, 2)
+                source, weight, bias_or_zero, bias is not None, relu, out)
         else:
             direct_conv_loops.conv_valid_in_groups(source, weight, bias_or_zero, bias is not None, relu, out,
                                                    GROUP_IMAGES)

@@ -38,6 +38,8 @@ __all__ = ["FILTERS", "PRODUCTS_PER_PASS", "conv_valid_into", "conv_valid_in_gro
 
 # Filters summed in one pass over the input, and taps of a kernel row per pass (a 5-wide row in one).
 FILTERS, TAPS = 4, 5
+# Cells of the wide grid summed together over all taps: four filters' float32 sums of 1,024 cells are 16 KB.
+BLOCK_CELLS = 1024
 # The most multiply-adds per cell in one pass of :func:`one_channel_conv` (four sums times its taps) that
 # LLVM still vectorizes: 36 (a 3x3 kernel) and 40 were; 60 and 100 were left
 # scalar (a 5x5 kernel in one pass: 12.6 ms against 1.7 ms by rows, SimpleConvNet's layer on 100 images).
@@ -125,16 +127,22 @@ def conv_valid_into(x, weight, bias, add_bias, relu, out, grid):
             f0, f1 = first, min(first + 1, filters - 1)
             f2, f3 = min(first + 2, filters - 1), min(first + 3, filters - 1)
             grid[:] = 0
-            for c in range(channels):
-                plane = x[b, c].reshape(-1)
-                for ky in range(kernel_h):
-                    for kx in range(0, kernel_w, TAPS):
-                        count = min(TAPS, kernel_w - kx)
-                        start = ky * width + kx
-                        end = kx + count
-                        _add_taps(acc0, acc1, acc2, acc3, plane[start:start + cells + count - 1],
-                                  weight[f0, c, ky, kx:end], weight[f1, c, ky, kx:end],
-                                  weight[f2, c, ky, kx:end], weight[f3, c, ky, kx:end], count)
+            # A block of cells at a time, every tap added to it before the next: its four filters' sums
+            # stay in L1. (A conv1d's row of 3,981 outputs summed whole went through L2 on every pass:
+            # W1 of colnn bench, phased, one thread, 4.0 ms against 2.9 ms in blocks; AMD EPYC.)
+            for lo in range(0, cells, BLOCK_CELLS):
+                hi = min(lo + BLOCK_CELLS, cells)
+                for c in range(channels):
+                    plane = x[b, c].reshape(-1)
+                    for ky in range(kernel_h):
+                        for kx in range(0, kernel_w, TAPS):
+                            count = min(TAPS, kernel_w - kx)
+                            start = ky * width + kx + lo
+                            end = kx + count
+                            _add_taps(acc0[lo:hi], acc1[lo:hi], acc2[lo:hi], acc3[lo:hi],
+                                      plane[start:start + hi - lo + count - 1],
+                                      weight[f0, c, ky, kx:end], weight[f1, c, ky, kx:end],
+                                      weight[f2, c, ky, kx:end], weight[f3, c, ky, kx:end], count)
             for k in range(min(FILTERS, filters - first)):
                 _store_plane(grid[k * part:k * part + cells], bias[first + k], add_bias, relu, out[b, first + k], width)
 
@@ -172,67 +180,66 @@ def _store_plane(acc, shift, add_bias, relu, plane, width):
 def one_channel_conv(kernel_h: int, kernel_w: int) -> Callable[..., None]:
     """:func:`conv_valid_in_groups` for one input channel and one kernel size, its taps unrolled into the loop.
 
+    The function returned takes ``(x, weight, bias, add_bias, relu, out)`` and
+    spreads pairs of images over Numba's threads.
+
     ``kernel_h`` and ``kernel_w`` are constants of the closure, so LLVM unrolls
     each pass's taps (the whole kernel, or one row of it) into the loop over the
-    grid's cells, which it then vectorizes. A pass sums two filters for two images at once: four sums per
-    cell stay in registers over the pass's taps, and each input load serves
-    two filters and each weight two images, so there are as many loads as
-    multiply-adds (two filters of one image, loaded once per product pair,
-    were bound by the loads: on the AMD EPYC (AVX2), SimpleConvNet's layer on
-    100 images, one thread, 2.5 ms against 1.65 ms this way, ONNX Runtime
-    1.9 ms). LLVM vectorizes a loop of up to about
-    :data:`PRODUCTS_PER_PASS` multiply-adds here (more and it stays scalar), so
-    a 3x3 kernel takes one pass and a 5x5 kernel one pass per kernel row, the
-    sums stored and reloaded between passes (the same time as one pass for
-    3x3). The input is read as
-    ``plane[ky, i + kx]``: past the row's end that is the next row (cell ``i``
-    of the wide grid, always inside the plane). As a 2-d index whose parts are
-    loop counters it stays affine for LLVM, where the flat ``plane[ky * W + kx
-    + i]`` takes Numba's negative-index check and becomes a gather. Each sum is
-    the one of :func:`conv_valid_into`, in the same order, bit for bit.
+    grid's cells, which it then vectorizes. A pass sums two filters for two
+    images at once: four sums per cell stay in registers over the pass's taps,
+    each input load serves two filters and each weight two images, so there are
+    as many loads as multiply-adds. (Two filters of one image, loaded once per
+    pair of products, were bound by the loads: SimpleConvNet's layer on 100
+    images, one thread, AMD EPYC (AVX2), took 2.5 ms that way and 1.65 ms this
+    way; ONNX Runtime 1.9 ms.) LLVM vectorizes a loop of up to about
+    :data:`PRODUCTS_PER_PASS` multiply-adds here and leaves a longer one scalar,
+    so a 3x3 kernel takes one pass and a 5x5 kernel one pass per kernel row, the
+    sums stored and reloaded between passes (for 3x3 that took the same time as
+    one pass). The input is read as ``plane[ky, i + kx]``: past the row's end
+    that is the next row (cell ``i`` of the wide grid, always inside the
+    plane). As a 2-d index whose parts are loop counters it stays affine for
+    LLVM, where the flat ``plane[ky * W + kx + i]`` takes Numba's
+    negative-index check and becomes a gather. Each sum is the one of
+    :func:`conv_valid_into`, in the same order, bit for bit.
     """
 
     rows_per_pass = kernel_h if 4 * kernel_h * kernel_w <= PRODUCTS_PER_PASS else 1
 
-    @njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
-    def add_rows(plane0, plane1, w0, w1, sums00, sums01, sums10, sums11, top, first):
-        """Kernel rows ``top`` to ``top + rows_per_pass - 1`` of filters ``w0``, ``w1`` on two images' planes.
-
-        ``sumsFI`` holds filter F's sums on image I; the first pass starts them at zero.
-        """
-        zero = sums00.dtype.type(0)
-        for i in range(sums00.shape[0]):
-            if first:
-                s00 = s01 = s10 = s11 = zero
-            else:
-                s00, s01, s10, s11 = sums00[i], sums01[i], sums10[i], sums11[i]
-            for ky in range(top, top + rows_per_pass):
-                for kx in range(kernel_w):
-                    value0, value1 = plane0[ky, i + kx], plane1[ky, i + kx]
-                    s00 += w0[ky, kx] * value0
-                    s10 += w1[ky, kx] * value0
-                    s01 += w0[ky, kx] * value1
-                    s11 += w1[ky, kx] * value1
-            sums00[i], sums01[i], sums10[i], sums11[i] = s00, s01, s10, s11
-
-    @njit(cache=True, nogil=True, fastmath={"contract"})
-    def conv_one_channel_into(x, weight, bias, add_bias, relu, out):
-        """As :func:`conv_valid_into` for ``x`` ``(B, 1, H, W)`` and ``kernel_h x kernel_w`` filters."""
+    # One function, its loops written out: a closure that calls another jitted closure is compiled
+    # anew in every process (Numba's cache cannot key the callee), where this one loads from the cache.
+    @njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
+    def conv_one_channel_in_pairs(x, weight, bias, add_bias, relu, out):
+        """As :func:`conv_valid_into` for ``x`` ``(B, 1, H, W)``; pairs of images spread over Numba's threads."""
         n_images, width = x.shape[0], x.shape[3]
         filters, out_h, out_w = weight.shape[0], out.shape[2], out.shape[3]
         cells = (out_h - 1) * width + out_w
-        # Four arrays of their own, allocated here: LLVM then knows they overlap neither each other nor
-        # the input (rows of one grid, or a grid from the caller, left the loop scalar).
-        sums00, sums01 = np.empty(cells, out.dtype), np.empty(cells, out.dtype)
-        sums10, sums11 = np.empty(cells, out.dtype), np.empty(cells, out.dtype)
-        for b0 in range(0, n_images, 2):
+        zero = out.dtype.type(0)
+        for pair in prange((n_images + 1) // 2):
+            b0 = 2 * pair
             b1 = min(b0 + 1, n_images - 1)  # an odd last image is summed twice and stored once
             plane0, plane1 = x[b0, 0], x[b1, 0]
+            # sumsFI: filter F's sums on image I. Four arrays of their own, allocated here: LLVM then
+            # knows they overlap neither each other nor the input (with a grid from the caller, the
+            # loop was left scalar).
+            sums00, sums01 = np.empty(cells, out.dtype), np.empty(cells, out.dtype)
+            sums10, sums11 = np.empty(cells, out.dtype), np.empty(cells, out.dtype)
             for f0 in range(0, filters, 2):
                 f1 = min(f0 + 1, filters - 1)
                 w0, w1 = weight[f0, 0], weight[f1, 0]
                 for top in range(0, kernel_h, rows_per_pass):
-                    add_rows(plane0, plane1, w0, w1, sums00, sums01, sums10, sums11, top, top == 0)
+                    for i in range(cells):
+                        if top == 0:
+                            s00 = s01 = s10 = s11 = zero
+                        else:
+                            s00, s01, s10, s11 = sums00[i], sums01[i], sums10[i], sums11[i]
+                        for ky in range(top, top + rows_per_pass):
+                            for kx in range(kernel_w):
+                                value0, value1 = plane0[ky, i + kx], plane1[ky, i + kx]
+                                s00 += w0[ky, kx] * value0
+                                s10 += w1[ky, kx] * value0
+                                s01 += w0[ky, kx] * value1
+                                s11 += w1[ky, kx] * value1
+                        sums00[i], sums01[i], sums10[i], sums11[i] = s00, s01, s10, s11
                 _store_plane(sums00, bias[f0], add_bias, relu, out[b0, f0], width)
                 if f1 != f0:
                     _store_plane(sums10, bias[f1], add_bias, relu, out[b0, f1], width)
@@ -241,13 +248,4 @@ def one_channel_conv(kernel_h: int, kernel_w: int) -> Callable[..., None]:
                     if f1 != f0:
                         _store_plane(sums11, bias[f1], add_bias, relu, out[b1, f1], width)
 
-    @njit(parallel=True, cache=True, nogil=True)
-    def conv_one_channel_in_groups(x, weight, bias, add_bias, relu, out, group):
-        """``conv_one_channel_into`` on the images ``group`` at a time, spread as in :func:`conv_valid_in_groups`."""
-        n_images = x.shape[0]
-        for index in prange((n_images + group - 1) // group):
-            first = index * group
-            last = min(first + group, n_images)
-            conv_one_channel_into(x[first:last], weight, bias, add_bias, relu, out[first:last])
-
-    return conv_one_channel_in_groups
+    return conv_one_channel_in_pairs

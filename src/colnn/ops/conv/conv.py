@@ -112,7 +112,7 @@ def conv2d_forward(
     default one, which rebuilds the columns in backward. The default computes
     float32 3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`),
     one-channel inputs with enough filters by one GEMM per image (:mod:`colnn.kernels.image_gemm`), and
-    other stride-1 convolutions of few input channels directly (:mod:`colnn.kernels.direct_conv`),
+    other convolutions of few input channels at a unit vertical stride directly (:mod:`colnn.kernels.direct_conv`),
     when every value is finite and small enough that no transform can overflow;
     otherwise by im2col, whose sums are the direct sums (IEEE: NaN and inf only
     where a window's own sum gives them). float16 is computed in float32 and
@@ -182,8 +182,8 @@ def _forward(
                 relu_in_place(out)
             return out, x
         direct = direct_conv.applies(x.shape, weight.shape, window, groups)
-        # The unrolled direct loops (3x3, 5x5) beat the per-image GEMM; other direct sizes do not.
-        if direct and direct_conv.unrolls(x.shape, x.dtype, window):
+        # The unrolled direct loops (3x3, 5x5) and strided ones beat the per-image GEMM; the others do not.
+        if direct and direct_conv.preferred(x.shape, x.dtype, window):
             return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu, out), x
         if image_gemm.applies(x.shape, weight.shape, window, groups):
             return image_gemm.conv2d_forward_image_gemm(x, weight, bias, window, relu, out), x
