@@ -138,5 +138,9 @@ def test_load_mnist_reads_idx_files_from_a_folder_or_the_environment(tmp_path, m
     np.testing.assert_allclose(x_env, arrays["train_images"][:, None] / 255.0, rtol=1e-6)
     from colnn.apps.data import DataError
 
-    with pytest.raises(DataError, match="data folder not found"):
+    with pytest.raises(DataError, match="data folder not found") as refused:
         load_mnist(path=tmp_path / "nowhere")
+    assert "COLNN_MNIST_DIR" not in str(refused.value)  # the reader named the folder: no variable to blame
+    monkeypatch.setenv("COLNN_MNIST_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(DataError, match=r"elsewhere: data folder not found \(the folder named by COLNN_MNIST_DIR\)"):
+        load_mnist()

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -27,6 +28,33 @@ def test_labels_outside_the_classes_are_refused(labels):
     with pytest.raises(IndexError, match=r"outside \[0, 3\)"):
         layer.forward(SCORES, labels)
     assert layer.y is None and layer.t is None  # a refused call keeps nothing
+
+
+@pytest.mark.parametrize(("labels", "error", "message"), [
+    (np.array([1.0, 2.0]), TypeError, "float64 of 2 values"),  # float labels: NumPy's bare IndexError before
+    (np.array([[0.0, 1.0], [1.0, 0.0]]), TypeError, "one-hot rows of y's shape"),  # one-hot of the wrong width
+    (np.array([1, 2, 0]), ValueError, "must be 2 integer labels"),  # a label per row, not three
+])
+def test_labels_of_the_wrong_kind_or_count_are_named(labels, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        functions.cross_entropy_error(functions.softmax(SCORES), labels)
+    with pytest.raises(ValueError, match=r"t must be labels of shape \(2,\) or \(2, 1\)"):
+        SoftmaxWithLoss().forward(SCORES, labels)
+
+
+def test_a_column_of_labels_counts_as_labels_in_accuracy():
+    """The book's accuracy reads an (N, 1) column as one-hot rows and counts every label 0 (silently wrong)."""
+    from colnn.book import SimpleConvNet
+
+    rng = np.random.default_rng(0)
+    network = SimpleConvNet(input_dim=(1, 10, 10), conv_param={"filter_num": 4, "filter_size": 3, "pad": 0,
+                                                               "stride": 1}, hidden_size=8, output_size=5)
+    x = rng.standard_normal((40, 1, 10, 10))
+    predicted = network.predict(x).argmax(axis=1)
+    labels = np.where(np.arange(40) % 2 == 0, predicted, (predicted + 1) % 5)  # every other one right
+    for t in (labels, labels[:, None], np.eye(5)[labels]):
+        assert network.accuracy(x, t) == 0.5
+        assert network.accuracy(x, t, batch_size=7) == 0.5
 
 
 def test_labels_inside_give_the_books_loss():

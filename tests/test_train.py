@@ -471,7 +471,7 @@ def test_every_help_about_the_data_sets_follows_the_one_list(tmp_path, capsys, m
         return Dataset(digits.x_train[:40], digits.t_train[:40], digits.x_test, digits.t_test, "tiny")
 
     monkeypatch.setitem(BUILTIN_DATASETS, "tiny", BuiltinDataset(load_tiny, "forty digits (40 train, 360 test)",
-                                                                 "sklearn", "scikit-learn"))
+                                                                 "sklearn", "scikit-learn", (1, 8, 8)))
     for command, flag in [("train", "--dataset"), ("train", "--augment"), ("evaluate", "--dataset")]:
         text = option_help(command, flag)
         assert all(re.search(rf"\b{name}\b", text) for name in BUILTIN_DATASETS), (command, flag, text)
@@ -611,3 +611,18 @@ def test_evaluate_uses_the_data_set_the_run_was_trained_on(tmp_path, capsys):
     assert "/1000) on mnist5k" in out
     assert main(["evaluate", str(run), "--dataset", "digits"]) == 1  # told otherwise: 28x28 model, 8x8 digits
     assert "but digits has (1, 8, 8)" in capsys.readouterr().err
+
+
+def test_evaluate_points_a_book_reader_to_the_data_and_the_file_it_needs(tmp_path, capsys):
+    """A colnn.book SimpleConvNet: its .pkl is the book's format, its .npz takes 28x28 images, not the digits."""
+    from colnn.book import SimpleConvNet
+
+    network = SimpleConvNet()
+    network.save_params(str(tmp_path / "params.pkl"))
+    network.save_params(str(tmp_path / "params.npz"))
+    assert main(["evaluate", str(tmp_path / "params.pkl")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an .npz archive" in err and "save_params('model.npz')" in err
+    assert main(["evaluate", str(tmp_path / "params.npz")]) == 1  # the default data set is the 8x8 digits
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(1, 28, 28)" in err and "--dataset mnist5k has such images" in err

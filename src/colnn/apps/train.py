@@ -340,11 +340,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         model = _model_path(args.model)
         network = Network.load(model)
         data = _load_data(args.data, evaluation_dataset(args), splits=("test",))  # evaluate reads no training image
-    except (ModelFileError, DataError, ImportError) as error:
+    except ModelFileError as error:
+        # A colnn.book network saved the book's way: the same weights can be saved as a model file.
+        hint = (" (a colnn.book network's .pkl: save it with save_params('model.npz') for colnn evaluate)"
+                if Path(str(args.model)).suffix == ".pkl" else "")
+        return _error("evaluate", f"{error}{hint}")
+    except (DataError, ImportError) as error:
         return _error("evaluate", error)
     if network.input_shape is not None and network.input_shape != data.input_shape:
+        fitting = [name for name, builtin in BUILTIN_DATASETS.items() if builtin.image_shape == network.input_shape]
+        hint = (f"; --dataset {fitting[0]} has such images" if fitting
+                else "; give --data with a folder of such images")
         return _error("evaluate", f"{model}: the model takes images {network.input_shape}, "
-                                  f"but {data.name} has {data.input_shape}")
+                                  f"but {data.name} has {data.input_shape}{hint}")
     try:
         accuracy = network.accuracy(data.x_test, data.t_test, batch_size=args.batch_size)
     except ValueError as error:  # a model without input_shape that does not fit the images

@@ -106,7 +106,9 @@ def cross_entropy_error(y: Any, t: Any) -> float:
     t : labels ``(N,)`` (or the book's column ``(N, 1)``), or one-hot rows of ``y``'s
         shape (recognised, as in the book, by having ``y``'s size)
 
-    Raises IndexError for a label outside ``[0, K)``.
+    Raises IndexError for a label outside ``[0, K)``, TypeError for labels
+    that are not integers (nor one-hot rows of ``y``'s size), ValueError for a
+    count of labels other than ``N``.
     """
     y, t = numpy_input(y, "cross_entropy_error"), numpy_input(t, "cross_entropy_error")
     if y.ndim == 1:
@@ -116,6 +118,10 @@ def cross_entropy_error(y: Any, t: Any) -> float:
         t = t.argmax(axis=1)
     # A column of labels is one label per row; the book's indexing would pair every row with every label.
     t = t.reshape(-1)
+    if t.dtype.kind not in "iu" or t.size != y.shape[0]:
+        raise (TypeError if t.dtype.kind not in "iu" else ValueError)(
+            f"cross_entropy_error: t must be {y.shape[0]} integer labels, (N,) or (N, 1), or one-hot rows of y's "
+            f"shape {y.shape}; got {t.dtype} of {t.size} values")
     check_labels(t, y.shape[1])
     batch_size = y.shape[0]
     return -np.log(y[np.arange(batch_size), t] + LOG_GUARD).sum() / batch_size

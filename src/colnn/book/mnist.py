@@ -66,7 +66,17 @@ def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool
     float32 and ``t_train`` ``(4000,)`` uint8.
     """
     folder = path if path is not None else os.environ.get(MNIST_DIR_VARIABLE) or None
-    raw = _bundled_sample() if folder is None else _read_folder(folder)
+    if folder is None:
+        raw = _bundled_sample()
+    elif path is None:  # the folder came from the environment: say so, the reader may not remember setting it
+        from colnn.apps.data import DataError
+
+        try:
+            raw = _read_folder(folder)
+        except DataError as error:
+            raise DataError(f"{error} (the folder named by {MNIST_DIR_VARIABLE})") from None
+    else:
+        raw = _read_folder(folder)
     images, labels = [], []
     for x, t in ((raw["x_train"], raw["t_train"]), (raw["x_test"], raw["t_test"])):
         if normalize:

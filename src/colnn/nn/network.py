@@ -310,12 +310,16 @@ class Network:
     def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
         """Fraction of samples whose highest score is the label; evaluated ``batch_size`` samples at a time.
 
+        ``t``: labels ``(N,)``, an integer column ``(N, 1)`` or one-hot rows ``(N, K)``.
+
         A Dask ``x`` is scored as one graph (the network sent once, its chunks the
         batches) and computed here: the answer is a number.
         """
         batch_size = _positive_int(batch_size, "batch_size")
         x, labels = as_network_array(x, "x"), as_network_array(t, "t")
-        if labels.ndim == 2:
+        if labels.ndim == 2 and labels.shape[1] == 1 and labels.dtype.kind in "iu":
+            labels = labels[:, 0]  # the book's column of labels, not one-hot rows of a single class
+        elif labels.ndim == 2:
             labels = labels.argmax(axis=1)
         n = len(labels)
         if n == 0 or len(x) != n:
