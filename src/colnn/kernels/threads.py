@@ -120,6 +120,15 @@ def _numba() -> Any:
     return numba
 
 
+def parallel_kernels_started() -> bool:
+    """Whether Numba's thread pool runs in this process: a parallel kernel has been launched.
+
+    Read from ``sys.modules``, so asking never imports Numba.
+    """
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    return bool(parallel is not None and getattr(parallel, "_is_initialized", False))
+
+
 def set_num_threads(n: int) -> None:
     """Run colnn's kernels and the BLAS library on at most ``n`` threads (default: all cores).
 
