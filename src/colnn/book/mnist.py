@@ -66,17 +66,7 @@ def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool
     float32 and ``t_train`` ``(4000,)`` uint8.
     """
     folder = path if path is not None else os.environ.get(MNIST_DIR_VARIABLE) or None
-    if folder is None:
-        raw = _bundled_sample()
-    elif path is None:  # the folder came from the environment: say so, the reader may not remember setting it
-        from colnn.apps.data import DataError
-
-        try:
-            raw = _read_folder(folder)
-        except DataError as error:
-            raise DataError(f"{error} (the folder named by {MNIST_DIR_VARIABLE})") from None
-    else:
-        raw = _read_folder(folder)
+    raw = _bundled_sample() if folder is None else _read_folder(folder, from_environment=path is None)
     images, labels = [], []
     for x, t in ((raw["x_train"], raw["t_train"]), (raw["x_test"], raw["t_test"])):
         if normalize:
@@ -86,10 +76,17 @@ def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool
     return (images[0], labels[0]), (images[1], labels[1])
 
 
-def _read_folder(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    from colnn.apps.data import load_mnist_dir
+def _read_folder(folder: str | os.PathLike[str], from_environment: bool = False) -> dict[str, Any]:
+    """The four IDX files of ``folder``; a DataError names the environment variable if it named the folder."""
+    from colnn.apps.data import DataError, load_mnist_dir
 
-    data = load_mnist_dir(folder)
+    try:
+        data = load_mnist_dir(folder)
+    except DataError as error:
+        if not from_environment:
+            raise
+        # The reader may not remember setting the variable: name it.
+        raise DataError(f"{error} (the folder named by {MNIST_DIR_VARIABLE})") from None
 
     def raw(x: np.ndarray) -> np.ndarray:
         # The loader divides the file's uint8 values by 255 in float32, which rounds back exactly.
