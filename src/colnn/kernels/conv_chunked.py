@@ -47,8 +47,9 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
-    "supports_dtype", "chunk_images", "SLAB_BYTES", "GEMM_COLUMNS", "in_parallel", "conv2d_forward_chunked",
-    "forward_images", "conv2d_backward_chunked", "conv_input_grad_chunked", "conv_transpose_backward_chunked",
+    "supports_dtype", "chunk_images", "SLAB_BYTES", "GEMM_COLUMNS", "in_parallel", "col_bytes",
+    "conv2d_forward_chunked", "forward_images", "conv2d_backward_chunked", "conv_input_grad_chunked",
+    "conv_transpose_backward_chunked",
 ]
 
 _lock = threading.Lock()  # guards the pool below and the process-wide BLAS limit
@@ -221,8 +222,9 @@ def in_parallel(n_images: int, col_bytes: int, work: Callable[[slice, int], obje
             return [first, *(None if future.cancelled() else future.result() for future in futures)]
 
 
-def _col_bytes(x_shape: tuple[int, ...], window: Window, itemsize: int) -> int:
-    """Bytes of the whole batch's column matrix: the measure of a call's work."""
+def col_bytes(x_shape: tuple[int, ...], window: Window, itemsize: int) -> int:
+    """Bytes of the whole batch's column matrix: the measure of a call's work (for :func:`in_parallel` and
+    :func:`~colnn.kernels.threads.threads_for`), whichever way the convolution is computed."""
     return x_shape[0] * x_shape[1] * window.kernel_volume * math.prod(window.out_size) * itemsize
 
 
@@ -246,7 +248,7 @@ def conv2d_forward_chunked(
     def forward_share(share: slice, parts: int) -> None:
         forward_images(x[share], weight, bias, window, groups, budget_bytes // parts, out[share], relu)
 
-    in_parallel(n_images, _col_bytes(x.shape, window, x.itemsize), forward_share)
+    in_parallel(n_images, col_bytes(x.shape, window, x.itemsize), forward_share)
     return out
 
 
@@ -321,7 +323,7 @@ def _backward_planes(grad_output: np.ndarray, x: np.ndarray, weight: np.ndarray,
         return planes.backward(x[share], grad_output[share], None if grad_input is None else grad_input[share],
                                weight_grad)
 
-    shares = in_parallel(len(x), _col_bytes(x.shape, window, x.itemsize), backward_share)
+    shares = in_parallel(len(x), col_bytes(x.shape, window, x.itemsize), backward_share)
     return np.ascontiguousarray(sum(shares)) if weight_grad else None
 
 
@@ -436,7 +438,7 @@ def _backward(
                     grad_input[chunk] += bias_planes
         return grad_weight, sums
 
-    shares = in_parallel(n_images, _col_bytes(input_shape, window, grad_output.itemsize), backward_share)
+    shares = in_parallel(n_images, col_bytes(input_shape, window, grad_output.itemsize), backward_share)
     grad_weight = grad_bias = None
     if weight_grad:
         grad_weight = np.ascontiguousarray(sum(share[0] for share in shares).transpose(0, 2, 1)).reshape(weight.shape)

@@ -123,7 +123,7 @@ def conv_transpose_phased(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
                                  budget_bytes // get_num_threads()),
                     max(1, -(-GEMM_COLUMNS // in_cells)))
     # Each thread takes the next chunk when done with one, rather than a fixed share: on a machine shared with
-    # other work, a thread that gets less of a core does fewer images (as in colnn.kernels.direct_conv).
+    # other work, a thread that gets less of a core does fewer images (as in colnn.kernels.image_gemm).
     firsts = iter(range(0, n_images, per_chunk))
 
     def phase_chunks(share: slice, parts: int) -> None:

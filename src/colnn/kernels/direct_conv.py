@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.window import Window
+from .conv_chunked import col_bytes
 from .threads import threads_for
 
 __all__ = ["MAX_CHANNELS", "GROUP_IMAGES", "UNROLLED_KERNELS", "applies", "unrolls", "preferred",
@@ -146,7 +147,7 @@ def conv2d_forward_direct(
     bias_or_zero = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias)
     # Groups of images spread over Numba's threads (TBB hands a group to whichever thread is free, so a
     # thread that gets less of a shared core does fewer); pairs for the unrolled loop, which sums two at a time.
-    with threads_for(out.nbytes * window.kernel_area * x.shape[1] // weight.shape[0]):
+    with threads_for(col_bytes(x.shape, window, x.itemsize)):
         if unrolls(x.shape, x.dtype, window):
             direct_conv_loops.one_channel_conv(window.kernel_h, window.kernel_w)(
                 source, weight, bias_or_zero, bias is not None, relu, out)

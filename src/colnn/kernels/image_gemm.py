@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.window import Window
-from .conv_chunked import in_parallel
+from .conv_chunked import col_bytes, in_parallel
 from .geometry import window_args
 
 __all__ = ["MAX_CHANNELS", "MIN_FILTERS", "MIN_DEPTH", "GROUP_BYTES", "applies", "conv2d_forward_image_gemm",
@@ -117,7 +117,7 @@ def conv2d_forward_image_gemm(
             if relu:
                 epilogue_loops.relu_in_place(out_planes[first:last].reshape(-1))
 
-    in_parallel(n_images, n_images * depth * plane_len * x.itemsize, forward_groups, shared_queue=True)
+    in_parallel(n_images, col_bytes(x.shape, window, x.itemsize), forward_groups, shared_queue=True)
     return out
 
 

@@ -13,7 +13,7 @@ from ..ops.xp import device_of, namespace_of, zero_like
 from .base import Layer
 from .cpu_views import backward_on_views, forward_on_views
 
-__all__ = ["SoftmaxWithLoss"]
+__all__ = ["SoftmaxWithLoss", "column_labels"]
 
 
 class LossLayer(Protocol):
@@ -100,6 +100,19 @@ def _one_hot(labels: Any, classes: int) -> Any:
     return labels[:, None] == xp.arange(classes, dtype=labels.dtype, device=device_of(labels))[None, :]
 
 
+def column_labels(target: Any, classes: int | None = None) -> Any:
+    """The book's labels as a column, integers ``(N, 1)``, as ``(N,)``; any other ``target`` as it is.
+
+    With ``classes`` (the scores' ``K``), only for ``K > 1``: for one class an
+    ``(N, 1)`` target is also class probabilities of the scores' shape.
+    """
+    xp = namespace_of(target)
+    if (target.ndim == 2 and target.shape[1] == 1 and (classes is None or classes > 1)
+            and xp.isdtype(target.dtype, "integral")):
+        return target[:, 0]
+    return target
+
+
 def _check_target(t: Any, x: Any) -> np.ndarray:
     """``t`` as integer labels ``(N,)`` or float class probabilities ``(N, K)`` of checked scores ``x``'s library.
 
@@ -111,8 +124,7 @@ def _check_target(t: Any, x: Any) -> np.ndarray:
     target = check_array(t, "t", ndims=(1, 2), batch_ndims=(1, 2), array_api=True, like=x, like_name="x",
                          moves=True)
     xp = namespace_of(target)
-    if target.ndim == 2 and tuple(target.shape) == (n, 1) and classes > 1 and xp.isdtype(target.dtype, "integral"):
-        target = target[:, 0]  # the book's labels as a column (t.reshape(-1, 1)): one label per row
+    target = column_labels(target, classes)  # the book's t.reshape(-1, 1): one label per row
     if target.ndim == 1:
         if tuple(target.shape) != (n,) or not xp.isdtype(target.dtype, "integral"):
             raise ValueError(

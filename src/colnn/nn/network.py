@@ -41,7 +41,7 @@ from .activation import Relu
 from .base import Layer, forward_in_mode
 from .conv import Convolution
 from .dense import Affine
-from .loss import LossLayer, SoftmaxWithLoss
+from .loss import LossLayer, SoftmaxWithLoss, column_labels
 from .pooling import MaxPool2d
 from .workspace import Workspace
 
@@ -316,10 +316,8 @@ class Network:
         batches) and computed here: the answer is a number.
         """
         batch_size = _positive_int(batch_size, "batch_size")
-        x, labels = as_network_array(x, "x"), as_network_array(t, "t")
-        if labels.ndim == 2 and labels.shape[1] == 1 and labels.dtype.kind in "iu":
-            labels = labels[:, 0]  # the book's column of labels, not one-hot rows of a single class
-        elif labels.ndim == 2:
+        x, labels = as_network_array(x, "x"), column_labels(as_network_array(t, "t"))
+        if labels.ndim == 2:  # one-hot rows
             labels = labels.argmax(axis=1)
         n = len(labels)
         if n == 0 or len(x) != n:
