@@ -99,6 +99,22 @@ def test_conv1d_at_a_stride_dividing_the_kernel_runs_directly_and_matches_torch(
     np.testing.assert_allclose(out, expected, rtol=0, atol=TOL[dtype] * np.abs(expected).max())
 
 
+@pytest.mark.parametrize(("images", "filters"), [(5, 19), (3, 16), (1, 9)])
+def test_filters_in_several_tasks_each_reach_their_own_planes(torch, rng, images, filters):
+    """More filters than a task takes (:data:`~colnn.kernels.direct_conv_loops.FILTERS_PER_TASK`), odd counts
+    of images and filters: every (image, filter) plane written once, by its own filter."""
+    from colnn.kernels import direct_conv_loops
+
+    assert filters > direct_conv_loops.FILTERS_PER_TASK
+    x = rng.standard_normal((images, 3, 12, 13))
+    weight = rng.standard_normal((filters, 3, 2, 4))
+    bias = rng.standard_normal(filters)
+    out = np.full((images, filters, 11, 10), np.nan)
+    direct_conv_loops.conv_valid_in_pairs(x, weight, bias, True, False, out)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight), torch.from_numpy(bias))
+    np.testing.assert_allclose(out, expected.numpy(), rtol=0, atol=1e-12 * float(expected.abs().max()))
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 60, 50), (1, 2, 1, 3000)])
 def test_grids_of_several_blocks_sum_every_tap_into_every_cell(torch, rng, shape):
     """More cells than one block of the tap-by-tap loop (:data:`~colnn.kernels.direct_conv_loops.BLOCK_CELLS`)."""
@@ -215,26 +231,23 @@ def test_the_unrolled_one_channel_loop_matches_torch(torch, rng, kernel, dtype, 
 
 
 @pytest.mark.parametrize(("kernel", "dtype"), UNROLLED_CASES)
-@pytest.mark.parametrize("group", [1, 2, 3])
-def test_the_unrolled_loop_sums_as_the_tap_by_tap_loop_bit_for_bit(rng, kernel, dtype, group):
+@pytest.mark.parametrize("images", [1, 4, 5])
+def test_the_unrolled_loop_sums_as_the_tap_by_tap_loop_bit_for_bit(rng, kernel, dtype, images):
     """Same products, same order (kernel rows, then taps), one FMA each: the two loops agree to the last bit.
 
-    An odd count of images and of filters (the unrolled loop's last pair of each is cut short), and the
-    tap-by-tap loop spread in groups of one, two and three images.
+    One image, an even count and an odd one, and an odd count of filters (both loops take pairs of each,
+    the last pair cut short).
     """
     from colnn.kernels import direct_conv_loops
 
-    x = rng.standard_normal((5, 1, 19, 23)).astype(dtype)
+    x = rng.standard_normal((images, 1, 19, 23)).astype(dtype)
     weight = rng.standard_normal((5, 1, *kernel)).astype(dtype)
     bias = rng.standard_normal(5).astype(dtype)
-    out_shape = (5, 5, 19 - kernel[0] + 1, 23 - kernel[1] + 1)
-    unrolled, tap_by_tap, in_groups = (np.full(out_shape, np.nan, dtype) for _ in range(3))
+    out_shape = (images, 5, 19 - kernel[0] + 1, 23 - kernel[1] + 1)
+    unrolled, tap_by_tap = (np.full(out_shape, np.nan, dtype) for _ in range(2))
     direct_conv_loops.one_channel_conv(*kernel)(x, weight, bias, True, True, unrolled)
-    grid = np.empty(direct_conv_loops.FILTERS * out_shape[2] * x.shape[3], dtype)
-    direct_conv_loops.conv_valid_into(x, weight, bias, True, True, tap_by_tap, grid)
-    direct_conv_loops.conv_valid_in_groups(x, weight, bias, True, True, in_groups, group)
+    direct_conv_loops.conv_valid_in_pairs(x, weight, bias, True, True, tap_by_tap)
     np.testing.assert_array_equal(unrolled, tap_by_tap)
-    np.testing.assert_array_equal(in_groups, tap_by_tap)
     expected = naive_conv2d(x, weight, bias, (1, 1), (0, 0), (1, 1), 1)
     np.testing.assert_allclose(tap_by_tap, np.maximum(expected, 0), rtol=0,
                                atol=TOL[x.dtype.type] * max(1.0, np.abs(expected).max()))
@@ -266,11 +279,11 @@ def test_only_one_channel_and_the_listed_sizes_and_dtypes_unroll():
 
 @pytest.mark.parametrize("channels", [1, 2])  # the unrolled loop (pairs of images) and the tap-by-tap one
 def test_two_threads_share_out_every_image(torch, rng, channels):
-    """More images than a thread's group, a batch big enough to run on two threads: each image once, each right."""
+    """An odd count of images (pairs, the last cut short), a batch big enough for two threads: each image right."""
     import colnn
     from colnn.kernels import threads
 
-    x = rng.random((4 * direct_conv.GROUP_IMAGES + 3, channels, 28, 28), dtype=np.float32)
+    x = rng.random((19, channels, 28, 28), dtype=np.float32)
     weight = (rng.standard_normal((8, channels, 5, 5)) / 5).astype(np.float32)
     window = conv.conv_window((28, 28), (5, 5), 1, 0, 1)
     assert x.shape[0] * 8 * 24 * 24 * 4 * 25 // 8 >= threads.SERIAL_BELOW_BYTES

@@ -13,7 +13,7 @@ SimpleConvNet's layer it is a faster forward than the per-image GEMM of
 :mod:`colnn.kernels.image_gemm`, and faster per core than ONNX Runtime: 100
 images, one thread, on the 2-core AMD EPYC VM (AVX2), least of 40 interleaved
 runs: 1.65 ms against ONNX Runtime's 1.9 ms (it was 2.5 ms before the loop
-took pairs of images). Images go to Numba's threads in small groups; on two
+took pairs of images). Pairs of images go to Numba's threads; on two
 threads, hot, 0.85 ms against ONNX Runtime's 1.1 ms. Called after a pause
 (``colnn bench``'s peers wait 20 ms before each call) both take about twice
 that, the VM's cores waking up: C2 (64 images) then 2.2 ms against ONNX
@@ -38,12 +38,10 @@ from ..core.window import Window
 from .conv_chunked import col_bytes
 from .threads import threads_for
 
-__all__ = ["MAX_CHANNELS", "GROUP_IMAGES", "UNROLLED_KERNELS", "applies", "unrolls", "preferred",
+__all__ = ["MAX_CHANNELS", "UNROLLED_KERNELS", "applies", "unrolls", "preferred",
            "conv2d_forward_direct"]
 
 MAX_CHANNELS = 4
-# Images a thread takes at a time on the tap-by-tap path: a few, so the threads' last groups end close together.
-GROUP_IMAGES = 4
 # Kernel sizes (and dtypes) whose one-channel loop is compiled with its taps unrolled, each a compilation of its
 # own (about 3 s the first time); the others go tap by tap. Measured on 100 MNIST-sized images and 30 filters,
 # one thread, least of 21 interleaved runs (AMD EPYC, AVX2): 5x5 float32 1.7 ms against 2.3 ms tap by tap,
@@ -132,7 +130,7 @@ def conv2d_forward_direct(
 
     ``x`` ``(N, C, H, W)``, ``weight`` ``(FN, C, kh, kw)``, ``bias`` ``(FN,)`` or
     None share a dtype (float32 or float64); ``window`` is one that
-    :func:`applies` takes. The batch is split over colnn's threads in small groups of images
+    :func:`applies` takes. The batch is split over colnn's threads in pairs of images
     (:func:`colnn.kernels.threads.threads_for`). With ``relu`` the output is
     ``relu(conv + bias)`` (:mod:`colnn.kernels.epilogue`).
     """
@@ -145,13 +143,12 @@ def conv2d_forward_direct(
     if out is None:
         out = np.empty((x.shape[0], weight.shape[0], window.out_h, window.out_w), dtype=x.dtype)
     bias_or_zero = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias)
-    # Groups of images spread over Numba's threads (TBB hands a group to whichever thread is free, so a
-    # thread that gets less of a shared core does fewer); pairs for the unrolled loop, which sums two at a time.
+    # Pairs of images spread over Numba's threads (TBB hands a pair to whichever thread is free, so a
+    # thread that gets less of a shared core does fewer).
     with threads_for(col_bytes(x.shape, window, x.itemsize)):
         if unrolls(x.shape, x.dtype, window):
-            direct_conv_loops.one_channel_conv(window.kernel_h, window.kernel_w)(
-                source, weight, bias_or_zero, bias is not None, relu, out)
+            conv = direct_conv_loops.one_channel_conv(window.kernel_h, window.kernel_w)
         else:
-            direct_conv_loops.conv_valid_in_groups(source, weight, bias_or_zero, bias is not None, relu, out,
-                                                   GROUP_IMAGES)
+            conv = direct_conv_loops.conv_valid_in_pairs
+        conv(source, weight, bias_or_zero, bias is not None, relu, out)
     return out
