@@ -47,33 +47,18 @@ def table_rows(text: str, first_header: str) -> tuple[list[str], list[list[str]]
 @pytest.fixture(scope="module")
 def faked_run(tmp_path_factory):
     """``colnn bench --quick --json`` with fake timers, two BLAS libraries and a load above the cores."""
-    state = {"impl": None}
-
-    def fake_time_call(func, repeat):
-        if state["impl"] is None:
-            return LIMIT_SECONDS
-        return FAKE_SECONDS.get(state["impl"], OTHER_SECONDS)
+    def fake_rounds(cases, repeat, settle_s, log=None):
+        return {(case.name, impl): FAKE_SECONDS.get(impl, OTHER_SECONDS) for case in cases for impl in case.impls}
 
     def fake_interleaved(impls, repeat, settle_s=0.0):
         return {impl: FAKE_SECONDS.get(impl, OTHER_SECONDS) for impl in impls}
-
-    real_run_benchmark = bench.run_benchmark
-
-    def run_benchmark_tracking_impl(*args, **kwargs):
-        log = kwargs["log"]
-
-        def track(message):
-            state["impl"] = message.removeprefix("timing ")
-            log(message)
-
-        return real_run_benchmark(*args, **{**kwargs, "log": track})
 
     report = tmp_path_factory.mktemp("bench") / "bench.json"
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), \
             contextlib.redirect_stderr(io.StringIO()):
-        patch.setattr(bench, "time_call", fake_time_call)
-        patch.setattr(bench, "run_benchmark", run_benchmark_tracking_impl)
+        patch.setattr(bench, "time_call", lambda func, repeat: LIMIT_SECONDS)  # bandwidth and SGEMM
+        patch.setattr(bench, "time_rounds", fake_rounds)
         patch.setattr(bench, "peak_added_mb", lambda func: None)
         patch.setattr(bench_peers, "time_interleaved", fake_interleaved)
         patch.setattr(bench_env, "blas_info", lambda: TWO_BLAS)
@@ -179,6 +164,48 @@ def test_a_quiet_run_prints_no_warning():
     assert bench_common.noise_warnings([row], None, None) == []  # no load average on this platform
     assert bench_common.summarize_times([0.001, 0.0013])["noisy"] is False
     assert bench_common.summarize_times([0.001, 0.00131])["noisy"] is True
+
+
+@pytest.mark.parametrize("repeat", [1, 2, 7, 9])
+def test_rounds_take_every_case_and_implementation_in_turn(monkeypatch, repeat):
+    """Each implementation gets ``repeat`` timed calls over the rounds, after a pause, cases interleaved in time."""
+    events = []
+    monkeypatch.setattr(bench.time, "sleep", lambda seconds: events.append(("pause", seconds)))
+
+    def timer(name):
+        def func():
+            events.append(("call", name))
+        return func
+
+    cases = []
+    for case_name in ("A", "B"):
+        case = bench_common.Case(case_name, "(1,)", None, 0.0)
+        case.impls = {impl: timer(f"{case_name}/{impl}") for impl in ("colnn", "torch")}
+        cases.append(case)
+    seconds = bench.time_rounds(cases, repeat, 0.25)
+    assert set(seconds) == {(case, impl) for case in "AB" for impl in ("colnn", "torch")}
+    assert all(len(times) == repeat for times in seconds.values())
+    rounds = min(bench.ROUNDS, repeat)
+    runs = [[name for kind, name in group] for group in _split_at_pauses(events)]
+    assert len(runs) == rounds * 4
+    assert all(len(set(run)) == 1 for run in runs)  # one implementation between two pauses
+    # per round: case A's two implementations, then case B's; the implementations' order alternates
+    order = [run[0] for run in runs]
+    for index in range(rounds):
+        first, second = ("colnn", "torch") if index % 2 == 0 else ("torch", "colnn")
+        assert order[4 * index:4 * index + 4] == [f"A/{first}", f"A/{second}", f"B/{first}", f"B/{second}"]
+    assert all(kind == "call" or pause == 0.25 for kind, pause in events)
+
+
+def _split_at_pauses(events):
+    groups, current = [], None
+    for event in events:
+        if event[0] == "pause":
+            current = []
+            groups.append(current)
+        else:
+            current.append(event)
+    return groups
 
 
 @pytest.mark.slow  # the whole quick benchmark, every row: about a minute of both cores

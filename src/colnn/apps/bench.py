@@ -1,7 +1,9 @@
 """``colnn bench``: colnn's default strategy against the tutorial, the reference strategy and PyTorch.
 
 Everything runs in one process: each case is warmed up once (which compiles
-the kernels, or loads them from the cache), then timed ``repeat`` times; the
+the kernels, or loads them from the cache), then timed ``repeat`` times, in
+:data:`ROUNDS` rounds that take every implementation of every case in turn
+(:func:`time_rounds`); the
 table gives the median and the min-max in milliseconds and two kinds of
 ratio. "÷ colnn" is a row's time over colnn's time (above 1: colnn is faster),
 the convention of the peers' section too. "x limit" is a row's time over a
@@ -73,8 +75,9 @@ from .bench_foreign import foreign_cases
 from .bench_tutorial import TutorialError, load_tutorial, missing_tutorial_note
 from .options import positive_int
 
-__all__ = ["Row", "Case", "run_benchmark", "format_table", "measure_bandwidth", "measure_sgemm", "register",
-           "RATIO_LEGEND", "COLNN_RATIO_NOTE", "COLNN_RATIO", "LIMIT_FLOOR_MS", "NOISE_RATIO"]
+__all__ = ["Row", "Case", "run_benchmark", "format_table", "measure_bandwidth", "measure_sgemm", "time_rounds",
+           "register", "ROUNDS", "SETTLE_S", "RATIO_LEGEND", "COLNN_RATIO_NOTE", "COLNN_RATIO", "LIMIT_FLOOR_MS",
+           "NOISE_RATIO"]
 
 
 def ratio_over(time_ms: float, reference_ms: float | None) -> float | None:
@@ -123,6 +126,40 @@ def time_call(func: Callable[[], Any], repeat: int) -> list[float]:
         func()
         times.append(time.perf_counter() - start)
     return times
+
+
+# Rounds over all cases and implementations, and the pause before each implementation's calls in a round:
+# longer than OpenBLAS's workers and an OpenMP runtime (PyTorch's, Numba's) keep spinning after a call,
+# which on two cores would halve the speed of whatever runs next in the process.
+ROUNDS = 3
+SETTLE_S = 0.3
+
+
+def time_rounds(cases: list[Case], repeat: int, settle_s: float,
+                log: Callable[[str], None] | None = None) -> dict[tuple[str, str], list[float]]:
+    """Seconds of ``repeat`` calls of each case's implementations, in :data:`ROUNDS` interleaved rounds.
+
+    A round takes each case in turn and times its implementations one after
+    another, each after a pause of ``settle_s`` and a warm-up call, with a
+    share of ``repeat`` calls back to back; the order of the implementations is
+    reversed every other round. A shared machine's load changes over minutes:
+    timed in rounds, every implementation of a case meets the same spells of it,
+    where timing one implementation over all cases and then the next compared
+    them across minutes.
+    """
+    rounds = min(ROUNDS, repeat)
+    seconds: dict[tuple[str, str], list[float]] = {
+        (case.name, impl): [] for case in cases for impl in case.impls}
+    for index in range(rounds):
+        calls = repeat // rounds + (index < repeat % rounds)
+        if log:
+            log(f"timing round {index + 1} of {rounds}")
+        for case in cases:
+            impls = list(case.impls.items())
+            for impl, func in impls if index % 2 == 0 else reversed(impls):
+                time.sleep(settle_s)
+                seconds[case.name, impl] += time_call(func, calls)
+    return seconds
 
 
 def measure_bandwidth(nbytes: int = 512 << 20, repeat: int = 5) -> float:
@@ -293,7 +330,7 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial: ModuleType | None
     from .. import __version__
 
     load = load_average()  # before the timing, which adds its own threads to it
-    settle_s = 0.1 if quick else 2.0
+    settle_s = 0.05 if quick else SETTLE_S
     bandwidth = measure_bandwidth(64 << 20 if quick else 512 << 20)
     sgemm = measure_sgemm(512 if quick else 2048)
     cases = _pool_cases(QUICK_POOL_SHAPES if quick else POOL_SHAPES, torch, tutorial, bandwidth)
@@ -301,20 +338,10 @@ def _run_cases(quick: bool, repeat: int, torch: Any, tutorial: ModuleType | None
     cases += family_cases(quick, torch, bandwidth, sgemm)
     cases += conv_row_cases(quick, torch, sgemm)
     cases += foreign_cases(quick, torch, bandwidth, sgemm)
-    timed = {}
-    # One implementation at a time over all cases, with a pause between them: an
-    # OpenMP runtime (PyTorch's, or Numba's) and OpenBLAS keep their threads
-    # spinning for a while after each call, and on two cores that halves the
-    # speed of whatever runs next in the process.
-    for impl in dict.fromkeys(impl for case in cases for impl in case.impls):
-        if log:
-            log(f"timing {impl}")
-        time.sleep(settle_s)
-        for case in cases:
-            if impl in case.impls:
-                func = case.impls[impl]
-                timed[case.name, impl] = Row(case.name, case.shape, impl, **summarize_times(time_call(func, repeat)),
-                                             peak_added_mb=peak_added_mb(func), input_mb=case.input_mb)
+    seconds = time_rounds(cases, repeat, settle_s, log)
+    timed = {(case.name, impl): Row(case.name, case.shape, impl, **summarize_times(seconds[case.name, impl]),
+                                    peak_added_mb=peak_added_mb(func), input_mb=case.input_mb)
+             for case in cases for impl, func in case.impls.items()}
     rows = []
     for case in cases:
         case_rows = [timed[case.name, impl] for impl in case.impls]

@@ -15,7 +15,7 @@ volume and its gradient: scatters need no atomics and add in output order, as
 PyTorch does. Maxima follow PyTorch's CPU rule (scanning the box row-major, a
 cell replaces the running maximum when greater or NaN); no ``fastmath``, which
 would drop the NaN test. Sums run in the volumes' dtype, separably (rows, then columns);
-:func:`volume_means` alone allows reassociation (the one flag that keeps NaN and inf).
+:func:`volume_means` sums in an order of its own (:mod:`colnn.kernels.lane_sum`), which keeps NaN and inf.
 """
 
 from __future__ import annotations

@@ -83,8 +83,9 @@ def preferred(x_shape: tuple[int, ...], dtype: np.dtype, window: Window) -> bool
     Its unrolled loop does (see the module's note), and so does a strided one:
     W1 of ``colnn bench``, a conv1d of 80 taps at stride 4 on (8, 1, 16000),
     took 1.38-1.51 ms here against 1.66-3.03 ms by the GEMM (medians of five
-    rounds of 15 calls, two threads, the shared AMD EPYC VM; one thread 2.9 ms,
-    56 GFLOP/s). The tap-by-tap loop at stride 1 does not.
+    rounds of 15 calls, two threads, the shared AMD EPYC VM), with a loop since
+    made faster (one thread 2.19 ms, 75 GFLOP/s; :mod:`colnn.kernels.direct_conv_loops`).
+    The tap-by-tap loop at stride 1 does not.
     """
     return unrolls(x_shape, dtype, window) or window.stride_w > 1
 

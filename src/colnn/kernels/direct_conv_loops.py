@@ -169,7 +169,7 @@ def _store_pairs(sums00, sums01, sums10, sums11, bias, add_bias, relu, out, b0, 
 
 @functools.cache
 def one_channel_conv(kernel_h: int, kernel_w: int) -> Callable[..., None]:
-    """:func:`conv_valid_in_groups` for one input channel and one kernel size, its taps unrolled into the loop.
+    """:func:`conv_valid_in_pairs` for one input channel and one kernel size, its taps unrolled into the loop.
 
     The function returned takes ``(x, weight, bias, add_bias, relu, out)`` and
     spreads pairs of images over Numba's threads.
