@@ -136,25 +136,29 @@ def test_nan_and_inf_reach_exactly_the_windows_that_hold_them(rng, relu):
     np.testing.assert_allclose(out[finite], expected[finite], rtol=1e-12, atol=1e-12)
 
 
-def test_the_strategy_picks_the_unrolled_direct_loop_else_image_gemm_for_one_channel(monkeypatch, rng):
+def test_the_strategy_picks_the_direct_loops_in_float32_and_image_gemm_for_one_channel_in_float64(monkeypatch, rng):
     calls = []
     for module, name in [(image_gemm, "conv2d_forward_image_gemm"), (direct_conv, "conv2d_forward_direct"),
                          (conv_chunked, "conv2d_forward_chunked")]:
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *args, original=original, name=name:
                             calls.append(name) or original(*args))
-    # A float32 5x5 at stride 1 has an unrolled direct loop, faster than the per-image GEMM (3x3 goes to
-    # Winograd); other sizes and strides with one channel and enough filters take the GEMM.
-    cases = [((2, 1, 12, 12), (30, 1, 5, 5), 1, "conv2d_forward_direct"),
-             ((2, 1, 12, 12), (30, 1, 4, 4), 1, "conv2d_forward_image_gemm"),
-             ((2, 1, 12, 12), (30, 1, 5, 5), 2, "conv2d_forward_image_gemm"),
-             ((2, 1, 12, 12), (6, 1, 5, 5), 1, "conv2d_forward_direct"),
-             ((2, 3, 12, 12), (30, 3, 5, 5), 1, "conv2d_forward_direct"),
-             ((2, 1, 12, 12), (30, 1, 2, 2), 1, "conv2d_forward_direct")]
-    for x_shape, w_shape, stride, expected in cases:
-        conv.conv2d(rng.standard_normal(x_shape).astype(np.float32),
-                    rng.standard_normal(w_shape).astype(np.float32), stride=stride)
-        assert calls == [expected], (x_shape, w_shape, stride)
+    # float32: the direct loops (unrolled 5x5, or two filters on two images tap by tap) beat the per-image
+    # GEMM (3x3 goes to Winograd); float64 with one channel and enough filters takes the GEMM unless unrolled.
+    cases = [((2, 1, 12, 12), (30, 1, 5, 5), 1, np.float32, "conv2d_forward_direct"),
+             ((2, 1, 12, 12), (30, 1, 4, 4), 1, np.float32, "conv2d_forward_direct"),
+             ((2, 1, 12, 12), (30, 1, 5, 5), 2, np.float32, "conv2d_forward_image_gemm"),  # direct: stride_h 1
+             ((2, 1, 12, 12), (6, 1, 5, 5), 1, np.float32, "conv2d_forward_direct"),
+             ((2, 3, 12, 12), (30, 3, 5, 5), 1, np.float32, "conv2d_forward_direct"),
+             ((2, 1, 12, 12), (30, 1, 2, 2), 1, np.float32, "conv2d_forward_direct"),
+             ((2, 1, 12, 12), (30, 1, 4, 4), 1, np.float64, "conv2d_forward_image_gemm"),
+             ((2, 1, 12, 12), (30, 1, 5, 5), 1, np.float64, "conv2d_forward_direct"),
+             ((2, 1, 12, 12), (30, 1, 4, 4), (1, 2), np.float64, "conv2d_forward_direct"),
+             ((2, 1, 12, 12), (6, 1, 4, 4), 1, np.float64, "conv2d_forward_direct")]
+    for x_shape, w_shape, stride, dtype, expected in cases:
+        conv.conv2d(rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype),
+                    stride=stride)
+        assert calls == [expected], (x_shape, w_shape, stride, dtype)
         calls.clear()
 
 

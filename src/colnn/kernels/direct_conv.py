@@ -80,14 +80,18 @@ def unrolls(x_shape: tuple[int, ...], dtype: np.dtype, window: Window) -> bool:
 def preferred(x_shape: tuple[int, ...], dtype: np.dtype, window: Window) -> bool:
     """Whether the direct path beats the per-image GEMM of :mod:`colnn.kernels.image_gemm` where both apply.
 
-    Its unrolled loop does (see the module's note), and so does a strided one:
-    W1 of ``colnn bench``, a conv1d of 80 taps at stride 4 on (8, 1, 16000),
-    took 1.38-1.51 ms here against 1.66-3.03 ms by the GEMM (medians of five
-    rounds of 15 calls, two threads, the shared AMD EPYC VM), with a loop since
-    made faster (one thread 2.19 ms, 75 GFLOP/s; :mod:`colnn.kernels.direct_conv_loops`).
-    The tap-by-tap loop at stride 1 does not.
+    Its unrolled loop does (see the module's note), and so do a strided one and
+    the tap-by-tap loop in float32. Medians of 8 interleaved rounds of 5 calls,
+    direct against GEMM, one and two threads, the 2-core AMD EPYC VM (AVX2):
+    one channel, 7x7, 32 filters on (64, 1, 28, 28) 2.09 / 1.06 ms against
+    2.33 / 1.36; 11x11, 16 filters on (32, 1, 64, 64) 9.2 / 4.9 against
+    12.5 / 7.3; 4x4, 32 filters 1.17 / 0.61 against 1.24 / 0.84; W1 of
+    ``colnn bench`` (80 taps at stride 4) 1.38-1.51 ms against 1.66-3.03 before
+    the loop took pairs of filters and images. In float64, with half the
+    vector's lanes, the GEMM is ahead (7x7, 64 filters: 8.8 / 4.5 against 8.1 / 4.3).
+    Measured on AVX2 only; BLAS's AVX-512 kernels may move the line on such a machine.
     """
-    return unrolls(x_shape, dtype, window) or window.stride_w > 1
+    return unrolls(x_shape, dtype, window) or window.stride_w > 1 or np.dtype(dtype) == np.float32
 
 
 def _padded(x: np.ndarray, window: Window) -> np.ndarray:

@@ -16,7 +16,11 @@ one), where Numba's loops stop at 256 bits (LLVM's preference on these
 processors): on the 2-core AVX-512 machine of ``colnn bench``, one thread,
 SimpleConvNet's layer on 100 images took 2.2-2.3 ms this way, 2.7 ms by the
 direct kernel (:mod:`colnn.kernels.direct_conv`) and 2.4-2.7 ms in ONNX Runtime,
-timed interleaved (``benchmarks/conv_first_layer.py``).
+timed interleaved (``benchmarks/conv_first_layer.py``). The direct loops have
+since been rebuilt (an unrolled 5x5, and two filters on two images per pass),
+and on the AVX2 machine they beat this in float32 for every one-channel shape
+tried (:func:`colnn.kernels.direct_conv.preferred`), so the forward here serves
+float64; on an AVX-512 machine that choice has not been measured again.
 
 The sums are BLAS's, like those of :mod:`colnn.kernels.conv_chunked`, with the
 bias added inside the product rather than after it: within float32 rounding
