@@ -58,6 +58,8 @@ class Backend:
         if not self.foreign or not isinstance(value, np.ndarray):
             return value
         native = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
+        if not native.flags.writeable:  # torch.asarray shares the memory and warns on a read-only array
+            native = native.copy()
         return self.to_library(native)
 
     def back(self, value):

@@ -99,9 +99,9 @@ def conv_valid_in_pairs(x, weight, bias, add_bias, relu, out):
     applies ReLU (:func:`~colnn.kernels.epilogue_loops.store_row`). A pair of
     images and :data:`FILTERS_PER_TASK` filters make a task of Numba's threads,
     which sums pairs of filters (an odd last image or filter is summed twice and
-    stored once). (Numba's threads rather than
-    woken Python workers: on the 2-core AMD EPYC VM a Python worker woken per
-    call added a quarter to a first layer's time.)
+    stored once). Numba's threads rather than woken Python workers: on the
+    2-core AMD EPYC VM a Python worker woken per call added a quarter to a first
+    layer's time.
     """
     n_images, height, width = x.shape[0], x.shape[2], x.shape[3]
     channels, filters, kernel_h, kernel_w = x.shape[1], weight.shape[0], weight.shape[2], weight.shape[3]
