@@ -621,8 +621,16 @@ def test_evaluate_points_a_book_reader_to_the_data_and_the_file_it_needs(tmp_pat
     network.save_params(str(tmp_path / "params.pkl"))
     network.save_params(str(tmp_path / "params.npz"))
     assert main(["evaluate", str(tmp_path / "params.pkl")]) == 1
-    err = capsys.readouterr().err
+    err = without_compile_notice(capsys.readouterr().err)  # a cold cache compiles SimpleConvNet's kernels
     assert err.count("\n") == 1 and "not an .npz archive" in err and "save_params('model.npz')" in err
     assert main(["evaluate", str(tmp_path / "params.npz")]) == 1  # the default data set is the 8x8 digits
-    err = capsys.readouterr().err
+    err = without_compile_notice(capsys.readouterr().err)
     assert err.count("\n") == 1 and "(1, 28, 28)" in err and "--dataset mnist5k has such images" in err
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_DATASETS))
+def test_each_data_sets_image_shape_is_the_shape_it_loads(name):
+    """``image_shape`` is stated beside the loader (to name a data set without loading one): it must agree."""
+    pytest.importorskip(BUILTIN_DATASETS[name].module, reason=f"needs {BUILTIN_DATASETS[name].package}")
+    data = BUILTIN_DATASETS[name].load()
+    assert data.input_shape == BUILTIN_DATASETS[name].image_shape == data.x_test.shape[1:]

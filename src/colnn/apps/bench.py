@@ -4,8 +4,8 @@ Everything runs in one process: each case is warmed up once (which compiles
 the kernels, or loads them from the cache), then timed ``repeat`` times, in
 :data:`ROUNDS` rounds that take every implementation of every case in turn
 (:func:`time_rounds`); the table gives the median and the min-max in
-milliseconds and two kinds of ratio. "÷ colnn" is a row's time over colnn's time (above 1: colnn is faster),
-the convention of the peers' section too. "x limit" is a row's time over a
+milliseconds and two kinds of ratio. "÷ colnn" is a row's time over colnn's
+time (above 1: colnn is faster), the convention of the peers' section too. "x limit" is a row's time over a
 limit's time (1.0 is the limit, below 1 the data stayed in cache). For pooling
 the limit is memory bandwidth: the time needed just to read the input and
 write the output (and offsets) at the bandwidth of a large ``np.copyto`` into

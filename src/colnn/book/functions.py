@@ -118,10 +118,11 @@ def cross_entropy_error(y: Any, t: Any) -> float:
         t = t.argmax(axis=1)
     # A column of labels is one label per row; the book's indexing would pair every row with every label.
     t = t.reshape(-1)
-    if t.dtype.kind not in "iu" or t.size != y.shape[0]:
+    integers = t.dtype.kind in "iu"
+    if not integers or t.size != y.shape[0]:
         message = (f"cross_entropy_error: t must be {y.shape[0]} integer labels, (N,) or (N, 1), or one-hot rows "
                    f"of y's shape {y.shape}; got {t.dtype} of {t.size} values")
-        raise TypeError(message) if t.dtype.kind not in "iu" else ValueError(message)
+        raise ValueError(message) if integers else TypeError(message)
     check_labels(t, y.shape[1])
     batch_size = y.shape[0]
     return -np.log(y[np.arange(batch_size), t] + LOG_GUARD).sum() / batch_size

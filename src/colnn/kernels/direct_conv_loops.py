@@ -191,7 +191,7 @@ def one_channel_conv(kernel_h: int, kernel_w: int) -> Callable[..., None]:
     plane). As a 2-d index whose parts are loop counters it stays affine for
     LLVM, where the flat ``plane[ky * W + kx + i]`` takes Numba's
     negative-index check and becomes a gather. Each sum is the one of
-    :func:`conv_valid_into`, in the same order, bit for bit.
+    :func:`conv_valid_in_pairs`, in the same order, bit for bit.
     """
 
     rows_per_pass = kernel_h if 4 * kernel_h * kernel_w <= PRODUCTS_PER_PASS else 1
@@ -200,7 +200,7 @@ def one_channel_conv(kernel_h: int, kernel_w: int) -> Callable[..., None]:
     # anew in every process (Numba's cache cannot key the callee), where this one loads from the cache.
     @njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
     def conv_one_channel_in_pairs(x, weight, bias, add_bias, relu, out):
-        """As :func:`conv_valid_into` for ``x`` ``(B, 1, H, W)``; pairs of images spread over Numba's threads."""
+        """As :func:`conv_valid_in_pairs` for ``x`` ``(B, 1, H, W)``; pairs of images spread over Numba's threads."""
         n_images, width = x.shape[0], x.shape[3]
         filters, out_h, out_w = weight.shape[0], out.shape[2], out.shape[3]
         cells = (out_h - 1) * width + out_w

@@ -111,8 +111,9 @@ def conv2d_forward(
     ``saved`` is ``col`` for the ``"im2col"`` strategy and ``x`` itself for the
     default one, which rebuilds the columns in backward. The default computes
     float32 3x3 convolutions at stride 1 by Winograd F(4x4, 3x3) (:mod:`colnn.kernels.winograd`),
-    one-channel inputs with enough filters by one GEMM per image (:mod:`colnn.kernels.image_gemm`), and
-    other convolutions of few input channels at a unit vertical stride directly (:mod:`colnn.kernels.direct_conv`),
+    convolutions of few input channels at a unit vertical stride directly (:mod:`colnn.kernels.direct_conv`;
+    in float64 one-channel inputs with enough filters by one GEMM per image, :mod:`colnn.kernels.image_gemm`,
+    unless the direct loop is unrolled or strided: :func:`colnn.kernels.direct_conv.preferred`),
     when every value is finite and small enough that no transform can overflow;
     otherwise by im2col, whose sums are the direct sums (IEEE: NaN and inf only
     where a window's own sum gives them). float16 is computed in float32 and
@@ -182,7 +183,7 @@ def _forward(
                 relu_in_place(out)
             return out, x
         direct = direct_conv.applies(x.shape, weight.shape, window, groups)
-        # The unrolled direct loops (3x3, 5x5) and strided ones beat the per-image GEMM; the others do not.
+        # Where both apply, direct_conv.preferred says which is faster (the GEMM only for some float64 cases).
         if direct and direct_conv.preferred(x.shape, x.dtype, window):
             return direct_conv.conv2d_forward_direct(x, weight, bias, window, relu, out), x
         if image_gemm.applies(x.shape, weight.shape, window, groups):
